@@ -1,0 +1,365 @@
+"""The SoLA-Vision backbone: a four-stage hierarchy whose blocks each mix tokens with linear (MALA)
+or global softmax attention, chosen per block by a `Pattern`. Written in timm's style (blocks →
+stages → model) and registered with timm as `sola_vision_<variant>` when timm is importable.
+
+Both mixers own exactly the same parameters, so one block's weights serve either choice.
+Tensors are (B, H, W, C) inside a stage and (B, C, H, W) between stages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sola_search.space.pattern import SOFTMAX, Pattern
+from sola_search.space.variants import VARIANTS, Variant, get_variant
+
+
+def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Stochastic depth per sample."""
+    if p == 0.0 or not training:
+        return x
+    keep = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(1 - p)
+    return x * keep / (1 - p)
+
+
+def dwconv(dim: int, k: int) -> nn.Conv2d:
+    return nn.Conv2d(dim, dim, k, padding=k // 2, groups=dim)
+
+
+def _nchw(x: torch.Tensor) -> torch.Tensor:
+    return x.permute(0, 3, 1, 2)
+
+
+def _nhwc(x: torch.Tensor) -> torch.Tensor:
+    return x.permute(0, 2, 3, 1)
+
+
+class Attention(nn.Module):
+    """Token mixer with a q, k, v and gate projection, a 5×5 depthwise LePE on V and an output
+    projection; `kind` picks global softmax attention (SDPA) or magnitude-aware linear attention."""
+
+    def __init__(self, dim: int, num_heads: int, kind: str):
+        super().__init__()
+        assert kind in ("linear", "softmax")
+        self.kind, self.num_heads, self.head_dim = kind, num_heads, dim // num_heads
+        self.qkvg = nn.Linear(dim, 4 * dim)
+        self.lepe = dwconv(dim, 5)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, H, W, C = x.shape
+        q, k, v, g = self.qkvg(x).chunk(4, dim=-1)
+        lepe = _nhwc(self.lepe(_nchw(v)))
+        q, k, v = (t.reshape(B, H * W, self.num_heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v) if self.kind == "softmax" else self.mala(q, k, v)
+        y = y.transpose(1, 2).reshape(B, H, W, C)
+        return self.proj((y + lepe) * F.silu(g))
+
+    @staticmethod
+    def mala(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Magnitude-aware linear attention (non-causal): with φ = ELU + 1, s = d^-½,
+        z_i = s·φ(q_i)·k̄ᵀ and Y_i = (1 + 1/z_i)·φ(q_i)·[(s/N)·Σ_j φ(k_j)ᵀv_j] − z_i·v̄.
+        kᵀv is formed first and kept in fp32 (under autocast too)."""
+        n, d, dtype = q.shape[-2], q.shape[-1], v.dtype
+        s = d**-0.5
+        with torch.autocast("cuda" if q.is_cuda else "cpu", enabled=False):
+            q, k, v = (F.elu(q.float()) + 1, F.elu(k.float()) + 1, v.float())
+            kv = (k.transpose(-2, -1) @ v) * (s / n)  # (B, h, d, d)
+            z = (q @ k.mean(dim=-2, keepdim=True).transpose(-2, -1)) * s  # (B, h, N, 1)
+            y = (1 + 1 / z) * (q @ kv) - z * v.mean(dim=-2, keepdim=True)
+        return y.to(dtype)
+
+
+class Mlp(nn.Module):
+    """1×1 → GELU → (+ 3×3 depthwise) → 1×1."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.dw = dwconv(hidden, 3)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.gelu(self.fc1(x))
+        x = x + _nhwc(self.dw(_nchw(x)))
+        return self.fc2(x)
+
+
+class Block(nn.Module):
+    """x += CPE(x); x += γ₁·Mixer(Norm(x)); x += γ₂·MLP(Norm(x))."""
+
+    def __init__(self, dim: int, num_heads: int, kind: str, mlp_ratio: float, drop_path: float, ls_init: float):
+        super().__init__()
+        self.cpe = dwconv(dim, 3)
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, num_heads, kind)
+        self.gamma1 = nn.Parameter(torch.full((dim,), ls_init))
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.gamma2 = nn.Parameter(torch.full((dim,), ls_init))
+        self.drop_path = drop_path
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + _nhwc(self.cpe(_nchw(x)))
+        x = x + drop_path(self.gamma1 * self.attn(self.norm1(x)), self.drop_path, self.training)
+        return x + drop_path(self.gamma2 * self.mlp(self.norm2(x)), self.drop_path, self.training)
+
+
+class ConvNorm(nn.Module):
+    """3×3 stride-2 convolution followed by a LayerNorm over channels (stem parts and downsampling)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, stride=2, padding=1)
+        self.norm = nn.LayerNorm(cout, eps=1e-6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _nchw(self.norm(_nhwc(self.conv(x))))
+
+
+class Stem(nn.Module):
+    """Stride 4: two 3×3 stride-2 convolutions with a GELU between."""
+
+    def __init__(self, in_chans: int, dim: int):
+        super().__init__()
+        self.conv1 = ConvNorm(in_chans, dim // 2)
+        self.conv2 = ConvNorm(dim // 2, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(F.gelu(self.conv1(x)))
+
+
+class Stage(nn.Module):
+    def __init__(self, cin: int, dim: int, num_heads: int, kinds: str, mlp_ratio: float, dpr: Sequence[float],
+                 ls_init: float, downsample: bool):
+        super().__init__()
+        self.downsample = ConvNorm(cin, dim) if downsample else nn.Identity()
+        self.blocks = nn.Sequential(*(
+            Block(dim, num_heads, "softmax" if c == SOFTMAX else "linear", mlp_ratio, p, ls_init)
+            for c, p in zip(kinds, dpr)
+        ))
+        self.grad_checkpointing = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = _nhwc(self.downsample(x))
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            for blk in self.blocks:
+                x = torch.utils.checkpoint.checkpoint(blk, x, use_reentrant=False)
+        else:
+            x = self.blocks(x)
+        return _nchw(x)
+
+
+class ClassifierHead(nn.Module):
+    """Global average pool → LayerNorm → dropout → linear."""
+
+    def __init__(self, dim: int, num_classes: int, global_pool: str, drop_rate: float):
+        super().__init__()
+        self.global_pool = global_pool
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.drop = nn.Dropout(drop_rate)
+        self.fc = nn.Linear(dim, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        if self.global_pool == "avg":
+            x = x.mean((2, 3))
+        x = self.drop(self.norm(x) if self.global_pool == "avg" else x)
+        return x if pre_logits else self.fc(x)
+
+
+class SolaVision(nn.Module):
+    """A hybrid linear/softmax attention backbone built from a variant and a pattern."""
+
+    def __init__(
+        self,
+        variant: str | Variant = "tiny",
+        pattern: str | Pattern | None = None,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        global_pool: str = "avg",
+        drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        layer_scale_init: float = 1e-5,
+        width: float = 1.0,
+    ):
+        super().__init__()
+        v = get_variant(variant).scaled(width)
+        pattern = resolve_pattern(pattern, v)
+        if global_pool not in ("avg", ""):
+            raise ValueError(f"global_pool {global_pool!r}: expected 'avg' or ''")
+        self.variant, self.pattern = v, pattern
+        self.num_classes, self.global_pool, self.drop_rate = num_classes, global_pool, drop_rate
+        self.num_features = self.head_hidden_size = v.dims[-1]
+        self.stem = Stem(in_chans, v.dims[0])
+        dpr = [drop_path_rate * i / max(v.num_blocks - 1, 1) for i in range(v.num_blocks)]
+        stages, self.feature_info, cin, at = [], [], v.dims[0], 0
+        for i, (dim, depth, heads, kinds) in enumerate(zip(v.dims, v.depths, v.heads, pattern.stages)):
+            stages.append(Stage(cin, dim, heads, kinds, v.mlp_ratio, dpr[at : at + depth], layer_scale_init,
+                                downsample=i > 0))
+            self.feature_info.append(dict(num_chs=dim, reduction=4 * 2**i, module=f"stages.{i}"))
+            cin, at = dim, at + depth
+        self.stages = nn.Sequential(*stages)
+        self.head = ClassifierHead(self.num_features, num_classes, global_pool, drop_rate)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            nn.init.zeros_(m.bias)
+
+    # --- timm's model API ----------------------------------------------------------------------
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict:
+        return dict(stem=r"^stem", blocks=r"^stages\.(\d+)" if coarse else
+                    [(r"^stages\.(\d+)\.downsample", (0,)), (r"^stages\.(\d+)\.blocks\.(\d+)", None),
+                     (r"^head\.norm", (99999,))])
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        for s in self.stages:
+            s.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def no_weight_decay(self) -> set[str]:
+        return {n for n, p in self.named_parameters() if p.ndim <= 1}
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.head.fc
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        self.num_classes = num_classes
+        if global_pool is not None:
+            self.global_pool = self.head.global_pool = global_pool
+        self.head.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: int | list[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """The stage outputs at `indices` (an int n means the last n stages), timm-style."""
+        assert output_fmt == "NCHW", "only NCHW intermediates are supported"
+        take = _take_indices(len(self.stages), indices)
+        intermediates = []
+        x = self.stem(x)
+        last = max(take)
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in take:
+                intermediates.append(x)
+            if (stop_early or intermediates_only) and i == last:
+                break
+        return intermediates if intermediates_only else (x, intermediates)
+
+    def prune_intermediate_layers(self, indices: int | list[int] = 1, prune_norm: bool = False,
+                                  prune_head: bool = True) -> list[int]:
+        take = _take_indices(len(self.stages), indices)
+        self.stages = self.stages[: max(take) + 1]
+        if prune_head:
+            self.reset_classifier(0, "")
+            self.head.norm = nn.Identity()
+        return take
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stages(self.stem(x))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.head(x, pre_logits=pre_logits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def _take_indices(n: int, indices: int | Sequence[int] | None) -> list[int]:
+    if indices is None:
+        return list(range(n))
+    if isinstance(indices, int):
+        return list(range(n - indices, n))
+    return [i % n for i in indices]
+
+
+def resolve_pattern(pattern: str | Pattern | os.PathLike | None, variant: str | Variant) -> Pattern:
+    """A pattern given as text, a baseline name, a `Pattern`, or a pattern file path; None means the
+    variant's late-stages layout (linear stages 1–2, softmax 3–4)."""
+    from sola_search.space.baselines import resolve
+
+    v = get_variant(variant)
+    if pattern is None:
+        return resolve("late-stages", v)
+    if isinstance(pattern, Pattern):
+        return pattern.check(v)
+    text = os.fspath(pattern)
+    if text.endswith(".json") or os.path.sep in text:
+        return _pattern_from_file(text, v)
+    return resolve(text, v)
+
+
+def _pattern_from_file(path: str, v: Variant) -> Pattern:
+    # Pattern files are plain JSON; only `layer_types` (or `pattern`) is needed to build the model.
+    from sola_search.errors import SolaError
+
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise SolaError(f"pattern file {path}: {e}") from None
+    if not isinstance(data, dict) or not ("layer_types" in data or "pattern" in data):
+        raise SolaError(f"pattern file {path}: expected a JSON object with 'layer_types' or 'pattern'")
+    if data.get("variant", v.name) != v.name:
+        raise SolaError(f"pattern file {path}: made for variant {data['variant']!r}, not {v.name!r}")
+    if "layer_types" in data:
+        return Pattern.from_layer_types(data["layer_types"], v)
+    return Pattern.parse(data["pattern"], v)
+
+
+def build_backbone(variant: str | Variant = "tiny", pattern: str | Pattern | None = None, **kwargs) -> SolaVision:
+    """The backbone of a variant with a pattern (text, baseline name, `Pattern` or pattern file).
+    Keyword arguments: num_classes, in_chans, drop_path_rate, width, layer_scale_init, ..."""
+    return SolaVision(variant, pattern, **kwargs)
+
+
+def _register_with_timm() -> None:
+    try:
+        from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+    except ImportError:
+        return
+
+    def _cfg(**kw):
+        return dict(num_classes=1000, input_size=(3, 224, 224), pool_size=(7, 7), crop_pct=0.9,
+                    interpolation="bicubic", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+                    first_conv="stem.conv1.conv", classifier="head.fc", license="mit", **kw)
+
+    # timm's register_model reads the module's `default_cfgs`.
+    globals()["default_cfgs"] = generate_default_cfgs({f"sola_vision_{n}.untrained": _cfg() for n in VARIANTS})
+
+    def make(name: str):
+        def fn(pretrained: bool = False, **kwargs):
+            return build_model_with_cfg(
+                SolaVision, f"sola_vision_{name}", pretrained, variant=name,
+                feature_cfg=dict(out_indices=(0, 1, 2, 3), flatten_sequential=True), **kwargs)
+
+        fn.__name__ = f"sola_vision_{name}"
+        fn.__qualname__ = fn.__name__
+        fn.__module__ = __name__
+        fn.__doc__ = f"SoLA-Vision {name}; `pattern=` text, baseline name or pattern file."
+        return fn
+
+    for name in VARIANTS:
+        fn = make(name)
+        globals()[fn.__name__] = fn
+        register_model(fn)
+
+
+_register_with_timm()

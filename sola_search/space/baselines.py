@@ -1,0 +1,73 @@
+"""Named baseline patterns — the rigid layouts a search should beat — and the names users type."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from sola_search.errors import SolaError
+from sola_search.space.budget import Budget
+from sola_search.space.pattern import Pattern
+from sola_search.space.variants import Variant, get_variant
+
+
+def _stagewise(v: Variant, rule: Callable[[int, int], str]) -> Pattern:
+    return Pattern(tuple(rule(i, d) for i, d in enumerate(v.depths)))
+
+
+def _positions(v: Variant, positions: set[int]) -> Pattern:
+    return Pattern.from_bits([i in positions for i in range(v.num_blocks)], v)
+
+
+FIXED: dict[str, Callable[[Variant], Pattern]] = {
+    "all-linear": lambda v: _stagewise(v, lambda i, d: "L" * d),
+    "all-softmax": lambda v: _stagewise(v, lambda i, d: "S" * d),
+    # MAViT / RAVLT: linear attention in stages 1–2, global softmax in 3–4.
+    "late-stages": lambda v: _stagewise(v, lambda i, d: ("S" if i >= 2 else "L") * d),
+    "last-of-stage": lambda v: _stagewise(v, lambda i, d: "L" * (d - 1) + "S"),
+    # MambaVision: the second half of stages 3–4 is attention.
+    "mambavision": lambda v: _stagewise(v, lambda i, d: "L" * (d - d // 2) + "S" * (d // 2) if i >= 2 else "L" * d),
+}
+# Parametric: the k softmax blocks at the end, or spread evenly (the last block always included).
+PARAMETRIC: dict[str, Callable[[Variant, int], Pattern]] = {
+    "last": lambda v, k: _positions(v, set(range(v.num_blocks - k, v.num_blocks))),
+    "interleave": lambda v, k: _positions(v, {(j + 1) * v.num_blocks // k - 1 for j in range(k)}),
+}
+NAMES = [*FIXED, *(f"{p}-K" for p in PARAMETRIC)]
+
+
+def baseline(name: str, variant: str | Variant) -> Pattern:
+    """A baseline by name: all-linear, all-softmax, late-stages, last-of-stage, mambavision, last-K, interleave-K."""
+    v = get_variant(variant)
+    if name in FIXED:
+        return FIXED[name](v)
+    m = re.fullmatch(r"(last|interleave)-(\d+)", name)
+    if m:
+        k = int(m.group(2))
+        if not 0 < k <= v.num_blocks:
+            raise SolaError(f"baseline {name!r}: k must be between 1 and {v.num_blocks} for variant {v.name}")
+        return PARAMETRIC[m.group(1)](v, k)
+    raise SolaError(f"unknown baseline {name!r}: expected one of {', '.join(NAMES)}")
+
+
+def is_baseline_name(text: str) -> bool:
+    return text in FIXED or re.fullmatch(r"(last|interleave)-\d+", text) is not None
+
+
+def resolve(text: str, variant: str | Variant) -> Pattern:
+    """A baseline name or a pattern in text form, checked against the variant."""
+    return baseline(text, variant) if is_baseline_name(text) else Pattern.parse(text, variant)
+
+
+def baselines(variant: str | Variant, budget: Budget | None = None, resolution: int = 224) -> dict[str, Pattern]:
+    """The named baselines that fit the budget (all of them without one). Parametric baselines take
+    k = the budget's softmax limit (4 when it sets none); duplicates keep their first name."""
+    v = get_variant(variant)
+    k = budget.max_softmax if budget is not None and budget.max_softmax is not None else 4
+    names = list(FIXED) + ([f"last-{k}", f"interleave-{k}"] if 0 < k <= v.num_blocks else [])
+    out: dict[str, Pattern] = {}
+    for name in names:
+        p = baseline(name, v)
+        if p not in out.values() and (budget is None or budget.admits(p, v, resolution)):
+            out[name] = p
+    return out

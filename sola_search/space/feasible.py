@@ -1,0 +1,101 @@
+"""The set of patterns a budget admits: exact count, exactly uniform sampling, enumeration.
+
+A budget bounds the softmax count and the (additive) MACs. Splitting the blocks into two halves and
+enumerating each (meet in the middle) makes all three exact for every variant: for each pattern of
+the second half, the first-half patterns that complete it within budget are a prefix of one sorted
+array. 2^(n/2) work instead of 2^n."""
+
+from __future__ import annotations
+
+from math import comb
+
+import numpy as np
+
+from sola_search.errors import SolaError
+from sola_search.space.budget import Budget
+from sola_search.space.cost import cost_table
+from sola_search.space.pattern import Pattern
+from sola_search.space.variants import Variant, get_variant
+
+
+def _half(delta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All 0/1 assignments of a few blocks: (bits, softmax count, extra MACs)."""
+    n = len(delta)
+    bits = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(np.int8)
+    return bits, bits.sum(1), bits.astype(np.int64) @ delta
+
+
+class FeasibleSet:
+    """The patterns of `variant` that `budget` admits at `resolution` (full-size cost)."""
+
+    def __init__(self, variant: str | Variant, budget: Budget, resolution: int = 224):
+        self.variant, self.budget, self.resolution = get_variant(variant), budget, resolution
+        table = cost_table(self.variant, resolution)
+        n = self.variant.num_blocks
+        self.max_softmax = n if budget.max_softmax is None else min(budget.max_softmax, n)
+        self._params_ok = budget.max_params is None or table.params <= budget.max_params
+        room = None if budget.max_macs is None else budget.max_macs - table.all_linear_macs
+        self._macs_limited = room is not None
+        a = n // 2
+        self._a_bits, a_k, a_cost = _half(table.delta[:a])
+        self._b_bits, b_k, b_cost = _half(table.delta[a:])
+        # For each softmax allowance t, the first-half patterns with at most t softmax blocks, by cost
+        # (allowances beyond the half's size all see the whole half).
+        self._a_sorted = []
+        for t in range(min(self.max_softmax, a) + 1):
+            idx = np.flatnonzero(a_k <= t)
+            order = np.argsort(a_cost[idx], kind="stable")
+            self._a_sorted.append((idx[order], a_cost[idx][order]))
+        completions = np.zeros(len(self._b_bits), np.int64)
+        for kb in range(min(self.max_softmax, n - a) + 1):
+            js = np.flatnonzero(b_k == kb)
+            _, costs = self._group(kb)
+            completions[js] = len(costs) if room is None else np.searchsorted(costs, room - b_cost[js], side="right")
+        self._b_k = b_k
+        self._completions = completions if self._params_ok else np.zeros_like(completions)
+
+    def _group(self, kb: int) -> tuple[np.ndarray, np.ndarray]:
+        """First-half patterns (indices, costs) that may join a second half with `kb` softmax blocks."""
+        return self._a_sorted[min(self.max_softmax - kb, len(self._a_sorted) - 1)]
+
+    def count(self) -> int:
+        """The exact number of admitted patterns (closed form when only the softmax count is limited)."""
+        if not self._params_ok:
+            return 0
+        if not self._macs_limited:
+            return sum(comb(self.variant.num_blocks, k) for k in range(self.max_softmax + 1))
+        return int(self._completions.sum())
+
+    def _compose(self, j: int, r: np.ndarray) -> np.ndarray:
+        idx, _ = self._group(self._b_k[j])
+        a = self._a_bits[idx[r]]
+        return np.concatenate([a, np.broadcast_to(self._b_bits[j], (len(a), self._b_bits.shape[1]))], axis=1)
+
+    def sample_bits(self, size: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
+        """`size` patterns drawn independently and exactly uniformly, as a (size, blocks) 0/1 matrix."""
+        total = self.count()
+        if total == 0:
+            raise SolaError(f"budget {self.budget} admits no pattern of variant {self.variant.name} "
+                            f"at {self.resolution}px")
+        rng = np.random.default_rng(rng)
+        # Pick the second half in proportion to its completions, then a completion uniformly.
+        cum = np.cumsum(self._completions)
+        u = rng.integers(0, total, size)
+        js = np.searchsorted(cum, u, side="right")
+        rs = u - (cum[js] - self._completions[js])
+        return np.concatenate([self._compose(j, np.array([r])) for j, r in zip(js, rs)]) if size else \
+            np.zeros((0, self.variant.num_blocks), np.int8)
+
+    def sample(self, size: int, rng: np.random.Generator | int | None = None) -> list[Pattern]:
+        return [Pattern.from_bits(b, self.variant) for b in self.sample_bits(size, rng)]
+
+    def enumerate_bits(self, limit: int = 1_000_000) -> np.ndarray:
+        """Every admitted pattern as a 0/1 matrix; refuses spaces larger than `limit`."""
+        total = self.count()
+        if total > limit:
+            raise SolaError(f"{total} patterns admitted: more than the enumeration limit {limit}; sample instead")
+        parts = [self._compose(j, np.arange(c)) for j, c in enumerate(self._completions) if c]
+        return np.concatenate(parts) if parts else np.zeros((0, self.variant.num_blocks), np.int8)
+
+    def enumerate(self, limit: int = 1_000_000) -> list[Pattern]:
+        return [Pattern.from_bits(b, self.variant) for b in self.enumerate_bits(limit)]
