@@ -43,7 +43,7 @@ class Pattern:
             raise SolaError(f"layer_types: expected a list of 'linear'/'softmax', found {type(layer_types).__name__}")
         letters = []
         for i, t in enumerate(layer_types):
-            if t not in _LETTER:
+            if not isinstance(t, str) or t not in _LETTER:
                 raise SolaError(f"layer_types[{i}] = {t!r}: expected 'linear' or 'softmax'")
             letters.append(_LETTER[t])
         if len(letters) != v.num_blocks:

@@ -1,0 +1,149 @@
+"""Pattern: text ↔ layer_types ↔ bits, case, equality/hash, and every validation error."""
+
+import re
+
+import numpy as np
+import pytest
+
+from sola_search.errors import SolaError
+from sola_search.space import VARIANTS, Pattern
+
+
+def random_pattern(variant, rng) -> Pattern:
+    return Pattern.from_bits(rng.integers(0, 2, VARIANTS[variant].num_blocks), variant)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_round_trips(variant, rng):
+    v = VARIANTS[variant]
+    for _ in range(20):
+        p = random_pattern(variant, rng)
+        assert Pattern.parse(str(p), v) == p
+        assert Pattern.from_layer_types(p.layer_types, v) == p
+        assert Pattern.from_bits(p.bits, v) == p
+        assert p.depths == v.depths
+        assert len(p.layer_types) == len(p.bits) == v.num_blocks
+        assert p.softmax_layers == sum(p.bits) == p.layer_types.count("softmax") == str(p).count("S")
+        assert set(p.layer_types) <= {"linear", "softmax"}
+
+
+def test_text_form_and_accessors():
+    p = Pattern.parse("LL-LS-LLSLLS-SS", "tiny")
+    assert p.stages == ("LL", "LS", "LLSLLS", "SS")
+    assert str(p) == "LL-LS-LLSLLS-SS"
+    assert p.letters == "LLLSLLSLLSSS"
+    assert p.softmax_layers == 5
+    assert p.bits[:4] == [False, False, False, True]
+    assert p.layer_types[:4] == ["linear", "linear", "linear", "softmax"]
+
+
+def test_from_bits_accepts_numpy_rows():
+    bits = np.array([0, 1, 1, 0, 0, 0, 0, 1, 0, 1], dtype=np.int8)
+    assert str(Pattern.from_bits(bits, "micro")) == "LS-SL-LLLS-LS"
+
+
+@pytest.mark.parametrize("text", ["ll-ls-llslls-ss", "Ll-lS-LLslLS-sS", "  LL-LS-LLSLLS-SS  ", "LL - LS - LLSLLS - SS"])
+def test_case_and_whitespace_insensitive(text):
+    assert Pattern.parse(text, "tiny") == Pattern.parse("LL-LS-LLSLLS-SS", "tiny")
+
+
+def test_equality_and_hash_deduplicate():
+    a = Pattern.parse("LL-LS-LLSLLS-SS")
+    b = Pattern.parse("ll-ls-llslls-ss")
+    c = Pattern.from_layer_types(a.layer_types, "tiny")
+    d = Pattern.parse("LL-LS-LLSLLS-SL")
+    assert a == b == c and hash(a) == hash(b) == hash(c)
+    assert a != d
+    assert len({a, b, c, d}) == 2
+    assert {a: 1}[c] == 1
+
+
+def test_parse_without_variant_does_not_check_depths():
+    assert Pattern.parse("S-LLL").depths == (1, 3)
+    with pytest.raises(SolaError):
+        Pattern.parse("S-LLL", "tiny")
+
+
+# --- validation errors ----------------------------------------------------------------------------
+@pytest.mark.parametrize("text, stage, found", [
+    ("LL-LX-LLSLLS-SS", "stage 2 'LX'", "'X'"),
+    ("LL-LS-LLSLLS-S1", "stage 4 'S1'", "'1'"),
+    ("AB-LS-LLSLLS-SS", "stage 1 'AB'", "'AB'"),
+    ("LL-LS-LL LL-SS", "stage 3 'LL LL'", "' '"),
+])
+def test_wrong_letters(text, stage, found):
+    with pytest.raises(SolaError) as e:
+        Pattern.parse(text, "tiny")
+    msg = str(e.value)
+    assert stage in msg and f"found letters {found}" in msg
+    assert "expected one or more of L (linear), S (softmax)" in msg
+    assert "\n" not in msg
+
+
+@pytest.mark.parametrize("text, stage", [("LL--LLSLLS-SS", "stage 2 ''"), ("-LL-LS-SS", "stage 1 ''"),
+                                          ("LL-LS-LLSLLS-", "stage 4 ''")])
+def test_empty_stage(text, stage):
+    with pytest.raises(SolaError, match=re.escape(stage) + ".*found no blocks.*expected one or more of L"):
+        Pattern.parse(text, "tiny")
+
+
+@pytest.mark.parametrize("text", ["", "   ", None, 7])
+def test_empty_or_not_text(text):
+    with pytest.raises(SolaError, match="empty pattern: expected one letter per block"):
+        Pattern.parse(text)
+
+
+@pytest.mark.parametrize("text, found", [("LL-LS-LLSLLS", 3), ("LL-LS-LLSLLS-SS-L", 5), ("LLLSLLSLLSSS", 1)])
+def test_wrong_stage_count(text, found):
+    with pytest.raises(SolaError) as e:
+        Pattern.parse(text, "tiny")
+    assert f"found {found} stages, expected 4 for variant tiny (depths 2-2-6-2)" in str(e.value)
+
+
+@pytest.mark.parametrize("variant, text, stage, found, expected", [
+    ("tiny", "LL-LS-LLSLL-SS", "stage 3 'LLSLL'", 5, 6),
+    ("tiny", "L-LS-LLSLLS-SS", "stage 1 'L'", 1, 2),
+    ("tiny", "LL-LS-LLSLLS-SSS", "stage 4 'SSS'", 3, 2),
+    ("small", "LL-LS-LLSLLS-SS", "stage 1 'LL'", 2, 3),
+    ("micro", "LL-LSL-LLLL-SS", "stage 2 'LSL'", 3, 2),
+])
+def test_wrong_blocks_in_a_stage(variant, text, stage, found, expected):
+    with pytest.raises(SolaError) as e:
+        Pattern.parse(text, variant)
+    msg = str(e.value)
+    assert stage in msg
+    assert f"found {found} blocks, expected {expected} for variant {variant}" in msg
+    depths = "-".join(map(str, VARIANTS[variant].depths))
+    assert f"(depths {depths})" in msg
+
+
+def test_check_returns_the_pattern_and_knows_variants():
+    p = Pattern.parse("LL-LS-LLLL-SS")
+    assert p.check("micro") is p
+    with pytest.raises(SolaError, match="unknown variant 'huge': expected one of micro, tiny, small, base"):
+        p.check("huge")
+
+
+@pytest.mark.parametrize("entry", ["Linear", "soft", "", None, 1, ["linear"], "L"])
+def test_layer_types_bad_entry(entry):
+    lt = ["linear"] * 10
+    lt[3] = entry
+    with pytest.raises(SolaError, match=re.escape(f"layer_types[3] = {entry!r}: expected 'linear' or 'softmax'")):
+        Pattern.from_layer_types(lt, "micro")
+
+
+@pytest.mark.parametrize("n", [0, 9, 11, 12])
+def test_layer_types_wrong_length(n):
+    with pytest.raises(SolaError, match=f"layer_types has {n} entries, expected 10 for variant micro \\(depths 2-2-4-2\\)"):
+        Pattern.from_layer_types(["softmax"] * n, "micro")
+
+
+@pytest.mark.parametrize("value", ["linear,softmax", {"a": 1}, 3])
+def test_layer_types_not_a_list(value):
+    with pytest.raises(SolaError, match="layer_types: expected a list of 'linear'/'softmax', found"):
+        Pattern.from_layer_types(value, "micro")
+
+
+def test_bits_wrong_length():
+    with pytest.raises(SolaError, match="layer_types has 3 entries, expected 10"):
+        Pattern.from_bits([1, 0, 1], "micro")
