@@ -134,7 +134,8 @@ def test_layer_types_bad_entry(entry):
 
 @pytest.mark.parametrize("n", [0, 9, 11, 12])
 def test_layer_types_wrong_length(n):
-    with pytest.raises(SolaError, match=f"layer_types has {n} entries, expected 10 for variant micro \\(depths 2-2-4-2\\)"):
+    msg = f"layer_types has {n} entries, expected 10 for variant micro (depths 2-2-4-2)"
+    with pytest.raises(SolaError, match=re.escape(msg)):
         Pattern.from_layer_types(["softmax"] * n, "micro")
 
 

@@ -27,7 +27,7 @@ class Budget:
         if not isinstance(text, str) or not text.strip():
             raise SolaError(f"empty budget: {_EXPECTED}")
         limits: dict[str, int] = {}
-        for term in text.lower().replace(" ", "").split(","):
+        for term in "".join(text.lower().split()).split(","):
             m = _TERM.match(term)
             if not m:
                 raise SolaError(f"budget term {term!r} not understood: {_EXPECTED}")
@@ -40,10 +40,10 @@ class Budget:
                     raise SolaError(f"budget term {term!r}: the softmax count must be a whole number")
                 limits[key] = int(number)
             else:
-                value = float(number) * {"gmacs": 1e9, "gflops": 0.5e9, "mparams": 1e6}[unit]
+                value = round(float(number) * {"gmacs": 1e9, "gflops": 0.5e9, "mparams": 1e6}[unit])  # FLOPs = 2 × MACs
                 if value <= 0:
                     raise SolaError(f"budget term {term!r}: expected a positive limit")
-                limits[key] = int(value)  # FLOPs = 2 × MACs
+                limits[key] = value
         return cls(**limits)
 
     def __str__(self) -> str:
@@ -51,9 +51,9 @@ class Budget:
         if self.max_softmax is not None:
             parts.append(f"{self.max_softmax}softmax")
         if self.max_macs is not None:
-            parts.append(f"{self.max_macs / 1e9:g}gmacs")
+            parts.append(f"{self.max_macs / 1e9:.15g}gmacs")
         if self.max_params is not None:
-            parts.append(f"{self.max_params / 1e6:g}mparams")
+            parts.append(f"{self.max_params / 1e6:.15g}mparams")
         return ",".join(parts) or "unlimited"
 
     def admits(self, pattern: Pattern, variant: str | Variant, resolution: int = 224) -> bool:

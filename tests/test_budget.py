@@ -1,0 +1,109 @@
+"""Budget: the grammar (each unit; FLOPs = 2 × MACs), every error, canonical text, admits()."""
+
+import pytest
+
+from sola_search.errors import SolaError
+from sola_search.space import Budget, baseline, cost_table, model_cost
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("8softmax", Budget(max_softmax=8)),
+    ("0softmax", Budget(max_softmax=0)),
+    ("2.5gmacs", Budget(max_macs=2_500_000_000)),
+    ("5gflops", Budget(max_macs=2_500_000_000)),
+    ("20mparams", Budget(max_params=20_000_000)),
+    (".5gmacs", Budget(max_macs=500_000_000)),
+    ("3.gmacs", Budget(max_macs=3_000_000_000)),
+    ("8softmax,2.5gmacs,20mparams", Budget(8, 2_500_000_000, 20_000_000)),
+    ("20mparams,8softmax", Budget(max_softmax=8, max_params=20_000_000)),
+    (" 8 Softmax , 2.5 GMACs ", Budget(max_softmax=8, max_macs=2_500_000_000)),
+    ("8SOFTMAX,\t5GFLOPS", Budget(max_softmax=8, max_macs=2_500_000_000)),
+])
+def test_parse(text, expected):
+    assert Budget.parse(text) == expected
+
+
+@pytest.mark.parametrize("gmacs", ["0.1", "0.3", "1.1", "1.15", "2.5", "4.6", "9.9", "12.345", "1234.5678"])
+def test_gflops_are_twice_macs(gmacs):
+    assert Budget.parse(f"{2 * float(gmacs)!r}gflops") == Budget.parse(f"{gmacs}gmacs")
+    assert Budget.parse(f"{gmacs}gmacs").max_macs == round(float(gmacs) * 1e9)
+
+
+@pytest.mark.parametrize("text", ["8softmax", "2.5gmacs", "8softmax,2.5gmacs,20mparams", "1234.56789gmacs",
+                                  "0.000123gmacs", "27.123456mparams", "5gflops"])
+def test_canonical_text_round_trips(text):
+    b = Budget.parse(text)
+    assert Budget.parse(str(b)) == b
+
+
+def test_canonical_text():
+    assert str(Budget.parse("5gflops,8softmax")) == "8softmax,2.5gmacs"
+    assert str(Budget()) == "unlimited"
+
+
+@pytest.mark.parametrize("text, match", [
+    ("8tflops", r"budget term '8tflops' not understood: expected a number followed by softmax, gmacs, gflops or"),
+    ("8", r"budget term '8' not understood"),
+    ("softmax", r"budget term 'softmax' not understood"),
+    ("gmacs,8softmax", r"budget term 'gmacs' not understood"),
+    ("8softmax,", r"budget term '' not understood"),
+    ("8softmax;2gmacs", r"budget term '8softmax;2gmacs' not understood"),
+    ("-1softmax", r"budget term '-1softmax' not understood"),
+    ("-2gmacs", r"budget term '-2gmacs' not understood"),
+    ("2..5gmacs", r"not understood"),
+    ("1e9gmacs", r"not understood"),
+    ("8softmax,4softmax", r"limits softmax twice: expected each kind once"),
+    ("5gflops,2.5gmacs", r"limits macs twice"),
+    ("20mparams,30mparams", r"limits params twice"),
+    ("1.5softmax", r"budget term '1.5softmax': the softmax count must be a whole number"),
+    ("8.softmax", r"the softmax count must be a whole number"),
+    ("0gmacs", r"budget term '0gmacs': expected a positive limit"),
+    ("0.0gflops", r"expected a positive limit"),
+    ("0mparams", r"expected a positive limit"),
+    ("0.0000000001gmacs", r"expected a positive limit"),  # rounds to 0 MACs
+    ("", r"empty budget: expected a number followed by"),
+    ("  ", r"empty budget"),
+])
+def test_errors(text, match):
+    with pytest.raises(SolaError, match=match) as e:
+        Budget.parse(text)
+    assert "\n" not in str(e.value)
+
+
+def test_not_text():
+    with pytest.raises(SolaError, match="empty budget"):
+        Budget.parse(None)
+
+
+def test_admits_softmax_count():
+    b = Budget.parse("4softmax")
+    assert b.admits(baseline("last-4", "tiny"), "tiny")
+    assert not b.admits(baseline("last-5", "tiny"), "tiny")
+    assert Budget.parse("0softmax").admits(baseline("all-linear", "tiny"), "tiny")
+    assert Budget().admits(baseline("all-softmax", "base"), "base")
+
+
+def test_admits_macs_is_inclusive_and_resolution_aware():
+    p = baseline("late-stages", "tiny")
+    macs = model_cost("tiny", p, 224).macs
+    assert Budget(max_macs=macs).admits(p, "tiny", 224)
+    assert not Budget(max_macs=macs - 1).admits(p, "tiny", 224)
+    assert not Budget(max_macs=macs).admits(p, "tiny", 256)  # more tokens, more MACs
+    assert Budget.parse("5gflops").admits(p, "tiny") == (macs <= 2.5e9)
+
+
+def test_admits_params_and_all_limits_together():
+    p = baseline("late-stages", "tiny")
+    params = cost_table("tiny", 224).params
+    assert Budget(max_params=params).admits(p, "tiny")
+    assert not Budget(max_params=params - 1).admits(p, "tiny")
+    macs = model_cost("tiny", p).macs
+    assert Budget(8, macs, params).admits(p, "tiny")
+    assert not Budget(7, macs, params).admits(p, "tiny")  # late-stages on tiny has 8 softmax blocks
+    assert not Budget(8, macs - 1, params).admits(p, "tiny")
+
+
+def test_canonical_text_round_trips_any_limit(rng):
+    for macs, params in rng.integers(1, 10**13, (200, 2)):
+        b = Budget(max_softmax=int(macs % 30), max_macs=int(macs), max_params=int(params))
+        assert Budget.parse(str(b)) == b
