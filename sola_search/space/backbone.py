@@ -142,7 +142,7 @@ class Stage(nn.Module):
         self.downsample = ConvNorm(cin, dim) if downsample else nn.Identity()
         self.blocks = nn.Sequential(*(
             Block(dim, num_heads, "softmax" if c == SOFTMAX else "linear", mlp_ratio, p, ls_init)
-            for c, p in zip(kinds, dpr)
+            for c, p in zip(kinds, dpr, strict=True)
         ))
         self.grad_checkpointing = False
 
@@ -199,7 +199,7 @@ class SolaVision(nn.Module):
         self.stem = Stem(in_chans, v.dims[0])
         dpr = [drop_path_rate * i / max(v.num_blocks - 1, 1) for i in range(v.num_blocks)]
         stages, self.feature_info, cin, at = [], [], v.dims[0], 0
-        for i, (dim, depth, heads, kinds) in enumerate(zip(v.dims, v.depths, v.heads, pattern.stages)):
+        for i, (dim, depth, heads, kinds) in enumerate(zip(v.dims, v.depths, v.heads, pattern.stages, strict=True)):
             stages.append(Stage(cin, dim, heads, kinds, v.mlp_ratio, dpr[at : at + depth], layer_scale_init,
                                 downsample=i > 0))
             self.feature_info.append(dict(num_chs=dim, reduction=4 * 2**i, module=f"stages.{i}"))

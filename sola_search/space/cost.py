@@ -70,7 +70,7 @@ def cost_table(variant: str | Variant, resolution: int = 224, num_classes: int =
     params = (in_chans * 9 + 3) * v.stem_dim + (v.stem_dim * 9 + 3) * c0
     lin, soft = [], []
     cin = c0
-    for i, (dim, depth, heads) in enumerate(zip(v.dims, v.depths, v.heads)):
+    for i, (dim, depth, heads) in enumerate(zip(v.dims, v.depths, v.heads, strict=True)):
         if i:
             h = _down(h)
             fixed += h * h * dim * cin * 9

@@ -83,7 +83,7 @@ class FeasibleSet:
         u = rng.integers(0, total, size)
         js = np.searchsorted(cum, u, side="right")
         rs = u - (cum[js] - self._completions[js])
-        return np.concatenate([self._compose(j, np.array([r])) for j, r in zip(js, rs)]) if size else \
+        return np.concatenate([self._compose(j, np.array([r])) for j, r in zip(js, rs, strict=True)]) if size else \
             np.zeros((0, self.variant.num_blocks), np.int8)
 
     def sample(self, size: int, rng: np.random.Generator | int | None = None) -> list[Pattern]:

@@ -24,14 +24,16 @@ class Pattern:
             bad = set(s) - {LINEAR, SOFTMAX}
             if not s or bad:
                 what = f"letters {''.join(sorted(bad))!r}" if bad else "no blocks"
-                raise SolaError(f"pattern stage {i} {s!r}: found {what}, expected one or more of L (linear), S (softmax)")
+                raise SolaError(
+                    f"pattern stage {i} {s!r}: found {what}, expected one or more of L (linear), S (softmax)")
 
     # --- forms -------------------------------------------------------------------------------
     @classmethod
     def parse(cls, text: str, variant: str | Variant | None = None) -> Pattern:
         """Parse `LL-LS-LLSLLS-SS` (case-insensitive); with a variant, check the blocks per stage."""
         if not isinstance(text, str) or not text.strip():
-            raise SolaError("empty pattern: expected one letter per block, stages separated by '-', e.g. LL-LS-LLSLLS-SS")
+            raise SolaError(
+                "empty pattern: expected one letter per block, stages separated by '-', e.g. LL-LS-LLSLLS-SS")
         p = cls(tuple(s.strip().upper() for s in text.strip().split("-")))
         return p.check(variant) if variant is not None else p
 
@@ -71,7 +73,7 @@ class Pattern:
                 f"pattern {self}: found {len(self.stages)} stages, expected {len(v.depths)} "
                 f"for variant {v.name} (depths {depths})"
             )
-        for i, (s, d) in enumerate(zip(self.stages, v.depths), 1):
+        for i, (s, d) in enumerate(zip(self.stages, v.depths, strict=True), 1):
             if len(s) != d:
                 raise SolaError(
                     f"pattern {self} stage {i} {s!r}: found {len(s)} blocks, expected {d} "

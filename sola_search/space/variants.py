@@ -34,12 +34,12 @@ class Variant:
         if width == self.width:
             return self
         base = VARIANTS[self.name]
-        dims = tuple(max(1, round(d * width / (8 * h))) * 8 * h for d, h in zip(base.dims, base.heads))
+        dims = tuple(max(1, round(d * width / (8 * h))) * 8 * h for d, h in zip(base.dims, base.heads, strict=True))
         return replace(base, dims=dims, width=width)
 
     def describe(self) -> str:
-        d = "-".join(map(str, self.dims))
-        return f"{self.name}: dims {d}, depths {'-'.join(map(str, self.depths))}, heads {'-'.join(map(str, self.heads))}"
+        d, depths, heads = ("-".join(map(str, t)) for t in (self.dims, self.depths, self.heads))
+        return f"{self.name}: dims {d}, depths {depths}, heads {heads}"
 
 
 VARIANTS: dict[str, Variant] = {
