@@ -186,10 +186,11 @@ class SolaVision(nn.Module):
         drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
         layer_scale_init: float = 1e-5,
-        width: float = 1.0,
+        width: float | None = None,
     ):
         super().__init__()
-        v = get_variant(variant).scaled(width)
+        v = get_variant(variant)  # a proxy Variant is used as given; width= scales the named variant
+        v = v.scaled(width) if width is not None else v
         pattern = resolve_pattern(pattern, v)
         if global_pool not in ("avg", ""):
             raise ValueError(f"global_pool {global_pool!r}: expected 'avg' or ''")
