@@ -1,0 +1,84 @@
+"""Ray for the search: an embedded local instance (default) or an existing cluster (`--address`),
+and the `ProxyWorker` actors that run proxy trainings and keep their dataset between trials."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sola_search.errors import SolaError
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpus: float
+    gpus: float
+    address: str  # "local" for the embedded instance
+
+
+@contextmanager
+def ray_session(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None,
+                quiet: bool = True) -> Iterator[Resources]:
+    """Start (or join) Ray for the length of a search and always shut it down. An embedded instance
+    is watched by a reaper process, so even a driver killed with -9 leaves no Ray process behind."""
+    import ray
+
+    reaper = None
+    kwargs = dict(include_dashboard=False, log_to_driver=not quiet, logging_level="ERROR",
+                  configure_logging=True)
+    try:
+        if address:
+            try:
+                ray.init(address=address, **kwargs)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                raise SolaError(f"cannot join the Ray cluster at {address}: {str(e).splitlines()[0]}") from None
+        else:
+            reaper = subprocess.Popen([sys.executable, "-m", "sola_search.search.reaper", str(os.getpid())],
+                                      start_new_session=True, stdin=subprocess.DEVNULL)
+            # address="local" always starts a new instance (plain init would attach to any running one).
+            ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, **kwargs)
+        res = ray.cluster_resources()
+        yield Resources(cpus=res.get("CPU", 0.0), gpus=res.get("GPU", 0.0), address=address or "local")
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        if reaper is not None:
+            # The reaper sees the driver alive, so stop it; ray.shutdown() already ended the instance.
+            reaper.terminate()
+            reaper.wait(timeout=10)
+
+
+class ProxyWorker:
+    """One proxy training at a time, in a process that keeps its dataset (proxies caches it)."""
+
+    def __init__(self, threads: int):
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+        self.pid = os.getpid()
+
+    def train(self, pattern: str, config: dict, fault: str | None = None) -> dict:
+        """Train one pattern; `fault` injects a failure ('raise', 'oom', 'nan') for tests of the
+        failure paths."""
+        from sola_search.proxies import ProxyConfig, train_proxy
+        from sola_search.space import Pattern
+
+        start = time.perf_counter()
+        if fault == "raise":
+            raise RuntimeError(f"injected failure for {pattern}")
+        if fault == "oom":
+            import torch
+
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        cfg = ProxyConfig.from_dict(config)
+        if fault == "nan":
+            cfg = ProxyConfig.from_dict({**config, "lr": 1e6})
+        result = train_proxy(Pattern.parse(pattern, cfg.variant), cfg).to_dict()
+        result["worker_s"] = time.perf_counter() - start
+        result["worker_pid"] = self.pid
+        return result

@@ -1,0 +1,78 @@
+"""`SearchConfig`: everything that defines a search run, as `run.json` stores it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, fields
+
+from sola_search.errors import SolaError
+
+# What a new run uses for options left unset; a resumed run keeps what it was made with.
+DEFAULTS = {"variant": "small", "data": "fashion-mnist", "resolution": 224, "seed": 0}
+# What identifies a run's search: a resume may not change these.
+IDENTITY = ("budget", "variant", "resolution", "encoding", "preset", "data", "steps", "seed", "storage")
+# Trials a run makes when neither --trials nor --time is given, by proxy preset.
+DEFAULT_TRIALS = {"quick": 8, "default": 64, "long": 16}
+# GPU fraction per trial on a GPU machine; set from the proxy sharing benchmark (docs/performance.md).
+DEFAULT_GPUS_PER_TRIAL = 0.25
+
+
+@dataclass
+class SearchConfig:
+    budget: str
+    variant: str | None = None  # None: 'small' (see DEFAULTS)
+    trials: int | None = None
+    time_limit_s: float | None = None
+    encoding: str | None = None  # None: the measured default
+    preset: str | None = None  # None: 'default' with GPUs, 'quick' without
+    data: str | None = None
+    resolution: int | None = None
+    gpus_per_trial: float | None = None
+    workers: int | None = None  # concurrent trials; None: fill the GPUs, or one on a CPU machine
+    address: str | None = None
+    storage: str | None = None  # None: runs/<name>/study.db
+    name: str | None = None
+    runs_dir: str = "runs"
+    seed: int | None = None
+    max_failures: int | None = None  # None: a quarter of the trials, at least 3
+    steps: int | None = None  # override the preset's proxy steps
+    # Tests only: pattern text → 'raise' | 'oom' | 'nan', injected in the worker.
+    faults: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        if not d["faults"]:
+            d.pop("faults")
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SearchConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def check(self) -> SearchConfig:
+        """Reject impossible values with one line each."""
+        if self.trials is not None and self.trials < 1:
+            raise SolaError(f"--trials {self.trials}: expected at least 1")
+        if self.gpus_per_trial is not None and not 0 < self.gpus_per_trial <= 8:
+            raise SolaError(f"--gpus-per-trial {self.gpus_per_trial}: expected a fraction in (0, 8]")
+        if self.workers is not None and self.workers < 1:
+            raise SolaError(f"--workers {self.workers}: expected at least 1")
+        if self.max_failures is not None and self.max_failures < 1:
+            raise SolaError(f"--max-failures {self.max_failures}: expected at least 1")
+        if self.steps is not None and self.steps < 1:
+            raise SolaError(f"--steps {self.steps}: expected at least 1")
+        if self.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.name):
+            raise SolaError(f"--name {self.name!r}: expected letters, digits, '.', '_' and '-'")
+        return self
+
+
+def parse_duration(text: str) -> float:
+    """`90s`, `30m`, `2h`, `1h30m` → seconds."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)([smh])", text.strip().lower())
+    if not parts or "".join(n + u for n, u in parts) != text.strip().lower():
+        raise SolaError(f"duration {text!r}: expected e.g. 90s, 30m, 2h or 1h30m")
+    seconds = sum(float(n) * {"s": 1, "m": 60, "h": 3600}[u] for n, u in parts)
+    if seconds <= 0:
+        raise SolaError(f"duration {text!r}: expected more than zero")
+    return seconds

@@ -1,0 +1,87 @@
+"""Live progress of a search on the terminal (rich), or nothing with --quiet."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class SearchStats:
+    target: int | None
+    deadline: float | None
+    started: float = field(default_factory=time.monotonic)
+    done: int = 0
+    failed: int = 0
+    running: int = 0
+    duplicates: int = 0
+    infeasible: int = 0  # proposals outside the budget, never trained
+    front_size: int = 0
+    best_top1: float | None = None
+    best_pattern: str | None = None
+    trial_seconds: list[float] = field(default_factory=list)
+    workers: int = 1
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left: remaining trials at the mean trial time over the workers, or the deadline."""
+        left = None
+        if self.target is not None and self.trial_seconds:
+            mean = sum(self.trial_seconds) / len(self.trial_seconds)
+            remaining = max(self.target - self.done - self.failed, 0)
+            left = mean * -(-remaining // max(self.workers, 1))
+        if self.deadline is not None:
+            to_deadline = max(self.deadline - time.monotonic(), 0.0)
+            left = to_deadline if left is None else min(left, to_deadline)
+        return left
+
+    def line(self) -> str:
+        total = f"/{self.target}" if self.target is not None else ""
+        best = f"{self.best_top1:.4f} ({self.best_pattern})" if self.best_top1 is not None else "–"
+        eta = _clock(self.eta) if self.eta is not None else "–"
+        return (f"trials {self.done}{total} done, {self.running} running, {self.failed} failed"
+                f"{f', {self.duplicates} answered from storage' if self.duplicates else ''}"
+                f"{f', {self.infeasible} outside the budget' if self.infeasible else ''} │ front {self.front_size}"
+                f" │ best top-1 {best} │ {_clock(self.elapsed)} elapsed, ETA {eta}")
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+class Progress:
+    """Redraws one status line in place; prints lines for finished and failed trials above it."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self._live = None
+
+    def __enter__(self) -> Progress:
+        if not self.quiet:
+            from rich.console import Console
+            from rich.live import Live
+
+            console = Console(stderr=True)
+            self._live = Live("", console=console, refresh_per_second=4, transient=True)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._live is not None:
+            self._live.__exit__(*exc)
+            self._live = None
+
+    def update(self, stats: SearchStats) -> None:
+        if self._live is not None:
+            self._live.update(stats.line())
+
+    def note(self, text: str) -> None:
+        if self._live is not None:
+            self._live.console.print(text, highlight=False, markup=False)
+        elif not self.quiet:
+            print(text)

@@ -1,0 +1,123 @@
+"""A run directory: `run.json` (configuration and versions), the SQLite study, the JSON-lines event
+log and the pattern files; plus a lock so that two drivers never work on one run at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sola_search.errors import SolaError
+
+
+def versions() -> dict[str, str]:
+    """Versions of what a result depends on, for run.json and provenance."""
+    import optuna
+    import ray
+    import torch
+
+    from sola_search import __version__
+
+    out = {"sola_search": __version__, "python": platform.python_version(), "torch": torch.__version__,
+           "optuna": optuna.__version__, "ray": ray.__version__}
+    if torch.cuda.is_available():
+        out["cuda"] = str(torch.version.cuda)
+        out["gpu"] = torch.cuda.get_device_name(0)
+    return out
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def run_json(self) -> Path:
+        return self.path / "run.json"
+
+    @property
+    def study_db(self) -> Path:
+        return self.path / "study.db"
+
+    @property
+    def events(self) -> Path:
+        return self.path / "events.jsonl"
+
+    @property
+    def patterns(self) -> Path:
+        return self.path / "patterns"
+
+    @property
+    def default_storage(self) -> str:
+        return f"sqlite:///{self.study_db.resolve()}"
+
+    def exists(self) -> bool:
+        return self.run_json.is_file()
+
+    def create(self) -> None:
+        self.patterns.mkdir(parents=True, exist_ok=True)
+
+    def read_config(self) -> dict:
+        try:
+            return json.loads(self.run_json.read_text())
+        except FileNotFoundError:
+            raise SolaError(f"no run at {self.path}: run.json is missing") from None
+        except (json.JSONDecodeError, OSError) as e:
+            raise SolaError(f"run {self.path}: run.json is unreadable ({e})") from None
+
+    def write_config(self, config: dict) -> None:
+        atomic_write_json(self.run_json, {**config, "versions": versions()})
+
+    def log(self, event: str, **fields) -> None:
+        """Append one event; each line is a complete JSON object (one write of one line)."""
+        line = json.dumps({"time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                           "event": event, **fields})
+        with open(self.events, "a") as f:
+            f.write(line + "\n")
+
+    # --- one driver at a time -----------------------------------------------------------------
+    @property
+    def lock(self) -> Path:
+        return self.path / ".driver.lock"
+
+    def acquire(self) -> None:
+        """Claim the run for this process; a lock left by a dead driver (kill -9) is taken over."""
+        import psutil
+
+        if self.lock.exists():
+            try:
+                pid, started = (float(x) for x in self.lock.read_text().split())
+                proc = psutil.Process(int(pid))
+                if abs(proc.create_time() - started) < 1.0 and proc.is_running():
+                    raise SolaError(f"run {self.name} is in progress (driver pid {int(pid)}); "
+                                    "wait for it or stop it first")
+            except (ValueError, psutil.Error):
+                pass  # unreadable, or the process is gone: stale
+        me = psutil.Process()
+        tmp = self.lock.with_name(f".lock.{os.getpid()}")
+        tmp.write_text(f"{me.pid} {me.create_time()}\n")
+        os.replace(tmp, self.lock)
+
+    def release(self) -> None:
+        try:
+            if self.lock.read_text().split()[0] == str(os.getpid()):
+                self.lock.unlink()
+        except (OSError, IndexError):
+            pass
+
+
+def new_run_name(budget: str, variant: str) -> str:
+    return f"{variant}-{budget.replace(',', '_').replace('.', 'p')}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -1,0 +1,83 @@
+"""The Optuna study of a run — the single source of truth: objectives, attributes, and recovery of
+trials that a killed driver left RUNNING."""
+
+from __future__ import annotations
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from sola_search.errors import SolaError
+
+METRIC_NAMES = ["val_top1", "gmacs"]
+DIRECTIONS = ["maximize", "minimize"]
+# Study attributes that define what a run searches; resuming with other values is refused.
+IDENTITY = ("variant", "budget", "resolution")
+
+
+def storage_for(url: str) -> optuna.storages.BaseStorage:
+    """An RDB storage for a SQLite or PostgreSQL URL, with a one-line error for a bad one."""
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+    except Exception as e:  # SQLAlchemy raises many types for a bad URL or an unreachable server
+        raise SolaError(f"cannot open study storage {_redact(url)}: {str(e).splitlines()[0]}") from None
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def open_study(storage: optuna.storages.BaseStorage, name: str, sampler: optuna.samplers.BaseSampler,
+               attrs: dict) -> optuna.Study:
+    """Create the run's study, or load it and check it searches the same space."""
+    study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, directions=DIRECTIONS,
+                                load_if_exists=True)
+    old = study.user_attrs
+    if old:
+        for key in IDENTITY:
+            if key in old and old[key] != attrs[key]:
+                raise SolaError(f"study {name} searches {key} {old[key]!r}, not {attrs[key]!r}: "
+                                f"use another --name, or resume it as it is")
+    else:
+        study.set_metric_names(METRIC_NAMES)
+    for key, value in attrs.items():
+        if old.get(key) != value:
+            study.set_user_attr(key, value)
+    return study
+
+
+def is_counted(t: FrozenTrial) -> bool:
+    """Trials that used up part of the requested count: measured patterns and real failures (not
+    duplicates answered from storage, proposals outside the budget (PRUNED), or trials cut short by
+    an interruption)."""
+    if t.state == TrialState.COMPLETE:
+        return "duplicate_of" not in t.user_attrs
+    return t.state == TrialState.FAIL and t.user_attrs.get("status") in ("nan", "oom", "error")
+
+
+def measured_patterns(study: optuna.Study) -> dict[str, FrozenTrial]:
+    """Pattern text → the completed trial that measured it; a pattern here is never trained again."""
+    out: dict[str, FrozenTrial] = {}
+    for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]):
+        p = t.user_attrs.get("pattern")
+        if p and "duplicate_of" not in t.user_attrs and p not in out:
+            out[p] = t
+    return out
+
+
+def recover_interrupted(study: optuna.Study) -> list[int]:
+    """Trials left RUNNING by a driver that died: mark them FAIL (reason 'interrupted') and enqueue
+    their parameters again so the pattern is measured after all. Returns their numbers."""
+    numbers = []
+    for t in study.get_trials(deepcopy=False, states=[TrialState.RUNNING]):
+        trial = optuna.Trial(study, t._trial_id)
+        trial.set_user_attr("status", "interrupted")
+        trial.set_user_attr("reason", "the driver stopped before this trial finished; re-queued")
+        study.tell(t.number, state=TrialState.FAIL)
+        if t.params:
+            attrs = {k: v for k, v in t.user_attrs.items() if k in ("baseline",)}
+            study.enqueue_trial(t.params, user_attrs={**attrs, "retry_of": t.number})
+        numbers.append(t.number)
+    return numbers
