@@ -88,6 +88,170 @@ def cmd_space(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- results ----------------------------------------------------------------------------------
+def _open_run(args: argparse.Namespace):
+    from sola_search.results.runs import open_run
+
+    if args.storage is None and args.study is not None:
+        raise SolaError("--study needs --storage URL (a run directory already names its study)")
+    return open_run(args.run, storage=args.storage, study=args.study)
+
+
+def cmd_pareto(args: argparse.Namespace) -> int:
+    from sola_search.results import report as rp
+
+    rep = rp.front_report(_open_run(args), rp.parse_ref(args.ref))
+    if args.plot:
+        rp.plot([rep], args.plot)
+    written = rp.write_reports(rep) if not args.no_reports else []
+    rows = rp.rows(rep, all_trials=args.all)
+    if args.format == "csv":
+        sys.stdout.write(rp.to_csv(rows))
+    elif args.format == "json":
+        print(rp.to_json(rows))
+    else:
+        rp.render_table(rep, all_trials=args.all)
+        for path in written:
+            print(f"wrote {path}")
+        if args.plot:
+            print(f"wrote {args.plot}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from sola_search.results import report as rp
+    from sola_search.results.runs import open_run
+
+    runs = [open_run(r) for r in args.runs]
+    reports = [rp.front_report(r) for r in runs]
+    ref = rp.parse_ref(args.ref) or rp.common_reference(reports)
+    reports = [rp.front_report(r, ref) for r in runs]
+    if args.plot:
+        rp.plot(reports, args.plot)
+    rows = rp.compare_rows(reports)
+    if args.format == "csv":
+        sys.stdout.write(rp.to_csv(rows))
+        return 0
+    if args.format == "json":
+        print(rp.to_json(rows))
+        return 0
+    print(f"{'run':<20} {'variant':<7} {'budget':<12} {'done':>5} {'failed':>6} {'front':>5} {'best top-1':>10}"
+          f" {'at GMACs':>8} {'knee':>5} {'hypervolume':>11}")
+    for r in rows:
+        best = "—" if r["best_top1"] is None else f"{100 * r['best_top1']:.2f}%"
+        at = "—" if r["best_gmacs"] is None else f"{r['best_gmacs']:.3f}"
+        print(f"{r['run']:<20} {r['variant'] or '?':<7} {r['budget'] or '?':<12} {r['complete']:>5} {r['failed']:>6}"
+              f" {r['front']:>5} {best:>10} {at:>8} {'—' if r['knee'] is None else r['knee']:>5}"
+              f" {r['hypervolume']:>11.4f}")
+    print(f"hypervolume (top-1 × GMACs) of every run at one reference {rp.ref_text(ref)}")
+    if args.plot:
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from sola_search.results.report import run_summary
+    from sola_search.results.runs import find_runs, open_run
+
+    rows = []
+    for d in find_runs(args.runs_dir):
+        try:
+            rows.append(run_summary(open_run(d)))
+        except SolaError as e:  # one unreadable run does not hide the others
+            rows.append(dict(run=d.name, state="unreadable", error=str(e)))
+    if args.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print(f"no runs in {args.runs_dir}")
+        return 0
+    print(f"{'run':<20} {'state':<12} {'variant':<7} {'budget':<12} {'done':>7} {'failed':>6} {'front':>5}"
+          f"  best top-1 within budget")
+    for r in rows:
+        if "error" in r:
+            print(f"{r['run']:<20} {r['state']:<12} {r['error']}")
+            continue
+        done = f"{r['counted']}/{r['target']}" if r["target"] else str(r["counted"])
+        best = ("—" if r["best_top1"] is None else
+                f"{100 * r['best_top1']:.2f}% at {r['best_gmacs']:.3f} GMACs (trial {r['best_trial']})")
+        print(f"{r['run']:<20} {r['state']:<12} {r['variant'] or '?':<7} {r['budget'] or '?':<12} {done:>7}"
+              f" {r['failed']:>6} {r['front']:>5}  {best}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from sola_search.results.export import export_pattern
+
+    run = _open_run(args)
+    out = args.out
+    if out is None:
+        from sola_search.results.export import pick_trial
+
+        out = f"{run.name}-trial{pick_trial(run.study, args.pick)}.json"
+    path, rec = export_pattern(run.study, args.pick, out)
+    m = rec["metrics"]
+    top1 = "—" if m["val_top1"] is None else f"{100 * m['val_top1']:.2f}%"
+    print(f"{path}: trial {rec['provenance']['trial']} ({args.pick}) {rec['pattern']}  {rec['variant']}, "
+          f"top-1 {top1}, {m['gmacs']:.3f} GMACs, {m['params'] / 1e6:.2f} M params, {rec['softmax_layers']} softmax")
+    print(f"  build it: sola_search.load_backbone({str(path)!r}, num_classes=...)  or  "
+          f"timm.create_model('sola_vision_{rec['variant']}', pattern={str(path)!r})")
+    return 0
+
+
+# --- search -----------------------------------------------------------------------------------
+def _print_run_end(summary) -> None:
+    from sola_search.results import report as rp
+    from sola_search.results.runs import open_run
+
+    why = {"done": "reached its trial count", "time": "reached its time limit",
+           "exhausted": "measured every feasible pattern"}.get(summary.stopped, summary.stopped)
+    print(f"run {summary.name} {why}: {summary.completed} measured, {summary.failed} failed"
+          f"{f', {summary.duplicates} answered from storage' if summary.duplicates else ''}"
+          f" in {summary.elapsed_s:.0f}s")
+    rp.render_table(rp.front_report(open_run(summary.path)))
+    print(f"next: sola-search pareto {summary.path} --plot front.png   |   "
+          f"sola-search export {summary.path} --pick knee")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from sola_search.search import SearchConfig, parse_duration, run_search
+    from sola_search.search.runner import MaxFailures
+
+    cfg = SearchConfig(
+        budget=args.budget, variant=args.variant, trials=args.trials,
+        time_limit_s=parse_duration(args.time) if args.time else None, encoding=args.sampler,
+        preset=args.preset, data=args.data, resolution=args.resolution, gpus_per_trial=args.gpus_per_trial,
+        workers=args.workers, address=args.address, storage=args.storage, name=args.name,
+        runs_dir=args.runs_dir, seed=args.seed, max_failures=args.max_failures, steps=args.steps)
+    try:
+        summary = run_search(cfg, quiet=args.quiet)
+    except MaxFailures as e:
+        print(f"sola-search: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"sola-search: interrupted; continue with: sola-search resume {cfg.runs_dir}/{cfg.name}", file=sys.stderr)
+        return 130
+    _print_run_end(summary)
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from sola_search.search import parse_duration, resume_search
+    from sola_search.search.runner import MaxFailures
+
+    try:
+        summary = resume_search(args.run, trials=args.trials, address=args.address, quiet=args.quiet,
+                                time_limit_s=parse_duration(args.time) if args.time else None)
+    except MaxFailures as e:
+        print(f"sola-search: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"sola-search: interrupted; continue with: sola-search resume {args.run}", file=sys.stderr)
+        return 130
+    _print_run_end(summary)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sola-search", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -106,6 +270,66 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resolution", type=_resolution, default=224, help="input size in pixels (default 224)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_space)
+
+    p = sub.add_parser("run", help="search for the best softmax placements under a budget")
+    p.add_argument("--budget", required=True, help="e.g. 8softmax, 2.5gmacs, 5gflops, 20mparams, comma-joined")
+    p.add_argument("--variant", help="micro, tiny, small or base (default small)")
+    p.add_argument("--trials", type=int, help="patterns to measure (default: 8 on a CPU, 64 on GPUs)")
+    p.add_argument("--time", help="stop starting trials after this long, e.g. 30m or 2h")
+    p.add_argument("--sampler", help="budget-aware encoding and sampler (default: the measured best)")
+    p.add_argument("--preset", help="proxy preset: quick (CPU), default (GPU), long")
+    p.add_argument("--data", help="fashion-mnist (default), npz:PATH or imagefolder:PATH")
+    p.add_argument("--steps", type=int, help="proxy training steps (default: the preset's)")
+    p.add_argument("--resolution", type=_resolution, help="resolution the cost is counted at (default 224)")
+    p.add_argument("--gpus-per-trial", type=float, help="GPU fraction per trial (default 0.25)")
+    p.add_argument("--workers", type=int, help="concurrent trials (default: fill the GPUs; 1 on a CPU)")
+    p.add_argument("--address", help="join a running Ray cluster (ray start --head) instead of starting one")
+    p.add_argument("--storage", help="study storage URL (default sqlite in the run directory)")
+    p.add_argument("--name", help="run name (default: variant, budget and time); an existing run is resumed")
+    p.add_argument("--runs-dir", default="runs", help="where runs live (default runs)")
+    p.add_argument("--seed", type=int, help="seed of the sampler and the proxy trainings (default 0)")
+    p.add_argument("--max-failures", type=int, help="stop after this many failed trials (default: a quarter)")
+    p.add_argument("--quiet", action="store_true", help="no live progress (the event log is still written)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("resume", help="continue a run that stopped or was killed")
+    p.add_argument("run", help="run directory, runs/<name>")
+    p.add_argument("--trials", type=int, help="a new total trial count")
+    p.add_argument("--time", help="a new time limit, e.g. 30m")
+    p.add_argument("--address", help="join a running Ray cluster")
+    p.add_argument("--quiet", action="store_true", help="no live progress")
+    p.set_defaults(func=cmd_resume)
+    def run_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("run", nargs="?", help="run directory, runs/<name>")
+        p.add_argument("--storage", help="a storage URL instead of a run directory (e.g. postgresql://...)")
+        p.add_argument("--study", help="the study name in --storage (default: its only study)")
+
+    p = sub.add_parser("pareto", help="the accuracy-vs-GMACs Pareto front of a run: table, CSV, JSON, plot")
+    run_args(p)
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output (default table)")
+    p.add_argument("--plot", help="also draw every trial and the front to FILE.png or FILE.html")
+    p.add_argument("--all", action="store_true", help="list every trial, not only the front")
+    p.add_argument("--ref", help="hypervolume reference point TOP1,GMACS (default: 0 and 1.1 x the costliest pattern)")
+    p.add_argument("--no-reports", action="store_true", help="do not write runs/<name>/reports/pareto.{csv,json}")
+    p.set_defaults(func=cmd_pareto)
+
+    p = sub.add_parser("compare", help="several runs' fronts on one plot, hypervolumes at one reference point")
+    p.add_argument("runs", nargs="+", help="run directories")
+    p.add_argument("--plot", help="draw the fronts to FILE.png or FILE.html")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output (default table)")
+    p.add_argument("--ref", help="common reference point TOP1,GMACS (default: the loosest of the runs' own)")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("runs", help="each run's state, trials done/failed, front size, best within budget")
+    p.add_argument("--runs-dir", default="runs", help="where runs live (default runs)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("export", help="write one trial of a run as a self-contained pattern file")
+    run_args(p)
+    p.add_argument("--pick", default="knee", help="knee (default), best, trial:N or under:BUDGET (under:2.5gmacs)")
+    p.add_argument("--out", help="pattern file to write (default <run>-trial<N>.json here)")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

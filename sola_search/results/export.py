@@ -1,0 +1,80 @@
+"""From a run to a backbone: pick one trial (`knee`, `best`, `trial:N`, `under:<budget>`), write it as a
+self-contained pattern file, and build the model from such a file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sola_search.errors import SolaError
+from sola_search.results.patterns import load_pattern_file
+
+PICKS = "knee, best, trial:N or under:<budget> (e.g. under:2.5gmacs, under:4softmax,3gmacs)"
+
+
+def pick_trial(study: Any, pick: str) -> int:
+    """The trial number a pick names. `knee`/`best` choose from the Pareto front (best: highest top-1,
+    ties to the cheaper); `under:<budget>` the most accurate feasible trial within the budget;
+    `trial:N` a completed trial, whatever its place."""
+    from sola_search.results.front import knee, pareto_front, trials_frame
+    from sola_search.space.budget import Budget
+
+    frame = trials_frame(study)
+    front = pareto_front(frame)
+    text = pick.strip().lower()
+    if text in ("knee", "best"):
+        if front.empty:
+            raise SolaError(f"--pick {pick}: the study has no completed feasible trial yet")
+        if text == "knee":
+            return int(knee(front)["number"])
+        return int(front.sort_values(["val_top1", "gmacs", "number"], ascending=[False, True, True]).iloc[0]["number"])
+    if text.startswith("trial:"):
+        try:
+            n = int(text.removeprefix("trial:"))
+        except ValueError:
+            raise SolaError(f"--pick {pick}: expected trial:N with N a trial number") from None
+        rows = frame[frame["number"] == n]
+        if rows.empty:
+            raise SolaError(f"--pick {pick}: no trial {n} (the study has trials 0 to {len(frame) - 1})")
+        row = rows.iloc[0]
+        if row["state"] != "COMPLETE":
+            why = f": {row['reason']}" if isinstance(row["reason"], str) else ""
+            raise SolaError(f"--pick {pick}: trial {n} is {row['state']}{why}, not completed")
+        return n
+    if text.startswith("under:"):
+        budget = Budget.parse(text.removeprefix("under:"))
+        ok = frame[frame["feasible"]]
+        keep = ok["gmacs"] * 1e9 <= (budget.max_macs if budget.max_macs is not None else float("inf"))
+        if budget.max_softmax is not None:
+            keep &= ok["softmax_layers"] <= budget.max_softmax
+        if budget.max_params is not None:
+            keep &= ok["params"] <= budget.max_params
+        ok = ok[keep.fillna(False).astype(bool)]
+        if ok.empty:
+            raise SolaError(f"--pick {pick}: no completed feasible trial within {budget}")
+        return int(ok.sort_values(["val_top1", "gmacs", "number"], ascending=[False, True, True]).iloc[0]["number"])
+    raise SolaError(f"--pick {pick!r} not understood: expected {PICKS}")
+
+
+def export_pattern(study: Any, pick: str, out: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
+    """Write the picked trial's pattern file to `out` (atomically); returns the path and the record."""
+    from sola_search.results.patterns import pattern_record_from_trial, write_pattern_file
+
+    n = pick_trial(study, pick)
+    trial = next(t for t in study.get_trials(deepcopy=False) if t.number == n)
+    record = pattern_record_from_trial(study, trial)
+    record["provenance"]["pick"] = pick
+    return write_pattern_file(out, record), record
+
+
+def load_backbone(path: str | os.PathLike, **kwargs: Any):
+    """The backbone a pattern file describes (validated first): `build_backbone(variant, pattern,
+    **kwargs)` with the file's variant, e.g. `load_backbone("knee.json", num_classes=100)`."""
+    from sola_search.space import Pattern, build_backbone
+
+    record = load_pattern_file(path)
+    if "variant" in kwargs:
+        raise SolaError(f"load_backbone({os.fspath(path)}): the variant comes from the file "
+                        f"({record['variant']}); do not pass variant=")
+    return build_backbone(record["variant"], Pattern.parse(record["pattern"], record["variant"]), **kwargs)

@@ -1,0 +1,250 @@
+"""Pattern files: one searched pattern with its metrics and provenance, as versioned, self-contained JSON.
+
+A pattern file is what leaves a run: `load_backbone` and `timm.create_model(..., pattern=FILE)` build a
+model from it with nothing else at hand. It is plain JSON (never a pickle), written atomically so a
+crash mid-write never leaves a half file, and validated on load so a hand edit that breaks it is
+named rather than silently building a different model."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sola_search.errors import SolaError
+from sola_search.space.pattern import Pattern
+from sola_search.space.variants import VARIANTS
+
+SCHEMA = "sola-search/pattern"
+VERSION = 1
+
+# key -> (accepted types, required). bool is excluded from numbers explicitly (bool is an int in Python).
+_TOP: dict[str, tuple[tuple[type, ...], bool]] = {
+    "schema": ((str,), True),
+    "version": ((int,), True),
+    "variant": ((str,), True),
+    "resolution": ((int,), True),
+    "pattern": ((str,), True),
+    "layer_types": ((list,), True),
+    "softmax_layers": ((int,), True),
+    "metrics": ((dict,), True),
+    "proxy": ((dict,), True),
+    "provenance": ((dict,), True),
+    "baseline": ((str, type(None)), False),
+    "budget": ((str, type(None)), False),
+}
+_NUM = (int, float)
+_METRICS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "val_top1": (_NUM + (type(None),), True),
+    "val_loss": (_NUM + (type(None),), False),
+    "macs": ((int,), True),
+    "gmacs": (_NUM, False),
+    "gflops": (_NUM, False),
+    "params": ((int,), True),
+}
+_PROVENANCE: dict[str, tuple[tuple[type, ...], bool]] = {
+    "study": ((str, type(None)), True),
+    "trial": ((int, type(None)), True),
+    "seed": ((int, type(None)), False),
+    "sola_search_version": ((str, type(None)), True),
+    "created": ((str, type(None)), False),
+}
+
+
+def _type_names(types: tuple[type, ...]) -> str:
+    names = {int: "integer", float: "number", str: "string", list: "list", dict: "object", type(None): "null"}
+    return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in types))
+
+
+def _check_keys(where: str, obj: Mapping[str, Any], spec: dict[str, tuple[tuple[type, ...], bool]], src: str) -> None:
+    for key, (types, required) in spec.items():
+        if key not in obj:
+            if required:
+                raise SolaError(f"{src}: missing key {where}{key!r}")
+            continue
+        value = obj[key]
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise SolaError(f"{src}: {where}{key!r} is {json.dumps(value)[:40]}, expected {_type_names(types)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SolaError(f"{src}: {where}{key!r} is {value}, expected a finite number")
+
+
+def validate_pattern_record(record: Any, source: str = "pattern record") -> dict[str, Any]:
+    """Check a pattern record (the parsed JSON) and return it; a `SolaError` names the first problem.
+
+    Beyond types, the pattern must fit the variant's depths and agree with `layer_types` and
+    `softmax_layers`: a hand edit to one of them alone would otherwise build a different model."""
+    src = source
+    if not isinstance(record, dict):
+        raise SolaError(f"{src}: expected a JSON object, found {type(record).__name__}")
+    if record.get("schema") != SCHEMA:
+        raise SolaError(f"{src}: 'schema' is {record.get('schema')!r}, expected {SCHEMA!r}")
+    version = record.get("version")
+    if isinstance(version, int) and not isinstance(version, bool) and version != VERSION:
+        raise SolaError(f"{src}: schema version {version} is not supported (this sola-search reads version {VERSION})")
+    _check_keys("", record, _TOP, src)
+    _check_keys("metrics.", record["metrics"], _METRICS, src)
+    _check_keys("provenance.", record["provenance"], _PROVENANCE, src)
+    variant = record["variant"]
+    if variant not in VARIANTS:
+        raise SolaError(f"{src}: unknown variant {variant!r}, expected one of {', '.join(VARIANTS)}")
+    if not 32 <= record["resolution"] <= 4096:
+        raise SolaError(f"{src}: 'resolution' is {record['resolution']}, expected 32 to 4096 pixels")
+    try:
+        pattern = Pattern.parse(record["pattern"], variant)
+        from_types = Pattern.from_layer_types(record["layer_types"], variant)
+    except SolaError as e:
+        raise SolaError(f"{src}: {e}") from None
+    if pattern != from_types:
+        raise SolaError(f"{src}: 'pattern' {pattern} does not match 'layer_types' ({from_types})")
+    if record["softmax_layers"] != pattern.softmax_layers:
+        raise SolaError(f"{src}: 'softmax_layers' is {record['softmax_layers']}, "
+                        f"but pattern {pattern} has {pattern.softmax_layers} softmax blocks")
+    top1 = record["metrics"]["val_top1"]
+    if top1 is not None and not 0 <= top1 <= 1:
+        raise SolaError(f"{src}: 'metrics.val_top1' is {top1}, expected a fraction in [0, 1]")
+    return record
+
+
+def load_pattern_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and validate a pattern file. JSON only: nothing in it is ever executed or unpickled."""
+    src = f"pattern file {os.fspath(path)}"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SolaError(f"{src}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SolaError(f"{src}: cannot read it ({e})") from None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SolaError(f"{src}: not JSON ({e})") from None
+    return validate_pattern_record(record, src)
+
+
+def write_pattern_file(path: str | os.PathLike, record: Mapping[str, Any]) -> Path:
+    """Validate `record` and write it to `path` atomically: a temporary file in the same directory,
+    flushed and fsynced, then `os.replace`d, so readers see the old file or the new one, never half.
+    Creates the parent directory. Returns the path."""
+    path = Path(path)
+    data = validate_pattern_record(dict(record), f"pattern record for {path}")
+    text = json.dumps(data, indent=2, allow_nan=False) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Not mkstemp: its 0600 mode would survive the rename; O_EXCL with 0666 honours the umask.
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def make_pattern_record(
+    variant: str,
+    pattern: Pattern | str,
+    *,
+    resolution: int,
+    val_top1: float | None,
+    macs: int,
+    params: int,
+    val_loss: float | None = None,
+    proxy: Mapping[str, Any] | None = None,
+    study: str | None = None,
+    trial: int | None = None,
+    seed: int | None = None,
+    sola_search_version: str | None = None,
+    baseline: str | None = None,
+    budget: str | None = None,
+    created: str | None = None,
+) -> dict[str, Any]:
+    """A pattern record from plain values (the search loop's path is `pattern_record_from_trial`)."""
+    from sola_search import __version__
+
+    p = pattern if isinstance(pattern, Pattern) else Pattern.parse(pattern, variant)
+    p.check(variant)
+    record: dict[str, Any] = {
+        "schema": SCHEMA,
+        "version": VERSION,
+        "variant": variant,
+        "resolution": int(resolution),
+        "pattern": str(p),
+        "layer_types": p.layer_types,
+        "softmax_layers": p.softmax_layers,
+        "metrics": {
+            "val_top1": None if val_top1 is None else float(val_top1),
+            "val_loss": None if val_loss is None or not math.isfinite(val_loss) else float(val_loss),
+            "macs": int(macs),
+            "gmacs": int(macs) / 1e9,
+            "gflops": 2 * int(macs) / 1e9,  # FLOPs = 2 × MACs
+            "params": int(params),
+        },
+        "proxy": dict(proxy or {}),
+        "provenance": {
+            "study": study,
+            "trial": trial,
+            "seed": seed,
+            "sola_search_version": sola_search_version or __version__,
+            "created": created or datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    }
+    if baseline:
+        record["baseline"] = baseline
+    if budget:
+        record["budget"] = budget
+    return record
+
+
+def pattern_record_from_trial(study: Any, trial: Any) -> dict[str, Any]:
+    """The pattern record of a completed trial (an `optuna.trial.FrozenTrial`, e.g. what `study.tell`
+    returns) of a sola-search study, read from the study's and the trial's user attributes.
+
+    MACs and params come from the trial's `macs`/`params` attributes, falling back to the exact cost
+    model; top-1 from the trial's `val_top1` value."""
+    from sola_search.space.cost import model_cost
+
+    sattrs, tattrs = study.user_attrs, trial.user_attrs
+    where = f"study {study.study_name!r} trial {trial.number}"
+    variant, resolution = sattrs.get("variant"), sattrs.get("resolution", 224)
+    if not isinstance(variant, str):
+        raise SolaError(f"{where}: the study has no 'variant' user attribute; is it a sola-search study?")
+    if not isinstance(tattrs.get("pattern"), str):
+        raise SolaError(f"{where}: the trial has no 'pattern' user attribute")
+    if trial.values is None:
+        raise SolaError(f"{where}: the trial has no objective values (state {trial.state.name})")
+    top1_i = _metric_index(study, "val_top1", 0)
+    pattern = Pattern.parse(tattrs["pattern"], variant)
+    macs, params = tattrs.get("macs"), tattrs.get("params")
+    if macs is None or params is None:
+        cost = model_cost(variant, pattern, int(resolution))
+        macs, params = cost.macs if macs is None else macs, cost.params if params is None else params
+    result = tattrs.get("proxy_result") if isinstance(tattrs.get("proxy_result"), dict) else {}
+    proxy = {"preset": sattrs.get("preset"), "config": sattrs.get("proxy"), "result": result or None}
+    seed = result.get("seed", sattrs.get("seed"))
+    done = trial.datetime_complete
+    return make_pattern_record(
+        variant, pattern, resolution=int(resolution), val_top1=trial.values[top1_i], macs=int(macs),
+        params=int(params), val_loss=result.get("val_loss"), proxy=proxy, study=study.study_name,
+        trial=trial.number, seed=seed if isinstance(seed, int) else None,
+        sola_search_version=sattrs.get("sola_search_version"), baseline=tattrs.get("baseline"),
+        budget=sattrs.get("budget"),
+        created=done.astimezone(UTC).isoformat(timespec="seconds") if done is not None else None,
+    )
+
+
+def _metric_index(study: Any, name: str, default: int) -> int:
+    names = study.metric_names
+    return names.index(name) if names and name in names else default

@@ -1,0 +1,376 @@
+"""Reports on what a run found: the front as a table, CSV or JSON, plots (PNG and self-contained
+HTML), the comparison of several runs, and the one-line summary of each run in a runs directory."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sola_search.errors import SolaError
+from sola_search.results.front import front_hypervolume, knee, pareto_front, reference_point, trials_frame
+from sola_search.results.runs import Run, run_state
+
+LINEAR_MARK, SOFTMAX_MARK = "·", "S"
+FORMATS = ("table", "csv", "json")
+PLOT_SIZE = (8.0, 5.0)  # inches; at PLOT_DPI this is the PNG's size in pixels (800 × 500)
+PLOT_DPI = 100
+
+
+@dataclass
+class FrontReport:
+    """A run's trials, its Pareto front and knee, and the hypervolume at a stated reference point."""
+
+    run: Run
+    frame: pd.DataFrame
+    front: pd.DataFrame
+    knee: int | None
+    ref: tuple[float, float]
+    hypervolume: float
+
+    @property
+    def counts(self) -> dict[str, int]:
+        s = self.frame["state"]
+        f = self.frame
+        interrupted = (s == "FAIL") & (f["status"] == "interrupted")
+        # What a run's --trials counts (as the search does): measured patterns and real failures.
+        counted = ((s == "COMPLETE") & f["duplicate_of"].isna() & f["feasible"]) | (
+            (s == "FAIL") & f["status"].isin(["nan", "oom", "error"]))
+        return dict(trials=len(self.frame), complete=int((s == "COMPLETE").sum()),
+                    failed=int(((s == "FAIL") & ~interrupted).sum()), interrupted=int(interrupted.sum()),
+                    running=int((s == "RUNNING").sum()),
+                    infeasible=int(((s == "COMPLETE") & ~f["feasible"]).sum()), counted=int(counted.sum()),
+                    front=len(self.front))
+
+
+def front_report(run: Run, ref: tuple[float, float] | None = None) -> FrontReport:
+    """Compute the front, knee and hypervolume of a run (at `ref`, default `reference_point`)."""
+    frame = trials_frame(run.study)
+    front = pareto_front(frame)
+    k = knee(front)
+    ref = ref if ref is not None else reference_point(run.study, frame)
+    return FrontReport(run, frame, front, None if k is None else int(k["number"]), ref, front_hypervolume(front, ref))
+
+
+def common_reference(reports: Sequence[FrontReport]) -> tuple[float, float]:
+    """One reference point for comparing runs: the lowest top-1 reference and the largest cost one."""
+    refs = [reference_point(r.run.study, r.frame) for r in reports]
+    return min(r[0] for r in refs), max(r[1] for r in refs)
+
+
+def parse_ref(text: str | None) -> tuple[float, float] | None:
+    """`--ref TOP1,GMACS` (e.g. 0,5.5) as a reference point."""
+    if text is None:
+        return None
+    try:
+        a, b = (float(x) for x in text.split(","))
+    except ValueError:
+        raise SolaError(f"--ref {text!r}: expected TOP1,GMACS, e.g. 0,5.5") from None
+    if not (math.isfinite(a) and math.isfinite(b)):
+        raise SolaError(f"--ref {text!r}: expected finite numbers")
+    return a, b
+
+
+def draw_pattern(text: Any) -> str:
+    """A pattern drawn per stage, linear blocks as · and softmax as S: `·· ·S ··S··S SS`."""
+    if not isinstance(text, str):
+        return "?"
+    return " ".join(s.upper().replace("L", LINEAR_MARK) for s in text.split("-"))
+
+
+def _num(x: Any) -> Any:
+    """A JSON-friendly scalar: None for NaN/NA, plain int/float otherwise."""
+    if x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x)):
+        return None
+    if hasattr(x, "item"):
+        x = x.item()
+    return x
+
+
+def rows(report: FrontReport, all_trials: bool = False) -> list[dict[str, Any]]:
+    """The report's rows, sorted by cost: the front, or with `all_trials` every trial (failed last)."""
+    on_front = set(report.front["number"])
+    data = report.frame if all_trials else report.front
+    data = data.sort_values(["gmacs", "val_top1", "number"], ascending=[True, False, True], na_position="last")
+    out = []
+    for r in data.itertuples(index=False):
+        row = dict(trial=int(r.number), pattern=r.pattern, val_top1=_num(r.val_top1), gmacs=_num(r.gmacs),
+                   macs=_num(r.macs), params=_num(r.params), softmax_layers=_num(r.softmax_layers),
+                   baseline=r.baseline if isinstance(r.baseline, str) else None, knee=int(r.number) == report.knee,
+                   duplicate_of=_num(r.duplicate_of))
+        if all_trials:
+            row.update(on_front=int(r.number) in on_front, state=r.state, feasible=bool(r.feasible),
+                       status=r.status if isinstance(r.status, str) else None,
+                       reason=r.reason if isinstance(r.reason, str) else None)
+        out.append(row)
+    return out
+
+
+def to_csv(rows_: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    if rows_:
+        w = csv.DictWriter(buf, fieldnames=list(rows_[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows({k: "" if v is None else v for k, v in r.items()} for r in rows_)
+    return buf.getvalue()
+
+
+def to_json(rows_: list[dict[str, Any]]) -> str:
+    return json.dumps(rows_, indent=2)
+
+
+def ref_text(ref: tuple[float, float]) -> str:
+    return f"(top-1 {ref[0]:g}, {ref[1]:.3f} GMACs)"
+
+
+def summary_lines(report: FrontReport) -> list[str]:
+    """What the table's caption says: counts, knee, hypervolume and its reference point."""
+    c, a = report.counts, report.run.study.user_attrs
+    head = f"run {report.run.name}"
+    for key, label in (("variant", "variant"), ("budget", "budget"), ("resolution", "px")):
+        if key in a:
+            head += f", {a[key]}px" if label == "px" else f", {label} {a[key]}"
+    lines = [head,
+             f"front: {c['front']} of {c['complete']} completed trials ({c['infeasible']} infeasible, "
+             f"{c['failed']} failed, {c['running']} running)"]
+    if report.knee is not None:
+        lines.append(f"knee: trial {report.knee} (farthest above the chord from cheapest to most accurate, "
+                     "normalized)")
+    lines.append(f"hypervolume {report.hypervolume:.4f} (top-1 × GMACs) at reference {ref_text(report.ref)}")
+    return lines
+
+
+def render_table(report: FrontReport, all_trials: bool = False, console: Any = None) -> None:
+    """Print the front (or every trial) as a rich table sorted by cost, with the summary below."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    if not console.is_terminal:
+        console.width = max(console.width, 140)
+    table = Table(title=f"Pareto front of {report.run.name}" if not all_trials else f"trials of {report.run.name}",
+                  title_justify="left")
+    for name, just in (("trial", "right"), ("top-1 %", "right"), ("GMACs", "right"), ("params M", "right"),
+                       ("softmax", "right"), ("pattern", "left"), ("", "left")):
+        table.add_column(name, justify=just, no_wrap=True)
+    on_front = set(report.front["number"])
+    for r in rows(report, all_trials):
+        notes = []
+        if all_trials and r["trial"] in on_front:
+            notes.append("front")
+        if r["knee"]:
+            notes.append("◆ knee")
+        if r["baseline"]:
+            notes.append(f"baseline {r['baseline']}")
+        if r["duplicate_of"] is not None:
+            notes.append(f"= trial {r['duplicate_of']}")
+        if all_trials and r["state"] != "COMPLETE":
+            notes.append(r["state"].lower() + (f": {r['reason']}" if r["reason"] else ""))
+        elif all_trials and not r["feasible"]:
+            notes.append("infeasible")
+        table.add_row(str(r["trial"]), "—" if r["val_top1"] is None else f"{100 * r['val_top1']:.2f}",
+                      "—" if r["gmacs"] is None else f"{r['gmacs']:.3f}",
+                      "—" if r["params"] is None else f"{r['params'] / 1e6:.2f}",
+                      "—" if r["softmax_layers"] is None else str(r["softmax_layers"]),
+                      draw_pattern(r["pattern"]), ", ".join(notes))
+    console.print(table)
+    for line in summary_lines(report):
+        console.print(line, highlight=False, markup=False)
+
+
+def write_reports(report: FrontReport) -> list[Path]:
+    """Write reports/pareto.csv and reports/pareto.json (every trial, with its front/knee marks) into
+    the run directory. Returns the paths written (none when the run has no directory)."""
+    if report.run.reports_dir is None:
+        return []
+    d = report.run.reports_dir
+    d.mkdir(parents=True, exist_ok=True)
+    every = rows(report, all_trials=True)
+    out = []
+    for name, text in (("pareto.csv", to_csv(every)),
+                       ("pareto.json", json.dumps(dict(summary=summary_lines(report), ref=list(report.ref),
+                                                       hypervolume=report.hypervolume, knee=report.knee,
+                                                       trials=every), indent=2))):
+        tmp = d / f".{name}.tmp"
+        tmp.write_text(text + ("" if text.endswith("\n") else "\n"), encoding="utf-8")
+        tmp.replace(d / name)
+        out.append(d / name)
+    return out
+
+
+# --- plots -------------------------------------------------------------------------------------
+def _groups(report: FrontReport) -> dict[str, pd.DataFrame]:
+    f = report.frame
+    done = f["state"] == "COMPLETE"
+    return dict(feasible=f[done & f["feasible"]], infeasible=f[done & ~f["feasible"]],
+                failed=f[(f["state"] == "FAIL") & f["gmacs"].notna()])
+
+
+def _floor(reports: Sequence[FrontReport]) -> float:
+    """Where failed trials (no top-1) are drawn: just below the lowest measured top-1."""
+    tops = pd.concat([r.frame["val_top1"] for r in reports]).dropna()
+    if tops.empty:
+        return 0.0
+    lo, hi = float(tops.min()), float(tops.max())
+    return lo - 0.06 * ((hi - lo) or 0.1)
+
+
+def _step(front: pd.DataFrame) -> tuple[list[float], list[float]]:
+    f = front.sort_values(["gmacs", "val_top1"])
+    return f["gmacs"].tolist(), f["val_top1"].tolist()
+
+
+def plot(reports: Sequence[FrontReport], path: str | Path) -> Path:
+    """Plot one run (every trial, completed / infeasible / failed told apart, the front as a step line,
+    baselines labelled, the knee marked) or several (fronts overlaid). `.png` through matplotlib,
+    `.html` through plotly (self-contained, plotly.js inlined)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".png", ".html", ".htm"):
+        raise SolaError(f"--plot {path}: expected a file name ending in .png or .html")
+    if not path.parent.is_dir():
+        raise SolaError(f"--plot {path}: directory {path.parent} does not exist")
+    (_plot_png if suffix == ".png" else _plot_html)(list(reports), path)
+    return path
+
+
+def _title(reports: Sequence[FrontReport]) -> str:
+    if len(reports) == 1:
+        r = reports[0]
+        a = r.run.study.user_attrs
+        extra = ", ".join(str(a[k]) for k in ("variant", "budget") if k in a)
+        return f"{r.run.name}" + (f" ({extra})" if extra else "") + f" — HV {r.hypervolume:.4f} at {ref_text(r.ref)}"
+    return "fronts at reference " + ref_text(reports[0].ref)
+
+
+def _plot_png(reports: list[FrontReport], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    single = len(reports) == 1
+    floor = _floor(reports)
+    fig, ax = plt.subplots(figsize=PLOT_SIZE, dpi=PLOT_DPI)
+    try:
+        for i, r in enumerate(reports):
+            color = f"C{i}"
+            g = _groups(r)
+            label = "" if single else f"{r.run.name} "
+            ax.scatter(g["feasible"]["gmacs"], 100 * g["feasible"]["val_top1"], s=18, color=color,
+                       alpha=0.45 if single else 0.25, label=f"{label}completed")
+            if single and len(g["infeasible"]):
+                ax.scatter(g["infeasible"]["gmacs"], 100 * g["infeasible"]["val_top1"], s=22, facecolors="none",
+                           edgecolors="grey", label="infeasible")
+            if len(g["failed"]):
+                ax.scatter(g["failed"]["gmacs"], [100 * floor] * len(g["failed"]), marker="x", s=28,
+                           color="red" if single else color, label=f"{label}failed (no top-1)")
+            if len(r.front):
+                x, y = _step(r.front)
+                ax.step(x, [100 * v for v in y], where="post", color=color, lw=1.8,
+                        label=f"{label}front (HV {r.hypervolume:.3f})")
+                ax.scatter(x, [100 * v for v in y], s=34, color=color, zorder=3)
+            if r.knee is not None:
+                k = r.frame[r.frame["number"] == r.knee].iloc[0]
+                ax.scatter([k["gmacs"]], [100 * k["val_top1"]], marker="*", s=220, color=color, edgecolors="black",
+                           zorder=4, label=f"{label}knee (trial {r.knee})")
+            for b in g["feasible"].itertuples() if single else ():
+                if isinstance(b.baseline, str):
+                    ax.annotate(b.baseline, (b.gmacs, 100 * b.val_top1), textcoords="offset points", xytext=(4, 4),
+                                fontsize=7, color=color)
+        ax.set_xlabel("GMACs (full model)")
+        ax.set_ylabel("proxy val top-1 (%)")
+        ax.set_title(_title(reports), fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+        fig.savefig(path, dpi=PLOT_DPI)
+    finally:
+        plt.close(fig)
+
+
+def _hover(df: pd.DataFrame, name: str) -> list[str]:
+    out = []
+    for r in df.itertuples():
+        top = "—" if r.val_top1 != r.val_top1 else f"{100 * r.val_top1:.2f}%"
+        text = f"{name} trial {r.number}<br>{r.pattern}<br>top-1 {top}, {r.gmacs:.3f} GMACs"
+        if isinstance(r.baseline, str):
+            text += f"<br>baseline {r.baseline}"
+        if isinstance(r.reason, str):
+            text += f"<br>{r.state.lower()}: {r.reason}"
+        out.append(text)
+    return out
+
+
+def _plot_html(reports: list[FrontReport], path: Path) -> None:
+    import plotly.graph_objects as go
+
+    single = len(reports) == 1
+    floor = _floor(reports)
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+    fig = go.Figure()
+    for i, r in enumerate(reports):
+        color, name = palette[i % len(palette)], r.run.name
+        prefix = "" if single else f"{name} "
+        g = _groups(r)
+        traces = [("completed", g["feasible"], dict(color=color, opacity=0.5 if single else 0.3, size=7))]
+        if single:
+            traces.append(("infeasible", g["infeasible"], dict(color="grey", symbol="circle-open", size=8)))
+        traces.append(("failed (no top-1)", g["failed"], dict(color="red" if single else color, symbol="x", size=8)))
+        for label, df, marker in traces:
+            if len(df):
+                y = [100 * floor] * len(df) if label.startswith("failed") else (100 * df["val_top1"]).tolist()
+                fig.add_trace(go.Scatter(x=df["gmacs"].tolist(), y=y, mode="markers", name=prefix + label,
+                                         marker=marker, text=_hover(df, name), hoverinfo="text"))
+        if len(r.front):
+            x, y = _step(r.front)
+            fig.add_trace(go.Scatter(x=x, y=[100 * v for v in y], mode="lines+markers", line_shape="hv",
+                                     line=dict(color=color, width=2), name=f"{prefix}front (HV {r.hypervolume:.3f})",
+                                     text=_hover(r.front.sort_values(["gmacs", "val_top1"]), name), hoverinfo="text"))
+        if r.knee is not None:
+            k = r.frame[r.frame["number"] == r.knee]
+            fig.add_trace(go.Scatter(x=k["gmacs"].tolist(), y=(100 * k["val_top1"]).tolist(), mode="markers",
+                                     name=f"{prefix}knee (trial {r.knee})", text=_hover(k, name), hoverinfo="text",
+                                     marker=dict(symbol="star", size=16, color=color, line=dict(width=1))))
+        for b in g["feasible"].itertuples() if single else ():
+            if isinstance(b.baseline, str):
+                fig.add_annotation(x=b.gmacs, y=100 * b.val_top1, text=b.baseline, showarrow=False, xshift=6,
+                                   yshift=8, font=dict(size=10, color=color))
+    fig.update_layout(title=_title(reports), xaxis_title="GMACs (full model)", yaxis_title="proxy val top-1 (%)",
+                      template="plotly_white")
+    fig.write_html(path, include_plotlyjs=True, full_html=True)
+
+
+# --- several runs ------------------------------------------------------------------------------
+def compare_rows(reports: Sequence[FrontReport]) -> list[dict[str, Any]]:
+    """One row per run: its front size, best top-1, knee, and hypervolume at the common reference."""
+    out = []
+    for r in reports:
+        a, c = r.run.study.user_attrs, r.counts
+        best = r.front.sort_values(["val_top1", "gmacs"], ascending=[False, True]).head(1)
+        out.append(dict(run=r.run.name, variant=a.get("variant"), budget=a.get("budget"),
+                        resolution=a.get("resolution"), complete=c["complete"], failed=c["failed"], front=c["front"],
+                        best_top1=_num(best["val_top1"].iloc[0]) if len(best) else None,
+                        best_gmacs=_num(best["gmacs"].iloc[0]) if len(best) else None, knee=r.knee,
+                        hypervolume=r.hypervolume, ref_top1=r.ref[0], ref_gmacs=r.ref[1]))
+    return out
+
+
+def run_summary(run: Run) -> dict[str, Any]:
+    """One line about a run for `sola-search runs`: state, trials, front size, best within its budget."""
+    rep = front_report(run)
+    c, a = rep.counts, run.study.user_attrs
+    best = rep.front.sort_values(["val_top1", "gmacs"], ascending=[False, True]).head(1)
+    target = run.config.get("trials") if isinstance(run.config.get("trials"), int) else None
+    return dict(run=run.name, state=run_state(run, c["running"]), variant=a.get("variant"), budget=a.get("budget"),
+                complete=c["complete"], counted=c["counted"], failed=c["failed"], running=c["running"], target=target,
+                front=c["front"],
+                best_top1=_num(best["val_top1"].iloc[0]) if len(best) else None,
+                best_gmacs=_num(best["gmacs"].iloc[0]) if len(best) else None,
+                best_trial=int(best["number"].iloc[0]) if len(best) else None)
