@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -347,8 +348,9 @@ def _register_with_timm() -> None:
 
     def make(name: str):
         def fn(pretrained: bool = False, **kwargs):
+            # build_model_with_cfg's own second parameter is called `variant` (the timm name): bind ours first.
             return build_model_with_cfg(
-                SolaVision, f"sola_vision_{name}", pretrained, variant=name,
+                partial(SolaVision, name), f"sola_vision_{name}", pretrained,
                 feature_cfg=dict(out_indices=(0, 1, 2, 3), flatten_sequential=True), **kwargs)
 
         fn.__name__ = f"sola_vision_{name}"
