@@ -1,4 +1,4 @@
-"""Pattern: text ↔ layer_types ↔ bits, case, equality/hash, and every validation error."""
+"""Pattern: text ↔ layer_types ↔ bits, case, equality/hash, every validation error; named baselines."""
 
 import re
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sola_search.errors import SolaError
-from sola_search.space import VARIANTS, Pattern
+from sola_search.space import VARIANTS, Budget, Pattern, baseline, baselines, resolve
 
 
 def random_pattern(variant, rng) -> Pattern:
@@ -148,3 +148,90 @@ def test_layer_types_not_a_list(value):
 def test_bits_wrong_length():
     with pytest.raises(SolaError, match="layer_types has 3 entries, expected 10"):
         Pattern.from_bits([1, 0, 1], "micro")
+
+
+# --- named baselines ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("variant, name, text", [
+    ("tiny", "all-linear", "LL-LL-LLLLLL-LL"),
+    ("tiny", "all-softmax", "SS-SS-SSSSSS-SS"),
+    ("tiny", "late-stages", "LL-LL-SSSSSS-SS"),  # the MAViT / RAVLT layout
+    ("tiny", "last-of-stage", "LS-LS-LLLLLS-LS"),
+    ("tiny", "mambavision", "LL-LL-LLLSSS-LS"),
+    ("small", "all-linear", "LLL-LLLLL-LLLLLLLLL-LLL"),
+    ("small", "all-softmax", "SSS-SSSSS-SSSSSSSSS-SSS"),
+    ("small", "late-stages", "LLL-LLLLL-SSSSSSSSS-SSS"),
+    ("small", "last-of-stage", "LLS-LLLLS-LLLLLLLLS-LLS"),
+    ("small", "mambavision", "LLL-LLLLL-LLLLLSSSS-LLS"),
+    ("tiny", "last-3", "LL-LL-LLLLLS-SS"),
+    ("tiny", "last-12", "SS-SS-SSSSSS-SS"),
+    ("tiny", "interleave-4", "LL-SL-LSLLSL-LS"),
+    ("tiny", "interleave-1", "LL-LL-LLLLLL-LS"),
+    ("small", "interleave-4", "LLL-LSLLL-LSLLLLSLL-LLS"),
+])
+def test_baseline_shapes(variant, name, text):
+    p = baseline(name, variant)
+    assert str(p) == text
+    assert p.check(variant) is p
+    assert resolve(name, variant) == p
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_parametric_baselines(variant):
+    n = VARIANTS[variant].num_blocks
+    for k in range(1, n + 1):
+        last, inter = baseline(f"last-{k}", variant), baseline(f"interleave-{k}", variant)
+        assert last.softmax_layers == inter.softmax_layers == k
+        assert last.bits == [False] * (n - k) + [True] * k
+        assert inter.bits[-1]  # the last block is always softmax
+        gaps = np.diff(np.flatnonzero(inter.bits))
+        assert len(gaps) == 0 or gaps.max() - gaps.min() <= 1  # evenly spread
+
+
+@pytest.mark.parametrize("name, match", [
+    ("last-0", "baseline 'last-0': k must be between 1 and 12 for variant tiny"),
+    ("interleave-13", "baseline 'interleave-13': k must be between 1 and 12"),
+    ("first-3", "unknown baseline 'first-3': expected one of all-linear, all-softmax, late-stages"),
+    ("late_stages", "unknown baseline"),
+])
+def test_baseline_errors(name, match):
+    with pytest.raises(SolaError, match=match):
+        baseline(name, "tiny")
+
+
+def test_resolve_text_and_names():
+    assert resolve("ll-ls-llslls-ss", "tiny") == Pattern.parse("LL-LS-LLSLLS-SS")
+    with pytest.raises(SolaError, match="k must be between 1 and 12"):
+        resolve("last-99", "tiny")
+    with pytest.raises(SolaError, match="stage 1"):
+        resolve("nonsense", "tiny")
+
+
+def test_baselines_without_budget_are_all_distinct():
+    out = baselines("tiny")
+    assert list(out)[:5] == ["all-linear", "all-softmax", "late-stages", "last-of-stage", "mambavision"]
+    assert "last-4" in out and "interleave-4" in out
+    assert len(set(out.values())) == len(out)
+    assert all(baseline(name, "tiny") == p for name, p in out.items())
+
+
+@pytest.mark.parametrize("variant", ["tiny", "small"])
+@pytest.mark.parametrize("budget", ["8softmax", "3softmax", "0softmax", "2.5gmacs", "4softmax,3gmacs", "20mparams",
+                                    "1gmacs"])
+def test_baselines_for_a_budget_are_admitted(variant, budget):
+    b = Budget.parse(budget)
+    out = baselines(variant, b)
+    assert all(b.admits(p, variant) for p in out.values())
+    k = b.max_softmax
+    # every named baseline the budget admits is there (under its first name)
+    candidates = ["all-linear", "all-softmax", "late-stages", "last-of-stage", "mambavision"]
+    candidates += [f"last-{k or 4}", f"interleave-{k or 4}"] if k != 0 else []
+    for name in candidates:
+        if b.admits(baseline(name, variant), variant):
+            assert baseline(name, variant) in out.values(), name
+
+
+def test_baselines_keep_the_first_name_of_a_duplicate():
+    out = baselines("tiny", Budget.parse("8softmax"))
+    assert "late-stages" in out and "last-8" not in out  # on tiny, last-8 is late-stages
+    assert "interleave-8" in out
