@@ -1,0 +1,138 @@
+"""`sola-search show` and `sola-search space`: output, JSON keys scripts rely on, and bad input."""
+
+import json
+from math import comb
+
+import pytest
+
+from sola_search.cli import main
+from sola_search.space import VARIANTS, Budget, FeasibleSet, Pattern, baseline, baselines, model_cost
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    try:
+        status = main(list(argv))
+    except SystemExit as e:  # argparse errors
+        status = e.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.mark.parametrize("variant, resolution", [("tiny", 224), ("small", 193), ("micro", 512)])
+def test_show_json(capsys, variant, resolution):
+    p = baseline("mambavision", variant)
+    status, out, err = run(capsys, "show", str(p).lower(), "--variant", variant, "--resolution", str(resolution),
+                           "--json")
+    assert status == 0 and err == ""
+    info = json.loads(out)
+    cost = model_cost(variant, p, resolution)
+    assert {"pattern", "variant", "resolution", "macs", "params", "softmax_layers"} <= set(info)
+    assert info["pattern"] == str(p) and info["variant"] == variant and info["resolution"] == resolution
+    assert info["macs"] == cost.macs and info["params"] == cost.params
+    assert info["softmax_layers"] == p.softmax_layers
+    assert info["gflops"] == pytest.approx(2 * info["gmacs"]) and info["gmacs"] == pytest.approx(cost.gmacs, abs=1e-4)
+    assert info["layer_types"] == p.layer_types
+
+
+def test_show_text(capsys):
+    status, out, err = run(capsys, "show", "LL-LS-LLSLLS-SS")
+    assert status == 0 and err == ""
+    cost = model_cost("tiny", Pattern.parse("LL-LS-LLSLLS-SS"), 224)
+    assert out.splitlines()[0].startswith("LL-LS-LLSLLS-SS") and "tiny" in out and "224px" in out
+    assert "softmax layers  5 of 12" in out
+    assert f"{cost.gmacs:.3f} G" in out and f"({cost.gflops:.3f} GFLOPs)" in out
+    assert f"{cost.mparams:.2f} M" in out
+    stages = [line for line in out.splitlines() if line.strip().startswith("stage")]
+    assert len(stages) == 4
+    assert "56×56 tokens" in stages[0] and "7×7 tokens" in stages[3]  # strides 4 and 32 at 224 px
+    assert "S" in stages[1] and "512 ch, 8 heads" in stages[3]
+
+
+def test_show_rounding_resolution_token_counts(capsys):
+    _, out, _ = run(capsys, "show", "late-stages", "--resolution", "193")
+    assert [s for s in ("49×49", "25×25", "13×13", "7×7") if s in out] == ["49×49", "25×25", "13×13", "7×7"]
+
+
+@pytest.mark.parametrize("name", ["late-stages", "all-linear", "last-3", "interleave-5", "mambavision"])
+def test_show_accepts_a_baseline_name(capsys, name):
+    status, out, _ = run(capsys, "show", name, "--variant", "small", "--json")
+    assert status == 0
+    p = baseline(name, "small")
+    info = json.loads(out)
+    assert info["pattern"] == str(p) and info["macs"] == model_cost("small", p).macs
+
+
+def test_show_accepts_a_pattern_file(capsys, tmp_path):
+    p = baseline("interleave-3", "micro")
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"variant": "micro", "layer_types": p.layer_types}))
+    status, out, _ = run(capsys, "show", str(path), "--variant", "micro", "--json")
+    assert status == 0 and json.loads(out)["pattern"] == str(p)
+
+
+def test_space_lists_every_variant(capsys):
+    status, out, err = run(capsys, "space")
+    assert status == 0 and err == ""
+    lines = out.splitlines()
+    for name, v in VARIANTS.items():
+        line = next(line for line in lines if line.startswith(name))
+        assert "depths " + "-".join(map(str, v.depths)) in line
+        assert f"{v.num_blocks} blocks" in line and f"{2**v.num_blocks:,} patterns" in line
+
+
+def test_space_with_budget(capsys):
+    status, out, _ = run(capsys, "space", "--budget", "8softmax")
+    assert status == 0
+    for name, v in VARIANTS.items():
+        n = sum(comb(v.num_blocks, k) for k in range(9))
+        line = next(line for line in out.splitlines() if line.startswith(name))
+        assert f"{n:,} within 8softmax at 224px" in line
+
+
+def test_space_one_variant_lists_its_baselines(capsys):
+    status, out, _ = run(capsys, "space", "--variant", "tiny", "--budget", "8softmax,2.6gmacs")
+    assert status == 0
+    b = Budget.parse("8softmax,2.6gmacs")
+    assert f"{FeasibleSet('tiny', b).count():,} within 8softmax,2.6gmacs at 224px" in out
+    assert "baseline late-stages" in out and "LL-LL-SSSSSS-SS" in out
+    listed = [line.split()[1] for line in out.splitlines() if line.strip().startswith("baseline")]
+    assert listed == list(baselines("tiny", b)) and "all-softmax" not in listed  # 12 softmax blocks > 8
+
+
+def test_space_json(capsys):
+    status, out, _ = run(capsys, "space", "--variant", "micro", "--budget", "3softmax", "--resolution", "160",
+                         "--json")
+    assert status == 0
+    [row] = json.loads(out)
+    assert row["variant"] == "micro" and row["blocks"] == 10 and row["patterns"] == 1024
+    assert row["feasible"] == 1 + 10 + 45 + 120 and row["budget"] == "3softmax"
+    assert row["baselines"]["last-3"] == str(baseline("last-3", "micro"))
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["show", "LL-LX-LLSLLS-SS"], "stage 2 'LX': found letters 'X'"),
+    (["show", "LL-LS-LLSLL-SS"], "stage 3 'LLSLL': found 5 blocks, expected 6 for variant tiny"),
+    (["show", "LL-LS-SS"], "found 3 stages, expected 4"),
+    (["show", "nonsense"], "stage 1 'NONSENSE'"),
+    (["show", "late-stages", "--variant", "huge"], "unknown variant 'huge'"),
+    (["show", "late-stages", "--resolution", "abc"], "resolution 'abc': expected a whole number of pixels"),
+    (["show", "late-stages", "--resolution", "16"], "resolution 16: expected 32 to 4096 pixels"),
+    (["show", "last-99"], "baseline 'last-99': k must be between 1 and 12"),
+    (["show", "interleave-0", "--variant", "small"], "k must be between 1 and 20"),
+    (["show", "/nonexistent/p.json"], "pattern file /nonexistent/p.json"),
+    (["show"], "the following arguments are required: pattern"),
+    (["space", "--budget", "8tflops"], "budget term '8tflops' not understood"),
+    (["space", "--budget", "1.5softmax"], "whole number"),
+    (["space", "--budget", "8softmax,4softmax"], "twice"),
+    (["space", "--budget", "0gmacs"], "positive"),
+    (["space", "--variant", "huge"], "unknown variant 'huge'"),
+    (["space", "--resolution", "x"], "resolution 'x'"),
+    (["bogus"], "invalid choice"),
+])
+def test_bad_input_is_one_line_and_status_2(capsys, argv, match):
+    status, out, err = run(capsys, *argv)
+    assert status == 2
+    assert out == ""
+    assert err.count("\n") == 1 and err.endswith("\n"), err
+    assert err.startswith("sola-search") and "error" in err
+    assert match in err
