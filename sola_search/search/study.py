@@ -3,6 +3,8 @@ trials that a killed driver left RUNNING."""
 
 from __future__ import annotations
 
+import warnings
+
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
@@ -32,6 +34,7 @@ def _redact(url: str) -> str:
 def open_study(storage: optuna.storages.BaseStorage, name: str, sampler: optuna.samplers.BaseSampler,
                attrs: dict) -> optuna.Study:
     """Create the run's study, or load it and check it searches the same space."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the run's own log says what happens
     study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, directions=DIRECTIONS,
                                 load_if_exists=True)
     old = study.user_attrs
@@ -41,7 +44,9 @@ def open_study(storage: optuna.storages.BaseStorage, name: str, sampler: optuna.
                 raise SolaError(f"study {name} searches {key} {old[key]!r}, not {attrs[key]!r}: "
                                 f"use another --name, or resume it as it is")
     else:
-        study.set_metric_names(METRIC_NAMES)
+        with warnings.catch_warnings():  # experimental since Optuna 3.2, and what dashboards read
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(METRIC_NAMES)
     for key, value in attrs.items():
         if old.get(key) != value:
             study.set_user_attr(key, value)

@@ -1,0 +1,218 @@
+"""The search end to end on a real local Ray and a real SQLite study: budget, files, failures, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import psutil
+import pytest
+from optuna.trial import TrialState
+
+from sola_search.cli import main
+from sola_search.results.patterns import load_pattern_file
+from sola_search.search import SearchConfig, run_search
+from sola_search.search.runner import MaxFailures
+from sola_search.space import Budget, Pattern, baselines
+
+BUDGET = "2softmax"
+
+
+@pytest.fixture(scope="module")
+def npz_data(tmp_path_factory) -> str:
+    """A small learnable 10-class dataset: each class brightens its own band of rows."""
+    rng = np.random.default_rng(0)
+    y = np.arange(400) % 10
+    x = rng.integers(0, 60, (400, 16, 16)).astype(np.uint8)
+    for i, c in enumerate(y):
+        x[i, c : c + 4] += 150
+    path = tmp_path_factory.mktemp("data") / "bands.npz"
+    np.savez(path, x=x, y=y)
+    return f"npz:{path}"
+
+
+def _config(tmp_path: Path, data: str, **kw) -> SearchConfig:
+    base = dict(budget=BUDGET, variant="micro", trials=6, preset="quick", steps=3, data=data, name="t",
+                runs_dir=str(tmp_path / "runs"), seed=0)
+    return SearchConfig(**{**base, **kw})
+
+
+def _study(run_dir: Path) -> optuna.Study:
+    return optuna.load_study(study_name=run_dir.name, storage=f"sqlite:///{run_dir / 'study.db'}")
+
+
+def _events(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+
+
+def test_search_end_to_end(tmp_path, npz_data):
+    summary = run_search(_config(tmp_path, npz_data), quiet=True)
+    run_dir = tmp_path / "runs" / "t"
+    assert summary.completed == 6 and summary.failed == 0 and summary.stopped == "done"
+
+    study = _study(run_dir)
+    assert study.metric_names == ["val_top1", "gmacs"]
+    assert study.user_attrs["variant"] == "micro" and study.user_attrs["budget"] == BUDGET
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(done) == 6
+    budget = Budget.parse(BUDGET)
+    patterns = [Pattern.parse(t.user_attrs["pattern"], "micro") for t in done]
+    assert all(budget.admits(p, "micro", 224) for p in patterns)
+    assert len(set(patterns)) == 6  # nothing measured twice
+    # Baselines that fit the budget come first, each once.
+    base = baselines("micro", budget, 224)
+    first = [t.user_attrs.get("baseline") for t in study.trials[: len(base)]]
+    assert sorted(first) == sorted(base)
+    # One pattern file per completed trial, loadable and consistent with the study.
+    for t in done:
+        rec = load_pattern_file(run_dir / "patterns" / f"{t.number}.json")
+        assert rec["pattern"] == t.user_attrs["pattern"] and rec["variant"] == "micro"
+        assert rec["metrics"]["val_top1"] == pytest.approx(t.values[0])
+        assert rec["metrics"]["macs"] == t.user_attrs["macs"] and rec["provenance"]["trial"] == t.number
+    cfg = json.loads((run_dir / "run.json").read_text())
+    assert cfg["budget"] == BUDGET and {"torch", "optuna", "ray", "sola_search"} <= set(cfg["versions"])
+    kinds = [e["event"] for e in _events(run_dir)]
+    assert kinds[0] == "run_started" and kinds[-1] == "run_finished" and kinds.count("trial_finished") == 6
+
+    # Asking for more resumes the same study: the 6 are kept, 2 more are measured.
+    summary = run_search(_config(tmp_path, npz_data, trials=8), quiet=True)
+    done = [t for t in _study(run_dir).trials if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs]
+    assert summary.completed == 8 and len(done) == 8 and len({t.user_attrs["pattern"] for t in done}) == 8
+
+
+def test_failures_are_recorded_and_the_search_goes_on(tmp_path, npz_data):
+    base = baselines("micro", Budget.parse(BUDGET), 224)
+    names = list(base)[:3]
+    faults = {str(base[n]): kind for n, kind in zip(names, ("raise", "oom", "nan"))}
+    summary = run_search(_config(tmp_path, npz_data, faults=faults, max_failures=5), quiet=True)
+    assert summary.failed == 3 and summary.completed == 3
+    failed = {t.user_attrs["pattern"]: t for t in _study(tmp_path / "runs" / "t").trials if t.state == TrialState.FAIL}
+    assert {p: t.user_attrs["status"] for p, t in failed.items()} == {
+        p: {"raise": "error", "oom": "oom", "nan": "nan"}[k] for p, k in faults.items()}
+    assert all(t.user_attrs["reason"] for t in failed.values())
+    assert "injected failure" in next(t for p, t in failed.items() if faults[p] == "raise").user_attrs["reason"]
+
+
+def test_max_failures_stops_the_run(tmp_path, npz_data):
+    base = baselines("micro", Budget.parse(BUDGET), 224)
+    faults = {str(p): "raise" for p in base.values()}
+    with pytest.raises(MaxFailures, match="stopped after 2 failed trials"):
+        run_search(_config(tmp_path, npz_data, faults=faults, max_failures=2), quiet=True)
+
+
+def _ray_processes_of(pids: set[int]) -> list[psutil.Process]:
+    out = []
+    for pid in pids:
+        try:
+            p = psutil.Process(pid)
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+        except psutil.Error:
+            pass
+    return out
+
+
+@pytest.mark.slow
+def test_kill_minus_nine_then_resume(tmp_path, npz_data):
+    """kill -9 of the driver mid-run: no Ray process survives it; resume keeps every completed
+    trial, re-measures the interrupted ones and reaches the requested count exactly."""
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "sola_search.cli", "run", "--budget", BUDGET, "--variant", "micro",
+           "--trials", "10", "--preset", "quick", "--steps", "40", "--data", npz_data, "--name", "k",
+           "--runs-dir", str(runs), "--quiet", "--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_dir = runs / "k"
+    seen: set[int] = set()
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        seen |= {c.pid for c in psutil.Process(proc.pid).children(recursive=True)}
+        ev = run_dir / "events.jsonl"
+        if ev.exists() and sum(e["event"] == "trial_finished" for e in _events(run_dir)) >= 3:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the run did not finish 3 trials in time")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    reaper_like = [p for p in _ray_processes_of(seen) if "reaper" not in " ".join(p.cmdline())]
+    deadline = time.time() + 20
+    while _ray_processes_of(seen) and time.time() < deadline:
+        time.sleep(0.5)
+    assert not _ray_processes_of(seen), f"left behind: {[p.name() for p in _ray_processes_of(seen)]}"
+    assert reaper_like is not None
+
+    before = _study(run_dir)
+    completed_before = {t.user_attrs["pattern"] for t in before.trials if t.state == TrialState.COMPLETE}
+    running_before = [t for t in before.trials if t.state == TrialState.RUNNING]
+    assert len(completed_before) >= 3
+
+    assert main(["resume", str(run_dir), "--quiet"]) == 0
+    after = _study(run_dir)
+    measured = [t for t in after.trials if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs]
+    assert len(measured) == 10
+    assert len({t.user_attrs["pattern"] for t in measured}) == 10  # nothing re-run
+    assert completed_before <= {t.user_attrs["pattern"] for t in measured}  # nothing lost
+    for t in running_before:  # interrupted trials are FAIL and their patterns measured after all
+        t2 = after.trials[t.number]
+        assert t2.state == TrialState.FAIL and t2.user_attrs["status"] == "interrupted"
+        if "pattern" in t.user_attrs:
+            assert t.user_attrs["pattern"] in {m.user_attrs["pattern"] for m in measured}
+
+
+@pytest.mark.slow
+def test_join_a_cluster_with_address(tmp_path, npz_data):
+    ray_bin = str(Path(sys.executable).with_name("ray"))
+    port = 6399
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    start = subprocess.run([ray_bin, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
+                            "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert start.returncode == 0, start.stderr[-2000:]
+    try:
+        summary = run_search(_config(tmp_path, npz_data, trials=3, address=f"127.0.0.1:{port}"), quiet=True)
+        assert summary.completed == 3
+        events = _events(tmp_path / "runs" / "t")
+        assert events[0]["resources"]["address"] == f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--budget", "8softmx"], "budget term '8softmx'"),
+    (["run", "--budget", "8softmax", "--trials", "0"], "--trials 0"),
+    (["run", "--budget", "8softmax", "--time", "soon"], "duration 'soon'"),
+    (["run", "--budget", "8softmax", "--name", "../x"], "--name '../x'"),
+    (["run", "--budget", "8softmax", "--sampler", "magic"], "unknown sampler 'magic'"),
+    (["run", "--budget", "8softmax", "--preset", "fast"], "preset 'fast'"),
+    (["run", "--budget", "8softmax", "--variant", "huge"], "unknown variant 'huge'"),
+    (["run", "--budget", "8softmax", "--gpus-per-trial", "-1"], "--gpus-per-trial -1"),
+    (["run", "--budget", "0.001gmacs", "--variant", "micro"], "admits no pattern"),
+    (["run", "--budget", "8softmax", "--data", "npz:/nonexistent.npz"], "nonexistent"),
+    (["run", "--budget", "8softmax", "--trials", "many"], "invalid int value"),
+    (["resume", "/nonexistent/run"], "no run at /nonexistent/run"),
+])
+def test_bad_options_are_one_line_and_status_2(tmp_path, capsys, argv, message):
+    argv = [*argv, "--runs-dir", str(tmp_path)] if argv[0] == "run" else argv
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse errors
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not any(tmp_path.iterdir())  # nothing was created
+
+
+def test_resume_refuses_another_budget(tmp_path, npz_data):
+    run_search(_config(tmp_path, npz_data, trials=1), quiet=True)
+    from sola_search.errors import SolaError
+
+    with pytest.raises(SolaError, match="was made with budget '2softmax', not '3softmax'"):
+        run_search(_config(tmp_path, npz_data, budget="3softmax", trials=2), quiet=True)
