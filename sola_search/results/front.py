@@ -94,6 +94,10 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             duplicate_of=a.get("duplicate_of"), feasible=bool(ok),
         ))
     frame = pd.DataFrame(rows, columns=COLUMNS)
+    # A trial answered from storage may carry only `duplicate_of`: it has its source's pattern.
+    by_number = dict(zip(frame["number"], frame["pattern"], strict=True))
+    missing = frame["pattern"].isna() & frame["duplicate_of"].notna()
+    frame.loc[missing, "pattern"] = [by_number.get(int(n)) for n in frame.loc[missing, "duplicate_of"]]
     for col in ("macs", "params", "softmax_layers", "duplicate_of"):
         frame[col] = frame[col].astype("Int64")
     return frame

@@ -58,6 +58,8 @@ _PROVENANCE: dict[str, tuple[tuple[type, ...], bool]] = {
 
 def _type_names(types: tuple[type, ...]) -> str:
     names = {int: "integer", float: "number", str: "string", list: "list", dict: "object", type(None): "null"}
+    if int in types and float in types:
+        types = tuple(t for t in types if t is not int)
     return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in types))
 
 
@@ -65,13 +67,13 @@ def _check_keys(where: str, obj: Mapping[str, Any], spec: dict[str, tuple[tuple[
     for key, (types, required) in spec.items():
         if key not in obj:
             if required:
-                raise SolaError(f"{src}: missing key {where}{key!r}")
+                raise SolaError(f"{src}: missing key '{where}{key}'")
             continue
         value = obj[key]
         if isinstance(value, bool) or not isinstance(value, types):
-            raise SolaError(f"{src}: {where}{key!r} is {json.dumps(value)[:40]}, expected {_type_names(types)}")
+            raise SolaError(f"{src}: '{where}{key}' is {json.dumps(value)[:40]}, expected {_type_names(types)}")
         if isinstance(value, float) and not math.isfinite(value):
-            raise SolaError(f"{src}: {where}{key!r} is {value}, expected a finite number")
+            raise SolaError(f"{src}: '{where}{key}' is {value}, expected a finite number")
 
 
 def validate_pattern_record(record: Any, source: str = "pattern record") -> dict[str, Any]:
@@ -221,12 +223,16 @@ def pattern_record_from_trial(study: Any, trial: Any) -> dict[str, Any]:
     variant, resolution = sattrs.get("variant"), sattrs.get("resolution", 224)
     if not isinstance(variant, str):
         raise SolaError(f"{where}: the study has no 'variant' user attribute; is it a sola-search study?")
-    if not isinstance(tattrs.get("pattern"), str):
+    text = tattrs.get("pattern")
+    if text is None and isinstance(tattrs.get("duplicate_of"), int):  # answered from storage
+        source = [t for t in study.get_trials(deepcopy=False) if t.number == tattrs["duplicate_of"]]
+        text = source[0].user_attrs.get("pattern") if source else None
+    if not isinstance(text, str):
         raise SolaError(f"{where}: the trial has no 'pattern' user attribute")
     if trial.values is None:
         raise SolaError(f"{where}: the trial has no objective values (state {trial.state.name})")
     top1_i = _metric_index(study, "val_top1", 0)
-    pattern = Pattern.parse(tattrs["pattern"], variant)
+    pattern = Pattern.parse(text, variant)
     macs, params = tattrs.get("macs"), tattrs.get("params")
     if macs is None or params is None:
         cost = model_cost(variant, pattern, int(resolution))

@@ -46,10 +46,10 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _load_study(storage: str, name: str | None, where: str) -> optuna.Study:
+def _load_study(storage: str, name: str | None, where: str, guess: bool = False) -> optuna.Study:
     """`optuna.load_study`, with a one-line error for a missing study or an unreachable storage. With
-    no name, or a name the storage lacks while it holds exactly one study, that one study is used
-    (a run directory that was renamed still opens)."""
+    no name, or a guessed name (the directory's) that the storage lacks while it holds exactly one
+    study, that one study is used (a run directory that was renamed still opens)."""
     if storage.startswith("sqlite:///"):
         db = storage.removeprefix("sqlite:///")
         if db and db != ":memory:" and not Path(db).is_file():
@@ -63,7 +63,7 @@ def _load_study(storage: str, name: str | None, where: str) -> optuna.Study:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SolaError(f"{where}: cannot open storage {_redact(storage)} ({first})") from None
     names = [s.study_name for s in summaries]
-    if name is None or (name not in names and len(names) == 1):
+    if name is None or (guess and name not in names and len(names) == 1):
         if len(names) != 1:
             raise SolaError(f"{where}: storage holds {len(names)} studies ({', '.join(names) or 'none'}); "
                             "name one with --study")
@@ -105,7 +105,8 @@ def open_run(path: str | os.PathLike | None = None, *, storage: str | None = Non
             else:
                 raise SolaError(f"run {os.fspath(path)}: no {STUDY_DB} and no storage in run.json; "
                                 "is it a sola-search run directory?")
-        return Run(_load_study(storage, str(name), f"run {os.fspath(path)}"), d.name, d, config)
+        study_obj = _load_study(storage, str(name), f"run {os.fspath(path)}", guess=study is None)
+        return Run(study_obj, d.name, d, config)
     assert storage is not None
     s = _load_study(storage, study, f"storage {_redact(storage)}")
     return Run(s, s.study_name, None, {})
@@ -164,7 +165,7 @@ def run_state(run: Run, running_trials: int) -> str:
         if kind in ("run_started", "run_resumed", "resumed"):
             return "stopped"  # started, never ended, and no live driver: killed or crashed
         if kind in ("run_ended", "run_finished", "run_completed", "run_done"):
-            reason = ev.get("reason") or ev.get("status")
+            reason = ev.get("stopped") or ev.get("reason") or ev.get("status")
             return f"finished ({reason})" if reason and reason not in ("ok", "done", "completed") else "finished"
         return kind.removeprefix("run_")
     return "stopped" if running_trials else "stored"

@@ -1,0 +1,120 @@
+"""`sola-search export` and building a backbone from a pattern file: `load_backbone` and timm."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+import timm
+import torch
+from test_results_support import make_run
+
+import sola_search
+from sola_search.cli import main
+from sola_search.errors import SolaError
+from sola_search.results.export import pick_trial
+from sola_search.results.front import knee, pareto_front, trials_frame
+from sola_search.results.patterns import load_pattern_file
+from sola_search.results.runs import open_run
+from sola_search.space import Pattern, build_backbone
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return make_run(tmp_path_factory.mktemp("exp") / "runs", "r", n=16)
+
+
+def _export(capsys, run, tmp_path, pick, name="out.json"):
+    code = main(["export", str(run), "--pick", pick, "--out", str(tmp_path / name)])
+    out, err = capsys.readouterr()
+    assert code == 0 and not err, err
+    return load_pattern_file(tmp_path / name), out
+
+
+def test_picks(run, capsys, tmp_path):
+    study = open_run(run).study
+    frame = trials_frame(study)
+    front = pareto_front(frame)
+    rec, out = _export(capsys, run, tmp_path, "knee")
+    assert rec["provenance"]["trial"] == int(knee(front)["number"]) and rec["provenance"]["pick"] == "knee"
+    assert f"trial {rec['provenance']['trial']} (knee) {rec['pattern']}" in out and "load_backbone(" in out
+    best = front.loc[front["val_top1"].idxmax()]
+    assert pick_trial(study, "best") == best["number"]
+    limit = float(front["gmacs"].median())
+    ok = frame[frame["feasible"] & (frame["gmacs"] <= limit)]
+    assert pick_trial(study, f"under:{limit}gmacs") == ok.loc[ok["val_top1"].idxmax(), "number"]
+    under = pick_trial(study, "under:2softmax")
+    assert frame.loc[under, "softmax_layers"] <= 2
+    rec, _ = _export(capsys, run, tmp_path, "trial:5")
+    assert rec["provenance"]["trial"] == 5 and rec["pattern"] == study.trials[5].user_attrs["pattern"]
+
+
+def test_default_out_is_named_after_run_and_trial(run, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", str(run), "--pick", "trial:2"]) == 0
+    capsys.readouterr()
+    assert load_pattern_file(tmp_path / "r-trial2.json")["provenance"]["trial"] == 2
+
+
+def test_exported_backbone_equals_build_backbone(run, capsys, tmp_path):
+    rec, _ = _export(capsys, run, tmp_path, "knee")
+    path = tmp_path / "out.json"
+    torch.manual_seed(0)
+    a = sola_search.load_backbone(path, num_classes=10)
+    torch.manual_seed(0)
+    b = build_backbone(rec["variant"], rec["pattern"], num_classes=10)
+    assert str(a.pattern) == rec["pattern"] and a.variant.name == "micro"
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    torch.manual_seed(0)
+    c = timm.create_model("sola_vision_micro", pattern=str(path), num_classes=10)
+    assert all(torch.equal(c.state_dict()[k], sa[k]) for k in sa)
+    feats = timm.create_model("sola_vision_micro", pattern=path, features_only=True)
+    maps = feats(torch.randn(1, 3, 64, 64))
+    assert [m.shape[1] for m in maps] == [16, 32, 64, 128]
+    assert [m.shape[-1] for m in maps] == [16, 8, 4, 2]
+    assert feats.feature_info.reduction() == [4, 8, 16, 32]
+
+
+def test_load_backbone_errors(tmp_path, run, capsys):
+    (tmp_path / "bad.json").write_text("{oops")
+    with pytest.raises(SolaError, match="not JSON"):
+        sola_search.load_backbone(tmp_path / "bad.json")
+    rec, _ = _export(capsys, run, tmp_path, "knee")
+    with pytest.raises(SolaError, match="variant comes from the file"):
+        sola_search.load_backbone(tmp_path / "out.json", variant="tiny")
+    rec["pattern"] = str(Pattern.parse(rec["pattern"]).stages[0]) + "-L-L-L"
+    (tmp_path / "edited.json").write_text(json.dumps(rec))
+    with pytest.raises(SolaError, match="found 1 blocks, expected 2"):
+        sola_search.load_backbone(tmp_path / "edited.json")
+
+
+@pytest.mark.parametrize("pick,message", [
+    ("trial:999", "no trial 999"),
+    ("trial:x", "expected trial:N"),
+    ("trial:{failed}", "is FAIL: CUDA out of memory (simulated), not completed"),
+    ("under:0.001gmacs", "no completed feasible trial within 0.001gmacs"),
+    ("under:lots", "budget term 'lots' not understood"),
+    ("nearest", "--pick 'nearest' not understood"),
+])
+def test_bad_picks(run, capsys, tmp_path, pick, message):
+    failed = next(t.number for t in open_run(run).study.trials if t.state.name == "FAIL")
+    code = main(["export", str(run), "--pick", pick.format(failed=failed), "--out", str(tmp_path / "x.json")])
+    out, err = capsys.readouterr()
+    assert code == 2 and not out and err.count("\n") == 1 and message in err
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_export_of_missing_run(capsys, tmp_path):
+    assert main(["export", str(tmp_path / "nope")]) == 2
+    assert "no such run directory" in capsys.readouterr().err
+
+
+def test_empty_study_has_no_knee(capsys, tmp_path):
+    (tmp_path / "e").mkdir()
+    s = optuna.create_study(study_name="e", storage=f"sqlite:///{tmp_path / 'e' / 'study.db'}",
+                            directions=["maximize", "minimize"])
+    s.set_user_attr("variant", "micro")
+    assert main(["export", str(tmp_path / "e"), "--pick", "knee"]) == 2
+    assert "no completed feasible trial yet" in capsys.readouterr().err

@@ -1,0 +1,156 @@
+"""`sola-search pareto | compare | runs` on runs the tests make, plots, and every bad-input path."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import matplotlib.image
+import pytest
+from test_results_support import make_run
+
+from sola_search.cli import main
+from sola_search.results.front import pareto_front, reference_point, trials_frame
+from sola_search.results.runs import open_run
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli") / "runs"
+    make_run(root, "a", seed=0, n=16)
+    make_run(root, "b", seed=1, n=10, budget="3softmax", events=[{"event": "run_started"},
+                                                               {"event": "run_finished", "stopped": None}])
+    return root
+
+
+def _run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _front(run_dir):
+    return pareto_front(trials_frame(open_run(run_dir).study))
+
+
+def test_pareto_table(runs, capsys):
+    code, out, err = _run(capsys, "pareto", runs / "a")
+    assert code == 0 and not err
+    front = _front(runs / "a")
+    lines = out.splitlines()
+    for n, pattern in zip(front["number"], front["pattern"], strict=True):
+        assert any(line.split("│")[1].strip() == str(n) and pattern.split("-")[0].replace("L", "·") in line
+                   for line in lines if line.startswith("│"))
+    assert "◆ knee" in out and "baseline all-linear" in out and "= trial 0" in out
+    ref = reference_point(open_run(runs / "a").study)
+    assert f"at reference (top-1 0, {ref[1]:.3f} GMACs)" in out
+    assert f"front: {len(front)} of" in out
+    assert (runs / "a" / "reports" / "pareto.csv").is_file() and (runs / "a" / "reports" / "pareto.json").is_file()
+    saved = json.loads((runs / "a" / "reports" / "pareto.json").read_text())
+    assert {t["trial"] for t in saved["trials"] if t["on_front"]} == set(front["number"])
+
+
+def test_pareto_json_and_csv(runs, capsys):
+    front = _front(runs / "a")
+    code, out, _ = _run(capsys, "pareto", runs / "a", "--format", "json", "--no-reports")
+    rows = json.loads(out)
+    assert code == 0 and [r["trial"] for r in rows] == front["number"].tolist()
+    assert {"trial", "pattern", "val_top1", "macs", "params", "gmacs", "softmax_layers", "knee"} <= set(rows[0])
+    assert sum(r["knee"] for r in rows) == 1
+    assert all(isinstance(r["macs"], int) and isinstance(r["pattern"], str) for r in rows)
+    code, out, _ = _run(capsys, "pareto", runs / "a", "--format", "csv", "--all", "--no-reports")
+    table = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and len(table) == len(open_run(runs / "a").study.trials)
+    assert {r["state"] for r in table} == {"COMPLETE", "FAIL"}
+    assert sum(r["on_front"] == "True" for r in table) == len(front)
+    assert [r["reason"] for r in table if r["state"] == "FAIL"][0] == "CUDA out of memory (simulated)"
+
+
+def test_pareto_all_table_marks_failed_and_infeasible(runs, capsys):
+    code, out, _ = _run(capsys, "pareto", runs / "a", "--all", "--no-reports")
+    assert code == 0 and "fail: CUDA out of memory" in out and "infeasible" in out and "front" in out
+
+
+def test_pareto_by_storage_url(runs, capsys):
+    url = f"sqlite:///{runs / 'a' / 'study.db'}"
+    code, out, _ = _run(capsys, "pareto", "--storage", url, "--study", "a", "--format", "json")
+    assert code == 0 and [r["trial"] for r in json.loads(out)] == _front(runs / "a")["number"].tolist()
+
+
+def test_plot_png_and_html(runs, capsys, tmp_path):
+    code, out, _ = _run(capsys, "pareto", runs / "a", "--plot", tmp_path / "f.png", "--no-reports")
+    assert code == 0 and f"wrote {tmp_path / 'f.png'}" in out
+    assert matplotlib.image.imread(tmp_path / "f.png").shape[:2] == (500, 800)
+    code, _, _ = _run(capsys, "pareto", runs / "a", "--plot", tmp_path / "f.html", "--format", "json", "--no-reports")
+    html = (tmp_path / "f.html").read_text()
+    assert code == 0 and "<script src=\"http" not in html and len(html) > 1_000_000  # plotly.js inlined
+    frame = trials_frame(open_run(runs / "a").study)
+    for r in frame.itertuples():  # every trial that has a cost is a point, with its pattern in its hover text
+        assert f"a trial {r.number}\\u003cbr\\u003e{r.pattern}" in html
+    assert "front (HV" in html and "knee (trial" in html and "failed (no top-1)" in html and "infeasible" in html
+
+
+def test_compare(runs, capsys, tmp_path):
+    code, out, err = _run(capsys, "compare", runs / "a", runs / "b", "--plot", tmp_path / "c.png")
+    assert code == 0 and not err
+    ref = max(reference_point(open_run(runs / r).study)[1] for r in "ab")
+    assert f"at one reference (top-1 0, {ref:.3f} GMACs)" in out
+    assert out.splitlines()[1].startswith("a ") and out.splitlines()[2].startswith("b ")
+    assert matplotlib.image.imread(tmp_path / "c.png").shape[:2] == (500, 800)
+    code, out, _ = _run(capsys, "compare", runs / "a", runs / "b", "--format", "json", "--ref", "0.4,1.0")
+    rows = json.loads(out)
+    assert code == 0 and [r["run"] for r in rows] == ["a", "b"]
+    assert all(r["ref_top1"] == 0.4 and r["ref_gmacs"] == 1.0 for r in rows)
+    code, _, _ = _run(capsys, "compare", runs / "a", runs / "b", "--plot", tmp_path / "c.html")
+    assert code == 0 and "b trial 0\\u003cbr\\u003e" in (tmp_path / "c.html").read_text()
+
+
+def test_runs_listing(runs, capsys, tmp_path):
+    code, out, _ = _run(capsys, "runs", "--runs-dir", runs)
+    lines = out.splitlines()
+    assert code == 0 and lines[1].startswith("a ") and lines[2].startswith("b ")
+    assert "stored" in lines[1] and "finished" in lines[2] and "4softmax" in lines[1]
+    code, out, _ = _run(capsys, "runs", "--runs-dir", runs, "--json")
+    rows = {r["run"]: r for r in json.loads(out)}
+    front_a = _front(runs / "a")
+    assert rows["a"]["front"] == len(front_a) and rows["a"]["failed"] == 3
+    assert rows["a"]["best_top1"] == front_a["val_top1"].max()
+    # One broken run is reported, not fatal.
+    broken = tmp_path / "runs"
+    broken.mkdir()
+    (broken / "bad").mkdir()
+    (broken / "bad" / "run.json").write_text("{}")
+    code, out, _ = _run(capsys, "runs", "--runs-dir", broken)
+    assert code == 0 and "unreadable" in out
+    (broken / "bad").rename(broken / ".bad")
+    (tmp_path / "empty").mkdir()
+    code, out, _ = _run(capsys, "runs", "--runs-dir", tmp_path / "empty")
+    assert code == 0 and "no runs" in out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["pareto", "{tmp}/nope"], "no such run directory"),
+    (["pareto", "{tmp}"], "no study.db"),
+    (["pareto"], "no run given"),
+    (["pareto", "--study", "a"], "--study needs --storage"),
+    (["pareto", "--storage", "sqlite:///{tmp}/none.db"], "no study database"),
+    (["pareto", "--storage", "sqlite:///{runs}/a/study.db", "--study", "zz"], "no study 'zz'"),
+    (["pareto", "--storage", "bogus://x"], "cannot open storage"),
+    (["pareto", "{runs}/a", "--plot", "{tmp}/f.svg"], "expected a file name ending in .png or .html"),
+    (["pareto", "{runs}/a", "--plot", "{tmp}/no/dir/f.png"], "does not exist"),
+    (["pareto", "{runs}/a", "--ref", "x"], "--ref 'x': expected TOP1,GMACS"),
+    (["compare", "{runs}/a", "{tmp}/nope"], "no such run directory"),
+    (["runs", "--runs-dir", "{tmp}/nope"], "no such directory"),
+])
+def test_bad_input_is_one_line_and_exit_2(runs, capsys, tmp_path, argv, message):
+    code, out, err = _run(capsys, *[a.format(tmp=tmp_path, runs=runs) for a in argv])
+    assert code == 2 and not out
+    assert err.count("\n") == 1 and err.startswith("sola-search: error: ") and message in err
+
+
+def test_unknown_format_is_an_argparse_error(runs, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["pareto", str(runs / "a"), "--format", "xml"])
+    _, err = capsys.readouterr()
+    assert e.value.code == 2 and err.count("\n") == 1 and "invalid choice: 'xml'" in err
