@@ -43,10 +43,12 @@ def test_cost_equals_flop_counter_and_numel(variant, resolution, rng):
 def test_proxy_instances(variant, width, resolution, rng):
     v = get_variant(variant).scaled(width)
     assert v.depths == VARIANTS[variant].depths and v.dims != VARIANTS[variant].dims
-    for p in patterns_for(variant, rng, n_random=1):
-        t = cost_table(v, resolution)
+    t = cost_table(v, resolution)
+    patterns = patterns_for(variant, rng, n_random=1)
+    for p in patterns:
         assert (t.macs(p), t.params) == torch_count(v, p, resolution)  # the proxy Variant itself
-        assert (t.macs(p), t.params) == torch_count(variant, p, resolution, width=width)  # by width=
+    p = patterns[-1]
+    assert (t.macs(p), t.params) == torch_count(variant, p, resolution, width=width)  # the named variant, width=
 
 
 @pytest.mark.parametrize("num_classes, in_chans", [(10, 3), (0, 3), (37, 1)])
