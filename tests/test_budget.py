@@ -3,7 +3,7 @@
 import pytest
 
 from sola_search.errors import SolaError
-from sola_search.space import Budget, baseline, cost_table, model_cost
+from sola_search.space import Budget, Pattern, baseline, cost_table, model_cost
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -107,3 +107,10 @@ def test_canonical_text_round_trips_any_limit(rng):
     for macs, params in rng.integers(1, 10**13, (200, 2)):
         b = Budget(max_softmax=int(macs % 30), max_macs=int(macs), max_params=int(params))
         assert Budget.parse(str(b)) == b
+
+
+def test_admits_refuses_a_pattern_of_another_shape():
+    with pytest.raises(SolaError, match="found 2 stages, expected 4 for variant tiny"):
+        Budget.parse("8softmax").admits(Pattern.parse("S-S"), "tiny")
+    with pytest.raises(SolaError, match="stage 3"):
+        Budget().admits(Pattern.parse("LL-LL-LLLL-LL"), "tiny")  # a micro pattern

@@ -58,6 +58,7 @@ class Budget:
 
     def admits(self, pattern: Pattern, variant: str | Variant, resolution: int = 224) -> bool:
         """Whether the full model of `variant` with `pattern` at `resolution` is within every limit."""
+        pattern.check(variant)  # a pattern that does not fit the variant has no cost to compare
         table = cost_table(variant, resolution)
         if self.max_softmax is not None and pattern.softmax_layers > self.max_softmax:
             return False
