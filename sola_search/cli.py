@@ -47,7 +47,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     print(f"{p}   variant {v.name}, {args.resolution}px")
     side = args.resolution
-    for i, (stage, dim, heads) in enumerate(zip(p.stages, v.dims, v.heads)):
+    for i, (stage, dim, heads) in enumerate(zip(p.stages, v.dims, v.heads, strict=True)):
         side = (side - 1) // 2 + 1 if i else (((side - 1) // 2 + 1) - 1) // 2 + 1
         marks = " ".join(SOFTMAX_MARK if c == "S" else LINEAR_MARK for c in stage)
         print(f"  stage {i + 1}  {marks:<{2 * max(v.depths)}}  {dim} ch, {heads} heads, {side}×{side} tokens")
@@ -77,7 +77,8 @@ def cmd_space(args: argparse.Namespace) -> int:
         _print_json(rows)
         return 0
     for r in rows:
-        line = (f"{r['variant']:<6} dims {'-'.join(map(str, r['dims'])):<16} depths {'-'.join(map(str, r['depths'])):<9}"
+        dims, depths = "-".join(map(str, r["dims"])), "-".join(map(str, r["depths"]))
+        line = (f"{r['variant']:<6} dims {dims:<16} depths {depths:<9}"
                 f" heads {'-'.join(map(str, r['heads'])):<8} {r['blocks']:>2} blocks  {r['patterns']:,} patterns")
         if budget is not None:
             line += f"  {r['feasible']:,} within {r['budget']} at {args.resolution}px"

@@ -90,7 +90,7 @@ def test_search_end_to_end(tmp_path, npz_data):
 def test_failures_are_recorded_and_the_search_goes_on(tmp_path, npz_data):
     base = baselines("micro", Budget.parse(BUDGET), 224)
     names = list(base)[:3]
-    faults = {str(base[n]): kind for n, kind in zip(names, ("raise", "oom", "nan"))}
+    faults = {str(base[n]): kind for n, kind in zip(names, ("raise", "oom", "nan"), strict=True)}
     summary = run_search(_config(tmp_path, npz_data, faults=faults, max_failures=5), quiet=True)
     assert summary.failed == 3 and summary.completed == 3
     failed = {t.user_attrs["pattern"]: t for t in _study(tmp_path / "runs" / "t").trials if t.state == TrialState.FAIL}
