@@ -28,6 +28,16 @@ def _resolution(text: str) -> int:
     return value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number >= 1") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: expected a whole number >= 1")
+    return value
+
+
 def _print_json(obj) -> None:
     print(json.dumps(obj, indent=2))
 
@@ -87,6 +97,35 @@ def cmd_space(args: argparse.Namespace) -> int:
             for n, p in r["baselines"].items():
                 print(f"    baseline {n:<14} {p}")
     return 0
+
+
+# --- proxies ----------------------------------------------------------------------------------
+def cmd_proxy(args: argparse.Namespace) -> int:
+    from sola_search.proxies import get_preset, train_proxy
+    from sola_search.space import resolve_pattern
+
+    preset = args.preset
+    if preset is None:
+        import torch
+
+        preset = "default" if torch.cuda.is_available() and args.device != "cpu" else "quick"
+    cfg = get_preset(preset, variant=args.variant, data=args.data, seed=args.seed, steps=args.steps,
+                     device=args.device, test=args.test or None)
+    pattern = resolve_pattern(args.pattern, cfg.variant)
+    result = train_proxy(pattern, cfg)
+    if args.json:
+        _print_json(dict(result.to_dict(), preset=preset, config=cfg.to_dict()))
+        return 0 if result.ok else 1
+    top1 = "-" if result.val_top1 is None else f"{100 * result.val_top1:.2f}%"
+    print(f"{result.pattern}   variant {cfg.variant} x{cfg.width}, {cfg.resolution}px, preset {preset}, {cfg.data}")
+    print(f"status          {result.status}{f' ({result.reason})' if result.reason else ''}")
+    print(f"val top-1       {top1}   (loss {result.val_loss})")
+    if result.test_top1 is not None:
+        print(f"test top-1      {100 * result.test_top1:.2f}%")
+    print(f"steps           {result.steps} x {cfg.batch_size}   train {result.train_s:.1f}s, wall {result.wall_s:.1f}s")
+    print(f"throughput      {result.images_per_s:,.0f} images/s on {result.device} ({result.mode})")
+    print(f"peak memory     {result.peak_mem_mb:,.0f} MB")
+    return 0 if result.ok else 1
 
 
 # --- results ----------------------------------------------------------------------------------
@@ -271,6 +310,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resolution", type=_resolution, default=224, help="input size in pixels (default 224)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_space)
+
+    p = sub.add_parser("proxy", help="train one pattern's proxy and print its validation top-1 and speed")
+    p.add_argument("pattern", help="text form (LL-LS-LLSLLS-SS), a baseline name (late-stages) or a pattern file")
+    p.add_argument("--variant", help="micro, tiny, small or base (default: the preset's, small)")
+    p.add_argument("--preset", help="quick (CPU), default (GPU) or long (default: default on a GPU, else quick)")
+    p.add_argument("--data", help="fashion-mnist (default), fashion-mnist:DIR, npz:PATH or imagefolder:PATH")
+    p.add_argument("--seed", type=int, help="model init and batch order (default 0)")
+    p.add_argument("--steps", type=_positive_int, help="training steps (default: the preset's)")
+    p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument("--test", action="store_true", help="also report top-1 on the test split")
+    p.add_argument("--json", action="store_true", help="print one JSON object (the result and its config)")
+    p.set_defaults(func=cmd_proxy)
 
     p = sub.add_parser("run", help="search for the best softmax placements under a budget")
     p.add_argument("--budget", required=True, help="e.g. 8softmax, 2.5gmacs, 5gflops, 20mparams, comma-joined")

@@ -1,0 +1,119 @@
+"""`ProxyConfig`: everything that defines one proxy training run, and the named presets.
+
+A config is plain data (`to_dict`/`from_dict` round-trip through JSON) so that the search can
+store it in the study and a pattern file can say exactly which proxy measured it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from sola_search.errors import SolaError
+from sola_search.space.variants import get_variant
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """One short training run of a proxy instance (same depths, narrower, smaller input)."""
+
+    variant: str = "small"
+    width: float = 0.5  # width multiplier (`Variant.scaled`)
+    resolution: int = 64  # proxy input size; the cost objective is computed at full size elsewhere
+    steps: int = 1500
+    batch_size: int = 256
+    lr: float = 2e-3  # peak AdamW learning rate
+    weight_decay: float = 0.05  # not applied to norms, biases and layer scales
+    warmup_steps: int = 100  # linear warm-up, then cosine decay to zero
+    label_smoothing: float = 0.1
+    grad_clip: float = 1.0  # global grad-norm clip; 0 disables
+    layer_scale_init: float = 0.1  # 1e-5 (the full model's) leaves blocks near identity in a short run
+    drop_path_rate: float = 0.0
+    augment: bool = True  # random crop (padding resolution/8) and horizontal flip, on the device
+    seed: int = 0  # model init and batch order
+    data: str = "fashion-mnist"  # fashion-mnist[:DIR] | npz:PATH | imagefolder:PATH
+    val_fraction: float = 0.1  # carved from the training data, deterministically (split_seed)
+    split_seed: int = 0  # fixed across trials so that every pattern sees the same validation images
+    max_train: int | None = None  # use only the first N training images (tests, smoke runs)
+    test: bool = False  # also report the test split (never used by the search)
+    eval_every: int = 0  # validation every N steps into `val_curve` (0: only at the end)
+    eval_batch_size: int = 1024
+    log_points: int = 50  # about this many [step, loss] points in the training curve
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    channels_last: bool = True
+    amp: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
+    cuda_graphs: bool = True  # capture forward+backward as CUDA graphs (launch-bound small models)
+    compile: bool = False  # torch.compile instead of CUDA graphs; compile time rarely pays back
+
+    def __post_init__(self) -> None:
+        def bad(name: str, expected: str) -> SolaError:
+            return SolaError(f"proxy {name} {getattr(self, name)!r}: expected {expected}")
+
+        get_variant(self.variant)  # names the known variants if this one is not
+        if not 0 < self.width <= 1:
+            raise bad("width", "a number in (0, 1]")
+        if not 16 <= self.resolution <= 1024:
+            raise bad("resolution", "16 to 1024 pixels")
+        for name in ("steps", "batch_size", "eval_batch_size", "log_points"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise bad(name, "a whole number >= 1")
+        for name in ("warmup_steps", "eval_every"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise bad(name, "a whole number >= 0")
+        if not self.lr > 0:
+            raise bad("lr", "a positive number")
+        if not 0 <= self.label_smoothing < 1:
+            raise bad("label_smoothing", "a number in [0, 1)")
+        if not 0 < self.val_fraction < 1:
+            raise bad("val_fraction", "a number in (0, 1)")
+        if self.max_train is not None and self.max_train < 1:
+            raise bad("max_train", "a whole number >= 1 or None")
+        if self.amp not in ("auto", "bf16", "fp32"):
+            raise bad("amp", "auto, bf16 or fp32")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise bad("device", "auto, cpu, cuda or cuda:N")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ProxyConfig:
+        """The inverse of `to_dict`; unknown keys are an error that names them."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise SolaError(f"proxy config: unknown keys {', '.join(unknown)} "
+                            f"(expected some of {', '.join(sorted(names))})")
+        return cls(**d)
+
+    def replace(self, **overrides: Any) -> ProxyConfig:
+        return _replace(self, overrides)
+
+
+def _replace(cfg: ProxyConfig, overrides: dict[str, Any]) -> ProxyConfig:
+    names = {f.name for f in fields(ProxyConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise SolaError(f"proxy config: unknown option {', '.join(unknown)} "
+                        f"(expected some of {', '.join(sorted(names))})")
+    return replace(cfg, **overrides)
+
+
+# quick: CPU. small at width 0.25 and 32 px: ~35-50 s a run on 2 cores (micro: ~10 s), ~75% val top-1.
+# default: GPU. small at width 0.5 and 64 px (every stage keeps >= 2x2 tokens, so stage 4's choice
+#   still matters): 1500 steps x 256 = ~7 epochs of Fashion-MNIST.
+# long: default's proxy trained 10x longer — the reference the fidelity benchmark ranks against.
+PRESETS: dict[str, ProxyConfig] = {
+    "quick": ProxyConfig(width=0.25, resolution=32, steps=150, batch_size=128, warmup_steps=15,
+                         val_fraction=0.05, cuda_graphs=False),
+    "default": ProxyConfig(),
+    "long": ProxyConfig(steps=15000, warmup_steps=500),
+}
+
+
+def get_preset(name: str, **overrides: Any) -> ProxyConfig:
+    """A named preset (quick, default, long) with some fields replaced; None values are ignored."""
+    try:
+        cfg = PRESETS[name]
+    except KeyError:
+        raise SolaError(f"unknown proxy preset {name!r}: expected one of {', '.join(PRESETS)}") from None
+    return _replace(cfg, {k: v for k, v in overrides.items() if v is not None})

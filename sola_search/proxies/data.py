@@ -1,0 +1,307 @@
+"""Proxy datasets: read once, resized once, held on the training device as uint8, augmented there.
+
+A data spec names the source: `fashion-mnist` (Debian's `dataset-fashion-mnist` idx files, or
+`fashion-mnist:DIR`), `npz:PATH` (arrays `x` uint8 N×H×W or N×H×W×C and `y` integers; optional
+`x_test`/`y_test`) or `imagefolder:PATH` (one folder per class, as torchvision's ImageFolder; a
+`train/` + `test/` (or `val/`) layout supplies the test split). Loaded data is cached per process,
+so a long-lived worker (a Ray actor) keeps it between trials."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sola_search.errors import SolaError
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                         "Bag", "Ankle boot"]
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+_DATA_HINT = "or pass --data npz:PATH (arrays x, y) or --data imagefolder:PATH (a folder per class)"
+
+
+@dataclass
+class ProxyData:
+    """Train / validation (/ test) images as uint8 N×C×H×W tensors on `device`, labels int64."""
+
+    spec: str
+    resolution: int
+    device: torch.device
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    num_classes: int
+    mean: tuple[float, ...]  # per channel, in [0, 1], from the training split
+    std: tuple[float, ...]
+    test_x: torch.Tensor | None = None
+    test_y: torch.Tensor | None = None
+    classes: list[str] | None = None
+
+    @property
+    def channels(self) -> int:
+        return self.train_x.shape[1]
+
+    def normalize(self, x: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
+        """uint8 → float32, standardised per channel (one fused pass on the device)."""
+        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1) * 255
+        inv_std = 1 / (torch.tensor(self.std, device=x.device).view(1, -1, 1, 1) * 255)
+        x = (x.float() - mean) * inv_std
+        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+    def batches(self, batch_size: int, generator: torch.Generator, augment: bool = True,
+                limit: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Endless (uint8 images, labels) training batches of a fixed size: a fresh permutation per
+        epoch (the tail that does not fill a batch is dropped), augmented on the device. No host
+        work per step beyond slicing."""
+        n = self.train_x.shape[0] if limit is None else min(limit, self.train_x.shape[0])
+        if batch_size > n:
+            raise SolaError(f"batch size {batch_size} is larger than the {n} training images")
+        while True:
+            perm = torch.randperm(n, device=self.device, generator=generator)
+            for i in range(0, n - batch_size + 1, batch_size):
+                idx = perm[i : i + batch_size]
+                x, y = self.train_x[idx], self.train_y[idx]
+                yield (augment_batch(x, generator) if augment else x), y
+
+
+def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int | None = None) -> torch.Tensor:
+    """Random crop with zero padding (resolution/8 by default) and random horizontal flip of a uint8
+    N×C×H×W batch, as a few gather kernels on the batch's device."""
+    n, c, h, w = x.shape
+    pad = max(1, h // 8) if pad is None else pad
+    dev = x.device
+    xp = F.pad(x, (pad, pad, pad, pad))
+    oy = torch.randint(0, 2 * pad + 1, (n, 1), device=dev, generator=generator)
+    ox = torch.randint(0, 2 * pad + 1, (n, 1), device=dev, generator=generator)
+    flip = torch.rand((n, 1), device=dev, generator=generator) < 0.5
+    cols = torch.arange(w, device=dev).view(1, w)
+    cols = torch.where(flip, w - 1 - cols, cols) + ox  # (n, w): flipped and shifted columns
+    rows = torch.arange(h, device=dev).view(1, h) + oy  # (n, h)
+    b = torch.arange(n, device=dev).view(n, 1, 1)
+    out = xp.permute(0, 2, 3, 1)[b, rows.view(n, h, 1), cols.view(n, 1, w)]  # (n, h, w, c)
+    return out.permute(0, 3, 1, 2)
+
+
+# --- loading ------------------------------------------------------------------------------------
+_CACHE: dict[tuple, ProxyData] = {}
+
+
+def clear_cache() -> None:
+    _CACHE.clear()
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """`auto` is the current CUDA device when there is one, else the CPU."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SolaError(f"device {device!r}: CUDA is not available on this machine (use --device cpu)")
+        if dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
+    return dev
+
+
+def load_data(spec: str = "fashion-mnist", resolution: int = 32, device: str | torch.device = "auto",
+              val_fraction: float = 0.1, seed: int = 0, test: bool = False) -> ProxyData:
+    """The dataset named by `spec`, resized to `resolution`, on `device`, with a validation split of
+    `val_fraction` drawn with `seed` (the same split for every trial). Cached per process."""
+    dev = resolve_device(device)
+    key = (spec, resolution, str(dev), float(val_fraction), seed, test)
+    if key not in _CACHE:
+        _CACHE[key] = _load(spec, resolution, dev, val_fraction, seed, test)
+    return _CACHE[key]
+
+
+def _load(spec: str, resolution: int, dev: torch.device, val_fraction: float, seed: int, test: bool) -> ProxyData:
+    kind, _, arg = spec.partition(":")
+    if kind == "fashion-mnist":
+        x, y, xt, yt = _read_fashion_mnist(arg or FASHION_MNIST_DIR, test)
+        classes = FASHION_MNIST_CLASSES
+    elif kind == "npz" and arg:
+        x, y, xt, yt = _read_npz(arg)
+        classes = None
+    elif kind == "imagefolder" and arg:
+        x, y, xt, yt, classes = _read_imagefolder(arg, resolution, test)
+    else:
+        raise SolaError(f"data {spec!r}: expected fashion-mnist, fashion-mnist:DIR, npz:PATH or imagefolder:PATH")
+    if len(x) < 2:
+        raise SolaError(f"data {spec!r}: found {len(x)} images, expected at least 2")
+    num_classes = int(max(y.max(), -1 if yt is None or not len(yt) else yt.max())) + 1
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(x))
+    n_val = min(max(1, round(len(x) * val_fraction)), len(x) - 1)
+    need_test = test and xt is None
+    n_test = n_val if need_test else 0
+    if need_test and len(x) - n_val - n_test < 1:
+        raise SolaError(f"data {spec!r}: {len(x)} images are too few for train, validation and test splits")
+    val_i, test_i, train_i = perm[:n_val], perm[n_val : n_val + n_test], perm[n_val + n_test :]
+    if need_test:  # no separate test set: carve one, disjoint from validation
+        xt, yt = x[test_i], y[test_i]
+    train_x = _to_device(x[np.sort(train_i)], resolution, dev)
+    xf = train_x.float()
+    mean = tuple((xf.mean(dim=(0, 2, 3)) / 255).tolist())
+    std = tuple((xf.std(dim=(0, 2, 3)).clamp_min(1e-3) / 255).tolist())
+    del xf
+    data = ProxyData(
+        spec=spec, resolution=resolution, device=dev,
+        train_x=train_x, train_y=torch.as_tensor(y[np.sort(train_i)], dtype=torch.int64, device=dev),
+        val_x=_to_device(x[val_i], resolution, dev), val_y=torch.as_tensor(y[val_i], dtype=torch.int64, device=dev),
+        num_classes=num_classes, mean=mean, std=std, classes=classes,
+    )
+    if test:
+        data.test_x = _to_device(xt, resolution, dev)
+        data.test_y = torch.as_tensor(yt, dtype=torch.int64, device=dev)
+    return data
+
+
+def _to_device(x: np.ndarray, resolution: int, dev: torch.device, chunk: int = 4096) -> torch.Tensor:
+    """N×H×W(×C) uint8 → N×C×res×res uint8 on the device, resized there in chunks (bilinear, antialiased)."""
+    t = torch.from_numpy(np.ascontiguousarray(x))
+    t = t.unsqueeze(1) if t.ndim == 3 else t.permute(0, 3, 1, 2)
+    if t.shape[-2:] == (resolution, resolution):
+        return t.contiguous().to(dev)
+    out = torch.empty((t.shape[0], t.shape[1], resolution, resolution), dtype=torch.uint8, device=dev)
+    for i in range(0, t.shape[0], chunk):
+        part = t[i : i + chunk].to(dev).float()
+        part = F.interpolate(part, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False)
+        out[i : i + chunk] = part.round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
+def _check_xy(x: np.ndarray, y: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
+    if x.dtype != np.uint8 or x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] not in (1, 3, 4)):
+        raise SolaError(f"{where}: x has dtype {x.dtype} and shape {x.shape}, "
+                        "expected uint8 N×H×W or N×H×W×C (C 1, 3, 4)")
+    if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
+        raise SolaError(f"{where}: y has dtype {y.dtype} and shape {y.shape}, expected {len(x)} integers")
+    if len(y) and y.min() < 0:
+        raise SolaError(f"{where}: y has negative labels, expected class indices 0..K-1")
+    return x, y.astype(np.int64)
+
+
+def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError) as e:
+        raise SolaError(f"data npz:{path}: {e}") from None
+    if "x" not in arrays or "y" not in arrays:
+        raise SolaError(f"data npz:{path}: found arrays {sorted(arrays)}, expected x (uint8 images) and y (labels)")
+    x, y = _check_xy(arrays["x"], arrays["y"], f"data npz:{path}")
+    if "x_test" in arrays and "y_test" in arrays:
+        xt, yt = _check_xy(arrays["x_test"], arrays["y_test"], f"data npz:{path} (test)")
+        return x, y, xt, yt
+    return x, y, None, None
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    magic, = struct.unpack(">i", raw[:4])
+    ndim = magic & 0xFF
+    if magic >> 8 != 0x08 or ndim not in (1, 3):  # 0x08: unsigned byte
+        raise SolaError(f"{path}: not an idx file of unsigned bytes (magic {magic:#x})")
+    shape = struct.unpack(f">{ndim}i", raw[4 : 4 + 4 * ndim])
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _idx_file(root: Path, stem: str) -> Path | None:
+    for name in (f"{stem}.gz", stem):
+        if (root / name).is_file():
+            return root / name
+    return None
+
+
+def _read_fashion_mnist(root: str, test: bool):
+    r = Path(root)
+    files = {s: _idx_file(r, s) for s in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")}
+    if test:
+        files |= {s: _idx_file(r, s) for s in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+    missing = [s for s, p in files.items() if p is None]
+    if missing:
+        raise SolaError(f"Fashion-MNIST not found in {root} (no {missing[0]}[.gz]): install the Debian package "
+                        f"dataset-fashion-mnist (apt-get install dataset-fashion-mnist), {_DATA_HINT}")
+    try:
+        x = _read_idx(files["train-images-idx3-ubyte"])
+        y = _read_idx(files["train-labels-idx1-ubyte"])
+        xt = _read_idx(files["t10k-images-idx3-ubyte"]) if test else None
+        yt = _read_idx(files["t10k-labels-idx1-ubyte"]) if test else None
+    except (OSError, EOFError, ValueError, struct.error) as e:
+        raise SolaError(f"Fashion-MNIST in {root}: unreadable idx file ({e})") from None
+    x, y = _check_xy(x, y, f"Fashion-MNIST in {root}")
+    return x, y, xt, None if yt is None else yt.astype(np.int64)
+
+
+def _class_folders(root: Path) -> list[Path]:
+    return sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
+
+
+def _read_folder(root: Path, classes: list[str], resolution: int, where: str) -> tuple[list[np.ndarray], list[int]]:
+    from PIL import Image, UnidentifiedImageError  # PIL comes with matplotlib
+
+    images, labels = [], []
+    for label, name in enumerate(classes):
+        folder = root / name
+        if not folder.is_dir():
+            continue
+        for f in sorted(folder.rglob("*")):
+            if f.suffix.lower() not in IMAGE_SUFFIXES or not f.is_file():
+                continue
+            try:
+                with Image.open(f) as im:
+                    im = im.convert("RGB").resize((resolution, resolution), Image.Resampling.BILINEAR)
+                    images.append(np.asarray(im, dtype=np.uint8))
+            except (OSError, UnidentifiedImageError) as e:
+                raise SolaError(f"{where}: cannot read image {f}: {e}") from None
+            labels.append(label)
+    return images, labels
+
+
+def _read_imagefolder(root: str, resolution: int, test: bool):
+    r = Path(root)
+    where = f"data imagefolder:{root}"
+    if not r.is_dir():
+        raise SolaError(f"{where}: not a directory (expected a folder with one sub-folder per class)")
+    sub = {p.name for p in _class_folders(r)}
+    test_dir = next((r / n for n in ("test", "val") if n in sub), None)
+    train_dir = r / "train" if "train" in sub and test_dir is not None else r
+    classes = [p.name for p in _class_folders(train_dir)]
+    if len(classes) < 2:
+        raise SolaError(f"{where}: found {len(classes)} class folders in {train_dir}, expected at least 2")
+    images, labels = _read_folder(train_dir, classes, resolution, where)
+    if len(images) < 2:
+        raise SolaError(f"{where}: found {len(images)} images, expected at least 2 "
+                        f"(suffixes {', '.join(sorted(IMAGE_SUFFIXES))})")
+    x, y = np.stack(images), np.array(labels, np.int64)
+    xt = yt = None
+    if test and train_dir is not r:
+        ti, tl = _read_folder(test_dir, classes, resolution, where)
+        if ti:
+            xt, yt = np.stack(ti), np.array(tl, np.int64)
+    # Grey images stored as RGB keep one channel.
+    if (x[..., 0] == x[..., 1]).all() and (x[..., 0] == x[..., 2]).all() and (
+            xt is None or ((xt[..., 0] == xt[..., 1]).all() and (xt[..., 0] == xt[..., 2]).all())):
+        x = x[..., 0]
+        xt = None if xt is None else xt[..., 0]
+    return x, y, xt, yt, classes
+
+
+def data_dir_exists(spec: str) -> bool:
+    """Whether a fashion-mnist spec's directory holds the training files (for tests and benches)."""
+    kind, _, arg = spec.partition(":")
+    root = Path(arg or FASHION_MNIST_DIR)
+    return kind == "fashion-mnist" and _idx_file(root, "train-images-idx3-ubyte") is not None and os.path.isdir(root)

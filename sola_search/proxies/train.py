@@ -1,0 +1,278 @@
+"""`train_proxy`: one short training run of a pattern's proxy instance, scored on held-out data.
+
+Read it top to bottom like nanoGPT's train.py: data → model → optimizer → loop → evaluation.
+A run never raises for a training failure: divergence, out-of-memory and any other exception end
+as a `ProxyResult` with a status and a one-line reason, so a search worker survives them. Bad input
+(an unknown variant, a pattern that does not fit, missing data) is a `SolaError` before training.
+
+Speed on a GPU (the proxy model is small, so a step is launch-bound, not FLOP-bound): the dataset
+lives on the device as uint8 and is augmented there; forward+backward are captured once as CUDA
+graphs (`torch.cuda.make_graphed_callables`), which turns ~2,000 kernel launches a step into two
+graph launches plus the fused AdamW step; the loss is read back one logging interval late through
+pinned memory, so the host never waits for the device inside the loop."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import math
+import resource
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from sola_search.errors import SolaError
+from sola_search.proxies.config import ProxyConfig, get_preset
+from sola_search.proxies.data import ProxyData, load_data, resolve_device
+from sola_search.space.backbone import build_backbone, resolve_pattern
+from sola_search.space.pattern import Pattern
+
+STATUSES = ("ok", "nan", "oom", "error")
+
+
+@dataclass
+class ProxyResult:
+    """What one proxy run measured. Top-1 values are fractions in [0, 1]; None when not measured."""
+
+    status: str  # ok | nan (loss not finite) | oom (out of memory) | error (any other exception)
+    reason: str = ""  # one line when status is not ok
+    val_top1: float | None = None
+    val_loss: float | None = None
+    test_top1: float | None = None  # only when the config asks (`test=True`)
+    test_loss: float | None = None
+    train_curve: list[list[float]] = field(default_factory=list)  # sparse [step, mean training loss]
+    val_curve: list[list[float]] = field(default_factory=list)  # [step, val top-1] when eval_every > 0
+    steps: int = 0  # optimizer steps completed
+    wall_s: float = 0.0  # the whole call: data (unless cached or given), model, capture, loop, evaluation
+    train_s: float = 0.0  # the training loop only
+    images_per_s: float = 0.0  # training images per second of the loop
+    peak_mem_mb: float = 0.0  # CUDA: peak allocated by this run; CPU: the process's peak RSS
+    device: str = ""
+    mode: str = ""  # eager | cuda-graphs | compile
+    notes: str = ""  # e.g. why CUDA graphs were not used
+    pattern: str = ""
+    variant: str = ""
+    params: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ProxyResult:
+        return cls(**d)
+
+
+def lr_at(step: int, cfg: ProxyConfig) -> float:
+    """Linear warm-up to `lr`, then cosine decay to zero at `steps`."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}".strip().rstrip(":")[:300]
+
+
+def _is_oom(e: BaseException) -> bool:
+    return isinstance(e, torch.OutOfMemoryError) or (
+        isinstance(e, RuntimeError) and ("can't allocate memory" in str(e) or "out of memory" in str(e)))
+
+
+def train_proxy(pattern: str | Pattern, config: ProxyConfig | None = None,
+                data: ProxyData | None = None) -> ProxyResult:
+    """Train `pattern`'s proxy instance as `config` says and score it on the validation split.
+
+    `data` (from `load_data`) is optional: without it the config's data spec is loaded (and cached
+    for the process). Given data decides the device. Raises `SolaError` only for bad input."""
+    t0 = time.perf_counter()
+    cfg = config if config is not None else get_preset("default" if torch.cuda.is_available() else "quick")
+    pattern = resolve_pattern(pattern, cfg.variant)
+    dev = data.device if data is not None else resolve_device(cfg.device)
+    res = ProxyResult(status="ok", device=_describe(dev), pattern=str(pattern), variant=cfg.variant)
+    if data is None:
+        data = load_data(cfg.data, cfg.resolution, dev, cfg.val_fraction, cfg.split_seed, cfg.test)
+    if data.resolution != cfg.resolution:
+        raise SolaError(f"data at {data.resolution}px given for a proxy at {cfg.resolution}px")
+    try:
+        with _speed_settings(dev):
+            _train(pattern, cfg, data, res)
+    except SolaError:
+        raise
+    except Exception as e:  # noqa: BLE001 — a worker must survive whatever a training run does
+        res.status, res.reason = ("oom" if _is_oom(e) else "error"), _one_line(e)
+    finally:
+        gc.collect()  # graphed modules hold their graphs in reference cycles
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+        res.wall_s = round(time.perf_counter() - t0, 3)
+    return res
+
+
+def _describe(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return f"{dev} ({torch.cuda.get_device_name(dev)})"
+    return "cpu"
+
+
+@contextlib.contextmanager
+def _speed_settings(dev: torch.device):
+    """TF32 matmuls (MALA's fp32 kᵀv) and cuDNN autotuning for the run, restored afterwards."""
+    if dev.type != "cuda":
+        yield
+        return
+    old = torch.get_float32_matmul_precision(), torch.backends.cudnn.benchmark
+    torch.set_float32_matmul_precision("high")
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(old[0])
+        torch.backends.cudnn.benchmark = old[1]
+
+
+def _train(pattern: Pattern, cfg: ProxyConfig, data: ProxyData, res: ProxyResult) -> None:
+    dev = data.device
+    cuda = dev.type == "cuda"
+    if cuda:
+        torch.cuda.set_device(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+    bf16 = cfg.amp == "bf16" or (cfg.amp == "auto" and cuda)
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+
+    # data: endless augmented batches drawn on the device from a seeded generator
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(cfg.seed)
+    batches = data.batches(cfg.batch_size, gen, cfg.augment, cfg.max_train)
+
+    # model
+    torch.manual_seed(cfg.seed)
+    model = build_backbone(cfg.variant, pattern, width=cfg.width, num_classes=data.num_classes,
+                           in_chans=data.channels, layer_scale_init=cfg.layer_scale_init,
+                           drop_path_rate=cfg.drop_path_rate)
+    model = model.to(dev, memory_format=fmt).train()
+    res.params = sum(p.numel() for p in model.parameters())
+
+    # optimizer: AdamW, no weight decay on norms, biases and layer scales
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [dict(params=[p for p in params if p.ndim > 1], weight_decay=cfg.weight_decay),
+              dict(params=[p for p in params if p.ndim <= 1], weight_decay=0.0)]
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), fused=cuda)
+
+    def autocast():
+        return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=False)
+
+    # execution mode: CUDA graphs for forward+backward on a GPU, else eager (or torch.compile)
+    res.mode = "eager"
+    first = next(batches)
+    if cfg.compile:
+        model, res.mode = torch.compile(model), "compile"
+    elif cuda and cfg.cuda_graphs:
+        try:
+            sample = data.normalize(first[0], cfg.channels_last)
+            with autocast():
+                model = torch.cuda.make_graphed_callables(model, (sample,))
+            res.mode = "cuda-graphs"
+        except Exception as e:  # noqa: BLE001 — eager still works; say why graphs did not
+            if _is_oom(e):
+                raise
+            res.notes = f"CUDA graphs off: {_one_line(e)}"
+        opt.zero_grad(set_to_none=True)
+
+    # training loop
+    log_every = max(1, cfg.steps // cfg.log_points)
+    pending: deque = deque()  # (step, host loss, event): read one interval late, no host-device sync
+    loss_acc, n_acc = torch.zeros((), device=dev), 0
+    diverged = False
+    if cuda:
+        torch.cuda.synchronize(dev)
+    t_loop = time.perf_counter()
+    for step in range(cfg.steps):
+        lr = lr_at(step, cfg)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        xb, yb = first if step == 0 else next(batches)
+        x = data.normalize(xb, cfg.channels_last)
+        with autocast():
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=cuda)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        loss_acc += loss.detach()
+        n_acc += 1
+        res.steps = step + 1
+        if res.steps % log_every == 0 or res.steps == cfg.steps:
+            mean = loss_acc / n_acc
+            if cuda:
+                host = torch.empty((), pin_memory=True)
+                host.copy_(mean, non_blocking=True)
+                event = torch.cuda.Event()
+                event.record()
+                pending.append((res.steps, host, event))
+            else:
+                pending.append((res.steps, mean.clone(), None))
+            loss_acc, n_acc = torch.zeros((), device=dev), 0
+            while len(pending) > (1 if step + 1 < cfg.steps else 0):
+                diverged |= _read_loss(pending.popleft(), res)
+            if diverged:
+                break
+        if cfg.eval_every and res.steps % cfg.eval_every == 0 and res.steps < cfg.steps:
+            top1, _ = _evaluate(model, data.val_x, data.val_y, data, cfg, autocast)
+            res.val_curve.append([res.steps, top1])
+    while pending:
+        diverged |= _read_loss(pending.popleft(), res)
+    if cuda:
+        torch.cuda.synchronize(dev)
+    res.train_s = round(time.perf_counter() - t_loop, 3)
+    res.images_per_s = round(res.steps * cfg.batch_size / max(res.train_s, 1e-9), 1)
+    if diverged:
+        res.status, res.reason = "nan", f"training loss not finite by step {res.train_curve[-1][0]}"
+    else:
+        res.val_top1, res.val_loss = _evaluate(model, data.val_x, data.val_y, data, cfg, autocast)
+        if cfg.test and data.test_x is not None:
+            res.test_top1, res.test_loss = _evaluate(model, data.test_x, data.test_y, data, cfg, autocast)
+        if not math.isfinite(res.val_loss):
+            res.status, res.reason = "nan", "validation loss not finite"
+    res.peak_mem_mb = round(torch.cuda.max_memory_allocated(dev) / 2**20 if cuda else
+                            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _read_loss(item: tuple, res: ProxyResult) -> bool:
+    """Record one [step, loss] point; True when the loss is not finite."""
+    step, value, event = item
+    if event is not None:
+        event.synchronize()
+    loss = float(value)
+    res.train_curve.append([step, round(loss, 5) if math.isfinite(loss) else loss])
+    return not math.isfinite(loss)
+
+
+@torch.no_grad()
+def _evaluate(model, x_all: torch.Tensor, y_all: torch.Tensor, data: ProxyData, cfg: ProxyConfig,
+              autocast) -> tuple[float, float]:
+    """Top-1 (fraction) and mean cross-entropy on a split; one host sync at the end."""
+    model.eval()
+    correct = torch.zeros((), dtype=torch.int64, device=x_all.device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=x_all.device)
+    for i in range(0, x_all.shape[0], cfg.eval_batch_size):
+        x = data.normalize(x_all[i : i + cfg.eval_batch_size], cfg.channels_last)
+        y = y_all[i : i + cfg.eval_batch_size]
+        with autocast():
+            logits = model(x).float()
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
+        correct += (logits.argmax(1) == y).sum()
+    model.train()
+    n = max(1, x_all.shape[0])
+    return round(correct.item() / n, 6), round(loss_sum.item() / n, 6)
