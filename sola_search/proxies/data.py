@@ -216,7 +216,7 @@ def _read_idx(path: Path) -> np.ndarray:
     if magic >> 8 != 0x08 or ndim not in (1, 3):  # 0x08: unsigned byte
         raise SolaError(f"{path}: not an idx file of unsigned bytes (magic {magic:#x})")
     shape = struct.unpack(f">{ndim}i", raw[4 : 4 + 4 * ndim])
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape).copy()  # writable for torch
 
 
 def _idx_file(root: Path, stem: str) -> Path | None:

@@ -1,0 +1,296 @@
+"""Proxy training on CPU: every data source (from small files made here), determinism, failure
+statuses, the presets, a real Fashion-MNIST run and the `proxy` command."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sola_search.cli import main
+from sola_search.errors import SolaError
+from sola_search.proxies import (
+    PRESETS,
+    ProxyConfig,
+    ProxyResult,
+    augment_batch,
+    clear_cache,
+    get_preset,
+    load_data,
+    lr_at,
+    train_proxy,
+)
+from sola_search.proxies import train as train_mod
+from sola_search.proxies.data import FASHION_MNIST_DIR, data_dir_exists
+
+HAVE_FMNIST = data_dir_exists("fashion-mnist")
+
+
+def _images(n: int, size: int, classes: int, channels: int | None = None, seed: int = 0):
+    """Learnable synthetic images: each class is a bright bar at its own height, plus noise."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    x = rng.integers(0, 60, (n, size, size), dtype=np.uint8)
+    for i, c in enumerate(y):
+        row = int(c * (size - 3) / max(1, classes - 1))
+        x[i, row : row + 3, :] = 220
+    if channels:
+        x = np.repeat(x[..., None], channels, axis=-1)
+        x[..., 0] //= 2  # not grey
+    return x, y
+
+
+def _write_idx(path: Path, arr: np.ndarray) -> None:
+    header = struct.pack(">i", 0x0800 | arr.ndim) + struct.pack(f">{arr.ndim}i", *arr.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + arr.astype(np.uint8).tobytes())
+
+
+@pytest.fixture(scope="module")
+def fake_fmnist(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("fmnist")
+    x, y = _images(400, 28, 10)
+    xt, yt = _images(100, 28, 10, seed=1)
+    _write_idx(d / "train-images-idx3-ubyte.gz", x)
+    _write_idx(d / "train-labels-idx1-ubyte.gz", y)
+    _write_idx(d / "t10k-images-idx3-ubyte.gz", xt)
+    _write_idx(d / "t10k-labels-idx1-ubyte.gz", yt)
+    return d
+
+
+@pytest.fixture(scope="module")
+def npz_file(tmp_path_factory) -> Path:
+    p = tmp_path_factory.mktemp("npz") / "data.npz"
+    x, y = _images(300, 20, 4)
+    np.savez(p, x=x, y=y)
+    return p
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("folder")
+    x, y = _images(24, 12, 3, channels=3)
+    for i, (img, c) in enumerate(zip(x, y, strict=True)):
+        split = "test" if i % 4 == 0 else "train"
+        (root / split / f"class{c}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(root / split / f"class{c}" / f"{i}.png")
+    return root
+
+
+def tiny(data: str, **kw) -> ProxyConfig:
+    """A proxy of micro that trains in about a second on a CPU."""
+    base = dict(variant="micro", width=0.25, resolution=32, steps=6, batch_size=16, warmup_steps=2,
+                data=data, val_fraction=0.2, eval_batch_size=64, device="cpu", log_points=3)
+    return ProxyConfig(**(base | kw))
+
+
+# --- data -----------------------------------------------------------------------------------------
+def test_npz_resized_split_and_cached(npz_file):
+    d = load_data(f"npz:{npz_file}", 32, "cpu", 0.2, seed=0)
+    assert d.train_x.dtype == torch.uint8 and d.train_x.shape[1:] == (1, 32, 32)
+    assert (len(d.train_x), len(d.val_x)) == (240, 60) and d.num_classes == 4 and d.channels == 1
+    assert load_data(f"npz:{npz_file}", 32, "cpu", 0.2, seed=0) is d  # cached for the process
+    clear_cache()
+    again = load_data(f"npz:{npz_file}", 32, "cpu", 0.2, seed=0)
+    assert again is not d and torch.equal(again.val_x, d.val_x) and torch.equal(again.val_y, d.val_y)
+    other = load_data(f"npz:{npz_file}", 32, "cpu", 0.2, seed=1)
+    assert not torch.equal(other.val_y, d.val_y)
+    # validation and (carved) test splits are disjoint from training and from each other
+    t = load_data(f"npz:{npz_file}", 20, "cpu", 0.2, seed=0, test=True)
+    flat = lambda a: {bytes(r) for r in a.reshape(len(a), -1).numpy()}
+    assert not flat(t.val_x) & flat(t.train_x) and not flat(t.test_x) & flat(t.train_x)
+    assert len(t.test_x) == 60 and len(t.train_x) == 180
+
+
+def test_npz_color_and_bad_files(tmp_path):
+    x, y = _images(50, 16, 2, channels=3)
+    np.savez(tmp_path / "rgb.npz", x=x, y=y)
+    d = load_data(f"npz:{tmp_path / 'rgb.npz'}", 16, "cpu", 0.2, 0)
+    assert d.channels == 3 and len(d.mean) == 3
+    np.savez(tmp_path / "f.npz", x=x.astype(np.float32), y=y)
+    np.savez(tmp_path / "noy.npz", x=x)
+    for name, what in [("f.npz", "uint8"), ("noy.npz", "expected x"), ("missing.npz", "missing.npz")]:
+        with pytest.raises(SolaError, match=what):
+            load_data(f"npz:{tmp_path / name}", 16, "cpu", 0.2, 0)
+
+
+def test_imagefolder_train_test_layout(folder):
+    d = load_data(f"imagefolder:{folder}", 16, "cpu", 0.25, 0, test=True)
+    assert d.classes == ["class0", "class1", "class2"] and d.num_classes == 3
+    assert d.channels == 3 and d.train_x.shape[2:] == (16, 16)
+    assert len(d.train_x) + len(d.val_x) == 18 and len(d.test_x) == 6
+
+
+def test_imagefolder_grey_keeps_one_channel(tmp_path):
+    from PIL import Image
+
+    x, y = _images(12, 10, 2)
+    for i, (img, c) in enumerate(zip(x, y, strict=True)):
+        (tmp_path / f"c{c}").mkdir(exist_ok=True)
+        Image.fromarray(img).convert("RGB").save(tmp_path / f"c{c}" / f"{i}.png")
+    (tmp_path / "c0" / "notes.txt").write_text("not an image")
+    d = load_data(f"imagefolder:{tmp_path}", 10, "cpu", 0.25, 0)
+    assert d.channels == 1 and len(d.train_x) + len(d.val_x) == 12
+    with pytest.raises(SolaError, match="not a directory"):
+        load_data(f"imagefolder:{tmp_path / 'nope'}", 10, "cpu", 0.25, 0)
+
+
+def test_fake_fashion_mnist_dir(fake_fmnist):
+    d = load_data(f"fashion-mnist:{fake_fmnist}", 28, "cpu", 0.1, 0, test=True)
+    assert d.num_classes == 10 and len(d.train_x) == 360 and len(d.test_x) == 100
+    assert d.classes[0] == "T-shirt/top" and d.train_x.shape[1:] == (1, 28, 28)
+
+
+def test_missing_fashion_mnist_names_the_package(tmp_path):
+    with pytest.raises(SolaError) as e:
+        load_data(f"fashion-mnist:{tmp_path}", 32, "cpu", 0.1, 0)
+    msg = str(e.value)
+    assert "dataset-fashion-mnist" in msg and "npz:PATH" in msg and "imagefolder:PATH" in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("spec", ["mnist", "npz:", "imagefolder", "cifar:/x"])
+def test_bad_specs(spec):
+    with pytest.raises(SolaError, match="expected fashion-mnist"):
+        load_data(spec, 32, "cpu", 0.1, 0)
+
+
+def test_augment_is_seeded_crop_and_flip():
+    x = torch.arange(2 * 1 * 8 * 8, dtype=torch.uint8).view(2, 1, 8, 8)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    a, b = augment_batch(x, g1), augment_batch(x, g2)
+    assert torch.equal(a, b) and a.shape == x.shape and a.dtype == torch.uint8
+    out = augment_batch(x, g1, pad=0)  # no padding: only flips
+    for i in range(2):
+        assert torch.equal(out[i], x[i]) or torch.equal(out[i], x[i].flip(-1))
+
+
+# --- config -----------------------------------------------------------------------------------------
+def test_presets_and_round_trip():
+    assert set(PRESETS) >= {"quick", "default", "long"}
+    assert PRESETS["long"].steps >= 10 * PRESETS["default"].steps
+    cfg = get_preset("quick", variant="micro", steps=7, seed=None)
+    assert cfg.steps == 7 and cfg.variant == "micro" and cfg.seed == PRESETS["quick"].seed
+    assert ProxyConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    with pytest.raises(SolaError, match="unknown proxy preset"):
+        get_preset("fast")
+    with pytest.raises(SolaError, match="unknown option stepz"):
+        get_preset("quick", stepz=3)
+    with pytest.raises(SolaError, match="unknown keys"):
+        ProxyConfig.from_dict({"nope": 1})
+    for bad in (dict(width=0), dict(steps=0), dict(variant="huge"), dict(device="tpu"), dict(val_fraction=1)):
+        with pytest.raises(SolaError):
+            ProxyConfig(**bad)
+
+
+def test_lr_schedule():
+    cfg = ProxyConfig(steps=100, warmup_steps=10, lr=1.0)
+    assert lr_at(0, cfg) == pytest.approx(0.1) and lr_at(9, cfg) == pytest.approx(1.0)
+    assert lr_at(55, cfg) == pytest.approx(0.5) and lr_at(99, cfg) < 0.01
+
+
+# --- training -----------------------------------------------------------------------------------------
+def test_deterministic_on_cpu(npz_file):
+    cfg = tiny(f"npz:{npz_file}", resolution=20)
+    a, b = train_proxy("LL-LS-LSLL-SS", cfg), train_proxy("LL-LS-LSLL-SS", cfg)
+    assert a.status == "ok", a.reason
+    assert a.train_curve == b.train_curve and (a.val_top1, a.val_loss) == (b.val_top1, b.val_loss)
+    c = train_proxy("LL-LS-LSLL-SS", cfg.replace(seed=1))
+    assert c.train_curve != a.train_curve
+
+
+def test_result_fields(fake_fmnist):
+    cfg = tiny(f"fashion-mnist:{fake_fmnist}", test=True, eval_every=3)
+    r = train_proxy("all-linear", cfg)
+    assert r.status == "ok" and r.reason == "" and r.steps == 6 and r.mode == "eager" and r.device == "cpu"
+    assert 0 <= r.val_top1 <= 1 and 0 <= r.test_top1 <= 1 and r.val_loss > 0
+    assert [s for s, _ in r.train_curve] == [2, 4, 6] and r.val_curve[0][0] == 3
+    assert r.wall_s >= r.train_s > 0 and r.images_per_s > 0 and r.peak_mem_mb > 0 and r.params > 0
+    assert r.pattern == "LL-LL-LLLL-LL" and r.variant == "micro"
+    d = json.loads(json.dumps(r.to_dict()))
+    assert ProxyResult.from_dict(d) == r
+
+
+def test_divergence_is_status_nan(npz_file):
+    r = train_proxy("all-softmax", tiny(f"npz:{npz_file}", resolution=20, lr=1e30, warmup_steps=0, grad_clip=0,
+                                       steps=10))
+    assert r.status == "nan" and "not finite" in r.reason and r.val_top1 is None
+
+
+def test_raised_error_and_oom_are_statuses(npz_file, monkeypatch):
+    def boom(*a, **k):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(train_mod, "build_backbone", boom)
+    r = train_proxy("all-linear", tiny(f"npz:{npz_file}", resolution=20))
+    assert (r.status, r.reason) == ("error", "RuntimeError: boom")
+
+    def oom(*a, **k):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+
+    monkeypatch.setattr(train_mod, "build_backbone", oom)
+    r = train_proxy("all-linear", tiny(f"npz:{npz_file}", resolution=20))
+    assert r.status == "oom" and "out of memory" in r.reason
+
+
+def test_bad_input_raises(npz_file):
+    with pytest.raises(SolaError, match="stage"):
+        train_proxy("LL-LS", tiny(f"npz:{npz_file}"))
+    with pytest.raises(SolaError, match="batch size"):
+        train_proxy("all-linear", tiny(f"npz:{npz_file}", resolution=20, batch_size=10_000))
+
+
+@pytest.mark.skipif(not HAVE_FMNIST, reason=f"no Fashion-MNIST in {FASHION_MNIST_DIR}")
+def test_real_fashion_mnist_learns_fast():
+    """A few dozen steps on the real data already beat chance (10 classes) by far."""
+    cfg = get_preset("quick", variant="micro", steps=40, warmup_steps=5, device="cpu")
+    r = train_proxy("late-stages", cfg)
+    assert r.status == "ok", r.reason
+    assert r.val_top1 > 0.4, r
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_FMNIST, reason=f"no Fashion-MNIST in {FASHION_MNIST_DIR}")
+def test_quick_preset_on_fashion_mnist():
+    r = train_proxy("interleave-4", get_preset("quick", device="cpu"))
+    assert r.status == "ok", r.reason
+    assert r.val_top1 > 0.6, r
+
+
+# --- CLI ------------------------------------------------------------------------------------------------
+def test_cli_json(npz_file, capsys):
+    rc = main(["proxy", "all-linear", "--variant", "micro", "--preset", "quick", "--data", f"npz:{npz_file}",
+               "--steps", "3", "--seed", "2", "--device", "cpu", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["status"] == "ok"
+    assert {"val_top1", "status", "wall_s", "images_per_s", "train_curve", "config"} <= set(out)
+    assert out["config"]["seed"] == 2 and out["steps"] == 3
+
+
+def test_cli_text(npz_file, capsys):
+    assert main(["proxy", "LL-LL-LLLL-SS", "--variant", "micro", "--preset", "quick", "--data", f"npz:{npz_file}",
+                 "--steps", "2", "--device", "cpu"]) == 0
+    assert "val top-1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, what", [
+    (["LL-LS", "--variant", "micro"], "stage"),
+    (["all-linear", "--variant", "huge"], "unknown variant"),
+    (["all-linear", "--preset", "fast"], "unknown proxy preset"),
+    (["all-linear", "--data", "mnist"], "expected fashion-mnist"),
+    (["all-linear", "--data", "fashion-mnist:/nonexistent"], "dataset-fashion-mnist"),
+    (["all-linear", "--steps", "0"], "expected a whole number"),
+])
+def test_cli_bad_input_is_one_line_exit_2(argv, what, capsys):
+    try:
+        rc = main(["proxy", *argv, "--device", "cpu"])
+    except SystemExit as e:  # argparse errors
+        rc = e.code
+    err = capsys.readouterr().err
+    assert rc == 2 and what in err and err.count("\n") == 1
