@@ -98,9 +98,16 @@ def test_budget_and_feasible_attr_exclude_trials_without_constraints(tmp_path):
     _add(s, "LL-LL-LLSS-SS", 0.9)  # 4 softmax > 2softmax: outside the budget, no constraint recorded
     _add(s, "LL-LL-LLLL-LS", 0.8, feasible=False)  # the search said so
     _add(s, "LL-LL-LLLS-LS", 0.7)
+    s.add_trial(create_trial(state=TrialState.PRUNED))  # how the search skips a proposal outside the budget
+    s.add_trial(create_trial(state=TrialState.RUNNING, user_attrs=dict(pattern="SS-LL-LLLL-LL")))
     f = trials_frame(s)
-    assert f["feasible"].tolist() == [True, False, False, True]
+    assert f["feasible"].tolist() == [True, False, False, True, False, False]
+    assert f["state"].tolist()[-2:] == ["PRUNED", "RUNNING"]
     assert pareto_front(f)["number"].tolist() == [0, 3]
+    from sola_search.results.report import front_report, summary_lines
+
+    lines = summary_lines(front_report(Run(s, "s")))
+    assert "front: 2 of 4 completed trials (2 infeasible, 0 failed, 1 running); 1 proposals outside" in lines[1]
 
 
 def test_not_a_sola_search_study(tmp_path):

@@ -45,7 +45,7 @@ class FrontReport:
             (s == "FAIL") & f["status"].isin(["nan", "oom", "error"]))
         return dict(trials=len(self.frame), complete=int((s == "COMPLETE").sum()),
                     failed=int(((s == "FAIL") & ~interrupted).sum()), interrupted=int(interrupted.sum()),
-                    running=int((s == "RUNNING").sum()),
+                    running=int((s == "RUNNING").sum()), pruned=int((s == "PRUNED").sum()),
                     infeasible=int(((s == "COMPLETE") & ~f["feasible"]).sum()), counted=int(counted.sum()),
                     front=len(self.front))
 
@@ -113,12 +113,16 @@ def rows(report: FrontReport, all_trials: bool = False) -> list[dict[str, Any]]:
     return out
 
 
-def to_csv(rows_: list[dict[str, Any]]) -> str:
+ROW_FIELDS = ["trial", "pattern", "val_top1", "gmacs", "macs", "params", "softmax_layers", "baseline", "knee",
+              "duplicate_of"]
+
+
+def to_csv(rows_: list[dict[str, Any]], fields: list[str] | None = None) -> str:
+    """CSV with a header (also when there are no rows); empty cells for missing values."""
     buf = io.StringIO()
-    if rows_:
-        w = csv.DictWriter(buf, fieldnames=list(rows_[0]), lineterminator="\n")
-        w.writeheader()
-        w.writerows({k: "" if v is None else v for k, v in r.items()} for r in rows_)
+    w = csv.DictWriter(buf, fieldnames=list(rows_[0]) if rows_ else (fields or ROW_FIELDS), lineterminator="\n")
+    w.writeheader()
+    w.writerows({k: "" if v is None else v for k, v in r.items()} for r in rows_)
     return buf.getvalue()
 
 
@@ -139,7 +143,8 @@ def summary_lines(report: FrontReport) -> list[str]:
             head += f", {a[key]}px" if label == "px" else f", {label} {a[key]}"
     lines = [head,
              f"front: {c['front']} of {c['complete']} completed trials ({c['infeasible']} infeasible, "
-             f"{c['failed']} failed, {c['running']} running)"]
+             f"{c['failed']} failed, {c['running']} running)"
+             + (f"; {c['pruned']} proposals outside the budget skipped" if c["pruned"] else "")]
     if report.knee is not None:
         lines.append(f"knee: trial {report.knee} (farthest above the chord from cheapest to most accurate, "
                      "normalized)")
@@ -281,10 +286,10 @@ def _plot_png(reports: list[FrontReport], path: Path) -> None:
                 k = r.frame[r.frame["number"] == r.knee].iloc[0]
                 ax.scatter([k["gmacs"]], [100 * k["val_top1"]], marker="*", s=220, color=color, edgecolors="black",
                            zorder=4, label=f"{label}knee (trial {r.knee})")
-            for b in g["feasible"].itertuples() if single else ():
-                if isinstance(b.baseline, str):
-                    ax.annotate(b.baseline, (b.gmacs, 100 * b.val_top1), textcoords="offset points", xytext=(4, 4),
-                                fontsize=7, color=color)
+            named = g["feasible"][g["feasible"]["baseline"].notna()] if single else g["feasible"].iloc[:0]
+            for j, b in enumerate(named.sort_values("gmacs").itertuples()):  # staggered: baselines often coincide
+                ax.annotate(b.baseline, (b.gmacs, 100 * b.val_top1), textcoords="offset points",
+                            xytext=(4, 4 + 9 * (j % 3)), fontsize=7, color=color)
         ax.set_xlabel("GMACs (full model)")
         ax.set_ylabel("proxy val top-1 (%)")
         ax.set_title(_title(reports), fontsize=9)
@@ -338,10 +343,10 @@ def _plot_html(reports: list[FrontReport], path: Path) -> None:
             fig.add_trace(go.Scatter(x=k["gmacs"].tolist(), y=(100 * k["val_top1"]).tolist(), mode="markers",
                                      name=f"{prefix}knee (trial {r.knee})", text=_hover(k, name), hoverinfo="text",
                                      marker=dict(symbol="star", size=16, color=color, line=dict(width=1))))
-        for b in g["feasible"].itertuples() if single else ():
-            if isinstance(b.baseline, str):
-                fig.add_annotation(x=b.gmacs, y=100 * b.val_top1, text=b.baseline, showarrow=False, xshift=6,
-                                   yshift=8, font=dict(size=10, color=color))
+        named = g["feasible"][g["feasible"]["baseline"].notna()] if single else g["feasible"].iloc[:0]
+        for j, b in enumerate(named.sort_values("gmacs").itertuples()):
+            fig.add_annotation(x=b.gmacs, y=100 * b.val_top1, text=b.baseline, showarrow=False, xshift=6,
+                               yshift=8 + 12 * (j % 3), font=dict(size=10, color=color))
     fig.update_layout(title=_title(reports), xaxis_title="GMACs (full model)", yaxis_title="proxy val top-1 (%)",
                       template="plotly_white")
     fig.write_html(path, include_plotlyjs=True, full_html=True)
