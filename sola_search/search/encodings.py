@@ -1,0 +1,262 @@
+"""Budget-aware encodings: how a pattern becomes Optuna parameters and back, so that no pattern
+outside the budget ever reaches a worker.
+
+A soft constraint alone wastes trials on large spaces (an exact-sum constraint needed ~10,000
+NSGA-II trials in optuna#3399), so the search loop asks through an `Encoding`:
+
+    encoding = get_encoding("evolution", "small", Budget.parse("8softmax"), 224)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=encoding.sampler(seed))
+    enqueue_baselines(study, baselines("small", budget, 224), encoding)
+    trial, pattern = ask_feasible(study, encoding)  # `pattern` is within the budget, always
+
+The rule for the loop: `encoding.suggest(trial)` returns the trial's pattern, or None when the
+proposal is outside the budget. A None trial is never trained: tell it `TrialState.PRUNED`
+(`ask_feasible` does exactly this). Its constraint values (`trial.set_constraint`, Optuna 5) are
+already recorded, so TPE learns where the budget ends — TPE reads PRUNED trials and ranks
+infeasible ones by their total violation; FAIL trials it would ignore — and `study.best_trials`
+leaves it out.
+
+Encodings (`ENCODINGS`; `DEFAULT_ENCODING` is chosen by `bench/encodings.py`, see docs/encodings.md):
+- `evolution`: one categorical per block (`s1b1` … `s4b3`: "linear"/"softmax"),
+  `FeasibleEvolutionSampler`; only feasible, untried patterns.
+- `blocks`: the same parameters, Optuna's TPE (multivariate: Optuna's multi-objective default,
+  independent TPE, collapses onto a few patterns here) with the budget as constraints; may
+  propose infeasible patterns (told PRUNED, never trained).
+- `keys`: random keys: `softmax_layers` (how many) and one float `key_s1b1` … per block; the
+  blocks with the highest keys are softmax; over the MAC limit, the highest keys that fit.
+  Multivariate TPE; only feasible patterns.
+- `random`: the block parameters drawn exactly uniformly from the feasible patterns not tried yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import optuna
+from optuna.samplers import BaseSampler, TPESampler
+from optuna.trial import TrialState
+
+from sola_search.errors import SolaError
+from sola_search.search.samplers import (
+    LAYER_CHOICES,
+    BudgetCheck,
+    FeasibleEvolutionSampler,
+    UniformFeasibleSampler,
+    block_param_names,
+)
+from sola_search.space.budget import Budget
+from sola_search.space.feasible import FeasibleSet
+from sola_search.space.pattern import Pattern
+from sola_search.space.variants import Variant, get_variant
+
+ENCODINGS: tuple[str, ...] = ("evolution", "blocks", "keys", "random")
+DEFAULT_ENCODING = "evolution"
+
+
+class Encoding(Protocol):
+    """What the search loop needs from an encoding: a sampler for the study, and a define-by-run
+    `suggest` that returns the trial's pattern (None: outside the budget, tell it PRUNED)."""
+
+    name: str
+    variant: Variant
+    budget: Budget
+    resolution: int
+
+    def sampler(self, seed: int | None = None) -> BaseSampler: ...
+
+    def suggest(self, trial: optuna.Trial) -> Pattern | None: ...
+
+    def params(self, pattern: Pattern) -> dict[str, Any]: ...
+
+
+class _Encoding:
+    """Shared part: the exact budget check and how a proposal is recorded on its trial."""
+
+    name: ClassVar[str]
+
+    def __init__(self, variant: str | Variant, budget: Budget | str, resolution: int = 224):
+        self.budget = Budget.parse(budget) if isinstance(budget, str) else budget
+        self.variant, self.resolution = get_variant(variant), resolution
+        self.check = BudgetCheck(self.variant, self.budget, resolution)
+        self.block_names = block_param_names(self.variant)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.variant.name!r}, {str(self.budget)!r}, {self.resolution})"
+
+    def _finish(self, trial: optuna.Trial, bits: Sequence[int] | np.ndarray) -> Pattern | None:
+        """Record the pattern and its budget slack on the trial; None if the budget refuses it."""
+        bits = np.asarray(bits, np.int8)
+        pattern = Pattern.from_bits(bits, self.variant)
+        trial.set_user_attr("pattern", str(pattern))
+        violations = self.check.violations(bits)
+        for key, value in violations.items():
+            trial.set_constraint(key, value)
+        if self.check.admits(bits):
+            return pattern
+        over = [f"{k} over by {v:g}" for k, v in violations.items() if v > 0]
+        trial.set_user_attr("reason", f"outside the budget {self.budget}: {', '.join(over)}")
+        return None
+
+    def pattern_bits(self, pattern: Pattern) -> np.ndarray:
+        return np.array(pattern.check(self.variant).bits, np.int8)
+
+
+class BlocksEncoding(_Encoding):
+    """One categorical per block, TPE with the budget as constraints: the plain encoding, which can
+    propose patterns outside the budget (those are told PRUNED, never trained)."""
+
+    name = "blocks"
+
+    def __init__(self, variant: str | Variant, budget: Budget | str, resolution: int = 224, *,
+                 multivariate: bool | None = True):
+        super().__init__(variant, budget, resolution)
+        self.multivariate = multivariate
+
+    def sampler(self, seed: int | None = None) -> BaseSampler:
+        return TPESampler(seed=seed, multivariate=self.multivariate)
+
+    def suggest(self, trial: optuna.Trial) -> Pattern | None:
+        bits = [trial.suggest_categorical(name, LAYER_CHOICES) == LAYER_CHOICES[1] for name in self.block_names]
+        return self._finish(trial, bits)
+
+    def params(self, pattern: Pattern) -> dict[str, Any]:
+        bits = self.pattern_bits(pattern)
+        return {name: LAYER_CHOICES[int(b)] for name, b in zip(self.block_names, bits, strict=True)}
+
+    def decode(self, params: Mapping[str, Any]) -> Pattern:
+        return Pattern.from_bits([params[n] == LAYER_CHOICES[1] for n in self.block_names], self.variant)
+
+
+class EvolutionEncoding(BlocksEncoding):
+    """The block parameters, proposed by `FeasibleEvolutionSampler`: feasible and untried only."""
+
+    name = "evolution"
+
+    def __init__(self, variant: str | Variant, budget: Budget | str, resolution: int = 224, *,
+                 population_size: int = 8, crossover_prob: float = 0.5, extra_move_prob: float = 0.0):
+        super().__init__(variant, budget, resolution)
+        self.population_size, self.crossover_prob = population_size, crossover_prob
+        self.extra_move_prob = extra_move_prob
+
+    def sampler(self, seed: int | None = None) -> BaseSampler:
+        return FeasibleEvolutionSampler(self.variant, self.budget, self.resolution, seed=seed,
+                                        population_size=self.population_size,
+                                        crossover_prob=self.crossover_prob, extra_move_prob=self.extra_move_prob,
+                                        param_names=self.block_names)
+
+
+class RandomEncoding(BlocksEncoding):
+    """The block parameters, exactly uniform over the feasible patterns not tried yet."""
+
+    name = "random"
+
+    def sampler(self, seed: int | None = None) -> BaseSampler:
+        return UniformFeasibleSampler(self.variant, self.budget, self.resolution, seed=seed,
+                                      param_names=self.block_names)
+
+
+class KeysEncoding(_Encoding):
+    """Random keys: `softmax_layers` = k and a float key per block; the k highest keys are softmax
+    (ties: network order); over the MAC limit, the highest keys that fit. Every parameter point decodes
+    to a feasible pattern, so any sampler (TPE here) stays inside the budget."""
+
+    name = "keys"
+    COUNT = "softmax_layers"
+
+    def __init__(self, variant: str | Variant, budget: Budget | str, resolution: int = 224, *,
+                 multivariate: bool | None = True):
+        super().__init__(variant, budget, resolution)
+        self.key_names = [f"key_{n}" for n in self.block_names]
+        self.multivariate = multivariate
+
+    def sampler(self, seed: int | None = None) -> BaseSampler:
+        return TPESampler(seed=seed, multivariate=self.multivariate)
+
+    def suggest(self, trial: optuna.Trial) -> Pattern | None:
+        k = trial.suggest_int(self.COUNT, 0, self.check.max_softmax)
+        keys = [trial.suggest_float(n, 0.0, 1.0) for n in self.key_names]
+        return self._finish(trial, self.decode_bits(k, keys))
+
+    def params(self, pattern: Pattern) -> dict[str, Any]:
+        bits = self.pattern_bits(pattern)
+        return {self.COUNT: int(bits.sum()), **{n: float(b) for n, b in zip(self.key_names, bits, strict=True)}}
+
+    def decode(self, params: Mapping[str, Any]) -> Pattern:
+        return Pattern.from_bits(self.decode_bits(params[self.COUNT], [params[n] for n in self.key_names]),
+                                 self.variant)
+
+    def decode_bits(self, k: int, keys: Sequence[float]) -> np.ndarray:
+        """The k highest keys if the budget admits them (so `params(pattern)` decodes to exactly
+        `pattern`); otherwise the repair: blocks in key order, each taken if it still fits, until k."""
+        keys = np.asarray(keys, float)
+        order = np.argsort(-keys, kind="stable")
+        bits = np.zeros(len(keys), np.int8)
+        bits[order[:k]] = 1
+        if self.check.admits(bits):
+            return bits
+        bits[:] = 0
+        if self.check.admits(bits):  # every step below keeps it feasible
+            for i in order:
+                if bits.sum() >= k:
+                    break
+                bits[i] = 1
+                if not self.check.admits(bits):
+                    bits[i] = 0
+            return bits
+        # Only when even all-linear exceeds the MAC limit (softmax is cheaper in some late blocks):
+        # a feasible pattern drawn uniformly, seeded by the keys so that decoding stays a function.
+        seed = int.from_bytes(hashlib.sha256(keys.tobytes() + int(k).to_bytes(4, "little")).digest()[:8], "little")
+        return FeasibleSet(self.variant, self.budget, self.resolution).sample_bits(1, seed)[0].astype(np.int8)
+
+
+_CLASSES: dict[str, type[_Encoding]] = {c.name: c for c in (EvolutionEncoding, BlocksEncoding, KeysEncoding,
+                                                             RandomEncoding)}
+
+
+def get_encoding(name: str, variant: str | Variant, budget: Budget | str, resolution: int = 224,
+                 **options: Any) -> Encoding:
+    """The encoding `name` (one of `ENCODINGS`) for a variant, budget and resolution. Fails with a
+    `SolaError` when the name is unknown or the budget admits no pattern at all."""
+    if name not in _CLASSES:
+        raise SolaError(f"unknown encoding {name!r}: expected one of {', '.join(ENCODINGS)}")
+    encoding = _CLASSES[name](variant, budget, resolution, **options)
+    if FeasibleSet(encoding.variant, encoding.budget, resolution).count() == 0:
+        raise SolaError(f"budget {encoding.budget} admits no pattern of variant {encoding.variant.name} "
+                        f"at {resolution}px")
+    return encoding  # type: ignore[return-value]
+
+
+def enqueue_baselines(study: optuna.Study, patterns: Mapping[str, Pattern], encoding: Encoding) -> list[str]:
+    """Queue each baseline as fixed parameters that `encoding.suggest` turns back into exactly that
+    pattern, with user attribute `baseline`; the queue is served before any sampled trial. A
+    baseline whose parameters already are in the study (a resumed run) is not queued again.
+    Returns the names queued now. Raises ValueError for a pattern outside the budget."""
+    queued = []
+    for name, pattern in patterns.items():
+        if not encoding.budget.admits(pattern, encoding.variant, encoding.resolution):
+            raise ValueError(f"baseline {name} {pattern} is outside the budget {encoding.budget}")
+        before = len(study.get_trials(deepcopy=False))
+        study.enqueue_trial(encoding.params(pattern), user_attrs={"baseline": name}, skip_if_exists=True)
+        if len(study.get_trials(deepcopy=False)) > before:
+            queued.append(name)
+    return queued
+
+
+def ask_feasible(study: optuna.Study, encoding: Encoding, max_attempts: int = 1000) -> tuple[optuna.Trial, Pattern]:
+    """Ask until the encoding yields a pattern within the budget. Proposals outside it are told
+    PRUNED here (their constraints are recorded), so they never reach a worker."""
+    for _ in range(max_attempts):
+        trial = study.ask()
+        pattern = encoding.suggest(trial)
+        if pattern is not None:
+            return trial, pattern
+        study.tell(trial, state=TrialState.PRUNED)
+    raise SolaError(f"encoding {encoding.name} proposed {max_attempts} patterns in a row outside the budget "
+                    f"{encoding.budget}; try --sampler {DEFAULT_ENCODING}")
+
+
+__all__ = ["DEFAULT_ENCODING", "ENCODINGS", "BlocksEncoding", "Encoding", "EvolutionEncoding", "KeysEncoding",
+           "RandomEncoding", "ask_feasible", "block_param_names", "enqueue_baselines", "get_encoding"]

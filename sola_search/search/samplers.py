@@ -1,0 +1,296 @@
+"""Optuna samplers that only ever propose patterns inside the budget.
+
+`FeasibleEvolutionSampler` is a steady-state multi-objective evolutionary sampler over the per-block
+parameters (`s1b1` … `s4b3`, "linear"/"softmax"). Every child is checked exactly against the budget
+before it is returned, and its moves (swap a softmax block to another place, add or drop one)
+keep most children feasible, so no proposal is wasted. Like Optuna's own samplers it keeps no state
+of its own: the population is derived from `study.get_trials()` and the random stream from
+(seed, trial number), so a study reloaded from its storage continues exactly where it stopped.
+`UniformFeasibleSampler` is the same sampler without evolution: exactly uniform over the feasible
+patterns not tried yet (the reference any search must beat)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.samplers import BaseSampler, RandomSampler
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from sola_search.errors import SolaError
+from sola_search.space.budget import Budget
+from sola_search.space.cost import cost_table
+from sola_search.space.feasible import FeasibleSet
+from sola_search.space.variants import Variant, get_variant
+
+LAYER_CHOICES: tuple[str, str] = ("linear", "softmax")
+
+
+def block_param_names(variant: str | Variant) -> list[str]:
+    """One parameter name per block in network order: `s<stage>b<block>`, 1-based as in the text
+    form `LL-LS-…`, block numbers zero-padded only when a stage has ten or more blocks (so a
+    dashboard sorts them in network order)."""
+    v = get_variant(variant)
+    width = len(str(max(v.depths)))
+    return [f"s{i + 1}b{j + 1:0{width}d}" for i, d in enumerate(v.depths) for j in range(d)]
+
+
+class BudgetCheck:
+    """Exact budget test on 0/1 block vectors, the same integers `Budget.admits` compares, without
+    building a `Pattern` (samplers test hundreds of candidates per proposal)."""
+
+    def __init__(self, variant: str | Variant, budget: Budget, resolution: int = 224):
+        self.variant, self.budget, self.resolution = get_variant(variant), budget, resolution
+        self.table = cost_table(self.variant, resolution)
+        n = self.variant.num_blocks
+        self.max_softmax = n if budget.max_softmax is None else min(budget.max_softmax, n)
+
+    def macs(self, bits: np.ndarray) -> int:
+        return int(self.table.all_linear_macs + np.asarray(bits, np.int64) @ self.table.delta)
+
+    def violations(self, bits: np.ndarray) -> dict[str, float]:
+        """Use minus limit for each limit the budget sets (≤ 0 is within it), in the budget's units:
+        the values recorded with `trial.set_constraint`, so a constrained sampler learns how far
+        outside a proposal was."""
+        b = self.budget
+        out: dict[str, float] = {}
+        if b.max_softmax is not None:
+            out["softmax"] = float(int(np.sum(bits)) - b.max_softmax)
+        if b.max_macs is not None:
+            out["gmacs"] = (self.macs(bits) - b.max_macs) / 1e9
+        if b.max_params is not None:
+            out["mparams"] = (self.table.params - b.max_params) / 1e6
+        return out
+
+    def admits(self, bits: np.ndarray) -> bool:
+        b = self.budget
+        if b.max_softmax is not None and int(np.sum(bits)) > b.max_softmax:
+            return False
+        if b.max_params is not None and self.table.params > b.max_params:
+            return False
+        return b.max_macs is None or self.macs(bits) <= b.max_macs
+
+
+def _nondominated_ranks(loss: np.ndarray) -> np.ndarray:
+    """Pareto rank of each row (0 = non-dominated), all objectives minimised."""
+    n = len(loss)
+    le = (loss[:, None, :] <= loss[None, :, :]).all(-1)
+    lt = (loss[:, None, :] < loss[None, :, :]).any(-1)
+    dominates = le & lt  # [i, j]: i dominates j
+    ranks = np.full(n, -1)
+    left = np.ones(n, bool)
+    r = 0
+    while left.any():
+        dominated = dominates[np.ix_(left, left)].any(0)
+        idx = np.flatnonzero(left)
+        front = idx[~dominated]
+        ranks[front] = r
+        left[front] = False
+        r += 1
+    return ranks
+
+
+def _crowding(loss: np.ndarray) -> np.ndarray:
+    """NSGA-II crowding distance within one front (boundary points infinite)."""
+    n, m = loss.shape
+    dist = np.zeros(n)
+    if n <= 2:
+        return np.full(n, np.inf)
+    for k in range(m):
+        order = np.argsort(loss[:, k], kind="stable")
+        span = loss[order[-1], k] - loss[order[0], k]
+        dist[order[0]] = dist[order[-1]] = np.inf
+        if span > 0:
+            dist[order[1:-1]] += (loss[order[2:], k] - loss[order[:-2], k]) / span
+    return dist
+
+
+class FeasibleEvolutionSampler(BaseSampler):
+    """Steady-state NSGA-II-style evolution over the block parameters that never leaves the budget.
+
+    - Until `population_size` distinct feasible patterns are complete, proposals are drawn exactly
+      uniformly from the feasible patterns not yet in the study (`FeasibleSet.sample_bits`).
+    - Then the elite is the best `population_size` completed patterns by Pareto rank and crowding
+      distance; a parent is the winner of a binary tournament; with `crossover_prob` a second parent
+      is mixed in (blocks both share stay, the rest are drawn from where either has softmax, keeping
+      one parent's count); then 1 + Geometric moves: swap (move a softmax block), add, drop.
+    - A child is returned only if the budget admits it and no trial of the study (of any state,
+      queued ones included) has that pattern; after `max_attempts` rejections, a uniform feasible
+      pattern not yet tried. Only when the budget admits no untried pattern does it repeat one.
+
+    Enqueued trials (`study.enqueue_trial`, e.g. baselines) keep their fixed parameters."""
+
+    def __init__(self, variant: str | Variant, budget: Budget, resolution: int = 224, *,
+                 population_size: int = 8, crossover_prob: float = 0.5, extra_move_prob: float = 0.0,
+                 max_attempts: int = 200,
+                 seed: int | None = None, param_names: Sequence[str] | None = None):
+        self.check = BudgetCheck(variant, budget, resolution)
+        self.variant = self.check.variant
+        self.param_names = list(param_names) if param_names is not None else block_param_names(self.variant)
+        if len(self.param_names) != self.variant.num_blocks:
+            raise ValueError(f"{len(self.param_names)} parameter names for {self.variant.num_blocks} blocks")
+        self.population_size = population_size
+        self.crossover_prob = crossover_prob
+        self.extra_move_prob = extra_move_prob
+        self.max_attempts = max_attempts
+        self.seed = seed
+        self._feasible: FeasibleSet | None = None
+        self._fallback = RandomSampler(seed=seed)
+        self._space = {name: CategoricalDistribution(LAYER_CHOICES) for name in self.param_names}
+        self._stage = np.repeat(np.arange(len(self.variant.depths)), self.variant.depths)
+
+    # --- what Optuna calls --------------------------------------------------------------------
+    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return dict(self._space)
+
+    def sample_relative(self, study: Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        if not search_space or trial.system_attrs.get("fixed_params"):
+            return {}
+        bits = self.propose(study, trial)
+        return {name: LAYER_CHOICES[int(b)] for name, b in zip(self.param_names, bits, strict=True)}
+
+    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        """Parameters the encoding does not own (none today) are sampled at random."""
+        return self._fallback.sample_independent(study, trial, param_name, param_distribution)
+
+    def reseed_rng(self) -> None:
+        """Nothing to reseed: each proposal's stream is derived from (seed, trial number)."""
+
+    # --- the proposal --------------------------------------------------------------------------
+    def rng(self, trial_number: int) -> np.random.Generator:
+        """The trial's own random stream: reproducible after a reload, independent across workers."""
+        return np.random.default_rng(None if self.seed is None else [self.seed, trial_number])
+
+    @property
+    def feasible(self) -> FeasibleSet:
+        if self._feasible is None:
+            self._feasible = FeasibleSet(self.variant, self.check.budget, self.check.resolution)
+            if self._feasible.count() == 0:
+                raise SolaError(f"budget {self.check.budget} admits no pattern of variant {self.variant.name} "
+                                f"at {self.check.resolution}px")
+        return self._feasible
+
+    def _bits_of(self, t: FrozenTrial) -> tuple[int, ...] | None:
+        params = t.system_attrs.get("fixed_params") or t.params
+        if not all(name in params for name in self.param_names):
+            return None
+        return tuple(int(params[name] == LAYER_CHOICES[1]) for name in self.param_names)
+
+    def propose(self, study: Study, trial: FrozenTrial) -> np.ndarray:
+        """The 0/1 block vector for `trial`, derived only from the study's trials and the seed."""
+        rng = self.rng(trial.number)
+        seen: set[tuple[int, ...]] = set()
+        done: dict[tuple[int, ...], Sequence[float]] = {}
+        for t in study.get_trials(deepcopy=False):
+            if t.number == trial.number:
+                continue
+            bits = self._bits_of(t)
+            if bits is None:
+                continue
+            seen.add(bits)
+            if (t.state == TrialState.COMPLETE and t.values is not None and bits not in done
+                    and all(c <= 0 for c in t.constraints.values())):
+                done[bits] = t.values
+        if len(done) < self.population_size:
+            return self.uniform(rng, seen)
+        signs = np.array([-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in study.directions])
+        pop = np.array(list(done), np.int8)
+        loss = np.array([list(v) for v in done.values()], float) * signs
+        elite, rank, crowd = self._elite(loss)
+        pop = pop[elite]
+
+        def parent() -> np.ndarray:
+            i, j = rng.integers(len(pop), size=2)
+            better = i if (rank[i], -crowd[i]) <= (rank[j], -crowd[j]) else j
+            return pop[better].copy()
+
+        for _ in range(self.max_attempts):
+            child = parent()
+            if rng.random() < self.crossover_prob:
+                child = self._crossover(rng, child, parent())
+            child = self._mutate(rng, child)
+            if tuple(int(b) for b in child) not in seen and self.check.admits(child):
+                return child
+        return self.uniform(rng, seen)
+
+    def _elite(self, loss: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Indices of the best `population_size` rows by (rank, −crowding), with their rank and crowding."""
+        ranks = _nondominated_ranks(loss)
+        crowd = np.zeros(len(loss))
+        for r in np.unique(ranks):
+            idx = np.flatnonzero(ranks == r)
+            crowd[idx] = _crowding(loss[idx])
+        order = np.lexsort((-crowd, ranks))[: self.population_size]
+        return order, ranks[order], crowd[order]
+
+    def _crossover(self, rng: np.random.Generator, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        common = a & b
+        pool = np.flatnonzero(a ^ b)
+        k = int((a if rng.random() < 0.5 else b).sum()) - int(common.sum())
+        child = common.copy()
+        if k > 0 and len(pool):
+            child[rng.choice(pool, size=min(k, len(pool)), replace=False)] = 1
+        return child
+
+    def _mutate(self, rng: np.random.Generator, bits: np.ndarray) -> np.ndarray:
+        """One move, and each further one with `extra_move_prob`; each one of: `shift` a softmax block
+        to a linear block of its own stage (same MACs: explores placement at a fixed cost), `swap` it
+        anywhere, `add`, `drop`."""
+        bits = bits.copy()
+        n_moves = 1
+        while rng.random() < self.extra_move_prob:
+            n_moves += 1
+        for _ in range(n_moves):
+            on, off = np.flatnonzero(bits), np.flatnonzero(bits == 0)
+            moves: list[str] = []
+            if len(on) and len(off):
+                moves += ["shift", "shift", "swap", "swap"]
+            if len(off) and len(on) < self.check.max_softmax:
+                moves.append("add")
+            if len(on):
+                moves.append("drop")
+            if not moves:
+                break
+            move = moves[rng.integers(len(moves))]
+            if move == "shift":
+                i = rng.choice(on)
+                same = off[self._stage[off] == self._stage[i]]
+                move = "swap" if not len(same) else move
+                if len(same):
+                    bits[i], bits[rng.choice(same)] = 0, 1
+            if move in ("swap", "drop"):
+                bits[rng.choice(on)] = 0
+            if move in ("swap", "add"):
+                bits[rng.choice(off)] = 1
+        return bits
+
+    def uniform(self, rng: np.random.Generator, seen: set[tuple[int, ...]]) -> np.ndarray:
+        """Exactly uniform over the feasible patterns not in `seen` (over all of them once every
+        feasible pattern has been tried)."""
+        fs = self.feasible
+        total = fs.count()
+        if total > 4 * len(seen) or total > 200_000:
+            for _ in range(64):  # rejection: uniform over the untried ones
+                for bits in fs.sample_bits(16, rng):
+                    if tuple(int(b) for b in bits) not in seen:
+                        return bits
+        every = fs.enumerate_bits(limit=200_000)
+        fresh = [b for b in every if tuple(int(x) for x in b) not in seen]
+        return (fresh[rng.integers(len(fresh))] if fresh else every[rng.integers(len(every))]).copy()
+
+
+class UniformFeasibleSampler(FeasibleEvolutionSampler):
+    """Exactly uniform over the feasible patterns not tried yet: random search inside the budget."""
+
+    def __init__(self, variant: str | Variant, budget: Budget, resolution: int = 224, *,
+                 seed: int | None = None, param_names: Sequence[str] | None = None):
+        super().__init__(variant, budget, resolution, population_size=2**62, seed=seed, param_names=param_names)
+
+
+__all__ = ["LAYER_CHOICES", "BudgetCheck", "FeasibleEvolutionSampler", "UniformFeasibleSampler",
+           "block_param_names"]
