@@ -27,6 +27,7 @@ class ProxyConfig:
     label_smoothing: float = 0.1
     grad_clip: float = 1.0  # global grad-norm clip; 0 disables
     layer_scale_init: float = 0.1  # 1e-5 (the full model's) leaves blocks near identity in a short run
+    qk_init: float = 0.0  # > 0: q/k weights ~ N(0, (qk_init/√dim)²), initial attention logits of std qk_init²
     drop_path_rate: float = 0.0
     augment: bool = True  # random crop (padding resolution/8) and horizontal flip, on the device
     seed: int = 0  # model init and batch order

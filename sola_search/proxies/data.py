@@ -12,7 +12,7 @@ import gzip
 import os
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,15 +45,19 @@ class ProxyData:
     test_x: torch.Tensor | None = None
     test_y: torch.Tensor | None = None
     classes: list[str] | None = None
+    _stats: dict = field(default_factory=dict, repr=False, compare=False)  # device → (mean, 1/std) tensors
 
     @property
     def channels(self) -> int:
         return self.train_x.shape[1]
 
     def normalize(self, x: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
-        """uint8 → float32, standardised per channel (one fused pass on the device)."""
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1) * 255
-        inv_std = 1 / (torch.tensor(self.std, device=x.device).view(1, -1, 1, 1) * 255)
+        """uint8 → float32, standardised per channel, on the batch's device (no host copy per step)."""
+        key = str(x.device)
+        if key not in self._stats:
+            mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1) * 255
+            self._stats[key] = mean, 1 / (torch.tensor(self.std, device=x.device).view(1, -1, 1, 1) * 255)
+        mean, inv_std = self._stats[key]
         x = (x.float() - mean) * inv_std
         return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from sola_search.errors import SolaError
 from sola_search.proxies.config import ProxyConfig, get_preset
 from sola_search.proxies.data import ProxyData, load_data, resolve_device
-from sola_search.space.backbone import build_backbone, resolve_pattern
+from sola_search.space.backbone import Attention, build_backbone, resolve_pattern
 from sola_search.space.pattern import Pattern
 
 STATUSES = ("ok", "nan", "oom", "error")
@@ -159,6 +159,8 @@ def _train(pattern: Pattern, cfg: ProxyConfig, data: ProxyData, res: ProxyResult
     model = build_backbone(cfg.variant, pattern, width=cfg.width, num_classes=data.num_classes,
                            in_chans=data.channels, layer_scale_init=cfg.layer_scale_init,
                            drop_path_rate=cfg.drop_path_rate)
+    if cfg.qk_init > 0:
+        _init_qk(model, cfg.qk_init)
     model = model.to(dev, memory_format=fmt).train()
     res.params = sum(p.numel() for p in model.parameters())
 
@@ -247,6 +249,17 @@ def _train(pattern: Pattern, cfg: ProxyConfig, data: ProxyData, res: ProxyResult
             res.status, res.reason = "nan", "validation loss not finite"
     res.peak_mem_mb = round(torch.cuda.max_memory_allocated(dev) / 2**20 if cuda else
                             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _init_qk(model: torch.nn.Module, gain: float) -> None:
+    """Start the q and k projections large enough that attention is not uniform at step 0.
+
+    With the backbone's init (std 0.02) both mixers compute ≈ the mean of v over all tokens, so
+    every pattern is nearly the same function and a short run cannot tell patterns apart."""
+    for m in model.modules():
+        if isinstance(m, Attention):
+            dim = m.proj.in_features
+            torch.nn.init.trunc_normal_(m.qkvg.weight[: 2 * dim], std=gain / dim**0.5)
 
 
 def _read_loss(item: tuple, res: ProxyResult) -> bool:

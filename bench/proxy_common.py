@@ -1,0 +1,167 @@
+"""Shared pieces of the proxy benchmarks: options, smoke settings, a pool of long-lived worker
+processes pinned to GPUs (each keeps its dataset between runs, as a search worker does),
+Kendall's tau, tables and the JSON record."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import multiprocessing as mp
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+import torch  # noqa: E402
+
+from sola_search.proxies import ProxyConfig, get_preset  # noqa: E402
+
+# --smoke: the micro variant at a tiny size on the CPU, so a script runs end to end in seconds.
+SMOKE = dict(variant="micro", width=0.25, resolution=32, steps=4, batch_size=32, warmup_steps=1, max_train=2000,
+             val_fraction=0.02, eval_batch_size=512, device="cpu", log_points=2)
+
+
+def common_args(p: argparse.ArgumentParser, name: str) -> None:
+    p.add_argument("--data", default="fashion-mnist", help="data spec, e.g. fashion-mnist:/data/fashion-mnist")
+    p.add_argument("--out", default=f"bench/out/{name}.json", help="where the JSON record goes")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="ProxyConfig overrides for every run, e.g. width=0.25 resolution=32 batch_size=512")
+    p.add_argument("--smoke", action="store_true", help="a seconds-long CPU run of the whole script (micro, 4 steps)")
+
+
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """--set KEY=VALUE pairs (values parsed as Python literals when they are), plus --data and --smoke."""
+    out: dict[str, Any] = dict(data=args.data)
+    if args.smoke:
+        out |= SMOKE
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
+def preset(name: str, over: dict[str, Any], **more: Any) -> ProxyConfig:
+    return get_preset(name, **(over | more))
+
+
+def devices(smoke: bool, gpus: str | None = None) -> list[str]:
+    """The devices to spread runs over: every visible GPU (or the --gpus list), or the CPU."""
+    if smoke or not torch.cuda.is_available():
+        return ["cpu"]
+    if gpus:
+        return [f"cuda:{int(i)}" for i in gpus.split(",")]
+    return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+
+
+def env_info() -> dict[str, Any]:
+    info = dict(python=platform.python_version(), torch=torch.__version__, host=platform.node(),
+                argv=" ".join(sys.argv), cpu_count=os.cpu_count(), time=time.strftime("%Y-%m-%d %H:%M:%S"))
+    if torch.cuda.is_available():
+        info |= dict(gpus=[torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+                     cuda=torch.version.cuda)
+    return info
+
+
+def write_json(path: str, record: dict[str, Any]) -> None:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_suffix(p.suffix + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    tmp.replace(p)
+    print(f"wrote {p}")
+
+
+def table(rows: list[dict[str, Any]], cols: list[str]) -> None:
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:,.4f}" if abs(v) < 10 else f"{v:,.1f}"
+        return "-" if v is None else str(v)
+
+    cells = [[fmt(r.get(c)) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+
+
+def kendall_tau(a: list[float], b: list[float]) -> float:
+    """Kendall's tau-b (ties in either list handled), O(n²); no scipy needed."""
+    n = len(a)
+    conc = disc = ties_a = ties_b = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            da, db = a[i] - a[j], b[i] - b[j]
+            if da == 0 and db == 0:
+                continue
+            if da == 0:
+                ties_a += 1
+            elif db == 0:
+                ties_b += 1
+            elif (da > 0) == (db > 0):
+                conc += 1
+            else:
+                disc += 1
+    denom = ((conc + disc + ties_a) * (conc + disc + ties_b)) ** 0.5
+    return (conc - disc) / denom if denom else float("nan")
+
+
+# --- a pool of worker processes, one or more per device -------------------------------------------
+def _worker(device: str, jobs, results) -> None:
+    from sola_search.proxies import ProxyConfig, train_proxy
+
+    if device.startswith("cuda"):
+        torch.cuda.set_device(torch.device(device))
+    while (job := jobs.get()) is not None:
+        cfg = ProxyConfig.from_dict(job["config"] | dict(device=device))
+        t0 = time.time()
+        try:
+            r = train_proxy(job["pattern"], cfg).to_dict()
+        except Exception as e:  # noqa: BLE001 — bad input: report it, keep the pool alive
+            r = dict(status="error", reason=f"{type(e).__name__}: {e}")
+        results.put(dict(job, result=r, device=device, t0=t0, t1=time.time()))
+
+
+def run_pool(jobs: list[dict[str, Any]], devs: list[str], per_device: int) -> list[dict[str, Any]]:
+    """Run jobs ({"pattern", "config": dict, ...}) on len(devs) × per_device long-lived processes,
+    in the order given (put the longest first); returns the jobs with `result`, in completion order."""
+    ctx = mp.get_context("spawn")
+    q_jobs, q_results = ctx.Queue(), ctx.Queue()
+    slots = [d for d in devs for _ in range(per_device)]
+    for job in jobs:
+        q_jobs.put(job)
+    for _ in slots:
+        q_jobs.put(None)
+    procs = [ctx.Process(target=_worker, args=(d, q_jobs, q_results), daemon=True) for d in slots]
+    for p in procs:
+        p.start()
+    done, t_start = [], time.time()
+    try:
+        while len(done) < len(jobs):
+            try:
+                item = q_results.get(timeout=5)
+            except Exception:  # noqa: BLE001 — queue.Empty: check the workers are alive
+                if not any(p.is_alive() for p in procs):
+                    raise RuntimeError("every worker process died") from None
+                continue
+            done.append(item)
+            r = item["result"]
+            top1 = r.get("val_top1")
+            print(f"[{len(done)}/{len(jobs)} {time.time() - t_start:6.0f}s] {item.get('label', '')} {item['pattern']} "
+                  f"{r['status']} top1={top1 if top1 is None else round(top1, 4)} train={r.get('train_s')}s "
+                  f"{r.get('images_per_s')} img/s on {item['device']} {r.get('reason', '')}", flush=True)
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.terminate()
+    return done

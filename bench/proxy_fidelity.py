@@ -1,0 +1,108 @@
+"""Fidelity of the proxy: does `default` rank patterns as `long` (≥10× the steps) does?
+
+Kendall's tau between the two presets' validation top-1 over ≥16 patterns of the small variant under
+8softmax: every baseline the budget admits plus uniformly sampled feasible patterns. `default` also
+runs with a second seed, so the table shows how much of the disagreement is seed noise.
+Runs spread over every visible GPU, several processes per GPU, long runs first.
+
+    python bench/proxy_fidelity.py --data fashion-mnist:DIR [--per-gpu 4] [--patterns 16]
+    python bench/proxy_fidelity.py --smoke        # seconds, on the CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from proxy_common import common_args, devices, env_info, kendall_tau, overrides, preset, run_pool, table, write_json
+
+from sola_search.space import Budget, FeasibleSet, baselines, get_variant
+
+
+def patterns(variant: str, budget: str, count: int, seed: int) -> list[tuple[str, str]]:
+    """(name, pattern text): the budget's baselines, then uniform feasible samples, no duplicates."""
+    v, b = get_variant(variant), Budget.parse(budget)
+    chosen = {p: name for name, p in baselines(v, b).items()}
+    feasible = FeasibleSet(v, b)
+    draws = 0
+    while len(chosen) < count and draws < 100 * count:
+        for p in feasible.sample(count, rng=seed + draws):
+            if len(chosen) < count and p not in chosen:
+                chosen[p] = f"sample-{len(chosen)}"
+        draws += count
+    return [(name, str(p)) for p, name in chosen.items()]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common_args(ap, "proxy_fidelity")
+    ap.add_argument("--variant", default="small")
+    ap.add_argument("--budget", default="8softmax")
+    ap.add_argument("--patterns", type=int, default=16, help="how many patterns (baselines included); >= 16")
+    ap.add_argument("--default-seeds", type=int, default=2, help="seeds of the default preset (noise estimate)")
+    ap.add_argument("--default-steps", type=int, help="override default's steps")
+    ap.add_argument("--long-steps", type=int, help="override long's steps (default: the preset's, 10x default)")
+    ap.add_argument("--per-gpu", type=int, default=4, help="concurrent runs per GPU")
+    ap.add_argument("--gpus", help="comma-separated GPU indices (default: all visible)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the pattern sample")
+    args = ap.parse_args()
+
+    over = overrides(args) | dict(variant=args.variant)
+    if args.smoke:
+        over["variant"] = args.variant = "micro"
+        args.patterns, args.per_gpu = min(args.patterns, 5), 2
+    cfg_default = preset("default", over, **({"steps": args.default_steps} if args.default_steps else {}))
+    long_steps = args.long_steps or (10 * cfg_default.steps if args.smoke else None)
+    cfg_long = preset("long", over, **({"steps": long_steps} if long_steps else {}))
+    pats = patterns(args.variant, args.budget, args.patterns, args.seed)
+    print(f"{len(pats)} patterns of {args.variant} under {args.budget}; default {cfg_default.steps} steps, "
+          f"long {cfg_long.steps} steps ({cfg_long.steps / cfg_default.steps:.0f}x)")
+
+    jobs = [dict(label="long", name=n, pattern=p, seed=0, config=cfg_long.to_dict()) for n, p in pats]
+    jobs += [dict(label=f"default/s{s}", name=n, pattern=p, seed=s, config=cfg_default.replace(seed=s).to_dict())
+             for s in range(args.default_seeds) for n, p in pats]
+    devs = devices(args.smoke, args.gpus)
+    t0 = time.time()
+    done = run_pool(jobs, devs, args.per_gpu)
+    wall = time.time() - t0
+
+    by = {(d["label"], d["pattern"]): d["result"] for d in done}
+    rows = []
+    for name, p in pats:
+        row = dict(name=name, pattern=p, softmax=p.count("S"))
+        for label in ["long"] + [f"default/s{s}" for s in range(args.default_seeds)]:
+            r = by.get((label, p), {})
+            row[label] = r.get("val_top1") if r.get("status") == "ok" else None
+        seeds = [row[f"default/s{s}"] for s in range(args.default_seeds) if row[f"default/s{s}"] is not None]
+        row["default/mean"] = statistics.fmean(seeds) if seeds else None
+        rows.append(row)
+    ok = [r for r in rows if r["long"] is not None and r["default/mean"] is not None]
+
+    def tau(a: str, b: str) -> float | None:
+        pairs = [(r[a], r[b]) for r in ok if r[a] is not None and r[b] is not None]
+        return kendall_tau([x for x, _ in pairs], [y for _, y in pairs]) if len(pairs) >= 3 else None
+
+    taus = dict(default_s0_vs_long=tau("default/s0", "long"), default_mean_vs_long=tau("default/mean", "long"))
+    if args.default_seeds > 1:
+        taus["default_s0_vs_s1"] = tau("default/s0", "default/s1")  # seed noise ceiling
+    rows.sort(key=lambda r: -(r["long"] or 0))
+    table(rows, ["name", "pattern", "softmax", "long", *[f"default/s{s}" for s in range(args.default_seeds)]])
+    for k, v in taus.items():
+        print(f"kendall tau {k:<22} {v if v is None else round(v, 3)}")
+    train_s = {label: [d["result"].get("train_s") for d in done if d["label"] == label and d["result"].get("train_s")]
+               for label in ("long", "default/s0")}
+    for label, ts in train_s.items():
+        if ts:
+            print(f"{label}: median train {statistics.median(ts):.1f}s a run (concurrent, {args.per_gpu} per GPU)")
+    failed = [d for d in done if d["result"].get("status") != "ok"]
+    print(f"{len(done)} runs on {len(devs)} device(s) x {args.per_gpu} in {wall:.0f}s; {len(failed)} failed; "
+          f"target tau >= 0.6")
+    write_json(args.out, dict(bench="proxy_fidelity", env=env_info(), wall_s=round(wall, 1), devices=devs,
+                              per_device=args.per_gpu, variant=args.variant, budget=args.budget, taus=taus,
+                              rows=rows, default_config=cfg_default.to_dict(), long_config=cfg_long.to_dict(),
+                              runs=done))
+
+
+if __name__ == "__main__":
+    main()
