@@ -99,11 +99,11 @@ def train_proxy(pattern: str | Pattern, config: ProxyConfig | None = None,
     pattern = resolve_pattern(pattern, cfg.variant)
     dev = data.device if data is not None else resolve_device(cfg.device)
     res = ProxyResult(status="ok", device=_describe(dev), pattern=str(pattern), variant=cfg.variant)
-    if data is None:
-        data = load_data(cfg.data, cfg.resolution, dev, cfg.val_fraction, cfg.split_seed, cfg.test)
-    if data.resolution != cfg.resolution:
+    if data is not None and data.resolution != cfg.resolution:
         raise SolaError(f"data at {data.resolution}px given for a proxy at {cfg.resolution}px")
     try:
+        if data is None:  # missing or malformed data is a SolaError; running out of memory here is 'oom'
+            data = load_data(cfg.data, cfg.resolution, dev, cfg.val_fraction, cfg.split_seed, cfg.test)
         with _speed_settings(dev):
             _train(pattern, cfg, data, res)
     except SolaError:
