@@ -4,7 +4,8 @@ outside the budget ever reaches a worker.
 A soft constraint alone wastes trials on large spaces (an exact-sum constraint needed ~10,000
 NSGA-II trials in optuna#3399), so the search loop asks through an `Encoding`:
 
-    encoding = get_encoding("evolution", "small", Budget.parse("8softmax"), 224)
+    budget = Budget.parse("8softmax")
+    encoding = get_encoding(DEFAULT_ENCODING, "small", budget, 224)
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=encoding.sampler(seed))
     enqueue_baselines(study, baselines("small", budget, 224), encoding)
     trial, pattern = ask_feasible(study, encoding)  # `pattern` is within the budget, always

@@ -2,10 +2,11 @@
 
 `FeasibleEvolutionSampler` is a steady-state multi-objective evolutionary sampler over the per-block
 parameters (`s1b1` … `s4b3`, "linear"/"softmax"). Every child is checked exactly against the budget
-before it is returned, and its moves (swap a softmax block to another place, add or drop one)
-keep most children feasible, so no proposal is wasted. Like Optuna's own samplers it keeps no state
-of its own: the population is derived from `study.get_trials()` and the random stream from
-(seed, trial number), so a study reloaded from its storage continues exactly where it stopped.
+before it is returned (a rejected child is replaced, never proposed), and its moves (move a softmax
+block, add or drop one) keep most children feasible, so no trial is spent outside the budget.
+Like Optuna's own samplers it keeps no state of its own: the population is derived from
+`study.get_trials()` and the random stream from (seed, trial number), so a study reloaded from its
+storage continues exactly where it stopped.
 `UniformFeasibleSampler` is the same sampler without evolution: exactly uniform over the feasible
 patterns not tried yet (the reference any search must beat)."""
 
@@ -116,7 +117,9 @@ class FeasibleEvolutionSampler(BaseSampler):
     - Then the elite is the best `population_size` completed patterns by Pareto rank and crowding
       distance; a parent is the winner of a binary tournament; with `crossover_prob` a second parent
       is mixed in (blocks both share stay, the rest are drawn from where either has softmax, keeping
-      one parent's count); then 1 + Geometric moves: swap (move a softmax block), add, drop.
+      one parent's count); then one move (each further one with `extra_move_prob`): shift a softmax
+      block within its stage, swap it anywhere, add one, drop one. Defaults measured in
+      bench/encodings.py (docs/encodings.md).
     - A child is returned only if the budget admits it and no trial of the study (of any state,
       queued ones included) has that pattern; after `max_attempts` rejections, a uniform feasible
       pattern not yet tried. Only when the budget admits no untried pattern does it repeat one.
