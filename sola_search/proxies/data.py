@@ -230,7 +230,7 @@ def _idx_file(root: Path, stem: str) -> Path | None:
     return None
 
 
-def _read_fashion_mnist(root: str, test: bool):
+def _fashion_mnist_files(root: str, test: bool) -> dict[str, Path]:
     r = Path(root)
     files = {s: _idx_file(r, s) for s in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")}
     if test:
@@ -239,6 +239,27 @@ def _read_fashion_mnist(root: str, test: bool):
     if missing:
         raise SolaError(f"Fashion-MNIST not found in {root} (no {missing[0]}[.gz]): install the Debian package "
                         f"dataset-fashion-mnist (apt-get install dataset-fashion-mnist), {_DATA_HINT}")
+    return files
+
+
+def check_data(spec: str) -> None:
+    """Fail fast — before a search starts its workers — if `spec` names no dataset that is there.
+    Cheap: file presence and, for npz, the arrays; images are read by `load_data`."""
+    kind, _, arg = spec.partition(":")
+    if kind == "fashion-mnist":
+        _fashion_mnist_files(arg or FASHION_MNIST_DIR, test=False)
+    elif kind == "npz" and arg:
+        _read_npz(arg)
+    elif kind == "imagefolder" and arg:
+        root = Path(arg)
+        if not root.is_dir() or not _class_folders(root):
+            raise SolaError(f"data {spec!r}: expected a folder with one sub-folder of images per class")
+    else:
+        raise SolaError(f"data {spec!r}: expected fashion-mnist, fashion-mnist:DIR, npz:PATH or imagefolder:PATH")
+
+
+def _read_fashion_mnist(root: str, test: bool):
+    files = _fashion_mnist_files(root, test)
     try:
         x = _read_idx(files["train-images-idx3-ubyte"])
         y = _read_idx(files["train-labels-idx1-ubyte"])

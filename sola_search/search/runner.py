@@ -89,7 +89,7 @@ def prepare(cfg: SearchConfig) -> tuple[SearchConfig, RunDir, bool]:
     variant = get_variant(cfg.variant)
     if FeasibleSet(variant, budget, cfg.resolution).count() == 0:
         raise SolaError(f"budget {cfg.budget} admits no pattern of variant {variant.name} at {cfg.resolution}px")
-    from sola_search.proxies import PRESETS
+    from sola_search.proxies import PRESETS, check_data
     from sola_search.search.encodings import DEFAULT_ENCODING, ENCODINGS
 
     if cfg.preset is not None and cfg.preset not in PRESETS:
@@ -97,17 +97,8 @@ def prepare(cfg: SearchConfig) -> tuple[SearchConfig, RunDir, bool]:
     cfg.encoding = cfg.encoding or DEFAULT_ENCODING
     if cfg.encoding not in ENCODINGS:
         raise SolaError(f"unknown sampler {cfg.encoding!r}: expected one of {', '.join(ENCODINGS)}")
-    _check_data(cfg.data)
+    check_data(cfg.data)
     return cfg, run, resuming
-
-
-def _check_data(spec: str) -> None:
-    """Fail before Ray starts if the proxy data is not there (TODO: move into proxies)."""
-    from sola_search.proxies import data as proxy_data
-
-    check = getattr(proxy_data, "check_data", None)
-    if check is not None:
-        check(spec)
 
 
 def run_search(cfg: SearchConfig, quiet: bool = False) -> RunSummary:

@@ -1,0 +1,117 @@
+"""A real `sola-search run` measured: trials per hour, GPU utilization through the run (nvidia-smi
+sampled every second, from the first trial's start to the last trial's end) and per-trial overhead
+(driver-side trial wall time minus the proxy's own training time).
+
+    python bench/search_run.py --out bench/out/search_run.json -- --budget 8softmax --trials 64 ...
+    python bench/search_run.py --smoke      # a few micro trials on the CPU
+
+Everything after `--` is passed to `sola-search run` (add --runs-dir/--name to keep the run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def _ts(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+def sample_gpus(path: Path) -> subprocess.Popen | None:
+    if shutil.which("nvidia-smi") is None:
+        return None
+    f = open(path, "w")
+    return subprocess.Popen(["nvidia-smi", "--query-gpu=timestamp,index,utilization.gpu,memory.used",
+                             "--format=csv,noheader,nounits", "-l", "1"], stdout=f, stderr=subprocess.DEVNULL)
+
+
+def read_samples(path: Path) -> list[tuple[float, int, float, float]]:
+    out = []
+    if not path.exists():
+        return out
+    for line in path.read_text().splitlines():
+        try:
+            ts, idx, util, mem = (x.strip() for x in line.split(","))
+            t = datetime.strptime(ts, "%Y/%m/%d %H:%M:%S.%f").timestamp()
+            out.append((t, int(idx), float(util), float(mem)))
+        except ValueError:
+            continue
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="bench/out/search_run.json")
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("run_args", nargs=argparse.REMAINDER)
+    args = ap.parse_args()
+    run_args = [a for a in args.run_args if a != "--"]
+    work = Path(tempfile.mkdtemp(prefix="search-bench-"))
+    if args.smoke:
+        run_args = ["--budget", "2softmax", "--variant", "micro", "--trials", "3", "--preset", "quick",
+                    "--steps", "3", *run_args]
+    if "--runs-dir" not in run_args:
+        run_args += ["--runs-dir", str(work / "runs")]
+    if "--name" not in run_args:
+        run_args += ["--name", "bench"]
+    runs_dir = Path(run_args[run_args.index("--runs-dir") + 1])
+    run_dir = runs_dir / run_args[run_args.index("--name") + 1]
+    smi_path = Path(args.out).with_suffix(".smi.csv")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    smi = sample_gpus(smi_path)
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, "-m", "sola_search.cli", "run", "--quiet", *run_args])
+    wall = time.time() - t0
+    if smi is not None:
+        smi.terminate()
+        smi.wait()
+
+    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    started = {e["trial"]: _ts(e["time"]) for e in events if e["event"] == "trial_started"}
+    finished = [e for e in events if e["event"] == "trial_finished"]
+    failed = [e for e in events if e["event"] == "trial_failed"]
+    if not finished:
+        print(f"no trial finished (exit status {proc.returncode})")
+        sys.exit(1)
+    first = min(started.values())
+    last = max(_ts(e["time"]) for e in finished + failed)
+    span = last - first
+    overhead = [e["wall_s"] - e["train_s"] for e in finished if e.get("train_s") is not None]
+    frac = [(e["wall_s"] - e["train_s"]) / e["wall_s"] for e in finished if e.get("train_s")]
+    samples = [s for s in read_samples(smi_path) if first <= s[0] <= last]
+    gpus = sorted({s[1] for s in samples})
+    util = {g: statistics.fmean(s[2] for s in samples if s[1] == g) for g in gpus}
+    busy = {g: sum(s[2] > 0 for s in samples if s[1] == g) / max(1, sum(s[1] == g for s in samples)) for g in gpus}
+    record = dict(
+        bench="search_run", args=run_args, exit_status=proc.returncode, wall_s=round(wall, 1),
+        trials_finished=len(finished), trials_failed=len(failed), span_s=round(span, 1),
+        trials_per_hour=round(len(finished) / span * 3600, 1),
+        trial_wall_s_median=round(statistics.median(e["wall_s"] for e in finished), 2),
+        train_s_median=round(statistics.median(e["train_s"] for e in finished if e.get("train_s") is not None), 2),
+        overhead_s_median=round(statistics.median(overhead), 2) if overhead else None,
+        overhead_fraction_median=round(statistics.median(frac), 4) if frac else None,
+        gpu_util_mean=util, gpu_busy_fraction=busy, gpu_samples=len(samples),
+        top1_best=max(e["val_top1"] for e in finished),
+    )
+    for k, v in record.items():
+        if k != "args":
+            print(f"{k:<26} {v}")
+    Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+    for name in ("events.jsonl", "run.json", "study.db"):
+        if (run_dir / name).exists():
+            shutil.copy(run_dir / name, Path(args.out).with_name(f"{Path(args.out).stem}.{name}"))
+
+
+if __name__ == "__main__":
+    main()
