@@ -17,7 +17,7 @@ already recorded, so TPE learns where the budget ends — TPE reads PRUNED trial
 infeasible ones by their total violation; FAIL trials it would ignore — and `study.best_trials`
 leaves it out.
 
-Encodings (`ENCODINGS`; `DEFAULT_ENCODING` is chosen by `bench/encodings.py`, see docs/encodings.md):
+Encodings (`ENCODINGS`; `DEFAULT_ENCODING` is chosen by `bench/encodings.py`, see docs/performance.md):
 - `evolution`: one categorical per block (`s1b1` … `s4b3`: "linear"/"softmax"),
   `FeasibleEvolutionSampler`; only feasible, untried patterns.
 - `blocks`: the same parameters, Optuna's TPE (multivariate: Optuna's multi-objective default,

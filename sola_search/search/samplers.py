@@ -119,7 +119,7 @@ class FeasibleEvolutionSampler(BaseSampler):
       is mixed in (blocks both share stay, the rest are drawn from where either has softmax, keeping
       one parent's count); then one move (each further one with `extra_move_prob`): shift a softmax
       block within its stage, swap it anywhere, add one, drop one. Defaults measured in
-      bench/encodings.py (docs/encodings.md).
+      bench/encodings.py (docs/performance.md).
     - A child is returned only if the budget admits it and no trial of the study (of any state,
       queued ones included) has that pattern; after `max_attempts` rejections, a uniform feasible
       pattern not yet tried. Only when the budget admits no untried pattern does it repeat one.
