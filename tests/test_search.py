@@ -216,3 +216,40 @@ def test_resume_refuses_another_budget(tmp_path, npz_data):
 
     with pytest.raises(SolaError, match="was made with budget '2softmax', not '3softmax'"):
         run_search(_config(tmp_path, npz_data, budget="3softmax", trials=2), quiet=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_ctrl_c_requeues_running_trials_and_leaves_no_ray_process(tmp_path, npz_data, sig):
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "sola_search.cli", "run", "--budget", BUDGET, "--variant", "micro",
+           "--trials", "10", "--preset", "quick", "--steps", "40", "--data", npz_data, "--name", "c",
+           "--runs-dir", str(runs), "--quiet", "--workers", "2"]
+    # A shell that starts jobs in the background ignores SIGINT for them; a terminal user's Ctrl-C does not.
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    run_dir = runs / "c"
+    seen: set[int] = set()
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        seen |= {c.pid for c in psutil.Process(proc.pid).children(recursive=True)}
+        ev = run_dir / "events.jsonl"
+        if ev.exists() and sum(e["event"] == "trial_finished" for e in _events(run_dir)) >= 2:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the run did not finish 2 trials in time")
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert f"sola-search resume {runs}/c" in err
+    deadline = time.time() + 20
+    while _ray_processes_of(seen) and time.time() < deadline:
+        time.sleep(0.5)
+    assert not _ray_processes_of(seen)
+    study = _study(run_dir)
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    interrupted = [t for t in study.trials if t.user_attrs.get("status") == "interrupted"]
+    waiting = [t for t in study.trials if t.state == TrialState.WAITING]
+    assert len(interrupted) == len(waiting) >= 1  # each cut trial is queued again for `resume`
+    assert _events(run_dir)[-1]["event"] == "run_interrupted"

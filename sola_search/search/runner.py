@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +41,32 @@ class RunSummary:
 
 class MaxFailures(SolaError):
     """Not bad input: the run stopped because too many trials failed (exit status 1)."""
+
+
+@contextmanager
+def stop_signals() -> Iterator[dict[str, bool]]:
+    """Ctrl-C (SIGINT) or `kill` (SIGTERM) asks the loop to stop at its next safe point: a
+    KeyboardInterrupt raised straight from a signal can land inside a library callback and be
+    swallowed there. A second Ctrl-C interrupts at once."""
+    import signal
+    import threading
+
+    state = {"stop": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+
+    def handler(signum, frame):
+        if state["stop"] and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        state["stop"] = True
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield state
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
 
 
 def _one_line(e: BaseException) -> str:
@@ -218,9 +246,11 @@ def _run(cfg: SearchConfig, run: RunDir, resuming: bool, quiet: bool) -> RunSumm
                 return True
             return False
 
-        with Progress(quiet) as progress:
+        with Progress(quiet) as progress, stop_signals() as signals:
             try:
                 while True:
+                    if signals["stop"]:
+                        raise KeyboardInterrupt
                     while idle and can_ask():
                         trial = study.ask()
                         pattern = encoding.suggest(trial)
