@@ -253,9 +253,25 @@ def _print_run_end(summary) -> None:
           f"sola-search export {summary.path} --pick knee")
 
 
+def _search(start, run_path) -> int:
+    """Run a search to its end and print the front; exit 1 when --max-failures stopped it and 130
+    when it was interrupted (with the command that continues it)."""
+    from sola_search.search.runner import MaxFailures
+
+    try:
+        summary = start()
+    except MaxFailures as e:
+        print(f"sola-search: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"sola-search: interrupted; continue with: sola-search resume {run_path()}", file=sys.stderr)
+        return 130
+    _print_run_end(summary)
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from sola_search.search import SearchConfig, parse_duration, run_search
-    from sola_search.search.runner import MaxFailures
 
     cfg = SearchConfig(
         budget=args.budget, variant=args.variant, trials=args.trials,
@@ -263,33 +279,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         preset=args.preset, data=args.data, resolution=args.resolution, gpus_per_trial=args.gpus_per_trial,
         workers=args.workers, address=args.address, storage=args.storage, name=args.name,
         runs_dir=args.runs_dir, seed=args.seed, max_failures=args.max_failures, steps=args.steps)
-    try:
-        summary = run_search(cfg, quiet=args.quiet)
-    except MaxFailures as e:
-        print(f"sola-search: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"sola-search: interrupted; continue with: sola-search resume {cfg.runs_dir}/{cfg.name}", file=sys.stderr)
-        return 130
-    _print_run_end(summary)
-    return 0
+    # The run's name is known once run_search has checked the configuration (it fills a default in).
+    return _search(lambda: run_search(cfg, quiet=args.quiet), lambda: f"{cfg.runs_dir}/{cfg.name}")
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from sola_search.search import parse_duration, resume_search
-    from sola_search.search.runner import MaxFailures
 
-    try:
-        summary = resume_search(args.run, trials=args.trials, address=args.address, quiet=args.quiet,
-                                time_limit_s=parse_duration(args.time) if args.time else None)
-    except MaxFailures as e:
-        print(f"sola-search: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"sola-search: interrupted; continue with: sola-search resume {args.run}", file=sys.stderr)
-        return 130
-    _print_run_end(summary)
-    return 0
+    time_limit = parse_duration(args.time) if args.time else None
+    return _search(lambda: resume_search(args.run, trials=args.trials, address=args.address, quiet=args.quiet,
+                                         time_limit_s=time_limit), lambda: args.run)
 
 
 def build_parser() -> argparse.ArgumentParser:

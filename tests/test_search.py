@@ -119,34 +119,43 @@ def _ray_processes_of(pids: set[int]) -> list[psutil.Process]:
     return out
 
 
+def _start_run(runs: Path, name: str, data: str, finished: int, **popen) -> tuple[subprocess.Popen, set[int]]:
+    """`sola-search run` in a subprocess, returned once `finished` trials are done, with the pids of
+    every process it had started by then (Ray's included)."""
+    cmd = [sys.executable, "-m", "sola_search.cli", "run", "--budget", BUDGET, "--variant", "micro",
+           "--trials", "10", "--preset", "quick", "--steps", "40", "--data", data, "--name", name,
+           "--runs-dir", str(runs), "--quiet", "--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, **popen)
+    seen: set[int] = set()
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        seen |= {c.pid for c in psutil.Process(proc.pid).children(recursive=True)}
+        ev = runs / name / "events.jsonl"
+        if ev.exists() and sum(e["event"] == "trial_finished" for e in _events(runs / name)) >= finished:
+            return proc, seen
+        time.sleep(0.2)
+    proc.kill()
+    pytest.fail(f"the run did not finish {finished} trials in time")
+
+
+def _wait_gone(pids: set[int], seconds: float = 20) -> list[psutil.Process]:
+    deadline = time.time() + seconds
+    while _ray_processes_of(pids) and time.time() < deadline:
+        time.sleep(0.5)
+    return _ray_processes_of(pids)
+
+
 @pytest.mark.slow
 def test_kill_minus_nine_then_resume(tmp_path, npz_data):
     """kill -9 of the driver mid-run: no Ray process survives it; resume keeps every completed
     trial, re-measures the interrupted ones and reaches the requested count exactly."""
     runs = tmp_path / "runs"
-    cmd = [sys.executable, "-m", "sola_search.cli", "run", "--budget", BUDGET, "--variant", "micro",
-           "--trials", "10", "--preset", "quick", "--steps", "40", "--data", npz_data, "--name", "k",
-           "--runs-dir", str(runs), "--quiet", "--workers", "2"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     run_dir = runs / "k"
-    seen: set[int] = set()
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        seen |= {c.pid for c in psutil.Process(proc.pid).children(recursive=True)}
-        ev = run_dir / "events.jsonl"
-        if ev.exists() and sum(e["event"] == "trial_finished" for e in _events(run_dir)) >= 3:
-            break
-        time.sleep(0.2)
-    else:
-        pytest.fail("the run did not finish 3 trials in time")
+    proc, seen = _start_run(runs, "k", npz_data, finished=3, stderr=subprocess.DEVNULL)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    reaper_like = [p for p in _ray_processes_of(seen) if "reaper" not in " ".join(p.cmdline())]
-    deadline = time.time() + 20
-    while _ray_processes_of(seen) and time.time() < deadline:
-        time.sleep(0.5)
-    assert not _ray_processes_of(seen), f"left behind: {[p.name() for p in _ray_processes_of(seen)]}"
-    assert reaper_like is not None
+    left = _wait_gone(seen)
+    assert not left, f"left behind: {[p.name() for p in left]}"
 
     before = _study(run_dir)
     completed_before = {t.user_attrs["pattern"] for t in before.trials if t.state == TrialState.COMPLETE}
@@ -162,8 +171,7 @@ def test_kill_minus_nine_then_resume(tmp_path, npz_data):
     for t in running_before:  # interrupted trials are FAIL and their patterns measured after all
         t2 = after.trials[t.number]
         assert t2.state == TrialState.FAIL and t2.user_attrs["status"] == "interrupted"
-        if "pattern" in t.user_attrs:
-            assert t.user_attrs["pattern"] in {m.user_attrs["pattern"] for m in measured}
+        assert t.user_attrs["pattern"] in {m.user_attrs["pattern"] for m in measured}
 
 
 @pytest.mark.slow
@@ -222,31 +230,15 @@ def test_resume_refuses_another_budget(tmp_path, npz_data):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
 def test_ctrl_c_requeues_running_trials_and_leaves_no_ray_process(tmp_path, npz_data, sig):
     runs = tmp_path / "runs"
-    cmd = [sys.executable, "-m", "sola_search.cli", "run", "--budget", BUDGET, "--variant", "micro",
-           "--trials", "10", "--preset", "quick", "--steps", "40", "--data", npz_data, "--name", "c",
-           "--runs-dir", str(runs), "--quiet", "--workers", "2"]
-    # A shell that starts jobs in the background ignores SIGINT for them; a terminal user's Ctrl-C does not.
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     run_dir = runs / "c"
-    seen: set[int] = set()
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        seen |= {c.pid for c in psutil.Process(proc.pid).children(recursive=True)}
-        ev = run_dir / "events.jsonl"
-        if ev.exists() and sum(e["event"] == "trial_finished" for e in _events(run_dir)) >= 2:
-            break
-        time.sleep(0.2)
-    else:
-        pytest.fail("the run did not finish 2 trials in time")
+    # A shell that starts jobs in the background ignores SIGINT for them; a terminal user's Ctrl-C does not.
+    proc, seen = _start_run(runs, "c", npz_data, finished=2, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert f"sola-search resume {runs}/c" in err
-    deadline = time.time() + 20
-    while _ray_processes_of(seen) and time.time() < deadline:
-        time.sleep(0.5)
-    assert not _ray_processes_of(seen)
+    assert not _wait_gone(seen)
     study = _study(run_dir)
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
     interrupted = [t for t in study.trials if t.user_attrs.get("status") == "interrupted"]
