@@ -231,3 +231,17 @@ def test_run_state_from_events(tmp_path, events, running, state):
     d.mkdir()
     (d / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events) + '{"cut by a cra')
     assert run_state(Run(None, "r", d), running) == state  # type: ignore[arg-type]
+
+
+def test_pareto_mask_equals_the_quadratic_definition_with_ties():
+    """The sort-based mask against the all-pairs definition, on small grids full of ties."""
+    from sola_search.results.front import pareto_mask
+
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        n = int(rng.integers(1, 25))
+        t, c = rng.integers(0, 5, n) / 4, rng.integers(0, 5, n).astype(float)
+        dominated = ((t[None, :] >= t[:, None]) & (c[None, :] <= c[:, None])
+                     & ((t[None, :] > t[:, None]) | (c[None, :] < c[:, None]))).any(axis=1)
+        assert (pareto_mask(t, c) == ~dominated).all()
+    assert pareto_mask(np.array([]), np.array([])).shape == (0,)

@@ -11,11 +11,20 @@ from sola_search.space.budget import Budget
 
 
 def pareto_mask(top1: np.ndarray, cost: np.ndarray) -> np.ndarray:
-    """True for points no other point dominates (top-1 ≥ and cost ≤, one strictly); ties all kept."""
+    """True for points no other point dominates (top-1 ≥ and cost ≤, one strictly); ties all kept.
+    One sort, O(n log n) time and O(n) memory: a point is dominated when a strictly cheaper point
+    is at least as accurate, or a point of the same cost is more accurate."""
     top1, cost = np.asarray(top1, float), np.asarray(cost, float)
-    better_eq = (top1[None, :] >= top1[:, None]) & (cost[None, :] <= cost[:, None])
-    strictly = (top1[None, :] > top1[:, None]) | (cost[None, :] < cost[:, None])
-    return ~(better_eq & strictly).any(axis=1)
+    if not len(top1):
+        return np.zeros(0, bool)
+    order = np.argsort(cost, kind="stable")
+    c, t = cost[order], top1[order]
+    _, starts, group = np.unique(c, return_index=True, return_inverse=True)
+    group_best = np.maximum.reduceat(t, starts)
+    cheaper_best = np.concatenate([[-np.inf], np.maximum.accumulate(group_best)[:-1]])
+    mask = np.empty(len(t), bool)
+    mask[order] = (t > cheaper_best[group]) & (t >= group_best[group])
+    return mask
 
 
 def hypervolume(top1: np.ndarray, cost: np.ndarray, ref: tuple[float, float]) -> float:
