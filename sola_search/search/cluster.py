@@ -22,8 +22,7 @@ class Resources:
 
 
 @contextmanager
-def ray_session(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None,
-                quiet: bool = True) -> Iterator[Resources]:
+def ray_session(address: str | None = None, quiet: bool = True) -> Iterator[Resources]:
     """Start (or join) Ray for the length of a search and always shut it down. An embedded instance
     is watched by a reaper process, so even a driver killed with -9 leaves no Ray process behind."""
     import ray
@@ -41,7 +40,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None, num_gpu
             reaper = subprocess.Popen([sys.executable, "-m", "sola_search.search.reaper", str(os.getpid())],
                                       start_new_session=True, stdin=subprocess.DEVNULL)
             # address="local" always starts a new instance (plain init would attach to any running one).
-            ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, **kwargs)
+            ray.init(address="local", **kwargs)
         res = ray.cluster_resources()
         yield Resources(cpus=res.get("CPU", 0.0), gpus=res.get("GPU", 0.0), address=address or "local")
     finally:

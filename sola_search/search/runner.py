@@ -21,7 +21,14 @@ from sola_search.search.cluster import ProxyWorker, ray_session
 from sola_search.search.config import DEFAULT_GPUS_PER_TRIAL, DEFAULT_TRIALS, DEFAULTS, IDENTITY, SearchConfig
 from sola_search.search.progress import Progress, SearchStats
 from sola_search.search.rundir import RunDir, new_run_name
-from sola_search.search.study import is_counted, measured_patterns, open_study, recover_interrupted, storage_for
+from sola_search.search.study import (
+    is_counted,
+    measured_patterns,
+    open_study,
+    recover_interrupted,
+    requeue,
+    storage_for,
+)
 from sola_search.space import Budget, FeasibleSet, baselines, cost_table, get_variant
 
 # Consecutive proposals already measured before the search concludes the space is exhausted.
@@ -141,204 +148,219 @@ def run_search(cfg: SearchConfig, quiet: bool = False) -> RunSummary:
 
 
 def _run(cfg: SearchConfig, run: RunDir, resuming: bool, quiet: bool) -> RunSummary:
-    import ray
-
+    """Start (or join) Ray, settle what the machine decides (preset, workers), open the study, seed
+    the baselines, and hand over to the loop."""
+    from sola_search import __version__
     from sola_search.proxies import get_preset
-    from sola_search.results.front import pareto_mask
-    from sola_search.results.patterns import pattern_record_from_trial, write_pattern_file
     from sola_search.search.encodings import enqueue_baselines, get_encoding
 
     budget, variant = Budget.parse(cfg.budget), get_variant(cfg.variant)
-    table = cost_table(variant, cfg.resolution)
     started = time.monotonic()
-    with ray_session(cfg.address, num_cpus=None, num_gpus=None, quiet=quiet) as res:
-        # What the machine (or cluster) has decides the preset and the number of workers.
-        gpus = res.gpus
-        cfg.preset = cfg.preset or ("default" if gpus else "quick")
+    with ray_session(cfg.address, quiet=quiet) as res:
+        cfg.preset = cfg.preset or ("default" if res.gpus else "quick")
         proxy = get_preset(cfg.preset, variant=variant.name, data=cfg.data, seed=cfg.seed,
                            **({"steps": cfg.steps} if cfg.steps else {}))
         if cfg.trials is None and cfg.time_limit_s is None:
             cfg.trials = DEFAULT_TRIALS.get(cfg.preset, 8)
-        if gpus:
+        if res.gpus:
             frac = cfg.gpus_per_trial or DEFAULT_GPUS_PER_TRIAL
-            n_workers = cfg.workers or max(1, math.floor(gpus / frac + 1e-9))
-            options = dict(num_gpus=frac, num_cpus=max(1, min(4, int(res.cpus // max(n_workers, 1)))))
+            n_workers = cfg.workers or max(1, math.floor(res.gpus / frac + 1e-9))
+            options = dict(num_gpus=frac, num_cpus=max(1, min(4, int(res.cpus // n_workers))))
         else:
             n_workers = cfg.workers or 1
             options = dict(num_cpus=max(1, int(res.cpus // n_workers)))
-        if not run.exists():
-            run.write_config(cfg.to_dict())
-        else:  # keep the stored config, record the count/time asked this time
-            run.write_config({**run.read_config(), "trials": cfg.trials, "time_limit_s": cfg.time_limit_s})
+        # A resumed run keeps its stored configuration; only the count or time asked may change.
+        run.write_config({**run.read_config(), "trials": cfg.trials, "time_limit_s": cfg.time_limit_s}
+                         if run.exists() else cfg.to_dict())
 
         encoding = get_encoding(cfg.encoding, variant, budget, cfg.resolution)
-        storage = storage_for(cfg.storage or run.default_storage)
-        from sola_search import __version__
-
-        study = open_study(storage, run.name, encoding.sampler(cfg.seed), dict(
-            variant=variant.name, budget=cfg.budget, resolution=cfg.resolution, preset=cfg.preset,
-            encoding=cfg.encoding, seed=cfg.seed, proxy=proxy.to_dict(), sola_search_version=__version__))
+        study = open_study(storage_for(cfg.storage or run.default_storage), run.name, encoding.sampler(cfg.seed),
+                           dict(variant=variant.name, budget=cfg.budget, resolution=cfg.resolution,
+                                preset=cfg.preset, encoding=cfg.encoding, seed=cfg.seed, proxy=proxy.to_dict(),
+                                sola_search_version=__version__))
         retried = recover_interrupted(study)
         enqueue_baselines(study, baselines(variant, budget, cfg.resolution), encoding)
         run.log("run_resumed" if resuming else "run_started", config=cfg.to_dict(), workers=n_workers,
                 resources={"cpus": res.cpus, "gpus": res.gpus, "address": res.address}, retried=retried)
-
-        trials = study.get_trials(deepcopy=False)
-        stats = SearchStats(target=cfg.trials, deadline=None if cfg.time_limit_s is None else
-                            time.monotonic() + cfg.time_limit_s, workers=n_workers)
-        stats.done = sum(1 for t in trials if is_counted(t) and t.state == TrialState.COMPLETE)
-        stats.failed = sum(1 for t in trials if is_counted(t) and t.state == TrialState.FAIL)
-        measured = measured_patterns(study)
-        max_failures = cfg.max_failures or max(3, (cfg.trials or 12) // 4)
-        feasible_total = FeasibleSet(variant, budget, cfg.resolution).count()
-        points: list[tuple[float, float, str]] = [(t.values[0], t.values[1], t.user_attrs.get("pattern", ""))
-                                                 for t in measured.values()]
-
-        def refresh_front() -> None:
-            if points:
-                import numpy as np
-
-                arr = np.array([(a, b) for a, b, _ in points])
-                stats.front_size = int(pareto_mask(arr[:, 0], arr[:, 1]).sum())
-                best = max(points, key=lambda p: p[0])
-                stats.best_top1, stats.best_pattern = best[0], best[2]
-
-        refresh_front()
-        actor_cls = ray.remote(ProxyWorker)
-        threads = int(options["num_cpus"])
-
-        def new_actor():
-            return actor_cls.options(**options).remote(threads)
-
-        idle = [new_actor() for _ in range(n_workers)]
-        inflight: dict = {}  # ObjectRef → (trial, pattern, actor, start)
-        running: dict[str, int] = {}  # pattern text → trial number being measured
-        waiting: dict[str, list[optuna.Trial]] = {}  # duplicates of a running pattern
-        streak, stopped = 0, None
-        proxy_dict = proxy.to_dict()
-
-        def finish_duplicate(trial: optuna.Trial, source) -> None:
-            trial.set_user_attr("duplicate_of", source.number)
-            for key in ("proxy_result", "macs", "params", "softmax_layers"):
-                if key in source.user_attrs:
-                    trial.set_user_attr(key, source.user_attrs[key])
-            study.tell(trial, list(source.values))
-            stats.duplicates += 1
-
-        def fail(trial: optuna.Trial, pattern: str, status: str, reason: str) -> None:
-            trial.set_user_attr("status", status)
-            trial.set_user_attr("reason", reason)
-            study.tell(trial, state=TrialState.FAIL)
-            run.log("trial_failed", trial=trial.number, pattern=pattern, status=status, reason=reason)
-            progress.note(f"trial {trial.number} {pattern} failed ({status}): {reason}")
-
-        def can_ask() -> bool:
-            nonlocal stopped
-            if stats.failed >= max_failures:
-                stopped = stopped or "failures"
-            elif stats.deadline is not None and time.monotonic() >= stats.deadline:
-                stopped = stopped or "time"
-            elif cfg.trials is not None and stats.done + stats.failed + len(inflight) >= cfg.trials:
-                stopped = stopped or "done"
-            elif streak >= MAX_DUPLICATE_STREAK or len(measured) + len(running) >= feasible_total:
-                stopped = stopped or "exhausted"
-            else:
-                return True
-            return False
-
-        with Progress(quiet) as progress, stop_signals() as signals:
-            try:
-                while True:
-                    if signals["stop"]:
-                        raise KeyboardInterrupt
-                    while idle and can_ask():
-                        trial = study.ask()
-                        pattern = encoding.suggest(trial)
-                        if pattern is None:  # outside the budget: never trained (see encodings)
-                            study.tell(trial, state=TrialState.PRUNED)
-                            stats.infeasible += 1
-                            continue
-                        key = str(pattern)
-                        if key in measured:
-                            finish_duplicate(trial, measured[key])
-                            streak += 1
-                            continue
-                        if key in running:
-                            waiting.setdefault(key, []).append(trial)
-                            streak += 1
-                            continue
-                        streak = 0
-                        trial.set_user_attr("pattern", key)
-                        trial.set_user_attr("softmax_layers", pattern.softmax_layers)
-                        trial.set_user_attr("macs", table.macs(pattern))
-                        trial.set_user_attr("params", table.params)
-                        actor = idle.pop()
-                        ref = actor.train.remote(key, proxy_dict, cfg.faults.get(key))
-                        inflight[ref] = (trial, pattern, actor, time.monotonic())
-                        running[key] = trial.number
-                        run.log("trial_started", trial=trial.number, pattern=key,
-                                baseline=trial.user_attrs.get("baseline"))
-                    stats.running = len(inflight)
-                    progress.update(stats)
-                    if not inflight:
-                        break
-                    ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.5)
-                    for ref in ready:
-                        trial, pattern, actor, t0 = inflight.pop(ref)
-                        key = str(pattern)
-                        del running[key]
-                        wall = time.monotonic() - t0
-                        try:
-                            result = ray.get(ref)
-                            status, reason = result["status"], result.get("reason", "")
-                        except Exception as e:  # the worker raised or died
-                            result, (status, reason) = None, _classify(e)
-                            if isinstance(e, ray.exceptions.RayActorError):
-                                actor = new_actor()
-                        idle.append(actor)
-                        stats.trial_seconds.append(wall)
-                        if result is not None:
-                            result["driver_wall_s"] = wall
-                            trial.set_user_attr("proxy_result", result)
-                        if status == "ok":
-                            gmacs = table.macs(pattern) / 1e9
-                            frozen = study.tell(trial, [result["val_top1"], gmacs])
-                            write_pattern_file(run.patterns / f"{trial.number}.json",
-                                               pattern_record_from_trial(study, frozen))
-                            measured[key] = frozen
-                            points.append((result["val_top1"], gmacs, key))
-                            refresh_front()
-                            stats.done += 1
-                            run.log("trial_finished", trial=trial.number, pattern=key, val_top1=result["val_top1"],
-                                    gmacs=gmacs, wall_s=wall, train_s=result.get("train_s"))
-                            progress.note(f"trial {trial.number:>3} {key}  top-1 {result['val_top1']:.4f}  "
-                                          f"{gmacs:.3f} GMACs  {wall:.1f}s")
-                            for dup in waiting.pop(key, []):
-                                finish_duplicate(dup, frozen)
-                        else:
-                            stats.failed += 1
-                            fail(trial, key, status, reason)
-                            for dup in waiting.pop(key, []):
-                                fail(dup, key, "duplicate", f"duplicate of failed trial {trial.number}")
-            except KeyboardInterrupt:
-                # Give the unfinished patterns back to the study so `resume` measures them.
-                for trial, _, _, _ in inflight.values():
-                    trial.set_user_attr("status", "interrupted")
-                    trial.set_user_attr("reason", "interrupted (Ctrl-C); re-queued")
-                    study.tell(trial, state=TrialState.FAIL)
-                    study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
-                for dups in waiting.values():
-                    for trial in dups:
-                        study.tell(trial, state=TrialState.FAIL)
-                run.log("run_interrupted", done=stats.done, failed=stats.failed)
-                raise
+        loop = SearchLoop(cfg, run, study, encoding, proxy.to_dict(), n_workers, options, quiet)
+        stopped = loop.run()
+        stats = loop.stats
         run.log("run_finished", stopped=stopped, done=stats.done, failed=stats.failed,
                 duplicates=stats.duplicates, elapsed_s=time.monotonic() - started)
         if stopped == "failures":
             raise MaxFailures(f"run {run.name} stopped after {stats.failed} failed trials (--max-failures "
-                              f"{max_failures}); see {run.events}")
-        return RunSummary(run.name, run.path, stats.done, stats.failed, stats.duplicates, stopped or "done",
+                              f"{loop.max_failures}); see {run.events}")
+        return RunSummary(run.name, run.path, stats.done, stats.failed, stats.duplicates, stopped,
                           time.monotonic() - started)
+
+
+class SearchLoop:
+    """One driver's pass over a run: ask the study for feasible patterns, give each to an idle
+    worker, tell the study what came back, until the count, the time, the failures or the space run
+    out. Everything it knows at the start it reads from the study."""
+
+    def __init__(self, cfg: SearchConfig, run: RunDir, study: optuna.Study, encoding, proxy: dict,
+                 n_workers: int, options: dict, quiet: bool):
+        import ray
+
+        self.cfg, self.run_dir, self.study, self.encoding, self.proxy = cfg, run, study, encoding, proxy
+        self.quiet = quiet
+        variant, budget = get_variant(cfg.variant), Budget.parse(cfg.budget)
+        self.table = cost_table(variant, cfg.resolution)
+        self.feasible_total = FeasibleSet(variant, budget, cfg.resolution).count()
+        self.max_failures = cfg.max_failures or max(3, (cfg.trials or 12) // 4)
+        trials = study.get_trials(deepcopy=False)
+        self.stats = SearchStats(target=cfg.trials, workers=n_workers, deadline=None if cfg.time_limit_s is None
+                                 else time.monotonic() + cfg.time_limit_s)
+        self.stats.done = sum(is_counted(t) and t.state == TrialState.COMPLETE for t in trials)
+        self.stats.failed = sum(is_counted(t) and t.state == TrialState.FAIL for t in trials)
+        self.measured = measured_patterns(study)  # pattern → the trial that measured it
+        self.points = [(t.values[0], t.values[1], p) for p, t in self.measured.items()]
+        self._actor = ray.remote(ProxyWorker).options(**options)
+        self.threads = int(options["num_cpus"])
+        self.idle = [self._actor.remote(self.threads) for _ in range(n_workers)]
+        self.inflight: dict = {}  # ObjectRef → (trial, pattern, actor, start)
+        self.running: dict[str, int] = {}  # pattern → trial number measuring it now
+        self.waiting: dict[str, list[optuna.Trial]] = {}  # duplicates of a pattern being measured
+        self.streak = 0  # proposals in a row that were already measured
+        self._refresh_front()
+
+    def run(self) -> str:
+        """Returns why it stopped: done, time, failures or exhausted."""
+        import ray
+
+        with Progress(self.quiet) as self.progress, stop_signals() as signals:
+            try:
+                while True:
+                    if signals["stop"]:
+                        raise KeyboardInterrupt
+                    while self.idle and self.stop_reason() is None:
+                        self.ask()
+                    self.stats.running = len(self.inflight)
+                    self.progress.update(self.stats)
+                    if not self.inflight:
+                        return self.stop_reason() or "done"
+                    ready, _ = ray.wait(list(self.inflight), num_returns=1, timeout=0.5)
+                    for ref in ready:
+                        self.collect(ref)
+            except KeyboardInterrupt:
+                self.interrupt()
+                raise
+
+    def stop_reason(self) -> str | None:
+        """Why no new trial may start now (None: one may)."""
+        s = self.stats
+        if s.failed >= self.max_failures:
+            return "failures"
+        if s.deadline is not None and time.monotonic() >= s.deadline:
+            return "time"
+        if self.cfg.trials is not None and s.done + s.failed + len(self.inflight) >= self.cfg.trials:
+            return "done"
+        if self.streak >= MAX_DUPLICATE_STREAK or len(self.measured) + len(self.running) >= self.feasible_total:
+            return "exhausted"
+        return None
+
+    def ask(self) -> None:
+        """One proposal: outside the budget (PRUNED), already measured (answered from storage),
+        being measured (waits for that result), or new (given to an idle worker)."""
+        trial = self.study.ask()
+        pattern = self.encoding.suggest(trial)
+        if pattern is None:
+            self.study.tell(trial, state=TrialState.PRUNED)
+            self.stats.infeasible += 1
+            return
+        key = str(pattern)
+        if key in self.measured or key in self.running:
+            self.streak += 1
+            if key in self.measured:
+                self._tell_duplicate(trial, self.measured[key])
+            else:
+                self.waiting.setdefault(key, []).append(trial)
+            return
+        self.streak = 0
+        for name, value in (("pattern", key), ("softmax_layers", pattern.softmax_layers),
+                            ("macs", self.table.macs(pattern)), ("params", self.table.params)):
+            trial.set_user_attr(name, value)
+        actor = self.idle.pop()
+        ref = actor.train.remote(key, self.proxy, self.cfg.faults.get(key))
+        self.inflight[ref] = (trial, pattern, actor, time.monotonic())
+        self.running[key] = trial.number
+        self.run_dir.log("trial_started", trial=trial.number, pattern=key, baseline=trial.user_attrs.get("baseline"))
+
+    def collect(self, ref) -> None:
+        """Tell the study what one worker returned; a dead worker is replaced."""
+        import ray
+
+        from sola_search.results.patterns import pattern_record_from_trial, write_pattern_file
+
+        trial, pattern, actor, t0 = self.inflight.pop(ref)
+        key = str(pattern)
+        del self.running[key]
+        wall = time.monotonic() - t0
+        try:
+            result = ray.get(ref)
+            status, reason = result["status"], result.get("reason", "")
+        except Exception as e:  # the worker raised or its process died
+            result, (status, reason) = None, _classify(e)
+            if isinstance(e, ray.exceptions.RayActorError):
+                actor = self._actor.remote(self.threads)
+        self.idle.append(actor)
+        self.stats.trial_seconds.append(wall)
+        if result is not None:
+            trial.set_user_attr("proxy_result", {**result, "driver_wall_s": wall})
+        if status != "ok":
+            self.stats.failed += 1
+            self._tell_failed(trial, key, status, reason)
+            for dup in self.waiting.pop(key, []):
+                self._tell_failed(dup, key, "duplicate", f"duplicate of failed trial {trial.number}")
+            return
+        gmacs = self.table.macs(pattern) / 1e9
+        frozen = self.study.tell(trial, [result["val_top1"], gmacs])
+        write_pattern_file(self.run_dir.patterns / f"{trial.number}.json",
+                           pattern_record_from_trial(self.study, frozen))
+        self.measured[key] = frozen
+        self.points.append((result["val_top1"], gmacs, key))
+        self._refresh_front()
+        self.stats.done += 1
+        self.run_dir.log("trial_finished", trial=trial.number, pattern=key, val_top1=result["val_top1"],
+                         gmacs=gmacs, wall_s=wall, train_s=result.get("train_s"))
+        self.progress.note(f"trial {trial.number:>3} {key}  top-1 {result['val_top1']:.4f}  {gmacs:.3f} GMACs  "
+                           f"{wall:.1f}s")
+        for dup in self.waiting.pop(key, []):
+            self._tell_duplicate(dup, frozen)
+
+    def interrupt(self) -> None:
+        """Give the unfinished patterns back to the study so that `resume` measures them."""
+        for trial, _, _, _ in self.inflight.values():
+            requeue(self.study, trial, trial.params, trial.user_attrs, "interrupted (Ctrl-C or kill); re-queued")
+        for dups in self.waiting.values():
+            for trial in dups:
+                self.study.tell(trial, state=TrialState.FAIL)
+        self.run_dir.log("run_interrupted", done=self.stats.done, failed=self.stats.failed)
+
+    def _tell_duplicate(self, trial: optuna.Trial, source) -> None:
+        trial.set_user_attr("duplicate_of", source.number)
+        for key in ("pattern", "proxy_result", "macs", "params", "softmax_layers"):
+            if key in source.user_attrs:
+                trial.set_user_attr(key, source.user_attrs[key])
+        self.study.tell(trial, list(source.values))
+        self.stats.duplicates += 1
+
+    def _tell_failed(self, trial: optuna.Trial, pattern: str, status: str, reason: str) -> None:
+        trial.set_user_attr("status", status)
+        trial.set_user_attr("reason", reason)
+        self.study.tell(trial, state=TrialState.FAIL)
+        self.run_dir.log("trial_failed", trial=trial.number, pattern=pattern, status=status, reason=reason)
+        self.progress.note(f"trial {trial.number} {pattern} failed ({status}): {reason}")
+
+    def _refresh_front(self) -> None:
+        from sola_search.results.front import pareto_mask
+
+        if self.points:
+            top1, gmacs, _ = zip(*self.points, strict=True)
+            self.stats.front_size = int(pareto_mask(top1, gmacs).sum())
+            best = max(self.points, key=lambda p: p[0])
+            self.stats.best_top1, self.stats.best_pattern = best[0], best[2]
 
 
 def resume_search(path: str | Path, trials: int | None = None, time_limit_s: float | None = None,

@@ -72,17 +72,22 @@ def measured_patterns(study: optuna.Study) -> dict[str, FrozenTrial]:
     return out
 
 
+def requeue(study: optuna.Study, trial: optuna.Trial, params: dict, user_attrs: dict, reason: str) -> None:
+    """An unfinished trial: FAIL with status 'interrupted', its parameters enqueued again so that its
+    pattern is measured after all (a baseline stays a baseline)."""
+    trial.set_user_attr("status", "interrupted")
+    trial.set_user_attr("reason", reason)
+    study.tell(trial, state=TrialState.FAIL)
+    if params:
+        keep = {k: v for k, v in user_attrs.items() if k == "baseline"}
+        study.enqueue_trial(params, user_attrs={**keep, "retry_of": trial.number})
+
+
 def recover_interrupted(study: optuna.Study) -> list[int]:
-    """Trials left RUNNING by a driver that died: mark them FAIL (reason 'interrupted') and enqueue
-    their parameters again so the pattern is measured after all. Returns their numbers."""
-    numbers = []
-    for t in study.get_trials(deepcopy=False, states=[TrialState.RUNNING]):
-        trial = optuna.Trial(study, t._trial_id)
-        trial.set_user_attr("status", "interrupted")
-        trial.set_user_attr("reason", "the driver stopped before this trial finished; re-queued")
-        study.tell(t.number, state=TrialState.FAIL)
-        if t.params:
-            attrs = {k: v for k, v in t.user_attrs.items() if k in ("baseline",)}
-            study.enqueue_trial(t.params, user_attrs={**attrs, "retry_of": t.number})
-        numbers.append(t.number)
-    return numbers
+    """Trials left RUNNING by a driver that died (kill -9, a lost machine): re-queued. Returns their
+    numbers."""
+    stale = study.get_trials(deepcopy=False, states=[TrialState.RUNNING])
+    for t in stale:
+        requeue(study, optuna.Trial(study, t._trial_id), t.params, t.user_attrs,
+                "the driver stopped before this trial finished; re-queued")
+    return [t.number for t in stale]
