@@ -7,6 +7,7 @@ already measured is answered from storage, and a killed run resumes from the stu
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -156,6 +157,9 @@ def _run(cfg: SearchConfig, run: RunDir, resuming: bool, quiet: bool) -> RunSumm
 
     budget, variant = Budget.parse(cfg.budget), get_variant(cfg.variant)
     started = time.monotonic()
+    if not quiet:
+        where = f"joining Ray at {cfg.address}" if cfg.address else "starting a local Ray instance"
+        print(f"run {run.name} in {run.path}: {where} …", file=sys.stderr, flush=True)
     with ray_session(cfg.address, quiet=quiet) as res:
         cfg.preset = cfg.preset or ("default" if res.gpus else "quick")
         proxy = get_preset(cfg.preset, variant=variant.name, data=cfg.data, seed=cfg.seed,
