@@ -204,6 +204,9 @@ def test_join_a_cluster_with_address(tmp_path, npz_data):
     (["run", "--budget", "0.001gmacs", "--variant", "micro"], "admits no pattern"),
     (["run", "--budget", "8softmax", "--data", "npz:/nonexistent.npz"], "nonexistent"),
     (["run", "--budget", "8softmax", "--trials", "many"], "invalid int value"),
+    (["run", "--budget", "8softmax", "--storage", "postgresql://u:secret@127.0.0.1:1/none"],
+     "cannot open study storage postgresql://***@127.0.0.1:1/none"),
+    (["run", "--budget", "8softmax", "--storage", "nosuchdb://x"], "cannot open study storage nosuchdb://x"),
     (["resume", "/nonexistent/run"], "no run at /nonexistent/run"),
 ])
 def test_bad_options_are_one_line_and_status_2(tmp_path, capsys, argv, message):
@@ -245,3 +248,22 @@ def test_ctrl_c_requeues_running_trials_and_leaves_no_ray_process(tmp_path, npz_
     waiting = [t for t in study.trials if t.state == TrialState.WAITING]
     assert len(interrupted) == len(waiting) >= 1  # each cut trial is queued again for `resume`
     assert _events(run_dir)[-1]["event"] == "run_interrupted"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("SOLA_TEST_POSTGRES"),
+                    reason="set SOLA_TEST_POSTGRES=postgresql://... (.ci/run starts a server)")
+def test_postgresql_storage(tmp_path, npz_data, capsys):
+    """The study in PostgreSQL, as on a cluster: the search, load_study and pareto --storage."""
+    url = os.environ["SOLA_TEST_POSTGRES"]
+    name = f"pg-{os.getpid()}-{int(time.time())}"
+    summary = run_search(_config(tmp_path, npz_data, trials=3, storage=url, name=name), quiet=True)
+    assert summary.completed == 3
+    study = optuna.load_study(study_name=name, storage=url)
+    assert study.metric_names == ["val_top1", "gmacs"]
+    assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 3
+    assert not (tmp_path / "runs" / name / "study.db").exists()
+    capsys.readouterr()
+    assert main(["pareto", "--storage", url, "--study", name, "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows and {"trial", "pattern", "val_top1", "macs", "params"} <= set(rows[0])

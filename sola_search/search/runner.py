@@ -96,7 +96,7 @@ def _classify(e: BaseException) -> tuple[str, str]:
     return "error", _one_line(cause)
 
 
-def prepare(cfg: SearchConfig) -> tuple[SearchConfig, RunDir, bool]:
+def prepare(cfg: SearchConfig) -> tuple[SearchConfig, RunDir, bool, optuna.storages.BaseStorage]:
     """Check the configuration (before Ray starts) and bind it to a run directory; an existing run of
     that name is resumed with its stored configuration, and only the count or time may change."""
     cfg.check()
@@ -134,21 +134,23 @@ def prepare(cfg: SearchConfig) -> tuple[SearchConfig, RunDir, bool]:
     if cfg.encoding not in ENCODINGS:
         raise SolaError(f"unknown sampler {cfg.encoding!r}: expected one of {', '.join(ENCODINGS)}")
     check_data(cfg.data)
-    return cfg, run, resuming
+    storage = storage_for(cfg.storage) if cfg.storage else None  # a bad URL fails before Ray starts
+    return cfg, run, resuming, storage
 
 
 def run_search(cfg: SearchConfig, quiet: bool = False) -> RunSummary:
     """Run (or resume) a search to its trial count or time limit; returns what happened."""
-    cfg, run, resuming = prepare(cfg)
+    cfg, run, resuming, storage = prepare(cfg)
     run.create()
     run.acquire()
     try:
-        return _run(cfg, run, resuming, quiet)
+        return _run(cfg, run, resuming, storage or storage_for(run.default_storage), quiet)
     finally:
         run.release()
 
 
-def _run(cfg: SearchConfig, run: RunDir, resuming: bool, quiet: bool) -> RunSummary:
+def _run(cfg: SearchConfig, run: RunDir, resuming: bool, storage: optuna.storages.BaseStorage,
+         quiet: bool) -> RunSummary:
     """Start (or join) Ray, settle what the machine decides (preset, workers), open the study, seed
     the baselines, and hand over to the loop."""
     from sola_search import __version__
@@ -178,7 +180,7 @@ def _run(cfg: SearchConfig, run: RunDir, resuming: bool, quiet: bool) -> RunSumm
                          if run.exists() else cfg.to_dict())
 
         encoding = get_encoding(cfg.encoding, variant, budget, cfg.resolution)
-        study = open_study(storage_for(cfg.storage or run.default_storage), run.name, encoding.sampler(cfg.seed),
+        study = open_study(storage, run.name, encoding.sampler(cfg.seed),
                            dict(variant=variant.name, budget=cfg.budget, resolution=cfg.resolution,
                                 preset=cfg.preset, encoding=cfg.encoding, seed=cfg.seed, proxy=proxy.to_dict(),
                                 sola_search_version=__version__))
