@@ -9,8 +9,7 @@ import json
 import sys
 
 from sola_search.errors import SolaError
-
-LINEAR_MARK, SOFTMAX_MARK = "·", "S"
+from sola_search.space.pattern import LINEAR_MARK, SOFTMAX_MARK
 
 
 class _Parser(argparse.ArgumentParser):

@@ -3,3 +3,26 @@
 
 class SolaError(ValueError):
     """Bad input from a user (a pattern, a budget, a file, an option): the message says what and why."""
+
+
+def one_line(e: BaseException) -> str:
+    """An exception as one line for a status `reason`: its type and the first line of its message."""
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}".strip().rstrip(":")[:300]
+
+
+def is_oom(e: BaseException) -> bool:
+    """Out of memory on the device (or the host) rather than another failure."""
+    import torch
+
+    return isinstance(e, torch.OutOfMemoryError) or (
+        isinstance(e, RuntimeError) and ("can't allocate memory" in str(e) or "out of memory" in str(e)))
+
+
+def redact_url(url: str) -> str:
+    """A storage URL without its password, for messages."""
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        cred, host = rest.rsplit("@", 1)
+        return f"{scheme}://{cred.split(':', 1)[0]}:***@{host}"
+    return url

@@ -205,7 +205,7 @@ def test_join_a_cluster_with_address(tmp_path, npz_data):
     (["run", "--budget", "8softmax", "--data", "npz:/nonexistent.npz"], "nonexistent"),
     (["run", "--budget", "8softmax", "--trials", "many"], "invalid int value"),
     (["run", "--budget", "8softmax", "--storage", "postgresql://u:secret@127.0.0.1:1/none"],
-     "cannot open study storage postgresql://***@127.0.0.1:1/none"),
+     "cannot open study storage postgresql://u:***@127.0.0.1:1/none"),
     (["run", "--budget", "8softmax", "--storage", "nosuchdb://x"], "cannot open study storage nosuchdb://x"),
     (["resume", "/nonexistent/run"], "no run at /nonexistent/run"),
 ])

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from sola_search.errors import SolaError
+from sola_search.errors import SolaError, is_oom, one_line
 from sola_search.proxies.config import ProxyConfig, get_preset
 from sola_search.proxies.data import ProxyData, load_data, resolve_device
 from sola_search.space.backbone import Attention, build_backbone, resolve_pattern
@@ -78,16 +78,6 @@ def lr_at(step: int, cfg: ProxyConfig) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0] if text else ''}".strip().rstrip(":")[:300]
-
-
-def _is_oom(e: BaseException) -> bool:
-    return isinstance(e, torch.OutOfMemoryError) or (
-        isinstance(e, RuntimeError) and ("can't allocate memory" in str(e) or "out of memory" in str(e)))
-
-
 def train_proxy(pattern: str | Pattern, config: ProxyConfig | None = None,
                 data: ProxyData | None = None) -> ProxyResult:
     """Train `pattern`'s proxy instance as `config` says and score it on the validation split.
@@ -109,7 +99,7 @@ def train_proxy(pattern: str | Pattern, config: ProxyConfig | None = None,
     except SolaError:
         raise
     except Exception as e:  # noqa: BLE001 — a worker must survive whatever a training run does
-        res.status, res.reason = ("oom" if _is_oom(e) else "error"), _one_line(e)
+        res.status, res.reason = ("oom" if is_oom(e) else "error"), one_line(e)
     finally:
         gc.collect()  # graphed modules hold their graphs in reference cycles
         if dev.type == "cuda":
@@ -185,9 +175,9 @@ def _train(pattern: Pattern, cfg: ProxyConfig, data: ProxyData, res: ProxyResult
                 model = torch.cuda.make_graphed_callables(model, (sample,))
             res.mode = "cuda-graphs"
         except Exception as e:  # noqa: BLE001 — eager still works; say why graphs did not
-            if _is_oom(e):
+            if is_oom(e):
                 raise
-            res.notes = f"CUDA graphs off: {_one_line(e)}"
+            res.notes = f"CUDA graphs off: {one_line(e)}"
         opt.zero_grad(set_to_none=True)
 
     # training loop

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sola_search.errors import SolaError
+from sola_search.files import write_atomic
 from sola_search.space.pattern import Pattern
 from sola_search.space.variants import VARIANTS
 
@@ -130,29 +130,11 @@ def load_pattern_file(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def write_pattern_file(path: str | os.PathLike, record: Mapping[str, Any]) -> Path:
-    """Validate `record` and write it to `path` atomically: a temporary file in the same directory,
-    flushed and fsynced, then `os.replace`d, so readers see the old file or the new one, never half.
-    Creates the parent directory. Returns the path."""
+    """Validate `record` and write it to `path` atomically (`write_atomic`). Returns the path."""
     path = Path(path)
     data = validate_pattern_record(dict(record), f"pattern record for {path}")
     text = json.dumps(data, indent=2, allow_nan=False) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Not mkstemp: its 0600 mode would survive the rename; O_EXCL with 0666 honours the umask.
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return write_atomic(path, text)
 
 
 def make_pattern_record(

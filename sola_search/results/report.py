@@ -17,8 +17,8 @@ import pandas as pd
 from sola_search.errors import SolaError
 from sola_search.results.front import front_hypervolume, knee, pareto_front, reference_point, trials_frame
 from sola_search.results.runs import Run, run_state
+from sola_search.space.pattern import LINEAR_MARK
 
-LINEAR_MARK, SOFTMAX_MARK = "·", "S"
 FORMATS = ("table", "csv", "json")
 PLOT_SIZE = (8.0, 5.0)  # inches; at PLOT_DPI this is the PNG's size in pixels (800 × 500)
 PLOT_DPI = 100

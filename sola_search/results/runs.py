@@ -15,7 +15,7 @@ from typing import Any
 
 import optuna
 
-from sola_search.errors import SolaError
+from sola_search.errors import SolaError, redact_url
 
 STUDY_DB = "study.db"
 
@@ -61,7 +61,7 @@ def _load_study(storage: str, name: str | None, where: str, guess: bool = False)
             summaries = optuna.get_all_study_summaries(storage=storage, include_best_trial=False)
     except Exception as e:  # any storage error (bad URL, unreachable server, not a database) is one line
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SolaError(f"{where}: cannot open storage {_redact(storage)} ({first})") from None
+        raise SolaError(f"{where}: cannot open storage {redact_url(storage)} ({first})") from None
     names = [s.study_name for s in summaries]
     if name is None or (guess and name not in names and len(names) == 1):
         if len(names) != 1:
@@ -69,18 +69,9 @@ def _load_study(storage: str, name: str | None, where: str, guess: bool = False)
                             "name one with --study")
         name = names[0]
     if name not in names:
-        raise SolaError(f"{where}: no study {name!r} in {_redact(storage)} "
+        raise SolaError(f"{where}: no study {name!r} in {redact_url(storage)} "
                         f"(found {', '.join(repr(n) for n in names) or 'none'})")
     return optuna.load_study(study_name=name, storage=storage)
-
-
-def _redact(url: str) -> str:
-    """A storage URL without its password, for messages."""
-    if "://" in url and "@" in url:
-        scheme, rest = url.split("://", 1)
-        cred, host = rest.rsplit("@", 1)
-        return f"{scheme}://{cred.split(':', 1)[0]}:***@{host}"
-    return url
 
 
 def open_run(path: str | os.PathLike | None = None, *, storage: str | None = None,
@@ -108,7 +99,7 @@ def open_run(path: str | os.PathLike | None = None, *, storage: str | None = Non
         study_obj = _load_study(storage, str(name), f"run {os.fspath(path)}", guess=study is None)
         return Run(study_obj, d.name, d, config)
     assert storage is not None
-    s = _load_study(storage, study, f"storage {_redact(storage)}")
+    s = _load_study(storage, study, f"storage {redact_url(storage)}")
     return Run(s, s.study_name, None, {})
 
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sola_search.errors import SolaError
+from sola_search.files import write_atomic
 
 
 def versions() -> dict[str, str]:
@@ -28,12 +29,6 @@ def versions() -> dict[str, str]:
         out["cuda"] = str(torch.version.cuda)
         out["gpu"] = torch.cuda.get_device_name(0)
     return out
-
-
-def atomic_write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)
@@ -79,7 +74,7 @@ class RunDir:
             raise SolaError(f"run {self.path}: run.json is unreadable ({e})") from None
 
     def write_config(self, config: dict) -> None:
-        atomic_write_json(self.run_json, {**config, "versions": versions()})
+        write_atomic(self.run_json, json.dumps({**config, "versions": versions()}, indent=2) + "\n")
 
     def log(self, event: str, **fields) -> None:
         """Append one event; each line is a complete JSON object (one write of one line)."""
@@ -107,9 +102,7 @@ class RunDir:
             except (ValueError, psutil.Error):
                 pass  # unreadable, or the process is gone: stale
         me = psutil.Process()
-        tmp = self.lock.with_name(f".lock.{os.getpid()}")
-        tmp.write_text(f"{me.pid} {me.create_time()}\n")
-        os.replace(tmp, self.lock)
+        write_atomic(self.lock, f"{me.pid} {me.create_time()}\n")
 
     def release(self) -> None:
         try:

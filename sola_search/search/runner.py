@@ -17,7 +17,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from sola_search.errors import SolaError
+from sola_search.errors import SolaError, is_oom, one_line
 from sola_search.search.cluster import ProxyWorker, ray_session
 from sola_search.search.config import DEFAULT_GPUS_PER_TRIAL, DEFAULT_TRIALS, DEFAULTS, IDENTITY, SearchConfig
 from sola_search.search.progress import Progress, SearchStats
@@ -77,23 +77,14 @@ def stop_signals() -> Iterator[dict[str, bool]]:
             signal.signal(sig, h)
 
 
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[-1] if text else ''}"[:500]
-
-
 def _classify(e: BaseException) -> tuple[str, str]:
     """(status, reason) for an exception that came back from a worker."""
     import ray
 
-    cause = getattr(e, "cause", None) or e
     if isinstance(e, ray.exceptions.RayActorError):
-        return "error", f"worker process died: {_one_line(e)}"
-    import torch
-
-    if isinstance(cause, torch.OutOfMemoryError) or "out of memory" in str(cause).lower():
-        return "oom", _one_line(cause)
-    return "error", _one_line(cause)
+        return "error", f"worker process died: {one_line(e)}"
+    cause = getattr(e, "cause", None) or e  # a RayTaskError wraps what the worker raised
+    return ("oom" if is_oom(cause) else "error"), one_line(cause)
 
 
 def prepare(cfg: SearchConfig) -> tuple[SearchConfig, RunDir, bool, optuna.storages.BaseStorage]:

@@ -8,7 +8,7 @@ import warnings
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from sola_search.errors import SolaError
+from sola_search.errors import SolaError, redact_url
 
 METRIC_NAMES = ["val_top1", "gmacs"]
 DIRECTIONS = ["maximize", "minimize"]
@@ -21,14 +21,7 @@ def storage_for(url: str) -> optuna.storages.BaseStorage:
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
     except Exception as e:  # SQLAlchemy raises many types for a bad URL or an unreachable server
-        raise SolaError(f"cannot open study storage {_redact(url)}: {str(e).splitlines()[0]}") from None
-
-
-def _redact(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
+        raise SolaError(f"cannot open study storage {redact_url(url)}: {str(e).splitlines()[0]}") from None
 
 
 def open_study(storage: optuna.storages.BaseStorage, name: str, sampler: optuna.samplers.BaseSampler,

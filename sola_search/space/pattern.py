@@ -9,6 +9,7 @@ from sola_search.errors import SolaError
 from sola_search.space.variants import Variant, get_variant
 
 LINEAR, SOFTMAX = "L", "S"
+LINEAR_MARK, SOFTMAX_MARK = "·", "S"  # how tables and `show` draw a block
 LAYER_TYPES = {LINEAR: "linear", SOFTMAX: "softmax"}
 _LETTER = {v: k for k, v in LAYER_TYPES.items()}
 
