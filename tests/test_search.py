@@ -171,7 +171,10 @@ def test_kill_minus_nine_then_resume(tmp_path, npz_data):
     for t in running_before:  # interrupted trials are FAIL and their patterns measured after all
         t2 = after.trials[t.number]
         assert t2.state == TrialState.FAIL and t2.user_attrs["status"] == "interrupted"
-        assert t.user_attrs["pattern"] in {m.user_attrs["pattern"] for m in measured}
+        if "pattern" in t.user_attrs:
+            assert t.user_attrs["pattern"] in {m.user_attrs["pattern"] for m in measured}
+        else:  # killed between study.ask() and the encoding's suggestions: nothing was sent to a worker
+            assert not t.params
 
 
 @pytest.mark.slow
