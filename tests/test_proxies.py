@@ -205,6 +205,60 @@ def test_deterministic_on_cpu(npz_file):
     assert c.train_curve != a.train_curve
 
 
+def test_runs_in_threads_match_runs_one_after_the_other(npz_file):
+    """A search worker runs several trials at once in threads: each must still be its seed's run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cfg = tiny(f"npz:{npz_file}", resolution=20)
+    jobs = [("LL-LS-LSLL-SS", cfg), ("SS-LL-LLLL-LS", cfg.replace(seed=3)), ("LS-SL-SLSL-LL", cfg.replace(seed=5))]
+    alone = [train_proxy(p, c) for p, c in jobs]
+    with ThreadPoolExecutor(3) as pool:
+        together = list(pool.map(lambda job: train_proxy(*job), jobs))
+    for a, b in zip(alone, together, strict=True):
+        assert a.status == b.status == "ok", (a.reason, b.reason)
+        assert a.train_curve == b.train_curve and (a.val_top1, a.val_loss) == (b.val_top1, b.val_loss)
+
+
+# --- tasks: mosaics whose label needs the whole image -------------------------------------------------
+def test_pointer_and_sum_labels_follow_their_tiles():
+    from sola_search.proxies.tasks import compose
+
+    tiles = (torch.arange(20, dtype=torch.uint8) * 10 + 10).view(20, 1, 1, 1).expand(20, 1, 9, 9).contiguous()
+    labels = torch.arange(20) % 10
+    gen = torch.Generator().manual_seed(0)
+
+    def tile_class(x, r, c):  # tiles are flat: any pixel names the tile
+        return labels[(int(x[0, r * 9, c * 9]) - 10) // 10].item()
+
+    x, y = compose("pointer", tiles, labels, 300, 10, 27, gen)
+    assert x.shape == (300, 1, 27, 27) and x.dtype == torch.uint8
+    seen = set()
+    for xi, yi in zip(x, y, strict=True):
+        cue = (xi[0, 9:18, 9:18] == 255).nonzero()
+        r, c = (cue[0] // 3).tolist()  # the cue's sub-cell in the centre tile = the direction
+        assert (r, c) != (1, 1) and len(cue) == 9
+        assert tile_class(xi, r, c) == yi.item()
+        seen.add((r, c))
+    assert len(seen) == 8  # every neighbour gets pointed at
+    x, y = compose("sum", tiles, labels, 100, 10, 28, gen)  # 28 is not a multiple of 3: centred, padded
+    assert x.shape == (100, 1, 28, 28) and int(x[:, :, -1].max()) == 0
+    assert all((tile_class(xi[:, :27, :27], 1, 0) + tile_class(xi[:, :27, :27], 1, 2)) % 10 == yi.item()
+               for xi, yi in zip(x, y, strict=True))
+
+
+def test_mosaic_task_data_and_training(npz_file):
+    d = load_data(f"npz:{npz_file}", 24, "cpu", 0.25, 0, task="pointer")
+    assert d.train_x.shape[-1] == 8 and d.val_x.shape[-1] == 24 and d.resolution == 24  # tiles at res/3
+    again = load_data(f"npz:{npz_file}", 24, "cpu", 0.25, 0, task="pointer")
+    assert again is d  # cached, validation canvases fixed
+    r = train_proxy("all-linear", tiny(f"npz:{npz_file}", resolution=24, task="sum"))
+    assert r.status == "ok" and 0 <= r.val_top1 <= 1
+    with pytest.raises(SolaError, match="task"):
+        ProxyConfig(task="count")
+    with pytest.raises(SolaError, match="task"):
+        train_proxy("all-linear", tiny(f"npz:{npz_file}", resolution=24), data=d)
+
+
 def test_result_fields(fake_fmnist):
     cfg = tiny(f"fashion-mnist:{fake_fmnist}", test=True, eval_every=3)
     r = train_proxy("all-linear", cfg)

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from sola_search.errors import SolaError
+from sola_search.proxies.tasks import TASKS
 from sola_search.space.variants import get_variant
 
 
@@ -32,6 +33,7 @@ class ProxyConfig:
     augment: bool = True  # random crop (padding resolution/8) and horizontal flip, on the device
     seed: int = 0  # model init and batch order
     data: str = "fashion-mnist"  # fashion-mnist[:DIR] | npz:PATH | imagefolder:PATH
+    task: str = "classify"  # classify | pointer | sum: how samples are built from the images (proxies.tasks)
     val_fraction: float = 0.1  # carved from the training data, deterministically (split_seed)
     split_seed: int = 0  # fixed across trials so that every pattern sees the same validation images
     max_train: int | None = None  # use only the first N training images (tests, smoke runs)
@@ -70,6 +72,8 @@ class ProxyConfig:
             raise bad("max_train", "a whole number >= 1 or None")
         if self.amp not in ("auto", "bf16", "fp32"):
             raise bad("amp", "auto, bf16 or fp32")
+        if self.task not in TASKS:
+            raise bad("task", " | ".join(TASKS))
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise bad("device", "auto, cpu, cuda or cuda:N")
 

@@ -119,13 +119,17 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def load_data(spec: str = "fashion-mnist", resolution: int = 32, device: str | torch.device = "auto",
-              val_fraction: float = 0.1, seed: int = 0, test: bool = False) -> ProxyData:
+              val_fraction: float = 0.1, seed: int = 0, test: bool = False, task: str = "classify") -> ProxyData:
     """The dataset named by `spec`, resized to `resolution`, on `device`, with a validation split of
-    `val_fraction` drawn with `seed` (the same split for every trial). Cached per process."""
+    `val_fraction` drawn with `seed` (the same split for every trial), as `task` builds its samples
+    (`proxies.tasks`). Cached per process."""
+    from sola_search.proxies.tasks import mosaic_data, tile_resolution  # tasks builds on this module
+
     dev = resolve_device(device)
-    key = (spec, resolution, str(dev), float(val_fraction), seed, test)
+    key = (spec, resolution, str(dev), float(val_fraction), seed, test, task)
     if key not in _CACHE:
-        _CACHE[key] = _load(spec, resolution, dev, val_fraction, seed, test)
+        base = _load(spec, tile_resolution(task, resolution), dev, val_fraction, seed, test)
+        _CACHE[key] = base if task == "classify" else mosaic_data(base, task, resolution, seed)
     return _CACHE[key]
 
 

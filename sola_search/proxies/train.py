@@ -6,10 +6,13 @@ as a `ProxyResult` with a status and a one-line reason, so a search worker survi
 (an unknown variant, a pattern that does not fit, missing data) is a `SolaError` before training.
 
 Speed on a GPU (the proxy model is small, so a step is launch-bound, not FLOP-bound): the dataset
-lives on the device as uint8 and is augmented there; forward+backward are captured once as CUDA
-graphs (`torch.cuda.make_graphed_callables`), which turns ~2,000 kernel launches a step into two
-graph launches plus the fused AdamW step; the loss is read back one logging interval late through
-pinned memory, so the host never waits for the device inside the loop."""
+lives on the device as uint8 and is augmented there; the training step is captured once as a CUDA
+graph — forward, backward, clipping and the fused AdamW step in one graph launch instead of ~2,000
+kernel launches; the loss is read back one logging interval late through pinned memory, so the
+host never waits for the device inside the loop. Runs may share a process in threads (each its own
+seed's run: the weights are built under a lock; on a GPU each thread has its own CUDA stream and
+captures thread-locally), though on a GPU such threads starve each other today (docs/performance.md):
+a search runs one trial per worker process."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import contextlib
 import gc
 import math
 import resource
+import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -33,6 +37,10 @@ from sola_search.space.pattern import Pattern
 
 STATUSES = ("ok", "nan", "oom", "error")
 
+# Input shapes this process has captured before: cuDNN's autotuning and lazily loaded kernels are
+# then cached, so one warm-up iteration before capture is enough instead of three.
+_CAPTURED: set[tuple] = set()
+
 
 @dataclass
 class ProxyResult:
@@ -48,6 +56,7 @@ class ProxyResult:
     val_curve: list[list[float]] = field(default_factory=list)  # [step, val top-1] when eval_every > 0
     steps: int = 0  # optimizer steps completed
     wall_s: float = 0.0  # the whole call: data (unless cached or given), model, capture, loop, evaluation
+    phases: dict[str, float] = field(default_factory=dict)  # seconds: data, build, capture, train, eval, cleanup
     train_s: float = 0.0  # the training loop only
     images_per_s: float = 0.0  # training images per second of the loop
     peak_mem_mb: float = 0.0  # CUDA: peak allocated by this run; CPU: the process's peak RSS
@@ -91,9 +100,12 @@ def train_proxy(pattern: str | Pattern, config: ProxyConfig | None = None,
     res = ProxyResult(status="ok", device=_describe(dev), pattern=str(pattern), variant=cfg.variant)
     if data is not None and data.resolution != cfg.resolution:
         raise SolaError(f"data at {data.resolution}px given for a proxy at {cfg.resolution}px")
+    if data is not None and getattr(data, "task", "classify") != cfg.task:
+        raise SolaError(f"data for task {getattr(data, 'task', 'classify')} given for a proxy of task {cfg.task}")
     try:
         if data is None:  # missing or malformed data is a SolaError; running out of memory here is 'oom'
-            data = load_data(cfg.data, cfg.resolution, dev, cfg.val_fraction, cfg.split_seed, cfg.test)
+            data = load_data(cfg.data, cfg.resolution, dev, cfg.val_fraction, cfg.split_seed, cfg.test, cfg.task)
+        res.phases["data"] = round(time.perf_counter() - t0, 3)
         with _speed_settings(dev):
             _train(pattern, cfg, data, res)
     except SolaError:
@@ -101,9 +113,11 @@ def train_proxy(pattern: str | Pattern, config: ProxyConfig | None = None,
     except Exception as e:  # noqa: BLE001 — a worker must survive whatever a training run does
         res.status, res.reason = ("oom" if is_oom(e) else "error"), one_line(e)
     finally:
+        t_clean = time.perf_counter()
         gc.collect()  # graphed modules hold their graphs in reference cycles
-        if dev.type == "cuda":
-            torch.cuda.empty_cache()
+        if dev.type == "cuda" and res.status == "oom":
+            torch.cuda.empty_cache()  # otherwise the cached blocks serve the next run in this process
+        res.phases["cleanup"] = round(time.perf_counter() - t_clean, 3)
         res.wall_s = round(time.perf_counter() - t0, 3)
     return res
 
@@ -114,30 +128,62 @@ def _describe(dev: torch.device) -> str:
     return "cpu"
 
 
+_SETTINGS_LOCK = threading.Lock()
+_SETTINGS_USERS = [0, None]  # runs inside `_speed_settings` now, the settings to restore after the last
+_BUILD_LOCK = threading.Lock()  # the global RNG: each run's seed → its weights, also with runs in threads
+_CAPTURE_LOCK = threading.Lock()
+_THREAD = threading.local()  # each thread's own CUDA stream, kept: streams come from a small shared pool
+
+
+def _thread_stream(dev: torch.device) -> torch.cuda.Stream:
+    streams = _THREAD.__dict__.setdefault("streams", {})
+    if dev not in streams:
+        streams[dev] = torch.cuda.Stream(dev)
+    return streams[dev]
+
+
 @contextlib.contextmanager
 def _speed_settings(dev: torch.device):
-    """TF32 matmuls (MALA's fp32 kᵀv) and cuDNN autotuning for the run, restored afterwards."""
+    """TF32 matmuls (MALA's fp32 kᵀv) and cuDNN autotuning while runs are active, then restored
+    (counted, so that runs sharing a process in threads do not restore them under each other)."""
     if dev.type != "cuda":
         yield
         return
-    old = torch.get_float32_matmul_precision(), torch.backends.cudnn.benchmark
-    torch.set_float32_matmul_precision("high")
-    torch.backends.cudnn.benchmark = True
+    with _SETTINGS_LOCK:
+        if _SETTINGS_USERS[0] == 0:
+            _SETTINGS_USERS[1] = torch.get_float32_matmul_precision(), torch.backends.cudnn.benchmark
+            torch.set_float32_matmul_precision("high")
+            torch.backends.cudnn.benchmark = True
+        _SETTINGS_USERS[0] += 1
     try:
         yield
     finally:
-        torch.set_float32_matmul_precision(old[0])
-        torch.backends.cudnn.benchmark = old[1]
+        with _SETTINGS_LOCK:
+            _SETTINGS_USERS[0] -= 1
+            if _SETTINGS_USERS[0] == 0:
+                torch.set_float32_matmul_precision(_SETTINGS_USERS[1][0])
+                torch.backends.cudnn.benchmark = _SETTINGS_USERS[1][1]
 
 
 def _train(pattern: Pattern, cfg: ProxyConfig, data: ProxyData, res: ProxyResult) -> None:
+    """On a GPU the run goes on its thread's own CUDA stream (never the legacy default stream, which a
+    graph capture may not use and which would serialise runs in threads)."""
+    dev = data.device
+    if dev.type != "cuda":
+        return _train_on(pattern, cfg, data, res)
+    torch.cuda.set_device(dev)
+    with torch.cuda.stream(_thread_stream(dev)):
+        return _train_on(pattern, cfg, data, res)
+
+
+def _train_on(pattern: Pattern, cfg: ProxyConfig, data: ProxyData, res: ProxyResult) -> None:
     dev = data.device
     cuda = dev.type == "cuda"
-    if cuda:
-        torch.cuda.set_device(dev)
-        torch.cuda.reset_peak_memory_stats(dev)
+    stream = torch.cuda.current_stream(dev) if cuda else None
     bf16 = cfg.amp == "bf16" or (cfg.amp == "auto" and cuda)
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(dev)  # process-wide: shared by runs in threads
 
     # data: endless augmented batches drawn on the device from a seeded generator
     gen = torch.Generator(device=dev)
@@ -145,40 +191,61 @@ def _train(pattern: Pattern, cfg: ProxyConfig, data: ProxyData, res: ProxyResult
     batches = data.batches(cfg.batch_size, gen, cfg.augment, cfg.max_train)
 
     # model
-    torch.manual_seed(cfg.seed)
-    model = build_backbone(cfg.variant, pattern, width=cfg.width, num_classes=data.num_classes,
-                           in_chans=data.channels, layer_scale_init=cfg.layer_scale_init,
-                           drop_path_rate=cfg.drop_path_rate)
-    if cfg.qk_init > 0:
-        _init_qk(model, cfg.qk_init)
+    t_build = time.perf_counter()
+    with _BUILD_LOCK:
+        torch.manual_seed(cfg.seed)
+        model = build_backbone(cfg.variant, pattern, width=cfg.width, num_classes=data.num_classes,
+                               in_chans=data.channels, layer_scale_init=cfg.layer_scale_init,
+                               drop_path_rate=cfg.drop_path_rate)
+        if cfg.qk_init > 0:
+            _init_qk(model, cfg.qk_init)
     model = model.to(dev, memory_format=fmt).train()
     res.params = sum(p.numel() for p in model.parameters())
 
-    # optimizer: AdamW, no weight decay on norms, biases and layer scales
+    # optimizer: AdamW, no weight decay on norms, biases and layer scales. On a GPU the learning
+    # rate is a device tensor, so the whole step (optimizer included) can be one CUDA graph.
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [dict(params=[p for p in params if p.ndim > 1], weight_decay=cfg.weight_decay),
               dict(params=[p for p in params if p.ndim <= 1], weight_decay=0.0)]
-    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), fused=cuda)
+    lr_t = torch.full((), cfg.lr, device=dev) if cuda else None
+    opt = torch.optim.AdamW(groups, lr=lr_t if cuda else cfg.lr, betas=(0.9, 0.999), fused=cuda,
+                            capturable=cuda)
+    if cuda:
+        for g in opt.param_groups:
+            g["lr"] = lr_t
 
     def autocast():
         return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=False)
 
-    # execution mode: CUDA graphs for forward+backward on a GPU, else eager (or torch.compile)
+    def eager_step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with autocast():
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=cuda)
+        opt.step()
+        return loss
+
+    # execution mode: the whole training step as one CUDA graph on a GPU, else eager (or torch.compile)
     res.mode = "eager"
     first = next(batches)
+    t_capture = time.perf_counter()
+    res.phases["build"] = round(t_capture - t_build, 3)
+    graphed = None
     if cfg.compile:
         model, res.mode = torch.compile(model), "compile"
     elif cuda and cfg.cuda_graphs:
         try:
-            sample = data.normalize(first[0], cfg.channels_last)
-            with autocast():
-                model = torch.cuda.make_graphed_callables(model, (sample,))
+            graphed = _capture(eager_step, opt, data.normalize(first[0], cfg.channels_last), first[1], lr_t,
+                               warm=(tuple(first[0].shape), str(dev), bf16, cfg.variant, cfg.width) in _CAPTURED)
+            _CAPTURED.add((tuple(first[0].shape), str(dev), bf16, cfg.variant, cfg.width))
             res.mode = "cuda-graphs"
         except Exception as e:  # noqa: BLE001 — eager still works; say why graphs did not
             if is_oom(e):
                 raise
             res.notes = f"CUDA graphs off: {one_line(e)}"
-        opt.zero_grad(set_to_none=True)
+            _reset_optimizer(opt)
 
     # training loop
     log_every = max(1, cfg.steps // cfg.log_points)
@@ -186,22 +253,23 @@ def _train(pattern: Pattern, cfg: ProxyConfig, data: ProxyData, res: ProxyResult
     loss_acc, n_acc = torch.zeros((), device=dev), 0
     diverged = False
     if cuda:
-        torch.cuda.synchronize(dev)
+        stream.synchronize()  # this run's work only: other runs in the process keep going
     t_loop = time.perf_counter()
+    res.phases["capture"] = round(t_loop - t_capture, 3)
     for step in range(cfg.steps):
         lr = lr_at(step, cfg)
-        for g in opt.param_groups:
-            g["lr"] = lr
+        if cuda:
+            lr_t.fill_(lr)
+        else:
+            for g in opt.param_groups:
+                g["lr"] = lr
         xb, yb = first if step == 0 else next(batches)
         x = data.normalize(xb, cfg.channels_last)
-        with autocast():
-            logits = model(x)
-        loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=cuda)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        if graphed is not None:
+            loss = graphed(x, yb)
+        else:
+            loss = eager_step(x, yb)
+            opt.zero_grad(set_to_none=True)
         loss_acc += loss.detach()
         n_acc += 1
         res.steps = step + 1
@@ -226,9 +294,11 @@ def _train(pattern: Pattern, cfg: ProxyConfig, data: ProxyData, res: ProxyResult
     while pending:
         diverged |= _read_loss(pending.popleft(), res)
     if cuda:
-        torch.cuda.synchronize(dev)
+        stream.synchronize()
     res.train_s = round(time.perf_counter() - t_loop, 3)
     res.images_per_s = round(res.steps * cfg.batch_size / max(res.train_s, 1e-9), 1)
+    res.phases["train"] = res.train_s
+    t_eval = time.perf_counter()
     if diverged:
         res.status, res.reason = "nan", f"training loss not finite by step {res.train_curve[-1][0]}"
     else:
@@ -237,8 +307,53 @@ def _train(pattern: Pattern, cfg: ProxyConfig, data: ProxyData, res: ProxyResult
             res.test_top1, res.test_loss = _evaluate(model, data.test_x, data.test_y, data, cfg, autocast)
         if not math.isfinite(res.val_loss):
             res.status, res.reason = "nan", "validation loss not finite"
+    res.phases["eval"] = round(time.perf_counter() - t_eval, 3)
     res.peak_mem_mb = round(torch.cuda.max_memory_allocated(dev) / 2**20 if cuda else
                             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _capture(step, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, lr_t: torch.Tensor,
+             warm: bool):
+    """Capture `step` (forward, loss, backward, clipping, AdamW) as one CUDA graph and return a
+    function that runs it on a batch. The warm-up before capture runs at learning rate 0 (AdamW
+    with lr 0 and decoupled decay leaves every weight as it is) and the optimizer's state is then
+    cleared, so the run trains exactly `steps` steps. Capture is thread-local: runs in other threads
+    of the process keep going meanwhile. One warm-up step when this process has captured the same
+    shapes before (cuDNN's choices are cached), else three."""
+    static_x, static_y = x.clone(), y.clone()
+    lr_t.fill_(0.0)
+    for _ in range(1 if warm else 3):  # on the run's own stream (never the legacy default stream)
+        opt.zero_grad(set_to_none=True)
+        step(static_x, static_y)
+    _reset_optimizer(opt)
+    # capture_begin/end rather than `torch.cuda.graph`, whose entry synchronizes the whole device and
+    # empties the allocator's cache under the runs of other threads.
+    graph = torch.cuda.CUDAGraph()
+    with _CAPTURE_LOCK:  # one capture at a time per process
+        graph.capture_begin(capture_error_mode="thread_local")
+        try:
+            static_loss = step(static_x, static_y)
+        finally:
+            graph.capture_end()
+
+    def run(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        static_x.copy_(xb)
+        static_y.copy_(yb)
+        graph.replay()
+        return static_loss
+
+    run.graph = graph  # keeps the graph (and its memory pool) alive as long as `run`
+    return run
+
+
+def _reset_optimizer(opt: torch.optim.Optimizer) -> None:
+    """Zero AdamW's moments and step counts (in place: a captured graph keeps these tensors) and drop
+    the gradients."""
+    for state in opt.state.values():
+        for v in state.values():
+            if torch.is_tensor(v):
+                v.zero_()
+    opt.zero_grad(set_to_none=True)
 
 
 def _init_qk(model: torch.nn.Module, gain: float) -> None:
