@@ -87,6 +87,21 @@ def test_search_end_to_end(tmp_path, npz_data):
     assert summary.completed == 8 and len(done) == 8 and len({t.user_attrs["pattern"] for t in done}) == 8
 
 
+def test_workers_warm_up_before_their_first_trial(tmp_path, npz_data):
+    """Each worker pays its one-off costs (data, kernels) in `warm`, before any trial starts on it;
+    every finished trial says where its time went."""
+    run_search(_config(tmp_path, npz_data, trials=3), quiet=True)
+    events = _events(tmp_path / "runs" / "t")
+    ready = [i for i, e in enumerate(events) if e["event"] == "worker_ready"]
+    started = [i for i, e in enumerate(events) if e["event"] == "trial_started"]
+    assert len(ready) == 1 and ready[0] < started[0]
+    warm = events[ready[0]]
+    assert warm["status"] == "ok" and warm["kernels_s"] > 0 and warm["data_s"] >= 0
+    finished = [e for e in events if e["event"] == "trial_finished"]
+    assert {e["worker"] for e in finished} == {warm["pid"]}
+    assert all(set(e["phases"]) >= {"build", "capture", "train", "eval", "cleanup"} for e in finished)
+
+
 def test_failures_are_recorded_and_the_search_goes_on(tmp_path, npz_data):
     base = baselines("micro", Budget.parse(BUDGET), 224)
     names = list(base)[:3]

@@ -61,6 +61,25 @@ class ProxyWorker:
         torch.set_num_threads(max(1, threads))
         self.pid = os.getpid()
 
+    def warm(self, config: dict) -> dict:
+        """Pay a worker's one-off costs before its first trial: imports, the CUDA context, the
+        dataset on the device, and one two-step run through every kernel a trial uses (cuDNN's
+        autotuning and lazily loaded kernels are then cached for the process). Returns seconds."""
+        t0 = time.perf_counter()
+        from sola_search.proxies import ProxyConfig, load_data, train_proxy
+        from sola_search.space import get_variant
+
+        cfg = ProxyConfig.from_dict(config)
+        t1 = time.perf_counter()
+        data = load_data(cfg.data, cfg.resolution, cfg.device, cfg.val_fraction, cfg.split_seed, cfg.test, cfg.task)
+        t2 = time.perf_counter()
+        # Alternating mixers: both kinds run in every stage, at every stage's shapes.
+        mixed = "-".join("".join("LS"[i % 2] for i in range(d)) for d in get_variant(cfg.variant).depths)
+        warm = train_proxy(mixed, cfg.replace(steps=2, warmup_steps=1, log_points=1, test=False), data)
+        t3 = time.perf_counter()
+        return dict(pid=self.pid, import_s=round(t1 - t0, 3), data_s=round(t2 - t1, 3), kernels_s=round(t3 - t2, 3),
+                    status=warm.status, reason=warm.reason)
+
     def train(self, pattern: str, config: dict, fault: str | None = None) -> dict:
         """Train one pattern; `fault` injects a failure ('raise', 'oom', 'nan') for tests of the
         failure paths."""

@@ -215,12 +215,32 @@ class SearchLoop:
         self.points = [(t.values[0], t.values[1], p) for p, t in self.measured.items()]
         self._actor = ray.remote(ProxyWorker).options(**options)
         self.threads = int(options["num_cpus"])
-        self.idle = [self._actor.remote(self.threads) for _ in range(n_workers)]
+        self.idle: list = []  # workers ready for a trial
+        self.warming: dict = {}  # ObjectRef of a worker's `warm` → (worker, start)
+        for _ in range(n_workers):
+            self._start_worker()
         self.inflight: dict = {}  # ObjectRef → (trial, pattern, actor, start)
         self.running: dict[str, int] = {}  # pattern → trial number measuring it now
         self.waiting: dict[str, list[optuna.Trial]] = {}  # duplicates of a pattern being measured
         self.streak = 0  # proposals in a row that were already measured
         self._refresh_front()
+
+    def _start_worker(self) -> None:
+        """A new worker warms up (data on the device, kernels loaded) before its first trial, so
+        that no trial pays the process's one-off costs."""
+        actor = self._actor.remote(self.threads)
+        self.warming[actor.warm.remote(self.proxy)] = (actor, time.monotonic())
+
+    def _warmed(self, ref) -> None:
+        import ray
+
+        actor, t0 = self.warming.pop(ref)
+        try:
+            info = ray.get(ref)
+        except Exception as e:  # its trials will fail and say why; a dead worker is replaced there
+            info = dict(status="error", reason=one_line(e))
+        self.idle.append(actor)
+        self.run_dir.log("worker_ready", wall_s=round(time.monotonic() - t0, 3), **info)
 
     def run(self) -> str:
         """Returns why it stopped: done, time, failures or exhausted."""
@@ -235,11 +255,14 @@ class SearchLoop:
                         self.ask()
                     self.stats.running = len(self.inflight)
                     self.progress.update(self.stats)
-                    if not self.inflight:
+                    if not self.inflight and (not self.warming or self.stop_reason() is not None):
                         return self.stop_reason() or "done"
-                    ready, _ = ray.wait(list(self.inflight), num_returns=1, timeout=0.5)
+                    ready, _ = ray.wait([*self.inflight, *self.warming], num_returns=1, timeout=0.5)
                     for ref in ready:
-                        self.collect(ref)
+                        if ref in self.warming:
+                            self._warmed(ref)
+                        else:
+                            self.collect(ref)
             except KeyboardInterrupt:
                 self.interrupt()
                 raise
@@ -300,8 +323,10 @@ class SearchLoop:
         except Exception as e:  # the worker raised or its process died
             result, (status, reason) = None, _classify(e)
             if isinstance(e, ray.exceptions.RayActorError):
-                actor = self._actor.remote(self.threads)
-        self.idle.append(actor)
+                actor = None  # dead: a new worker replaces it
+                self._start_worker()
+        if actor is not None:
+            self.idle.append(actor)
         self.stats.trial_seconds.append(wall)
         if result is not None:
             trial.set_user_attr("proxy_result", {**result, "driver_wall_s": wall})
@@ -320,7 +345,8 @@ class SearchLoop:
         self._refresh_front()
         self.stats.done += 1
         self.run_dir.log("trial_finished", trial=trial.number, pattern=key, val_top1=result["val_top1"],
-                         gmacs=gmacs, wall_s=wall, train_s=result.get("train_s"))
+                         gmacs=gmacs, wall_s=wall, train_s=result.get("train_s"), phases=result.get("phases"),
+                         worker=result.get("worker_pid"))
         self.progress.note(f"trial {trial.number:>3} {key}  top-1 {result['val_top1']:.4f}  {gmacs:.3f} GMACs  "
                            f"{wall:.1f}s")
         for dup in self.waiting.pop(key, []):
