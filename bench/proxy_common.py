@@ -116,9 +116,10 @@ def kendall_tau(a: list[float], b: list[float]) -> float:
 
 
 # --- a pool of worker processes, one or more per device -------------------------------------------
-def _worker(device: str, jobs, results) -> None:
+def _worker(device: str, jobs, results, threads: int) -> None:
     from sola_search.proxies import ProxyConfig, train_proxy
 
+    torch.set_num_threads(threads)  # many processes share the host: no oversubscription
     if device.startswith("cuda"):
         torch.cuda.set_device(torch.device(device))
     while (job := jobs.get()) is not None:
@@ -141,7 +142,8 @@ def run_pool(jobs: list[dict[str, Any]], devs: list[str], per_device: int) -> li
         q_jobs.put(job)
     for _ in slots:
         q_jobs.put(None)
-    procs = [ctx.Process(target=_worker, args=(d, q_jobs, q_results), daemon=True) for d in slots]
+    threads = max(1, (os.cpu_count() or 1) // len(slots))
+    procs = [ctx.Process(target=_worker, args=(d, q_jobs, q_results, threads), daemon=True) for d in slots]
     for p in procs:
         p.start()
     done, t_start = [], time.time()

@@ -42,7 +42,8 @@ def main() -> None:
     ap.add_argument("--patterns", type=int, default=16, help="how many patterns (baselines included); >= 16")
     ap.add_argument("--default-seeds", type=int, default=2, help="seeds of the default preset (noise estimate)")
     ap.add_argument("--default-steps", type=int, help="override default's steps")
-    ap.add_argument("--long-steps", type=int, help="override long's steps (default: the preset's, 10x default)")
+    ap.add_argument("--long-steps", type=int, help="override long's steps (default: the preset's, 10x default; "
+                    "0: no long runs, only the seed-noise ceiling of default — a quick screen of a proxy)")
     ap.add_argument("--per-gpu", type=int, default=4, help="concurrent runs per GPU")
     ap.add_argument("--gpus", help="comma-separated GPU indices (default: all visible)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the pattern sample")
@@ -53,13 +54,15 @@ def main() -> None:
         over["variant"] = args.variant = "micro"
         args.patterns, args.per_gpu = min(args.patterns, 5), 2
     cfg_default = preset("default", over, **({"steps": args.default_steps} if args.default_steps else {}))
-    long_steps = args.long_steps or (10 * cfg_default.steps if args.smoke else None)
+    long_steps = args.long_steps if args.long_steps is not None else (10 * cfg_default.steps if args.smoke else None)
     cfg_long = preset("long", over, **({"steps": long_steps} if long_steps else {}))
+    labels = (["long"] if long_steps != 0 else []) + [f"default/s{s}" for s in range(args.default_seeds)]
     pats = patterns(args.variant, args.budget, args.patterns, args.seed)
     print(f"{len(pats)} patterns of {args.variant} under {args.budget}; default {cfg_default.steps} steps, "
           f"long {cfg_long.steps} steps ({cfg_long.steps / cfg_default.steps:.0f}x)")
 
-    jobs = [dict(label="long", name=n, pattern=p, seed=0, config=cfg_long.to_dict()) for n, p in pats]
+    jobs = [dict(label="long", name=n, pattern=p, seed=0, config=cfg_long.to_dict()) for n, p in pats
+            if long_steps != 0]
     jobs += [dict(label=f"default/s{s}", name=n, pattern=p, seed=s, config=cfg_default.replace(seed=s).to_dict())
              for s in range(args.default_seeds) for n, p in pats]
     devs = devices(args.smoke, args.gpus)
@@ -71,25 +74,41 @@ def main() -> None:
     rows = []
     for name, p in pats:
         row = dict(name=name, pattern=p, softmax=p.count("S"))
-        for label in ["long"] + [f"default/s{s}" for s in range(args.default_seeds)]:
+        for label in labels:
             r = by.get((label, p), {})
             row[label] = r.get("val_top1") if r.get("status") == "ok" else None
+            row[f"{label}:loss"] = r.get("val_loss") if r.get("status") == "ok" else None
         seeds = [row[f"default/s{s}"] for s in range(args.default_seeds) if row[f"default/s{s}"] is not None]
         row["default/mean"] = statistics.fmean(seeds) if seeds else None
         rows.append(row)
-    ok = [r for r in rows if r["long"] is not None and r["default/mean"] is not None]
-
-    def tau(a: str, b: str) -> float | None:
-        pairs = [(r[a], r[b]) for r in ok if r[a] is not None and r[b] is not None]
+    def tau(a: str, b: str, loss: bool = False) -> float | None:
+        sfx = ":loss" if loss else ""
+        pairs = [(r.get(a + sfx), r.get(b + sfx)) for r in rows]
+        pairs = [(x, y) for x, y in pairs if x is not None and y is not None]
         return kendall_tau([x for x, _ in pairs], [y for _, y in pairs]) if len(pairs) >= 3 else None
 
-    taus = dict(default_s0_vs_long=tau("default/s0", "long"), default_mean_vs_long=tau("default/mean", "long"))
-    if args.default_seeds > 1:
-        taus["default_s0_vs_s1"] = tau("default/s0", "default/s1")  # seed noise ceiling
-    rows.sort(key=lambda r: -(r["long"] or 0))
-    table(rows, ["name", "pattern", "softmax", "long", *[f"default/s{s}" for s in range(args.default_seeds)]])
+    taus = {}
+    for loss in (False, True):
+        kind = "loss" if loss else "top1"
+        if long_steps != 0:
+            taus[f"{kind}:default_s0_vs_long"] = tau("default/s0", "long", loss)
+        if args.default_seeds > 1:
+            taus[f"{kind}:default_s0_vs_s1"] = tau("default/s0", "default/s1", loss)  # seed-noise ceiling
+    if long_steps != 0:
+        taus["top1:default_mean_vs_long"] = tau("default/mean", "long")
+    # Signal against noise: spread of default top-1 across patterns vs the typical seed-to-seed gap.
+    s0 = [r["default/s0"] for r in rows if r.get("default/s0") is not None]
+    gaps = [abs(r["default/s0"] - r["default/s1"]) for r in rows
+            if r.get("default/s0") is not None and r.get("default/s1") is not None]
+    spread = dict(default_top1_mean=statistics.fmean(s0) if s0 else None,
+                  default_top1_sd_across_patterns=statistics.stdev(s0) if len(s0) > 1 else None,
+                  default_seed_gap_mean=statistics.fmean(gaps) if gaps else None)
+    rows.sort(key=lambda r: -(r.get("long") or r.get("default/mean") or 0))
+    table(rows, ["name", "pattern", "softmax", *labels])
     for k, v in taus.items():
-        print(f"kendall tau {k:<22} {v if v is None else round(v, 3)}")
+        print(f"kendall tau {k:<26} {v if v is None else round(v, 3)}")
+    for k, v in spread.items():
+        print(f"{k:<38} {v if v is None else round(v, 4)}")
     train_s = {label: [d["result"].get("train_s") for d in done if d["label"] == label and d["result"].get("train_s")]
                for label in ("long", "default/s0")}
     for label, ts in train_s.items():
@@ -100,6 +119,7 @@ def main() -> None:
           f"target tau >= 0.6")
     write_json(args.out, dict(bench="proxy_fidelity", env=env_info(), wall_s=round(wall, 1), devices=devs,
                               per_device=args.per_gpu, variant=args.variant, budget=args.budget, taus=taus,
+                              spread=spread,
                               rows=rows, default_config=cfg_default.to_dict(), long_config=cfg_long.to_dict(),
                               runs=done))
 

@@ -1,6 +1,7 @@
 """A real `sola-search run` measured: trials per hour, GPU utilization through the run (nvidia-smi
-sampled every second, from the first trial's start to the last trial's end) and per-trial overhead
-(driver-side trial wall time minus the proxy's own training time).
+sampled every second, from the first trial's start to the last trial's end, and from the run's start,
+worker warm-up included) and per-trial overhead (driver-side trial wall time minus the proxy's own
+training time, with the worker's phases: model build, graph capture, evaluation, clean-up).
 
     python bench/search_run.py --out bench/out/search_run.json -- --budget 8softmax --trials 64 ...
     python bench/search_run.py --smoke      # a few micro trials on the CPU
@@ -84,15 +85,37 @@ def main() -> None:
     if not finished:
         print(f"no trial finished (exit status {proc.returncode})")
         sys.exit(1)
+    run_start = min(_ts(e["time"]) for e in events if e["event"] in ("run_started", "run_resumed"))
+    ready = [e for e in events if e["event"] == "worker_ready"]
     first = min(started.values())
     last = max(_ts(e["time"]) for e in finished + failed)
     span = last - first
+    # The issue's per-trial overhead: dispatch, model build (graph capture included), data, result write —
+    # trial wall minus training minus validation (scoring is the measurement, not overhead); also without.
+    def _eval(e: dict) -> float:
+        return (e.get("phases") or {}).get("eval", 0.0)
+
+    over_x = [(e["wall_s"] - e["train_s"] - _eval(e)) / e["wall_s"] for e in finished if e.get("train_s")]
     overhead = [e["wall_s"] - e["train_s"] for e in finished if e.get("train_s") is not None]
     frac = [(e["wall_s"] - e["train_s"]) / e["wall_s"] for e in finished if e.get("train_s")]
-    samples = [s for s in read_samples(smi_path) if first <= s[0] <= last]
-    gpus = sorted({s[1] for s in samples})
-    util = {g: statistics.fmean(s[2] for s in samples if s[1] == g) for g in gpus}
-    busy = {g: sum(s[2] > 0 for s in samples if s[1] == g) / max(1, sum(s[1] == g for s in samples)) for g in gpus}
+    all_samples = read_samples(smi_path)
+
+    def gpu_use(t0: float, t1: float) -> tuple[dict, dict, int]:
+        """Mean utilization and fraction of samples busy (> 0 %) per GPU between t0 and t1."""
+        samples = [s for s in all_samples if t0 <= s[0] <= t1]
+        gpus = sorted({s[1] for s in samples})
+        util = {g: round(statistics.fmean(s[2] for s in samples if s[1] == g), 1) for g in gpus}
+        busy = {g: round(sum(s[2] > 0 for s in samples if s[1] == g) / sum(s[1] == g for s in samples), 3)
+                for g in gpus}
+        return util, busy, len(samples)
+
+    util, busy, n_samples = gpu_use(first, last)
+    util_run, busy_run, _ = gpu_use(run_start, last)
+    phases = {}
+    for name in ("build", "capture", "eval", "cleanup", "data"):
+        vals = [e["phases"][name] for e in finished if e.get("phases") and name in e["phases"]]
+        if vals:
+            phases[name] = round(statistics.median(vals), 3)
     record = dict(
         bench="search_run", args=run_args, exit_status=proc.returncode, wall_s=round(wall, 1),
         trials_finished=len(finished), trials_failed=len(failed), span_s=round(span, 1),
@@ -101,7 +124,14 @@ def main() -> None:
         train_s_median=round(statistics.median(e["train_s"] for e in finished if e.get("train_s") is not None), 2),
         overhead_s_median=round(statistics.median(overhead), 2) if overhead else None,
         overhead_fraction_median=round(statistics.median(frac), 4) if frac else None,
-        gpu_util_mean=util, gpu_busy_fraction=busy, gpu_samples=len(samples),
+        overhead_fraction_no_eval_median=round(statistics.median(over_x), 4) if over_x else None,
+        overhead_fraction_no_eval_mean=round(statistics.fmean(over_x), 4) if over_x else None,
+        gpu_util_mean=util, gpu_busy_fraction=busy, gpu_samples=n_samples,
+        run_span_s=round(last - run_start, 1), trials_per_hour_run=round(len(finished) / (last - run_start) * 3600, 1),
+        gpu_util_mean_run=util_run, gpu_busy_fraction_run=busy_run,
+        workers_ready_s=[round(_ts(e["time"]) - run_start, 1) for e in ready],
+        worker_warm=[{k: e.get(k) for k in ("wall_s", "import_s", "data_s", "kernels_s", "status")} for e in ready],
+        phases_median_s=phases,
         top1_best=max(e["val_top1"] for e in finished),
     )
     for k, v in record.items():
