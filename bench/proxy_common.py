@@ -115,6 +115,46 @@ def kendall_tau(a: list[float], b: list[float]) -> float:
     return (conc - disc) / denom if denom else float("nan")
 
 
+# --- the plain loop a user writes first -----------------------------------------------------------
+def plain_train(pattern, cfg: ProxyConfig, loader, num_classes: int, channels: int, dev: torch.device,
+                item_every: int = 1) -> tuple[torch.nn.Module, list[float], int, float]:
+    """Same model, steps and schedule as the proxy, written the plain way: batches from a DataLoader,
+    fp32, eager, `loss.item()` every `item_every` steps. Returns (model, losses, steps, train seconds)."""
+    import torch.nn.functional as F
+
+    from sola_search.proxies import lr_at
+    from sola_search.space import build_backbone
+
+    torch.manual_seed(cfg.seed)
+    model = build_backbone(cfg.variant, pattern, width=cfg.width, num_classes=num_classes, in_chans=channels,
+                           layer_scale_init=cfg.layer_scale_init, drop_path_rate=cfg.drop_path_rate).to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, cfg) / cfg.lr)
+    model.train()
+    losses, step = [], 0
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    while step < cfg.steps:
+        for x, y in loader:
+            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+            loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad()
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            step += 1
+            if step % item_every == 0 or step == cfg.steps:
+                losses.append(loss.item())
+            if step == cfg.steps:
+                break
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return model, losses, step, time.perf_counter() - t0
+
+
 # --- a pool of worker processes, one or more per device -------------------------------------------
 def _worker(device: str, jobs, results, threads: int) -> None:
     from sola_search.proxies import ProxyConfig, train_proxy

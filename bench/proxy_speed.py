@@ -21,13 +21,12 @@ import math
 import time
 
 import torch
-import torch.nn.functional as F
-from proxy_common import common_args, env_info, overrides, preset, table, write_json
+from proxy_common import common_args, env_info, overrides, plain_train, preset, table, write_json
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
-from sola_search.proxies import ProxyConfig, load_data, lr_at, train_proxy
+from sola_search.proxies import ProxyConfig, load_data, train_proxy
 from sola_search.space import build_backbone, cost_table, get_variant, resolve_pattern
 
 PEAK_TFLOPS = 790.0  # H200 bf16 dense, the figure the issue quotes (8192³ matmul measured 791)
@@ -54,32 +53,7 @@ def plain_loop(pattern, cfg: ProxyConfig, data, workers: int) -> dict:
     loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=workers,
                         pin_memory=dev.type == "cuda", persistent_workers=workers > 0)
     t_setup = time.perf_counter()
-    torch.manual_seed(cfg.seed)
-    model = build_backbone(cfg.variant, pattern, width=cfg.width, num_classes=data.num_classes,
-                           in_chans=data.channels, layer_scale_init=cfg.layer_scale_init).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, cfg) / cfg.lr)
-    model.train()
-    losses, step = [], 0
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    while step < cfg.steps:
-        for x, y in loader:
-            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-            loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-            step += 1
-            if step == cfg.steps:
-                break
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    train_s = time.perf_counter() - t0
+    _, losses, step, train_s = plain_train(pattern, cfg, loader, data.num_classes, data.channels, dev)
     return dict(status="ok" if math.isfinite(losses[-1]) else "nan", train_s=round(train_s, 3),
                 wall_s=round(time.perf_counter() - t_setup, 3), steps=step,
                 images_per_s=round(step * cfg.batch_size / train_s, 1), final_loss=losses[-1], mode="plain fp32 eager")

@@ -47,13 +47,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from proxy_common import common_args, env_info, overrides, preset, table, write_json  # noqa: E402
-from search_run import read_samples, sample_gpus  # noqa: E402
+from proxy_common import common_args, env_info, overrides, plain_train, preset, table, write_json  # noqa: E402
+from search_run import gpu_use, read_samples, sample_gpus  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
-from sola_search.proxies import ProxyConfig, load_data, lr_at  # noqa: E402
-from sola_search.space import build_backbone, get_variant  # noqa: E402
+from sola_search.proxies import ProxyConfig, load_data  # noqa: E402
+from sola_search.space import get_variant  # noqa: E402
 
 
 def block_names(variant: str) -> list[list[str]]:
@@ -106,36 +105,8 @@ def train_pattern(config: dict, cfg: ProxyConfig, data: dict, budget: int, devic
         ds = Augmented(ds, train_x.shape[-1], (-mean / std).flatten().tolist())
     loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=workers,
                         pin_memory=dev.type == "cuda", persistent_workers=workers > 0)
-    torch.manual_seed(cfg.seed)
-    model = build_backbone(cfg.variant, pattern, width=cfg.width, num_classes=data["num_classes"],
-                           in_chans=train_x.shape[1], layer_scale_init=cfg.layer_scale_init,
-                           drop_path_rate=cfg.drop_path_rate).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, cfg) / cfg.lr)
-    log_every = max(1, cfg.steps // cfg.log_points)
-    losses, step = [], 0
-    model.train()
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.time()
-    while step < cfg.steps:
-        for x, y in loader:
-            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-            loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
-            opt.zero_grad()
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            step += 1
-            if step % log_every == 0 or step == cfg.steps:
-                losses.append(loss.item())
-            if step == cfg.steps:
-                break
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    train_s = time.time() - t0
+    model, losses, step, train_s = plain_train(pattern, cfg, loader, data["num_classes"], train_x.shape[1], dev,
+                                               item_every=max(1, cfg.steps // cfg.log_points))
     model.eval()
     correct, n_val = 0, data["val_x"].shape[0]
     with torch.no_grad():
@@ -246,18 +217,8 @@ def main() -> None:
     overhead = [w - m["train_s"] for w, m in zip(walls, trained, strict=True)]
     top1 = [m["val_top1"] for m in trained]
     all_samples = read_samples(smi_path)
-
-    def gpu_use(t0: float, t1: float) -> tuple[dict, dict, int]:
-        """Mean utilization and fraction of samples busy (> 0 %) per GPU between t0 and t1."""
-        samples = [s for s in all_samples if t0 <= s[0] <= t1]
-        ids = sorted({s[1] for s in samples})
-        util = {g: round(statistics.fmean(s[2] for s in samples if s[1] == g), 1) for g in ids}
-        busy = {g: round(sum(s[2] > 0 for s in samples if s[1] == g) / sum(s[1] == g for s in samples), 3)
-                for g in ids}
-        return util, busy, len(samples)
-
-    util, busy, n_samples = gpu_use(first, last)
-    util_fit, busy_fit, _ = gpu_use(t_fit, last)
+    util, busy, n_samples = gpu_use(all_samples, first, last)
+    util_fit, busy_fit, _ = gpu_use(all_samples, t_fit, last)
     summary = dict(
         wall_s=round(wall, 1), trials=len(res), trials_trained=len(trained), trials_skipped=len(res) - len(trained),
         trials_failed=len(errors), span_s=round(span, 1), trials_per_hour=round(len(trained) / span * 3600, 1),

@@ -51,6 +51,15 @@ def read_samples(path: Path) -> list[tuple[float, int, float, float]]:
     return out
 
 
+def gpu_use(samples: list[tuple[float, int, float, float]], t0: float, t1: float) -> tuple[dict, dict, int]:
+    """Mean utilization and the fraction of samples busy (> 0 %) per GPU between t0 and t1."""
+    within = [s for s in samples if t0 <= s[0] <= t1]
+    gpus = sorted({s[1] for s in within})
+    util = {g: round(statistics.fmean(s[2] for s in within if s[1] == g), 1) for g in gpus}
+    busy = {g: round(sum(s[2] > 0 for s in within if s[1] == g) / sum(s[1] == g for s in within), 3) for g in gpus}
+    return util, busy, len(within)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="bench/out/search_run.json")
@@ -99,18 +108,8 @@ def main() -> None:
     overhead = [e["wall_s"] - e["train_s"] for e in finished if e.get("train_s") is not None]
     frac = [(e["wall_s"] - e["train_s"]) / e["wall_s"] for e in finished if e.get("train_s")]
     all_samples = read_samples(smi_path)
-
-    def gpu_use(t0: float, t1: float) -> tuple[dict, dict, int]:
-        """Mean utilization and fraction of samples busy (> 0 %) per GPU between t0 and t1."""
-        samples = [s for s in all_samples if t0 <= s[0] <= t1]
-        gpus = sorted({s[1] for s in samples})
-        util = {g: round(statistics.fmean(s[2] for s in samples if s[1] == g), 1) for g in gpus}
-        busy = {g: round(sum(s[2] > 0 for s in samples if s[1] == g) / sum(s[1] == g for s in samples), 3)
-                for g in gpus}
-        return util, busy, len(samples)
-
-    util, busy, n_samples = gpu_use(first, last)
-    util_run, busy_run, _ = gpu_use(run_start, last)
+    util, busy, n_samples = gpu_use(all_samples, first, last)
+    util_run, busy_run, _ = gpu_use(all_samples, run_start, last)
     phases = {}
     for name in ("build", "capture", "eval", "cleanup", "data"):
         vals = [e["phases"][name] for e in finished if e.get("phases") and name in e["phases"]]
