@@ -16,6 +16,7 @@ trials per hour sets the default GPU fraction per trial (1/count).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
 import statistics
 import time
@@ -38,7 +39,7 @@ def _run(rank: int, pattern: str, cfg_dict: dict, barrier, results) -> None:
     results.put(dict(rank=rank, pattern=pattern, t0=t0, t1=time.time(), result=r))
 
 
-def _threads(k: int, patterns: list[str], cfg_dict: dict, results) -> None:
+def _threads(k: int, patterns: list[str], cfg_dict: dict, results, profile: str | None = None) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     import torch
@@ -56,16 +57,26 @@ def _threads(k: int, patterns: list[str], cfg_dict: dict, results) -> None:
         r = train_proxy(patterns[i % len(patterns)], cfg, data).to_dict()
         return dict(rank=i, pattern=patterns[i % len(patterns)], t0=t0, t1=time.time(), result=r)
 
-    with ThreadPoolExecutor(k) as pool:
-        for item in pool.map(one, range(k)):
-            results.put(item)
+    tracing = contextlib.nullcontext()
+    if profile:  # a Chrome trace: the GPU timeline of every stream (CPU ops of this thread only)
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as torch_profile
+
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+        tracing = torch_profile(activities=acts, with_stack=False)
+    with tracing as prof, ThreadPoolExecutor(k) as pool:
+        items = list(pool.map(one, range(k)))
+    if profile:
+        prof.export_chrome_trace(profile)
+    for item in items:
+        results.put(item)
 
 
-def run_count(k: int, patterns: list[str], cfg_dict: dict, mode: str = "processes") -> dict:
+def run_count(k: int, patterns: list[str], cfg_dict: dict, mode: str = "processes", profile: str | None = None) -> dict:
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(k), ctx.Queue()
     if mode == "threads":
-        procs = [ctx.Process(target=_threads, args=(k, patterns, cfg_dict, results))]
+        procs = [ctx.Process(target=_threads, args=(k, patterns, cfg_dict, results, profile))]
     else:
         procs = [ctx.Process(target=_run, args=(i, patterns[i % len(patterns)], cfg_dict, barrier, results))
                  for i in range(k)]
@@ -95,6 +106,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=600, help="steps of each run (default 600)")
     ap.add_argument("--device", default="cuda:0")
     ap.add_argument("--modes", default="processes", help="processes, threads or both (comma-separated)")
+    ap.add_argument("--profile", metavar="PREFIX", help="threads mode: write a Chrome trace per count, "
+                    "PREFIX-<count>.json (use few --steps: a trace holds every kernel)")
     args = ap.parse_args()
 
     over = overrides(args)
@@ -114,7 +127,8 @@ def main() -> None:
     rows = []
     for mode in args.modes.split(","):
         for k in counts:
-            row = run_count(k, pats, cfg.to_dict(), mode)
+            trace = f"{args.profile}-{k}.json" if args.profile and mode == "threads" else None
+            row = run_count(k, pats, cfg.to_dict(), mode, trace)
             rows.append(row)
             print(f"  {mode}: {k} at once: {row['aggregate_images_per_s']:,.0f} images/s aggregate, "
                   f"{row['span_s']}s span, {row['failures'] or 'no failures'}", flush=True)

@@ -44,7 +44,9 @@ class ProxyConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     channels_last: bool = True
     amp: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
-    cuda_graphs: bool = True  # capture forward+backward as CUDA graphs (launch-bound small models)
+    cuda_graphs: bool = True  # capture the whole training step as a CUDA graph (launch-bound small models)
+    build_on_device: bool = False  # create and initialise the weights on the GPU (its RNG) instead of copying
+    #   a CPU-built model over; a lever for the per-trial build time (docs/performance.md), not measured yet
     compile: bool = False  # torch.compile instead of CUDA graphs; compile time rarely pays back
 
     def __post_init__(self) -> None:

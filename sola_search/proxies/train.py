@@ -192,7 +192,8 @@ def _train_on(pattern: Pattern, cfg: ProxyConfig, data: ProxyData, res: ProxyRes
 
     # model
     t_build = time.perf_counter()
-    with _BUILD_LOCK:
+    on_device = torch.device(dev) if cuda and cfg.build_on_device else contextlib.nullcontext()
+    with _BUILD_LOCK, on_device:
         torch.manual_seed(cfg.seed)
         model = build_backbone(cfg.variant, pattern, width=cfg.width, num_classes=data.num_classes,
                                in_chans=data.channels, layer_scale_init=cfg.layer_scale_init,
