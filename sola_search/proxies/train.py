@@ -131,7 +131,7 @@ def _describe(dev: torch.device) -> str:
 _SETTINGS_LOCK = threading.Lock()
 _SETTINGS_USERS = [0, None]  # runs inside `_speed_settings` now, the settings to restore after the last
 _BUILD_LOCK = threading.Lock()  # the global RNG: each run's seed → its weights, also with runs in threads
-_CAPTURE_LOCK = threading.Lock()
+_CAPTURE_LOCK = threading.Lock()  # one graph capture at a time per process
 _THREAD = threading.local()  # each thread's own CUDA stream, kept: streams come from a small shared pool
 
 
