@@ -255,3 +255,15 @@ def test_in_chans_and_bad_inputs():
         build_backbone("micro", "LL-LL-LLLL-S")
     with pytest.raises(SolaError, match="width multiplier 0"):
         build_backbone("micro", width=0)
+
+
+def test_a_custom_variant_scales_and_builds():
+    from sola_search.space import Variant
+
+    custom = Variant("wide-micro", (32, 64, 128, 256), (1, 1, 2, 1), (1, 2, 4, 8))
+    half = custom.scaled(0.5)
+    assert half.dims == (16, 32, 64, 128) and half.depths == custom.depths and half.width == 0.5
+    model = build_backbone(custom, "L-S-LS-S", width=0.5, num_classes=3)
+    assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 3)
+    with pytest.raises(SolaError, match="already scaled"):
+        half.scaled(0.25)

@@ -33,7 +33,11 @@ class Variant:
             raise SolaError(f"width multiplier {width!r}: expected a number in (0, 1]")
         if width == self.width:
             return self
-        base = VARIANTS[self.name]
+        # Scale from the full-width dims: a built-in's, or a custom full-width variant's own.
+        base = VARIANTS.get(self.name) or (self if self.width == 1 else None)
+        if base is None:
+            raise SolaError(f"variant {self.name!r} is already scaled to width {self.width} and is not a built-in "
+                            "variant: scale the full-width variant instead")
         dims = tuple(max(1, round(d * width / (8 * h))) * 8 * h for d, h in zip(base.dims, base.heads, strict=True))
         return replace(base, dims=dims, width=width)
 
