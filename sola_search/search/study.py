@@ -13,7 +13,7 @@ from sola_search.errors import SolaError, redact_url
 METRIC_NAMES = ["val_top1", "gmacs"]
 DIRECTIONS = ["maximize", "minimize"]
 # Study attributes that define what a run searches; resuming with other values is refused.
-IDENTITY = ("variant", "budget", "resolution")
+STUDY_IDENTITY = ("variant", "budget", "resolution")
 
 
 def storage_for(url: str) -> optuna.storages.BaseStorage:
@@ -32,7 +32,7 @@ def open_study(storage: optuna.storages.BaseStorage, name: str, sampler: optuna.
                                 load_if_exists=True)
     old = study.user_attrs
     if old:
-        for key in IDENTITY:
+        for key in STUDY_IDENTITY:
             if key in old and old[key] != attrs[key]:
                 raise SolaError(f"study {name} searches {key} {old[key]!r}, not {attrs[key]!r}: "
                                 f"use another --name, or resume it as it is")
