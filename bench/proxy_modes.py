@@ -13,7 +13,7 @@ import argparse
 
 from proxy_common import common_args, env_info, overrides, preset, table, write_json
 
-from sola_search.proxies import load_data, train_proxy
+from sola_search.proxies import load_proxy_data, train_proxy
 
 
 def main() -> None:
@@ -22,7 +22,7 @@ def main() -> None:
     ap.add_argument("--pattern", default="last-8")
     args = ap.parse_args()
     cfg = preset("default", overrides(args))
-    data = load_data(cfg.data, cfg.resolution, cfg.device, cfg.val_fraction, cfg.split_seed)
+    data = load_proxy_data(cfg)
     runs = [("graphs (first in process)", cfg), ("eager", cfg.replace(cuda_graphs=False)),
             ("graphs (warm process)", cfg), ("graphs, no augmentation", cfg.replace(augment=False)),
             ("graphs, weights built on the GPU", cfg.replace(build_on_device=True))]

@@ -27,12 +27,12 @@ from proxy_common import common_args, env_info, overrides, preset, table, write_
 def _run(rank: int, pattern: str, cfg_dict: dict, barrier, results) -> None:
     import torch
 
-    from sola_search.proxies import ProxyConfig, load_data, train_proxy
+    from sola_search.proxies import ProxyConfig, load_proxy_data, train_proxy
 
     cfg = ProxyConfig.from_dict(cfg_dict)
     if cfg.device.startswith("cuda"):
         torch.cuda.set_device(torch.device(cfg.device))
-    data = load_data(cfg.data, cfg.resolution, cfg.device, cfg.val_fraction, cfg.split_seed)
+    data = load_proxy_data(cfg)
     barrier.wait()
     t0 = time.time()
     r = train_proxy(pattern, cfg, data).to_dict()
@@ -44,12 +44,12 @@ def _threads(k: int, patterns: list[str], cfg_dict: dict, results, profile: str 
 
     import torch
 
-    from sola_search.proxies import ProxyConfig, load_data, train_proxy
+    from sola_search.proxies import ProxyConfig, load_proxy_data, train_proxy
 
     cfg = ProxyConfig.from_dict(cfg_dict)
     if cfg.device.startswith("cuda"):
         torch.cuda.set_device(torch.device(cfg.device))
-    data = load_data(cfg.data, cfg.resolution, cfg.device, cfg.val_fraction, cfg.split_seed)
+    data = load_proxy_data(cfg)
     train_proxy(patterns[0], cfg.replace(steps=2, warmup_steps=1, log_points=1), data)  # the worker's warm-up
 
     def one(i: int) -> dict:

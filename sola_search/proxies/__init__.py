@@ -3,10 +3,18 @@
 Knows nothing of Optuna or Ray: `train_proxy(pattern, config) -> ProxyResult` is the whole contract."""
 
 from sola_search.proxies.config import PRESETS, ProxyConfig, get_preset
-from sola_search.proxies.data import ProxyData, augment_batch, check_data, clear_cache, load_data, resolve_device
+from sola_search.proxies.data import (
+    ProxyData,
+    augment_batch,
+    check_data,
+    clear_cache,
+    load_data,
+    load_proxy_data,
+    resolve_device,
+)
 from sola_search.proxies.train import STATUSES, ProxyResult, lr_at, train_proxy
 
 __all__ = [
     "PRESETS", "STATUSES", "ProxyConfig", "ProxyData", "ProxyResult", "augment_batch", "check_data", "clear_cache",
-    "get_preset", "load_data", "lr_at", "resolve_device", "train_proxy",
+    "get_preset", "load_data", "load_proxy_data", "lr_at", "resolve_device", "train_proxy",
 ]

@@ -14,12 +14,16 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from sola_search.errors import SolaError
+
+if TYPE_CHECKING:
+    from sola_search.proxies.config import ProxyConfig
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
@@ -133,6 +137,20 @@ def load_data(spec: str = "fashion-mnist", resolution: int = 32, device: str | t
     return _CACHE[key]
 
 
+def load_proxy_data(cfg: ProxyConfig, device: str | torch.device | None = None) -> ProxyData:
+    """`load_data` with everything a proxy config says about its data (on `device`, or the config's)."""
+    return load_data(cfg.data, cfg.resolution, cfg.device if device is None else device, cfg.val_fraction,
+                     cfg.split_seed, cfg.test, cfg.task)
+
+
+def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and standard deviation, in [0, 1], of uint8 N×C×H×W images."""
+    xf = x.float()
+    mean = tuple((xf.mean(dim=(0, 2, 3)) / 255).tolist())
+    std = tuple((xf.std(dim=(0, 2, 3)).clamp_min(1e-3) / 255).tolist())
+    return mean, std
+
+
 def _load(spec: str, resolution: int, dev: torch.device, val_fraction: float, seed: int, test: bool) -> ProxyData:
     kind, _, arg = spec.partition(":")
     if kind == "fashion-mnist":
@@ -159,10 +177,7 @@ def _load(spec: str, resolution: int, dev: torch.device, val_fraction: float, se
     if need_test:  # no separate test set: carve one, disjoint from validation
         xt, yt = x[test_i], y[test_i]
     train_x = _to_device(x[np.sort(train_i)], resolution, dev)
-    xf = train_x.float()
-    mean = tuple((xf.mean(dim=(0, 2, 3)) / 255).tolist())
-    std = tuple((xf.std(dim=(0, 2, 3)).clamp_min(1e-3) / 255).tolist())
-    del xf
+    mean, std = channel_stats(train_x)
     data = ProxyData(
         spec=spec, resolution=resolution, device=dev,
         train_x=train_x, train_y=torch.as_tensor(y[np.sort(train_i)], dtype=torch.int64, device=dev),

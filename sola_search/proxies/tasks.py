@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from sola_search.errors import SolaError
-from sola_search.proxies.data import ProxyData, augment_batch
+from sola_search.proxies.data import ProxyData, augment_batch, channel_stats
 
 TASKS = ("classify", "pointer", "sum")
 GRID = 3  # tiles per side of a mosaic
@@ -48,7 +48,6 @@ class MosaicData(ProxyData):
     batch on the device; validation/test canvases composed once. `train_x` holds the tiles."""
 
     task: str = "pointer"
-    tile: int = 0
 
     def batches(self, batch_size: int, generator: torch.Generator, augment: bool = True,
                 limit: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -111,12 +110,9 @@ def mosaic_data(base: ProxyData, task: str, resolution: int, seed: int) -> Mosai
     val_x, val_y = compose(task, base.val_x, base.val_y, base.val_x.shape[0], base.num_classes, resolution, gen)
     data = MosaicData(spec=base.spec, resolution=resolution, device=base.device, train_x=base.train_x,
                       train_y=base.train_y, val_x=val_x, val_y=val_y, num_classes=base.num_classes,
-                      mean=base.mean, std=base.std, classes=base.classes, task=task, tile=base.resolution)
+                      mean=base.mean, std=base.std, classes=base.classes, task=task)
     if base.test_x is not None and base.test_x.shape[0] >= GRID * GRID:
         data.test_x, data.test_y = compose(task, base.test_x, base.test_y, base.test_x.shape[0],
                                            base.num_classes, resolution, gen)
-    # Per-channel statistics of composed canvases (blank margins and cues included).
-    xf = val_x.float()
-    data.mean = tuple((xf.mean(dim=(0, 2, 3)) / 255).tolist())
-    data.std = tuple((xf.std(dim=(0, 2, 3)).clamp_min(1e-3) / 255).tolist())
+    data.mean, data.std = channel_stats(val_x)  # of composed canvases: blank margins and cues included
     return data

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from sola_search.errors import SolaError, is_oom, one_line
 from sola_search.proxies.config import ProxyConfig, get_preset
-from sola_search.proxies.data import ProxyData, load_data, resolve_device
+from sola_search.proxies.data import ProxyData, load_proxy_data, resolve_device
 from sola_search.space.backbone import Attention, build_backbone, resolve_pattern
 from sola_search.space.pattern import Pattern
 
@@ -104,7 +104,7 @@ def train_proxy(pattern: str | Pattern, config: ProxyConfig | None = None,
         raise SolaError(f"data for task {getattr(data, 'task', 'classify')} given for a proxy of task {cfg.task}")
     try:
         if data is None:  # missing or malformed data is a SolaError; running out of memory here is 'oom'
-            data = load_data(cfg.data, cfg.resolution, dev, cfg.val_fraction, cfg.split_seed, cfg.test, cfg.task)
+            data = load_proxy_data(cfg, dev)
         res.phases["data"] = round(time.perf_counter() - t0, 3)
         with _speed_settings(dev):
             _train(pattern, cfg, data, res)
@@ -238,9 +238,10 @@ def _train_on(pattern: Pattern, cfg: ProxyConfig, data: ProxyData, res: ProxyRes
         model, res.mode = torch.compile(model), "compile"
     elif cuda and cfg.cuda_graphs:
         try:
+            shapes = (tuple(first[0].shape), str(dev), bf16, cfg.variant, cfg.width)
             graphed = _capture(eager_step, opt, data.normalize(first[0], cfg.channels_last), first[1], lr_t,
-                               warm=(tuple(first[0].shape), str(dev), bf16, cfg.variant, cfg.width) in _CAPTURED)
-            _CAPTURED.add((tuple(first[0].shape), str(dev), bf16, cfg.variant, cfg.width))
+                               warm=shapes in _CAPTURED)
+            _CAPTURED.add(shapes)
             res.mode = "cuda-graphs"
         except Exception as e:  # noqa: BLE001 — eager still works; say why graphs did not
             if is_oom(e):

@@ -66,12 +66,12 @@ class ProxyWorker:
         dataset on the device, and one two-step run through every kernel a trial uses (cuDNN's
         autotuning and lazily loaded kernels are then cached for the process). Returns seconds."""
         t0 = time.perf_counter()
-        from sola_search.proxies import ProxyConfig, load_data, train_proxy
+        from sola_search.proxies import ProxyConfig, load_proxy_data, train_proxy
         from sola_search.space import get_variant
 
         cfg = ProxyConfig.from_dict(config)
         t1 = time.perf_counter()
-        data = load_data(cfg.data, cfg.resolution, cfg.device, cfg.val_fraction, cfg.split_seed, cfg.test, cfg.task)
+        data = load_proxy_data(cfg)
         t2 = time.perf_counter()
         # Alternating mixers: both kinds run in every stage, at every stage's shapes.
         mixed = "-".join("".join("LS"[i % 2] for i in range(d)) for d in get_variant(cfg.variant).depths)
