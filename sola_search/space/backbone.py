@@ -210,6 +210,17 @@ class SolaVision(nn.Module):
         self.head = ClassifierHead(self.num_features, num_classes, global_pool, drop_rate)
         self.apply(self._init_weights)
 
+    def set_pattern(self, pattern: str | Pattern) -> SolaVision:
+        """Switch every block's mixer to `pattern`'s choice, in place. Both mixers own the same
+        parameters, so the weights stay as they are: one model serves every pattern (a proxy worker
+        reuses its models instead of building one per trial)."""
+        pattern = resolve_pattern(pattern, self.variant)
+        blocks = [b for stage in self.stages for b in stage.blocks]
+        for block, c in zip(blocks, "".join(pattern.stages), strict=True):
+            block.attn.kind = "softmax" if c == SOFTMAX else "linear"
+        self.pattern = pattern
+        return self
+
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
         if isinstance(m, nn.Linear):
