@@ -23,6 +23,7 @@ from sola_search.proxies import (
     get_preset,
     load_data,
     lr_at,
+    train_proxies,
     train_proxy,
 )
 from sola_search.proxies import train as train_mod
@@ -219,6 +220,60 @@ def test_runs_in_threads_match_runs_one_after_the_other(npz_file):
         assert a.train_curve == b.train_curve and (a.val_top1, a.val_loss) == (b.val_top1, b.val_loss)
 
 
+def test_a_pack_trains_each_pattern_as_it_would_alone(npz_file):
+    """`train_proxies`: same batches, same seeds, same arithmetic: each result is the run alone."""
+    cfg = tiny(f"npz:{npz_file}", resolution=20, eval_every=3)
+    patterns = ["LL-LS-LSLL-SS", "SS-LL-LLLL-LS", "all-linear"]
+    together = train_proxies(patterns, cfg)
+    for p, b in zip(patterns, together, strict=True):
+        a = train_proxy(p, cfg)
+        assert a.status == b.status == "ok", (a.reason, b.reason)
+        assert a.train_curve == b.train_curve and a.val_curve == b.val_curve
+        assert (a.val_top1, a.val_loss, a.steps) == (b.val_top1, b.val_loss, b.steps)
+        assert b.pattern == a.pattern and b.packed == 3 and a.packed == 1
+        assert set(b.phases) == {"data", "build", "capture", "train", "eval", "cleanup"}
+    with pytest.raises(SolaError, match="no patterns"):
+        train_proxies([], cfg)
+
+
+def test_a_diverging_model_ends_as_nan_and_the_pack_goes_on(npz_file, monkeypatch):
+    build = train_mod.build_backbone
+    calls = [0]
+
+    def poisoned(*args, **kw):  # one pattern's logits turn to inf from its third forward on
+        def hook(module, inputs, out):
+            if str(module.pattern) != "SS-LL-LLLL-LS":
+                return out
+            calls[0] += 1
+            return out * float("inf") if calls[0] >= 3 else out
+
+        model = build(*args, **kw)
+        model.register_forward_hook(hook)
+        return model
+
+    monkeypatch.setattr(train_mod._THREAD, "models", train_mod._ModelPool(), raising=False)  # no kept models
+    monkeypatch.setattr(train_mod, "build_backbone", poisoned)
+    cfg = tiny(f"npz:{npz_file}", resolution=20, steps=8)
+    good, bad = train_proxies(["LL-LS-LSLL-SS", "SS-LL-LLLL-LS"], cfg)
+    assert bad.status == "nan" and "not finite" in bad.reason and bad.steps < 8 and bad.val_top1 is None
+    assert good.status == "ok" and good.steps == 8 and good.val_top1 is not None
+    monkeypatch.setattr(train_mod._THREAD, "models", train_mod._ModelPool())
+    monkeypatch.setattr(train_mod, "build_backbone", build)
+    assert train_proxy("LL-LS-LSLL-SS", cfg).train_curve == good.train_curve
+
+
+def test_kept_models_start_from_the_seeds_weights(npz_file, monkeypatch):
+    """A worker reuses its models: a run on a kept model is the run on a freshly built one."""
+    cfg = tiny(f"npz:{npz_file}", resolution=20)
+    monkeypatch.setattr(train_mod._THREAD, "models", train_mod._ModelPool(), raising=False)
+    fresh = train_proxy("SS-LL-LLLL-LS", cfg)
+    train_proxy("LL-LL-LLLL-LL", cfg.replace(lr=0.5))  # trains the kept model hard, with other mixers
+    kept = train_proxy("SS-LL-LLLL-LS", cfg)
+    pool = train_mod._THREAD.models
+    assert sum(len(v) for v in pool.spare.values()) == 1 and not pool.lent  # one model, back in the pool
+    assert (kept.train_curve, kept.val_top1, kept.val_loss) == (fresh.train_curve, fresh.val_top1, fresh.val_loss)
+
+
 # --- tasks: mosaics whose label needs the whole image -------------------------------------------------
 def test_pointer_and_sum_labels_follow_their_tiles():
     from sola_search.proxies.tasks import compose
@@ -281,6 +336,7 @@ def test_raised_error_and_oom_are_statuses(npz_file, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("boom\nsecond line")
 
+    monkeypatch.setattr(train_mod._THREAD, "models", train_mod._ModelPool(), raising=False)  # builds, none kept
     monkeypatch.setattr(train_mod, "build_backbone", boom)
     r = train_proxy("all-linear", tiny(f"npz:{npz_file}", resolution=20))
     assert (r.status, r.reason) == ("error", "RuntimeError: boom")

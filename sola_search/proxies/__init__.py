@@ -1,6 +1,7 @@
 """How good a pattern is, cheaply: proxy datasets, the short proxy training run and its presets.
 
-Knows nothing of Optuna or Ray: `train_proxy(pattern, config) -> ProxyResult` is the whole contract."""
+Knows nothing of Optuna or Ray: `train_proxy(pattern, config) -> ProxyResult` is the whole contract
+(`train_proxies` trains a pack of patterns together, one result each)."""
 
 from sola_search.proxies.config import PRESETS, ProxyConfig, get_preset
 from sola_search.proxies.data import (
@@ -12,9 +13,9 @@ from sola_search.proxies.data import (
     load_proxy_data,
     resolve_device,
 )
-from sola_search.proxies.train import STATUSES, ProxyResult, lr_at, train_proxy
+from sola_search.proxies.train import STATUSES, ProxyResult, lr_at, train_proxies, train_proxy
 
 __all__ = [
     "PRESETS", "STATUSES", "ProxyConfig", "ProxyData", "ProxyResult", "augment_batch", "check_data", "clear_cache",
-    "get_preset", "load_data", "load_proxy_data", "lr_at", "resolve_device", "train_proxy",
+    "get_preset", "load_data", "load_proxy_data", "lr_at", "resolve_device", "train_proxies", "train_proxy",
 ]

@@ -9,10 +9,13 @@ Speed on a GPU (the proxy model is small, so a step is launch-bound, not FLOP-bo
 lives on the device as uint8 and is augmented there; the training step is captured once as a CUDA
 graph — forward, backward, clipping and the fused AdamW step in one graph launch instead of ~2,000
 kernel launches; the loss is read back one logging interval late through pinned memory, so the
-host never waits for the device inside the loop. Runs may share a process in threads (each its own
-seed's run: the weights are built under a lock; on a GPU each thread has its own CUDA stream and
-captures thread-locally), though on a GPU such threads starve each other today (docs/performance.md):
-a search runs one trial per worker process."""
+host never waits for the device inside the loop.
+
+One proxy model is far too small to fill a GPU, and processes sharing one take turns on it. So
+`train_proxies` trains a pack of patterns together on the same batches, every model's step a
+branch of the one graph, and their kernels overlap (docs/performance.md: "Packs"). Runs may also
+share a process in threads (the weights are built under a lock; each thread has its own CUDA
+streams and captures thread-locally), though on a GPU such threads starve each other."""
 
 from __future__ import annotations
 
@@ -37,9 +40,10 @@ from sola_search.space.pattern import Pattern
 
 STATUSES = ("ok", "nan", "oom", "error")
 
-# Input shapes this process has captured before: cuDNN's autotuning and lazily loaded kernels are
-# then cached, so one warm-up iteration before capture is enough instead of three.
-_CAPTURED: set[tuple] = set()
+# Input shapes this process has captured before → the largest pack captured with them: cuDNN's
+# autotuning, lazily loaded kernels and each stream's cuBLAS workspace are then in place, so a pack
+# no larger is captured without eager warm-up steps (else three first).
+_CAPTURED: dict[tuple, int] = {}
 
 
 @dataclass
@@ -66,6 +70,7 @@ class ProxyResult:
     pattern: str = ""
     variant: str = ""
     params: int = 0
+    packed: int = 1  # models trained together in this call (`train_proxies`); phases and wall are theirs
 
     @property
     def ok(self) -> bool:
@@ -93,33 +98,61 @@ def train_proxy(pattern: str | Pattern, config: ProxyConfig | None = None,
 
     `data` (from `load_data`) is optional: without it the config's data spec is loaded (and cached
     for the process). Given data decides the device. Raises `SolaError` only for bad input."""
+    return train_proxies([pattern], config, data)[0]
+
+
+def train_proxies(patterns: list[str | Pattern], config: ProxyConfig | None = None,
+                  data: ProxyData | None = None) -> list[ProxyResult]:
+    """Train several patterns' proxies together, one result each, as `train_proxy` would alone.
+
+    Why: one proxy is too small to fill a GPU, and runs in separate processes take turns on it.
+    Here the models see the same batches (one seeded stream, drawn and augmented once) and, on a
+    GPU, one CUDA graph holds every model's training step on its own stream, so their small kernels
+    run side by side. Each model's weights, batches and arithmetic are those of its run alone. A run
+    that diverges ends as `nan` without stopping the others; an exception ends them all."""
     t0 = time.perf_counter()
     cfg = config if config is not None else get_preset("default" if torch.cuda.is_available() else "quick")
-    pattern = resolve_pattern(pattern, cfg.variant)
+    if not patterns:
+        raise SolaError("no patterns to train")
+    patterns = [resolve_pattern(p, cfg.variant) for p in patterns]
     dev = data.device if data is not None else resolve_device(cfg.device)
-    res = ProxyResult(status="ok", device=_describe(dev), pattern=str(pattern), variant=cfg.variant)
+    results = [ProxyResult(status="ok", device=_describe(dev), pattern=str(p), variant=cfg.variant,
+                           packed=len(patterns)) for p in patterns]
     if data is not None and data.resolution != cfg.resolution:
         raise SolaError(f"data at {data.resolution}px given for a proxy at {cfg.resolution}px")
     if data is not None and getattr(data, "task", "classify") != cfg.task:
         raise SolaError(f"data for task {getattr(data, 'task', 'classify')} given for a proxy of task {cfg.task}")
+    phases: dict[str, float] = {}
     try:
         if data is None:  # missing or malformed data is a SolaError; running out of memory here is 'oom'
             data = load_proxy_data(cfg, dev)
-        res.phases["data"] = round(time.perf_counter() - t0, 3)
+        phases["data"] = round(time.perf_counter() - t0, 3)
         with _speed_settings(dev):
-            _train(pattern, cfg, data, res)
+            _train(patterns, cfg, data, results, phases)
     except SolaError:
         raise
     except Exception as e:  # noqa: BLE001 — a worker must survive whatever a training run does
-        res.status, res.reason = ("oom" if is_oom(e) else "error"), one_line(e)
+        for res in results:
+            res.status, res.reason = ("oom" if is_oom(e) else "error"), one_line(e)
     finally:
         t_clean = time.perf_counter()
-        gc.collect()  # graphed modules hold their graphs in reference cycles
-        if dev.type == "cuda" and res.status == "oom":
-            torch.cuda.empty_cache()  # otherwise the cached blocks serve the next run in this process
-        res.phases["cleanup"] = round(time.perf_counter() - t_clean, 3)
-        res.wall_s = round(time.perf_counter() - t0, 3)
-    return res
+        if any(r.status != "ok" for r in results):
+            gc.collect()  # an exception's traceback holds the run's frames, and their tensors, in cycles
+        if dev.type == "cuda" and (any(r.status == "oom" for r in results) or _memory_low(dev)):
+            # A dead graph's private memory pool returns to the device only here, and a capture cannot
+            # free memory: without this a worker's graphs fill the GPU, pack after pack.
+            torch.cuda.empty_cache()
+        phases["cleanup"] = round(time.perf_counter() - t_clean, 3)
+        for res in results:
+            res.phases = dict(phases)
+            res.wall_s = round(time.perf_counter() - t0, 3)
+    return results
+
+
+def _memory_low(dev: torch.device) -> bool:
+    """Less than a quarter of the device's memory free (all processes on it counted)."""
+    free, total = torch.cuda.mem_get_info(dev)
+    return free < total / 4
 
 
 def _describe(dev: torch.device) -> str:
@@ -132,14 +165,15 @@ _SETTINGS_LOCK = threading.Lock()
 _SETTINGS_USERS = [0, None]  # runs inside `_speed_settings` now, the settings to restore after the last
 _BUILD_LOCK = threading.Lock()  # the global RNG: each run's seed → its weights, also with runs in threads
 _CAPTURE_LOCK = threading.Lock()  # one graph capture at a time per process
-_THREAD = threading.local()  # each thread's own CUDA stream, kept: streams come from a small shared pool
+_THREAD = threading.local()  # each thread's CUDA streams, kept: streams come from a small shared pool
 
 
-def _thread_stream(dev: torch.device) -> torch.cuda.Stream:
-    streams = _THREAD.__dict__.setdefault("streams", {})
-    if dev not in streams:
-        streams[dev] = torch.cuda.Stream(dev)
-    return streams[dev]
+def _thread_streams(dev: torch.device, n: int) -> list[torch.cuda.Stream]:
+    """This thread's own stream (index 0) and n side streams, one per model of a pack."""
+    streams = _THREAD.__dict__.setdefault("streams", {}).setdefault(dev, [])
+    while len(streams) < n + 1:
+        streams.append(torch.cuda.Stream(dev))
+    return streams[: n + 1]
 
 
 @contextlib.contextmanager
@@ -165,187 +199,330 @@ def _speed_settings(dev: torch.device):
                 torch.backends.cudnn.benchmark = _SETTINGS_USERS[1][1]
 
 
-def _train(pattern: Pattern, cfg: ProxyConfig, data: ProxyData, res: ProxyResult) -> None:
-    """On a GPU the run goes on its thread's own CUDA stream (never the legacy default stream, which a
-    graph capture may not use and which would serialise runs in threads)."""
+class _Fork:
+    """Run one function per model side by side: on a GPU each on its own stream, forked from and
+    joined back to the run's stream (inside a capture that makes parallel branches of one graph);
+    on the CPU one after the other."""
+
+    def __init__(self, dev: torch.device, n: int):
+        self.streams = _thread_streams(dev, n) if dev.type == "cuda" else None
+
+    @property
+    def main(self) -> torch.cuda.Stream | None:
+        return self.streams[0] if self.streams else None
+
+    def __call__(self, fns: list) -> list:
+        if self.streams is None:
+            return [fn() for fn in fns]
+        main, outs = self.streams[0], []
+        for fn, side in zip(fns, self.streams[1:], strict=False):
+            side.wait_stream(main)
+            with torch.cuda.stream(side):
+                outs.append(fn())
+        for side in self.streams[1 : len(fns) + 1]:
+            main.wait_stream(side)
+        return outs
+
+
+@dataclass
+class _Model:
+    """One pattern's run inside a pack: its model, optimizer, training step and result."""
+
+    res: ProxyResult
+    model: torch.nn.Module
+    params: list
+    opt: torch.optim.Optimizer
+    step: Any = None  # (x, y) -> loss: eager, compiled or replaced by the pack's graph
+    loss_acc: torch.Tensor | None = None
+    n_acc: int = 0
+    pending: deque = field(default_factory=deque)  # (step, host loss, event): read one interval late
+    diverged: bool = False
+
+
+def _train(patterns: list[Pattern], cfg: ProxyConfig, data: ProxyData, results: list[ProxyResult],
+           phases: dict[str, float]) -> None:
+    """On a GPU the pack runs on its thread's own CUDA stream (never the legacy default stream, which
+    a graph capture may not use and which would serialise runs in threads)."""
     dev = data.device
     if dev.type != "cuda":
-        return _train_on(pattern, cfg, data, res)
+        return _train_on(patterns, cfg, data, results, phases)
     torch.cuda.set_device(dev)
-    with torch.cuda.stream(_thread_stream(dev)):
-        return _train_on(pattern, cfg, data, res)
+    with torch.cuda.stream(_thread_streams(dev, 0)[0]):
+        return _train_on(patterns, cfg, data, results, phases)
 
 
-def _train_on(pattern: Pattern, cfg: ProxyConfig, data: ProxyData, res: ProxyResult) -> None:
+def _train_on(patterns: list[Pattern], cfg: ProxyConfig, data: ProxyData, results: list[ProxyResult],
+              phases: dict[str, float]) -> None:
     dev = data.device
     cuda = dev.type == "cuda"
-    stream = torch.cuda.current_stream(dev) if cuda else None
+    fork = _Fork(dev, len(patterns))
     bf16 = cfg.amp == "bf16" or (cfg.amp == "auto" and cuda)
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     if cuda:
         torch.cuda.reset_peak_memory_stats(dev)  # process-wide: shared by runs in threads
 
-    # data: endless augmented batches drawn on the device from a seeded generator
+    # data: endless augmented batches drawn on the device from a seeded generator, shared by the pack
     gen = torch.Generator(device=dev)
     gen.manual_seed(cfg.seed)
     batches = data.batches(cfg.batch_size, gen, cfg.augment, cfg.max_train)
 
-    # model
-    t_build = time.perf_counter()
-    on_device = torch.device(dev) if cuda and cfg.build_on_device else contextlib.nullcontext()
-    with _BUILD_LOCK, on_device:
-        torch.manual_seed(cfg.seed)
-        model = build_backbone(cfg.variant, pattern, width=cfg.width, num_classes=data.num_classes,
-                               in_chans=data.channels, layer_scale_init=cfg.layer_scale_init,
-                               drop_path_rate=cfg.drop_path_rate)
-        if cfg.qk_init > 0:
-            _init_qk(model, cfg.qk_init)
-    model = model.to(dev, memory_format=fmt).train()
-    res.params = sum(p.numel() for p in model.parameters())
-
-    # optimizer: AdamW, no weight decay on norms, biases and layer scales. On a GPU the learning
-    # rate is a device tensor, so the whole step (optimizer included) can be one CUDA graph.
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [dict(params=[p for p in params if p.ndim > 1], weight_decay=cfg.weight_decay),
-              dict(params=[p for p in params if p.ndim <= 1], weight_decay=0.0)]
-    lr_t = torch.full((), cfg.lr, device=dev) if cuda else None
-    opt = torch.optim.AdamW(groups, lr=lr_t if cuda else cfg.lr, betas=(0.9, 0.999), fused=cuda,
-                            capturable=cuda)
-    if cuda:
-        for g in opt.param_groups:
-            g["lr"] = lr_t
-
     def autocast():
         return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=False)
 
-    def eager_step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    # models: each built from the seed as it would be alone
+    t_build = time.perf_counter()
+    runs = [_build(p, cfg, data, res, fmt, autocast) for p, res in zip(patterns, results, strict=True)]
+    # On a GPU the learning rate is one device tensor that every optimizer reads, so the whole step
+    # (optimizer included) can be one CUDA graph.
+    lr_t = torch.full((), cfg.lr, device=dev) if cuda else None
+    for run in runs:
+        for g in run.opt.param_groups:
+            g["lr"] = lr_t if cuda else cfg.lr
+
+    # execution mode: every model's whole training step in one CUDA graph on a GPU, else eager
+    mode, notes = "eager", ""
+    first = next(batches)
+    t_capture = time.perf_counter()
+    phases["build"] = round(t_capture - t_build, 3)
+    graphed = None
+    if cfg.compile:
+        for run in runs:
+            run.step = _eager_step(torch.compile(run.model), run, cfg, cuda, autocast)
+        mode = "compile"
+    elif cuda and cfg.cuda_graphs:
+        try:
+            shapes = (tuple(first[0].shape), str(dev), bf16, cfg.variant, cfg.width)
+            graphed = _capture(runs, fork, data.normalize(first[0], cfg.channels_last), first[1], lr_t,
+                               warm=len(runs) <= _CAPTURED.get(shapes, 0))
+            _CAPTURED[shapes] = max(len(runs), _CAPTURED.get(shapes, 0))
+            mode = "cuda-graphs"
+        except Exception as e:  # noqa: BLE001 — eager still works; say why graphs did not
+            if is_oom(e):
+                raise
+            notes = f"CUDA graphs off: {one_line(e)}"
+            for run in runs:
+                _reset_optimizer(run.opt)
+    for run in runs:
+        run.res.mode, run.res.notes = mode, notes
+        run.res.params = sum(p.numel() for p in run.model.parameters())
+        run.loss_acc = torch.zeros((), device=dev)
+
+    # training loop
+    log_every = max(1, cfg.steps // cfg.log_points)
+    if cuda:
+        fork.main.synchronize()  # this run's work only: other runs in the process keep going
+    t_loop = time.perf_counter()
+    phases["capture"] = round(t_loop - t_capture, 3)
+    for step in range(cfg.steps):
+        live = [run for run in runs if not run.diverged]
+        if not live:
+            break
+        lr = lr_at(step, cfg)
+        if cuda:
+            lr_t.fill_(lr)
+        else:
+            for run in live:
+                for g in run.opt.param_groups:
+                    g["lr"] = lr
+        xb, yb = first if step == 0 else next(batches)
+        x = data.normalize(xb, cfg.channels_last)
+        if graphed is not None:
+            losses = graphed(x, yb)  # every model steps, a diverged one too (its result is final)
+        else:
+            losses = fork([lambda run=run, x=x, y=yb: run.step(x, y) for run in live])
+        for run, loss in zip(runs if graphed is not None else live, losses, strict=True):
+            if not run.diverged:
+                _account(run, loss, step + 1, log_every, cfg.steps, cuda)
+        if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
+            for run in runs:
+                if not run.diverged:
+                    correct, _ = _evaluate(run.model, data.val_x, data.val_y, data, cfg, autocast)
+                    run.res.val_curve.append([step + 1, round(correct.item() / max(1, data.val_x.shape[0]), 6)])
+    for run in runs:
+        while run.pending:
+            run.diverged |= _read_loss(run.pending.popleft(), run.res)
+    if cuda:
+        fork.main.synchronize()
+    train_s = round(time.perf_counter() - t_loop, 3)
+    phases["train"] = train_s
+    t_eval = time.perf_counter()
+    for run in runs:
+        run.res.train_s = train_s
+        run.res.images_per_s = round(run.res.steps * cfg.batch_size / max(train_s, 1e-9), 1)
+        if run.diverged:
+            run.res.status, run.res.reason = "nan", f"training loss not finite by step {run.res.train_curve[-1][0]}"
+    scored = [run for run in runs if not run.diverged]
+    splits = [("val", data.val_x, data.val_y)] + ([("test", data.test_x, data.test_y)]
+                                                   if cfg.test and data.test_x is not None else [])
+    for split, x_all, y_all in splits:  # every model on its own stream, one host sync per split
+        sums = fork([lambda run=run, x=x_all, y=y_all: _evaluate(run.model, x, y, data, cfg, autocast)
+                     for run in scored])
+        for run, (correct, loss_sum) in zip(scored, sums, strict=True):
+            n = max(1, x_all.shape[0])
+            top1, loss = round(correct.item() / n, 6), round(loss_sum.item() / n, 6)
+            setattr(run.res, f"{split}_top1", top1)
+            setattr(run.res, f"{split}_loss", loss)
+    for run in scored:
+        if not math.isfinite(run.res.val_loss):
+            run.res.status, run.res.reason = "nan", "validation loss not finite"
+    phases["eval"] = round(time.perf_counter() - t_eval, 3)
+    peak = round(torch.cuda.max_memory_allocated(dev) / 2**20 if cuda else
+                 resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    for run in runs:
+        run.res.peak_mem_mb = peak
+    if cuda:
+        fork.main.synchronize()  # nothing may still use a model when the next run takes it
+    for run in runs:
+        _model_pool().release(run.model)
+        run.step = None  # the step's closure refers back to the run: no cycle left for the collector
+
+
+def _build(pattern: Pattern, cfg: ProxyConfig, data: ProxyData, res: ProxyResult, fmt, autocast) -> _Model:
+    """The pattern's proxy model with the config seed's initial weights, and its AdamW (no weight
+    decay on norms, biases and layer scales; fused and capturable on a GPU, its state created here
+    so that a warm process captures without an eager warm-up step)."""
+    dev = data.device
+    cuda = dev.type == "cuda"
+    model = _model_pool().acquire(pattern, cfg, data, fmt)
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [dict(params=[p for p in params if p.ndim > 1], weight_decay=cfg.weight_decay),
+              dict(params=[p for p in params if p.ndim <= 1], weight_decay=0.0)]
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), fused=cuda, capturable=cuda)
+    for p in params:  # as AdamW creates it lazily at its first step
+        opt.state[p] = dict(step=torch.zeros((), dtype=torch.float32, device=dev) if cuda else torch.tensor(0.0),
+                            exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
+    run = _Model(res=res, model=model, params=params, opt=opt)
+    run.step = _eager_step(model, run, cfg, cuda, autocast)
+    return run
+
+
+class _ModelPool:
+    """A thread's proxy models, kept between runs. Every pattern has the same parameters (the mixer
+    is a switch, `SolaVision.set_pattern`), so a run takes a kept model, copies the seed's initial
+    weights into it and sets its pattern: the same model a fresh build gives, without the ~0.1 s of
+    module construction and initialisation per model (and none of its host-to-device copies)."""
+
+    def __init__(self):
+        self.initial: dict[tuple, list[torch.Tensor]] = {}  # build key → initial weights and buffers
+        self.spare: dict[tuple, list[torch.nn.Module]] = {}
+        self.lent: dict[int, tuple] = {}  # id(model) → its key, while a run has it
+
+    def acquire(self, pattern: Pattern, cfg: ProxyConfig, data: ProxyData, fmt) -> torch.nn.Module:
+        dev = data.device
+        key = (cfg.variant, cfg.width, data.num_classes, data.channels, cfg.layer_scale_init, cfg.drop_path_rate,
+               cfg.qk_init, cfg.seed, str(dev), fmt, cfg.build_on_device)
+        spare = self.spare.setdefault(key, [])
+        if spare:
+            model = spare.pop()
+            with torch.no_grad():
+                for t, t0 in zip(model.state_dict().values(), self.initial[key], strict=True):
+                    t.copy_(t0)
+        else:
+            model = self._build(cfg, data, fmt)
+            if key not in self.initial:
+                self.initial[key] = [t.detach().clone() for t in model.state_dict().values()]
+        self.lent[id(model)] = key
+        return model.set_pattern(pattern).train()
+
+    def release(self, model: torch.nn.Module) -> None:
+        for p in model.parameters():
+            p.grad = None  # the run's gradients (in its graph's memory) go with the run
+        self.spare[self.lent.pop(id(model))].append(model)
+
+    @staticmethod
+    def _build(cfg: ProxyConfig, data: ProxyData, fmt) -> torch.nn.Module:
+        dev = data.device
+        on_device = torch.device(dev) if dev.type == "cuda" and cfg.build_on_device else contextlib.nullcontext()
+        with _BUILD_LOCK, on_device:  # the global RNG: the seed alone decides the weights
+            torch.manual_seed(cfg.seed)
+            model = build_backbone(cfg.variant, None, width=cfg.width, num_classes=data.num_classes,
+                                   in_chans=data.channels, layer_scale_init=cfg.layer_scale_init,
+                                   drop_path_rate=cfg.drop_path_rate)
+            if cfg.qk_init > 0:
+                _init_qk(model, cfg.qk_init)
+        return model.to(dev, memory_format=fmt)
+
+
+def _model_pool() -> _ModelPool:
+    if "models" not in _THREAD.__dict__:
+        _THREAD.models = _ModelPool()
+    return _THREAD.models
+
+
+def _eager_step(model, run: _Model, cfg: ProxyConfig, cuda: bool, autocast):
+    """Forward, loss, backward, clipping and the AdamW step. Gradients are unset first, so that a
+    captured step allocates its own and never accumulates into the last step's."""
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        run.opt.zero_grad(set_to_none=True)
         with autocast():
             logits = model(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
         loss.backward()
         if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=cuda)
-        opt.step()
+            torch.nn.utils.clip_grad_norm_(run.params, cfg.grad_clip, foreach=cuda)
+        run.opt.step()
         return loss
 
-    # execution mode: the whole training step as one CUDA graph on a GPU, else eager (or torch.compile)
-    res.mode = "eager"
-    first = next(batches)
-    t_capture = time.perf_counter()
-    res.phases["build"] = round(t_capture - t_build, 3)
-    graphed = None
-    if cfg.compile:
-        model, res.mode = torch.compile(model), "compile"
-    elif cuda and cfg.cuda_graphs:
-        try:
-            shapes = (tuple(first[0].shape), str(dev), bf16, cfg.variant, cfg.width)
-            graphed = _capture(eager_step, opt, data.normalize(first[0], cfg.channels_last), first[1], lr_t,
-                               warm=shapes in _CAPTURED)
-            _CAPTURED.add(shapes)
-            res.mode = "cuda-graphs"
-        except Exception as e:  # noqa: BLE001 — eager still works; say why graphs did not
-            if is_oom(e):
-                raise
-            res.notes = f"CUDA graphs off: {one_line(e)}"
-            _reset_optimizer(opt)
+    return step
 
-    # training loop
-    log_every = max(1, cfg.steps // cfg.log_points)
-    pending: deque = deque()  # (step, host loss, event): read one interval late, no host-device sync
-    loss_acc, n_acc = torch.zeros((), device=dev), 0
-    diverged = False
+
+def _account(run: _Model, loss: torch.Tensor, steps: int, log_every: int, total: int, cuda: bool) -> None:
+    """Add a step's loss; every `log_every` steps queue the mean for the host (through pinned memory,
+    read one interval late so that the host never waits for the device inside the loop)."""
+    run.loss_acc += loss.detach()
+    run.n_acc += 1
+    run.res.steps = steps
+    if steps % log_every and steps != total:
+        return
+    mean = run.loss_acc / run.n_acc
     if cuda:
-        stream.synchronize()  # this run's work only: other runs in the process keep going
-    t_loop = time.perf_counter()
-    res.phases["capture"] = round(t_loop - t_capture, 3)
-    for step in range(cfg.steps):
-        lr = lr_at(step, cfg)
-        if cuda:
-            lr_t.fill_(lr)
-        else:
-            for g in opt.param_groups:
-                g["lr"] = lr
-        xb, yb = first if step == 0 else next(batches)
-        x = data.normalize(xb, cfg.channels_last)
-        if graphed is not None:
-            loss = graphed(x, yb)
-        else:
-            loss = eager_step(x, yb)
-            opt.zero_grad(set_to_none=True)
-        loss_acc += loss.detach()
-        n_acc += 1
-        res.steps = step + 1
-        if res.steps % log_every == 0 or res.steps == cfg.steps:
-            mean = loss_acc / n_acc
-            if cuda:
-                host = torch.empty((), pin_memory=True)
-                host.copy_(mean, non_blocking=True)
-                event = torch.cuda.Event()
-                event.record()
-                pending.append((res.steps, host, event))
-            else:
-                pending.append((res.steps, mean.clone(), None))
-            loss_acc, n_acc = torch.zeros((), device=dev), 0
-            while len(pending) > (1 if step + 1 < cfg.steps else 0):
-                diverged |= _read_loss(pending.popleft(), res)
-            if diverged:
-                break
-        if cfg.eval_every and res.steps % cfg.eval_every == 0 and res.steps < cfg.steps:
-            top1, _ = _evaluate(model, data.val_x, data.val_y, data, cfg, autocast)
-            res.val_curve.append([res.steps, top1])
-    while pending:
-        diverged |= _read_loss(pending.popleft(), res)
-    if cuda:
-        stream.synchronize()
-    res.train_s = round(time.perf_counter() - t_loop, 3)
-    res.images_per_s = round(res.steps * cfg.batch_size / max(res.train_s, 1e-9), 1)
-    res.phases["train"] = res.train_s
-    t_eval = time.perf_counter()
-    if diverged:
-        res.status, res.reason = "nan", f"training loss not finite by step {res.train_curve[-1][0]}"
+        host = torch.empty((), pin_memory=True)
+        host.copy_(mean, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        run.pending.append((steps, host, event))
     else:
-        res.val_top1, res.val_loss = _evaluate(model, data.val_x, data.val_y, data, cfg, autocast)
-        if cfg.test and data.test_x is not None:
-            res.test_top1, res.test_loss = _evaluate(model, data.test_x, data.test_y, data, cfg, autocast)
-        if not math.isfinite(res.val_loss):
-            res.status, res.reason = "nan", "validation loss not finite"
-    res.phases["eval"] = round(time.perf_counter() - t_eval, 3)
-    res.peak_mem_mb = round(torch.cuda.max_memory_allocated(dev) / 2**20 if cuda else
-                            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        run.pending.append((steps, mean.clone(), None))
+    run.loss_acc, run.n_acc = torch.zeros_like(run.loss_acc), 0
+    while len(run.pending) > (1 if steps < total else 0):
+        run.diverged |= _read_loss(run.pending.popleft(), run.res)
 
 
-def _capture(step, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, lr_t: torch.Tensor,
-             warm: bool):
-    """Capture `step` (forward, loss, backward, clipping, AdamW) as one CUDA graph and return a
-    function that runs it on a batch. The warm-up before capture runs at learning rate 0 (AdamW
-    with lr 0 and decoupled decay leaves every weight as it is) and the optimizer's state is then
-    cleared, so the run trains exactly `steps` steps. Capture is thread-local: runs in other threads
-    of the process keep going meanwhile. One warm-up step when this process has captured the same
-    shapes before (cuDNN's choices are cached), else three."""
+def _capture(runs: list[_Model], fork: _Fork, x: torch.Tensor, y: torch.Tensor, lr_t: torch.Tensor, warm: bool):
+    """Capture every model's training step (forward, loss, backward, clipping, AdamW) as one CUDA
+    graph, a parallel branch per model, and return a function that runs it on a batch and gives the
+    losses. The warm-up before capture runs at learning rate 0 (AdamW with lr 0 and decoupled decay
+    leaves every weight as it is) and the optimizers' state is then cleared, so each model trains
+    exactly `steps` steps. Capture is thread-local: runs in other threads of the process keep going
+    meanwhile. No warm-up step when this process has captured these shapes with as many models
+    before (the optimizers' state already exists), else three."""
     static_x, static_y = x.clone(), y.clone()
     lr_t.fill_(0.0)
-    for _ in range(1 if warm else 3):  # on the run's own stream (never the legacy default stream)
-        opt.zero_grad(set_to_none=True)
-        step(static_x, static_y)
-    _reset_optimizer(opt)
+    steps = [lambda run=run: run.step(static_x, static_y) for run in runs]
+    if not warm:
+        for _ in range(3):  # on the runs' own streams (never the legacy default stream)
+            fork(steps)
+        for run in runs:
+            _reset_optimizer(run.opt)
     # capture_begin/end rather than `torch.cuda.graph`, whose entry synchronizes the whole device and
     # empties the allocator's cache under the runs of other threads.
     graph = torch.cuda.CUDAGraph()
     with _CAPTURE_LOCK:  # one capture at a time per process
         graph.capture_begin(capture_error_mode="thread_local")
         try:
-            static_loss = step(static_x, static_y)
+            static_losses = fork(steps)
         finally:
             graph.capture_end()
 
-    def run(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+    def run_graph(xb: torch.Tensor, yb: torch.Tensor) -> list[torch.Tensor]:
         static_x.copy_(xb)
         static_y.copy_(yb)
         graph.replay()
-        return static_loss
+        return static_losses
 
-    run.graph = graph  # keeps the graph (and its memory pool) alive as long as `run`
-    return run
+    run_graph.graph = graph  # keeps the graph (and its memory pool) alive as long as `run_graph`
+    return run_graph
 
 
 def _reset_optimizer(opt: torch.optim.Optimizer) -> None:
@@ -381,8 +558,9 @@ def _read_loss(item: tuple, res: ProxyResult) -> bool:
 
 @torch.no_grad()
 def _evaluate(model, x_all: torch.Tensor, y_all: torch.Tensor, data: ProxyData, cfg: ProxyConfig,
-              autocast) -> tuple[float, float]:
-    """Top-1 (fraction) and mean cross-entropy on a split; one host sync at the end."""
+              autocast) -> tuple[torch.Tensor, torch.Tensor]:
+    """Correct predictions and summed cross-entropy on a split, as device tensors: the caller reads
+    them once every model has been scored."""
     model.eval()
     correct = torch.zeros((), dtype=torch.int64, device=x_all.device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=x_all.device)
@@ -394,5 +572,4 @@ def _evaluate(model, x_all: torch.Tensor, y_all: torch.Tensor, data: ProxyData, 
         loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
         correct += (logits.argmax(1) == y).sum()
     model.train()
-    n = max(1, x_all.shape[0])
-    return round(correct.item() / n, 6), round(loss_sum.item() / n, 6)
+    return correct, loss_sum
