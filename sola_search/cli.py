@@ -276,7 +276,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         budget=args.budget, variant=args.variant, trials=args.trials,
         time_limit_s=parse_duration(args.time) if args.time else None, encoding=args.sampler,
         preset=args.preset, data=args.data, resolution=args.resolution, gpus_per_trial=args.gpus_per_trial,
-        workers=args.workers, address=args.address, storage=args.storage, name=args.name,
+        workers=args.workers, pack=args.pack, address=args.address, storage=args.storage, name=args.name,
         runs_dir=args.runs_dir, seed=args.seed, max_failures=args.max_failures, steps=args.steps)
     # The run's name is known once run_search has checked the configuration (it fills a default in).
     return _search(lambda: run_search(cfg, quiet=args.quiet), lambda: f"{cfg.runs_dir}/{cfg.name}")
@@ -331,8 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="fashion-mnist (default), npz:PATH or imagefolder:PATH")
     p.add_argument("--steps", type=int, help="proxy training steps (default: the preset's)")
     p.add_argument("--resolution", type=_resolution, help="resolution the cost is counted at (default 224)")
-    p.add_argument("--gpus-per-trial", type=float, help="GPU fraction per trial (default 0.25)")
-    p.add_argument("--workers", type=int, help="concurrent trials (default: fill the GPUs; 1 on a CPU)")
+    p.add_argument("--gpus-per-trial", type=float, help="GPU fraction per trial; a worker takes this times "
+                   "--pack (default 1/8: a pack of 8 per GPU)")
+    p.add_argument("--workers", type=int, help="worker processes (default: fill the GPUs; 1 on a CPU)")
+    p.add_argument("--pack", type=int, help="trials a worker trains together, on the same batches "
+                   "(default 8 on GPUs, 1 on a CPU)")
     p.add_argument("--address", help="join a running Ray cluster (ray start --head) instead of starting one")
     p.add_argument("--storage", help="study storage URL (default sqlite in the run directory)")
     p.add_argument("--name", help="run name (default: variant, budget and time); an existing run is resumed")

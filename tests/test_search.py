@@ -115,6 +115,27 @@ def test_failures_are_recorded_and_the_search_goes_on(tmp_path, npz_data):
     assert "injected failure" in next(t for p, t in failed.items() if faults[p] == "raise").user_attrs["reason"]
 
 
+def test_a_search_in_packs_measures_what_one_trial_at_a_time_does(tmp_path, npz_data):
+    """--pack 3: a worker trains three trials together; each trial's result is its run alone. A
+    pattern that diverges fails alone; the last pack of a run is as short as the count needs."""
+    base = baselines("micro", Budget.parse(BUDGET), 224)
+    nan = str(list(base.values())[1])
+    run_search(_config(tmp_path, npz_data, trials=7, pack=3, faults={nan: "nan"}, name="packed"), quiet=True)
+    run_search(_config(tmp_path, npz_data, trials=4, name="alone"), quiet=True)
+    packed, alone = (_study(tmp_path / "runs" / n) for n in ("packed", "alone"))
+    events = _events(tmp_path / "runs" / "packed")
+    assert [e["pack"] for e in events if e["event"] == "trial_started"] == [3, 3, 3, 3, 3, 3, 1]
+    state = {t.user_attrs["pattern"]: t.state for t in packed.trials}
+    assert state[nan] == TrialState.FAIL and sum(s == TrialState.COMPLETE for s in state.values()) == 6
+    top1 = {t.user_attrs["pattern"]: t.values[0] for t in packed.trials if t.state == TrialState.COMPLETE}
+    shared = [t for t in alone.trials if t.state == TrialState.COMPLETE and t.user_attrs["pattern"] in top1]
+    assert len(shared) >= 2  # the baselines come first in both
+    assert all(top1[t.user_attrs["pattern"]] == t.values[0] for t in shared)
+    # trained together: 2 of the first pack (its diverging pattern ran alone), 3, then the last one
+    assert sorted(t.user_attrs["proxy_result"]["packed"] for t in packed.trials
+                  if t.state == TrialState.COMPLETE) == [1, 2, 2, 3, 3, 3]
+
+
 def test_max_failures_stops_the_run(tmp_path, npz_data):
     base = baselines("micro", Budget.parse(BUDGET), 224)
     faults = {str(p): "raise" for p in base.values()}
@@ -219,6 +240,8 @@ def test_join_a_cluster_with_address(tmp_path, npz_data):
     (["run", "--budget", "8softmax", "--preset", "fast"], "preset 'fast'"),
     (["run", "--budget", "8softmax", "--variant", "huge"], "unknown variant 'huge'"),
     (["run", "--budget", "8softmax", "--gpus-per-trial", "-1"], "--gpus-per-trial -1"),
+    (["run", "--budget", "8softmax", "--pack", "0"], "--pack 0"),
+    (["run", "--budget", "8softmax", "--pack", "8", "--gpus-per-trial", "0.25"], "a pack trains on one GPU"),
     (["run", "--budget", "0.001gmacs", "--variant", "micro"], "admits no pattern"),
     (["run", "--budget", "8softmax", "--data", "npz:/nonexistent.npz"], "nonexistent"),
     (["run", "--budget", "8softmax", "--trials", "many"], "invalid int value"),

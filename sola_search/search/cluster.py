@@ -53,7 +53,8 @@ def ray_session(address: str | None = None, quiet: bool = True) -> Iterator[Reso
 
 
 class ProxyWorker:
-    """One proxy training at a time, in a process that keeps its dataset (proxies caches it)."""
+    """Proxy trainings, one pack of trials at a time, in a process that keeps its dataset and models
+    (proxies caches them)."""
 
     def __init__(self, threads: int):
         import torch
@@ -61,12 +62,13 @@ class ProxyWorker:
         torch.set_num_threads(max(1, threads))
         self.pid = os.getpid()
 
-    def warm(self, config: dict) -> dict:
+    def warm(self, config: dict, pack: int = 1) -> dict:
         """Pay a worker's one-off costs before its first trial: imports, the CUDA context, the
-        dataset on the device, and one two-step run through every kernel a trial uses (cuDNN's
-        autotuning and lazily loaded kernels are then cached for the process). Returns seconds."""
+        dataset on the device, and one two-step run of a full pack through every kernel a trial uses
+        (cuDNN's autotuning, lazily loaded kernels and the models are then kept by the process).
+        Returns seconds."""
         t0 = time.perf_counter()
-        from sola_search.proxies import ProxyConfig, load_proxy_data, train_proxy
+        from sola_search.proxies import ProxyConfig, load_proxy_data, train_proxies
         from sola_search.space import get_variant
 
         cfg = ProxyConfig.from_dict(config)
@@ -75,28 +77,38 @@ class ProxyWorker:
         t2 = time.perf_counter()
         # Alternating mixers: both kinds run in every stage, at every stage's shapes.
         mixed = "-".join("".join("LS"[i % 2] for i in range(d)) for d in get_variant(cfg.variant).depths)
-        warm = train_proxy(mixed, cfg.replace(steps=2, warmup_steps=1, log_points=1, test=False), data)
+        warm = train_proxies([mixed] * pack, cfg.replace(steps=2, warmup_steps=1, log_points=1, test=False), data)[0]
         t3 = time.perf_counter()
         return dict(pid=self.pid, import_s=round(t1 - t0, 3), data_s=round(t2 - t1, 3), kernels_s=round(t3 - t2, 3),
                     status=warm.status, reason=warm.reason)
 
-    def train(self, pattern: str, config: dict, fault: str | None = None) -> dict:
-        """Train one pattern; `fault` injects a failure ('raise', 'oom', 'nan') for tests of the
-        failure paths."""
-        from sola_search.proxies import ProxyConfig, train_proxy
-        from sola_search.space import Pattern
+    def train(self, patterns: list[str], config: dict, faults: dict[str, str] | None = None) -> list[dict]:
+        """Train a pack of patterns together, one result each. When the whole pack fails (out of
+        memory, an exception) each pattern is tried again alone, so that one bad pattern does not
+        fail the others. `faults` (pattern → 'raise', 'oom' or 'nan') injects failures for tests of
+        the failure paths: 'raise' and 'oom' fail the whole call, 'nan' that pattern's run."""
+        from sola_search.proxies import ProxyConfig, train_proxies
 
         start = time.perf_counter()
-        if fault == "raise":
-            raise RuntimeError(f"injected failure for {pattern}")
-        if fault == "oom":
-            import torch
-
-            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        faults = faults or {}
+        for kind in ("raise", "oom"):
+            if kind in faults.values():
+                self._inject(kind, [p for p in patterns if faults.get(p) == kind][0])
         cfg = ProxyConfig.from_dict(config)
-        if fault == "nan":
-            cfg = ProxyConfig.from_dict({**config, "lr": 1e6})
-        result = train_proxy(Pattern.parse(pattern, cfg.variant), cfg).to_dict()
-        result["worker_s"] = time.perf_counter() - start
-        result["worker_pid"] = self.pid
-        return result
+        diverging = [p for p in patterns if faults.get(p) == "nan"]
+        packed = [p for p in patterns if p not in diverging]
+        results = dict(zip(packed, train_proxies(packed, cfg), strict=True)) if packed else {}
+        if len(packed) > 1 and all(r.status in ("oom", "error") for r in results.values()):
+            results = {p: train_proxies([p], cfg)[0] for p in packed}
+        for p in diverging:
+            results[p] = train_proxies([p], cfg.replace(lr=1e6))[0]
+        wall = time.perf_counter() - start
+        return [{**results[p].to_dict(), "worker_s": wall, "worker_pid": self.pid} for p in patterns]
+
+    @staticmethod
+    def _inject(kind: str, pattern: str) -> None:
+        if kind == "raise":
+            raise RuntimeError(f"injected failure for {pattern}")
+        import torch
+
+        raise torch.OutOfMemoryError("CUDA out of memory (injected)")

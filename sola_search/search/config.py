@@ -13,8 +13,10 @@ DEFAULTS = {"variant": "small", "data": "fashion-mnist", "resolution": 224, "see
 IDENTITY = ("budget", "variant", "resolution", "encoding", "preset", "data", "steps", "seed", "storage")
 # Trials a run makes when neither --trials nor --time is given, by proxy preset.
 DEFAULT_TRIALS = {"quick": 8, "default": 64, "long": 16}
-# GPU fraction per trial on a GPU machine; set from the proxy sharing benchmark (docs/performance.md).
-DEFAULT_GPUS_PER_TRIAL = 0.25
+# On a GPU machine a worker trains a pack of trials together (one CUDA graph, `train_proxies`) on a
+# whole GPU: 8 at once trained the most trials per hour in bench/proxy_packing.py (docs/performance.md).
+DEFAULT_PACK = 8
+DEFAULT_GPUS_PER_TRIAL = 1 / DEFAULT_PACK
 
 
 @dataclass
@@ -28,7 +30,8 @@ class SearchConfig:
     data: str | None = None
     resolution: int | None = None
     gpus_per_trial: float | None = None
-    workers: int | None = None  # concurrent trials; None: fill the GPUs, or one on a CPU machine
+    workers: int | None = None  # worker processes; None: fill the GPUs, or one on a CPU machine
+    pack: int | None = None  # trials a worker trains together; None: DEFAULT_PACK on GPUs, 1 on a CPU
     address: str | None = None
     storage: str | None = None  # None: runs/<name>/study.db
     name: str | None = None
@@ -58,6 +61,11 @@ class SearchConfig:
             raise SolaError(f"--gpus-per-trial {self.gpus_per_trial}: expected a fraction in (0, 8]")
         if self.workers is not None and self.workers < 1:
             raise SolaError(f"--workers {self.workers}: expected at least 1")
+        if self.pack is not None and not 1 <= self.pack <= 64:
+            raise SolaError(f"--pack {self.pack}: expected 1 to 64 trials")
+        if self.pack and self.pack > 1 and self.gpus_per_trial and self.pack * self.gpus_per_trial > 1 + 1e-9:
+            raise SolaError(f"--pack {self.pack} x --gpus-per-trial {self.gpus_per_trial:g} is more than one GPU: "
+                            f"a pack trains on one GPU")
         if self.max_failures is not None and self.max_failures < 1:
             raise SolaError(f"--max-failures {self.max_failures}: expected at least 1")
         if self.steps is not None and self.steps < 1:

@@ -1,8 +1,11 @@
-"""The search loop: Optuna asks for a pattern, a Ray worker trains its proxy, Optuna is told.
+"""The search loop: Optuna asks for patterns, a Ray worker trains a pack of their proxies
+together, Optuna is told each result.
 
 An ask/tell loop over a pool of Ray actors (not Ray Tune): the study in its storage stays the one
 source of truth, every pattern is checked against the budget before any worker sees it, a pattern
-already measured is answered from storage, and a killed run resumes from the study alone."""
+already measured is answered from storage, and a killed run resumes from the study alone. A pack
+is several trials trained in one worker on the same batches (`train_proxies`): on a GPU their
+steps run side by side in one CUDA graph, which fills the GPU where one small proxy cannot."""
 
 from __future__ import annotations
 
@@ -19,7 +22,14 @@ from optuna.trial import TrialState
 
 from sola_search.errors import SolaError, is_oom, one_line
 from sola_search.search.cluster import ProxyWorker, ray_session
-from sola_search.search.config import DEFAULT_GPUS_PER_TRIAL, DEFAULT_TRIALS, DEFAULTS, IDENTITY, SearchConfig
+from sola_search.search.config import (
+    DEFAULT_GPUS_PER_TRIAL,
+    DEFAULT_PACK,
+    DEFAULT_TRIALS,
+    DEFAULTS,
+    IDENTITY,
+    SearchConfig,
+)
 from sola_search.search.progress import Progress, SearchStats
 from sola_search.search.rundir import RunDir, new_run_name
 from sola_search.search.study import (
@@ -105,7 +115,7 @@ def prepare(cfg: SearchConfig) -> tuple[SearchConfig, RunDir, bool, optuna.stora
                 raise SolaError(f"run {cfg.name} was made with {key} {old!r}, not {new!r}: "
                                 f"resume it as it is, or choose another --name")
             setattr(cfg, key, getattr(stored, key))
-        for key in ("trials", "time_limit_s", "workers", "gpus_per_trial", "max_failures", "faults"):
+        for key in ("trials", "time_limit_s", "workers", "gpus_per_trial", "pack", "max_failures", "faults"):
             if getattr(cfg, key) in (None, {}):
                 setattr(cfg, key, getattr(stored, key))
     for key, value in DEFAULTS.items():
@@ -161,10 +171,13 @@ def _run(cfg: SearchConfig, run: RunDir, resuming: bool, storage: optuna.storage
             cfg.trials = DEFAULT_TRIALS.get(cfg.preset, 8)
         if res.gpus:
             frac = cfg.gpus_per_trial or DEFAULT_GPUS_PER_TRIAL
-            n_workers = cfg.workers or max(1, math.floor(res.gpus / frac + 1e-9))
-            options = dict(num_gpus=frac, num_cpus=max(1, min(4, int(res.cpus // n_workers))))
+            # A pack shares one GPU: a given fraction per trial sets how many fit on it.
+            pack = cfg.pack or (max(1, math.floor(1 / frac + 1e-9)) if cfg.gpus_per_trial else DEFAULT_PACK)
+            per_worker = frac * pack if pack > 1 else frac
+            n_workers = cfg.workers or max(1, math.floor(res.gpus / per_worker + 1e-9))
+            options = dict(num_gpus=per_worker, num_cpus=max(1, min(4, int(res.cpus // n_workers))))
         else:
-            n_workers = cfg.workers or 1
+            pack, n_workers = cfg.pack or 1, cfg.workers or 1
             options = dict(num_cpus=max(1, int(res.cpus // n_workers)))
         # A resumed run keeps its stored configuration; only the count or time asked may change.
         run.write_config({**run.read_config(), "trials": cfg.trials, "time_limit_s": cfg.time_limit_s}
@@ -177,9 +190,9 @@ def _run(cfg: SearchConfig, run: RunDir, resuming: bool, storage: optuna.storage
                                 sola_search_version=__version__))
         retried = recover_interrupted(study)
         enqueue_baselines(study, baselines(variant, budget, cfg.resolution), encoding)
-        run.log("run_resumed" if resuming else "run_started", config=cfg.to_dict(), workers=n_workers,
+        run.log("run_resumed" if resuming else "run_started", config=cfg.to_dict(), workers=n_workers, pack=pack,
                 resources={"cpus": res.cpus, "gpus": res.gpus, "address": res.address}, retried=retried)
-        loop = SearchLoop(cfg, run, study, encoding, proxy.to_dict(), n_workers, options, quiet)
+        loop = SearchLoop(cfg, run, study, encoding, proxy.to_dict(), n_workers, options, quiet, pack)
         stopped = loop.run()
         stats = loop.stats
         run.log("run_finished", stopped=stopped, done=stats.done, failed=stats.failed,
@@ -192,12 +205,12 @@ def _run(cfg: SearchConfig, run: RunDir, resuming: bool, storage: optuna.storage
 
 
 class SearchLoop:
-    """One driver's pass over a run: ask the study for feasible patterns, give each to an idle
-    worker, tell the study what came back, until the count, the time, the failures or the space run
-    out. Everything it knows at the start it reads from the study."""
+    """One driver's pass over a run: ask the study for feasible patterns, give each pack of them to
+    an idle worker, tell the study what came back, until the count, the time, the failures or the
+    space run out. Everything it knows at the start it reads from the study."""
 
     def __init__(self, cfg: SearchConfig, run: RunDir, study: optuna.Study, encoding, proxy: dict,
-                 n_workers: int, options: dict, quiet: bool):
+                 n_workers: int, options: dict, quiet: bool, pack: int = 1):
         import ray
 
         self.cfg, self.run_dir, self.study, self.encoding, self.proxy = cfg, run, study, encoding, proxy
@@ -207,7 +220,9 @@ class SearchLoop:
         self.feasible_total = FeasibleSet(variant, budget, cfg.resolution).count()
         self.max_failures = cfg.max_failures or max(3, (cfg.trials or 12) // 4)
         trials = study.get_trials(deepcopy=False)
-        self.stats = SearchStats(target=cfg.trials, workers=n_workers, deadline=None if cfg.time_limit_s is None
+        self.pack_size = pack
+        self.pack: list[tuple[optuna.Trial, object]] = []  # asked trials waiting for a worker
+        self.stats = SearchStats(target=cfg.trials, workers=n_workers * pack, deadline=None if cfg.time_limit_s is None
                                  else time.monotonic() + cfg.time_limit_s)
         self.stats.done = sum(is_counted(t) and t.state == TrialState.COMPLETE for t in trials)
         self.stats.failed = sum(is_counted(t) and t.state == TrialState.FAIL for t in trials)
@@ -219,7 +234,7 @@ class SearchLoop:
         self.warming: dict = {}  # ObjectRef of a worker's `warm` → (worker, start)
         for _ in range(n_workers):
             self._start_worker()
-        self.inflight: dict = {}  # ObjectRef → (trial, pattern, actor, start)
+        self.inflight: dict = {}  # ObjectRef → ([(trial, pattern), …], actor, start)
         self.running: dict[str, int] = {}  # pattern → trial number measuring it now
         self.waiting: dict[str, list[optuna.Trial]] = {}  # duplicates of a pattern being measured
         self.streak = 0  # proposals in a row that were already measured
@@ -229,7 +244,7 @@ class SearchLoop:
         """A new worker warms up (data on the device, kernels loaded) before its first trial, so
         that no trial pays the process's one-off costs."""
         actor = self._actor.remote(self.threads)
-        self.warming[actor.warm.remote(self.proxy)] = (actor, time.monotonic())
+        self.warming[actor.warm.remote(self.proxy, self.pack_size)] = (actor, time.monotonic())
 
     def _warmed(self, ref) -> None:
         import ray
@@ -251,9 +266,14 @@ class SearchLoop:
                 while True:
                     if signals["stop"]:
                         raise KeyboardInterrupt
-                    while self.idle and self.stop_reason() is None:
-                        self.ask()
-                    self.stats.running = len(self.inflight)
+                    while self.idle:  # fill a pack, then hand it over (a short one when the run ends)
+                        if len(self.pack) < self.pack_size and self.stop_reason() is None:
+                            self.ask()
+                        elif self.pack:
+                            self.dispatch()
+                        else:
+                            break
+                    self.stats.running = sum(len(entries) for entries, _, _ in self.inflight.values())
                     self.progress.update(self.stats)
                     if not self.inflight and (not self.warming or self.stop_reason() is not None):
                         return self.stop_reason() or "done"
@@ -274,7 +294,7 @@ class SearchLoop:
             return "failures"
         if s.deadline is not None and time.monotonic() >= s.deadline:
             return "time"
-        if self.cfg.trials is not None and s.done + s.failed + len(self.inflight) >= self.cfg.trials:
+        if self.cfg.trials is not None and s.done + s.failed + len(self.running) >= self.cfg.trials:
             return "done"
         if self.streak >= MAX_DUPLICATE_STREAK or len(self.measured) + len(self.running) >= self.feasible_total:
             return "exhausted"
@@ -282,7 +302,7 @@ class SearchLoop:
 
     def ask(self) -> None:
         """One proposal: outside the budget (PRUNED), already measured (answered from storage),
-        being measured (waits for that result), or new (given to an idle worker)."""
+        being measured (waits for that result), or new (joins the pack being filled)."""
         trial = self.study.ask()
         pattern = self.encoding.suggest(trial)
         if pattern is None:
@@ -301,32 +321,46 @@ class SearchLoop:
         for name, value in (("pattern", key), ("softmax_layers", pattern.softmax_layers),
                             ("macs", self.table.macs(pattern)), ("params", self.table.params)):
             trial.set_user_attr(name, value)
-        actor = self.idle.pop()
-        ref = actor.train.remote(key, self.proxy, self.cfg.faults.get(key))
-        self.inflight[ref] = (trial, pattern, actor, time.monotonic())
+        self.pack.append((trial, pattern))
         self.running[key] = trial.number
-        self.run_dir.log("trial_started", trial=trial.number, pattern=key, baseline=trial.user_attrs.get("baseline"))
+
+    def dispatch(self) -> None:
+        """Give the pack to an idle worker."""
+        entries, self.pack = self.pack, []
+        keys = [str(p) for _, p in entries]
+        actor = self.idle.pop()
+        faults = {k: self.cfg.faults[k] for k in keys if k in self.cfg.faults}
+        ref = actor.train.remote(keys, self.proxy, faults)
+        self.inflight[ref] = (entries, actor, time.monotonic())
+        for trial, key in zip((t for t, _ in entries), keys, strict=True):
+            self.run_dir.log("trial_started", trial=trial.number, pattern=key, pack=len(entries),
+                             baseline=trial.user_attrs.get("baseline"))
 
     def collect(self, ref) -> None:
-        """Tell the study what one worker returned; a dead worker is replaced."""
+        """Tell the study what one worker returned for its pack; a dead worker is replaced."""
         import ray
 
-        from sola_search.results.patterns import pattern_record_from_trial, write_pattern_file
-
-        trial, pattern, actor, t0 = self.inflight.pop(ref)
-        key = str(pattern)
-        del self.running[key]
+        entries, actor, t0 = self.inflight.pop(ref)
         wall = time.monotonic() - t0
         try:
-            result = ray.get(ref)
-            status, reason = result["status"], result.get("reason", "")
-        except Exception as e:  # the worker raised or its process died
-            result, (status, reason) = None, _classify(e)
+            results = ray.get(ref)
+            outcomes = [(r, r["status"], r.get("reason", "")) for r in results]
+        except Exception as e:  # the worker raised or its process died: the whole pack failed
+            outcomes = [(None, *_classify(e))] * len(entries)
             if isinstance(e, ray.exceptions.RayActorError):
                 actor = None  # dead: a new worker replaces it
                 self._start_worker()
         if actor is not None:
             self.idle.append(actor)
+        for (trial, pattern), (result, status, reason) in zip(entries, outcomes, strict=True):
+            self._finish(trial, pattern, result, status, reason, wall)
+
+    def _finish(self, trial: optuna.Trial, pattern, result: dict | None, status: str, reason: str,
+                wall: float) -> None:
+        from sola_search.results.patterns import pattern_record_from_trial, write_pattern_file
+
+        key = str(pattern)
+        del self.running[key]
         self.stats.trial_seconds.append(wall)
         if result is not None:
             trial.set_user_attr("proxy_result", {**result, "driver_wall_s": wall})
@@ -346,7 +380,7 @@ class SearchLoop:
         self.stats.done += 1
         self.run_dir.log("trial_finished", trial=trial.number, pattern=key, val_top1=result["val_top1"],
                          gmacs=gmacs, wall_s=wall, train_s=result.get("train_s"), phases=result.get("phases"),
-                         worker=result.get("worker_pid"))
+                         worker=result.get("worker_pid"), pack=result.get("packed", 1))
         self.progress.note(f"trial {trial.number:>3} {key}  top-1 {result['val_top1']:.4f}  {gmacs:.3f} GMACs  "
                            f"{wall:.1f}s")
         for dup in self.waiting.pop(key, []):
@@ -354,7 +388,8 @@ class SearchLoop:
 
     def interrupt(self) -> None:
         """Give the unfinished patterns back to the study so that `resume` measures them."""
-        for trial, _, _, _ in self.inflight.values():
+        unfinished = [t for entries, _, _ in self.inflight.values() for t, _ in entries] + [t for t, _ in self.pack]
+        for trial in unfinished:
             requeue(self.study, trial, trial.params, trial.user_attrs, "interrupted (Ctrl-C or kill); re-queued")
         for dups in self.waiting.values():
             for trial in dups:
