@@ -157,24 +157,28 @@ def plain_train(pattern, cfg: ProxyConfig, loader, num_classes: int, channels: i
 
 # --- a pool of worker processes, one or more per device -------------------------------------------
 def _worker(device: str, jobs, results, threads: int) -> None:
-    from sola_search.proxies import ProxyConfig, train_proxy
+    from sola_search.proxies import ProxyConfig, train_proxies
 
     torch.set_num_threads(threads)  # many processes share the host: no oversubscription
     if device.startswith("cuda"):
         torch.cuda.set_device(torch.device(device))
     while (job := jobs.get()) is not None:
         cfg = ProxyConfig.from_dict(job["config"] | dict(device=device))
+        pats = job.get("patterns") or [job["pattern"]]
         t0 = time.time()
         try:
-            r = train_proxy(job["pattern"], cfg).to_dict()
+            rs = [r.to_dict() for r in train_proxies(pats, cfg)]
         except Exception as e:  # noqa: BLE001 — bad input: report it, keep the pool alive
-            r = dict(status="error", reason=f"{type(e).__name__}: {e}")
-        results.put(dict(job, result=r, device=device, t0=t0, t1=time.time()))
+            rs = [dict(status="error", reason=f"{type(e).__name__}: {e}")] * len(pats)
+        for p, r in zip(pats, rs, strict=True):
+            results.put({**{k: v for k, v in job.items() if k != "patterns"}, "pattern": p, "result": r,
+                         "device": device, "t0": t0, "t1": time.time()})
 
 
 def run_pool(jobs: list[dict[str, Any]], devs: list[str], per_device: int) -> list[dict[str, Any]]:
-    """Run jobs ({"pattern", "config": dict, ...}) on len(devs) × per_device long-lived processes,
-    in the order given (put the longest first); returns the jobs with `result`, in completion order."""
+    """Run jobs ({"pattern" or "patterns": a pack trained together, "config": dict, ...}) on
+    len(devs) × per_device long-lived processes, in the order given (put the longest first); returns
+    one item per pattern with its `result`, in completion order."""
     ctx = mp.get_context("spawn")
     q_jobs, q_results = ctx.Queue(), ctx.Queue()
     slots = [d for d in devs for _ in range(per_device)]
@@ -188,7 +192,8 @@ def run_pool(jobs: list[dict[str, Any]], devs: list[str], per_device: int) -> li
         p.start()
     done, t_start = [], time.time()
     try:
-        while len(done) < len(jobs):
+        expected = sum(len(job.get("patterns") or [job["pattern"]]) for job in jobs)
+        while len(done) < expected:
             try:
                 item = q_results.get(timeout=5)
             except Exception:  # noqa: BLE001 — queue.Empty: check the workers are alive
@@ -198,7 +203,7 @@ def run_pool(jobs: list[dict[str, Any]], devs: list[str], per_device: int) -> li
             done.append(item)
             r = item["result"]
             top1 = r.get("val_top1")
-            print(f"[{len(done)}/{len(jobs)} {time.time() - t_start:6.0f}s] {item.get('label', '')} {item['pattern']} "
+            print(f"[{len(done)}/{expected} {time.time() - t_start:6.0f}s] {item.get('label', '')} {item['pattern']} "
                   f"{r['status']} top1={top1 if top1 is None else round(top1, 4)} train={r.get('train_s')}s "
                   f"{r.get('images_per_s')} img/s on {item['device']} {r.get('reason', '')}", flush=True)
     finally:

@@ -3,9 +3,10 @@
 Kendall's tau between the two presets' validation top-1 over ≥16 patterns of the small variant under
 8softmax: every baseline the budget admits plus uniformly sampled feasible patterns. `default` also
 runs with a second seed, so the table shows how much of the disagreement is seed noise.
-Runs spread over every visible GPU, several processes per GPU, long runs first.
+Runs spread over every visible GPU in packs (`train_proxies`: a pack's patterns train together on
+the same batches, as a search worker trains them), long runs first.
 
-    python bench/proxy_fidelity.py --data fashion-mnist:DIR [--per-gpu 4] [--patterns 16]
+    python bench/proxy_fidelity.py --data fashion-mnist:DIR [--pack 8] [--per-gpu 1] [--patterns 16]
     python bench/proxy_fidelity.py --smoke        # seconds, on the CPU
 """
 
@@ -44,7 +45,8 @@ def main() -> None:
     ap.add_argument("--default-steps", type=int, help="override default's steps")
     ap.add_argument("--long-steps", type=int, help="override long's steps (default: the preset's, 10x default; "
                     "0: no long runs, only the seed-noise ceiling of default — a quick screen of a proxy)")
-    ap.add_argument("--per-gpu", type=int, default=4, help="concurrent runs per GPU")
+    ap.add_argument("--pack", type=int, default=8, help="patterns trained together in one process (default 8)")
+    ap.add_argument("--per-gpu", type=int, default=1, help="processes per GPU (default 1)")
     ap.add_argument("--gpus", help="comma-separated GPU indices (default: all visible)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the pattern sample")
     args = ap.parse_args()
@@ -61,15 +63,19 @@ def main() -> None:
     print(f"{len(pats)} patterns of {args.variant} under {args.budget}; default {cfg_default.steps} steps, "
           f"long {cfg_long.steps} steps ({cfg_long.steps / cfg_default.steps:.0f}x)")
 
-    jobs = [dict(label="long", name=n, pattern=p, seed=0, config=cfg_long.to_dict()) for n, p in pats
-            if long_steps != 0]
-    jobs += [dict(label=f"default/s{s}", name=n, pattern=p, seed=s, config=cfg_default.replace(seed=s).to_dict())
-             for s in range(args.default_seeds) for n, p in pats]
+    names = {p: n for n, p in pats}
+    packs = [[p for _, p in pats[i : i + args.pack]] for i in range(0, len(pats), args.pack)]
+    runs = ([("long", 0, cfg_long)] if long_steps != 0 else []) + [
+        (f"default/s{s}", s, cfg_default.replace(seed=s)) for s in range(args.default_seeds)]
+    jobs = [dict(label=label, patterns=pack, seed=seed, config=cfg.to_dict()) for label, seed, cfg in runs
+            for pack in packs]
     devs = devices(args.smoke, args.gpus)
     t0 = time.time()
     done = run_pool(jobs, devs, args.per_gpu)
     wall = time.time() - t0
 
+    for d in done:
+        d["name"] = names[d["pattern"]]
     by = {(d["label"], d["pattern"]): d["result"] for d in done}
     rows = []
     for name, p in pats:
@@ -113,15 +119,15 @@ def main() -> None:
                for label in ("long", "default/s0")}
     for label, ts in train_s.items():
         if ts:
-            print(f"{label}: median train {statistics.median(ts):.1f}s a run (concurrent, {args.per_gpu} per GPU)")
+            print(f"{label}: median train {statistics.median(ts):.1f}s a pack of up to {args.pack} "
+                  f"({args.per_gpu} process(es) per GPU)")
     failed = [d for d in done if d["result"].get("status") != "ok"]
-    print(f"{len(done)} runs on {len(devs)} device(s) x {args.per_gpu} in {wall:.0f}s; {len(failed)} failed; "
-          f"target tau >= 0.6")
+    print(f"{len(done)} runs in packs of {args.pack} on {len(devs)} device(s) x {args.per_gpu} in {wall:.0f}s; "
+          f"{len(failed)} failed; target tau >= 0.6")
     write_json(args.out, dict(bench="proxy_fidelity", env=env_info(), wall_s=round(wall, 1), devices=devs,
-                              per_device=args.per_gpu, variant=args.variant, budget=args.budget, taus=taus,
-                              spread=spread,
-                              rows=rows, default_config=cfg_default.to_dict(), long_config=cfg_long.to_dict(),
-                              runs=done))
+                              per_device=args.per_gpu, pack=args.pack, variant=args.variant, budget=args.budget,
+                              taus=taus, spread=spread, rows=rows, default_config=cfg_default.to_dict(),
+                              long_config=cfg_long.to_dict(), runs=done))
 
 
 if __name__ == "__main__":
