@@ -136,6 +136,23 @@ def test_a_search_in_packs_measures_what_one_trial_at_a_time_does(tmp_path, npz_
                   if t.state == TrialState.COMPLETE) == [1, 2, 2, 3, 3, 3]
 
 
+def test_run_command_says_when_workers_are_ready_and_packs_with_pack(tmp_path, npz_data, capsys):
+    argv = ["run", "--budget", BUDGET, "--variant", "micro", "--trials", "2", "--preset", "quick", "--steps", "3",
+            "--data", npz_data, "--runs-dir", str(tmp_path / "runs"), "--name", "v", "--pack", "2"]
+    assert main(argv) == 0
+    out = capsys.readouterr()
+    assert "ready after" in out.out + out.err  # the warm-up is not silent
+    started = [e for e in _events(tmp_path / "runs" / "v") if e["event"] == "trial_started"]
+    assert [e["pack"] for e in started] == [2, 2]
+
+
+def test_progress_line_shows_workers_warming_up():
+    from sola_search.search.progress import SearchStats
+
+    assert "2 worker(s) warming up" in SearchStats(target=8, deadline=None, warming=2).line()
+    assert "warming" not in SearchStats(target=8, deadline=None).line()
+
+
 def test_max_failures_stops_the_run(tmp_path, npz_data):
     base = baselines("micro", Budget.parse(BUDGET), 224)
     faults = {str(p): "raise" for p in base.values()}

@@ -20,7 +20,8 @@ class SearchStats:
     best_top1: float | None = None
     best_pattern: str | None = None
     trial_seconds: list[float] = field(default_factory=list)
-    workers: int = 1
+    workers: int = 1  # trials at once: worker processes x pack size
+    warming: int = 0  # workers still warming up (data onto the device, kernels loaded)
 
     @property
     def elapsed(self) -> float:
@@ -43,7 +44,8 @@ class SearchStats:
         total = f"/{self.target}" if self.target is not None else ""
         best = f"{self.best_top1:.4f} ({self.best_pattern})" if self.best_top1 is not None else "–"
         eta = _clock(self.eta) if self.eta is not None else "–"
-        return (f"trials {self.done}{total} done, {self.running} running, {self.failed} failed"
+        warming = f"{self.warming} worker(s) warming up (data, kernels) │ " if self.warming else ""
+        return (f"{warming}trials {self.done}{total} done, {self.running} running, {self.failed} failed"
                 f"{f', {self.duplicates} answered from storage' if self.duplicates else ''}"
                 f"{f', {self.infeasible} outside the budget' if self.infeasible else ''} │ front {self.front_size}"
                 f" │ best top-1 {best} │ {_clock(self.elapsed)} elapsed, ETA {eta}")

@@ -255,7 +255,11 @@ class SearchLoop:
         except Exception as e:  # its trials will fail and say why; a dead worker is replaced there
             info = dict(status="error", reason=one_line(e))
         self.idle.append(actor)
-        self.run_dir.log("worker_ready", wall_s=round(time.monotonic() - t0, 3), **info)
+        wall = time.monotonic() - t0
+        self.run_dir.log("worker_ready", wall_s=round(wall, 3), **info)
+        self.progress.note(f"worker {info.get('pid', '?')} ready after {wall:.1f}s"
+                           + (f" (data {info['data_s']:.1f}s, kernels {info['kernels_s']:.1f}s)" if "data_s" in info
+                              else f": {info.get('reason', '')}"))
 
     def run(self) -> str:
         """Returns why it stopped: done, time, failures or exhausted."""
@@ -274,6 +278,7 @@ class SearchLoop:
                         else:
                             break
                     self.stats.running = sum(len(entries) for entries, _, _ in self.inflight.values())
+                    self.stats.warming = len(self.warming)
                     self.progress.update(self.stats)
                     if not self.inflight and (not self.warming or self.stop_reason() is not None):
                         return self.stop_reason() or "done"
