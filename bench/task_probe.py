@@ -1,5 +1,6 @@
 """Does a proxy task separate token-mixer placements at all? A few hand-picked patterns (all linear,
-all softmax, softmax early, softmax late) trained on one task with validation top-1 along the way.
+all softmax, softmax early, softmax late) trained together on one task (one pack: the same batches)
+with validation top-1 along the way.
 Cheap enough for a CPU at micro scale; a screen before spending device time on the fidelity benchmark.
 
     python bench/task_probe.py --task pointer --set variant=micro width=0.5 resolution=48 batch_size=128 \
@@ -13,7 +14,7 @@ import argparse
 
 from proxy_common import common_args, env_info, overrides, preset, table, write_json
 
-from sola_search.proxies import train_proxy
+from sola_search.proxies import train_proxies
 from sola_search.space import get_variant
 
 
@@ -35,8 +36,8 @@ def main() -> None:
     args = ap.parse_args()
     cfg = preset("default", overrides(args) | dict(task=args.task))
     rows = []
-    for name, p in placements(cfg.variant).items():
-        r = train_proxy(p, cfg)
+    chosen = placements(cfg.variant)
+    for (name, p), r in zip(chosen.items(), train_proxies(list(chosen.values()), cfg), strict=True):
         rows.append(dict(placement=name, pattern=p, status=r.status, val_top1=r.val_top1, val_loss=r.val_loss,
                          curve=r.val_curve, train_s=r.train_s))
         print(f"{name}: {r.status} top-1 {r.val_top1} curve {r.val_curve}", flush=True)

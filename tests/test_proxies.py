@@ -301,6 +301,24 @@ def test_pointer_and_sum_labels_follow_their_tiles():
                for xi, yi in zip(x, y, strict=True))
 
 
+def test_match_label_is_the_neighbour_of_the_query_class():
+    from sola_search.proxies.tasks import CENTRE, NEIGHBOURS, compose
+
+    tiles = (torch.arange(40, dtype=torch.uint8) * 5 + 10).view(40, 1, 1, 1).expand(40, 1, 9, 9).contiguous()
+    labels = torch.arange(40) % 10
+    x, y = compose("match", tiles, labels, 400, 10, 27, torch.Generator().manual_seed(0))
+    assert x.shape == (400, 1, 27, 27) and set(y.tolist()) == set(range(8))  # every position is a label
+
+    def tile_class(xi, cell):  # tiles are flat: any pixel names the tile
+        r, c = divmod(cell, 3)
+        return labels[(int(xi[0, r * 9, c * 9]) - 10) // 5].item()
+
+    for xi, yi in zip(x, y, strict=True):
+        query = tile_class(xi, CENTRE)
+        same = [i for i, cell in enumerate(NEIGHBOURS) if tile_class(xi, cell) == query]
+        assert same == [yi.item()]  # exactly one neighbour of the query's class: the label
+
+
 def test_mosaic_task_data_and_training(npz_file):
     d = load_data(f"npz:{npz_file}", 24, "cpu", 0.25, 0, task="pointer")
     assert d.train_x.shape[-1] == 8 and d.val_x.shape[-1] == 24 and d.resolution == 24  # tiles at res/3
@@ -308,6 +326,9 @@ def test_mosaic_task_data_and_training(npz_file):
     assert again is d  # cached, validation canvases fixed
     r = train_proxy("all-linear", tiny(f"npz:{npz_file}", resolution=24, task="sum"))
     assert r.status == "ok" and 0 <= r.val_top1 <= 1
+    m = load_data(f"npz:{npz_file}", 24, "cpu", 0.25, 0, task="match")
+    assert m.num_classes == 8 and m.tile_classes == d.num_classes and set(m.val_y.tolist()) <= set(range(8))
+    assert train_proxy("all-linear", tiny(f"npz:{npz_file}", resolution=24, task="match")).status == "ok"
     with pytest.raises(SolaError, match="task"):
         ProxyConfig(task="count")
     with pytest.raises(SolaError, match="task"):

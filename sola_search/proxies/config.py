@@ -33,7 +33,7 @@ class ProxyConfig:
     augment: bool = True  # random crop (padding resolution/8) and horizontal flip, on the device
     seed: int = 0  # model init and batch order
     data: str = "fashion-mnist"  # fashion-mnist[:DIR] | npz:PATH | imagefolder:PATH
-    task: str = "classify"  # classify | pointer | sum: how samples are built from the images (proxies.tasks)
+    task: str = "classify"  # classify | pointer | sum | match: how samples are built from the images (proxies.tasks)
     val_fraction: float = 0.1  # carved from the training data, deterministically (split_seed)
     split_seed: int = 0  # fixed across trials so that every pattern sees the same validation images
     max_train: int | None = None  # use only the first N training images (tests, smoke runs)

@@ -11,6 +11,9 @@ device at every step — whose label needs information routed across the whole i
            global softmax attention does sharply and linear attention only blurrily.
   sum      the label is the sum of the classes of the two tiles of the middle row's ends,
            modulo the class count: both objects must be recognised and combined.
+  match    the centre tile is a query; exactly one of the 8 tiles around it shows an image of the
+           query's class, and the label is that tile's position (8 classes). Associative recall
+           by content, the retrieval that linear attention's fixed-size state does worst.
 
 A mosaic task's validation (and test) canvases are composed once, deterministically, from the
 validation (test) images, so every trial scores on the same samples."""
@@ -25,7 +28,7 @@ import torch
 from sola_search.errors import SolaError
 from sola_search.proxies.data import ProxyData, augment_batch, channel_stats
 
-TASKS = ("classify", "pointer", "sum")
+TASKS = ("classify", "pointer", "sum", "match")
 GRID = 3  # tiles per side of a mosaic
 CENTRE = GRID * GRID // 2
 NEIGHBOURS = [i for i in range(GRID * GRID) if i != CENTRE]  # the 8 tiles a cue can point at
@@ -48,6 +51,7 @@ class MosaicData(ProxyData):
     batch on the device; validation/test canvases composed once. `train_x` holds the tiles."""
 
     task: str = "pointer"
+    tile_classes: int = 0  # the dataset's class count (num_classes is the task's)
 
     def batches(self, batch_size: int, generator: torch.Generator, augment: bool = True,
                 limit: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -55,14 +59,15 @@ class MosaicData(ProxyData):
         if n < GRID * GRID:
             raise SolaError(f"task {self.task}: {n} training images are too few for a {GRID}x{GRID} mosaic")
         while True:
-            x, y = compose(self.task, self.train_x[:n], self.train_y[:n], batch_size, self.num_classes,
+            x, y = compose(self.task, self.train_x[:n], self.train_y[:n], batch_size, self.tile_classes,
                            self.resolution, generator)
             yield (augment_batch(x, generator) if augment else x), y
 
 
 def compose(task: str, tiles: torch.Tensor, labels: torch.Tensor, count: int, num_classes: int,
             resolution: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """`count` mosaics (uint8 N×C×res×res) of random tiles and their labels, on the tiles' device."""
+    """`count` mosaics (uint8 N×C×res×res) of random tiles and their labels, on the tiles' device;
+    `num_classes` is the dataset's class count."""
     dev = tiles.device
     t, c = tiles.shape[-1], tiles.shape[1]
     idx = torch.randint(0, tiles.shape[0], (count, GRID * GRID), device=dev, generator=generator)
@@ -74,6 +79,17 @@ def compose(task: str, tiles: torch.Tensor, labels: torch.Tensor, count: int, nu
         cells[:, CENTRE] = _cues(which, c, t, dev)
     elif task == "sum":
         y = (labels[idx[:, GRID]] + labels[idx[:, 2 * GRID - 1]]) % num_classes
+    elif task == "match":
+        y = torch.randint(0, len(NEIGHBOURS), (count,), device=dev, generator=generator)
+        query = labels[idx[:, CENTRE]]
+        # every other neighbour shows a different class from the query's; the target, the same class
+        shift = torch.randint(1, num_classes, (count, GRID * GRID), device=dev, generator=generator)
+        wanted = (query[:, None] + shift) % num_classes
+        target = torch.as_tensor(NEIGHBOURS, device=dev)[y]
+        wanted.scatter_(1, target[:, None], query[:, None])
+        pick = _of_class(labels, wanted, generator)
+        keep_centre = torch.arange(GRID * GRID, device=dev)[None] == CENTRE
+        cells = torch.where(keep_centre[:, :, None, None, None], cells, tiles[pick])
     else:
         raise SolaError(f"task {task!r} is not a mosaic task")
     canvas = cells.view(count, GRID, GRID, c, t, t).permute(0, 3, 1, 4, 2, 5).reshape(count, c, GRID * t, GRID * t)
@@ -83,6 +99,17 @@ def compose(task: str, tiles: torch.Tensor, labels: torch.Tensor, count: int, nu
         out[:, :, lo : lo + GRID * t, lo : lo + GRID * t] = canvas
         canvas = out
     return canvas.contiguous(), y
+
+
+def _of_class(labels: torch.Tensor, wanted: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A random image index of each `wanted` class (any shape), drawn on the labels' device."""
+    order = torch.argsort(labels, stable=True)
+    counts = torch.bincount(labels, minlength=int(wanted.max()) + 1)
+    starts = torch.cumsum(counts, 0) - counts
+    if bool((counts[wanted] == 0).any()):
+        raise SolaError("task match: a class has no images in this split")
+    r = torch.rand(wanted.shape, device=labels.device, generator=generator)
+    return order[starts[wanted] + (r * counts[wanted]).long().clamp_max(counts[wanted] - 1)]
 
 
 def _cues(which: torch.Tensor, channels: int, t: int, dev: torch.device) -> torch.Tensor:
@@ -108,9 +135,12 @@ def mosaic_data(base: ProxyData, task: str, resolution: int, seed: int) -> Mosai
     if base.val_x.shape[0] < GRID * GRID:
         raise SolaError(f"task {task}: {base.val_x.shape[0]} validation images are too few for a mosaic")
     val_x, val_y = compose(task, base.val_x, base.val_y, base.val_x.shape[0], base.num_classes, resolution, gen)
+    positions = task == "match"  # labels are the 8 positions around the centre, not the dataset's classes
     data = MosaicData(spec=base.spec, resolution=resolution, device=base.device, train_x=base.train_x,
-                      train_y=base.train_y, val_x=val_x, val_y=val_y, num_classes=base.num_classes,
-                      mean=base.mean, std=base.std, classes=base.classes, task=task)
+                      train_y=base.train_y, val_x=val_x, val_y=val_y,
+                      num_classes=len(NEIGHBOURS) if positions else base.num_classes, mean=base.mean, std=base.std,
+                      classes=[f"tile {i}" for i in NEIGHBOURS] if positions else base.classes, task=task,
+                      tile_classes=base.num_classes)
     if base.test_x is not None and base.test_x.shape[0] >= GRID * GRID:
         data.test_x, data.test_y = compose(task, base.test_x, base.test_y, base.test_x.shape[0],
                                            base.num_classes, resolution, gen)
