@@ -165,7 +165,7 @@ _SETTINGS_LOCK = threading.Lock()
 _SETTINGS_USERS = [0, None]  # runs inside `_speed_settings` now, the settings to restore after the last
 _BUILD_LOCK = threading.Lock()  # the global RNG: each run's seed → its weights, also with runs in threads
 _CAPTURE_LOCK = threading.Lock()  # one graph capture at a time per process
-_THREAD = threading.local()  # each thread's CUDA streams, kept: streams come from a small shared pool
+_THREAD = threading.local()  # each thread's CUDA streams (kept: they come from a small shared pool), its models
 
 
 def _thread_streams(dev: torch.device, n: int) -> list[torch.cuda.Stream]:
@@ -232,7 +232,7 @@ class _Model:
     model: torch.nn.Module
     params: list
     opt: torch.optim.Optimizer
-    step: Any = None  # (x, y) -> loss: eager, compiled or replaced by the pack's graph
+    step: Any = None  # (x, y) -> loss, eager or compiled; on a GPU captured into the pack's graph
     loss_acc: torch.Tensor | None = None
     n_acc: int = 0
     pending: deque = field(default_factory=deque)  # (step, host loss, event): read one interval late
