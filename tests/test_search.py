@@ -172,12 +172,13 @@ def _ray_processes_of(pids: set[int]) -> list[psutil.Process]:
     return out
 
 
-def _start_run(runs: Path, name: str, data: str, finished: int, **popen) -> tuple[subprocess.Popen, set[int]]:
+def _start_run(runs: Path, name: str, data: str, finished: int, extra: tuple[str, ...] = (),
+               **popen) -> tuple[subprocess.Popen, set[int]]:
     """`sola-search run` in a subprocess, returned once `finished` trials are done, with the pids of
     every process it had started by then (Ray's included)."""
     cmd = [sys.executable, "-m", "sola_search.cli", "run", "--budget", BUDGET, "--variant", "micro",
            "--trials", "10", "--preset", "quick", "--steps", "40", "--data", data, "--name", name,
-           "--runs-dir", str(runs), "--quiet", "--workers", "2"]
+           "--runs-dir", str(runs), "--quiet", "--workers", "2", *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, **popen)
     seen: set[int] = set()
     deadline = time.time() + 240
@@ -288,13 +289,14 @@ def test_resume_refuses_another_budget(tmp_path, npz_data):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
-def test_ctrl_c_requeues_running_trials_and_leaves_no_ray_process(tmp_path, npz_data, sig):
+@pytest.mark.parametrize("sig, pack", [(signal.SIGINT, 1), (signal.SIGTERM, 1), (signal.SIGINT, 2)],
+                         ids=["ctrl-c", "kill", "ctrl-c-packs"])
+def test_ctrl_c_requeues_running_trials_and_leaves_no_ray_process(tmp_path, npz_data, sig, pack):
     runs = tmp_path / "runs"
     run_dir = runs / "c"
     # A shell that starts jobs in the background ignores SIGINT for them; a terminal user's Ctrl-C does not.
-    proc, seen = _start_run(runs, "c", npz_data, finished=2, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc, seen = _start_run(runs, "c", npz_data, finished=2, extra=("--pack", str(pack)), stderr=subprocess.PIPE,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
@@ -306,6 +308,34 @@ def test_ctrl_c_requeues_running_trials_and_leaves_no_ray_process(tmp_path, npz_
     waiting = [t for t in study.trials if t.state == TrialState.WAITING]
     assert len(interrupted) == len(waiting) >= 1  # each cut trial is queued again for `resume`
     assert _events(run_dir)[-1]["event"] == "run_interrupted"
+    if pack > 1:  # a run cut mid-pack resumes (in packs, as it was made) to exactly its count
+        assert main(["resume", str(run_dir), "--quiet"]) == 0
+        done = [t for t in _study(run_dir).trials
+                if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs]
+        assert len(done) == 10 and len({t.user_attrs["pattern"] for t in done}) == 10
+        assert {e["pack"] for e in _events(run_dir) if e["event"] == "trial_started"} <= {1, 2}
+
+
+def test_a_pack_that_fails_as_a_whole_is_retried_pattern_by_pattern(monkeypatch):
+    """One pattern that cannot train (here: out of memory in any pack it is in) must not fail the
+    patterns packed with it."""
+    import sola_search.proxies as proxies
+    from sola_search.proxies import ProxyConfig, ProxyResult
+    from sola_search.search.cluster import ProxyWorker
+
+    calls = []
+
+    def fake(patterns, cfg):
+        calls.append(list(patterns))
+        bad = "SS-SS-SSSS-SS" in patterns
+        return [ProxyResult(status="oom" if bad else "ok", reason="CUDA out of memory" if bad else "",
+                            val_top1=None if bad else 0.5, pattern=p, packed=len(patterns)) for p in patterns]
+
+    monkeypatch.setattr(proxies, "train_proxies", fake)
+    pats = ["LL-LL-LLLL-LL", "SS-SS-SSSS-SS", "LS-LS-LSLS-LS"]
+    out = ProxyWorker(1).train(pats, ProxyConfig(variant="micro").to_dict())
+    assert calls == [pats, *[[p] for p in pats]]
+    assert [r["status"] for r in out] == ["ok", "oom", "ok"] and [r["pattern"] for r in out] == pats
 
 
 @pytest.mark.slow
