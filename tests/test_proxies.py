@@ -170,6 +170,9 @@ def test_augment_is_seeded_crop_and_flip():
     out = augment_batch(x, g1, pad=0)  # no padding: only flips
     for i in range(2):
         assert torch.equal(out[i], x[i]) or torch.equal(out[i], x[i].flip(-1))
+    x = torch.arange(64 * 8 * 8, dtype=torch.uint8).view(64, 1, 8, 8)
+    assert torch.equal(augment_batch(x, g1, pad=0, flip=False), x)  # position labels: never mirrored
+    assert not torch.equal(augment_batch(x, g1, pad=0), x)
 
 
 # --- config -----------------------------------------------------------------------------------------

@@ -81,16 +81,18 @@ class ProxyData:
                 yield (augment_batch(x, generator) if augment else x), y
 
 
-def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int | None = None) -> torch.Tensor:
-    """Random crop with zero padding (resolution/8 by default) and random horizontal flip of a uint8
-    N×C×H×W batch, as a few gather kernels on the batch's device."""
+def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int | None = None,
+                  flip: bool = True) -> torch.Tensor:
+    """Random crop with zero padding (resolution/8 by default) and random horizontal flip (unless
+    the label depends on left and right) of a uint8 N×C×H×W batch, as a few gather kernels on the
+    batch's device."""
     n, c, h, w = x.shape
     pad = max(1, h // 8) if pad is None else pad
     dev = x.device
     xp = F.pad(x, (pad, pad, pad, pad))
     oy = torch.randint(0, 2 * pad + 1, (n, 1), device=dev, generator=generator)
     ox = torch.randint(0, 2 * pad + 1, (n, 1), device=dev, generator=generator)
-    flip = torch.rand((n, 1), device=dev, generator=generator) < 0.5
+    flip = (torch.rand((n, 1), device=dev, generator=generator) < 0.5) & flip
     cols = torch.arange(w, device=dev).view(1, w)
     cols = torch.where(flip, w - 1 - cols, cols) + ox  # (n, w): flipped and shifted columns
     rows = torch.arange(h, device=dev).view(1, h) + oy  # (n, h)

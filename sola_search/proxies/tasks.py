@@ -61,7 +61,8 @@ class MosaicData(ProxyData):
         while True:
             x, y = compose(self.task, self.train_x[:n], self.train_y[:n], batch_size, self.tile_classes,
                            self.resolution, generator)
-            yield (augment_batch(x, generator) if augment else x), y
+            # a mirrored mosaic swaps left and right: a position label (match) would then be wrong
+            yield (augment_batch(x, generator, flip=self.task != "match") if augment else x), y
 
 
 def compose(task: str, tiles: torch.Tensor, labels: torch.Tensor, count: int, num_classes: int,
