@@ -267,3 +267,18 @@ def test_a_custom_variant_scales_and_builds():
     assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 3)
     with pytest.raises(SolaError, match="already scaled"):
         half.scaled(0.25)
+
+
+@pytest.mark.parametrize("first", ["sola_search", "timm"])
+def test_importing_the_package_loads_no_torch_and_still_registers_with_timm(first):
+    """`sola-search show` starts at once (no torch, no timm), and timm finds the models whichever
+    of the two a user imports first."""
+    import subprocess
+    import sys
+
+    code = ("import sys, sola_search; assert 'torch' not in sys.modules and 'timm' not in sys.modules; "
+            if first == "sola_search" else "import timm, sola_search; ")
+    code += "import timm; print(sorted(timm.list_models('sola_vision*')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "sola_vision_micro" in out.stdout and "sola_vision_base" in out.stdout

@@ -8,8 +8,6 @@ Tensors are (B, H, W, C) inside a stage and (B, C, H, W) between stages.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Sequence
 from functools import partial
 
@@ -17,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sola_search.space.baselines import resolve_pattern
 from sola_search.space.pattern import SOFTMAX, Pattern
 from sola_search.space.variants import VARIANTS, Variant, get_variant
 
@@ -301,40 +300,6 @@ def _take_indices(n: int, indices: int | Sequence[int] | None) -> list[int]:
     if isinstance(indices, int):
         return list(range(n - indices, n))
     return [i % n for i in indices]
-
-
-def resolve_pattern(pattern: str | Pattern | os.PathLike | None, variant: str | Variant) -> Pattern:
-    """A pattern given as text, a baseline name, a `Pattern`, or a pattern file path; None means the
-    variant's late-stages layout (linear stages 1–2, softmax 3–4)."""
-    from sola_search.space.baselines import resolve
-
-    v = get_variant(variant)
-    if pattern is None:
-        return resolve("late-stages", v)
-    if isinstance(pattern, Pattern):
-        return pattern.check(v)
-    text = os.fspath(pattern)
-    if text.endswith(".json") or os.path.sep in text:
-        return _pattern_from_file(text, v)
-    return resolve(text, v)
-
-
-def _pattern_from_file(path: str, v: Variant) -> Pattern:
-    # Pattern files are plain JSON; only `layer_types` (or `pattern`) is needed to build the model.
-    from sola_search.errors import SolaError
-
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise SolaError(f"pattern file {path}: {e}") from None
-    if not isinstance(data, dict) or not ("layer_types" in data or "pattern" in data):
-        raise SolaError(f"pattern file {path}: expected a JSON object with 'layer_types' or 'pattern'")
-    if data.get("variant", v.name) != v.name:
-        raise SolaError(f"pattern file {path}: made for variant {data['variant']!r}, not {v.name!r}")
-    if "layer_types" in data:
-        return Pattern.from_layer_types(data["layer_types"], v)
-    return Pattern.parse(data["pattern"], v)
 
 
 def build_backbone(variant: str | Variant = "tiny", pattern: str | Pattern | None = None, **kwargs) -> SolaVision:

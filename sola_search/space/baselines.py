@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from collections.abc import Callable
 
@@ -71,3 +73,33 @@ def baselines(variant: str | Variant, budget: Budget | None = None, resolution: 
         if p not in out.values() and (budget is None or budget.admits(p, v, resolution)):
             out[name] = p
     return out
+
+
+def resolve_pattern(pattern: str | Pattern | os.PathLike | None, variant: str | Variant) -> Pattern:
+    """A pattern given as text, a baseline name, a `Pattern`, or a pattern file path; None means the
+    variant's late-stages layout (linear stages 1–2, softmax 3–4)."""
+    v = get_variant(variant)
+    if pattern is None:
+        return resolve("late-stages", v)
+    if isinstance(pattern, Pattern):
+        return pattern.check(v)
+    text = os.fspath(pattern)
+    if text.endswith(".json") or os.path.sep in text:
+        return _pattern_from_file(text, v)
+    return resolve(text, v)
+
+
+def _pattern_from_file(path: str, v: Variant) -> Pattern:
+    # Pattern files are plain JSON; only `layer_types` (or `pattern`) is needed to build the model.
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise SolaError(f"pattern file {path}: {e}") from None
+    if not isinstance(data, dict) or not ("layer_types" in data or "pattern" in data):
+        raise SolaError(f"pattern file {path}: expected a JSON object with 'layer_types' or 'pattern'")
+    if data.get("variant", v.name) != v.name:
+        raise SolaError(f"pattern file {path}: made for variant {data['variant']!r}, not {v.name!r}")
+    if "layer_types" in data:
+        return Pattern.from_layer_types(data["layer_types"], v)
+    return Pattern.parse(data["pattern"], v)
