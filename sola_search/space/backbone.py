@@ -261,7 +261,9 @@ class SolaVision(nn.Module):
         output_fmt: str = "NCHW",
         intermediates_only: bool = False,
     ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
-        """The stage outputs at `indices` (an int n means the last n stages), timm-style."""
+        """The stage outputs at `indices` (an int n means the last n stages), timm-style. `norm` is
+        accepted and changes nothing: the final norm sits in the head, after pooling (as in timm's
+        ConvNeXt, whose `norm_pre` is then an identity), so no norm applies to a feature map."""
         assert output_fmt == "NCHW", "only NCHW intermediates are supported"
         take = _take_indices(len(self.stages), indices)
         intermediates = []
