@@ -27,17 +27,15 @@ def _worker(rank: int, packs: list[int], rounds: int, patterns: list[str], cfg_d
     and train `rounds` packs."""
     import torch
 
-    from sola_search.proxies import ProxyConfig, load_proxy_data, train_proxies
-    from sola_search.space import get_variant
+    from sola_search.proxies import ProxyConfig, load_proxy_data, train_proxies, warm_up
 
     cfg = ProxyConfig.from_dict(cfg_dict)
     if cfg.device.startswith("cuda"):
         torch.cuda.set_device(torch.device(cfg.device))
         torch.set_num_threads(2)
     data = load_proxy_data(cfg)
-    mixed = "-".join("".join("LS"[i % 2] for i in range(d)) for d in get_variant(cfg.variant).depths)
     for k in packs:
-        train_proxies([mixed] * k, cfg.replace(steps=2, warmup_steps=1, log_points=1), data)  # warm-up
+        warm_up(cfg, data, k)
         if barrier is not None:
             barrier.wait()
         for r in range(rounds):

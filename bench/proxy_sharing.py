@@ -44,13 +44,13 @@ def _threads(k: int, patterns: list[str], cfg_dict: dict, results, profile: str 
 
     import torch
 
-    from sola_search.proxies import ProxyConfig, load_proxy_data, train_proxy
+    from sola_search.proxies import ProxyConfig, load_proxy_data, train_proxy, warm_up
 
     cfg = ProxyConfig.from_dict(cfg_dict)
     if cfg.device.startswith("cuda"):
         torch.cuda.set_device(torch.device(cfg.device))
     data = load_proxy_data(cfg)
-    train_proxy(patterns[0], cfg.replace(steps=2, warmup_steps=1, log_points=1), data)  # the worker's warm-up
+    warm_up(cfg, data)  # as a search worker does
 
     def one(i: int) -> dict:
         t0 = time.time()

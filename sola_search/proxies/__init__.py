@@ -13,9 +13,10 @@ from sola_search.proxies.data import (
     load_proxy_data,
     resolve_device,
 )
-from sola_search.proxies.train import STATUSES, ProxyResult, lr_at, train_proxies, train_proxy
+from sola_search.proxies.train import STATUSES, ProxyResult, lr_at, train_proxies, train_proxy, warm_up
 
 __all__ = [
     "PRESETS", "STATUSES", "ProxyConfig", "ProxyData", "ProxyResult", "augment_batch", "check_data", "clear_cache",
     "get_preset", "load_data", "load_proxy_data", "lr_at", "resolve_device", "train_proxies", "train_proxy",
+    "warm_up",
 ]

@@ -149,6 +149,16 @@ def train_proxies(patterns: list[str | Pattern], config: ProxyConfig | None = No
     return results
 
 
+def warm_up(config: ProxyConfig, data: ProxyData, pack: int = 1) -> ProxyResult:
+    """Pay a process's one-off costs before its first real run: one two-step run of a full pack of
+    an alternating pattern (both mixers in every stage, at every stage's shapes), so that cuDNN's
+    autotuning, lazily loaded kernels, each stream's workspace and the kept models are in place."""
+    from sola_search.space import get_variant
+
+    mixed = "-".join("".join("LS"[i % 2] for i in range(d)) for d in get_variant(config.variant).depths)
+    return train_proxies([mixed] * pack, config.replace(steps=2, warmup_steps=1, log_points=1, test=False), data)[0]
+
+
 def _memory_low(dev: torch.device) -> bool:
     """Less than a quarter of the device's memory free (all processes on it counted)."""
     free, total = torch.cuda.mem_get_info(dev)

@@ -68,16 +68,13 @@ class ProxyWorker:
         (cuDNN's autotuning, lazily loaded kernels and the models are then kept by the process).
         Returns seconds."""
         t0 = time.perf_counter()
-        from sola_search.proxies import ProxyConfig, load_proxy_data, train_proxies
-        from sola_search.space import get_variant
+        from sola_search.proxies import ProxyConfig, load_proxy_data, warm_up
 
         cfg = ProxyConfig.from_dict(config)
         t1 = time.perf_counter()
         data = load_proxy_data(cfg)
         t2 = time.perf_counter()
-        # Alternating mixers: both kinds run in every stage, at every stage's shapes.
-        mixed = "-".join("".join("LS"[i % 2] for i in range(d)) for d in get_variant(cfg.variant).depths)
-        warm = train_proxies([mixed] * pack, cfg.replace(steps=2, warmup_steps=1, log_points=1, test=False), data)[0]
+        warm = warm_up(cfg, data, pack)
         t3 = time.perf_counter()
         return dict(pid=self.pid, import_s=round(t1 - t0, 3), data_s=round(t2 - t1, 3), kernels_s=round(t3 - t2, 3),
                     status=warm.status, reason=warm.reason)
