@@ -58,17 +58,20 @@ class MosaicData(ProxyData):
         n = self.train_x.shape[0] if limit is None else min(limit, self.train_x.shape[0])
         if n < GRID * GRID:
             raise SolaError(f"task {self.task}: {n} training images are too few for a {GRID}x{GRID} mosaic")
+        index = class_index(self.train_y[:n], self.tile_classes) if self.task == "match" else None
         while True:
             x, y = compose(self.task, self.train_x[:n], self.train_y[:n], batch_size, self.tile_classes,
-                           self.resolution, generator)
+                           self.resolution, generator, index)
             # a mirrored mosaic swaps left and right: a position label (match) would then be wrong
             yield (augment_batch(x, generator, flip=self.task != "match") if augment else x), y
 
 
 def compose(task: str, tiles: torch.Tensor, labels: torch.Tensor, count: int, num_classes: int,
-            resolution: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+            resolution: int, generator: torch.Generator,
+            index: tuple[torch.Tensor, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """`count` mosaics (uint8 N×C×res×res) of random tiles and their labels, on the tiles' device;
-    `num_classes` is the dataset's class count."""
+    `num_classes` is the dataset's class count; `index` (match only) is `class_index(labels)`, made
+    once by a caller that composes many batches."""
     dev = tiles.device
     t, c = tiles.shape[-1], tiles.shape[1]
     idx = torch.randint(0, tiles.shape[0], (count, GRID * GRID), device=dev, generator=generator)
@@ -88,7 +91,7 @@ def compose(task: str, tiles: torch.Tensor, labels: torch.Tensor, count: int, nu
         wanted = (query[:, None] + shift) % num_classes
         target = torch.as_tensor(NEIGHBOURS, device=dev)[y]
         wanted.scatter_(1, target[:, None], query[:, None])
-        pick = _of_class(labels, wanted, generator)
+        pick = _of_class(index or class_index(labels, num_classes), wanted, generator)
         keep_centre = torch.arange(GRID * GRID, device=dev)[None] == CENTRE
         cells = torch.where(keep_centre[:, :, None, None, None], cells, tiles[pick])
     else:
@@ -102,14 +105,20 @@ def compose(task: str, tiles: torch.Tensor, labels: torch.Tensor, count: int, nu
     return canvas.contiguous(), y
 
 
-def _of_class(labels: torch.Tensor, wanted: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """A random image index of each `wanted` class (any shape), drawn on the labels' device."""
+def class_index(labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Image indices sorted by class, each class's count and first position: what `_of_class` draws
+    from (the check that every class has images costs one host sync, here and not per batch)."""
     order = torch.argsort(labels, stable=True)
-    counts = torch.bincount(labels, minlength=int(wanted.max()) + 1)
-    starts = torch.cumsum(counts, 0) - counts
-    if bool((counts[wanted] == 0).any()):
+    counts = torch.bincount(labels, minlength=num_classes)
+    if bool((counts == 0).any()):
         raise SolaError("task match: a class has no images in this split")
-    r = torch.rand(wanted.shape, device=labels.device, generator=generator)
+    return order, counts, torch.cumsum(counts, 0) - counts
+
+
+def _of_class(index: tuple[torch.Tensor, ...], wanted: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A random image index of each `wanted` class (any shape), drawn on the device."""
+    order, counts, starts = index
+    r = torch.rand(wanted.shape, device=order.device, generator=generator)
     return order[starts[wanted] + (r * counts[wanted]).long().clamp_max(counts[wanted] - 1)]
 
 
