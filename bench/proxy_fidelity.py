@@ -8,13 +8,23 @@ the same batches, as a search worker trains them), long runs first.
 
     python bench/proxy_fidelity.py --data fashion-mnist:DIR [--pack 8] [--per-gpu 1] [--patterns 16]
     python bench/proxy_fidelity.py --smoke        # seconds, on the CPU
+
+A benchmark longer than one job's time limit runs in parts and is merged afterwards:
+
+    python bench/proxy_fidelity.py --data D --part 1/2 --out a.json   # same options in every part
+    python bench/proxy_fidelity.py --data D --part 2/2 --out b.json
+    python bench/proxy_fidelity.py --data D --merge a.json b.json      # the tables, from both parts' runs
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import sys
 import time
+from pathlib import Path
+from typing import NoReturn
 
 from proxy_common import common_args, devices, env_info, kendall_tau, overrides, preset, run_pool, table, write_json
 
@@ -35,6 +45,49 @@ def patterns(variant: str, budget: str, count: int, seed: int) -> list[tuple[str
     return [(name, str(p)) for p, name in chosen.items()]
 
 
+def fail(msg: str) -> NoReturn:
+    print(msg, file=sys.stderr)
+    raise SystemExit(2)
+
+
+def part(jobs: list[dict], spec: str) -> list[dict]:
+    """The K-th of N parts of `jobs`: each job (longest first) goes to the part with the fewest
+    training steps so far, so the parts take about equally long."""
+    try:
+        k, n = (int(x) for x in spec.split("/"))
+        assert 1 <= k <= n
+    except (ValueError, AssertionError):
+        fail(f"--part {spec!r}: expected K/N with 1 <= K <= N")
+    load, mine = [0] * n, []
+    cost = lambda j: j["config"]["steps"] * len(j["patterns"])  # noqa: E731
+    for j in sorted(jobs, key=cost, reverse=True):
+        i = load.index(min(load))
+        load[i] += cost(j)
+        if i == k - 1:
+            mine.append(j)
+    return mine
+
+
+def merged(paths: list[str], jobs: list[dict]) -> list[dict]:
+    """The runs of earlier parts, checked against this invocation's jobs (same patterns and configs)."""
+    want = {(j["label"], p): j["config"] for j in jobs for p in j["patterns"]}
+    done = {}
+    for path in paths:
+        try:
+            runs = json.loads(Path(path).read_text())["runs"]
+        except (OSError, ValueError, KeyError) as e:
+            fail(f"--merge {path}: not a proxy_fidelity record ({type(e).__name__}: {e})")
+        for d in runs:
+            key = (d["label"], d["pattern"])
+            if key not in want or {k: v for k, v in d["config"].items() if k != "device"} != {
+                    k: v for k, v in want[key].items() if k != "device"}:
+                fail(f"--merge {path}: run {key} is not one of this benchmark's (options differ?)")
+            done[key] = d
+    missing = len(want) - len(done)
+    print(f"merged {len(done)} runs from {len(paths)} record(s); {missing} of this benchmark's runs missing")
+    return list(done.values())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     common_args(ap, "proxy_fidelity")
@@ -49,6 +102,10 @@ def main() -> None:
     ap.add_argument("--per-gpu", type=int, default=1, help="processes per GPU (default 1)")
     ap.add_argument("--gpus", help="comma-separated GPU indices (default: all visible)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the pattern sample")
+    ap.add_argument("--long-seeds", type=int, default=1, help="seeds of the long preset (>1: its own noise)")
+    ap.add_argument("--only", nargs="+", metavar="LABEL", help="run only these runs, e.g. long/s1 default/s0")
+    ap.add_argument("--part", help="K/N: run only the K-th of N parts (jobs balanced by training steps)")
+    ap.add_argument("--merge", nargs="+", metavar="JSON", help="no training: the tables from these parts' records")
     args = ap.parse_args()
 
     over = overrides(args) | dict(variant=args.variant)
@@ -58,20 +115,24 @@ def main() -> None:
     cfg_default = preset("default", over, **({"steps": args.default_steps} if args.default_steps else {}))
     long_steps = args.long_steps if args.long_steps is not None else (10 * cfg_default.steps if args.smoke else None)
     cfg_long = preset("long", over, **({"steps": long_steps} if long_steps else {}))
-    labels = (["long"] if long_steps != 0 else []) + [f"default/s{s}" for s in range(args.default_seeds)]
+    long_labels = [("long" if s == 0 else f"long/s{s}") for s in range(args.long_seeds if long_steps != 0 else 0)]
+    labels = long_labels + [f"default/s{s}" for s in range(args.default_seeds)]
     pats = patterns(args.variant, args.budget, args.patterns, args.seed)
     print(f"{len(pats)} patterns of {args.variant} under {args.budget}; default {cfg_default.steps} steps, "
           f"long {cfg_long.steps} steps ({cfg_long.steps / cfg_default.steps:.0f}x)")
 
     names = {p: n for n, p in pats}
     packs = [[p for _, p in pats[i : i + args.pack]] for i in range(0, len(pats), args.pack)]
-    runs = ([("long", 0, cfg_long)] if long_steps != 0 else []) + [
+    runs = [(label, s, cfg_long.replace(seed=s)) for s, label in enumerate(long_labels)] + [
         (f"default/s{s}", s, cfg_default.replace(seed=s)) for s in range(args.default_seeds)]
     jobs = [dict(label=label, patterns=pack, seed=seed, config=cfg.to_dict()) for label, seed, cfg in runs
-            for pack in packs]
+            for pack in packs if not args.only or label in args.only]
     devs = devices(args.smoke, args.gpus)
     t0 = time.time()
-    done = run_pool(jobs, devs, args.per_gpu)
+    if args.merge:
+        done = merged(args.merge, jobs)
+    else:
+        done = run_pool(part(jobs, args.part) if args.part else jobs, devs, args.per_gpu)
     wall = time.time() - t0
 
     for d in done:
@@ -100,6 +161,8 @@ def main() -> None:
             taus[f"{kind}:default_s0_vs_long"] = tau("default/s0", "long", loss)
         if args.default_seeds > 1:
             taus[f"{kind}:default_s0_vs_s1"] = tau("default/s0", "default/s1", loss)  # seed-noise ceiling
+        if len(long_labels) > 1:
+            taus[f"{kind}:long_s0_vs_s1"] = tau("long", "long/s1", loss)  # is the reference itself stable?
     if long_steps != 0:
         taus["top1:default_mean_vs_long"] = tau("default/mean", "long")
     # Signal against noise: spread of default top-1 across patterns vs the typical seed-to-seed gap.
