@@ -63,7 +63,8 @@ class ProxyResult:
     phases: dict[str, float] = field(default_factory=dict)  # seconds: data, build, capture, train, eval, cleanup
     train_s: float = 0.0  # the training loop only
     images_per_s: float = 0.0  # training images per second of the loop
-    peak_mem_mb: float = 0.0  # CUDA: peak allocated by this run; CPU: the process's peak RSS
+    peak_mem_mb: float = 0.0  # CUDA: peak allocated by the run's whole pack (`packed` patterns); CPU: the
+    #   process's peak RSS
     device: str = ""
     mode: str = ""  # eager | cuda-graphs | compile
     notes: str = ""  # e.g. why CUDA graphs were not used
@@ -415,7 +416,6 @@ class _ModelPool:
     def __init__(self):
         self.initial: dict[tuple, list[torch.Tensor]] = {}  # build key → initial weights and buffers
         self.spare: dict[tuple, list[torch.nn.Module]] = {}
-        self.lent: dict[int, tuple] = {}  # id(model) → its key, while a run has it
 
     def acquire(self, pattern: Pattern, cfg: ProxyConfig, data: ProxyData, fmt) -> torch.nn.Module:
         dev = data.device
@@ -431,13 +431,13 @@ class _ModelPool:
             model = self._build(cfg, data, fmt)
             if key not in self.initial:
                 self.initial[key] = [t.detach().clone() for t in model.state_dict().values()]
-        self.lent[id(model)] = key
+        model.pool_key = key  # where `release` puts it back; a run that raises just drops its models
         return model.set_pattern(pattern).train()
 
     def release(self, model: torch.nn.Module) -> None:
         for p in model.parameters():
             p.grad = None  # the run's gradients (in its graph's memory) go with the run
-        self.spare[self.lent.pop(id(model))].append(model)
+        self.spare[model.pool_key].append(model)
 
     @staticmethod
     def _build(cfg: ProxyConfig, data: ProxyData, fmt) -> torch.nn.Module:
