@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -232,21 +236,60 @@ def test_kill_minus_nine_then_resume(tmp_path, npz_data):
 
 
 @pytest.mark.slow
-def test_join_a_cluster_with_address(tmp_path, npz_data):
+def test_join_a_cluster_with_address(tmp_path, npz_data, monkeypatch):
+    """A cluster of our own (its own port, temp dir and authentication token, `ray start --block`),
+    stopped by signalling that command: `ray stop` would stop every Ray instance of the machine, a
+    developer's too. The driver finds the token as Ray's own CLI would, with RAY_AUTH_MODE unset."""
     ray_bin = str(Path(sys.executable).with_name("ray"))
-    port = 6399
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    start = subprocess.run([ray_bin, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
-                            "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
-                           env=env, capture_output=True, text=True, timeout=120)
-    assert start.returncode == 0, start.stderr[-2000:]
+    token = tmp_path / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token))
+    from ray.util import get_node_ip_address
+
+    ip = get_node_ip_address()  # a driver joins as this address: a head on 127.0.0.1 would not be found
+    with socket.socket() as s:
+        s.bind((ip, 0))
+        port = s.getsockname()[1]
+    temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths have a length limit
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
+    log = tmp_path / "head.log"
+    with open(log, "w") as out:
+        head = subprocess.Popen([ray_bin, "start", "--head", "--block", f"--port={port}",
+                                 f"--node-ip-address={ip}", f"--temp-dir={temp_dir}", "--num-cpus=2",
+                                 "--include-dashboard=false", "--disable-usage-stats"],
+                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        summary = run_search(_config(tmp_path, npz_data, trials=3, address=f"127.0.0.1:{port}"), quiet=True)
+        deadline = time.time() + 120
+        while "block forever" not in log.read_text():  # printed once the head is up
+            assert head.poll() is None, log.read_text()[-2000:]
+            assert time.time() < deadline, "the head did not come up in 120 s"
+            time.sleep(0.5)
+        summary = run_search(_config(tmp_path, npz_data, trials=3, address=f"{ip}:{port}"), quiet=True)
         assert summary.completed == 3
         events = _events(tmp_path / "runs" / "t")
-        assert events[0]["resources"]["address"] == f"127.0.0.1:{port}"
+        assert events[0]["resources"]["address"] == f"{ip}:{port}"
     finally:
-        subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        head.send_signal(signal.SIGTERM)  # the blocked `ray start` stops the processes it started
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def test_a_refused_token_says_what_to_do():
+    from sola_search.search.cluster import _join_failure
+
+    try:
+        try:
+            raise RuntimeError("RPC error: InvalidAuthToken: Authentication token is missing or incorrect")
+        except RuntimeError as inner:
+            raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379") from inner
+    except ConnectionError as e:
+        assert "~/.ray/auth_token" in _join_failure(e)
+    assert _join_failure(ConnectionError("no route\nmore")) == "no route"
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -32,10 +32,11 @@ def ray_session(address: str | None = None, quiet: bool = True) -> Iterator[Reso
                   configure_logging=True)
     try:
         if address:
+            _send_token_if_available()
             try:
                 ray.init(address=address, **kwargs)
             except (ConnectionError, RuntimeError, ValueError) as e:
-                raise SolaError(f"cannot join the Ray cluster at {address}: {str(e).splitlines()[0]}") from None
+                raise SolaError(f"cannot join the Ray cluster at {address}: {_join_failure(e)}") from None
         else:
             reaper = subprocess.Popen([sys.executable, "-m", "sola_search.search.reaper", str(os.getpid())],
                                       start_new_session=True, stdin=subprocess.DEVNULL)
@@ -50,6 +51,43 @@ def ray_session(address: str | None = None, quiet: bool = True) -> Iterator[Reso
             # The reaper sees the driver alive, so stop it; ray.shutdown() already ended the instance.
             reaper.terminate()
             reaper.wait(timeout=10)
+
+
+def _send_token_if_available() -> None:
+    """Ray 2.60 turns token authentication on for a cluster whenever a token exists (`ray start`,
+    `ray.init()`), but a driver given an explicit address sends no token unless RAY_AUTH_MODE says
+    "token": `--address` would fail to join a cluster started the default way. A driver that sends a
+    token also joins a cluster without authentication, so a token found is sent — as Ray does for
+    the driver of a local instance, for this process and its children. RAY_AUTH_MODE set by the
+    user is left as it is."""
+    if os.environ.get("RAY_AUTH_MODE") is not None or not _auth_token_available():
+        return
+    try:  # sets RAY_AUTH_MODE and refreshes Ray's cached config: the variable alone is read at import
+        from ray._private.authentication.authentication_token_setup import _enable_token_auth
+    except ImportError:  # another Ray version: the variable, before anything imports Ray's core
+        os.environ["RAY_AUTH_MODE"] = "token"
+    else:
+        _enable_token_auth()
+
+
+def _auth_token_available() -> bool:
+    """Where Ray looks for a token: RAY_AUTH_TOKEN, the file RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return True
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.join(os.path.expanduser("~"), ".ray", "auth_token")
+    return os.path.isfile(path)
+
+
+def _join_failure(e: BaseException) -> str:
+    """The first line of Ray's error, or what to do when the cluster refused the token."""
+    chain, cause = [], e
+    while cause is not None and len(chain) < 10:
+        chain.append(str(cause))
+        cause = cause.__cause__ or cause.__context__
+    if any("InvalidAuthToken" in text or "Authentication token" in text for text in chain):
+        return ("the cluster requires its authentication token: copy the head's ~/.ray/auth_token to this "
+                "machine, or set RAY_AUTH_TOKEN (Ray's token authentication)")
+    return str(e).splitlines()[0]
 
 
 class ProxyWorker:
