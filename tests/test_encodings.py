@@ -122,6 +122,28 @@ def test_baselines_come_back_exactly_and_first_and_once(name):
     assert not [t for t in study.trials if t.state == TrialState.WAITING]
 
 
+def test_a_resumed_run_retries_a_baseline_that_ran_out_of_memory_but_not_one_that_diverged():
+    encoding = get_encoding("evolution", "small", "8softmax")
+    study = _study(encoding)
+    base = dict(list(baselines("small", encoding.budget).items())[:3])
+    enqueue_baselines(study, base, encoding)
+    for status in ("oom", "nan", None):  # the three baselines, in queue order
+        trial = study.ask()
+        encoding.suggest(trial)
+        if status:
+            trial.set_user_attr("status", status)
+            study.tell(trial, state=TrialState.FAIL)
+        else:
+            study.tell(trial, [0.5, 1.0])
+    oom, nan, ok = base
+    assert enqueue_baselines(study, base, encoding) == [oom]
+    waiting = [t for t in study.trials if t.state == TrialState.WAITING]
+    assert [(t.user_attrs["baseline"], t.user_attrs["retry_of"]) for t in waiting] == [(oom, 0)]
+    assert enqueue_baselines(study, base, encoding) == []  # queued once, not once per call
+    trial = study.ask()
+    assert encoding.suggest(trial) == base[oom]  # the retry measures that very pattern
+
+
 def test_enqueue_baselines_refuses_a_pattern_outside_the_budget():
     encoding = get_encoding("evolution", "micro", "1softmax")
     with pytest.raises(ValueError, match="outside the budget"):

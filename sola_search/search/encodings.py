@@ -230,19 +230,31 @@ def get_encoding(name: str, variant: str | Variant, budget: Budget | str, resolu
     return encoding  # type: ignore[return-value]
 
 
+# A baseline that failed for a reason that may pass (out of memory, a worker's error) is queued again
+# by a resumed run; one that diverged (`nan`) would diverge again with the same seed, so it is not.
+RETRY_ON_RESUME = ("oom", "error")
+
+
 def enqueue_baselines(study: optuna.Study, patterns: Mapping[str, Pattern], encoding: Encoding) -> list[str]:
     """Queue each baseline as fixed parameters that `encoding.suggest` turns back into exactly that
     pattern, with user attribute `baseline`; the queue is served before any sampled trial. A
-    baseline whose parameters already are in the study (a resumed run) is not queued again.
+    baseline whose parameters already are in the study (a resumed run) is not queued again, unless
+    every trial of them failed with a status in RETRY_ON_RESUME.
     Returns the names queued now. Raises ValueError for a pattern outside the budget."""
     queued = []
+    trials = study.get_trials(deepcopy=False)
     for name, pattern in patterns.items():
         if not encoding.budget.admits(pattern, encoding.variant, encoding.resolution):
             raise ValueError(f"baseline {name} {pattern} is outside the budget {encoding.budget}")
-        before = len(study.get_trials(deepcopy=False))
-        study.enqueue_trial(encoding.params(pattern), user_attrs={"baseline": name}, skip_if_exists=True)
-        if len(study.get_trials(deepcopy=False)) > before:
-            queued.append(name)
+        params = encoding.params(pattern)
+        same = [t for t in trials if t.system_attrs.get("fixed_params", t.params) == params]
+        attrs = {"baseline": name}
+        if same and all(t.state == TrialState.FAIL and t.user_attrs.get("status") in RETRY_ON_RESUME for t in same):
+            attrs["retry_of"] = same[-1].number
+        elif same:
+            continue
+        study.enqueue_trial(params, user_attrs=attrs)
+        queued.append(name)
     return queued
 
 
