@@ -88,6 +88,25 @@ def merged(paths: list[str], jobs: list[dict]) -> list[dict]:
     return list(done.values())
 
 
+def along_long(by: dict, pats: list[tuple[str, str]]) -> list[dict]:
+    """Where along `long` the order of the patterns settles: at each evaluation of the long runs
+    (`eval_every` > 0), Kendall's tau of top-1 then against long's final top-1 and against
+    default's (seed 0). A short proxy can only agree with long once long agrees with itself."""
+    runs = [(by.get(("long", p), {}), by.get(("default/s0", p), {})) for _, p in pats]
+    runs = [(lg, d) for lg, d in runs if lg.get("status") == "ok" and lg.get("val_curve")]
+    if len(runs) < 3:
+        return []
+    out = []
+    for i, (step, _) in enumerate(runs[0][0]["val_curve"]):
+        at = [lg["val_curve"][i][1] for lg, _ in runs]
+        final = [lg["val_top1"] for lg, _ in runs]
+        short = [(a, d["val_top1"]) for a, (_, d) in zip(at, runs, strict=True) if d.get("status") == "ok"]
+        out.append({"step": step, "vs long final": kendall_tau(at, final),
+                    "vs default/s0": kendall_tau([a for a, _ in short], [b for _, b in short])
+                    if len(short) >= 3 else None})
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     common_args(ap, "proxy_fidelity")
@@ -184,13 +203,17 @@ def main() -> None:
         if ts:
             print(f"{label}: median train {statistics.median(ts):.1f}s a pack of up to {args.pack} "
                   f"({args.per_gpu} process(es) per GPU)")
+    along = along_long(by, pats)
+    if along:
+        print("along long's run (--set eval_every=N): tau of top-1 at each step against ...")
+        table(along, ["step", "vs long final", "vs default/s0"])
     failed = [d for d in done if d["result"].get("status") != "ok"]
     print(f"{len(done)} runs in packs of {args.pack} on {len(devs)} device(s) x {args.per_gpu} in {wall:.0f}s; "
           f"{len(failed)} failed; target tau >= 0.6")
     write_json(args.out, dict(bench="proxy_fidelity", env=env_info(), wall_s=round(wall, 1), devices=devs,
                               per_device=args.per_gpu, pack=args.pack, variant=args.variant, budget=args.budget,
-                              taus=taus, spread=spread, rows=rows, default_config=cfg_default.to_dict(),
-                              long_config=cfg_long.to_dict(), runs=done))
+                              taus=taus, spread=spread, along_long=along, rows=rows,
+                              default_config=cfg_default.to_dict(), long_config=cfg_long.to_dict(), runs=done))
 
 
 if __name__ == "__main__":
