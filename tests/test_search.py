@@ -310,6 +310,8 @@ def test_a_refused_token_says_what_to_do():
      "cannot open study storage postgresql://u:***@127.0.0.1:1/none"),
     (["run", "--budget", "8softmax", "--storage", "nosuchdb://x"], "cannot open study storage nosuchdb://x"),
     (["resume", "/nonexistent/run"], "no run at /nonexistent/run"),
+    (["run", "--budget", "8softmax", "--address", "127.0.0.1:1"], "nothing answers there"),  # not minutes of retries
+    (["run", "--budget", "8softmax", "--address", "headnode"], "expected HOST:PORT"),
 ])
 def test_bad_options_are_one_line_and_status_2(tmp_path, capsys, argv, message):
     argv = [*argv, "--runs-dir", str(tmp_path)] if argv[0] == "run" else argv

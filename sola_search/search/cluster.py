@@ -4,6 +4,7 @@ and the `ProxyWorker` actors that run proxy trainings and keep their dataset bet
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -32,6 +33,7 @@ def ray_session(address: str | None = None, quiet: bool = True) -> Iterator[Reso
                   configure_logging=True)
     try:
         if address:
+            check_address(address)
             _send_token_if_available()
             try:
                 ray.init(address=address, **kwargs)
@@ -51,6 +53,21 @@ def ray_session(address: str | None = None, quiet: bool = True) -> Iterator[Reso
             # The reaper sees the driver alive, so stop it; ray.shutdown() already ended the instance.
             reaper.terminate()
             reaper.wait(timeout=10)
+
+
+def check_address(address: str) -> None:
+    """Fail at once when nothing listens at HOST:PORT: `ray.init` would retry for minutes."""
+    if address == "auto":  # Ray finds the local cluster itself
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise SolaError(f"--address {address!r}: expected HOST:PORT (the head's GCS port, 6379 by default), "
+                        "ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as e:
+        raise SolaError(f"cannot join the Ray cluster at {address}: nothing answers there ({e.strerror or e}); "
+                        "is `ray start --head` running on that machine and the port open?") from None
 
 
 def _send_token_if_available() -> None:

@@ -21,7 +21,7 @@ import optuna
 from optuna.trial import TrialState
 
 from sola_search.errors import SolaError, is_oom, one_line
-from sola_search.search.cluster import ProxyWorker, ray_session
+from sola_search.search.cluster import ProxyWorker, check_address, ray_session
 from sola_search.search.config import (
     DEFAULT_GPUS_PER_TRIAL,
     DEFAULT_PACK,
@@ -136,6 +136,8 @@ def prepare(cfg: SearchConfig) -> tuple[SearchConfig, RunDir, bool, optuna.stora
         raise SolaError(f"unknown sampler {cfg.encoding!r}: expected one of {', '.join(ENCODINGS)}")
     check_data(cfg.data)
     storage = storage_for(cfg.storage) if cfg.storage else None  # a bad URL fails before Ray starts
+    if cfg.address:
+        check_address(cfg.address)  # at once, not after minutes of Ray's retries
     return cfg, run, resuming, storage
 
 
