@@ -117,7 +117,9 @@ def test_npz_color_and_bad_files(tmp_path):
     assert d.channels == 3 and len(d.mean) == 3
     np.savez(tmp_path / "f.npz", x=x.astype(np.float32), y=y)
     np.savez(tmp_path / "noy.npz", x=x)
-    for name, what in [("f.npz", "uint8"), ("noy.npz", "expected x"), ("missing.npz", "missing.npz")]:
+    (tmp_path / "text.npz").write_text("x,y\n1,2\n")
+    for name, what in [("f.npz", "uint8"), ("noy.npz", "expected x"), ("missing.npz", "missing.npz"),
+                       ("text.npz", "not an .npz archive")]:
         with pytest.raises(SolaError, match=what):
             load_data(f"npz:{tmp_path / name}", 16, "cpu", 0.2, 0)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import warnings
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -218,6 +220,8 @@ def _check_xy(x: np.ndarray, y: np.ndarray, where: str) -> tuple[np.ndarray, np.
 
 
 def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    if os.path.isfile(path) and not zipfile.is_zipfile(path):  # np.load would talk of pickles
+        raise SolaError(f"data npz:{path}: not an .npz archive (numpy.savez) with arrays x and y")
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
@@ -308,7 +312,8 @@ def _read_folder(root: Path, classes: list[str], resolution: int, where: str) ->
             if f.suffix.lower() not in IMAGE_SUFFIXES or not f.is_file():
                 continue
             try:
-                with Image.open(f) as im:
+                with Image.open(f) as im, warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # e.g. PIL on palette transparency: converted anyway
                     im = im.convert("RGB").resize((resolution, resolution), Image.Resampling.BILINEAR)
                     images.append(np.asarray(im, dtype=np.uint8))
             except (OSError, UnidentifiedImageError) as e:
