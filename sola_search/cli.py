@@ -43,9 +43,9 @@ def _print_json(obj) -> None:
 
 # --- space ------------------------------------------------------------------------------------
 def cmd_show(args: argparse.Namespace) -> int:
-    from sola_search.space import get_variant, model_cost, resolve_pattern
+    from sola_search.space import get_variant, model_cost, pattern_file_variant, resolve_pattern
 
-    v = get_variant(args.variant)
+    v = get_variant(args.variant or pattern_file_variant(args.pattern) or "tiny")
     p = resolve_pattern(args.pattern, v)
     cost = model_cost(v, p, args.resolution)
     info = dict(pattern=str(p), variant=v.name, resolution=args.resolution, macs=cost.macs,
@@ -101,15 +101,15 @@ def cmd_space(args: argparse.Namespace) -> int:
 # --- proxies ----------------------------------------------------------------------------------
 def cmd_proxy(args: argparse.Namespace) -> int:
     from sola_search.proxies import get_preset, train_proxy
-    from sola_search.space import resolve_pattern
+    from sola_search.space import pattern_file_variant, resolve_pattern
 
     preset = args.preset
     if preset is None:
         import torch
 
         preset = "default" if torch.cuda.is_available() and args.device != "cpu" else "quick"
-    cfg = get_preset(preset, variant=args.variant, data=args.data, seed=args.seed, steps=args.steps,
-                     device=args.device, test=args.test or None)
+    cfg = get_preset(preset, variant=args.variant or pattern_file_variant(args.pattern), data=args.data,
+                     seed=args.seed, steps=args.steps, device=args.device, test=args.test or None)
     pattern = resolve_pattern(args.pattern, cfg.variant)
     result = train_proxy(pattern, cfg)
     if args.json:
@@ -297,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("show", help="draw a pattern with its MACs, GFLOPs, params and softmax count")
     p.add_argument("pattern", help="text form (LL-LS-LLSLLS-SS), a baseline name (late-stages) or a pattern file")
-    p.add_argument("--variant", default="tiny", help="micro, tiny, small or base (default tiny)")
+    p.add_argument("--variant", help="micro, tiny, small or base (default: a pattern file's, else tiny)")
     p.add_argument("--resolution", type=_resolution, default=224, help="input size in pixels (default 224)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_show)
@@ -311,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("proxy", help="train one pattern's proxy and print its validation top-1 and speed")
     p.add_argument("pattern", help="text form (LL-LS-LLSLLS-SS), a baseline name (late-stages) or a pattern file")
-    p.add_argument("--variant", help="micro, tiny, small or base (default: the preset's, small)")
+    p.add_argument("--variant", help="micro, tiny, small or base (default: a pattern file's, else the preset's, small)")
     p.add_argument("--preset", help="quick (CPU), default (GPU) or long (default: default on a GPU, else quick)")
     p.add_argument("--data", help="fashion-mnist (default), fashion-mnist:DIR, npz:PATH or imagefolder:PATH")
     p.add_argument("--seed", type=int, help="model init and batch order (default 0)")

@@ -68,6 +68,10 @@ def test_show_accepts_a_pattern_file(capsys, tmp_path):
     path.write_text(json.dumps({"variant": "micro", "layer_types": p.layer_types}))
     status, out, _ = run(capsys, "show", str(path), "--variant", "micro", "--json")
     assert status == 0 and json.loads(out)["pattern"] == str(p)
+    status, out, _ = run(capsys, "show", str(path), "--json")  # the file names its variant
+    assert status == 0 and json.loads(out)["variant"] == "micro" and json.loads(out)["pattern"] == str(p)
+    status, _, err = run(capsys, "show", str(path), "--variant", "tiny")
+    assert status == 2 and "made for variant 'micro', not 'tiny'" in err
 
 
 def test_space_lists_every_variant(capsys):

@@ -84,12 +84,26 @@ def resolve_pattern(pattern: str | Pattern | os.PathLike | None, variant: str | 
     if isinstance(pattern, Pattern):
         return pattern.check(v)
     text = os.fspath(pattern)
-    if text.endswith(".json") or os.path.sep in text:
+    if _is_file_path(text):
         return _pattern_from_file(text, v)
     return resolve(text, v)
 
 
-def _pattern_from_file(path: str, v: Variant) -> Pattern:
+def pattern_file_variant(pattern: str | os.PathLike) -> str | None:
+    """The variant a pattern file names, or None when `pattern` is not a file path (text, baseline
+    name) or the file names none: what a command uses when the user gives no --variant."""
+    text = os.fspath(pattern)
+    if not _is_file_path(text):
+        return None
+    variant = _read_pattern_file(text).get("variant")
+    return variant if isinstance(variant, str) else None
+
+
+def _is_file_path(text: str) -> bool:
+    return text.endswith(".json") or os.path.sep in text
+
+
+def _read_pattern_file(path: str) -> dict:
     # Pattern files are plain JSON; only `layer_types` (or `pattern`) is needed to build the model.
     try:
         with open(path) as f:
@@ -98,6 +112,11 @@ def _pattern_from_file(path: str, v: Variant) -> Pattern:
         raise SolaError(f"pattern file {path}: {e}") from None
     if not isinstance(data, dict) or not ("layer_types" in data or "pattern" in data):
         raise SolaError(f"pattern file {path}: expected a JSON object with 'layer_types' or 'pattern'")
+    return data
+
+
+def _pattern_from_file(path: str, v: Variant) -> Pattern:
+    data = _read_pattern_file(path)
     if data.get("variant", v.name) != v.name:
         raise SolaError(f"pattern file {path}: made for variant {data['variant']!r}, not {v.name!r}")
     if "layer_types" in data:
