@@ -12,6 +12,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,13 +73,14 @@ def env_info() -> dict[str, Any]:
     return info
 
 
-def write_json(path: str, record: dict[str, Any]) -> None:
+def write_json(path: str, record: dict[str, Any], quiet: bool = False) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_suffix(p.suffix + ".tmp")
     tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
     tmp.replace(p)
-    print(f"wrote {p}")
+    if not quiet:
+        print(f"wrote {p}")
 
 
 def table(rows: list[dict[str, Any]], cols: list[str]) -> None:
@@ -175,10 +177,12 @@ def _worker(device: str, jobs, results, threads: int) -> None:
                          "device": device, "t0": t0, "t1": time.time()})
 
 
-def run_pool(jobs: list[dict[str, Any]], devs: list[str], per_device: int) -> list[dict[str, Any]]:
+def run_pool(jobs: list[dict[str, Any]], devs: list[str], per_device: int,
+             on_result: Callable[[list[dict[str, Any]]], None] | None = None) -> list[dict[str, Any]]:
     """Run jobs ({"pattern" or "patterns": a pack trained together, "config": dict, ...}) on
     len(devs) × per_device long-lived processes, in the order given (put the longest first); returns
-    one item per pattern with its `result`, in completion order."""
+    one item per pattern with its `result`, in completion order. `on_result(done)` is called after
+    each item, e.g. to save what is done before a time limit ends the script."""
     ctx = mp.get_context("spawn")
     q_jobs, q_results = ctx.Queue(), ctx.Queue()
     slots = [d for d in devs for _ in range(per_device)]
@@ -201,6 +205,8 @@ def run_pool(jobs: list[dict[str, Any]], devs: list[str], per_device: int) -> li
                     raise RuntimeError("every worker process died") from None
                 continue
             done.append(item)
+            if on_result is not None:
+                on_result(done)
             r = item["result"]
             top1 = r.get("val_top1")
             print(f"[{len(done)}/{expected} {time.time() - t_start:6.0f}s] {item.get('label', '')} {item['pattern']} "

@@ -151,7 +151,10 @@ def main() -> None:
     if args.merge:
         done = merged(args.merge, jobs)
     else:
-        done = run_pool(part(jobs, args.part) if args.part else jobs, devs, args.per_gpu)
+        def save(runs: list[dict]) -> None:  # a run cut short by a time limit keeps what it finished
+            write_json(args.out, dict(bench="proxy_fidelity", partial=True, env=env_info(), runs=runs), quiet=True)
+
+        done = run_pool(part(jobs, args.part) if args.part else jobs, devs, args.per_gpu, on_result=save)
     wall = time.time() - t0
 
     for d in done:
