@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from sola_search.errors import SolaError
 from sola_search.space.pattern import LINEAR_MARK, SOFTMAX_MARK
@@ -263,7 +264,11 @@ def _search(start, run_path) -> int:
         print(f"sola-search: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"sola-search: interrupted; continue with: sola-search resume {run_path()}", file=sys.stderr)
+        path = run_path()
+        if path and (Path(path) / "run.json").is_file():
+            print(f"sola-search: interrupted; continue with: sola-search resume {path}", file=sys.stderr)
+        else:
+            print("sola-search: interrupted before the run started; nothing was stored", file=sys.stderr)
         return 130
     _print_run_end(summary)
     return 0
@@ -287,7 +292,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     time_limit = parse_duration(args.time) if args.time else None
     return _search(lambda: resume_search(args.run, trials=args.trials, address=args.address, quiet=args.quiet,
-                                         time_limit_s=time_limit), lambda: args.run)
+                                         time_limit_s=time_limit, max_failures=args.max_failures), lambda: args.run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -350,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, help="a new total trial count")
     p.add_argument("--time", help="a new time limit, e.g. 30m")
     p.add_argument("--address", help="join a running Ray cluster")
+    p.add_argument("--max-failures", type=int, help="stop after this many trials fail in this session")
     p.add_argument("--quiet", action="store_true", help="no live progress")
     p.set_defaults(func=cmd_resume)
     def run_args(p: argparse.ArgumentParser) -> None:

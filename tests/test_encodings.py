@@ -142,6 +142,25 @@ def test_a_resumed_run_retries_a_baseline_that_ran_out_of_memory_but_not_one_tha
     assert enqueue_baselines(study, base, encoding) == []  # queued once, not once per call
     trial = study.ask()
     assert encoding.suggest(trial) == base[oom]  # the retry measures that very pattern
+    trial.set_user_attr("status", "oom")
+    study.tell(trial, state=TrialState.FAIL)
+    assert enqueue_baselines(study, base, encoding) == []  # a retry that fails too is final
+
+
+def test_a_baseline_interrupted_before_its_suggestions_is_measured_after_all():
+    """A driver killed between `ask` and the encoding's suggestions leaves a RUNNING trial with
+    fixed parameters and none suggested: recovery queues it again, as a baseline."""
+    from sola_search.search.study import recover_interrupted
+
+    encoding = get_encoding("evolution", "small", "8softmax")
+    study = _study(encoding)
+    base = dict(list(baselines("small", encoding.budget).items())[:1])
+    enqueue_baselines(study, base, encoding)
+    study.ask()  # ... and the driver dies here
+    assert recover_interrupted(study) == [0]
+    [waiting] = [t for t in study.trials if t.state == TrialState.WAITING]
+    assert waiting.user_attrs == {"baseline": next(iter(base)), "retry_of": 0}
+    assert encoding.suggest(study.ask()) == next(iter(base.values()))
 
 
 def test_enqueue_baselines_refuses_a_pattern_outside_the_budget():

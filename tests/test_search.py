@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -22,7 +21,7 @@ from optuna.trial import TrialState
 
 from sola_search.cli import main
 from sola_search.results.patterns import load_pattern_file
-from sola_search.search import SearchConfig, run_search
+from sola_search.search import SearchConfig, resume_search, run_search
 from sola_search.search.runner import MaxFailures
 from sola_search.space import Budget, Pattern, baselines
 
@@ -157,11 +156,23 @@ def test_progress_line_shows_workers_warming_up():
     assert "warming" not in SearchStats(target=8, deadline=None).line()
 
 
-def test_max_failures_stops_the_run(tmp_path, npz_data):
+def test_max_failures_stops_the_run_and_a_resume_goes_on(tmp_path, npz_data):
+    """--max-failures counts one session's failures: a resume goes on, and retries each failed
+    baseline once (the faults are part of the run's configuration, so they fail again)."""
     base = baselines("micro", Budget.parse(BUDGET), 224)
     faults = {str(p): "raise" for p in base.values()}
     with pytest.raises(MaxFailures, match="stopped after 2 failed trials"):
         run_search(_config(tmp_path, npz_data, faults=faults, max_failures=2), quiet=True)
+    run_dir = tmp_path / "runs" / "t"
+    summary = resume_search(run_dir, max_failures=4, quiet=True)
+    assert summary.stopped == "done" and summary.failed == 5 and summary.completed == 1
+    errors = {}
+    for t in _study(run_dir).trials:
+        if t.user_attrs.get("status") == "error":
+            errors.setdefault(t.user_attrs["baseline"], []).append(t.user_attrs.get("retry_of"))
+    first, second, third = base
+    assert len(errors[first]) == len(errors[second]) == 2 and len(errors[third]) == 1  # retried once
+    assert errors[first][0] is None and errors[first][1] is not None
 
 
 def _ray_processes_of(pids: set[int]) -> list[psutil.Process]:
@@ -237,15 +248,16 @@ def test_kill_minus_nine_then_resume(tmp_path, npz_data):
 
 @pytest.mark.slow
 def test_join_a_cluster_with_address(tmp_path, npz_data, monkeypatch):
-    """A cluster of our own (its own port, temp dir and authentication token, `ray start --block`),
-    stopped by signalling that command: `ray stop` would stop every Ray instance of the machine, a
-    developer's too. The driver finds the token as Ray's own CLI would, with RAY_AUTH_MODE unset."""
+    """A cluster of our own (its own port and temp dir, `ray start --block`), stopped by signalling
+    that command: `ray stop` would stop every Ray instance of the machine, a developer's too. Started
+    the default way, where a token exists (~/.ray/auth_token, which any local `ray.init` writes) the
+    head requires it; the driver, given the address and no RAY_AUTH_MODE, must send it. (A token of
+    the test's own would not do: Ray's driver reads its token once per process.)"""
     ray_bin = str(Path(sys.executable).with_name("ray"))
-    token = tmp_path / "auth_token"
-    token.write_text(secrets.token_hex(32))
-    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN"):
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token))
+    if not (Path.home() / ".ray" / "auth_token").is_file():
+        subprocess.run([ray_bin, "get-auth-token", "--generate"], capture_output=True, timeout=60, check=True)
     from ray.util import get_node_ip_address
 
     ip = get_node_ip_address()  # a driver joins as this address: a head on 127.0.0.1 would not be found
@@ -253,7 +265,7 @@ def test_join_a_cluster_with_address(tmp_path, npz_data, monkeypatch):
         s.bind((ip, 0))
         port = s.getsockname()[1]
     temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths have a length limit
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     log = tmp_path / "head.log"
     with open(log, "w") as out:
         head = subprocess.Popen([ray_bin, "start", "--head", "--block", f"--port={port}",
@@ -266,6 +278,7 @@ def test_join_a_cluster_with_address(tmp_path, npz_data, monkeypatch):
             assert head.poll() is None, log.read_text()[-2000:]
             assert time.time() < deadline, "the head did not come up in 120 s"
             time.sleep(0.5)
+        assert "Token authentication is enabled" in log.read_text()  # the head requires the token
         summary = run_search(_config(tmp_path, npz_data, trials=3, address=f"{ip}:{port}"), quiet=True)
         assert summary.completed == 3
         events = _events(tmp_path / "runs" / "t")
@@ -277,6 +290,13 @@ def test_join_a_cluster_with_address(tmp_path, npz_data, monkeypatch):
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def test_a_runs_dir_that_is_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    assert main(["run", "--budget", "8softmax", "--runs-dir", str(tmp_path / "file")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot make the run directory" in err and len(err.strip().splitlines()) == 1
 
 
 def test_a_refused_token_says_what_to_do():
@@ -312,6 +332,10 @@ def test_a_refused_token_says_what_to_do():
     (["resume", "/nonexistent/run"], "no run at /nonexistent/run"),
     (["run", "--budget", "8softmax", "--address", "127.0.0.1:1"], "nothing answers there"),  # not minutes of retries
     (["run", "--budget", "8softmax", "--address", "headnode"], "expected HOST:PORT"),
+    (["run", "--budget", "8softmax", "--address", "fe80::1"], "expected HOST:PORT"),
+    (["run", "--budget", "8softmax", "--address", "head:99999999999999999999"], "expected HOST:PORT"),
+    (["run", "--budget", "8softmax", "--address", "http://head:8265"], "expected HOST:PORT"),
+    (["run", "--budget", "8softmax", "--seed", "-1"], "--seed -1"),
 ])
 def test_bad_options_are_one_line_and_status_2(tmp_path, capsys, argv, message):
     argv = [*argv, "--runs-dir", str(tmp_path)] if argv[0] == "run" else argv

@@ -20,6 +20,7 @@ class Resources:
     cpus: float
     gpus: float
     address: str  # "local" for the embedded instance
+    gpus_per_node: float = 0.0  # the most GPUs of one live node: what one worker can ask for
 
 
 @contextmanager
@@ -37,7 +38,7 @@ def ray_session(address: str | None = None, quiet: bool = True) -> Iterator[Reso
             _send_token_if_available()
             try:
                 ray.init(address=address, **kwargs)
-            except (ConnectionError, RuntimeError, ValueError) as e:
+            except Exception as e:  # noqa: BLE001 — ConnectionError, Ray's AuthenticationError, ...: one line
                 raise SolaError(f"cannot join the Ray cluster at {address}: {_join_failure(e)}") from None
         else:
             reaper = subprocess.Popen([sys.executable, "-m", "sola_search.search.reaper", str(os.getpid())],
@@ -45,7 +46,9 @@ def ray_session(address: str | None = None, quiet: bool = True) -> Iterator[Reso
             # address="local" always starts a new instance (plain init would attach to any running one).
             ray.init(address="local", **kwargs)
         res = ray.cluster_resources()
-        yield Resources(cpus=res.get("CPU", 0.0), gpus=res.get("GPU", 0.0), address=address or "local")
+        per_node = max((n["Resources"].get("GPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=0.0)
+        yield Resources(cpus=res.get("CPU", 0.0), gpus=res.get("GPU", 0.0), address=address or "local",
+                        gpus_per_node=per_node)
     finally:
         if ray.is_initialized():
             ray.shutdown()
@@ -60,9 +63,11 @@ def check_address(address: str) -> None:
     if address == "auto":  # Ray finds the local cluster itself
         return
     host, sep, port = address.removeprefix("ray://").rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise SolaError(f"--address {address!r}: expected HOST:PORT (the head's GCS port, 6379 by default), "
-                        "ray://HOST:PORT or auto")
+    bare_ipv6 = ":" in host and not (host.startswith("[") and host.endswith("]"))
+    if (not sep or not host or "/" in host or bare_ipv6 or not (port.isascii() and port.isdigit())
+            or not 0 < int(port) < 65536):
+        raise SolaError(f"--address {address!r}: expected HOST:PORT (the head's GCS port, 6379 by default; "
+                        "[IPv6]:PORT), ray://HOST:PORT or auto")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
     except OSError as e:
@@ -92,7 +97,11 @@ def _auth_token_available() -> bool:
     if os.environ.get("RAY_AUTH_TOKEN"):
         return True
     path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.join(os.path.expanduser("~"), ".ray", "auth_token")
-    return os.path.isfile(path)
+    try:
+        with open(path) as f:
+            return bool(f.read().strip())  # Ray refuses an empty token file
+    except OSError:
+        return False
 
 
 def _join_failure(e: BaseException) -> str:

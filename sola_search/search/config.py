@@ -70,6 +70,8 @@ class SearchConfig:
             raise SolaError(f"--max-failures {self.max_failures}: expected at least 1")
         if self.steps is not None and self.steps < 1:
             raise SolaError(f"--steps {self.steps}: expected at least 1")
+        if self.seed is not None and not 0 <= self.seed < 2**32:
+            raise SolaError(f"--seed {self.seed}: expected 0 to 2**32 - 1")
         if self.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.name):
             raise SolaError(f"--name {self.name!r}: expected letters, digits, '.', '_' and '-'")
         return self

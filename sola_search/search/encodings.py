@@ -231,15 +231,17 @@ def get_encoding(name: str, variant: str | Variant, budget: Budget | str, resolu
 
 
 # A baseline that failed for a reason that may pass (out of memory, a worker's error) is queued again
-# by a resumed run; one that diverged (`nan`) would diverge again with the same seed, so it is not.
-RETRY_ON_RESUME = ("oom", "error")
+# by a resumed run, once; one that diverged (`nan`) would diverge again with the same seed, so it is
+# not. An interrupted one whose copy was never queued (a driver killed in between) is queued too.
+RETRY_ON_RESUME = ("oom", "error", "interrupted")
 
 
 def enqueue_baselines(study: optuna.Study, patterns: Mapping[str, Pattern], encoding: Encoding) -> list[str]:
     """Queue each baseline as fixed parameters that `encoding.suggest` turns back into exactly that
     pattern, with user attribute `baseline`; the queue is served before any sampled trial. A
     baseline whose parameters already are in the study (a resumed run) is not queued again, unless
-    every trial of them failed with a status in RETRY_ON_RESUME.
+    every trial of them failed with a status in RETRY_ON_RESUME (and at most once out of memory or
+    with an error: a retry that fails too is final).
     Returns the names queued now. Raises ValueError for a pattern outside the budget."""
     queued = []
     trials = study.get_trials(deepcopy=False)
@@ -249,7 +251,8 @@ def enqueue_baselines(study: optuna.Study, patterns: Mapping[str, Pattern], enco
         params = encoding.params(pattern)
         same = [t for t in trials if t.system_attrs.get("fixed_params", t.params) == params]
         attrs = {"baseline": name}
-        if same and all(t.state == TrialState.FAIL and t.user_attrs.get("status") in RETRY_ON_RESUME for t in same):
+        statuses = [t.user_attrs.get("status") if t.state == TrialState.FAIL else None for t in same]
+        if same and all(s in RETRY_ON_RESUME for s in statuses) and sum(s in ("oom", "error") for s in statuses) < 2:
             attrs["retry_of"] = same[-1].number
         elif same:
             continue

@@ -10,6 +10,7 @@ steps run side by side in one CUDA graph, which fills the GPU where one small pr
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -99,7 +100,8 @@ def _classify(e: BaseException) -> tuple[str, str]:
 
 def prepare(cfg: SearchConfig) -> tuple[SearchConfig, RunDir, bool, optuna.storages.BaseStorage]:
     """Check the configuration (before Ray starts) and bind it to a run directory; an existing run of
-    that name is resumed with its stored configuration, and only the count or time may change."""
+    that name is resumed with its stored configuration, and only the count or time may change. Fills
+    in `cfg` (name, defaults): the caller learns the run's name from it."""
     cfg.check()
     if cfg.name is None:
         cfg.name = new_run_name(cfg.budget, cfg.variant or DEFAULTS["variant"])
@@ -144,12 +146,17 @@ def prepare(cfg: SearchConfig) -> tuple[SearchConfig, RunDir, bool, optuna.stora
 def run_search(cfg: SearchConfig, quiet: bool = False) -> RunSummary:
     """Run (or resume) a search to its trial count or time limit; returns what happened."""
     cfg, run, resuming, storage = prepare(cfg)
-    run.create()
+    try:
+        run.create()
+    except OSError as e:
+        raise SolaError(f"cannot make the run directory {run.path}: {e.strerror or e}") from None
     run.acquire()
     try:
         return _run(cfg, run, resuming, storage or storage_for(run.default_storage), quiet)
     finally:
         run.release()
+        if not resuming and not run.exists():  # stopped before its configuration was stored: nothing
+            shutil.rmtree(run.path, ignore_errors=True)  # to resume, so no directory that looks like a run
 
 
 def _run(cfg: SearchConfig, run: RunDir, resuming: bool, storage: optuna.storages.BaseStorage,
@@ -174,8 +181,12 @@ def _run(cfg: SearchConfig, run: RunDir, resuming: bool, storage: optuna.storage
         if res.gpus:
             frac = cfg.gpus_per_trial or DEFAULT_GPUS_PER_TRIAL
             # A pack shares one GPU: a given fraction per trial sets how many fit on it.
-            pack = cfg.pack or (max(1, math.floor(1 / frac + 1e-9)) if cfg.gpus_per_trial else DEFAULT_PACK)
+            pack = cfg.pack or (max(1, min(64, math.floor(1 / frac + 1e-9))) if cfg.gpus_per_trial else DEFAULT_PACK)
             per_worker = frac * pack if pack > 1 else frac
+            if per_worker > res.gpus_per_node + 1e-9:  # Ray would never place a worker: the run would wait forever
+                raise SolaError(f"a worker needs {per_worker:g} GPUs (--gpus-per-trial {frac:g}"
+                                f"{f' x --pack {pack}' if pack > 1 else ''}), more than a node has "
+                                f"({res.gpus_per_node:g})")
             n_workers = cfg.workers or max(1, math.floor(res.gpus / per_worker + 1e-9))
             options = dict(num_gpus=per_worker, num_cpus=max(1, min(4, int(res.cpus // n_workers))))
         else:
@@ -200,8 +211,8 @@ def _run(cfg: SearchConfig, run: RunDir, resuming: bool, storage: optuna.storage
         run.log("run_finished", stopped=stopped, done=stats.done, failed=stats.failed,
                 duplicates=stats.duplicates, elapsed_s=time.monotonic() - started)
         if stopped == "failures":
-            raise MaxFailures(f"run {run.name} stopped after {stats.failed} failed trials (--max-failures "
-                              f"{loop.max_failures}); see {run.events}")
+            raise MaxFailures(f"run {run.name} stopped after {stats.failed - loop.failed_before} failed trials "
+                              f"(--max-failures {loop.max_failures}); see {run.events}")
         return RunSummary(run.name, run.path, stats.done, stats.failed, stats.duplicates, stopped,
                           time.monotonic() - started)
 
@@ -228,6 +239,7 @@ class SearchLoop:
                                  else time.monotonic() + cfg.time_limit_s)
         self.stats.done = sum(is_counted(t) and t.state == TrialState.COMPLETE for t in trials)
         self.stats.failed = sum(is_counted(t) and t.state == TrialState.FAIL for t in trials)
+        self.failed_before = self.stats.failed  # --max-failures counts this session's: a resume may go on
         self.measured = measured_patterns(study)  # pattern → the trial that measured it
         self.points = [(t.values[0], t.values[1], p) for p, t in self.measured.items()]
         self._actor = ray.remote(ProxyWorker).options(**options)
@@ -297,7 +309,7 @@ class SearchLoop:
     def stop_reason(self) -> str | None:
         """Why no new trial may start now (None: one may)."""
         s = self.stats
-        if s.failed >= self.max_failures:
+        if s.failed - self.failed_before >= self.max_failures:
             return "failures"
         if s.deadline is not None and time.monotonic() >= s.deadline:
             return "time"
@@ -429,7 +441,7 @@ class SearchLoop:
 
 
 def resume_search(path: str | Path, trials: int | None = None, time_limit_s: float | None = None,
-                  address: str | None = None, quiet: bool = False) -> RunSummary:
+                  address: str | None = None, quiet: bool = False, max_failures: int | None = None) -> RunSummary:
     """Continue a run from its directory after it stopped or was killed."""
     run = RunDir(Path(path))
     stored = run.read_config()
@@ -438,4 +450,5 @@ def resume_search(path: str | Path, trials: int | None = None, time_limit_s: flo
     cfg.trials = trials if trials is not None else cfg.trials
     cfg.time_limit_s = time_limit_s if time_limit_s is not None else cfg.time_limit_s
     cfg.address = address
+    cfg.max_failures = max_failures if max_failures is not None else cfg.max_failures
     return run_search(cfg, quiet=quiet)
