@@ -292,6 +292,22 @@ def test_join_a_cluster_with_address(tmp_path, npz_data, monkeypatch):
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+def test_a_second_driver_of_a_shared_study_is_refused(tmp_path, npz_data, capsys):
+    """Shared storage (PostgreSQL on a cluster; a SQLite file here): a second `run` of the same name
+    from another runs directory would take over the first driver's running trials."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    assert run_search(_config(tmp_path, npz_data, trials=1, storage=url, name="x"), quiet=True).completed == 1
+    before = [(t.number, t.state) for t in optuna.load_study(study_name="x", storage=url).trials]
+    other = tmp_path / "elsewhere"
+    assert main(["run", "--budget", BUDGET, "--variant", "micro", "--storage", url, "--name", "x", "--data", npz_data,
+                 "--runs-dir", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "study x already exists" in err and len(err.strip().splitlines()) == 1
+    assert not other.exists()
+    after = [(t.number, t.state) for t in optuna.load_study(study_name="x", storage=url).trials]
+    assert after == before  # the first run's study is untouched
+
+
 def test_a_runs_dir_that_is_a_file_is_one_line(tmp_path, capsys):
     (tmp_path / "file").write_text("")
     assert main(["run", "--budget", "8softmax", "--runs-dir", str(tmp_path / "file")]) == 2

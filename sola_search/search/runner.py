@@ -21,7 +21,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from sola_search.errors import SolaError, is_oom, one_line
+from sola_search.errors import SolaError, is_oom, one_line, redact_url
 from sola_search.search.cluster import ProxyWorker, check_address, ray_session
 from sola_search.search.config import (
     DEFAULT_GPUS_PER_TRIAL,
@@ -138,6 +138,11 @@ def prepare(cfg: SearchConfig) -> tuple[SearchConfig, RunDir, bool, optuna.stora
         raise SolaError(f"unknown sampler {cfg.encoding!r}: expected one of {', '.join(ENCODINGS)}")
     check_data(cfg.data)
     storage = storage_for(cfg.storage) if cfg.storage else None  # a bad URL fails before Ray starts
+    if storage is not None and not resuming and cfg.name in optuna.get_all_study_names(storage):
+        # A shared database (PostgreSQL) is where a second driver would meet the first: it would take
+        # over the first one's running trials. A run continues only where its run directory is.
+        raise SolaError(f"study {cfg.name} already exists in {redact_url(cfg.storage)}: resume it where its "
+                        f"run directory is (sola-search resume RUNS_DIR/{cfg.name}), or choose another --name")
     if cfg.address:
         check_address(cfg.address)  # at once, not after minutes of Ray's retries
     return cfg, run, resuming, storage
