@@ -187,6 +187,11 @@ def main() -> None:
             taus[f"{kind}:long_s0_vs_s1"] = tau("long", "long/s1", loss)  # is the reference itself stable?
     if long_steps != 0:
         taus["top1:default_mean_vs_long"] = tau("default/mean", "long")
+    # Which way does each preset lean? More softmax layers scoring higher short and lower long (the
+    # 128 px runs, docs/performance.md) is a systematic disagreement that no seed averaging removes.
+    for label in ("long", "default/mean"):
+        if any(r.get(label) is not None for r in rows):
+            taus[f"top1:softmax_count_vs_{label.replace('/', '_')}"] = tau("softmax", label)
     # Signal against noise: spread of default top-1 across patterns vs the typical seed-to-seed gap.
     s0 = [r["default/s0"] for r in rows if r.get("default/s0") is not None]
     gaps = [abs(r["default/s0"] - r["default/s1"]) for r in rows
@@ -197,7 +202,7 @@ def main() -> None:
     rows.sort(key=lambda r: -(r.get("long") or r.get("default/mean") or 0))
     table(rows, ["name", "pattern", "softmax", *labels])
     for k, v in taus.items():
-        print(f"kendall tau {k:<26} {v if v is None else round(v, 3)}")
+        print(f"kendall tau {k:<36} {v if v is None else round(v, 3)}")
     for k, v in spread.items():
         print(f"{k:<38} {v if v is None else round(v, 4)}")
     train_s = {label: [d["result"].get("train_s") for d in done if d["label"] == label and d["result"].get("train_s")]
