@@ -169,6 +169,8 @@ def main() -> None:
             row[f"{label}:loss"] = r.get("val_loss") if r.get("status") == "ok" else None
         seeds = [row[f"default/s{s}"] for s in range(args.default_seeds) if row[f"default/s{s}"] is not None]
         row["default/mean"] = statistics.fmean(seeds) if seeds else None
+        longs = [row[label] for label in long_labels if row[label] is not None]
+        row["long/mean"] = statistics.fmean(longs) if len(longs) == len(long_labels) > 1 else None
         rows.append(row)
     def tau(a: str, b: str, loss: bool = False) -> float | None:
         sfx = ":loss" if loss else ""
@@ -189,7 +191,7 @@ def main() -> None:
         taus["top1:default_mean_vs_long"] = tau("default/mean", "long")
     # Which way does each preset lean? More softmax layers scoring higher short and lower long (the
     # 128 px runs, docs/performance.md) is a systematic disagreement that no seed averaging removes.
-    for label in ("long", "default/mean"):
+    for label in ("long", "long/mean", "default/mean"):
         if any(r.get(label) is not None for r in rows):
             taus[f"top1:softmax_count_vs_{label.replace('/', '_')}"] = tau("softmax", label)
     # Signal against noise: spread of default top-1 across patterns vs the typical seed-to-seed gap.
