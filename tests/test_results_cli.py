@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 
 import matplotlib.image
 import pytest
@@ -65,6 +66,29 @@ def test_pareto_json_and_csv(runs, capsys):
     assert {r["state"] for r in table} == {"COMPLETE", "FAIL"}
     assert sum(r["on_front"] == "True" for r in table) == len(front)
     assert [r["reason"] for r in table if r["state"] == "FAIL"][0] == "CUDA out of memory (simulated)"
+
+
+def test_pareto_json_has_no_nan(runs, capsys, tmp_path):
+    """A queued trial (a baseline waiting for a worker) has no pattern yet: null in the JSON, never
+    NaN, which is not JSON."""
+    def no_nan(name):
+        raise AssertionError(f"{name} in the JSON")
+
+    shutil.copytree(runs / "a", tmp_path / "a")
+    open_run(tmp_path / "a").study.enqueue_trial({})
+    code, out, _ = _run(capsys, "pareto", tmp_path / "a", "--format", "json", "--all")
+    rows = json.loads(out, parse_constant=no_nan)
+    assert code == 0 and [r["pattern"] for r in rows if r["state"] == "WAITING"] == [None]
+    json.loads((tmp_path / "a" / "reports" / "pareto.json").read_text(), parse_constant=no_nan)
+
+
+def test_pareto_on_a_run_whose_reports_cannot_be_written(runs, capsys, tmp_path):
+    shutil.copytree(runs / "a", tmp_path / "a")
+    shutil.rmtree(tmp_path / "a" / "reports", ignore_errors=True)
+    (tmp_path / "a" / "reports").write_text("not a directory")  # as a read-only copy of a run would fail
+    code, out, err = _run(capsys, "pareto", tmp_path / "a", "--format", "json")
+    assert code == 0 and json.loads(out)
+    assert "no reports written" in err and len(err.strip().splitlines()) == 1
 
 
 def test_pareto_all_table_marks_failed_and_infeasible(runs, capsys):

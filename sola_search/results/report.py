@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,7 +102,8 @@ def rows(report: FrontReport, all_trials: bool = False) -> list[dict[str, Any]]:
     data = data.sort_values(["gmacs", "val_top1", "number"], ascending=[True, False, True], na_position="last")
     out = []
     for r in data.itertuples(index=False):
-        row = dict(trial=int(r.number), pattern=r.pattern, val_top1=_num(r.val_top1), gmacs=_num(r.gmacs),
+        row = dict(trial=int(r.number), pattern=r.pattern if isinstance(r.pattern, str) else None,
+                   val_top1=_num(r.val_top1), gmacs=_num(r.gmacs),
                    macs=_num(r.macs), params=_num(r.params), softmax_layers=_num(r.softmax_layers),
                    baseline=r.baseline if isinstance(r.baseline, str) else None, knee=int(r.number) == report.knee,
                    duplicate_of=_num(r.duplicate_of))
@@ -127,7 +129,7 @@ def to_csv(rows_: list[dict[str, Any]], fields: list[str] | None = None) -> str:
 
 
 def to_json(rows_: list[dict[str, Any]]) -> str:
-    return json.dumps(rows_, indent=2)
+    return json.dumps(rows_, indent=2, allow_nan=False)  # NaN is not JSON: a missing value is null
 
 
 def ref_text(ref: tuple[float, float]) -> str:
@@ -192,21 +194,27 @@ def render_table(report: FrontReport, all_trials: bool = False, console: Any = N
 
 def write_reports(report: FrontReport) -> list[Path]:
     """Write reports/pareto.csv and reports/pareto.json (every trial, with its front/knee marks) into
-    the run directory. Returns the paths written (none when the run has no directory)."""
+    the run directory. Returns the paths written (none when the run has no directory). A directory
+    that cannot be written (a read-only copy of a run) gets no reports and one warning: the front is
+    still shown."""
     if report.run.reports_dir is None:
         return []
     d = report.run.reports_dir
-    d.mkdir(parents=True, exist_ok=True)
     every = rows(report, all_trials=True)
     out = []
-    for name, text in (("pareto.csv", to_csv(every)),
-                       ("pareto.json", json.dumps(dict(summary=summary_lines(report), ref=list(report.ref),
-                                                       hypervolume=report.hypervolume, knee=report.knee,
-                                                       trials=every), indent=2))):
-        tmp = d / f".{name}.tmp"
-        tmp.write_text(text + ("" if text.endswith("\n") else "\n"), encoding="utf-8")
-        tmp.replace(d / name)
-        out.append(d / name)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        for name, text in (("pareto.csv", to_csv(every)),
+                           ("pareto.json", json.dumps(dict(summary=summary_lines(report), ref=list(report.ref),
+                                                           hypervolume=report.hypervolume, knee=report.knee,
+                                                           trials=every), indent=2, allow_nan=False))):
+            tmp = d / f".{name}.tmp"
+            tmp.write_text(text + ("" if text.endswith("\n") else "\n"), encoding="utf-8")
+            tmp.replace(d / name)
+            out.append(d / name)
+    except OSError as e:
+        print(f"sola-search: warning: no reports written to {d}: {e.strerror or e} (--no-reports skips them)",
+              file=sys.stderr)
     return out
 
 
