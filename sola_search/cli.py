@@ -44,9 +44,11 @@ def _print_json(obj) -> None:
 
 # --- space ------------------------------------------------------------------------------------
 def cmd_show(args: argparse.Namespace) -> int:
-    from sola_search.space import get_variant, model_cost, pattern_file_variant, resolve_pattern
+    from sola_search.space import get_variant, model_cost, pattern_file_defaults, resolve_pattern
 
-    v = get_variant(args.variant or pattern_file_variant(args.pattern) or "tiny")
+    from_file = pattern_file_defaults(args.pattern)
+    v = get_variant(args.variant or from_file.get("variant", "tiny"))
+    args.resolution = args.resolution or from_file.get("resolution", 224)
     p = resolve_pattern(args.pattern, v)
     cost = model_cost(v, p, args.resolution)
     info = dict(pattern=str(p), variant=v.name, resolution=args.resolution, macs=cost.macs,
@@ -102,14 +104,14 @@ def cmd_space(args: argparse.Namespace) -> int:
 # --- proxies ----------------------------------------------------------------------------------
 def cmd_proxy(args: argparse.Namespace) -> int:
     from sola_search.proxies import get_preset, train_proxy
-    from sola_search.space import pattern_file_variant, resolve_pattern
+    from sola_search.space import pattern_file_defaults, resolve_pattern
 
     preset = args.preset
     if preset is None:
         import torch
 
         preset = "default" if torch.cuda.is_available() and args.device != "cpu" else "quick"
-    cfg = get_preset(preset, variant=args.variant or pattern_file_variant(args.pattern), data=args.data,
+    cfg = get_preset(preset, variant=args.variant or pattern_file_defaults(args.pattern).get("variant"), data=args.data,
                      seed=args.seed, steps=args.steps, device=args.device, test=args.test or None)
     pattern = resolve_pattern(args.pattern, cfg.variant)
     result = train_proxy(pattern, cfg)
@@ -303,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="draw a pattern with its MACs, GFLOPs, params and softmax count")
     p.add_argument("pattern", help="text form (LL-LS-LLSLLS-SS), a baseline name (late-stages) or a pattern file")
     p.add_argument("--variant", help="micro, tiny, small or base (default: a pattern file's, else tiny)")
-    p.add_argument("--resolution", type=_resolution, default=224, help="input size in pixels (default 224)")
+    p.add_argument("--resolution", type=_resolution, help="input size in pixels (default: a pattern file's, else 224)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_show)
 

@@ -72,6 +72,21 @@ def test_show_accepts_a_pattern_file(capsys, tmp_path):
     assert status == 0 and json.loads(out)["variant"] == "micro" and json.loads(out)["pattern"] == str(p)
     status, _, err = run(capsys, "show", str(path), "--variant", "tiny")
     assert status == 2 and "made for variant 'micro', not 'tiny'" in err
+    path.write_text(json.dumps({"variant": "micro", "resolution": 160, "layer_types": p.layer_types}))
+    status, out, _ = run(capsys, "show", str(path), "--json")  # ... and the resolution it was measured at
+    assert status == 0 and json.loads(out)["resolution"] == 160
+
+
+def test_a_pattern_file_edited_out_of_agreement_or_not_text_is_one_line(capsys, tmp_path):
+    p = baseline("interleave-3", "micro")
+    edited = [*p.layer_types[:-1], "softmax" if p.layer_types[-1] == "linear" else "linear"]
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps({"variant": "micro", "pattern": str(p), "layer_types": edited}))
+    status, _, err = run(capsys, "show", str(path))
+    assert status == 2 and "does not match 'layer_types'" in err and len(err.strip().splitlines()) == 1
+    (tmp_path / "bin.json").write_bytes(b"\xff\xfe\x00garbage")
+    status, _, err = run(capsys, "show", str(tmp_path / "bin.json"))
+    assert status == 2 and "pattern file" in err and len(err.strip().splitlines()) == 1
 
 
 def test_space_lists_every_variant(capsys):

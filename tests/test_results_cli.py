@@ -166,6 +166,7 @@ def test_runs_listing(runs, capsys, tmp_path):
     (["pareto", "{runs}/a", "--ref", "x"], "--ref 'x': expected TOP1,GMACS"),
     (["compare", "{runs}/a", "{tmp}/nope"], "no such run directory"),
     (["runs", "--runs-dir", "{tmp}/nope"], "no such directory"),
+    (["export", "{runs}/a", "--pick", "knee", "--out", "{tmp}"], "cannot write pattern file"),  # a directory
 ])
 def test_bad_input_is_one_line_and_exit_2(runs, capsys, tmp_path, argv, message):
     code, out, err = _run(capsys, *[a.format(tmp=tmp_path, runs=runs) for a in argv])

@@ -54,7 +54,7 @@ def test_atomic_write_leaves_no_temp_and_keeps_old_file_on_failure(tmp_path, mon
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", boom)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(SolaError, match="cannot write pattern file .*: disk full"):  # one line for the CLI
         write_pattern_file(path, _record("LL-LL-LLLL-LL"))
     monkeypatch.undo()
     assert load_pattern_file(path)["pattern"] == "SS-LL-LLLL-LL"  # old content intact

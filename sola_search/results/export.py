@@ -45,7 +45,7 @@ def pick_trial(study: Any, pick: str) -> int:
     if text.startswith("under:"):
         budget = Budget.parse(text.removeprefix("under:"))
         ok = frame[frame["feasible"]]
-        keep = ok["gmacs"] * 1e9 <= (budget.max_macs if budget.max_macs is not None else float("inf"))
+        keep = ok["macs"] <= (budget.max_macs if budget.max_macs is not None else float("inf"))  # exact MACs
         if budget.max_softmax is not None:
             keep &= ok["softmax_layers"] <= budget.max_softmax
         if budget.max_params is not None:
@@ -74,7 +74,8 @@ def load_backbone(path: str | os.PathLike, **kwargs: Any):
     from sola_search.space import Pattern, build_backbone
 
     record = load_pattern_file(path)
-    if "variant" in kwargs:
-        raise SolaError(f"load_backbone({os.fspath(path)}): the variant comes from the file "
-                        f"({record['variant']}); do not pass variant=")
+    for key in ("variant", "pattern"):
+        if key in kwargs:
+            raise SolaError(f"load_backbone({os.fspath(path)}): the {key} comes from the file "
+                            f"({record[key]}); do not pass {key}=")
     return build_backbone(record["variant"], Pattern.parse(record["pattern"], record["variant"]), **kwargs)

@@ -134,7 +134,10 @@ def write_pattern_file(path: str | os.PathLike, record: Mapping[str, Any]) -> Pa
     path = Path(path)
     data = validate_pattern_record(dict(record), f"pattern record for {path}")
     text = json.dumps(data, indent=2, allow_nan=False) + "\n"
-    return write_atomic(path, text)
+    try:
+        return write_atomic(path, text)
+    except OSError as e:
+        raise SolaError(f"cannot write pattern file {path}: {e.strerror or e}") from None
 
 
 def make_pattern_record(

@@ -2,7 +2,7 @@
 baselines and the backbone built from a pattern. Pure and fast; no I/O beyond reading a pattern file.
 The backbone (torch, timm) loads on first use, so that `sola-search show` and `space` start at once."""
 
-from sola_search.space.baselines import baseline, baselines, pattern_file_variant, resolve, resolve_pattern
+from sola_search.space.baselines import baseline, baselines, pattern_file_defaults, resolve, resolve_pattern
 from sola_search.space.budget import Budget
 from sola_search.space.cost import Cost, CostTable, cost_table, model_cost
 from sola_search.space.feasible import FeasibleSet
@@ -11,7 +11,7 @@ from sola_search.space.variants import VARIANTS, Variant, get_variant
 
 __all__ = [
     "VARIANTS", "Budget", "Cost", "CostTable", "FeasibleSet", "Pattern", "SolaVision", "Variant", "baseline",
-    "baselines", "build_backbone", "cost_table", "get_variant", "model_cost", "pattern_file_variant", "resolve",
+    "baselines", "build_backbone", "cost_table", "get_variant", "model_cost", "pattern_file_defaults", "resolve",
     "resolve_pattern",
 ]
 

@@ -89,14 +89,19 @@ def resolve_pattern(pattern: str | Pattern | os.PathLike | None, variant: str | 
     return resolve(text, v)
 
 
-def pattern_file_variant(pattern: str | os.PathLike) -> str | None:
-    """The variant a pattern file names, or None when `pattern` is not a file path (text, baseline
-    name) or the file names none: what a command uses when the user gives no --variant."""
+def pattern_file_defaults(pattern: str | os.PathLike) -> dict:
+    """The variant and resolution a pattern file names ({} when `pattern` is not a file path but
+    text or a baseline name): what a command uses when the user gives no --variant/--resolution."""
     text = os.fspath(pattern)
     if not _is_file_path(text):
-        return None
-    variant = _read_pattern_file(text).get("variant")
-    return variant if isinstance(variant, str) else None
+        return {}
+    data = _read_pattern_file(text)
+    out = {}
+    if isinstance(data.get("variant"), str):
+        out["variant"] = data["variant"]
+    if isinstance(data.get("resolution"), int) and not isinstance(data.get("resolution"), bool):
+        out["resolution"] = data["resolution"]
+    return out
 
 
 def _is_file_path(text: str) -> bool:
@@ -108,7 +113,7 @@ def _read_pattern_file(path: str) -> dict:
     try:
         with open(path) as f:
             data = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, ValueError) as e:  # ValueError: bad JSON, or not UTF-8 text
         raise SolaError(f"pattern file {path}: {e}") from None
     if not isinstance(data, dict) or not ("layer_types" in data or "pattern" in data):
         raise SolaError(f"pattern file {path}: expected a JSON object with 'layer_types' or 'pattern'")
@@ -119,6 +124,9 @@ def _pattern_from_file(path: str, v: Variant) -> Pattern:
     data = _read_pattern_file(path)
     if data.get("variant", v.name) != v.name:
         raise SolaError(f"pattern file {path}: made for variant {data['variant']!r}, not {v.name!r}")
-    if "layer_types" in data:
-        return Pattern.from_layer_types(data["layer_types"], v)
-    return Pattern.parse(data["pattern"], v)
+    if "layer_types" not in data:
+        return Pattern.parse(data["pattern"], v)
+    pattern = Pattern.from_layer_types(data["layer_types"], v)
+    if "pattern" in data and Pattern.parse(data["pattern"], v) != pattern:  # an edit made one of them wrong
+        raise SolaError(f"pattern file {path}: 'pattern' {data['pattern']} does not match 'layer_types' ({pattern})")
+    return pattern
