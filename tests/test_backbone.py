@@ -246,6 +246,19 @@ def test_forward_intermediates_head_and_classifier():
     assert isinstance(model.get_classifier(), torch.nn.Identity)
     torch.testing.assert_close(model(x), pre)
 
+    # No pooling, as timm's ConvNeXt: the head at every position, (B, classes, H, W).
+    model.reset_classifier(5, "")
+    dense = model(x)
+    assert dense.shape == (2, 5, 3, 3)
+    at = model.get_classifier()(model.head.norm(feats[:, :, 1, 2]))  # one position through norm and linear
+    torch.testing.assert_close(dense[:, :, 1, 2], at)
+    with pytest.raises(ValueError, match="global_pool 'max'"):
+        model.reset_classifier(5, "max")
+    with pytest.raises(ValueError, match="feature index 4 is out of range"):
+        model.forward_intermediates(x, indices=[4])
+    with pytest.raises(ValueError, match="the last 1 to 4 stages"):
+        model.forward_intermediates(x, indices=5)
+
 
 def test_in_chans_and_bad_inputs():
     assert build_backbone("micro", in_chans=1, num_classes=2)(torch.randn(1, 1, 64, 64)).shape == (1, 2)

@@ -157,7 +157,8 @@ class Stage(nn.Module):
 
 
 class ClassifierHead(nn.Module):
-    """Global average pool → LayerNorm → dropout → linear."""
+    """Global average pool → LayerNorm → dropout → linear. Without pooling (global_pool='') the
+    norm and the linear apply at every position, giving (B, classes, H, W) as timm's ConvNeXt does."""
 
     def __init__(self, dim: int, num_classes: int, global_pool: str, drop_rate: float):
         super().__init__()
@@ -168,9 +169,10 @@ class ClassifierHead(nn.Module):
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if self.global_pool == "avg":
-            x = x.mean((2, 3))
-        x = self.drop(self.norm(x) if self.global_pool == "avg" else x)
-        return x if pre_logits else self.fc(x)
+            x = self.drop(self.norm(x.mean((2, 3))))
+            return x if pre_logits else self.fc(x)
+        x = self.drop(self.norm(_nhwc(x)))
+        return _nchw(x if pre_logits else self.fc(x))
 
 
 class SolaVision(nn.Module):
@@ -247,6 +249,8 @@ class SolaVision(nn.Module):
         return self.head.fc
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        if global_pool not in (None, "avg", ""):
+            raise ValueError(f"global_pool {global_pool!r}: expected 'avg' or ''")
         self.num_classes = num_classes
         if global_pool is not None:
             self.global_pool = self.head.global_pool = global_pool
@@ -300,7 +304,12 @@ def _take_indices(n: int, indices: int | Sequence[int] | None) -> list[int]:
     if indices is None:
         return list(range(n))
     if isinstance(indices, int):
+        if not 0 < indices <= n:
+            raise ValueError(f"indices {indices}: expected the last 1 to {n} stages")
         return list(range(n - indices, n))
+    for i in indices:
+        if not -n <= i < n:
+            raise ValueError(f"feature index {i} is out of range ({n} stages)")
     return [i % n for i in indices]
 
 
