@@ -326,6 +326,7 @@ def test_a_refused_token_says_what_to_do():
     except ConnectionError as e:
         assert "~/.ray/auth_token" in _join_failure(e)
     assert _join_failure(ConnectionError("no route\nmore")) == "no route"
+    assert _join_failure(TimeoutError()) == "TimeoutError"  # no message: its type
 
 
 @pytest.mark.parametrize("argv, message", [

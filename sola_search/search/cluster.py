@@ -113,7 +113,7 @@ def _join_failure(e: BaseException) -> str:
     if any("InvalidAuthToken" in text or "Authentication token" in text for text in chain):
         return ("the cluster requires its authentication token: copy the head's ~/.ray/auth_token to this "
                 "machine, or set RAY_AUTH_TOKEN (Ray's token authentication)")
-    return str(e).splitlines()[0]
+    return (str(e).splitlines() or [type(e).__name__])[0]
 
 
 class ProxyWorker:
