@@ -22,6 +22,8 @@ import torch  # noqa: E402
 
 from sola_search.proxies import ProxyConfig, get_preset  # noqa: E402
 
+OUT = Path(__file__).resolve().parent / "out"  # bench/out wherever the script is run from (ignored by git)
+
 # --smoke: the micro variant at a tiny size on the CPU, so a script runs end to end in seconds.
 SMOKE = dict(variant="micro", width=0.25, resolution=32, steps=4, batch_size=32, warmup_steps=1, max_train=2000,
              val_fraction=0.02, eval_batch_size=512, device="cpu", log_points=2)
@@ -29,7 +31,7 @@ SMOKE = dict(variant="micro", width=0.25, resolution=32, steps=4, batch_size=32,
 
 def common_args(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("--data", default="fashion-mnist", help="data spec, e.g. fashion-mnist:/data/fashion-mnist")
-    p.add_argument("--out", default=f"bench/out/{name}.json", help="where the JSON record goes")
+    p.add_argument("--out", default=str(OUT / f"{name}.json"), help="where the JSON record goes")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="ProxyConfig overrides for every run, e.g. width=0.25 resolution=32 batch_size=512")
     p.add_argument("--smoke", action="store_true", help="a seconds-long CPU run of the whole script (micro, 4 steps)")
