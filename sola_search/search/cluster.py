@@ -33,8 +33,7 @@ def ray_session(address: str | None = None, quiet: bool = True) -> Iterator[Reso
     kwargs = dict(include_dashboard=False, log_to_driver=not quiet, logging_level="ERROR",
                   configure_logging=True)
     try:
-        if address:
-            check_address(address)
+        if address:  # the caller has checked it (`check_address`) before making anything
             _send_token_if_available()
             try:
                 ray.init(address=address, **kwargs)

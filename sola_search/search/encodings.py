@@ -233,7 +233,8 @@ def get_encoding(name: str, variant: str | Variant, budget: Budget | str, resolu
 # A baseline that failed for a reason that may pass (out of memory, a worker's error) is queued again
 # by a resumed run, once; one that diverged (`nan`) would diverge again with the same seed, so it is
 # not. An interrupted one whose copy was never queued (a driver killed in between) is queued too.
-RETRY_ON_RESUME = ("oom", "error", "interrupted")
+RETRYABLE = ("oom", "error")
+RETRY_ON_RESUME = (*RETRYABLE, "interrupted")
 
 
 def enqueue_baselines(study: optuna.Study, patterns: Mapping[str, Pattern], encoding: Encoding) -> list[str]:
@@ -252,7 +253,7 @@ def enqueue_baselines(study: optuna.Study, patterns: Mapping[str, Pattern], enco
         same = [t for t in trials if t.system_attrs.get("fixed_params", t.params) == params]
         attrs = {"baseline": name}
         statuses = [t.user_attrs.get("status") if t.state == TrialState.FAIL else None for t in same]
-        if same and all(s in RETRY_ON_RESUME for s in statuses) and sum(s in ("oom", "error") for s in statuses) < 2:
+        if same and all(s in RETRY_ON_RESUME for s in statuses) and sum(s in RETRYABLE for s in statuses) < 2:
             attrs["retry_of"] = same[-1].number
         elif same:
             continue

@@ -413,8 +413,9 @@ class SearchLoop:
     def interrupt(self) -> None:
         """Give the unfinished patterns back to the study so that `resume` measures them."""
         unfinished = [t for entries, _, _ in self.inflight.values() for t, _ in entries] + [t for t, _ in self.pack]
+        stored = self.study.get_trials(deepcopy=False)  # numbered in order: stored[n] is trial n
         for trial in unfinished:
-            requeue(self.study, trial, trial.params, trial.user_attrs, "interrupted (Ctrl-C or kill); re-queued")
+            requeue(self.study, stored[trial.number], "interrupted (Ctrl-C or kill); re-queued")
         for dups in self.waiting.values():
             for trial in dups:
                 self.study.tell(trial, state=TrialState.FAIL)

@@ -65,15 +65,16 @@ def measured_patterns(study: optuna.Study) -> dict[str, FrozenTrial]:
     return out
 
 
-def requeue(study: optuna.Study, trial: optuna.Trial, params: dict, user_attrs: dict, reason: str) -> None:
+def requeue(study: optuna.Study, t: FrozenTrial, reason: str) -> None:
     """An unfinished trial: FAIL with status 'interrupted', its parameters enqueued again so that its
-    pattern is measured after all (a baseline stays a baseline). `params` are the suggested ones, or
-    else the fixed ones of an enqueued trial stopped before its suggestions. The copy is queued before
-    the trial is failed: a second interruption in between leaves a duplicate, never a lost pattern."""
-    params = params or study.get_trials(deepcopy=False)[trial.number].system_attrs.get("fixed_params") or {}
+    pattern is measured after all (a baseline stays a baseline): the suggested ones, or else the
+    fixed ones of an enqueued trial stopped before its suggestions. The copy is queued before the
+    trial is failed: a second interruption in between leaves a duplicate, never a lost pattern."""
+    params = t.params or t.system_attrs.get("fixed_params") or {}
     if params:
-        keep = {k: v for k, v in user_attrs.items() if k == "baseline"}
-        study.enqueue_trial(params, user_attrs={**keep, "retry_of": trial.number})
+        keep = {k: v for k, v in t.user_attrs.items() if k == "baseline"}
+        study.enqueue_trial(params, user_attrs={**keep, "retry_of": t.number})
+    trial = optuna.Trial(study, t._trial_id)
     trial.set_user_attr("status", "interrupted")
     trial.set_user_attr("reason", reason)
     study.tell(trial, state=TrialState.FAIL)
@@ -84,6 +85,5 @@ def recover_interrupted(study: optuna.Study) -> list[int]:
     numbers."""
     stale = study.get_trials(deepcopy=False, states=[TrialState.RUNNING])
     for t in stale:
-        requeue(study, optuna.Trial(study, t._trial_id), t.params, t.user_attrs,
-                "the driver stopped before this trial finished; re-queued")
+        requeue(study, t, "the driver stopped before this trial finished; re-queued")
     return [t.number for t in stale]
