@@ -242,8 +242,10 @@ def test_kill_minus_nine_then_resume(tmp_path, npz_data):
         assert t2.state == TrialState.FAIL and t2.user_attrs["status"] == "interrupted"
         if "pattern" in t.user_attrs:
             assert t.user_attrs["pattern"] in {m.user_attrs["pattern"] for m in measured}
-        else:  # killed between study.ask() and the encoding's suggestions: nothing was sent to a worker
-            assert not t.params
+        else:  # killed before its pattern was recorded (after `ask`, maybe after the suggestions): re-queued
+            #   exactly when it had parameters, suggested or fixed (an enqueued baseline)
+            retries = [u for u in after.trials if u.user_attrs.get("retry_of") == t.number]
+            assert bool(retries) == bool(t.params or t.system_attrs.get("fixed_params"))
 
 
 @pytest.mark.slow
