@@ -68,9 +68,15 @@ def part(jobs: list[dict], spec: str) -> list[dict]:
     return mine
 
 
+# Config fields that do not change what a run trains: parts may differ in them and still merge
+# (evaluation reads the weights and draws nothing from the training batches' generator).
+UNTRAINED = ("device", "eval_every")
+
+
 def merged(paths: list[str], jobs: list[dict]) -> list[dict]:
     """The runs of earlier parts, checked against this invocation's jobs (same patterns and configs)."""
     want = {(j["label"], p): j["config"] for j in jobs for p in j["patterns"]}
+    same = lambda c: {k: v for k, v in c.items() if k not in UNTRAINED}  # noqa: E731
     done = {}
     for path in paths:
         try:
@@ -79,8 +85,7 @@ def merged(paths: list[str], jobs: list[dict]) -> list[dict]:
             fail(f"--merge {path}: not a proxy_fidelity record ({type(e).__name__}: {e})")
         for d in runs:
             key = (d["label"], d["pattern"])
-            if key not in want or {k: v for k, v in d["config"].items() if k != "device"} != {
-                    k: v for k, v in want[key].items() if k != "device"}:
+            if key not in want or same(d["config"]) != same(want[key]):
                 fail(f"--merge {path}: run {key} is not one of this benchmark's (options differ?)")
             done[key] = d
     missing = len(want) - len(done)
@@ -92,18 +97,20 @@ def along_long(by: dict, pats: list[tuple[str, str]]) -> list[dict]:
     """Where along `long` the order of the patterns settles: at each evaluation of the long runs
     (`eval_every` > 0), Kendall's tau of top-1 then against long's final top-1 and against
     default's (seed 0). A short proxy can only agree with long once long agrees with itself."""
-    runs = [(by.get(("long", p), {}), by.get(("default/s0", p), {})) for _, p in pats]
-    runs = [(lg, d) for lg, d in runs if lg.get("status") == "ok" and lg.get("val_curve")]
+    runs = [(by.get(("long", p), {}), by.get(("default/s0", p), {}), p.count("S")) for _, p in pats]
+    runs = [(lg, d, n) for lg, d, n in runs if lg.get("status") == "ok" and lg.get("val_curve")]
     if len(runs) < 3:
         return []
+    curves = [dict((int(s), a) for s, a in lg["val_curve"]) for lg, _, _ in runs]
     out = []
-    for i, (step, _) in enumerate(runs[0][0]["val_curve"]):
-        at = [lg["val_curve"][i][1] for lg, _ in runs]
-        final = [lg["val_top1"] for lg, _ in runs]
-        short = [(a, d["val_top1"]) for a, (_, d) in zip(at, runs, strict=True) if d.get("status") == "ok"]
+    for step in sorted(set.intersection(*(set(c) for c in curves))):  # merged parts may differ
+        at = [c[step] for c in curves]
+        final = [lg["val_top1"] for lg, _, _ in runs]
+        short = [(a, d["val_top1"]) for a, (_, d, _) in zip(at, runs, strict=True) if d.get("status") == "ok"]
         out.append({"step": step, "vs long final": kendall_tau(at, final),
                     "vs default/s0": kendall_tau([a for a, _ in short], [b for _, b in short])
-                    if len(short) >= 3 else None})
+                    if len(short) >= 3 else None,
+                    "vs softmax count": kendall_tau(at, [n for _, _, n in runs])})
     return out
 
 
@@ -216,7 +223,7 @@ def main() -> None:
     along = along_long(by, pats)
     if along:
         print("along long's run (--set eval_every=N): tau of top-1 at each step against ...")
-        table(along, ["step", "vs long final", "vs default/s0"])
+        table(along, ["step", "vs long final", "vs default/s0", "vs softmax count"])
     failed = [d for d in done if d["result"].get("status") != "ok"]
     print(f"{len(done)} runs in packs of {args.pack} on {len(devs)} device(s) x {args.per_gpu} in {wall:.0f}s; "
           f"{len(failed)} failed; target tau >= 0.6")
