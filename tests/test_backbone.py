@@ -295,3 +295,28 @@ def test_importing_the_package_loads_no_torch_and_still_registers_with_timm(firs
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "sola_vision_micro" in out.stdout and "sola_vision_base" in out.stdout
+
+
+def test_a_pattern_files_resolution_sets_timms_data_config(tmp_path):
+    """timm builds the evaluation transform from pretrained_cfg: a 384 px pattern file must say 384,
+    and load_backbone must agree with timm.create_model."""
+    from timm.data import resolve_model_data_config
+
+    from sola_search import load_backbone
+    from sola_search.results.patterns import make_pattern_record, write_pattern_file
+    from sola_search.space import model_cost
+
+    p = mixed("micro")
+    cost = model_cost("micro", p, 384)
+    path = write_pattern_file(tmp_path / "r384.json", make_pattern_record(
+        "micro", p, resolution=384, val_top1=0.5, macs=cost.macs, params=cost.params))
+    by_timm = timm.create_model("sola_vision_micro", pattern=str(path))
+    by_file = load_backbone(path)
+    for model in (by_timm, by_file):
+        cfg = resolve_model_data_config(model)
+        assert cfg["input_size"] == (3, 384, 384) and cfg["crop_pct"] == 0.9
+        assert model.pretrained_cfg["pool_size"] == (12, 12)
+    mine = timm.create_model("sola_vision_micro", pattern=str(path), pretrained_cfg_overlay=dict(input_size=(3, 320, 320)))
+    assert resolve_model_data_config(mine)["input_size"] == (3, 320, 320)  # the user's overlay wins
+    assert resolve_model_data_config(timm.create_model("sola_vision_micro"))["input_size"] == (3, 224, 224)
+    assert resolve_model_data_config(build_backbone("micro"))["input_size"] == (3, 224, 224)

@@ -71,11 +71,12 @@ def export_pattern(study: Any, pick: str, out: str | os.PathLike) -> tuple[Path,
 def load_backbone(path: str | os.PathLike, **kwargs: Any):
     """The backbone a pattern file describes (validated first): `build_backbone(variant, pattern,
     **kwargs)` with the file's variant, e.g. `load_backbone("knee.json", num_classes=100)`."""
-    from sola_search.space import Pattern, build_backbone
+    from sola_search.space import build_backbone
 
     record = load_pattern_file(path)
     for key in ("variant", "pattern"):
         if key in kwargs:
             raise SolaError(f"load_backbone({os.fspath(path)}): the {key} comes from the file "
                             f"({record[key]}); do not pass {key}=")
-    return build_backbone(record["variant"], Pattern.parse(record["pattern"], record["variant"]), **kwargs)
+    # Built from the file as timm.create_model builds it: the same pattern and data config (resolution).
+    return build_backbone(record["variant"], os.path.abspath(path), **kwargs)  # absolute: never read as a name

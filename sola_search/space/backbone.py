@@ -8,6 +8,7 @@ Tensors are (B, H, W, C) inside a stage and (B, C, H, W) between stages.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from functools import partial
 
@@ -15,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sola_search.space.baselines import resolve_pattern
+from sola_search.space.baselines import pattern_file_defaults, resolve_pattern
 from sola_search.space.pattern import SOFTMAX, Pattern
 from sola_search.space.variants import VARIANTS, Variant, get_variant
 
@@ -175,6 +176,22 @@ class ClassifierHead(nn.Module):
         return _nchw(x if pre_logits else self.fc(x))
 
 
+def data_config(resolution: int = 224) -> dict:
+    """timm's pretrained_cfg fields for this family at a resolution: what
+    `timm.data.resolve_model_data_config` reads to build the evaluation transform."""
+    side = -(-resolution // 32)  # the last stage's grid: stride 32
+    return dict(num_classes=1000, input_size=(3, resolution, resolution), pool_size=(side, side), crop_pct=0.9,
+                interpolation="bicubic", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+                first_conv="stem.conv1.conv", classifier="head.fc", license="mit")
+
+
+def _file_resolution(pattern) -> int | None:
+    """The resolution a pattern file names, when `pattern` is one (text, names and `Pattern`s: None)."""
+    if isinstance(pattern, str | os.PathLike):
+        return pattern_file_defaults(pattern).get("resolution")
+    return None
+
+
 class SolaVision(nn.Module):
     """A hybrid linear/softmax attention backbone built from a variant and a pattern."""
 
@@ -193,6 +210,8 @@ class SolaVision(nn.Module):
         super().__init__()
         v = get_variant(variant)  # a proxy Variant is used as given; width= scales the named variant
         v = v.scaled(width) if width is not None else v
+        # timm reads the evaluation transform from here; a pattern file's resolution sets its size.
+        self.pretrained_cfg = self.default_cfg = data_config(_file_resolution(pattern) or 224)
         pattern = resolve_pattern(pattern, v)
         if global_pool not in ("avg", ""):
             raise ValueError(f"global_pool {global_pool!r}: expected 'avg' or ''")
@@ -325,16 +344,15 @@ def _register_with_timm() -> None:
     except ImportError:
         return
 
-    def _cfg(**kw):
-        return dict(num_classes=1000, input_size=(3, 224, 224), pool_size=(7, 7), crop_pct=0.9,
-                    interpolation="bicubic", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
-                    first_conv="stem.conv1.conv", classifier="head.fc", license="mit", **kw)
-
     # timm's register_model reads the module's `default_cfgs`.
-    globals()["default_cfgs"] = generate_default_cfgs({f"sola_vision_{n}.untrained": _cfg() for n in VARIANTS})
+    globals()["default_cfgs"] = generate_default_cfgs({f"sola_vision_{n}.untrained": data_config() for n in VARIANTS})
 
     def make(name: str):
         def fn(pretrained: bool = False, **kwargs):
+            resolution = _file_resolution(kwargs.get("pattern"))
+            if resolution and resolution != 224:  # the user's own overlay keys win
+                sized = {k: v for k, v in data_config(resolution).items() if k in ("input_size", "pool_size")}
+                kwargs["pretrained_cfg_overlay"] = {**sized, **(kwargs.get("pretrained_cfg_overlay") or {})}
             # build_model_with_cfg's own second parameter is called `variant` (the timm name): bind ours first.
             return build_model_with_cfg(
                 partial(SolaVision, name), f"sola_vision_{name}", pretrained,
