@@ -97,6 +97,15 @@ def test_pattern_of_the_wrong_shape_is_refused():
         model_cost("tiny", Pattern.parse("LL-LL-LL-SS"))
 
 
+def test_text_and_baseline_names_are_counted_as_build_backbone_takes_them():
+    from sola_search.errors import SolaError
+
+    assert model_cost("micro", "ll-ll-llss-ls") == model_cost("micro", Pattern.parse("LL-LL-LLSS-LS"))
+    assert model_cost("micro", "all-linear") == model_cost("micro", baseline("all-linear", "micro"))
+    with pytest.raises(SolaError, match="stage 2"):
+        model_cost("micro", "LL-XX-LLSS-LS")
+
+
 # Published figures (DESIGN.md), stages 1–2 linear, 3–4 softmax, 224²: within 10%.
 @pytest.mark.parametrize("variant, mparams, gmacs", [("tiny", 16, 2.5), ("small", 27, 4.6)])
 def test_late_stages_lands_on_published_mavit(variant, mparams, gmacs):

@@ -104,7 +104,12 @@ class Cost:
         return self.params / 1e6
 
 
-def model_cost(variant: str | Variant, pattern: Pattern, resolution: int = 224, num_classes: int = 1000) -> Cost:
-    """MACs and params of the full model of a variant with a pattern at a resolution."""
+def model_cost(variant: str | Variant, pattern: Pattern | str, resolution: int = 224, num_classes: int = 1000) -> Cost:
+    """MACs and params of the full model of a variant with a pattern (a `Pattern`, its text or a
+    baseline name, as `build_backbone` takes) at a resolution."""
+    if not isinstance(pattern, Pattern):
+        from sola_search.space.baselines import resolve_pattern  # baselines counts costs: import late
+
+        pattern = resolve_pattern(pattern, variant)
     t = cost_table(variant, resolution, num_classes)
     return Cost(t.macs(pattern), t.params)
