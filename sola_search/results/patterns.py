@@ -110,7 +110,24 @@ def validate_pattern_record(record: Any, source: str = "pattern record") -> dict
     top1 = record["metrics"]["val_top1"]
     if top1 is not None and not 0 <= top1 <= 1:
         raise SolaError(f"{src}: 'metrics.val_top1' is {top1}, expected a fraction in [0, 1]")
+    _check_cost(record, pattern, src)
     return record
+
+
+def _check_cost(record: dict[str, Any], pattern: Pattern, src: str) -> None:
+    """The cost metrics must be the exact count of the model the file builds (1,000 classes, at the
+    file's resolution): a hand edit of `resolution` or of one metric would otherwise go unnoticed."""
+    from sola_search.space.cost import model_cost
+
+    m, res = record["metrics"], record["resolution"]
+    cost = model_cost(record["variant"], pattern, res)
+    if (m["macs"], m["params"]) != (cost.macs, cost.params):
+        raise SolaError(f"{src}: 'metrics' give {m['macs']} MACs and {m['params']} params, but {record['variant']} "
+                        f"{pattern} at {res} px has {cost.macs} and {cost.params} (with a 1,000-class head); "
+                        "was the file edited?")
+    for key, want in (("gmacs", cost.gmacs), ("gflops", cost.gflops)):
+        if key in m and not math.isclose(m[key], want, rel_tol=1e-9):
+            raise SolaError(f"{src}: 'metrics.{key}' is {m[key]}, but its 'macs' make it {want}")
 
 
 def load_pattern_file(path: str | os.PathLike) -> dict[str, Any]:
