@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -168,6 +169,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     reports = [rp.front_report(r) for r in runs]
     ref = rp.parse_ref(args.ref) or rp.common_reference(reports)
     reports = [rp.front_report(r, ref) for r in runs]
+    if differ := rp.proxy_differences(reports):
+        print(f"warning: these runs' proxies differ in {'; '.join(differ)}: their top-1 values are not comparable",
+              file=sys.stderr)
     if args.plot:
         rp.plot(reports, args.plot)
     rows = rp.compare_rows(reports)
@@ -226,10 +230,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     run = _open_run(args)
     out = args.out
-    if out is None:
+    if out is None or os.path.isdir(out):  # a directory: the default name, in it
         from sola_search.results.export import pick_trial
 
-        out = f"{run.name}-trial{pick_trial(run.study, args.pick)}.json"
+        out = os.path.join(out or "", f"{run.name}-trial{pick_trial(run.study, args.pick)}.json")
     path, rec = export_pattern(run.study, args.pick, out)
     m = rec["metrics"]
     top1 = "—" if m["val_top1"] is None else f"{100 * m['val_top1']:.2f}%"
@@ -368,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pareto", help="the accuracy-vs-GMACs Pareto front of a run: table, CSV, JSON, plot")
     run_args(p)
     p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output (default table)")
-    p.add_argument("--plot", help="also draw every trial and the front to FILE.png or FILE.html")
+    p.add_argument("--plot", help="also draw every trial and the front to FILE.png, .svg, .pdf or .html")
     p.add_argument("--all", action="store_true", help="list every trial, not only the front")
     p.add_argument("--ref", help="hypervolume reference point TOP1,GMACS (default: 0 and 1.1 x the costliest pattern)")
     p.add_argument("--no-reports", action="store_true", help="do not write runs/<name>/reports/pareto.{csv,json}")
@@ -376,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="several runs' fronts on one plot, hypervolumes at one reference point")
     p.add_argument("runs", nargs="+", help="run directories")
-    p.add_argument("--plot", help="draw the fronts to FILE.png or FILE.html")
+    p.add_argument("--plot", help="draw the fronts to FILE.png, .svg, .pdf or .html")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output (default table)")
     p.add_argument("--ref", help="common reference point TOP1,GMACS (default: the loosest of the runs' own)")
     p.set_defaults(func=cmd_compare)
@@ -389,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write one trial of a run as a self-contained pattern file")
     run_args(p)
     p.add_argument("--pick", default="knee", help="knee (default), best, trial:N or under:BUDGET (under:2.5gmacs)")
-    p.add_argument("--out", help="pattern file to write (default <run>-trial<N>.json here)")
+    p.add_argument("--out", help="pattern file, or directory, to write (default <run>-trial<N>.json here)")
     p.set_defaults(func=cmd_export)
     return parser
 

@@ -32,6 +32,12 @@ def _export(capsys, run, tmp_path, pick, name="out.json"):
     return load_pattern_file(tmp_path / name), out
 
 
+def test_out_may_name_a_directory(run, capsys, tmp_path):
+    assert main(["export", str(run), "--pick", "trial:3", "--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.startswith(f"{tmp_path / 'r-trial3.json'}: trial 3 (trial:3)")
+    assert load_pattern_file(tmp_path / "r-trial3.json")["provenance"]["trial"] == 3
+
+
 def test_picks(run, capsys, tmp_path):
     study = open_run(run).study
     frame = trials_frame(study)

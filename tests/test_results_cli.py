@@ -115,6 +115,14 @@ def test_plot_png_and_html(runs, capsys, tmp_path):
     assert "front (HV" in html and "knee (trial" in html and "failed (no top-1)" in html and "infeasible" in html
 
 
+def test_plot_vector_figures_for_papers(runs, capsys, tmp_path):
+    for name in ("f.svg", "F.PDF"):
+        assert _run(capsys, "pareto", runs / "a", "--plot", tmp_path / name, "--no-reports")[0] == 0
+    svg = (tmp_path / "f.svg").read_text()
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg and "GMACs (full model)" in svg
+    assert (tmp_path / "F.PDF").read_bytes().startswith(b"%PDF")
+
+
 def test_compare(runs, capsys, tmp_path):
     code, out, err = _run(capsys, "compare", runs / "a", runs / "b", "--plot", tmp_path / "c.png")
     assert code == 0 and not err
@@ -128,6 +136,16 @@ def test_compare(runs, capsys, tmp_path):
     assert all(r["ref_top1"] == 0.4 and r["ref_gmacs"] == 1.0 for r in rows)
     code, _, _ = _run(capsys, "compare", runs / "a", runs / "b", "--plot", tmp_path / "c.html")
     assert code == 0 and "b trial 0\\u003cbr\\u003e" in (tmp_path / "c.html").read_text()
+
+
+def test_compare_warns_when_the_proxies_differ(runs, capsys, tmp_path):
+    """Top-1 from proxies of other steps or data cannot be compared; a seed or a variant can."""
+    make_run(tmp_path, "longer", n=6, proxy={"width": 0.25, "resolution": 32, "steps": 20, "device": "cuda"})
+    code, out, err = _run(capsys, "compare", runs / "a", tmp_path / "longer")
+    assert code == 0 and out
+    assert err == "warning: these runs' proxies differ in steps (10, 20): their top-1 values are not comparable\n"
+    make_run(tmp_path, "tiny", n=6, variant="tiny", seed=3, proxy={"width": 0.25, "resolution": 32, "steps": 10})
+    assert _run(capsys, "compare", runs / "a", tmp_path / "tiny")[2] == ""
 
 
 def test_runs_listing(runs, capsys, tmp_path):
@@ -161,12 +179,12 @@ def test_runs_listing(runs, capsys, tmp_path):
     (["pareto", "--storage", "sqlite:///{tmp}/none.db"], "no study database"),
     (["pareto", "--storage", "sqlite:///{runs}/a/study.db", "--study", "zz"], "no study 'zz'"),
     (["pareto", "--storage", "bogus://x"], "cannot open storage"),
-    (["pareto", "{runs}/a", "--plot", "{tmp}/f.svg"], "expected a file name ending in .png or .html"),
+    (["pareto", "{runs}/a", "--plot", "{tmp}/f.jpg"], "expected a file name ending in .png, .svg, .pdf or .html"),
     (["pareto", "{runs}/a", "--plot", "{tmp}/no/dir/f.png"], "does not exist"),
     (["pareto", "{runs}/a", "--ref", "x"], "--ref 'x': expected TOP1,GMACS"),
     (["compare", "{runs}/a", "{tmp}/nope"], "no such run directory"),
     (["runs", "--runs-dir", "{tmp}/nope"], "no such directory"),
-    (["export", "{runs}/a", "--pick", "knee", "--out", "{tmp}"], "cannot write pattern file"),  # a directory
+    (["export", "{runs}/a", "--pick", "knee", "--out", "{runs}/a/study.db/k.json"], "cannot write pattern file"),
 ])
 def test_bad_input_is_one_line_and_exit_2(runs, capsys, tmp_path, argv, message):
     code, out, err = _run(capsys, *[a.format(tmp=tmp_path, runs=runs) for a in argv])

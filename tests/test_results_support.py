@@ -26,7 +26,7 @@ def fast_sqlite(path: Path) -> optuna.storages.RDBStorage:
 
 def make_run(root: Path, name: str = "r1", *, variant: str = "micro", budget: str = "4softmax", n: int = 24,
              failed: int = 3, infeasible: int = 2, seed: int = 0, resolution: int = 224,
-             events: list[dict] | None = None) -> Path:
+             events: list[dict] | None = None, proxy: dict | None = None) -> Path:
     """runs/<name>/ with run.json, study.db (study name = run name) and optional events.jsonl.
 
     Trials: the budget's baselines first, then `n` random feasible patterns (top-1 rising with the
@@ -47,7 +47,7 @@ def make_run(root: Path, name: str = "r1", *, variant: str = "micro", budget: st
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(["val_top1", "gmacs"])
     for key, value in dict(sola_search_version="0.1.0", variant=variant, budget=str(b), resolution=resolution,
-                           preset="quick", proxy={"width": 0.25, "resolution": 32, "steps": 10},
+                           preset="quick", proxy=proxy or {"width": 0.25, "resolution": 32, "steps": 10, "seed": seed},
                            encoding="topk", seed=seed).items():
         study.set_user_attr(key, value)
 

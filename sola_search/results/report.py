@@ -240,18 +240,23 @@ def _step(front: pd.DataFrame) -> tuple[list[float], list[float]]:
     return f["gmacs"].tolist(), f["val_top1"].tolist()
 
 
+STATIC_PLOTS = (".png", ".svg", ".pdf")  # matplotlib writes these with no extra dependency
+
+
 def plot(reports: Sequence[FrontReport], path: str | Path) -> Path:
     """Plot one run (every trial, completed / infeasible / failed told apart, the front as a step line,
-    baselines labelled, the knee marked) or several (fronts overlaid). `.png` through matplotlib,
-    `.html` through plotly (self-contained, plotly.js inlined)."""
+    baselines labelled, the knee marked) or several (fronts overlaid). `.png`, and `.svg` or `.pdf`
+    for a paper's vector figures, through matplotlib; `.html` through plotly (self-contained,
+    plotly.js inlined)."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in (".png", ".html", ".htm"):
-        raise SolaError(f"--plot {path}: expected a file name ending in .png or .html")
+    if suffix not in (*STATIC_PLOTS, ".html", ".htm"):
+        raise SolaError(f"--plot {path}: expected a file name ending in .png, .svg, .pdf or .html")
     if not path.parent.is_dir():
         raise SolaError(f"--plot {path}: directory {path.parent} does not exist")
-    (_plot_png if suffix == ".png" else _plot_html)(list(reports), path)
+    (_plot_static if suffix in STATIC_PLOTS else _plot_html)(list(reports), path)
     return path
+
 
 
 def _title(reports: Sequence[FrontReport]) -> str:
@@ -263,7 +268,7 @@ def _title(reports: Sequence[FrontReport]) -> str:
     return "fronts at reference " + ref_text(reports[0].ref)
 
 
-def _plot_png(reports: list[FrontReport], path: Path) -> None:
+def _plot_static(reports: list[FrontReport], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -373,6 +378,21 @@ def compare_rows(reports: Sequence[FrontReport]) -> list[dict[str, Any]]:
                         best_gmacs=_num(best["gmacs"].iloc[0]) if len(best) else None, knee=r.knee,
                         hypervolume=r.hypervolume, ref_top1=r.ref[0], ref_gmacs=r.ref[1]))
     return out
+
+
+# Proxy settings that change how a run executes, not what its top-1 measures (the variant: comparing
+# variants is what `compare` is for).
+_EXECUTION = {"seed", "variant", "device", "amp", "channels_last", "cuda_graphs", "build_on_device", "compile",
+              "eval_every", "eval_batch_size", "log_points", "test"}
+
+
+def proxy_differences(reports: Sequence[FrontReport]) -> list[str]:
+    """The proxy settings the runs differ in, as 'steps (100, 20)': their top-1 values, measured by
+    different proxies, are then not comparable."""
+    configs = [r.run.study.user_attrs.get("proxy") or {} for r in reports]
+    keys = sorted({k for c in configs for k in c} - _EXECUTION)
+    return [f"{k} ({', '.join(str(c.get(k)) for c in configs)})" for k in keys
+            if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
 
 
 def run_summary(run: Run) -> dict[str, Any]:
