@@ -316,7 +316,8 @@ def test_a_pattern_files_resolution_sets_timms_data_config(tmp_path):
         cfg = resolve_model_data_config(model)
         assert cfg["input_size"] == (3, 384, 384) and cfg["crop_pct"] == 0.9
         assert model.pretrained_cfg["pool_size"] == (12, 12)
-    mine = timm.create_model("sola_vision_micro", pattern=str(path), pretrained_cfg_overlay=dict(input_size=(3, 320, 320)))
+    mine = timm.create_model("sola_vision_micro", pattern=str(path),
+                             pretrained_cfg_overlay=dict(input_size=(3, 320, 320)))
     assert resolve_model_data_config(mine)["input_size"] == (3, 320, 320)  # the user's overlay wins
     assert resolve_model_data_config(timm.create_model("sola_vision_micro"))["input_size"] == (3, 224, 224)
     assert resolve_model_data_config(build_backbone("micro"))["input_size"] == (3, 224, 224)

@@ -105,7 +105,8 @@ def _mutations():
         (set_(["proxy"], []), "'proxy' is [], expected object"),
         (set_(["metrics", "params"], 1.5), "'metrics.params' is 1.5, expected integer"),
         # the cost metrics are the exact count of the model the file builds, at its resolution
-        (set_(["resolution"], 512), "at 512 px has 2099016704 and 956328 (with a 1,000-class head); was the file edited?"),
+        (set_(["resolution"], 512),
+         "at 512 px has 2099016704 and 956328 (with a 1,000-class head); was the file edited?"),
         (set_(["metrics", "macs"], 1), "'metrics' give 1 MACs"),
         (set_(["metrics", "params"], 5), "and 5 params, but micro"),
         (set_(["metrics", "gmacs"], 123), "'metrics.gmacs' is 123, but its 'macs' make it"),
