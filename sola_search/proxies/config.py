@@ -5,6 +5,7 @@ store it in the study and a pattern file can say exactly which proxy measured it
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -76,8 +77,11 @@ class ProxyConfig:
             raise bad("amp", "auto, bf16 or fp32")
         if self.task not in TASKS:
             raise bad("task", " | ".join(TASKS))
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+        if not (self.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", self.device)):
             raise bad("device", "auto, cpu, cuda or cuda:N")
+        for name in ("seed", "split_seed"):  # torch and numpy take seeds below 2**32
+            if not isinstance(getattr(self, name), int) or not 0 <= getattr(self, name) < 2**32:
+                raise bad(name, "a whole number from 0 to 2**32 - 1")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -276,9 +276,15 @@ def check_data(spec: str) -> None:
     elif kind == "npz" and arg:
         _read_npz(arg)
     elif kind == "imagefolder" and arg:
-        root = Path(arg)
-        if not root.is_dir() or not _class_folders(root):
-            raise SolaError(f"data {spec!r}: expected a folder with one sub-folder of images per class")
+        train_dir, _, classes = _folder_layout(arg)
+        found = 0
+        for name in classes:  # stops at the second image: a folder of many images costs no more
+            for f in (train_dir / name).rglob("*"):
+                found += f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()
+                if found >= 2:
+                    return
+        raise SolaError(f"data imagefolder:{arg}: found {found} images in {train_dir}, expected at least 2 "
+                        f"(suffixes {', '.join(sorted(IMAGE_SUFFIXES))})")
     else:
         raise SolaError(f"data {spec!r}: expected fashion-mnist, fashion-mnist:DIR, npz:PATH or imagefolder:PATH")
 
@@ -322,7 +328,9 @@ def _read_folder(root: Path, classes: list[str], resolution: int, where: str) ->
     return images, labels
 
 
-def _read_imagefolder(root: str, resolution: int, test: bool):
+def _folder_layout(root: str) -> tuple[Path, Path | None, list[str]]:
+    """(train folder, test folder or None, class names) of an image folder: class folders at the
+    top, or under train/ beside test/ (or val/)."""
     r = Path(root)
     where = f"data imagefolder:{root}"
     if not r.is_dir():
@@ -333,6 +341,13 @@ def _read_imagefolder(root: str, resolution: int, test: bool):
     classes = [p.name for p in _class_folders(train_dir)]
     if len(classes) < 2:
         raise SolaError(f"{where}: found {len(classes)} class folders in {train_dir}, expected at least 2")
+    return train_dir, test_dir, classes
+
+
+def _read_imagefolder(root: str, resolution: int, test: bool):
+    r = Path(root)
+    where = f"data imagefolder:{root}"
+    train_dir, test_dir, classes = _folder_layout(root)
     images, labels = _read_folder(train_dir, classes, resolution, where)
     if len(images) < 2:
         raise SolaError(f"{where}: found {len(images)} images, expected at least 2 "

@@ -21,6 +21,8 @@ def pick_trial(study: Any, pick: str) -> int:
     from sola_search.space.budget import Budget
 
     frame = trials_frame(study)
+    if frame.empty:
+        raise SolaError(f"--pick {pick}: the study has no completed feasible trial yet (no trials at all)")
     front = pareto_front(frame)
     text = pick.strip().lower()
     if text in ("knee", "best"):
@@ -61,11 +63,25 @@ def export_pattern(study: Any, pick: str, out: str | os.PathLike) -> tuple[Path,
     """Write the picked trial's pattern file to `out` (atomically); returns the path and the record."""
     from sola_search.results.patterns import pattern_record_from_trial, write_pattern_file
 
+    _check_out(Path(out))
     n = pick_trial(study, pick)
     trial = next(t for t in study.get_trials(deepcopy=False) if t.number == n)
     record = pattern_record_from_trial(study, trial)
     record["provenance"]["pick"] = pick
     return write_pattern_file(out, record), record
+
+
+def _check_out(out: Path) -> None:
+    """An export writes a new pattern file or replaces an exported one, never a run's own files:
+    its study database, run.json, or the pattern files its search wrote."""
+    if out.parent.name == "patterns" and (out.parent.parent / "run.json").is_file():
+        raise SolaError(f"--out {out}: that is where run {out.parent.parent.name} keeps its trials' pattern files; "
+                        "export elsewhere")
+    if out.is_file():
+        try:
+            load_pattern_file(out)
+        except SolaError:
+            raise SolaError(f"--out {out}: the file exists and is not a pattern file; not overwritten") from None
 
 
 def load_backbone(path: str | os.PathLike, **kwargs: Any):

@@ -254,7 +254,10 @@ def plot(reports: Sequence[FrontReport], path: str | Path) -> Path:
         raise SolaError(f"--plot {path}: expected a file name ending in .png, .svg, .pdf or .html")
     if not path.parent.is_dir():
         raise SolaError(f"--plot {path}: directory {path.parent} does not exist")
-    (_plot_static if suffix in STATIC_PLOTS else _plot_html)(list(reports), path)
+    try:
+        (_plot_static if suffix in STATIC_PLOTS else _plot_html)(list(reports), path)
+    except OSError as e:  # a directory of that name, no permission, a full disk
+        raise SolaError(f"--plot {path}: cannot write it ({e.strerror or e})") from None
     return path
 
 

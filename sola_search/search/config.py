@@ -19,6 +19,14 @@ DEFAULT_PACK = 8
 DEFAULT_GPUS_PER_TRIAL = 1 / DEFAULT_PACK
 
 
+_TEXT, _INT, _NUM = (str, type(None)), (int, type(None)), (int, float, type(None))
+# The JSON types run.json may hold for each field (the dataclass's annotations, as runtime types).
+_STORED_TYPES = dict(budget=(str,), variant=_TEXT, trials=_INT, time_limit_s=_NUM, encoding=_TEXT, preset=_TEXT,
+                     data=_TEXT, resolution=_INT, gpus_per_trial=_NUM, workers=_INT, pack=_INT, address=_TEXT,
+                     storage=_TEXT, name=_TEXT, runs_dir=(str,), seed=_INT, max_failures=_INT, steps=_INT,
+                     faults=(dict,))
+
+
 @dataclass
 class SearchConfig:
     budget: str
@@ -49,9 +57,18 @@ class SearchConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> SearchConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+    def from_dict(cls, d: dict, source: str = "run.json") -> SearchConfig:
+        """A stored configuration, its types checked: a hand-edited run.json fails in one line."""
+        if not isinstance(d, dict):
+            raise SolaError(f"{source}: expected a JSON object, found {type(d).__name__}")
+        if not isinstance(d.get("budget"), str):
+            raise SolaError(f"{source}: 'budget' is {d.get('budget')!r}, expected text such as '8softmax'")
+        for f in fields(cls):
+            value, want = d.get(f.name), _STORED_TYPES[f.name]
+            if f.name in d and not (isinstance(value, want) and not isinstance(value, bool)):
+                names = " or ".join("null" if t is type(None) else t.__name__ for t in want)
+                raise SolaError(f"{source}: '{f.name}' is {value!r}, expected {names}")
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
     def check(self) -> SearchConfig:
         """Reject impossible values with one line each."""
@@ -72,9 +89,16 @@ class SearchConfig:
             raise SolaError(f"--steps {self.steps}: expected at least 1")
         if self.seed is not None and not 0 <= self.seed < 2**32:
             raise SolaError(f"--seed {self.seed}: expected 0 to 2**32 - 1")
-        if self.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.name):
-            raise SolaError(f"--name {self.name!r}: expected letters, digits, '.', '_' and '-'")
+        if self.resolution is not None and not 32 <= self.resolution <= 4096:
+            raise SolaError(f"--resolution {self.resolution}: expected 32 to 4096 pixels")
         return self
+
+
+def check_name(name: str) -> str:
+    """A new run's name: it becomes a directory and a study name."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise SolaError(f"--name {name!r}: expected letters, digits, '.', '_' and '-'")
+    return name
 
 
 def parse_duration(text: str) -> float:

@@ -96,11 +96,11 @@ class RunDir:
             try:
                 pid, started = (float(x) for x in self.lock.read_text().split())
                 proc = psutil.Process(int(pid))
-                if abs(proc.create_time() - started) < 1.0 and proc.is_running():
-                    raise SolaError(f"run {self.name} is in progress (driver pid {int(pid)}); "
-                                    "wait for it or stop it first")
-            except (ValueError, psutil.Error):
-                pass  # unreadable, or the process is gone: stale
+                alive = abs(proc.create_time() - started) < 1.0 and proc.is_running()
+            except (OSError, ValueError, psutil.Error):
+                alive = False  # unreadable, or the process is gone: stale
+            if alive:  # raised outside the try: SolaError is a ValueError
+                raise SolaError(f"run {self.name} is in progress (driver pid {int(pid)}); wait for it or stop it first")
         me = psutil.Process()
         write_atomic(self.lock, f"{me.pid} {me.create_time()}\n")
 

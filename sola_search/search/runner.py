@@ -9,6 +9,7 @@ steps run side by side in one CUDA graph, which fills the GPU where one small pr
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import sys
@@ -30,10 +31,12 @@ from sola_search.search.config import (
     DEFAULTS,
     IDENTITY,
     SearchConfig,
+    check_name,
 )
 from sola_search.search.progress import Progress, SearchStats
 from sola_search.search.rundir import RunDir, new_run_name
 from sola_search.search.study import (
+    absolute_sqlite,
     is_counted,
     measured_patterns,
     open_study,
@@ -103,12 +106,19 @@ def prepare(cfg: SearchConfig) -> tuple[SearchConfig, RunDir, bool, optuna.stora
     that name is resumed with its stored configuration, and only the count or time may change. Fills
     in `cfg` (name, defaults): the caller learns the run's name from it."""
     cfg.check()
+    if cfg.storage:
+        cfg.storage = absolute_sqlite(cfg.storage)  # run.json must name the same file from any directory
     if cfg.name is None:
         cfg.name = new_run_name(cfg.budget, cfg.variant or DEFAULTS["variant"])
     run = RunDir(Path(cfg.runs_dir) / cfg.name)
     resuming = run.exists()
+    if not resuming:
+        check_name(cfg.name)  # a new directory's name; an existing run keeps the one it has
+        if run.path.exists() and (not run.path.is_dir() or any(run.path.iterdir())):
+            raise SolaError(f"{run.path} exists but is not a sola-search run (no run.json): "
+                            "choose another --name or move it away; nothing was changed")
     if resuming:
-        stored = SearchConfig.from_dict(run.read_config())
+        stored = SearchConfig.from_dict(run.read_config(), str(run.run_json)).check()
         for key in IDENTITY:
             new, old = getattr(cfg, key), getattr(stored, key)
             if key == "budget":
@@ -137,6 +147,8 @@ def prepare(cfg: SearchConfig) -> tuple[SearchConfig, RunDir, bool, optuna.stora
     if cfg.encoding not in ENCODINGS:
         raise SolaError(f"unknown sampler {cfg.encoding!r}: expected one of {', '.join(ENCODINGS)}")
     check_data(cfg.data)
+    if resuming:
+        check_study_kept(run, cfg.storage)
     storage = storage_for(cfg.storage) if cfg.storage else None  # a bad URL fails before Ray starts
     if storage is not None and not resuming and cfg.name in optuna.get_all_study_names(storage):
         # A shared database (PostgreSQL) is where a second driver would meet the first: it would take
@@ -148,9 +160,31 @@ def prepare(cfg: SearchConfig) -> tuple[SearchConfig, RunDir, bool, optuna.stora
     return cfg, run, resuming, storage
 
 
+def check_study_kept(run: RunDir, url: str | None) -> None:
+    """A run whose study has been lost must not be resumed: it would start over in a new, empty one
+    and write over the run's pattern files. (A run stopped before it made its study has no
+    `run_started` event, and resumes.)"""
+    try:
+        started = any(json.loads(line).get("event") in ("run_started", "run_resumed")
+                      for line in run.events.read_text().splitlines() if line.strip())
+    except (OSError, ValueError, AttributeError):
+        started = run.study_db.exists() or url is not None  # no readable log: assume it began
+    if not started:
+        return
+    if url is None:
+        if not run.study_db.is_file() or run.study_db.stat().st_size == 0:
+            raise SolaError(f"run {run.name}: its study database {run.study_db} is missing or empty; "
+                            "nothing was resumed (restore it, or start a new run)")
+        url = run.default_storage
+    if run.name not in optuna.get_all_study_names(storage_for(url)):
+        raise SolaError(f"run {run.name}: no study {run.name!r} in {redact_url(url)}; nothing was resumed "
+                        "(restore it, or start a new run)")
+
+
 def run_search(cfg: SearchConfig, quiet: bool = False) -> RunSummary:
     """Run (or resume) a search to its trial count or time limit; returns what happened."""
     cfg, run, resuming, storage = prepare(cfg)
+    made = not run.path.exists()
     try:
         run.create()
     except OSError as e:
@@ -160,8 +194,8 @@ def run_search(cfg: SearchConfig, quiet: bool = False) -> RunSummary:
         return _run(cfg, run, resuming, storage or storage_for(run.default_storage), quiet)
     finally:
         run.release()
-        if not resuming and not run.exists():  # stopped before its configuration was stored: nothing
-            shutil.rmtree(run.path, ignore_errors=True)  # to resume, so no directory that looks like a run
+        if made and not run.exists():  # stopped before its configuration was stored: nothing to
+            shutil.rmtree(run.path, ignore_errors=True)  # resume, so no directory that looks like a run
 
 
 def _run(cfg: SearchConfig, run: RunDir, resuming: bool, storage: optuna.storages.BaseStorage,
@@ -449,9 +483,8 @@ class SearchLoop:
 def resume_search(path: str | Path, trials: int | None = None, time_limit_s: float | None = None,
                   address: str | None = None, quiet: bool = False, max_failures: int | None = None) -> RunSummary:
     """Continue a run from its directory after it stopped or was killed."""
-    run = RunDir(Path(path))
-    stored = run.read_config()
-    cfg = SearchConfig.from_dict(stored)
+    run = RunDir(Path(path).resolve())  # `resume .` names the directory it is in
+    cfg = SearchConfig.from_dict(run.read_config(), str(run.run_json))
     cfg.name, cfg.runs_dir = run.name, str(run.path.parent)
     cfg.trials = trials if trials is not None else cfg.trials
     cfg.time_limit_s = time_limit_s if time_limit_s is not None else cfg.time_limit_s

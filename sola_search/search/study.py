@@ -3,6 +3,7 @@ trials that a killed driver left RUNNING."""
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import optuna
@@ -22,6 +23,21 @@ def storage_for(url: str) -> optuna.storages.BaseStorage:
         return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
     except Exception as e:  # SQLAlchemy raises many types for a bad URL or an unreachable server
         raise SolaError(f"cannot open study storage {redact_url(url)}: {str(e).splitlines()[0]}") from None
+
+
+def absolute_sqlite(url: str) -> str:
+    """A SQLite URL with its file made absolute (`sqlite:///runs.db` is relative to the working
+    directory); other URLs as given."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        return url  # storage_for names what is wrong with it
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:" or os.path.isabs(u.database):
+        return url
+    return u.set(database=os.path.abspath(u.database)).render_as_string(hide_password=False)
 
 
 def open_study(storage: optuna.storages.BaseStorage, name: str, sampler: optuna.samplers.BaseSampler,

@@ -100,6 +100,8 @@ def pattern_file_defaults(pattern: str | os.PathLike) -> dict:
     if isinstance(data.get("variant"), str):
         out["variant"] = data["variant"]
     if isinstance(data.get("resolution"), int) and not isinstance(data.get("resolution"), bool):
+        if not 32 <= data["resolution"] <= 4096:
+            raise SolaError(f"pattern file {text}: 'resolution' is {data['resolution']}, expected 32 to 4096 pixels")
         out["resolution"] = data["resolution"]
     return out
 

@@ -38,11 +38,13 @@ class Budget:
             if unit == "softmax":
                 if "." in number:
                     raise SolaError(f"budget term {term!r}: the softmax count must be a whole number")
-                limits[key] = int(number)
+                limits[key] = min(int(number), 10**6)  # more than any variant has blocks: no limit
             else:
                 value = round(float(number) * {"gmacs": 1e9, "gflops": 0.5e9, "mparams": 1e6}[unit])  # FLOPs = 2 × MACs
                 if value <= 0:
                     raise SolaError(f"budget term {term!r}: expected a positive limit")
+                if value > 10**15:  # counts are int64 further on; no backbone comes near
+                    raise SolaError(f"budget term {term!r}: too large a limit (at most 1e6 {unit})")
                 limits[key] = value
         return cls(**limits)
 

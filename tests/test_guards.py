@@ -1,0 +1,175 @@
+"""What a run keeps safe: the one-driver lock, directories and files it did not make, a lost study,
+a hand-edited run.json, and one-line errors for inputs found in a user review. No Ray starts here:
+each guard acts before it would."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import optuna
+import psutil
+import pytest
+from test_results_support import make_run
+
+from sola_search.cli import main
+from sola_search.errors import SolaError
+from sola_search.proxies.data import check_data
+from sola_search.search import SearchConfig
+from sola_search.search.runner import prepare
+from sola_search.search.study import absolute_sqlite
+
+
+@pytest.fixture
+def npz(tmp_path) -> str:
+    path = tmp_path / "d.npz"
+    np.savez(path, x=np.zeros((20, 8, 8), np.uint8), y=np.arange(20) % 2)
+    return f"npz:{path}"
+
+
+@pytest.fixture
+def run(tmp_path) -> Path:
+    return make_run(tmp_path / "runs", "r", n=6, events=[{"event": "run_started"}])
+
+
+def _digest(run_dir: Path) -> dict[str, str]:
+    return {str(p.relative_to(run_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(run_dir.rglob("*")) if p.is_file()}
+
+
+def _fails(capsys, argv, message):
+    assert main([str(a) for a in argv]) == 2
+    out, err = capsys.readouterr()
+    assert not out and err.count("\n") == 1 and err.startswith("sola-search: error: ") and message in err, err
+    return err
+
+
+def test_a_live_driver_keeps_the_run(run, capsys):
+    """The lock used to be swallowed (SolaError is a ValueError): a second driver took the run over."""
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        p = psutil.Process(other.pid)
+        (run / ".driver.lock").write_text(f"{other.pid} {p.create_time()}\n")
+        before = _digest(run)
+        _fails(capsys, ["resume", run, "--trials", "9"], f"run r is in progress (driver pid {other.pid})")
+        assert _digest(run) == before
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_dead_drivers_lock_is_taken_over(run, npz):
+    (run / ".driver.lock").write_text("999999999 12.0\n")  # no such process
+    from sola_search.search.rundir import RunDir
+
+    RunDir(run).acquire()
+    assert (run / ".driver.lock").read_text().split()[0] == str(psutil.Process().pid)
+
+
+def test_run_never_takes_or_removes_a_directory_it_did_not_make(tmp_path, npz, capsys):
+    mine = tmp_path / "rr" / "mine"
+    (mine / "sub").mkdir(parents=True)
+    (mine / "notes.txt").write_text("precious")
+    _fails(capsys, ["run", "--budget", "4softmax", "--variant", "micro", "--runs-dir", tmp_path / "rr",
+                    "--name", "mine", "--data", npz], "exists but is not a sola-search run (no run.json)")
+    assert (mine / "notes.txt").read_text() == "precious" and (mine / "sub").is_dir()
+
+
+def test_resume_refuses_a_run_whose_study_is_lost(run, capsys):
+    (run / "study.db").unlink()
+    before = _digest(run)
+    _fails(capsys, ["resume", run], "its study database")
+    assert _digest(run) == before and not (run / "study.db").exists()  # nothing made, nothing overwritten
+
+
+def test_resume_refuses_a_storage_without_the_study(run, tmp_path, capsys):
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    optuna.create_study(study_name="someone-else", storage=other)
+    config = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**config, "storage": other}))
+    _fails(capsys, ["resume", run], "no study 'r' in sqlite:///")
+
+
+def test_a_relative_sqlite_url_is_stored_absolute(tmp_path, npz, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg, *_ = prepare(SearchConfig(budget="4softmax", variant="micro", data=npz, runs_dir=str(tmp_path / "runs"),
+                                   storage="sqlite:///rel.db?timeout=5"))
+    assert cfg.storage == f"sqlite:///{tmp_path / 'rel.db'}?timeout=5"
+    assert absolute_sqlite("postgresql://u:secret@h/db") == "postgresql://u:secret@h/db"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[1, 2]", "expected a JSON object, found list"),
+    ('{"variant": "micro"}', "'budget' is None, expected text"),
+    ('{"budget": "4softmax", "seed": "x"}', "'seed' is 'x', expected int or null"),
+    ('{"budget": "4softmax", "trials": true}', "'trials' is True, expected int or null"),
+    ('{"budget": "4softmax", "resolution": 1000000000000}', "--resolution 1000000000000: expected 32 to 4096"),
+])
+def test_a_hand_edited_run_json_is_one_line(run, capsys, text, message):
+    (run / "run.json").write_text(text)
+    _fails(capsys, ["resume", run], message)
+
+
+def test_resume_dot_names_the_directory(run, capsys, monkeypatch):
+    monkeypatch.chdir(run)
+    (run / "run.json").write_text('{"budget": "4softmax", "seed": "x"}')
+    err = _fails(capsys, ["resume", "."], "'seed' is 'x'")
+    assert f"{run}/run.json" in err
+
+
+@pytest.mark.parametrize("target", ["study.db", "run.json", "patterns/0.json"])
+def test_export_never_writes_over_a_runs_own_files(run, capsys, target):
+    if target == "patterns/0.json":  # a valid pattern file, the run's own: not to be replaced by another trial's
+        assert main(["export", str(run), "--pick", "trial:0", "--out", str(run / "k.json")]) == 0
+        (run / "k.json").rename(run / target)
+        capsys.readouterr()
+    before = _digest(run)
+    _fails(capsys, ["export", run, "--pick", "knee", "--out", run / target], "--out")
+    assert _digest(run) == before
+
+
+def test_plot_onto_a_directory_is_one_line(run, tmp_path, capsys):
+    (tmp_path / "adir.png").mkdir()
+    _fails(capsys, ["pareto", run, "--plot", tmp_path / "adir.png", "--no-reports"], "cannot write it")
+    _fails(capsys, ["compare", run, run, "--plot", tmp_path / "adir.png"], "cannot write it")
+
+
+def test_export_from_an_empty_study(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    optuna.create_study(study_name="e", storage=url, directions=["maximize", "minimize"])
+    for pick in ("under:5gmacs", "trial:0", "knee"):
+        _fails(capsys, ["export", "--storage", url, "--study", "e", "--pick", pick, "--out", tmp_path / "x.json"],
+               "the study has no")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["space", "--budget", "10000000000gmacs", "--variant", "micro"], "too large a limit"),
+    (["proxy", "LL-LL-LLLL-LL", "--variant", "micro", "--device", "cuda:x"], "expected auto, cpu, cuda or cuda:N"),
+    (["proxy", "LL-LL-LLLL-LL", "--variant", "micro", "--seed", "99999999999999999999999"], "0 to 2**32 - 1"),
+])
+def test_more_bad_input_is_one_line(capsys, argv, message):
+    _fails(capsys, argv, message)
+
+
+@pytest.mark.parametrize("resolution", [100_000_000, 1, -5])
+def test_show_checks_a_pattern_files_resolution(tmp_path, capsys, resolution):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"pattern": "LL-LL-LLLL-LL", "resolution": resolution}))
+    _fails(capsys, ["show", path], f"'resolution' is {resolution}, expected 32 to 4096 pixels")
+
+
+def test_an_image_folder_without_images_fails_before_the_search(tmp_path):
+    for c in ("cat", "dog"):
+        (tmp_path / c).mkdir()
+        (tmp_path / c / "notes.txt").write_text("no image")
+    with pytest.raises(SolaError, match="found 0 images"):
+        check_data(f"imagefolder:{tmp_path}")
+    from PIL import Image
+
+    for i, c in enumerate(("cat", "dog")):
+        Image.new("RGB", (4, 4)).save(tmp_path / c / f"{i}.png")
+    check_data(f"imagefolder:{tmp_path}")
