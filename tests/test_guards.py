@@ -173,3 +173,19 @@ def test_an_image_folder_without_images_fails_before_the_search(tmp_path):
     for i, c in enumerate(("cat", "dog")):
         Image.new("RGB", (4, 4)).save(tmp_path / c / f"{i}.png")
     check_data(f"imagefolder:{tmp_path}")
+
+
+def test_reading_never_writes_optunas_tables_into_a_database(tmp_path, capsys):
+    """pareto/runs used to create Optuna's tables in another program's SQLite file or a 0-byte study.db."""
+    import sqlite3
+
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as con:
+        con.execute("CREATE TABLE mine (x)")
+    before = other.read_bytes()
+    _fails(capsys, ["pareto", "--storage", f"sqlite:///{other}"], "holds no Optuna study (no 'studies' table)")
+    assert other.read_bytes() == before
+    (tmp_path / "runs" / "z").mkdir(parents=True)
+    (tmp_path / "runs" / "z" / "study.db").write_bytes(b"")
+    assert main(["runs", "--runs-dir", str(tmp_path / "runs")]) == 0
+    assert (tmp_path / "runs" / "z" / "study.db").read_bytes() == b""

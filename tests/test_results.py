@@ -202,8 +202,9 @@ def test_open_run_errors_create_nothing(tmp_path, runs_dir):
         open_run(storage="nosuchdb://x")
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "study.db").write_text("not sqlite")
-    with pytest.raises(SolaError, match="cannot open storage"):
+    with pytest.raises(SolaError, match="is not a readable SQLite database"):
         open_run(tmp_path / "junk")
+    assert (tmp_path / "junk" / "study.db").read_text() == "not sqlite"
     with pytest.raises(SolaError, match="no run given"):
         open_run()
     with pytest.raises(SolaError, match="no such directory"):

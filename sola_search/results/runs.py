@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import warnings
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,14 +48,35 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def _check_sqlite(storage: str, where: str) -> None:
+    """A SQLite file must exist and already hold Optuna's tables: opening it through Optuna would
+    otherwise create them, in an empty file or in another program's database."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(storage)
+    except ArgumentError:
+        return  # not a URL: _load_study's storage error names it
+    db = url.database
+    if url.get_backend_name() != "sqlite" or not db or db == ":memory:":
+        return
+    if not Path(db).is_file():
+        raise SolaError(f"{where}: no study database at {db}")
+    try:
+        with closing(sqlite3.connect(f"{Path(db).resolve().as_uri()}?mode=ro", uri=True)) as con:
+            has = con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'studies'").fetchone()
+    except sqlite3.Error as e:
+        raise SolaError(f"{where}: {db} is not a readable SQLite database ({e})") from None
+    if not has:
+        raise SolaError(f"{where}: {db} holds no Optuna study (no 'studies' table); nothing was changed")
+
+
 def _load_study(storage: str, name: str | None, where: str, guess: bool = False) -> optuna.Study:
     """`optuna.load_study`, with a one-line error for a missing study or an unreachable storage. With
     no name, or a guessed name (the directory's) that the storage lacks while it holds exactly one
     study, that one study is used (a run directory that was renamed still opens)."""
-    if storage.startswith("sqlite:///"):
-        db = storage.removeprefix("sqlite:///")
-        if db and db != ":memory:" and not Path(db).is_file():
-            raise SolaError(f"{where}: no study database at {db}")
+    _check_sqlite(storage, where)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         with warnings.catch_warnings():
