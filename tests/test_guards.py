@@ -189,3 +189,9 @@ def test_reading_never_writes_optunas_tables_into_a_database(tmp_path, capsys):
     (tmp_path / "runs" / "z" / "study.db").write_bytes(b"")
     assert main(["runs", "--runs-dir", str(tmp_path / "runs")]) == 0
     assert (tmp_path / "runs" / "z" / "study.db").read_bytes() == b""
+
+
+def test_a_pattern_file_whose_pattern_is_not_text(tmp_path, capsys):
+    path = tmp_path / "p.json"
+    path.write_text('{"pattern": 5}')
+    _fails(capsys, ["show", path], "'pattern' is 5, expected text such as")

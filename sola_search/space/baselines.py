@@ -119,6 +119,8 @@ def _read_pattern_file(path: str) -> dict:
         raise SolaError(f"pattern file {path}: {e}") from None
     if not isinstance(data, dict) or not ("layer_types" in data or "pattern" in data):
         raise SolaError(f"pattern file {path}: expected a JSON object with 'layer_types' or 'pattern'")
+    if "pattern" in data and not isinstance(data["pattern"], str):
+        raise SolaError(f"pattern file {path}: 'pattern' is {data['pattern']!r}, expected text such as 'LL-LS-LLSS-SL'")
     return data
 
 
