@@ -94,6 +94,15 @@ def test_resume_refuses_a_storage_without_the_study(run, tmp_path, capsys):
     _fails(capsys, ["resume", run], "no study 'r' in sqlite:///")
 
 
+def test_resume_of_a_renamed_run_directory_says_so(run, capsys):
+    """The study keeps the directory's first name; resuming under another would start a new study."""
+    moved = run.rename(run.parent / "renamed")
+    before = _digest(moved)
+    err = _fails(capsys, ["resume", moved], "no study 'renamed' in sqlite:///")
+    assert "it holds 'r': was the directory renamed? name it back; nothing was resumed" in err
+    assert _digest(moved) == before
+
+
 def test_a_relative_sqlite_url_is_stored_absolute(tmp_path, npz, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg, *_ = prepare(SearchConfig(budget="4softmax", variant="micro", data=npz, runs_dir=str(tmp_path / "runs"),

@@ -176,9 +176,10 @@ def check_study_kept(run: RunDir, url: str | None) -> None:
             raise SolaError(f"run {run.name}: its study database {run.study_db} is missing or empty; "
                             "nothing was resumed (restore it, or start a new run)")
         url = run.default_storage
-    if run.name not in optuna.get_all_study_names(storage_for(url)):
-        raise SolaError(f"run {run.name}: no study {run.name!r} in {redact_url(url)}; nothing was resumed "
-                        "(restore it, or start a new run)")
+    names = optuna.get_all_study_names(storage_for(url))
+    if run.name not in names:
+        renamed = f"; it holds {names[0]!r}: was the directory renamed? name it back" if len(names) == 1 else ""
+        raise SolaError(f"run {run.name}: no study {run.name!r} in {redact_url(url)}{renamed}; nothing was resumed")
 
 
 def run_search(cfg: SearchConfig, quiet: bool = False) -> RunSummary:
