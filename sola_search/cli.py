@@ -161,6 +161,11 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     return 0
 
 
+def _width(rows: list[dict], key: str, least: int) -> int:
+    """A text column's width: its longest value, at least `least`."""
+    return max([least, *(len(str(r.get(key) or "?")) for r in rows)])
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from sola_search.results import report as rp
     from sola_search.results.runs import open_run
@@ -181,12 +186,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(rp.to_json(rows))
         return 0
-    print(f"{'run':<20} {'variant':<7} {'budget':<12} {'done':>5} {'failed':>6} {'front':>5} {'best top-1':>10}"
+    w, wb = _width(rows, "run", 20), _width(rows, "budget", 12)
+    print(f"{'run':<{w}} {'variant':<7} {'budget':<{wb}} {'done':>5} {'failed':>6} {'front':>5} {'best top-1':>10}"
           f" {'at GMACs':>8} {'knee':>5} {'hypervolume':>11}")
     for r in rows:
         best = "—" if r["best_top1"] is None else f"{100 * r['best_top1']:.2f}%"
         at = "—" if r["best_gmacs"] is None else f"{r['best_gmacs']:.3f}"
-        print(f"{r['run']:<20} {r['variant'] or '?':<7} {r['budget'] or '?':<12} {r['complete']:>5} {r['failed']:>6}"
+        print(f"{r['run']:<{w}} {r['variant'] or '?':<7} {r['budget'] or '?':<{wb}} {r['complete']:>5} {r['failed']:>6}"
               f" {r['front']:>5} {best:>10} {at:>8} {'—' if r['knee'] is None else r['knee']:>5}"
               f" {r['hypervolume']:>11.4f}")
     print(f"hypervolume (top-1 × GMACs) of every run at one reference {rp.ref_text(ref)}")
@@ -211,16 +217,17 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no runs in {args.runs_dir}")
         return 0
-    print(f"{'run':<20} {'state':<12} {'variant':<7} {'budget':<12} {'done':>7} {'failed':>6} {'front':>5}"
+    w, wb = _width(rows, "run", 20), _width(rows, "budget", 12)  # default run names are longer than 20
+    print(f"{'run':<{w}} {'state':<12} {'variant':<7} {'budget':<{wb}} {'done':>7} {'failed':>6} {'front':>5}"
           f"  best top-1 within budget")
     for r in rows:
         if "error" in r:
-            print(f"{r['run']:<20} {r['state']:<12} {r['error']}")
+            print(f"{r['run']:<{w}} {r['state']:<12} {r['error']}")
             continue
         done = f"{r['counted']}/{r['target']}" if r["target"] else str(r["counted"])
         best = ("—" if r["best_top1"] is None else
                 f"{100 * r['best_top1']:.2f}% at {r['best_gmacs']:.3f} GMACs (trial {r['best_trial']})")
-        print(f"{r['run']:<20} {r['state']:<12} {r['variant'] or '?':<7} {r['budget'] or '?':<12} {done:>7}"
+        print(f"{r['run']:<{w}} {r['state']:<12} {r['variant'] or '?':<7} {r['budget'] or '?':<{wb}} {done:>7}"
               f" {r['failed']:>6} {r['front']:>5}  {best}")
     return 0
 

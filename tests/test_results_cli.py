@@ -171,6 +171,17 @@ def test_runs_listing(runs, capsys, tmp_path):
     assert code == 0 and "no runs" in out
 
 
+def test_tables_stay_aligned_with_long_names(tmp_path, capsys):
+    """Default run names (small-8softmax-20261129-033346) are longer than the table's 20 columns."""
+    root = tmp_path / "runs"
+    make_run(root, "small-8softmax-20261129-033346", n=4, budget="1softmax,0.15gmacs")
+    make_run(root, "b", n=4)
+    for argv in (["runs", "--runs-dir", root], ["compare", root / "small-8softmax-20261129-033346", root / "b"]):
+        lines = _run(capsys, *argv)[1].splitlines()
+        at = lines[0].index("variant")
+        assert [line[at:at + 5] for line in lines[1:3]] == ["micro", "micro"], lines
+
+
 @pytest.mark.parametrize("argv,message", [
     (["pareto", "{tmp}/nope"], "no such run directory"),
     (["pareto", "{tmp}"], "no study.db"),
