@@ -141,6 +141,8 @@ def test_imagefolder_grey_keeps_one_channel(tmp_path):
     (tmp_path / "c0" / "notes.txt").write_text("not an image")
     d = load_data(f"imagefolder:{tmp_path}", 10, "cpu", 0.25, 0)
     assert d.channels == 1 and len(d.train_x) + len(d.val_x) == 12
+    d = load_data(f"imagefolder:{tmp_path}", 10, "cpu", 0.25, 0, test=True)  # no test/ folder: one is carved
+    assert len(d.train_x) + len(d.val_x) + len(d.test_x) == 12
     with pytest.raises(SolaError, match="not a directory"):
         load_data(f"imagefolder:{tmp_path / 'nope'}", 10, "cpu", 0.25, 0)
 

@@ -279,8 +279,8 @@ def check_data(spec: str) -> None:
         train_dir, _, classes = _folder_layout(arg)
         found = 0
         for name in classes:  # stops at the second image: a folder of many images costs no more
-            for f in (train_dir / name).rglob("*"):
-                found += f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()
+            for _ in _image_files(train_dir / name):
+                found += 1
                 if found >= 2:
                     return
         raise SolaError(f"data imagefolder:{arg}: found {found} images in {train_dir}, expected at least 2 "
@@ -306,6 +306,11 @@ def _class_folders(root: Path) -> list[Path]:
     return sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
 
 
+def _image_files(folder: Path) -> Iterator[Path]:
+    """The image files under a class folder, as found (lazily: a check can stop early)."""
+    return (f for f in folder.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+
+
 def _read_folder(root: Path, classes: list[str], resolution: int, where: str) -> tuple[list[np.ndarray], list[int]]:
     from PIL import Image, UnidentifiedImageError  # PIL comes with matplotlib
 
@@ -314,9 +319,7 @@ def _read_folder(root: Path, classes: list[str], resolution: int, where: str) ->
         folder = root / name
         if not folder.is_dir():
             continue
-        for f in sorted(folder.rglob("*")):
-            if f.suffix.lower() not in IMAGE_SUFFIXES or not f.is_file():
-                continue
+        for f in sorted(_image_files(folder)):
             try:
                 with Image.open(f) as im, warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # e.g. PIL on palette transparency: converted anyway
@@ -354,7 +357,7 @@ def _read_imagefolder(root: str, resolution: int, test: bool):
                         f"(suffixes {', '.join(sorted(IMAGE_SUFFIXES))})")
     x, y = np.stack(images), np.array(labels, np.int64)
     xt = yt = None
-    if test and train_dir is not r:
+    if test and train_dir != r:  # class folders under train/, beside test/ (or val/)
         ti, tl = _read_folder(test_dir, classes, resolution, where)
         if ti:
             xt, yt = np.stack(ti), np.array(tl, np.int64)
