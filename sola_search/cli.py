@@ -24,9 +24,12 @@ def _resolution(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"resolution {text!r}: expected a whole number of pixels, e.g. 224") from None
-    if not 32 <= value <= 4096:
-        raise argparse.ArgumentTypeError(f"resolution {value}: expected 32 to 4096 pixels")
-    return value
+    from sola_search.space.cost import check_resolution
+
+    try:
+        return check_resolution(value, f"resolution {value}: ")
+    except SolaError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _positive_int(text: str) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 
 from sola_search.errors import SolaError
 from sola_search.files import write_atomic
+from sola_search.space.cost import check_resolution, model_cost
 from sola_search.space.pattern import Pattern
 from sola_search.space.variants import VARIANTS
 
@@ -95,8 +96,7 @@ def validate_pattern_record(record: Any, source: str = "pattern record") -> dict
     variant = record["variant"]
     if variant not in VARIANTS:
         raise SolaError(f"{src}: unknown variant {variant!r}, expected one of {', '.join(VARIANTS)}")
-    if not 32 <= record["resolution"] <= 4096:
-        raise SolaError(f"{src}: 'resolution' is {record['resolution']}, expected 32 to 4096 pixels")
+    check_resolution(record["resolution"], f"{src}: 'resolution' is {record['resolution']}, ")
     try:
         pattern = Pattern.parse(record["pattern"], variant)
         from_types = Pattern.from_layer_types(record["layer_types"], variant)
@@ -117,8 +117,6 @@ def validate_pattern_record(record: Any, source: str = "pattern record") -> dict
 def _check_cost(record: dict[str, Any], pattern: Pattern, src: str) -> None:
     """The cost metrics must be the exact count of the model the file builds (1,000 classes, at the
     file's resolution): a hand edit of `resolution` or of one metric would otherwise go unnoticed."""
-    from sola_search.space.cost import model_cost
-
     m, res = record["metrics"], record["resolution"]
     cost = model_cost(record["variant"], pattern, res)
     if (m["macs"], m["params"]) != (cost.macs, cost.params):
@@ -218,8 +216,6 @@ def pattern_record_from_trial(study: Any, trial: Any) -> dict[str, Any]:
 
     MACs and params come from the trial's `macs`/`params` attributes, falling back to the exact cost
     model; top-1 from the trial's `val_top1` value."""
-    from sola_search.space.cost import model_cost
-
     sattrs, tattrs = study.user_attrs, trial.user_attrs
     where = f"study {study.study_name!r} trial {trial.number}"
     variant, resolution = sattrs.get("variant"), sattrs.get("resolution", 224)

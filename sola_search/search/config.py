@@ -6,6 +6,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 
 from sola_search.errors import SolaError
+from sola_search.space.cost import check_resolution
 
 # What a new run uses for options left unset; a resumed run keeps what it was made with.
 DEFAULTS = {"variant": "small", "data": "fashion-mnist", "resolution": 224, "seed": 0}
@@ -89,8 +90,8 @@ class SearchConfig:
             raise SolaError(f"--steps {self.steps}: expected at least 1")
         if self.seed is not None and not 0 <= self.seed < 2**32:
             raise SolaError(f"--seed {self.seed}: expected 0 to 2**32 - 1")
-        if self.resolution is not None and not 32 <= self.resolution <= 4096:
-            raise SolaError(f"--resolution {self.resolution}: expected 32 to 4096 pixels")
+        if self.resolution is not None:
+            check_resolution(self.resolution, f"--resolution {self.resolution}: ")
         return self
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from sola_search.errors import SolaError
 from sola_search.space.budget import Budget
+from sola_search.space.cost import check_resolution
 from sola_search.space.pattern import Pattern
 from sola_search.space.variants import Variant, get_variant
 
@@ -100,9 +101,8 @@ def pattern_file_defaults(pattern: str | os.PathLike) -> dict:
     if isinstance(data.get("variant"), str):
         out["variant"] = data["variant"]
     if isinstance(data.get("resolution"), int) and not isinstance(data.get("resolution"), bool):
-        if not 32 <= data["resolution"] <= 4096:
-            raise SolaError(f"pattern file {text}: 'resolution' is {data['resolution']}, expected 32 to 4096 pixels")
-        out["resolution"] = data["resolution"]
+        out["resolution"] = check_resolution(data["resolution"], f"pattern file {text}: 'resolution' is "
+                                                                 f"{data['resolution']}, ")
     return out
 
 

@@ -9,8 +9,18 @@ from functools import lru_cache
 
 import numpy as np
 
+from sola_search.errors import SolaError
 from sola_search.space.pattern import Pattern
 from sola_search.space.variants import Variant, get_variant
+
+
+def check_resolution(value: int, prefix: str) -> int:
+    """The one rule for an input size, wherever one is given (an option, run.json, a pattern file).
+    The error is `prefix` (which names the value and ends with its separator, e.g. "--resolution
+    16: ") followed by the rule."""
+    if not 32 <= value <= 4096:
+        raise SolaError(f"{prefix}expected 32 to 4096 pixels")
+    return value
 
 
 def _down(n: int) -> int:
