@@ -51,15 +51,10 @@ def _read_json(path: Path) -> dict[str, Any]:
 def _check_sqlite(storage: str, where: str) -> None:
     """A SQLite file must exist and already hold Optuna's tables: opening it through Optuna would
     otherwise create them, in an empty file or in another program's database."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    from sola_search.search.study import sqlite_file
 
-    try:
-        url = make_url(storage)
-    except ArgumentError:
-        return  # not a URL: _load_study's storage error names it
-    db = url.database
-    if url.get_backend_name() != "sqlite" or not db or db == ":memory:":
+    db = sqlite_file(storage)
+    if db is None:  # another database, or no URL: _load_study's storage error names it
         return
     if not Path(db).is_file():
         raise SolaError(f"{where}: no study database at {db}")

@@ -25,19 +25,28 @@ def storage_for(url: str) -> optuna.storages.BaseStorage:
         raise SolaError(f"cannot open study storage {redact_url(url)}: {str(e).splitlines()[0]}") from None
 
 
-def absolute_sqlite(url: str) -> str:
-    """A SQLite URL with its file made absolute (`sqlite:///runs.db` is relative to the working
-    directory); other URLs as given."""
+def sqlite_file(url: str) -> str | None:
+    """The database file a SQLite URL names, as written (None for other URLs, an in-memory
+    database, or text that is no URL: storage_for names what is wrong with that)."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
         u = make_url(url)
     except ArgumentError:
-        return url  # storage_for names what is wrong with it
-    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:" or os.path.isabs(u.database):
+        return None
+    return u.database if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:") else None
+
+
+def absolute_sqlite(url: str) -> str:
+    """A SQLite URL with its file made absolute (`sqlite:///runs.db` is relative to the working
+    directory); other URLs as given."""
+    from sqlalchemy.engine import make_url
+
+    db = sqlite_file(url)
+    if db is None or os.path.isabs(db):
         return url
-    return u.set(database=os.path.abspath(u.database)).render_as_string(hide_password=False)
+    return make_url(url).set(database=os.path.abspath(db)).render_as_string(hide_password=False)
 
 
 def open_study(storage: optuna.storages.BaseStorage, name: str, sampler: optuna.samplers.BaseSampler,
