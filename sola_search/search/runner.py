@@ -147,10 +147,10 @@ def prepare(cfg: SearchConfig) -> tuple[SearchConfig, RunDir, bool, optuna.stora
     if cfg.encoding not in ENCODINGS:
         raise SolaError(f"unknown sampler {cfg.encoding!r}: expected one of {', '.join(ENCODINGS)}")
     check_data(cfg.data)
-    if resuming:
-        check_study_kept(run, cfg.storage)
     storage = storage_for(cfg.storage) if cfg.storage else None  # a bad URL fails before Ray starts
-    if storage is not None and not resuming and cfg.name in optuna.get_all_study_names(storage):
+    if resuming:
+        storage = check_study_kept(run, storage, cfg.storage)
+    elif storage is not None and cfg.name in optuna.get_all_study_names(storage):
         # A shared database (PostgreSQL) is where a second driver would meet the first: it would take
         # over the first one's running trials. A run continues only where its run directory is.
         raise SolaError(f"study {cfg.name} already exists in {redact_url(cfg.storage)}: resume it where its "
@@ -160,26 +160,30 @@ def prepare(cfg: SearchConfig) -> tuple[SearchConfig, RunDir, bool, optuna.stora
     return cfg, run, resuming, storage
 
 
-def check_study_kept(run: RunDir, url: str | None) -> None:
+def check_study_kept(run: RunDir, storage: optuna.storages.BaseStorage | None,
+                     url: str | None) -> optuna.storages.BaseStorage | None:
     """A run whose study has been lost must not be resumed: it would start over in a new, empty one
     and write over the run's pattern files. (A run stopped before it made its study has no
-    `run_started` event, and resumes.)"""
+    `run_started` event, and resumes.) `storage` is the one `url` opened, None for the run's own
+    study.db; returns the storage it checked, for the run to use."""
     try:
         started = any(json.loads(line).get("event") in ("run_started", "run_resumed")
                       for line in run.events.read_text().splitlines() if line.strip())
     except (OSError, ValueError, AttributeError):
         started = run.study_db.exists() or url is not None  # no readable log: assume it began
     if not started:
-        return
-    if url is None:
+        return storage
+    if storage is None:
         if not run.study_db.is_file() or run.study_db.stat().st_size == 0:
             raise SolaError(f"run {run.name}: its study database {run.study_db} is missing or empty; "
                             "nothing was resumed (restore it, or start a new run)")
         url = run.default_storage
-    names = optuna.get_all_study_names(storage_for(url))
+        storage = storage_for(url)
+    names = optuna.get_all_study_names(storage)
     if run.name not in names:
         renamed = f"; it holds {names[0]!r}: was the directory renamed? name it back" if len(names) == 1 else ""
         raise SolaError(f"run {run.name}: no study {run.name!r} in {redact_url(url)}{renamed}; nothing was resumed")
+    return storage
 
 
 def run_search(cfg: SearchConfig, quiet: bool = False) -> RunSummary:
