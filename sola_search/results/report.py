@@ -261,7 +261,6 @@ def plot(reports: Sequence[FrontReport], path: str | Path) -> Path:
     return path
 
 
-
 def _title(reports: Sequence[FrontReport]) -> str:
     if len(reports) == 1:
         r = reports[0]
