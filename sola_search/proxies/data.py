@@ -3,8 +3,10 @@
 A data spec names the source: `fashion-mnist` (Debian's `dataset-fashion-mnist` idx files, or
 `fashion-mnist:DIR`), `npz:PATH` (arrays `x` uint8 N×H×W or N×H×W×C and `y` integers; optional
 `x_test`/`y_test`) or `imagefolder:PATH` (one folder per class, as torchvision's ImageFolder; a
-`train/` + `test/` (or `val/`) layout supplies the test split). Loaded data is cached per process,
-so a long-lived worker (a Ray actor) keeps it between trials."""
+`train/` + `test/` (or `val/`) layout supplies the test split) or `recall[:KEY=VALUE,...]` (a
+generated associative-recall task on which the placement of softmax layers matters:
+`proxies/recall.py`). Loaded data is cached per process, so a long-lived worker (a Ray actor)
+keeps it between trials."""
 
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
                          "Bag", "Ankle boot"]
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+SOURCES = "fashion-mnist, fashion-mnist:DIR, npz:PATH, imagefolder:PATH or recall[:pairs=LO-HI,...]"
 _DATA_HINT = "or pass --data npz:PATH (arrays x, y) or --data imagefolder:PATH (a folder per class)"
 
 
@@ -51,6 +54,11 @@ class ProxyData:
     test_x: torch.Tensor | None = None
     test_y: torch.Tensor | None = None
     classes: list[str] | None = None
+    # A difficulty per validation (test) sample, e.g. recall's pair count: a run then also reports
+    # its top-1 per group (`ProxyResult.val_by_group`), named `group_name`.
+    val_groups: torch.Tensor | None = None
+    test_groups: torch.Tensor | None = None
+    group_name: str = ""
     _stats: dict = field(default_factory=dict, repr=False, compare=False)  # device → (mean, 1/std) tensors
 
     @property
@@ -131,10 +139,15 @@ def load_data(spec: str = "fashion-mnist", resolution: int = 32, device: str | t
     """The dataset named by `spec`, resized to `resolution`, on `device`, with a validation split of
     `val_fraction` drawn with `seed` (the same split for every trial), as `task` builds its samples
     (`proxies.tasks`). Cached per process."""
+    from sola_search.proxies.recall import recall_data
     from sola_search.proxies.tasks import mosaic_data, tile_resolution  # tasks builds on this module
 
     dev = resolve_device(device)
     key = (spec, resolution, str(dev), float(val_fraction), seed, test, task)
+    if key not in _CACHE and spec.partition(":")[0] == "recall":
+        if task != "classify":
+            raise SolaError(f"data {spec!r} is a task of its own: it takes no --task {task}")
+        _CACHE[key] = recall_data(spec, resolution, dev, seed, test)
     if key not in _CACHE:
         base = _load(spec, tile_resolution(task, resolution), dev, val_fraction, seed, test)
         _CACHE[key] = base if task == "classify" else mosaic_data(base, task, resolution, seed)
@@ -166,7 +179,7 @@ def _load(spec: str, resolution: int, dev: torch.device, val_fraction: float, se
     elif kind == "imagefolder" and arg:
         x, y, xt, yt, classes = _read_imagefolder(arg, resolution, test)
     else:
-        raise SolaError(f"data {spec!r}: expected fashion-mnist, fashion-mnist:DIR, npz:PATH or imagefolder:PATH")
+        raise SolaError(f"data {spec!r}: expected {SOURCES}")
     if len(x) < 2:
         raise SolaError(f"data {spec!r}: found {len(x)} images, expected at least 2")
     num_classes = int(max(y.max(), -1 if yt is None or not len(yt) else yt.max())) + 1
@@ -271,7 +284,11 @@ def check_data(spec: str) -> None:
     """Fail fast — before a search starts its workers — if `spec` names no dataset that is there.
     Cheap: file presence and, for npz, the arrays; images are read by `load_data`."""
     kind, _, arg = spec.partition(":")
-    if kind == "fashion-mnist":
+    if kind == "recall":
+        from sola_search.proxies.recall import parse_recall
+
+        parse_recall(spec)
+    elif kind == "fashion-mnist":
         _fashion_mnist_files(arg or FASHION_MNIST_DIR, test=False)
     elif kind == "npz" and arg:
         _read_npz(arg)
@@ -286,7 +303,7 @@ def check_data(spec: str) -> None:
         raise SolaError(f"data imagefolder:{arg}: found {found} images in {train_dir}, expected at least 2 "
                         f"(suffixes {', '.join(sorted(IMAGE_SUFFIXES))})")
     else:
-        raise SolaError(f"data {spec!r}: expected fashion-mnist, fashion-mnist:DIR, npz:PATH or imagefolder:PATH")
+        raise SolaError(f"data {spec!r}: expected {SOURCES}")
 
 
 def _read_fashion_mnist(root: str, test: bool):

@@ -58,6 +58,8 @@ class ProxyResult:
     test_loss: float | None = None
     train_curve: list[list[float]] = field(default_factory=list)  # sparse [step, mean training loss]
     val_curve: list[list[float]] = field(default_factory=list)  # [step, val top-1] when eval_every > 0
+    val_by_group: dict[str, float] = field(default_factory=dict)  # val top-1 per difficulty, where the data
+    #   has groups (recall: per pair count, keys "2".."24")
     steps: int = 0  # optimizer steps completed
     wall_s: float = 0.0  # the whole call: data (unless cached or given), model, capture, loop, evaluation
     phases: dict[str, float] = field(default_factory=dict)  # seconds: data, build, capture, train, eval, cleanup
@@ -347,7 +349,7 @@ def _train_on(patterns: list[Pattern], cfg: ProxyConfig, data: ProxyData, result
         if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
             for run in runs:
                 if not run.diverged:
-                    correct, _ = _evaluate(run.model, data.val_x, data.val_y, data, cfg, autocast)
+                    correct, _, _ = _evaluate(run.model, data.val_x, data.val_y, data, cfg, autocast)
                     run.res.val_curve.append([step + 1, round(correct.item() / max(1, data.val_x.shape[0]), 6)])
     for run in runs:
         while run.pending:
@@ -363,16 +365,20 @@ def _train_on(patterns: list[Pattern], cfg: ProxyConfig, data: ProxyData, result
         if run.diverged:
             run.res.status, run.res.reason = "nan", f"training loss not finite by step {run.res.train_curve[-1][0]}"
     scored = [run for run in runs if not run.diverged]
-    splits = [("val", data.val_x, data.val_y)] + ([("test", data.test_x, data.test_y)]
-                                                   if cfg.test and data.test_x is not None else [])
-    for split, x_all, y_all in splits:  # every model on its own stream, one host sync per split
-        sums = fork([lambda run=run, x=x_all, y=y_all: _evaluate(run.model, x, y, data, cfg, autocast)
-                     for run in scored])
-        for run, (correct, loss_sum) in zip(scored, sums, strict=True):
+    splits = [("val", data.val_x, data.val_y, data.val_groups)] + (
+        [("test", data.test_x, data.test_y, data.test_groups)] if cfg.test and data.test_x is not None else [])
+    for split, x_all, y_all, groups in splits:  # every model on its own stream, one host sync per split
+        counts = [] if groups is None else torch.bincount(groups).tolist()
+        n_groups = len(counts)
+        sums = fork([lambda run=run, x=x_all, y=y_all, g=groups, n=n_groups:
+                     _evaluate(run.model, x, y, data, cfg, autocast, g, n) for run in scored])
+        for run, (correct, loss_sum, by_group) in zip(scored, sums, strict=True):
             n = max(1, x_all.shape[0])
             top1, loss = round(correct.item() / n, 6), round(loss_sum.item() / n, 6)
             setattr(run.res, f"{split}_top1", top1)
             setattr(run.res, f"{split}_loss", loss)
+            if split == "val" and by_group is not None:
+                run.res.val_by_group = _per_group(by_group, counts)
     for run in scored:
         if not math.isfinite(run.res.val_loss):
             run.res.status, run.res.reason = "nan", "validation loss not finite"
@@ -568,18 +574,29 @@ def _read_loss(item: tuple, res: ProxyResult) -> bool:
 
 @torch.no_grad()
 def _evaluate(model, x_all: torch.Tensor, y_all: torch.Tensor, data: ProxyData, cfg: ProxyConfig,
-              autocast) -> tuple[torch.Tensor, torch.Tensor]:
-    """Correct predictions and summed cross-entropy on a split, as device tensors: the caller reads
-    them once every model has been scored."""
+              autocast, groups: torch.Tensor | None = None, groups_n: int = 0
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Correct predictions, summed cross-entropy and (with `groups`, an integer in [0, groups_n) per
+    sample) correct predictions per group, as device tensors: the caller reads them once every model
+    has been scored."""
     model.eval()
     correct = torch.zeros((), dtype=torch.int64, device=x_all.device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=x_all.device)
+    by_group = None if groups is None else torch.zeros(int(groups_n), dtype=torch.int64, device=x_all.device)
     for i in range(0, x_all.shape[0], cfg.eval_batch_size):
         x = data.normalize(x_all[i : i + cfg.eval_batch_size], cfg.channels_last)
         y = y_all[i : i + cfg.eval_batch_size]
         with autocast():
             logits = model(x).float()
         loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
-        correct += (logits.argmax(1) == y).sum()
+        hit = logits.argmax(1) == y
+        correct += hit.sum()
+        if by_group is not None:
+            by_group.index_add_(0, groups[i : i + cfg.eval_batch_size], hit.long())
     model.train()
-    return correct, loss_sum
+    return correct, loss_sum, by_group
+
+
+def _per_group(by_group: torch.Tensor, counts: list[int]) -> dict[str, float]:
+    """{group: top-1} for the groups that have samples."""
+    return {str(g): round(c / n, 6) for g, (c, n) in enumerate(zip(by_group.tolist(), counts, strict=True)) if n}
