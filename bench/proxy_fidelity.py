@@ -1,25 +1,43 @@
-"""Fidelity of the proxy: does `default` rank patterns as `long` (≥10× the steps) does?
+"""Fidelity of a proxy: does it rank patterns as a reference that reproduces itself does?
 
-Kendall's tau between the two presets' validation top-1 over ≥16 patterns of the small variant under
-8softmax: every baseline the budget admits plus uniformly sampled feasible patterns. `default` also
-runs with a second seed, so the table shows how much of the disagreement is seed noise.
+The protocol (issue 13). A stratified set of >= 24 patterns of one variant under one budget: every
+baseline the budget admits, softmax confined to each single stage (as much of the stage as the
+budget allows), softmax in stages 1-2, then uniform samples spread evenly over the softmax counts.
+A reference (the `long` preset, or --ref-steps) trained with >= 4 seeds; one or more proxies
+(--proxy NAME:KEY=VALUE,...) with their own seeds. Reported:
+- the reference against itself: split-half Kendall tau and Pearson r (mean of half the seeds against
+  the mean of the other half, averaged over the splits), the Spearman-Brown reliability of the
+  all-seed mean, and the ceiling that reliability sets on any proxy's tau against that mean
+  (tau = (2/pi)·arcsin r, r = sqrt(reliability));
+- between-pattern spread of the reference mean over its seed spread (the pooled within-pattern sd);
+- per proxy: tau of its seed mean against the reference mean with a bootstrap 90 % interval over
+  patterns, its own seed-to-seed tau, top-5 overlap, and its compute per pattern (all its seeds) as
+  a fraction of one reference run, in GPU-seconds and in training samples.
+Scores: validation top-1 (`--score top1`, the default) or validation loss (`--score loss`, lower is
+better); both are reported.
+
 Runs spread over every visible GPU in packs (`train_proxies`: a pack's patterns train together on
-the same batches, as a search worker trains them), long runs first.
+the same batches, as a search worker trains them), longest first.
 
-    python bench/proxy_fidelity.py --data fashion-mnist:DIR [--pack 8] [--per-gpu 1] [--patterns 16]
-    python bench/proxy_fidelity.py --smoke        # seconds, on the CPU
+    python bench/proxy_fidelity.py --data recall --ref-steps 2000 --ref-seeds 4 \\
+        --proxy p250:steps=250 --proxy w25:steps=400,width=0.25 --proxy-seeds 2
+    python bench/proxy_fidelity.py --smoke        # a minute, on the CPU
 
 A benchmark longer than one job's time limit runs in parts and is merged afterwards:
 
-    python bench/proxy_fidelity.py --data D --part 1/2 --out a.json   # same options in every part
-    python bench/proxy_fidelity.py --data D --part 2/2 --out b.json
-    python bench/proxy_fidelity.py --data D --merge a.json b.json      # the tables, from both parts' runs
+    python bench/proxy_fidelity.py ... --part 1/2 --out a.json   # same options in every part
+    python bench/proxy_fidelity.py ... --part 2/2 --out b.json
+    python bench/proxy_fidelity.py ... --merge a.json b.json     # the tables, from both parts' runs
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import itertools
 import json
+import math
+import random
 import statistics
 import sys
 import time
@@ -28,21 +46,8 @@ from typing import NoReturn
 
 from proxy_common import common_args, devices, env_info, kendall_tau, overrides, preset, run_pool, table, write_json
 
-from sola_search.space import Budget, FeasibleSet, baselines, get_variant
-
-
-def patterns(variant: str, budget: str, count: int, seed: int) -> list[tuple[str, str]]:
-    """(name, pattern text): the budget's baselines, then uniform feasible samples, no duplicates."""
-    v, b = get_variant(variant), Budget.parse(budget)
-    chosen = {p: name for name, p in baselines(v, b).items()}
-    feasible = FeasibleSet(v, b)
-    draws = 0
-    while len(chosen) < count and draws < 100 * count:
-        for p in feasible.sample(count, rng=seed + draws):
-            if len(chosen) < count and p not in chosen:
-                chosen[p] = f"sample-{len(chosen)}"
-        draws += count
-    return [(name, str(p)) for p, name in chosen.items()]
+from sola_search.proxies import ProxyConfig
+from sola_search.space import Budget, FeasibleSet, Pattern, baselines, get_variant
 
 
 def fail(msg: str) -> NoReturn:
@@ -50,19 +55,63 @@ def fail(msg: str) -> NoReturn:
     raise SystemExit(2)
 
 
+# --- the pattern set ------------------------------------------------------------------------------
+def patterns(variant: str, budget: str, count: int, seed: int) -> list[tuple[str, str]]:
+    """(name, pattern text), stratified: baselines, softmax in one stage only (each stage), softmax in
+    stages 1-2, then uniform samples spread evenly over the softmax counts the budget admits."""
+    v, b = get_variant(variant), Budget.parse(budget)
+    chosen: dict[str, str] = {}
+
+    def add(name: str, bits: list[bool]) -> None:
+        p = Pattern.from_bits(bits, v)
+        if str(p) not in chosen and b.admits(p, v) and len(chosen) < count:
+            chosen[str(p)] = name
+
+    for name, p in baselines(v, b).items():
+        add(name, p.bits)
+    limit = b.max_softmax if b.max_softmax is not None else v.num_blocks
+    starts = [sum(v.depths[:i]) for i in range(4)]
+    for i, (s, d) in enumerate(zip(starts, v.depths, strict=True)):  # the stage's last blocks, as many as fit
+        k = min(d, limit)
+        add(f"stage-{i + 1}-only", [s + d - k <= j < s + d for j in range(v.num_blocks)])
+    early = v.depths[0] + v.depths[1]
+    add("stages-1-2", [j < min(early, limit) for j in range(v.num_blocks)])
+    # samples: a uniform feasible pattern with k softmax blocks, k cycling over the admitted counts
+    rng = random.Random(seed)
+    pool = FeasibleSet(v, b).sample(20000, rng=seed)
+    by_k: dict[int, list[Pattern]] = {}
+    for p in pool:
+        by_k.setdefault(p.softmax_layers, []).append(p)
+    counts = [k for k in range(1, v.num_blocks + 1) if k <= limit]
+    for k in itertools.cycle(counts):
+        if len(chosen) >= count:
+            break
+        picked = set(rng.sample(range(v.num_blocks), k))
+        bits = [j in picked for j in range(v.num_blocks)]
+        if not b.admits(Pattern.from_bits(bits, v), v) and by_k.get(k):  # other budget terms: a feasible draw
+            bits = rng.choice(by_k[k]).bits
+        add(f"sample-{len(chosen)}", bits)
+    return [(name, p) for p, name in chosen.items()]
+
+
+# --- parts and merging ----------------------------------------------------------------------------
+def job_cost(j: dict) -> int:
+    c = j["config"]
+    return c["steps"] * c["batch_size"] * len(j["patterns"])
+
+
 def part(jobs: list[dict], spec: str) -> list[dict]:
-    """The K-th of N parts of `jobs`: each job (longest first) goes to the part with the fewest
-    training steps so far, so the parts take about equally long."""
+    """The K-th of N parts of `jobs`: each job (longest first) goes to the part with the least
+    training so far, so the parts take about equally long."""
     try:
         k, n = (int(x) for x in spec.split("/"))
         assert 1 <= k <= n
     except (ValueError, AssertionError):
         fail(f"--part {spec!r}: expected K/N with 1 <= K <= N")
     load, mine = [0] * n, []
-    cost = lambda j: j["config"]["steps"] * len(j["patterns"])  # noqa: E731
-    for j in sorted(jobs, key=cost, reverse=True):
+    for j in sorted(jobs, key=job_cost, reverse=True):
         i = load.index(min(load))
-        load[i] += cost(j)
+        load[i] += job_cost(j)
         if i == k - 1:
             mine.append(j)
     return mine
@@ -93,25 +142,103 @@ def merged(paths: list[str], jobs: list[dict]) -> list[dict]:
     return list(done.values())
 
 
-def along_long(by: dict, pats: list[tuple[str, str]]) -> list[dict]:
-    """Where along `long` the order of the patterns settles: at each evaluation of the long runs
-    (`eval_every` > 0), Kendall's tau of top-1 then against long's final top-1 and against
-    default's (seed 0). A short proxy can only agree with long once long agrees with itself."""
-    runs = [(by.get(("long", p), {}), by.get(("default/s0", p), {}), p.count("S")) for _, p in pats]
-    runs = [(lg, d, n) for lg, d, n in runs if lg.get("status") == "ok" and lg.get("val_curve")]
-    if len(runs) < 3:
-        return []
-    curves = [dict((int(s), a) for s, a in lg["val_curve"]) for lg, _, _ in runs]
-    out = []
-    for step in sorted(set.intersection(*(set(c) for c in curves))):  # merged parts may differ
-        at = [c[step] for c in curves]
-        final = [lg["val_top1"] for lg, _, _ in runs]
-        short = [(a, d["val_top1"]) for a, (_, d, _) in zip(at, runs, strict=True) if d.get("status") == "ok"]
-        out.append({"step": step, "vs long final": kendall_tau(at, final),
-                    "vs default/s0": kendall_tau([a for a, _ in short], [b for _, b in short])
-                    if len(short) >= 3 else None,
-                    "vs softmax count": kendall_tau(at, [n for _, _, n in runs])})
-    return out
+# --- statistics -----------------------------------------------------------------------------------
+def pearson(a: list[float], b: list[float]) -> float:
+    ma, mb = statistics.fmean(a), statistics.fmean(b)
+    sa = math.sqrt(sum((x - ma) ** 2 for x in a))
+    sb = math.sqrt(sum((y - mb) ** 2 for y in b))
+    return sum((x - ma) * (y - mb) for x, y in zip(a, b, strict=True)) / (sa * sb) if sa and sb else float("nan")
+
+
+def tau_of_r(r: float) -> float:
+    """Kendall's tau that a Pearson r implies for bivariate normal scores: (2/pi)·arcsin r."""
+    return 2 / math.pi * math.asin(max(-1.0, min(1.0, r)))
+
+
+def split_half(values: list[list[float]]) -> dict[str, float] | None:
+    """The reference against itself. `values[p]` holds pattern p's score under each seed (same
+    order). Every split of the seeds into two halves: tau and r of the half means; averaged."""
+    seeds = len(values[0])
+    if seeds < 2:
+        return None
+    taus, rs = [], []
+    for half in itertools.combinations(range(seeds), seeds // 2):
+        if 0 not in half:  # each split once
+            continue
+        other = [s for s in range(seeds) if s not in half]
+        a = [statistics.fmean(v[s] for s in half) for v in values]
+        b = [statistics.fmean(v[s] for s in other) for v in values]
+        taus.append(kendall_tau(a, b))
+        rs.append(pearson(a, b))
+    r = statistics.fmean(rs)
+    reliability = 2 * r / (1 + r) if r > -1 else float("nan")  # Spearman-Brown: all seeds' mean
+    return dict(split_half_tau=statistics.fmean(taus), split_half_r=r, reliability=reliability,
+                tau_ceiling=tau_of_r(math.sqrt(reliability)) if reliability > 0 else 0.0)
+
+
+def spread_over_noise(values: list[list[float]]) -> dict[str, float] | None:
+    """Between-pattern sd of the seed means, the pooled within-pattern seed sd, and their ratio; and
+    the same with each seed's common effect removed (`paired`): within a seed every pattern starts
+    from the same weights and sees the same batches, so a seed that helps all patterns alike moves
+    no ranking (the pattern × seed interaction, two-way ANOVA residual)."""
+    n_p, n_s = len(values), len(values[0])
+    if n_s < 2:
+        return None
+    means = [statistics.fmean(v) for v in values]
+    between = statistics.stdev(means)
+    within = math.sqrt(statistics.fmean(statistics.variance(v) for v in values))
+    seed_means = [statistics.fmean(v[s] for v in values) for s in range(n_s)]
+    grand = statistics.fmean(means)
+    resid = sum((v[s] - m - seed_means[s] + grand) ** 2 for v, m in zip(values, means, strict=True)
+                for s in range(n_s))
+    paired = math.sqrt(resid / ((n_p - 1) * (n_s - 1))) if n_p > 1 else float("nan")
+    return dict(between_sd=between, seed_sd=within, ratio=between / within if within else float("inf"),
+                seed_sd_paired=paired, ratio_paired=between / paired if paired else float("inf"))
+
+
+def bootstrap_tau(a: list[float], b: list[float], reps: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """A 90 % percentile interval of Kendall's tau over patterns resampled with replacement."""
+    rng = random.Random(seed)
+    n, out = len(a), []
+    for _ in range(reps):
+        idx = [rng.randrange(n) for _ in range(n)]
+        t = kendall_tau([a[i] for i in idx], [b[i] for i in idx])
+        if not math.isnan(t):
+            out.append(t)
+    if not out:  # every resample tied throughout: no ordering to speak of
+        return float("nan"), float("nan")
+    out.sort()
+    return out[int(0.05 * len(out))], out[min(len(out) - 1, int(0.95 * len(out)))]
+
+
+def top_k_overlap(a: list[float], b: list[float], k: int = 5) -> int:
+    top = lambda v: set(sorted(range(len(v)), key=lambda i: -v[i])[:k])  # noqa: E731
+    return len(top(a) & top(b))
+
+
+# --- main -----------------------------------------------------------------------------------------
+def parse_proxy(text: str) -> tuple[str, dict]:
+    """NAME[:KEY=VALUE,...] → (name, overrides of the default preset)."""
+    name, _, rest = text.partition(":")
+    fields = set(ProxyConfig.__dataclass_fields__)
+    items: list[str] = []
+    for tok in filter(None, rest.split(",")):  # a value may hold commas: data=recall:pairs=2-24,curriculum=500
+        if items and tok.partition("=")[0] not in fields:
+            items[-1] += "," + tok
+        else:
+            items.append(tok)
+    over = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            fail(f"--proxy {text!r}: expected NAME:KEY=VALUE,...")
+        try:
+            over[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            over[key] = value
+    if not name or "/" in name or name == "ref":
+        fail(f"--proxy {text!r}: a name (not 'ref', no '/') first")
+    return name, over
 
 
 def main() -> None:
@@ -119,39 +246,43 @@ def main() -> None:
     common_args(ap, "proxy_fidelity")
     ap.add_argument("--variant", default="small")
     ap.add_argument("--budget", default="8softmax")
-    ap.add_argument("--patterns", type=int, default=16, help="how many patterns (baselines included); >= 16")
-    ap.add_argument("--default-seeds", type=int, default=2, help="seeds of the default preset (noise estimate)")
-    ap.add_argument("--default-steps", type=int, help="override default's steps")
-    ap.add_argument("--long-steps", type=int, help="override long's steps (default: the preset's, 10x default; "
-                    "0: no long runs, only the seed-noise ceiling of default — a quick screen of a proxy)")
+    ap.add_argument("--patterns", type=int, default=24, help="how many patterns (>= 24 for a result)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the pattern sample")
+    ap.add_argument("--ref-preset", default="long", help="preset of the reference (default long)")
+    ap.add_argument("--ref", default="", metavar="KEY=VALUE,...", help="reference overrides, e.g. steps=2000")
+    ap.add_argument("--ref-seeds", type=int, default=4, help="seeds of the reference (>= 4)")
+    ap.add_argument("--proxy", action="append", metavar="NAME[:KEY=VALUE,...]",
+                    help="a proxy: the default preset with these overrides (repeatable; default: 'default')")
+    ap.add_argument("--proxy-seeds", type=int, default=2, help="seeds of each proxy (0: the reference alone)")
+    ap.add_argument("--score", choices=("top1", "loss"), default="top1", help="what ranks patterns")
     ap.add_argument("--pack", type=int, default=8, help="patterns trained together in one process (default 8)")
     ap.add_argument("--per-gpu", type=int, default=1, help="processes per GPU (default 1)")
     ap.add_argument("--gpus", help="comma-separated GPU indices (default: all visible)")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the pattern sample")
-    ap.add_argument("--long-seeds", type=int, default=1, help="seeds of the long preset (>1: its own noise)")
-    ap.add_argument("--only", nargs="+", metavar="LABEL", help="run only these runs, e.g. long/s1 default/s0")
-    ap.add_argument("--part", help="K/N: run only the K-th of N parts (jobs balanced by training steps)")
+    ap.add_argument("--only", nargs="+", metavar="LABEL", help="run only these runs, e.g. ref/s2 p250/s0")
+    ap.add_argument("--part", help="K/N: run only the K-th of N parts (jobs balanced by training samples)")
     ap.add_argument("--merge", nargs="+", metavar="JSON", help="no training: the tables from these parts' records")
     args = ap.parse_args()
 
     over = overrides(args) | dict(variant=args.variant)
     if args.smoke:
         over["variant"] = args.variant = "micro"
-        args.patterns, args.per_gpu = min(args.patterns, 5), 2
-    cfg_default = preset("default", over, **({"steps": args.default_steps} if args.default_steps else {}))
-    long_steps = args.long_steps if args.long_steps is not None else (10 * cfg_default.steps if args.smoke else None)
-    cfg_long = preset("long", over, **({"steps": long_steps} if long_steps else {}))
-    long_labels = [("long" if s == 0 else f"long/s{s}") for s in range(args.long_seeds if long_steps != 0 else 0)]
-    labels = long_labels + [f"default/s{s}" for s in range(args.default_seeds)]
+        args.per_gpu = 2
+    _, ref_over = parse_proxy("ref-x:" + args.ref)
+    cfg_ref = preset(args.ref_preset, over, **ref_over)
+    if args.smoke and not args.ref:
+        cfg_ref = cfg_ref.replace(steps=8)
+    proxies = dict(parse_proxy(p) for p in (args.proxy or ["default"])) if args.proxy_seeds else {}
+    cfg_proxies = {name: preset("default", over, **o) for name, o in proxies.items()}
     pats = patterns(args.variant, args.budget, args.patterns, args.seed)
-    print(f"{len(pats)} patterns of {args.variant} under {args.budget}; default {cfg_default.steps} steps, "
-          f"long {cfg_long.steps} steps ({cfg_long.steps / cfg_default.steps:.0f}x)")
+    print(f"{len(pats)} patterns of {args.variant} under {args.budget}; reference {cfg_ref.steps} steps x "
+          f"{args.ref_seeds} seeds; proxies " + ", ".join(f"{n} {c.steps} steps x {args.proxy_seeds}"
+                                                        for n, c in cfg_proxies.items()))
 
     names = {p: n for n, p in pats}
     packs = [[p for _, p in pats[i : i + args.pack]] for i in range(0, len(pats), args.pack)]
-    runs = [(label, s, cfg_long.replace(seed=s)) for s, label in enumerate(long_labels)] + [
-        (f"default/s{s}", s, cfg_default.replace(seed=s)) for s in range(args.default_seeds)]
-    jobs = [dict(label=label, patterns=pack, seed=seed, config=cfg.to_dict()) for label, seed, cfg in runs
+    runs = [(f"ref/s{s}", cfg_ref.replace(seed=s)) for s in range(args.ref_seeds)] + [
+        (f"{n}/s{s}", c.replace(seed=s)) for n, c in cfg_proxies.items() for s in range(args.proxy_seeds)]
+    jobs = [dict(label=label, patterns=pack, seed=cfg.seed, config=cfg.to_dict()) for label, cfg in runs
             for pack in packs if not args.only or label in args.only]
     devs = devices(args.smoke, args.gpus)
     t0 = time.time()
@@ -163,74 +294,125 @@ def main() -> None:
 
         done = run_pool(part(jobs, args.part) if args.part else jobs, devs, args.per_gpu, on_result=save)
     wall = time.time() - t0
+    report(args, pats, names, done, cfg_ref, cfg_proxies, wall, devs)
 
+
+def score_of(r: dict, score: str) -> float | None:
+    if r.get("status") != "ok":
+        return None
+    return r.get("val_top1") if score == "top1" else -r["val_loss"]  # higher is better either way
+
+
+def report(args, pats, names, done, cfg_ref, cfg_proxies, wall, devs) -> None:
     for d in done:
         d["name"] = names[d["pattern"]]
     by = {(d["label"], d["pattern"]): d["result"] for d in done}
+    ref_labels = [f"ref/s{s}" for s in range(args.ref_seeds)]
+    groups = {"ref": ref_labels} | {n: [f"{n}/s{s}" for s in range(args.proxy_seeds)] for n in cfg_proxies}
+    summary: dict[str, dict] = {}
     rows = []
     for name, p in pats:
         row = dict(name=name, pattern=p, softmax=p.count("S"))
-        for label in labels:
-            r = by.get((label, p), {})
-            row[label] = r.get("val_top1") if r.get("status") == "ok" else None
-            row[f"{label}:loss"] = r.get("val_loss") if r.get("status") == "ok" else None
-        seeds = [row[f"default/s{s}"] for s in range(args.default_seeds) if row[f"default/s{s}"] is not None]
-        row["default/mean"] = statistics.fmean(seeds) if seeds else None
-        longs = [row[label] for label in long_labels if row[label] is not None]
-        row["long/mean"] = statistics.fmean(longs) if len(longs) == len(long_labels) > 1 else None
+        for g, labels in groups.items():
+            vals = [by.get((lb, p), {}).get("val_top1") for lb in labels]
+            vals = [v for v in vals if v is not None]
+            row[f"{g} top1"] = statistics.fmean(vals) if vals else None
         rows.append(row)
-    def tau(a: str, b: str, loss: bool = False) -> float | None:
-        sfx = ":loss" if loss else ""
-        pairs = [(r.get(a + sfx), r.get(b + sfx)) for r in rows]
-        pairs = [(x, y) for x, y in pairs if x is not None and y is not None]
-        return kendall_tau([x for x, _ in pairs], [y for _, y in pairs]) if len(pairs) >= 3 else None
 
-    taus = {}
-    for loss in (False, True):
-        kind = "loss" if loss else "top1"
-        if long_steps != 0:
-            taus[f"{kind}:default_s0_vs_long"] = tau("default/s0", "long", loss)
-        if args.default_seeds > 1:
-            taus[f"{kind}:default_s0_vs_s1"] = tau("default/s0", "default/s1", loss)  # seed-noise ceiling
-        if len(long_labels) > 1:
-            taus[f"{kind}:long_s0_vs_s1"] = tau("long", "long/s1", loss)  # is the reference itself stable?
-    if long_steps != 0:
-        taus["top1:default_mean_vs_long"] = tau("default/mean", "long")
-    # Which way does each preset lean? More softmax layers scoring higher short and lower long (the
-    # 128 px runs, docs/performance.md) is a systematic disagreement that no seed averaging removes.
-    for label in ("long", "long/mean", "default/mean"):
-        if any(r.get(label) is not None for r in rows):
-            taus[f"top1:softmax_count_vs_{label.replace('/', '_')}"] = tau("softmax", label)
-    # Signal against noise: spread of default top-1 across patterns vs the typical seed-to-seed gap.
-    s0 = [r["default/s0"] for r in rows if r.get("default/s0") is not None]
-    gaps = [abs(r["default/s0"] - r["default/s1"]) for r in rows
-            if r.get("default/s0") is not None and r.get("default/s1") is not None]
-    spread = dict(default_top1_mean=statistics.fmean(s0) if s0 else None,
-                  default_top1_sd_across_patterns=statistics.stdev(s0) if len(s0) > 1 else None,
-                  default_seed_gap_mean=statistics.fmean(gaps) if gaps else None)
-    rows.sort(key=lambda r: -(r.get("long") or r.get("default/mean") or 0))
-    table(rows, ["name", "pattern", "softmax", *labels])
-    for k, v in taus.items():
-        print(f"kendall tau {k:<36} {v if v is None else round(v, 3)}")
-    for k, v in spread.items():
-        print(f"{k:<38} {v if v is None else round(v, 4)}")
-    train_s = {label: [d["result"].get("train_s") for d in done if d["label"] == label and d["result"].get("train_s")]
-               for label in ("long", "default/s0")}
-    for label, ts in train_s.items():
-        if ts:
-            print(f"{label}: median train {statistics.median(ts):.1f}s a pack of up to {args.pack} "
-                  f"({args.per_gpu} process(es) per GPU)")
-    along = along_long(by, pats)
-    if along:
-        print("along long's run (--set eval_every=N): tau of top-1 at each step against ...")
-        table(along, ["step", "vs long final", "vs default/s0", "vs softmax count"])
+    for score in ("top1", "loss"):
+        def values(labels: list[str], score: str = score) -> tuple[list[str], list[list[float]]]:
+            """The patterns every run of `labels` scored, and their scores per run."""
+            kept, out = [], []
+            for _, p in pats:
+                v = [score_of(by.get((lb, p), {}), score) for lb in labels]
+                if all(x is not None for x in v):
+                    kept.append(p)
+                    out.append(v)
+            return kept, out
+
+        s: dict = {}
+        ref_p, ref_v = values(ref_labels)
+        if len(ref_p) >= 3:
+            s["ref"] = dict(patterns=len(ref_p), **(split_half(ref_v) or {}), **(spread_over_noise(ref_v) or {}))
+            ref_mean = dict(zip(ref_p, (statistics.fmean(v) for v in ref_v), strict=True))
+            best = max(ref_mean, key=ref_mean.get)
+            linear = next((p for n, p in pats if n == "all-linear"), None)
+            if linear in ref_mean and score == "top1":
+                s["ref"]["best_minus_all_linear_points"] = 100 * (ref_mean[best] - ref_mean[linear])
+                s["ref"]["best"] = names[best]
+        for n in cfg_proxies:
+            pp, pv = values(groups[n])
+            common = [p for p in pp if len(ref_p) >= 3 and p in ref_mean]
+            if len(common) < 3:
+                continue
+            pm = {p: statistics.fmean(v) for p, v in zip(pp, pv, strict=True)}
+            a, b = [pm[p] for p in common], [ref_mean[p] for p in common]
+            lo, hi = bootstrap_tau(a, b)
+            s[n] = dict(patterns=len(common), tau_vs_ref_mean=kendall_tau(a, b), tau_90=[lo, hi],
+                        top5_overlap=top_k_overlap(a, b), **(split_half(pv) or {}))
+        summary[score] = s
+
+    # compute: GPU-seconds per pattern (a pack's train time shared by its patterns) and samples
+    def cost(labels: list[str], cfg) -> dict:
+        secs = [by[(lb, p)].get("train_s", 0) / max(1, by[(lb, p)].get("packed", 1))
+                for lb in labels for _, p in pats if (lb, p) in by]
+        n_pat = len({p for lb in labels for _, p in pats if (lb, p) in by}) or 1
+        return dict(gpu_s_per_pattern=sum(secs) / n_pat, samples_per_pattern=cfg.steps * cfg.batch_size * len(labels),
+                    width=cfg.width)
+
+    ref_cost = cost(ref_labels[:1], cfg_ref)
+    costs = {"ref (one run)": ref_cost} | {n: cost(groups[n], c) for n, c in cfg_proxies.items()}
+    for c in costs.values():
+        c["vs_one_ref_run_gpu_s"] = c["gpu_s_per_pattern"] / ref_cost["gpu_s_per_pattern"] \
+            if ref_cost["gpu_s_per_pattern"] else None
+        c["vs_one_ref_run_samples"] = c["samples_per_pattern"] / ref_cost["samples_per_pattern"]
+
+    rows.sort(key=lambda r: -(r.get("ref top1") or 0))
+    table(rows, ["name", "pattern", "softmax", *[f"{g} top1" for g in groups]])
+    per_group = _per_group_table(by, pats, ref_labels)
+    if per_group:
+        print("reference mean top-1 by difficulty (recall: pairs):")
+        table(per_group[0], per_group[1])
+    for score, s in summary.items():
+        print(f"--- ranked by val {score}")
+        for who, d in s.items():
+            print(f"{who:<10} " + "  ".join(f"{k} {_fmt(v)}" for k, v in d.items()))
+    print("--- compute per pattern")
+    for who, c in costs.items():
+        print(f"{who:<14} " + "  ".join(f"{k} {_fmt(v)}" for k, v in c.items()))
     failed = [d for d in done if d["result"].get("status") != "ok"]
     print(f"{len(done)} runs in packs of {args.pack} on {len(devs)} device(s) x {args.per_gpu} in {wall:.0f}s; "
-          f"{len(failed)} failed; target tau >= 0.6")
+          f"{len(failed)} failed. Targets: split-half tau >= 0.7, spread/seed >= 3, proxy tau >= 0.6 at <= 1/8 "
+          f"of a reference run")
     write_json(args.out, dict(bench="proxy_fidelity", env=env_info(), wall_s=round(wall, 1), devices=devs,
                               per_device=args.per_gpu, pack=args.pack, variant=args.variant, budget=args.budget,
-                              taus=taus, spread=spread, along_long=along, rows=rows,
-                              default_config=cfg_default.to_dict(), long_config=cfg_long.to_dict(), runs=done))
+                              summary=summary, costs=costs, rows=rows, ref_config=cfg_ref.to_dict(),
+                              proxy_configs={n: c.to_dict() for n, c in cfg_proxies.items()}, runs=done))
+
+
+def _per_group_table(by, pats, ref_labels) -> tuple[list[dict], list[str]] | None:
+    """Reference seed-mean top-1 per difficulty group for each pattern (a few columns)."""
+    rows = []
+    keys: list[str] = []
+    for name, p in pats:
+        gs = [by.get((lb, p), {}).get("val_by_group") for lb in ref_labels]
+        gs = [g for g in gs if g]
+        if not gs:
+            continue
+        keys = sorted(gs[0], key=int)
+        rows.append(dict(name=name, **{k: statistics.fmean(g[k] for g in gs) for k in keys}))
+    if not rows:
+        return None
+    shown = keys if len(keys) <= 8 else [keys[round(i * (len(keys) - 1) / 7)] for i in range(8)]
+    return rows, ["name", *shown]
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    if isinstance(v, list):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    return str(v)
 
 
 if __name__ == "__main__":
