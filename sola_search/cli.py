@@ -414,10 +414,35 @@ def _version() -> str:
     return __version__
 
 
+# The status a coreutils tool leaves when its reader goes away (killed by SIGPIPE: 128 + 13), so that
+# `sola-search runs --json | head -3` reads under `set -o pipefail` as `cat file | head -3` does.
+READER_GONE = 141
+
+
+def _reader_gone() -> int:
+    """stdout's reader went away (`| head`): say nothing more. stdout points at devnull from here, so
+    the flush at interpreter exit cannot raise again (the Python docs' recipe for SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a file (a test's capture): nothing to flush at exit
+        pass
+    return READER_GONE
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args) or 0
+        code = args.func(args) or 0
+        sys.stdout.flush()  # a reader that left shows here, not in the flush at interpreter exit
+        return code
     except SolaError as e:
         print(f"sola-search: error: {e}", file=sys.stderr)
         return 2

@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import matplotlib.image
 import pytest
@@ -208,3 +211,24 @@ def test_unknown_format_is_an_argparse_error(runs, capsys):
         main(["pareto", str(runs / "a"), "--format", "xml"])
     _, err = capsys.readouterr()
     assert e.value.code == 2 and err.count("\n") == 1 and "invalid choice: 'xml'" in err
+
+
+def _gone_reader(*argv) -> subprocess.CompletedProcess:
+    """`sola-search ARGV | head -0`, deterministically: stdout is a real pipe whose read end is closed
+    before the command starts, so its first write finds no reader (EPIPE), as after `head` exits."""
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        return subprocess.run([sys.executable, "-m", "sola_search.cli", *map(str, argv)], stdout=w,
+                              stderr=subprocess.PIPE, text=True, timeout=300)
+    finally:
+        os.close(w)
+
+
+@pytest.mark.parametrize("argv", [["runs", "--runs-dir", "{runs}", "--json"], ["pareto", "{runs}/a", "--no-reports"],
+                                  ["show", "late-stages", "--json"]])
+def test_a_reader_that_goes_away_ends_the_command_quietly(runs, argv):
+    """`sola-search runs --json | head -3` ends as `cat file | head -3` does: no traceback, and the
+    status 141 (128 + SIGPIPE) that a coreutils tool killed by SIGPIPE leaves for `set -o pipefail`."""
+    p = _gone_reader(*[a.format(runs=runs) for a in argv])
+    assert (p.returncode, p.stderr) == (141, "")

@@ -4,9 +4,11 @@ HTML), the comparison of several runs, and the one-line summary of each run in a
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -154,12 +156,24 @@ def summary_lines(report: FrontReport) -> list[str]:
     return lines
 
 
+def _console() -> Any:
+    """A rich Console on stdout that hands a reader's going away (`| head`) to the CLI as the
+    BrokenPipeError it is; rich's own default ends the process with status 1, as if it had failed."""
+    from rich.console import Console
+
+    class StdoutConsole(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+    return StdoutConsole()
+
+
 def render_table(report: FrontReport, all_trials: bool = False, console: Any = None) -> None:
     """Print the front (or every trial) as a rich table sorted by cost, with the summary below."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    console = console or _console()
     if not console.is_terminal:
         console.width = max(console.width, 140)
     table = Table(title=f"Pareto front of {report.run.name}" if not all_trials else f"trials of {report.run.name}",
