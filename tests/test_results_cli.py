@@ -5,18 +5,21 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import shutil
 import subprocess
 import sys
 
 import matplotlib.image
+import optuna
 import pytest
 from test_results_support import make_run
 
 from sola_search.cli import main
 from sola_search.results.front import pareto_front, reference_point, trials_frame
 from sola_search.results.runs import open_run
+from sola_search.space import Pattern, get_variant, model_cost
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +118,72 @@ def test_plot_png_and_html(runs, capsys, tmp_path):
     frame = trials_frame(open_run(runs / "a").study)
     for r in frame.itertuples():  # every trial that has a cost is a point, with its pattern in its hover text
         assert f"a trial {r.number}\\u003cbr\\u003e{r.pattern}" in html
-    assert "front (HV" in html and "knee (trial" in html and "failed (no top-1)" in html and "infeasible" in html
+    assert "front (HV" in html and "knee (trial" in html and "failed, no top-1" in html and "infeasible" in html
+
+
+def _drawn(monkeypatch, argv) -> list[tuple[float, float, str]]:
+    """Run the command and return what its PNG drew: (x, y, 'data' or 'x-axis') for every point and
+    line vertex, and every legend label as (nan, nan, label)."""
+    import matplotlib.figure
+
+    figures, save = [], matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda fig, *a, **k: (figures.append(fig), save(fig, *a, **k)))
+    assert main([str(a) for a in argv]) == 0
+    ax = figures[0].axes[0]
+    out = []
+    for artist in [*ax.collections, *ax.lines]:
+        if hasattr(artist, "get_offsets"):
+            xy, t = artist.get_offsets(), artist.get_offset_transform()
+        else:
+            xy, t = artist.get_xydata(), artist.get_transform()
+        where = "data" if t == ax.transData else "x-axis" if t == ax.get_xaxis_transform() else str(t)
+        out += [(float(x), float(y), where) for x, y in xy]
+    return out + [(math.nan, math.nan, t.get_text()) for t in ax.get_legend().get_texts()]
+
+
+def test_plots_draw_no_top1_that_was_not_measured(runs, capsys, tmp_path, monkeypatch):
+    """An interrupted trial (Ctrl-C; re-queued on resume) is not drawn, nor called failed. A failed one
+    has a cost but no top-1: a tick on the GMACs axis, never a point at an invented top-1."""
+    shutil.copytree(runs / "a", tmp_path / "a")
+    study = open_run(tmp_path / "a").study
+    v = get_variant("micro")
+    everything = Pattern.parse("-".join("S" * d for d in v.depths), v)  # a cost no other trial has
+    cost = model_cost(v, everything, 224)
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, user_attrs=dict(
+        pattern=str(everything), softmax_layers=everything.softmax_layers, macs=cost.macs, params=cost.params,
+        status="interrupted", reason="interrupted (Ctrl-C or kill); re-queued")))
+    frame = trials_frame(study)
+    measured = {(round(r.gmacs, 9), round(100 * r.val_top1, 9)) for r in frame.itertuples() if r.state == "COMPLETE"}
+    failed = frame[(frame["state"] == "FAIL") & (frame["status"] == "oom")]["gmacs"].round(9).tolist()
+    drawn = _drawn(monkeypatch, ["pareto", tmp_path / "a", "--plot", tmp_path / "f.png", "--no-reports"])
+    capsys.readouterr()
+    assert all((round(x, 9), round(y, 9)) in measured for x, y, w in drawn if w == "data")
+    assert sorted(round(x, 9) for x, _, w in drawn if w == "x-axis") == sorted(failed)
+    assert not [d for d in drawn if math.isclose(d[0], cost.gmacs)]
+    labels = [w for x, _, w in drawn if math.isnan(x)]
+    assert "failed, no top-1 (ticks at their GMACs)" in labels and not [t for t in labels if "interrupt" in t]
+    # With no real failure, nothing is drawn or labelled as failed; the table says 0 failed.
+    ok = make_run(tmp_path / "ok", "ok", n=6, failed=0)
+    ok_study = open_run(ok).study
+    ok_study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, user_attrs=dict(
+        pattern=str(everything), macs=cost.macs, params=cost.params, status="interrupted")))
+    drawn = _drawn(monkeypatch, ["compare", ok, runs / "b", "--plot", tmp_path / "c.png"])
+    assert not [d for d in drawn if d[2].startswith("ok fail") or math.isclose(d[0], cost.gmacs)]
+    assert _run(capsys, "pareto", ok, "--plot", tmp_path / "ok.html", "--no-reports")[0] == 0
+    traces = _plotly_traces((tmp_path / "ok.html").read_text())
+    assert not [t for t in traces if "fail" in t["name"] or cost.gmacs in t["x"]]
+    assert not [t for t in traces if f"ok trial {ok_study.trials[-1].number}<br>" in "".join(t["text"])]
+    _run(capsys, "pareto", tmp_path / "a", "--plot", tmp_path / "a.html", "--no-reports")
+    traces = _plotly_traces((tmp_path / "a.html").read_text())
+    assert all(set(t["y"]) <= {100 * v for v in frame["val_top1"].dropna()} for t in traces if "yaxis" not in t)
+    assert [t["name"] for t in traces if t.get("yaxis") == "y2"] == ["failed, no top-1 (ticks at their GMACs)"]
+
+
+def _plotly_traces(html: str) -> list[dict]:
+    """The traces of a plotly HTML file (the JSON list passed to Plotly.newPlot)."""
+    start = html.index("[", html.index("Plotly.newPlot("))
+    return json.JSONDecoder().raw_decode(html[start:])[0]
 
 
 def test_plot_vector_figures_for_papers(runs, capsys, tmp_path):

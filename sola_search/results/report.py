@@ -234,19 +234,16 @@ def write_reports(report: FrontReport) -> list[Path]:
 
 # --- plots -------------------------------------------------------------------------------------
 def _groups(report: FrontReport) -> dict[str, pd.DataFrame]:
+    """The trials a plot draws. Failed ones (nan, oom, error) have a cost but no top-1: they are drawn
+    as ticks on the GMACs axis, never as points at an invented top-1. Interrupted ones (Ctrl-C, a
+    killed driver) did not fail and are re-queued on resume: they are not drawn."""
     f = report.frame
     done = f["state"] == "COMPLETE"
-    return dict(feasible=f[done & f["feasible"]], infeasible=f[done & ~f["feasible"]],
-                failed=f[(f["state"] == "FAIL") & f["gmacs"].notna()])
+    failed = (f["state"] == "FAIL") & (f["status"] != "interrupted") & f["gmacs"].notna()
+    return dict(feasible=f[done & f["feasible"]], infeasible=f[done & ~f["feasible"]], failed=f[failed])
 
 
-def _floor(reports: Sequence[FrontReport]) -> float:
-    """Where failed trials (no top-1) are drawn: just below the lowest measured top-1."""
-    tops = pd.concat([r.frame["val_top1"] for r in reports]).dropna()
-    if tops.empty:
-        return 0.0
-    lo, hi = float(tops.min()), float(tops.max())
-    return lo - 0.06 * ((hi - lo) or 0.1)
+FAILED_LABEL = "failed, no top-1 (ticks at their GMACs)"
 
 
 def _step(front: pd.DataFrame) -> tuple[list[float], list[float]]:
@@ -291,7 +288,6 @@ def _plot_static(reports: list[FrontReport], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     single = len(reports) == 1
-    floor = _floor(reports)
     fig, ax = plt.subplots(figsize=PLOT_SIZE, dpi=PLOT_DPI)
     try:
         for i, r in enumerate(reports):
@@ -303,9 +299,10 @@ def _plot_static(reports: list[FrontReport], path: Path) -> None:
             if single and len(g["infeasible"]):
                 ax.scatter(g["infeasible"]["gmacs"], 100 * g["infeasible"]["val_top1"], s=22, facecolors="none",
                            edgecolors="grey", label="infeasible")
-            if len(g["failed"]):
-                ax.scatter(g["failed"]["gmacs"], [100 * floor] * len(g["failed"]), marker="x", s=28,
-                           color="red" if single else color, label=f"{label}failed (no top-1)")
+            if len(g["failed"]):  # a rug on the x axis: x in data, y in axes coordinates
+                ax.plot(g["failed"]["gmacs"], [0.015] * len(g["failed"]), linestyle="none", marker="|",
+                        markersize=12, markeredgewidth=1.5, color="red" if single else color, clip_on=False,
+                        transform=ax.get_xaxis_transform(), label=f"{label}{FAILED_LABEL}")
             if len(r.front):
                 x, y = _step(r.front)
                 ax.step(x, [100 * v for v in y], where="post", color=color, lw=1.8,
@@ -346,7 +343,6 @@ def _plot_html(reports: list[FrontReport], path: Path) -> None:
     import plotly.graph_objects as go
 
     single = len(reports) == 1
-    floor = _floor(reports)
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
     fig = go.Figure()
     for i, r in enumerate(reports):
@@ -356,12 +352,15 @@ def _plot_html(reports: list[FrontReport], path: Path) -> None:
         traces = [("completed", g["feasible"], dict(color=color, opacity=0.5 if single else 0.3, size=7))]
         if single:
             traces.append(("infeasible", g["infeasible"], dict(color="grey", symbol="circle-open", size=8)))
-        traces.append(("failed (no top-1)", g["failed"], dict(color="red" if single else color, symbol="x", size=8)))
         for label, df, marker in traces:
             if len(df):
-                y = [100 * floor] * len(df) if label.startswith("failed") else (100 * df["val_top1"]).tolist()
-                fig.add_trace(go.Scatter(x=df["gmacs"].tolist(), y=y, mode="markers", name=prefix + label,
-                                         marker=marker, text=_hover(df, name), hoverinfo="text"))
+                fig.add_trace(go.Scatter(x=df["gmacs"].tolist(), y=(100 * df["val_top1"]).tolist(), mode="markers",
+                                         name=prefix + label, marker=marker, text=_hover(df, name), hoverinfo="text"))
+        if len(g["failed"]):  # a rug on the x axis (y2 spans the plot, 0 to 1): no invented top-1
+            fig.add_trace(go.Scatter(x=g["failed"]["gmacs"].tolist(), y=[0.015] * len(g["failed"]), yaxis="y2",
+                                     mode="markers", name=prefix + FAILED_LABEL, text=_hover(g["failed"], name),
+                                     hoverinfo="text", marker=dict(color="red" if single else color,
+                                                                   symbol="line-ns-open", size=14, line_width=2)))
         if len(r.front):
             x, y = _step(r.front)
             fig.add_trace(go.Scatter(x=x, y=[100 * v for v in y], mode="lines+markers", line_shape="hv",
@@ -377,6 +376,7 @@ def _plot_html(reports: list[FrontReport], path: Path) -> None:
             fig.add_annotation(x=b.gmacs, y=100 * b.val_top1, text=b.baseline, showarrow=False, xshift=6,
                                yshift=8 + 12 * (j % 3), font=dict(size=10, color=color))
     fig.update_layout(title=_title(reports), xaxis_title="GMACs (full model)", yaxis_title="proxy val top-1 (%)",
+                      yaxis2=dict(overlaying="y", range=[0, 1], visible=False, fixedrange=True),
                       template="plotly_white")
     fig.write_html(path, include_plotlyjs=True, full_html=True)
 
