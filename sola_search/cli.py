@@ -220,17 +220,18 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no runs in {args.runs_dir}")
         return 0
-    w, wb = _width(rows, "run", 20), _width(rows, "budget", 12)  # default run names are longer than 20
-    print(f"{'run':<{w}} {'state':<12} {'variant':<7} {'budget':<{wb}} {'done':>7} {'failed':>6} {'front':>5}"
+    # Default run names are longer than 20, and states such as 'finished (exhausted)' than 12.
+    w, ws, wb = _width(rows, "run", 20), _width(rows, "state", 12), _width(rows, "budget", 12)
+    print(f"{'run':<{w}} {'state':<{ws}} {'variant':<7} {'budget':<{wb}} {'done':>7} {'failed':>6} {'front':>5}"
           f"  best top-1 within budget")
     for r in rows:
         if "error" in r:
-            print(f"{r['run']:<{w}} {r['state']:<12} {r['error']}")
+            print(f"{r['run']:<{w}} {r['state']:<{ws}} {r['error']}")
             continue
         done = f"{r['counted']}/{r['target']}" if r["target"] else str(r["counted"])
         best = ("—" if r["best_top1"] is None else
                 f"{100 * r['best_top1']:.2f}% at {r['best_gmacs']:.3f} GMACs (trial {r['best_trial']})")
-        print(f"{r['run']:<{w}} {r['state']:<12} {r['variant'] or '?':<7} {r['budget'] or '?':<{wb}} {done:>7}"
+        print(f"{r['run']:<{w}} {r['state']:<{ws}} {r['variant'] or '?':<7} {r['budget'] or '?':<{wb}} {done:>7}"
               f" {r['failed']:>6} {r['front']:>5}  {best}")
     return 0
 

@@ -253,6 +253,18 @@ def test_tables_stay_aligned_with_long_names(tmp_path, capsys):
         assert [line[at:at + 5] for line in lines[1:3]] == ["micro", "micro"], lines
 
 
+def test_runs_table_stays_aligned_with_long_states(tmp_path, capsys):
+    """A run stopped by --time is `finished (time)`, longer than the state column's 12 characters."""
+    root = tmp_path / "runs"
+    make_run(root, "a", n=4, events=[{"event": "run_started"}, {"event": "run_finished", "stopped": "time"}])
+    make_run(root, "b", n=4, events=[{"event": "run_started"}, {"event": "run_finished", "stopped": "exhausted"}])
+    make_run(root, "c", n=4)
+    lines = _run(capsys, "runs", "--runs-dir", root)[1].splitlines()
+    at = lines[0].index("variant")
+    assert [line[at:at + 5] for line in lines[1:4]] == ["micro"] * 3, lines
+    assert "finished (time)" in lines[1] and "finished (exhausted)" in lines[2]
+
+
 @pytest.mark.parametrize("argv,message", [
     (["pareto", "{tmp}/nope"], "no such run directory"),
     (["pareto", "{tmp}"], "no study.db"),
