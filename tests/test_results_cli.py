@@ -7,6 +7,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -100,6 +101,37 @@ def test_pareto_on_a_run_whose_reports_cannot_be_written(runs, capsys, tmp_path)
 def test_pareto_all_table_marks_failed_and_infeasible(runs, capsys):
     code, out, _ = _run(capsys, "pareto", runs / "a", "--all", "--no-reports")
     assert code == 0 and "fail: CUDA out of memory" in out and "infeasible" in out and "front" in out
+
+
+def test_all_table_gives_numbers_their_width(runs, capsys, tmp_path):
+    """A long failure reason made `--all` (piped, or on a narrow terminal) squeeze numbers to `4.8…`:
+    numbers and patterns keep their width, the notes wrap on a terminal, and a pipe gets whole lines."""
+    from rich.console import Console
+
+    from sola_search.results import report as rp
+
+    d = make_run(tmp_path, "small-8softmax-20261129-033346", variant="small", budget="8softmax", n=4)
+    study = open_run(d).study
+    reason = "RuntimeError: the worker's training crashed: " + "x" * 150
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, user_attrs={
+        **{k: v for k, v in study.trials[-2].user_attrs.items() if k != "proxy_result"},
+        "status": "error", "reason": reason}))
+    n = len(study.trials)
+
+    def cells(out: str) -> list[list[str]]:
+        rows_ = [[c.strip() for c in line.split("│")[1:-1]] for line in out.splitlines() if line.startswith("│")]
+        return [r for r in rows_ if r[0]]  # a row's first line (a wrapped note adds lines with no trial)
+
+    code, out, _ = _run(capsys, "pareto", d, "--all", "--no-reports")  # stdout is not a terminal here
+    table = cells(out)
+    assert code == 0 and len(table) == n and f"fail: {reason}" in out
+    for console in (Console(file=io.StringIO(), width=100, force_terminal=True, color_system=None),
+                    Console(file=io.StringIO(), width=60)):
+        rp.render_table(rp.front_report(open_run(d)), all_trials=True, console=console)
+        assert [r[:6] for r in cells(console.file.getvalue())] == [r[:6] for r in table]
+    for r in table:
+        assert r[0].isdigit() and re.fullmatch(r"\d+\.\d\d|—", r[1]) and re.fullmatch(r"\d+\.\d{3}", r[2])
+        assert re.fullmatch(r"\d+\.\d\d", r[3]) and r[4].isdigit() and len(r[5]) == 23, r
 
 
 def test_pareto_by_storage_url(runs, capsys):

@@ -171,16 +171,18 @@ def _console() -> Any:
 
 def render_table(report: FrontReport, all_trials: bool = False, console: Any = None) -> None:
     """Print the front (or every trial) as a rich table sorted by cost, with the summary below."""
+    from rich.measure import Measurement
     from rich.table import Table
 
     console = console or _console()
-    if not console.is_terminal:
-        console.width = max(console.width, 140)
     table = Table(title=f"Pareto front of {report.run.name}" if not all_trials else f"trials of {report.run.name}",
                   title_justify="left")
+    # Numbers and patterns keep their width; on a narrow terminal the notes (a failure's reason can be
+    # long) wrap instead.
     for name, just in (("trial", "right"), ("top-1 %", "right"), ("GMACs", "right"), ("params M", "right"),
-                       ("softmax", "right"), ("pattern", "left"), ("", "left")):
+                       ("softmax", "right"), ("pattern", "left")):
         table.add_column(name, justify=just, no_wrap=True)
+    table.add_column("", justify="left", overflow="fold")
     on_front = set(report.front["number"])
     for r in rows(report, all_trials):
         notes = []
@@ -201,6 +203,9 @@ def render_table(report: FrontReport, all_trials: bool = False, console: Any = N
                       "—" if r["params"] is None else f"{r['params'] / 1e6:.2f}",
                       "—" if r["softmax_layers"] is None else str(r["softmax_layers"]),
                       draw_pattern(r["pattern"]), ", ".join(notes))
+    if not console.is_terminal:  # a file or a pipe has no width to keep to: one line per trial, for grep
+        console.width = max(console.width, Measurement.get(console, console.options.update_width(10**5),
+                                                           table).maximum)
     console.print(table)
     for line in summary_lines(report):
         console.print(line, highlight=False, markup=False)
