@@ -312,26 +312,42 @@ def cmd_resume(args: argparse.Namespace) -> int:
                                          time_limit_s=time_limit, max_failures=args.max_failures), lambda: args.run)
 
 
+DESCRIPTION = ("Search where a vision backbone places global softmax attention among linear-attention blocks:\n"
+               "a multi-objective search (proxy top-1 up, GMACs down) under a budget, its Pareto front, and\n"
+               "the chosen pattern exported as a timm-style backbone.")
+EPILOG = """a first search, its front and its knee exported:
+  sola-search run --budget 8softmax --name first
+  sola-search pareto runs/first --plot front.png
+  sola-search export runs/first --pick knee
+
+each command's own --help says more."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="sola-search", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="sola-search", description=DESCRIPTION, epilog=EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("show", help="draw a pattern with its MACs, GFLOPs, params and softmax count")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        """A subcommand whose one-line help is also what its own --help opens with."""
+        return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".")
+
+    p = command("show", "draw a pattern with its MACs, GFLOPs, params and softmax count")
     p.add_argument("pattern", help="text form (LL-LS-LLSLLS-SS), a baseline name (late-stages) or a pattern file")
     p.add_argument("--variant", help="micro, tiny, small or base (default: a pattern file's, else tiny)")
     p.add_argument("--resolution", type=_resolution, help="input size in pixels (default: a pattern file's, else 224)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("space", help="variants, blocks per stage and the number of feasible patterns")
+    p = command("space", "variants, blocks per stage and the number of feasible patterns")
     p.add_argument("--variant", help="one variant (default: all)")
     p.add_argument("--budget", help="e.g. 8softmax or 8softmax,2.5gmacs")
     p.add_argument("--resolution", type=_resolution, default=224, help="input size in pixels (default 224)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_space)
 
-    p = sub.add_parser("proxy", help="train one pattern's proxy and print its validation top-1 and speed")
+    p = command("proxy", "train one pattern's proxy and print its validation top-1 and speed")
     p.add_argument("pattern", help="text form (LL-LS-LLSLLS-SS), a baseline name (late-stages) or a pattern file")
     p.add_argument("--variant", help="micro, tiny, small or base (default: a pattern file's, else the preset's, small)")
     p.add_argument("--preset", help="quick (CPU), default (GPU) or long (default: default on a GPU, else quick)")
@@ -343,14 +359,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object (the result and its config)")
     p.set_defaults(func=cmd_proxy)
 
-    p = sub.add_parser("run", help="search for the best softmax placements under a budget")
+    p = command("run", "search for the best softmax placements under a budget")
     p.add_argument("--budget", required=True, help="e.g. 8softmax, 2.5gmacs, 5gflops, 20mparams, comma-joined")
     p.add_argument("--variant", help="micro, tiny, small or base (default small)")
     p.add_argument("--trials", type=int, help="patterns to measure (default: 8 on a CPU, 64 on GPUs)")
     p.add_argument("--time", help="stop starting trials after this long, e.g. 30m or 2h")
-    p.add_argument("--sampler", help="budget-aware encoding and sampler (default: the measured best)")
+    p.add_argument("--sampler", help="budget-aware encoding and sampler: evolution (default, the measured best), "
+                   "blocks, keys or random")
     p.add_argument("--preset", help="proxy preset: quick (CPU), default (GPU), long")
-    p.add_argument("--data", help="fashion-mnist (default), npz:PATH or imagefolder:PATH")
+    p.add_argument("--data", help="fashion-mnist (default), fashion-mnist:DIR, npz:PATH or imagefolder:PATH")
     p.add_argument("--steps", type=int, help="proxy training steps (default: the preset's)")
     p.add_argument("--resolution", type=_resolution, help="resolution the cost is counted at (default 224)")
     p.add_argument("--gpus-per-trial", type=float, help="GPU fraction per trial; a worker takes this times "
@@ -367,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no live progress (the event log is still written)")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("resume", help="continue a run that stopped or was killed")
+    p = command("resume", "continue a run that stopped or was killed")
     p.add_argument("run", help="run directory, runs/<name>")
     p.add_argument("--trials", type=int, help="a new total trial count")
     p.add_argument("--time", help="a new time limit, e.g. 30m")
@@ -380,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--storage", help="a storage URL instead of a run directory (e.g. postgresql://...)")
         p.add_argument("--study", help="the study name in --storage (default: its only study)")
 
-    p = sub.add_parser("pareto", help="the accuracy-vs-GMACs Pareto front of a run: table, CSV, JSON, plot")
+    p = command("pareto", "the accuracy-vs-GMACs Pareto front of a run: table, CSV, JSON, plot")
     run_args(p)
     p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output (default table)")
     p.add_argument("--plot", help="also draw every trial and the front to FILE.png, .svg, .pdf or .html")
@@ -389,19 +406,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-reports", action="store_true", help="do not write runs/<name>/reports/pareto.{csv,json}")
     p.set_defaults(func=cmd_pareto)
 
-    p = sub.add_parser("compare", help="several runs' fronts on one plot, hypervolumes at one reference point")
+    p = command("compare", "several runs' fronts on one plot, hypervolumes at one reference point")
     p.add_argument("runs", nargs="+", help="run directories")
     p.add_argument("--plot", help="draw the fronts to FILE.png, .svg, .pdf or .html")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output (default table)")
     p.add_argument("--ref", help="common reference point TOP1,GMACS (default: the loosest of the runs' own)")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("runs", help="each run's state, trials done/failed, front size, best within budget")
+    p = command("runs", "each run's state, trials done/failed, front size, best within budget")
     p.add_argument("--runs-dir", default="runs", help="where runs live (default runs)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_runs)
 
-    p = sub.add_parser("export", help="write one trial of a run as a self-contained pattern file")
+    p = command("export", "write one trial of a run as a self-contained pattern file")
     run_args(p)
     p.add_argument("--pick", default="knee", help="knee (default), best, trial:N or under:BUDGET (under:2.5gmacs)")
     p.add_argument("--out", help="pattern file, or directory, to write (default <run>-trial<N>.json here)")

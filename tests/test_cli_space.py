@@ -155,3 +155,22 @@ def test_bad_input_is_one_line_and_status_2(capsys, argv, match):
     assert err.count("\n") == 1 and err.endswith("\n"), err
     assert err.startswith("sola-search") and "error" in err
     assert match in err
+
+
+def test_help_speaks_to_users():
+    """The top-level help printed an internal note; subcommands had no description; --sampler did not
+    list its choices; `run --data` left out fashion-mnist:DIR."""
+    import argparse
+
+    from sola_search.cli import build_parser
+    from sola_search.search.encodings import DEFAULT_ENCODING, ENCODINGS
+
+    parser = build_parser()
+    assert "argument parsing" not in parser.format_help() and "printing only" not in parser.format_help()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, p in sub.choices.items():
+        assert p.description and len(p.description.splitlines()) == 1, name
+    run_help = " ".join(sub.choices["run"].format_help().split())
+    assert all(e in run_help for e in ENCODINGS) and f"{DEFAULT_ENCODING} (default" in run_help
+    for cmd in ("run", "proxy"):
+        assert "fashion-mnist:DIR" in " ".join(sub.choices[cmd].format_help().split()), cmd
