@@ -51,7 +51,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from sola_search.space import get_variant, model_cost, pattern_file_defaults, resolve_pattern
 
     from_file = pattern_file_defaults(args.pattern)
-    v = get_variant(args.variant or from_file.get("variant", "tiny"))
+    v = get_variant(args.variant or from_file.get("variant", "small"))  # the variant run and proxy default to
     args.resolution = args.resolution or from_file.get("resolution", 224)
     p = resolve_pattern(args.pattern, v)
     cost = model_cost(v, p, args.resolution)
@@ -335,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("show", "draw a pattern with its MACs, GFLOPs, params and softmax count")
     p.add_argument("pattern", help="text form (LL-LS-LLSLLS-SS), a baseline name (late-stages) or a pattern file")
-    p.add_argument("--variant", help="micro, tiny, small or base (default: a pattern file's, else tiny)")
+    p.add_argument("--variant", help="micro, tiny, small or base (default: a pattern file's, else small)")
     p.add_argument("--resolution", type=_resolution, help="input size in pixels (default: a pattern file's, else 224)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_show)

@@ -35,7 +35,7 @@ def test_show_json(capsys, variant, resolution):
 
 
 def test_show_text(capsys):
-    status, out, err = run(capsys, "show", "LL-LS-LLSLLS-SS")
+    status, out, err = run(capsys, "show", "LL-LS-LLSLLS-SS", "--variant", "tiny")
     assert status == 0 and err == ""
     cost = model_cost("tiny", Pattern.parse("LL-LS-LLSLLS-SS"), 224)
     assert out.splitlines()[0].startswith("LL-LS-LLSLLS-SS") and "tiny" in out and "224px" in out
@@ -46,6 +46,18 @@ def test_show_text(capsys):
     assert len(stages) == 4
     assert "56×56 tokens" in stages[0] and "7×7 tokens" in stages[3]  # strides 4 and 32 at 224 px
     assert "S" in stages[1] and "512 ch, 8 heads" in stages[3]
+
+
+def test_show_defaults_to_the_variant_run_and_proxy_use(capsys):
+    """`show late-stages` drew tiny while `run` and `proxy` search small: one default everywhere."""
+    from sola_search.proxies.config import ProxyConfig
+    from sola_search.search.config import DEFAULTS
+
+    for argv in (["show", "late-stages"], ["show", "late-stages", "--json"]):
+        status, out, _ = run(capsys, *argv)
+        assert status == 0 and out.count(DEFAULTS["variant"]) >= 1 and "tiny" not in out
+    assert json.loads(run(capsys, "show", "late-stages", "--json")[1])["variant"] == DEFAULTS["variant"] == \
+        ProxyConfig().variant
 
 
 def test_show_rounding_resolution_token_counts(capsys):
@@ -130,13 +142,13 @@ def test_space_json(capsys):
 
 @pytest.mark.parametrize("argv, match", [
     (["show", "LL-LX-LLSLLS-SS"], "stage 2 'LX': found letters 'X'"),
-    (["show", "LL-LS-LLSLL-SS"], "stage 3 'LLSLL': found 5 blocks, expected 6 for variant tiny"),
+    (["show", "LLL-LLSLL-LLSLL-SS"], "stage 3 'LLSLL': found 5 blocks, expected 9 for variant small"),
     (["show", "LL-LS-SS"], "found 3 stages, expected 4"),
     (["show", "nonsense"], "stage 1 'NONSENSE'"),
     (["show", "late-stages", "--variant", "huge"], "unknown variant 'huge'"),
     (["show", "late-stages", "--resolution", "abc"], "resolution 'abc': expected a whole number of pixels"),
     (["show", "late-stages", "--resolution", "16"], "resolution 16: expected 32 to 4096 pixels"),
-    (["show", "last-99"], "baseline 'last-99': k must be between 1 and 12"),
+    (["show", "last-99"], "baseline 'last-99': k must be between 1 and 20"),
     (["show", "interleave-0", "--variant", "small"], "k must be between 1 and 20"),
     (["show", "/nonexistent/p.json"], "pattern file /nonexistent/p.json"),
     (["show"], "the following arguments are required: pattern"),
