@@ -2,6 +2,7 @@
 formula, bf16 autocast, and the timm API (create_model, pattern files, features_only, ...)."""
 
 import json
+import warnings
 
 import pytest
 import timm
@@ -168,7 +169,34 @@ def test_timm_create_model_with_a_baseline_name():
 def test_timm_create_model_with_text_and_default_pattern():
     m = timm.create_model("sola_vision_tiny", pattern="ll-ls-llslls-ss", width=0.25, num_classes=3)
     assert str(m.pattern) == "LL-LS-LLSLLS-SS" and m(torch.randn(1, 3, 64, 64)).shape == (1, 3)
-    assert str(timm.create_model("sola_vision_micro").pattern) == "LL-LL-SSSS-SS"  # default: late-stages
+
+
+def test_timm_says_which_pattern_it_built_when_given_none():
+    """`timm.create_model("sola_vision_small")` built late-stages in silence: a warning names the
+    pattern and how to pass one (timm warns, rather than fails, about defaults); with a pattern, none."""
+    with pytest.warns(UserWarning, match=r"sola_vision_micro: no pattern= given; built the late-stages baseline "
+                                         r"LL-LL-SSSS-SS .*pattern="):
+        assert str(timm.create_model("sola_vision_micro").pattern) == "LL-LL-SSSS-SS"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        timm.create_model("sola_vision_micro", pattern="late-stages")
+        build_backbone("micro")  # the library call documents its default
+
+
+def test_no_pretrained_weights_is_one_clear_error(tmp_path):
+    """load_backbone(..., pretrained=True) was a raw TypeError from SolaVision.__init__."""
+    from sola_search import load_backbone
+    from sola_search.results.patterns import make_pattern_record, write_pattern_file
+    from sola_search.space import model_cost
+
+    p = mixed("micro")
+    cost = model_cost("micro", p, 224)
+    path = write_pattern_file(tmp_path / "knee.json", make_pattern_record(
+        "micro", p, resolution=224, val_top1=0.5, macs=cost.macs, params=cost.params))
+    for build in (lambda: load_backbone(path, pretrained=True), lambda: build_backbone("micro", pretrained=True)):
+        with pytest.raises(SolaError, match="no pretrained weights exist for a searched pattern"):
+            build()
+    assert load_backbone(path, pretrained=False).pattern == p
 
 
 def test_timm_create_model_with_a_pattern_file(tmp_path):
@@ -212,7 +240,7 @@ def test_features_only():
     assert [tuple(f.shape) for f in feats] == [(2, c, 64 // r, 64 // r) for c, r in zip(v.dims, (4, 8, 16, 32),
                                                                                            strict=True)]
     assert all(torch.isfinite(f).all() for f in feats)
-    some = timm.create_model("sola_vision_micro", features_only=True, out_indices=(1, 3))
+    some = timm.create_model("sola_vision_micro", features_only=True, out_indices=(1, 3), pattern="late-stages")
     assert some.feature_info.reduction() == [8, 32] and len(some(torch.randn(1, 3, 64, 64))) == 2
 
 
@@ -319,5 +347,6 @@ def test_a_pattern_files_resolution_sets_timms_data_config(tmp_path):
     mine = timm.create_model("sola_vision_micro", pattern=str(path),
                              pretrained_cfg_overlay=dict(input_size=(3, 320, 320)))
     assert resolve_model_data_config(mine)["input_size"] == (3, 320, 320)  # the user's overlay wins
-    assert resolve_model_data_config(timm.create_model("sola_vision_micro"))["input_size"] == (3, 224, 224)
+    plain = timm.create_model("sola_vision_micro", pattern="late-stages")
+    assert resolve_model_data_config(plain)["input_size"] == (3, 224, 224)
     assert resolve_model_data_config(build_backbone("micro"))["input_size"] == (3, 224, 224)

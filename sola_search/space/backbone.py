@@ -9,6 +9,8 @@ Tensors are (B, H, W, C) inside a stage and (B, C, H, W) between stages.
 from __future__ import annotations
 
 import os
+import sys
+import warnings
 from collections.abc import Sequence
 from functools import partial
 
@@ -16,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sola_search.errors import SolaError
 from sola_search.space.baselines import pattern_file_defaults, resolve_pattern
 from sola_search.space.pattern import SOFTMAX, Pattern
 from sola_search.space.variants import VARIANTS, Variant, get_variant
@@ -332,10 +335,26 @@ def _take_indices(n: int, indices: int | Sequence[int] | None) -> list[int]:
     return [i % n for i in indices]
 
 
-def build_backbone(variant: str | Variant = "tiny", pattern: str | Pattern | None = None, **kwargs) -> SolaVision:
+def build_backbone(variant: str | Variant = "tiny", pattern: str | Pattern | None = None, pretrained: bool = False,
+                   **kwargs) -> SolaVision:
     """The backbone of a variant with a pattern (text, baseline name, `Pattern` or pattern file).
-    Keyword arguments: num_classes, in_chans, drop_path_rate, width, layer_scale_init, ..."""
+    Keyword arguments: num_classes, in_chans, drop_path_rate, width, layer_scale_init, ...
+    `pretrained` is accepted as timm's builders accept it, and only False works: a searched pattern
+    is a new architecture, with no weights anywhere to load."""
+    if pretrained:
+        raise SolaError("pretrained=True: no pretrained weights exist for a searched pattern; the backbone is "
+                        "built with fresh weights (pretrained=False) for you to train")
     return SolaVision(variant, pattern, **kwargs)
+
+
+def _outside_timm_stacklevel() -> int:
+    """The `stacklevel` that points a warning raised in a timm entry point at the user's own
+    `timm.create_model(...)` line, past timm's factory frames."""
+    timm_dir = os.path.dirname(sys.modules["timm"].__file__ or "") + os.sep
+    frame, level = sys._getframe(2), 2  # 1: the entry point; 2: what called it
+    while frame is not None and frame.f_code.co_filename.startswith(timm_dir):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _register_with_timm() -> None:
@@ -349,6 +368,11 @@ def _register_with_timm() -> None:
 
     def make(name: str):
         def fn(pretrained: bool = False, **kwargs):
+            if kwargs.get("pattern") is None:  # timm warns rather than fails about what it chose for you
+                warnings.warn(f"sola_vision_{name}: no pattern= given; built the late-stages baseline "
+                              f"{resolve_pattern(None, name)} (stages 1-2 linear, 3-4 softmax). Pass pattern= a "
+                              "pattern file (sola-search export), a text pattern or a baseline name",
+                              UserWarning, stacklevel=_outside_timm_stacklevel())
             resolution = _file_resolution(kwargs.get("pattern"))
             if resolution and resolution != 224:  # the user's own overlay keys win
                 sized = {k: v for k, v in data_config(resolution).items() if k in ("input_size", "pool_size")}
