@@ -149,7 +149,7 @@ def test_space_json(capsys):
     (["show", "late-stages", "--resolution", "abc"], "resolution 'abc': expected a whole number of pixels"),
     (["show", "late-stages", "--resolution", "16"], "resolution 16: expected 32 to 4096 pixels"),
     (["show", "last-99"], "baseline 'last-99': k must be between 1 and 20"),
-    (["show", "interleave-0", "--variant", "small"], "k must be between 1 and 20"),
+    (["show", "interleave-0", "--variant", "small"], "k must be between 1 and 10"),
     (["show", "/nonexistent/p.json"], "pattern file /nonexistent/p.json"),
     (["show"], "the following arguments are required: pattern"),
     (["space", "--budget", "8tflops"], "budget term '8tflops' not understood"),

@@ -180,17 +180,34 @@ def test_baseline_shapes(variant, name, text):
 def test_parametric_baselines(variant):
     n = VARIANTS[variant].num_blocks
     for k in range(1, n + 1):
-        last, inter = baseline(f"last-{k}", variant), baseline(f"interleave-{k}", variant)
-        assert last.softmax_layers == inter.softmax_layers == k
-        assert last.bits == [False] * (n - k) + [True] * k
+        last = baseline(f"last-{k}", variant)
+        assert last.softmax_layers == k and last.bits == [False] * (n - k) + [True] * k
+    for k in range(1, n // 2 + 1):
+        inter = baseline(f"interleave-{k}", variant)
+        assert inter.softmax_layers == k
         assert inter.bits[-1]  # the last block is always softmax
         gaps = np.diff(np.flatnonzero(inter.bits))
         assert len(gaps) == 0 or gaps.max() - gaps.min() <= 1  # evenly spread
+        assert len(gaps) == 0 or gaps.min() >= 2  # interleaved: a linear block between softmax ones
+    with pytest.raises(SolaError, match=f"k must be between 1 and {n // 2} for variant {variant}"):
+        baseline(f"interleave-{n // 2 + 1}", variant)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_a_budgets_interleave_baseline_interleaves(variant):
+    """micro's 8softmax interleave-8 was SS-SL-SSSS-LS: with more softmax blocks than half, the
+    budget's interleave baseline is the densest interleave, every other block softmax."""
+    n = VARIANTS[variant].num_blocks
+    for k in (3, 4, 8, 12):  # (interleave-1 is last-1, listed once under that name)
+        names = [name for name in baselines(variant, Budget.parse(f"{k}softmax")) if name.startswith("interleave")]
+        assert names == ([f"interleave-{min(k, n // 2)}"] if k <= n else []), (variant, k)
+    assert str(baselines("micro", Budget.parse("8softmax"))["interleave-5"]) == "LS-LS-LSLS-LS"
+    assert str(baselines("small", Budget.parse("8softmax"))["interleave-8"]) == "LSL-LSLSL-LSLSLLSLS-LLS"  # README
 
 
 @pytest.mark.parametrize("name, match", [
     ("last-0", "baseline 'last-0': k must be between 1 and 12 for variant tiny"),
-    ("interleave-13", "baseline 'interleave-13': k must be between 1 and 12"),
+    ("interleave-7", "baseline 'interleave-7': k must be between 1 and 6 for variant tiny .softmax blocks"),
     ("first-3", "unknown baseline 'first-3': expected one of all-linear, all-softmax, late-stages"),
     ("late_stages", "unknown baseline"),
 ])
@@ -225,7 +242,8 @@ def test_baselines_for_a_budget_are_admitted(variant, budget):
     k = b.max_softmax
     # every named baseline the budget admits is there (under its first name)
     candidates = ["all-linear", "all-softmax", "late-stages", "last-of-stage", "mambavision"]
-    candidates += [f"last-{k or 4}", f"interleave-{k or 4}"] if k != 0 else []
+    n = VARIANTS[variant].num_blocks
+    candidates += [f"last-{k or 4}", f"interleave-{min(k or 4, n // 2)}"] if k != 0 else []
     for name in candidates:
         if b.admits(baseline(name, variant), variant):
             assert baseline(name, variant) in out.values(), name
@@ -234,4 +252,4 @@ def test_baselines_for_a_budget_are_admitted(variant, budget):
 def test_baselines_keep_the_first_name_of_a_duplicate():
     out = baselines("tiny", Budget.parse("8softmax"))
     assert "late-stages" in out and "last-8" not in out  # on tiny, last-8 is late-stages
-    assert "interleave-8" in out
+    assert "interleave-6" in out  # tiny's 12 blocks interleave at most 6 softmax

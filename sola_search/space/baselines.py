@@ -31,12 +31,19 @@ FIXED: dict[str, Callable[[Variant], Pattern]] = {
     # MambaVision: the second half of stages 3–4 is attention.
     "mambavision": lambda v: _stagewise(v, lambda i, d: "L" * (d - d // 2) + "S" * (d // 2) if i >= 2 else "L" * d),
 }
-# Parametric: the k softmax blocks at the end, or spread evenly (the last block always included).
+# Parametric: the k softmax blocks at the end, or spread evenly with linear blocks between them (the
+# last block always included), which admits at most half the blocks (`_max_k`).
 PARAMETRIC: dict[str, Callable[[Variant, int], Pattern]] = {
     "last": lambda v, k: _positions(v, set(range(v.num_blocks - k, v.num_blocks))),
     "interleave": lambda v, k: _positions(v, {(j + 1) * v.num_blocks // k - 1 for j in range(k)}),
 }
 NAMES = [*FIXED, *(f"{p}-K" for p in PARAMETRIC)]
+
+
+def _max_k(kind: str, v: Variant) -> int:
+    """The largest k of a parametric baseline: every block for last-k; half of them for interleave-k
+    (more softmax blocks than that cannot each have linear ones around them)."""
+    return v.num_blocks // 2 if kind == "interleave" else v.num_blocks
 
 
 def baseline(name: str, variant: str | Variant) -> Pattern:
@@ -46,10 +53,12 @@ def baseline(name: str, variant: str | Variant) -> Pattern:
         return FIXED[name](v)
     m = re.fullmatch(r"(last|interleave)-(\d+)", name)
     if m:
-        k = int(m.group(2))
-        if not 0 < k <= v.num_blocks:
-            raise SolaError(f"baseline {name!r}: k must be between 1 and {v.num_blocks} for variant {v.name}")
-        return PARAMETRIC[m.group(1)](v, k)
+        kind, k = m.group(1), int(m.group(2))
+        if not 0 < k <= _max_k(kind, v):
+            why = f" (softmax blocks between linear ones: at most half its {v.num_blocks} blocks)" \
+                if kind == "interleave" else ""
+            raise SolaError(f"baseline {name!r}: k must be between 1 and {_max_k(kind, v)} for variant {v.name}{why}")
+        return PARAMETRIC[kind](v, k)
     raise SolaError(f"unknown baseline {name!r}: expected one of {', '.join(NAMES)}")
 
 
@@ -64,10 +73,12 @@ def resolve(text: str, variant: str | Variant) -> Pattern:
 
 def baselines(variant: str | Variant, budget: Budget | None = None, resolution: int = 224) -> dict[str, Pattern]:
     """The named baselines that fit the budget (all of them without one). Parametric baselines take
-    k = the budget's softmax limit (4 when it sets none); duplicates keep their first name."""
+    k = the budget's softmax limit (4 when it sets none), interleave at most half the blocks (so that
+    it interleaves); duplicates keep their first name."""
     v = get_variant(variant)
     k = budget.max_softmax if budget is not None and budget.max_softmax is not None else 4
-    names = list(FIXED) + ([f"last-{k}", f"interleave-{k}"] if 0 < k <= v.num_blocks else [])
+    names = list(FIXED) + ([f"last-{k}", f"interleave-{min(k, _max_k('interleave', v))}"]
+                           if 0 < k <= v.num_blocks else [])
     out: dict[str, Pattern] = {}
     for name in names:
         p = baseline(name, v)
