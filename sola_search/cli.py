@@ -178,7 +178,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     ref = rp.parse_ref(args.ref) or rp.common_reference(reports)
     reports = [rp.front_report(r, ref) for r in runs]
     if differ := rp.proxy_differences(reports):
-        print(f"warning: these runs' proxies differ in {'; '.join(differ)}: their top-1 values are not comparable",
+        print(f"warning: these runs differ in {'; '.join(differ)}: their top-1 values are not comparable",
               file=sys.stderr)
     if args.plot:
         rp.plot(reports, args.plot)

@@ -212,10 +212,32 @@ def test_plots_draw_no_top1_that_was_not_measured(runs, capsys, tmp_path, monkey
     assert [t["name"] for t in traces if t.get("yaxis") == "y2"] == ["failed, no top-1 (ticks at their GMACs)"]
 
 
-def _plotly_traces(html: str) -> list[dict]:
-    """The traces of a plotly HTML file (the JSON list passed to Plotly.newPlot)."""
-    start = html.index("[", html.index("Plotly.newPlot("))
-    return json.JSONDecoder().raw_decode(html[start:])[0]
+def test_baselines_are_told_apart_by_marker_and_legend_not_piled_labels(runs, capsys, tmp_path, monkeypatch):
+    """Baselines crowd near all-linear, where their text labels piled up: each gets a marker and a
+    legend entry instead, and no text is drawn among the points (PNG and HTML)."""
+    import matplotlib.figure
+
+    frame = trials_frame(open_run(runs / "a").study)
+    names = sorted(f"baseline {b}" for b in frame[frame["state"] == "COMPLETE"]["baseline"].dropna())
+    figures, save = [], matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda fig, *a, **k: (figures.append(fig), save(fig, *a, **k)))
+    assert _run(capsys, "pareto", runs / "a", "--plot", tmp_path / "f.png", "--no-reports")[0] == 0
+    ax = figures[0].axes[0]
+    assert [t.get_text() for t in ax.texts] == []
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts() if t.get_text().startswith("baseline")) == names
+    assert len(names) >= 4 and matplotlib.image.imread(tmp_path / "f.png").shape[:2] == (500, 800)
+    _run(capsys, "pareto", runs / "a", "--plot", tmp_path / "f.html", "--no-reports")
+    html = (tmp_path / "f.html").read_text()
+    assert sorted(t["name"] for t in _plotly_traces(html) if t["name"].startswith("baseline")) == names
+    assert not _plotly_traces(html, layout=True).get("annotations")
+
+
+def _plotly_traces(html: str, layout: bool = False):
+    """The traces of a plotly HTML file (the JSON list passed to Plotly.newPlot), or its layout."""
+    decoder, start = json.JSONDecoder(), html.index("[", html.index("Plotly.newPlot("))
+    traces, end = decoder.raw_decode(html, start)
+    return decoder.raw_decode(html, html.index("{", end))[0] if layout else traces
 
 
 def test_plot_vector_figures_for_papers(runs, capsys, tmp_path):
@@ -242,13 +264,19 @@ def test_compare(runs, capsys, tmp_path):
 
 
 def test_compare_warns_when_the_proxies_differ(runs, capsys, tmp_path):
-    """Top-1 from proxies of other steps or data cannot be compared; a seed or a variant can."""
+    """Top-1 from proxies of other steps or data, or of another variant (another proxy model), cannot
+    be compared; a seed or a device can. The warning named steps only, across variants."""
     make_run(tmp_path, "longer", n=6, proxy={"width": 0.25, "resolution": 32, "steps": 20, "device": "cuda"})
     code, out, err = _run(capsys, "compare", runs / "a", tmp_path / "longer")
     assert code == 0 and out
-    assert err == "warning: these runs' proxies differ in steps (10, 20): their top-1 values are not comparable\n"
-    make_run(tmp_path, "tiny", n=6, variant="tiny", seed=3, proxy={"width": 0.25, "resolution": 32, "steps": 10})
-    assert _run(capsys, "compare", runs / "a", tmp_path / "tiny")[2] == ""
+    assert err == "warning: these runs differ in steps (10, 20): their top-1 values are not comparable\n"
+    make_run(tmp_path, "tiny", n=6, variant="tiny", seed=3,
+             proxy={"width": 0.25, "resolution": 32, "steps": 20, "data": "npz:mine.npz"})
+    assert _run(capsys, "compare", runs / "a", tmp_path / "tiny")[2] == (
+        "warning: these runs differ in variant (micro, tiny); data (None, npz:mine.npz); steps (10, 20): "
+        "their top-1 values are not comparable\n")
+    make_run(tmp_path, "again", n=6, seed=3, proxy={"width": 0.25, "resolution": 32, "steps": 10, "seed": 3})
+    assert _run(capsys, "compare", runs / "a", tmp_path / "again")[2] == ""
 
 
 def test_runs_listing(runs, capsys, tmp_path):

@@ -256,13 +256,23 @@ def _step(front: pd.DataFrame) -> tuple[list[float], list[float]]:
     return f["gmacs"].tolist(), f["val_top1"].tolist()
 
 
+def _baselines(groups: dict[str, pd.DataFrame]) -> list:
+    """The completed baselines, by cost. Each gets its own marker and a legend entry, not a label by
+    its point: baselines crowd near all-linear, where labels piled up unreadably."""
+    f = groups["feasible"]
+    return list(f[f["baseline"].notna()].sort_values(["gmacs", "number"]).itertuples())
+
+
+BASELINE_MARKERS = ("D", "s", "^", "v", "P", "X", "h", "<", ">", "p")
+BASELINE_SYMBOLS = ("diamond-open", "square-open", "triangle-up-open", "triangle-down-open", "cross-open",
+                    "x-open", "hexagon-open", "triangle-left-open", "triangle-right-open", "pentagon-open")
 STATIC_PLOTS = (".png", ".svg", ".pdf")  # matplotlib writes these with no extra dependency
 
 
 def plot(reports: Sequence[FrontReport], path: str | Path) -> Path:
     """Plot one run (every trial, completed / infeasible / failed told apart, the front as a step line,
-    baselines labelled, the knee marked) or several (fronts overlaid). `.png`, and `.svg` or `.pdf`
-    for a paper's vector figures, through matplotlib; `.html` through plotly (self-contained,
+    baselines by marker and legend, the knee marked) or several (fronts overlaid). `.png`, and `.svg`
+    or `.pdf` for a paper's vector figures, through matplotlib; `.html` through plotly (self-contained,
     plotly.js inlined)."""
     path = Path(path)
     suffix = path.suffix.lower()
@@ -293,7 +303,7 @@ def _plot_static(reports: list[FrontReport], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     single = len(reports) == 1
-    fig, ax = plt.subplots(figsize=PLOT_SIZE, dpi=PLOT_DPI)
+    fig, ax = plt.subplots(figsize=PLOT_SIZE, dpi=PLOT_DPI, layout="constrained")
     try:
         for i, r in enumerate(reports):
             color = f"C{i}"
@@ -317,15 +327,15 @@ def _plot_static(reports: list[FrontReport], path: Path) -> None:
                 k = r.frame[r.frame["number"] == r.knee].iloc[0]
                 ax.scatter([k["gmacs"]], [100 * k["val_top1"]], marker="*", s=220, color=color, edgecolors="black",
                            zorder=4, label=f"{label}knee (trial {r.knee})")
-            named = g["feasible"][g["feasible"]["baseline"].notna()] if single else g["feasible"].iloc[:0]
-            for j, b in enumerate(named.sort_values("gmacs").itertuples()):  # staggered: baselines often coincide
-                ax.annotate(b.baseline, (b.gmacs, 100 * b.val_top1), textcoords="offset points",
-                            xytext=(4, 4 + 9 * (j % 3)), fontsize=7, color=color)
+            for j, b in enumerate(_baselines(g) if single else []):
+                ax.scatter([b.gmacs], [100 * b.val_top1], marker=BASELINE_MARKERS[j % len(BASELINE_MARKERS)], s=64,
+                           facecolors="none", edgecolors="black", linewidths=1, zorder=5,
+                           label=f"baseline {b.baseline}")
         ax.set_xlabel("GMACs (full model)")
         ax.set_ylabel("proxy val top-1 (%)")
         ax.set_title(_title(reports), fontsize=9)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)  # beside the points
         fig.savefig(path, dpi=PLOT_DPI)
     finally:
         plt.close(fig)
@@ -376,10 +386,11 @@ def _plot_html(reports: list[FrontReport], path: Path) -> None:
             fig.add_trace(go.Scatter(x=k["gmacs"].tolist(), y=(100 * k["val_top1"]).tolist(), mode="markers",
                                      name=f"{prefix}knee (trial {r.knee})", text=_hover(k, name), hoverinfo="text",
                                      marker=dict(symbol="star", size=16, color=color, line=dict(width=1))))
-        named = g["feasible"][g["feasible"]["baseline"].notna()] if single else g["feasible"].iloc[:0]
-        for j, b in enumerate(named.sort_values("gmacs").itertuples()):
-            fig.add_annotation(x=b.gmacs, y=100 * b.val_top1, text=b.baseline, showarrow=False, xshift=6,
-                               yshift=8 + 12 * (j % 3), font=dict(size=10, color=color))
+        for j, b in enumerate(_baselines(g) if single else []):
+            fig.add_trace(go.Scatter(x=[b.gmacs], y=[100 * b.val_top1], mode="markers", name=f"baseline {b.baseline}",
+                                     text=_hover(r.frame[r.frame["number"] == b.number], name), hoverinfo="text",
+                                     marker=dict(symbol=BASELINE_SYMBOLS[j % len(BASELINE_SYMBOLS)], size=11,
+                                                 color="black", line=dict(width=1))))
     fig.update_layout(title=_title(reports), xaxis_title="GMACs (full model)", yaxis_title="proxy val top-1 (%)",
                       yaxis2=dict(overlaying="y", range=[0, 1], visible=False, fixedrange=True),
                       template="plotly_white")
@@ -401,17 +412,20 @@ def compare_rows(reports: Sequence[FrontReport]) -> list[dict[str, Any]]:
     return out
 
 
-# Proxy settings that change how a run executes, not what its top-1 measures (the variant: comparing
-# variants is what `compare` is for).
-_EXECUTION = {"seed", "variant", "device", "amp", "channels_last", "cuda_graphs", "build_on_device", "compile",
+# Proxy settings that change how a run executes, not what its top-1 measures.
+_EXECUTION = {"seed", "device", "amp", "channels_last", "cuda_graphs", "build_on_device", "compile",
               "eval_every", "eval_batch_size", "log_points", "test"}
+_FIRST = ("variant", "data")  # what a user most often compares by mistake: named first
 
 
 def proxy_differences(reports: Sequence[FrontReport]) -> list[str]:
-    """The proxy settings the runs differ in, as 'steps (100, 20)': their top-1 values, measured by
-    different proxies, are then not comparable."""
-    configs = [r.run.study.user_attrs.get("proxy") or {} for r in reports]
-    keys = sorted({k for c in configs for k in c} - _EXECUTION)
+    """What the runs' top-1 values were measured differently in, as 'steps (100, 20)': the variant
+    (another proxy model), the data and the proxy settings. Their top-1
+    values are then not comparable (their fronts and GMACs still are)."""
+    configs = [{**(r.run.study.user_attrs.get("proxy") or {}), "variant": r.run.study.user_attrs.get("variant")}
+               for r in reports]
+    measured = {k for c in configs for k in c} - _EXECUTION
+    keys = [k for k in _FIRST if k in measured] + sorted(measured - set(_FIRST))
     return [f"{k} ({', '.join(str(c.get(k)) for c in configs)})" for k in keys
             if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
 
