@@ -186,3 +186,32 @@ def test_help_speaks_to_users():
     assert all(e in run_help for e in ENCODINGS) and f"{DEFAULT_ENCODING} (default" in run_help
     for cmd in ("run", "proxy"):
         assert "fashion-mnist:DIR" in " ".join(sub.choices[cmd].format_help().split()), cmd
+
+
+def test_the_readme_journey_follows_from_its_set_up_command():
+    """The journey used `sola-search` (not on PATH without activating .venv) and runs/first (the
+    set-up command's run is named small-8softmax-<time>): each `$` line must work, pasted in order
+    after the set-up command."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from sola_search.cli import build_parser
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    setup = next(line for line in readme.splitlines() if line.startswith("bash scripts/setup.sh && "))
+    first = shlex.split(setup.split("&&", 1)[1])
+    name = first[first.index("--name") + 1]
+    journey = readme[readme.index("## The journey"):]
+    commands = [line[2:].split("  #")[0].strip() for line in journey.splitlines() if line.startswith("$ ")]
+    assert commands[0] == ". .venv/bin/activate", commands
+    for command in commands[1:]:
+        argv = shlex.split(command)
+        assert argv[0] == "sola-search", command
+        args = build_parser().parse_args(argv[1:])  # each line is valid for the CLI it documents
+        if getattr(args, "run", None):
+            assert args.run == f"runs/{name}", command
+        if args.command == "run":
+            assert args.name == name, command
+    block = journey.split("```")[1]  # the journey's output names no other run either
+    assert set(re.findall(r"runs/([\w-]+)", block)) == {name}
