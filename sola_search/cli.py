@@ -351,7 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pattern", help="text form (LL-LS-LLSLLS-SS), a baseline name (late-stages) or a pattern file")
     p.add_argument("--variant", help="micro, tiny, small or base (default: a pattern file's, else the preset's, small)")
     p.add_argument("--preset", help="quick (CPU), default (GPU) or long (default: default on a GPU, else quick)")
-    p.add_argument("--data", help="fashion-mnist (default), fashion-mnist:DIR, npz:PATH or imagefolder:PATH")
+    p.add_argument("--data", help="fashion-mnist (default), fashion-mnist:DIR, npz:PATH, imagefolder:PATH or "
+                   "recall[:pairs=LO-HI,...]")
     p.add_argument("--seed", type=int, help="model init and batch order (default 0)")
     p.add_argument("--steps", type=_positive_int, help="training steps (default: the preset's)")
     p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
@@ -367,7 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", help="budget-aware encoding and sampler: evolution (default, the measured best), "
                    "blocks, keys or random")
     p.add_argument("--preset", help="proxy preset: quick (CPU), default (GPU), long")
-    p.add_argument("--data", help="fashion-mnist (default), fashion-mnist:DIR, npz:PATH or imagefolder:PATH")
+    p.add_argument("--data", help="fashion-mnist (default), fashion-mnist:DIR, npz:PATH, imagefolder:PATH or "
+                   "recall[:pairs=LO-HI,...]")
     p.add_argument("--steps", type=int, help="proxy training steps (default: the preset's)")
     p.add_argument("--resolution", type=_resolution, help="resolution the cost is counted at (default 224)")
     p.add_argument("--gpus-per-trial", type=float, help="GPU fraction per trial; a worker takes this times "

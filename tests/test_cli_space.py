@@ -173,8 +173,10 @@ def test_help_speaks_to_users():
     """The top-level help printed an internal note; subcommands had no description; --sampler did not
     list its choices; `run --data` left out fashion-mnist:DIR."""
     import argparse
+    import re
 
     from sola_search.cli import build_parser
+    from sola_search.proxies.data import SOURCES
     from sola_search.search.encodings import DEFAULT_ENCODING, ENCODINGS
 
     parser = build_parser()
@@ -184,8 +186,10 @@ def test_help_speaks_to_users():
         assert p.description and len(p.description.splitlines()) == 1, name
     run_help = " ".join(sub.choices["run"].format_help().split())
     assert all(e in run_help for e in ENCODINGS) and f"{DEFAULT_ENCODING} (default" in run_help
+    sources = re.split(r", | or ", SOURCES)  # every data source the loader takes
+    assert "fashion-mnist:DIR" in sources
     for cmd in ("run", "proxy"):
-        assert "fashion-mnist:DIR" in " ".join(sub.choices[cmd].format_help().split()), cmd
+        assert all(x in " ".join(sub.choices[cmd].format_help().split()) for x in sources), cmd
 
 
 def test_the_readme_journey_follows_from_its_set_up_command():
