@@ -243,6 +243,20 @@ def test_a_pack_trains_each_pattern_as_it_would_alone(npz_file):
         train_proxies([], cfg)
 
 
+def test_progress_is_reported_from_the_loop_and_changes_nothing(npz_file):
+    """A long run is not silent: the callback hears step/steps, images/s and the time left, at most
+    every `progress_every` seconds, and the run's arithmetic is the same without it."""
+    cfg = tiny(f"npz:{npz_file}", resolution=20, steps=4)
+    heard = []
+    res = train_proxies(["LL-LS-LSLL-SS"], cfg, progress=heard.append, progress_every=0)[0]
+    assert [h["step"] for h in heard] == [1, 2, 3, 4] and {h["steps"] for h in heard} == {4}
+    assert all(h["images_per_s"] > 0 and h["phase"] == "train" for h in heard) and heard[-1]["eta_s"] == 0
+    assert res.train_curve == train_proxy("LL-LS-LSLL-SS", cfg).train_curve
+    rare = []
+    train_proxies(["LL-LS-LSLL-SS"], cfg, progress=rare.append, progress_every=3600)
+    assert rare == []
+
+
 def test_a_diverging_model_ends_as_nan_and_the_pack_goes_on(npz_file, monkeypatch):
     build = train_mod.build_backbone
     calls = [0]

@@ -92,7 +92,9 @@ def test_search_end_to_end(tmp_path, npz_data):
 
 def test_workers_warm_up_before_their_first_trial(tmp_path, npz_data):
     """Each worker pays its one-off costs (data, kernels) in `warm`, before any trial starts on it;
-    every finished trial says where its time went."""
+    every finished trial says where its time went. Ray nices its workers to 15, which on a busy
+    machine left a trial a sliver of the CPU: a worker keeps the driver's priority and uses as many
+    torch threads as the CPUs Ray gave it."""
     run_search(_config(tmp_path, npz_data, trials=3), quiet=True)
     events = _events(tmp_path / "runs" / "t")
     ready = [i for i, e in enumerate(events) if e["event"] == "worker_ready"]
@@ -100,9 +102,28 @@ def test_workers_warm_up_before_their_first_trial(tmp_path, npz_data):
     assert len(ready) == 1 and ready[0] < started[0]
     warm = events[ready[0]]
     assert warm["status"] == "ok" and warm["kernels_s"] > 0 and warm["data_s"] >= 0
+    assert warm["nice"] == os.getpriority(os.PRIO_PROCESS, 0)
+    cpus = next(e for e in events if e["event"] == "run_started")["resources"]["cpus"]
+    assert warm["threads"] == max(1, int(cpus))  # one worker on a CPU machine: all of them
     finished = [e for e in events if e["event"] == "trial_finished"]
     assert {e["worker"] for e in finished} == {warm["pid"]}
     assert all(set(e["phases"]) >= {"build", "capture", "train", "eval", "cleanup"} for e in finished)
+
+
+def test_a_long_trial_reports_its_progress_to_the_event_log(tmp_path, npz_data, monkeypatch):
+    """Nothing was printed for minutes inside a trial: the driver asks the busy worker how far its
+    training is, logs it (`trial_progress`: step, steps, images/s, time left) and shows it."""
+    import sola_search.search.runner as runner
+
+    monkeypatch.setattr(runner, "PROGRESS_POLL_S", 0.05)
+    run_search(_config(tmp_path, npz_data, trials=1, steps=40), quiet=True)
+    events = _events(tmp_path / "runs" / "t")
+    kinds = [e["event"] for e in events]
+    progress = [e for e in events if e["event"] == "trial_progress"]
+    assert progress, kinds
+    assert kinds.index("trial_started") < kinds.index("trial_progress") < kinds.index("trial_finished")
+    assert all(e["trials"] == [0] and e["steps"] == 40 and 1 <= e["step"] <= 40 for e in progress)
+    assert all(e["images_per_s"] > 0 and e["eta_s"] >= 0 and e["phase"] == "train" for e in progress)
 
 
 def test_failures_are_recorded_and_the_search_goes_on(tmp_path, npz_data):
@@ -154,6 +175,9 @@ def test_progress_line_shows_workers_warming_up():
 
     assert "2 worker(s) warming up" in SearchStats(target=8, deadline=None, warming=2).line()
     assert "warming" not in SearchStats(target=8, deadline=None).line()
+    report = dict(phase="train", step=40, steps=100, images_per_s=123.4, eta_s=75.0)
+    line = SearchStats(target=8, deadline=None, training={"pack": report}).line()
+    assert "training step 40/100, 123 images/s, 0:01:15 left" in line
 
 
 def test_max_failures_stops_the_run_and_a_resume_goes_on(tmp_path, npz_data):
@@ -413,7 +437,7 @@ def test_a_pack_that_fails_as_a_whole_is_retried_pattern_by_pattern(monkeypatch)
 
     calls = []
 
-    def fake(patterns, cfg):
+    def fake(patterns, cfg, **kw):
         calls.append(list(patterns))
         bad = "SS-SS-SSSS-SS" in patterns
         return [ProxyResult(status="oom" if bad else "ok", reason="CUDA out of memory" if bad else "",

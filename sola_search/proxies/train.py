@@ -26,6 +26,7 @@ import resource
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -39,6 +40,9 @@ from sola_search.space.backbone import Attention, build_backbone, resolve_patter
 from sola_search.space.pattern import Pattern
 
 STATUSES = ("ok", "nan", "oom", "error")
+
+# `train_proxies` tells its progress callback how the loop is going at most this often (seconds).
+PROGRESS_EVERY_S = 5.0
 
 # Input shapes this process has captured before → the largest pack captured with them: cuDNN's
 # autotuning, lazily loaded kernels and each stream's cuBLAS workspace are then in place, so a pack
@@ -105,14 +109,19 @@ def train_proxy(pattern: str | Pattern, config: ProxyConfig | None = None,
 
 
 def train_proxies(patterns: list[str | Pattern], config: ProxyConfig | None = None,
-                  data: ProxyData | None = None) -> list[ProxyResult]:
+                  data: ProxyData | None = None, *, progress: Callable[[dict], None] | None = None,
+                  progress_every: float = PROGRESS_EVERY_S) -> list[ProxyResult]:
     """Train several patterns' proxies together, one result each, as `train_proxy` would alone.
 
     Why: one proxy is too small to fill a GPU, and runs in separate processes take turns on it.
     Here the models see the same batches (one seeded stream, drawn and augmented once) and, on a
     GPU, one CUDA graph holds every model's training step on its own stream, so their small kernels
     run side by side. Each model's weights, batches and arithmetic are those of its run alone. A run
-    that diverges ends as `nan` without stopping the others; an exception ends them all."""
+    that diverges ends as `nan` without stopping the others; an exception ends them all.
+
+    `progress`, if given, is called from the training loop at most every `progress_every` seconds
+    with {phase, step, steps, images_per_s, eta_s}: a long run is not silent. It reads only the
+    host's clock, so it adds no device synchronisation to the loop."""
     t0 = time.perf_counter()
     cfg = config if config is not None else get_preset("default" if torch.cuda.is_available() else "quick")
     if not patterns:
@@ -131,7 +140,7 @@ def train_proxies(patterns: list[str | Pattern], config: ProxyConfig | None = No
             data = load_proxy_data(cfg, dev)
         phases["data"] = round(time.perf_counter() - t0, 3)
         with _speed_settings(dev):
-            _train(patterns, cfg, data, results, phases)
+            _train(patterns, cfg, data, results, phases, progress, progress_every)
     except SolaError:
         raise
     except Exception as e:  # noqa: BLE001 — a worker must survive whatever a training run does
@@ -253,19 +262,19 @@ class _Model:
 
 
 def _train(patterns: list[Pattern], cfg: ProxyConfig, data: ProxyData, results: list[ProxyResult],
-           phases: dict[str, float]) -> None:
+           phases: dict[str, float], progress=None, progress_every: float = PROGRESS_EVERY_S) -> None:
     """On a GPU the pack runs on its thread's own CUDA stream (never the legacy default stream, which
     a graph capture may not use and which would serialise runs in threads)."""
     dev = data.device
     if dev.type != "cuda":
-        return _train_on(patterns, cfg, data, results, phases)
+        return _train_on(patterns, cfg, data, results, phases, progress, progress_every)
     torch.cuda.set_device(dev)
     with torch.cuda.stream(_thread_streams(dev, 0)[0]):
-        return _train_on(patterns, cfg, data, results, phases)
+        return _train_on(patterns, cfg, data, results, phases, progress, progress_every)
 
 
 def _train_on(patterns: list[Pattern], cfg: ProxyConfig, data: ProxyData, results: list[ProxyResult],
-              phases: dict[str, float]) -> None:
+              phases: dict[str, float], progress=None, progress_every: float = PROGRESS_EVERY_S) -> None:
     dev = data.device
     cuda = dev.type == "cuda"
     fork = _Fork(dev, len(patterns))
@@ -326,6 +335,7 @@ def _train_on(patterns: list[Pattern], cfg: ProxyConfig, data: ProxyData, result
         fork.main.synchronize()  # this run's work only: other runs in the process keep going
     t_loop = time.perf_counter()
     phases["capture"] = round(t_loop - t_capture, 3)
+    report_at = t_loop + progress_every if progress is not None else math.inf
     for step in range(cfg.steps):
         live = [run for run in runs if not run.diverged]
         if not live:
@@ -351,6 +361,11 @@ def _train_on(patterns: list[Pattern], cfg: ProxyConfig, data: ProxyData, result
                 if not run.diverged:
                     correct, _, _ = _evaluate(run.model, data.val_x, data.val_y, data, cfg, autocast)
                     run.res.val_curve.append([step + 1, round(correct.item() / max(1, data.val_x.shape[0]), 6)])
+        if (now := time.perf_counter()) >= report_at:  # the host's clock only: no device sync
+            report_at = now + progress_every
+            rate = (step + 1) / max(now - t_loop, 1e-9)
+            progress(dict(phase="train", step=step + 1, steps=cfg.steps,
+                          images_per_s=round(rate * cfg.batch_size, 1), eta_s=round((cfg.steps - step - 1) / rate, 1)))
     for run in runs:
         while run.pending:
             run.diverged |= _read_loss(run.pending.popleft(), run.res)

@@ -115,15 +115,51 @@ def _join_failure(e: BaseException) -> str:
     return (str(e).splitlines() or [type(e).__name__])[0]
 
 
+# Ray starts every worker at nice 15 (its `worker_niceness` setting: CPU for its own GCS and raylet
+# first). A proxy training is the work itself: on a busy machine nice 15 left it a sliver of the CPU
+# (a 28 s trial took 150-390 s). So workers keep the priority they inherit: the driver's, on the
+# embedded instance. Ray reads the setting from the worker's environment (as its job supervisor does).
+WORKER_ENV = {"RAY_worker_niceness": "0"}
+
+
+def worker_actor(options: dict):
+    """The `ProxyWorker` actor class with Ray's `options` (num_cpus, num_gpus): workers not niced
+    below the driver, and a concurrency group of its own for `progress`, so that the driver can ask
+    how a training is going while `train` runs (train and warm stay on one thread, in order)."""
+    import ray
+
+    ray.method(concurrency_group="progress")(ProxyWorker.progress)  # marks the method, once is enough
+    # Ray merges these variables into a job's own runtime_env (key by key), keeping the rest of it.
+    actor = ray.remote(concurrency_groups={"progress": 1})(ProxyWorker)
+    return actor.options(**options, runtime_env={"env_vars": WORKER_ENV})
+
+
 class ProxyWorker:
     """Proxy trainings, one pack of trials at a time, in a process that keeps its dataset and models
     (proxies caches them)."""
 
-    def __init__(self, threads: int):
+    def __init__(self, threads: int | None = None):
+        """`threads`: torch's threads; by default the CPUs Ray assigned this worker (torch's own
+        default, every core of the machine, oversubscribes a machine shared with other workers)."""
         import torch
 
-        torch.set_num_threads(max(1, threads))
+        if threads is None:
+            import ray
+
+            threads = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
+        self.threads = max(1, int(threads))
+        torch.set_num_threads(self.threads)
+        try:
+            torch.set_num_interop_threads(self.threads)
+        except RuntimeError:  # only possible before any inter-op work in the process
+            pass
         self.pid = os.getpid()
+        self._progress: dict = {}
+
+    def progress(self) -> dict:
+        """How the pack being trained is going (step, steps, images/s, ETA), as its training last
+        reported it; empty between packs. Runs beside `train` (its own concurrency group)."""
+        return dict(self._progress)
 
     def warm(self, config: dict, pack: int = 1) -> dict:
         """Pay a worker's one-off costs before its first trial: imports, the CUDA context, the
@@ -131,6 +167,8 @@ class ProxyWorker:
         (cuDNN's autotuning, lazily loaded kernels and the models are then kept by the process).
         Returns seconds."""
         t0 = time.perf_counter()
+        import torch
+
         from sola_search.proxies import ProxyConfig, load_proxy_data, warm_up
 
         cfg = ProxyConfig.from_dict(config)
@@ -140,13 +178,16 @@ class ProxyWorker:
         warm = warm_up(cfg, data, pack)
         t3 = time.perf_counter()
         return dict(pid=self.pid, import_s=round(t1 - t0, 3), data_s=round(t2 - t1, 3), kernels_s=round(t3 - t2, 3),
-                    status=warm.status, reason=warm.reason)
+                    status=warm.status, reason=warm.reason, threads=torch.get_num_threads(),
+                    nice=os.getpriority(os.PRIO_PROCESS, 0))
 
-    def train(self, patterns: list[str], config: dict, faults: dict[str, str] | None = None) -> list[dict]:
+    def train(self, patterns: list[str], config: dict, faults: dict[str, str] | None = None,
+              progress_every: float = 5.0) -> list[dict]:
         """Train a pack of patterns together, one result each. When the whole pack fails (out of
         memory, an exception) each pattern is tried again alone, so that one bad pattern does not
         fail the others. `faults` (pattern → 'raise', 'oom' or 'nan') injects failures for tests of
-        the failure paths: 'raise' and 'oom' fail the whole call, 'nan' that pattern's run."""
+        the failure paths: 'raise' and 'oom' fail the whole call, 'nan' that pattern's run. The
+        training reports its progress (for `progress`) at most every `progress_every` seconds."""
         from sola_search.proxies import ProxyConfig, train_proxies
 
         start = time.perf_counter()
@@ -157,11 +198,21 @@ class ProxyWorker:
         cfg = ProxyConfig.from_dict(config)
         diverging = [p for p in patterns if faults.get(p) == "nan"]
         packed = [p for p in patterns if p not in diverging]
-        results = dict(zip(packed, train_proxies(packed, cfg), strict=True)) if packed else {}
-        if len(packed) > 1 and all(r.status in ("oom", "error") for r in results.values()):
-            results = {p: train_proxies([p], cfg)[0] for p in packed}
-        for p in diverging:
-            results[p] = train_proxies([p], cfg.replace(lr=1e6))[0]
+
+        def report(info: dict) -> None:
+            self._progress = {**info, "pid": self.pid, "pack": len(patterns)}
+
+        def train(pack: list[str], cfg: ProxyConfig) -> list:
+            return train_proxies(pack, cfg, progress=report, progress_every=progress_every)
+
+        try:
+            results = dict(zip(packed, train(packed, cfg), strict=True)) if packed else {}
+            if len(packed) > 1 and all(r.status in ("oom", "error") for r in results.values()):
+                results = {p: train([p], cfg)[0] for p in packed}
+            for p in diverging:
+                results[p] = train([p], cfg.replace(lr=1e6))[0]
+        finally:
+            self._progress = {}
         wall = time.perf_counter() - start
         return [{**results[p].to_dict(), "worker_s": wall, "worker_pid": self.pid} for p in patterns]
 

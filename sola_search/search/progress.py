@@ -22,6 +22,7 @@ class SearchStats:
     trial_seconds: list[float] = field(default_factory=list)
     workers: int = 1  # trials at once: worker processes x pack size
     warming: int = 0  # workers still warming up (data onto the device, kernels loaded)
+    training: dict = field(default_factory=dict)  # a running pack → its worker's last progress report
 
     @property
     def elapsed(self) -> float:
@@ -45,10 +46,21 @@ class SearchStats:
         best = f"{self.best_top1:.4f} ({self.best_pattern})" if self.best_top1 is not None else "–"
         eta = _clock(self.eta) if self.eta is not None else "–"
         warming = f"{self.warming} worker(s) warming up (data, kernels) │ " if self.warming else ""
-        return (f"{warming}trials {self.done}{total} done, {self.running} running, {self.failed} failed"
+        prefix = warming + self._training()
+        return (f"{prefix}trials {self.done}{total} done, {self.running} running, {self.failed} failed"
                 f"{f', {self.duplicates} answered from storage' if self.duplicates else ''}"
                 f"{f', {self.infeasible} outside the budget' if self.infeasible else ''} │ front {self.front_size}"
                 f" │ best top-1 {best} │ {_clock(self.elapsed)} elapsed, ETA {eta}")
+
+    def _training(self) -> str:
+        """Where the running packs are: steps, images/s (all workers), the longest time left."""
+        reports = [r for r in self.training.values() if "step" in r and "steps" in r]
+        if not reports:
+            return ""
+        steps = ", ".join(f"{r['step']}/{r['steps']}" for r in reports[:4]) + (" …" if len(reports) > 4 else "")
+        rate = sum(r.get("images_per_s", 0.0) for r in reports)
+        left = max(r.get("eta_s", 0.0) for r in reports)
+        return f"training step {steps}, {rate:,.0f} images/s, {_clock(left)} left │ "
 
 
 def _clock(seconds: float) -> str:

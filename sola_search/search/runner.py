@@ -23,7 +23,7 @@ import optuna
 from optuna.trial import TrialState
 
 from sola_search.errors import SolaError, is_oom, one_line, redact_url
-from sola_search.search.cluster import ProxyWorker, check_address, ray_session
+from sola_search.search.cluster import check_address, ray_session, worker_actor
 from sola_search.search.config import (
     DEFAULT_GPUS_PER_TRIAL,
     DEFAULT_PACK,
@@ -48,6 +48,9 @@ from sola_search.space import Budget, FeasibleSet, baselines, cost_table, get_va
 
 # Consecutive proposals already measured before the search concludes the space is exhausted.
 MAX_DUPLICATE_STREAK = 200
+# How often the driver asks each busy worker how its pack is going, and the most often a worker's
+# training reports it (seconds).
+PROGRESS_POLL_S = 5.0
 
 
 @dataclass
@@ -268,8 +271,6 @@ class SearchLoop:
 
     def __init__(self, cfg: SearchConfig, run: RunDir, study: optuna.Study, encoding, proxy: dict,
                  n_workers: int, options: dict, quiet: bool, pack: int = 1):
-        import ray
-
         self.cfg, self.run_dir, self.study, self.encoding, self.proxy = cfg, run, study, encoding, proxy
         self.quiet = quiet
         variant, budget = get_variant(cfg.variant), Budget.parse(cfg.budget)
@@ -286,13 +287,14 @@ class SearchLoop:
         self.failed_before = self.stats.failed  # --max-failures counts this session's: a resume may go on
         self.measured = measured_patterns(study)  # pattern → the trial that measured it
         self.points = [(t.values[0], t.values[1], p) for p, t in self.measured.items()]
-        self._actor = ray.remote(ProxyWorker).options(**options)
-        self.threads = int(options["num_cpus"])
+        self._actor = worker_actor(options)
         self.idle: list = []  # workers ready for a trial
         self.warming: dict = {}  # ObjectRef of a worker's `warm` → (worker, start)
         for _ in range(n_workers):
             self._start_worker()
         self.inflight: dict = {}  # ObjectRef → ([(trial, pattern), …], actor, start)
+        self.polls: dict = {}  # ObjectRef of a worker's `progress` → the ObjectRef of its pack
+        self.next_poll = time.monotonic() + PROGRESS_POLL_S
         self.running: dict[str, int] = {}  # pattern → trial number measuring it now
         self.waiting: dict[str, list[optuna.Trial]] = {}  # duplicates of a pattern being measured
         self.streak = 0  # proposals in a row that were already measured
@@ -301,7 +303,7 @@ class SearchLoop:
     def _start_worker(self) -> None:
         """A new worker warms up (data on the device, kernels loaded) before its first trial, so
         that no trial pays the process's one-off costs."""
-        actor = self._actor.remote(self.threads)
+        actor = self._actor.remote()
         self.warming[actor.warm.remote(self.proxy, self.pack_size)] = (actor, time.monotonic())
 
     def _warmed(self, ref) -> None:
@@ -346,6 +348,7 @@ class SearchLoop:
                             self._warmed(ref)
                         else:
                             self.collect(ref)
+                    self.poll_progress()
             except KeyboardInterrupt:
                 self.interrupt()
                 raise
@@ -393,17 +396,42 @@ class SearchLoop:
         keys = [str(p) for _, p in entries]
         actor = self.idle.pop()
         faults = {k: self.cfg.faults[k] for k in keys if k in self.cfg.faults}
-        ref = actor.train.remote(keys, self.proxy, faults)
+        ref = actor.train.remote(keys, self.proxy, faults, PROGRESS_POLL_S)
         self.inflight[ref] = (entries, actor, time.monotonic())
         for trial, key in zip((t for t, _ in entries), keys, strict=True):
             self.run_dir.log("trial_started", trial=trial.number, pattern=key, pack=len(entries),
                              baseline=trial.user_attrs.get("baseline"))
+
+    def poll_progress(self) -> None:
+        """Every few seconds ask each busy worker how its pack is going; what comes back goes to the
+        event log (`trial_progress`) and the status line, so a long trial is not silent."""
+        import ray
+
+        if self.polls:
+            ready, _ = ray.wait(list(self.polls), num_returns=len(self.polls), timeout=0)
+            for ref in ready:
+                job = self.polls.pop(ref)
+                try:
+                    info = ray.get(ref)
+                except Exception:  # noqa: BLE001 — a dead worker: its pack's own result says why
+                    continue
+                if job in self.inflight and info and info != self.stats.training.get(job):
+                    self.stats.training[job] = info
+                    trials = [t.number for t, _ in self.inflight[job][0]]
+                    self.run_dir.log("trial_progress", trials=trials, **info)
+        if time.monotonic() >= self.next_poll:
+            self.next_poll = time.monotonic() + PROGRESS_POLL_S
+            asked = set(self.polls.values())
+            for job, (_, actor, _) in self.inflight.items():
+                if job not in asked:
+                    self.polls[actor.progress.remote()] = job
 
     def collect(self, ref) -> None:
         """Tell the study what one worker returned for its pack; a dead worker is replaced."""
         import ray
 
         entries, actor, t0 = self.inflight.pop(ref)
+        self.stats.training.pop(ref, None)
         wall = time.monotonic() - t0
         try:
             results = ray.get(ref)
