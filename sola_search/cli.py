@@ -299,7 +299,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         time_limit_s=parse_duration(args.time) if args.time else None, encoding=args.sampler,
         preset=args.preset, data=args.data, resolution=args.resolution, gpus_per_trial=args.gpus_per_trial,
         workers=args.workers, pack=args.pack, address=args.address, storage=args.storage, name=args.name,
-        runs_dir=args.runs_dir, seed=args.seed, max_failures=args.max_failures, steps=args.steps)
+        runs_dir=args.runs_dir, seed=args.seed, max_failures=args.max_failures, steps=args.steps,
+        baselines=False if args.no_baselines else None)
     # The run's name is known once run_search has checked the configuration (it fills a default in).
     return _search(lambda: run_search(cfg, quiet=args.quiet), lambda: f"{cfg.runs_dir}/{cfg.name}")
 
@@ -383,6 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default="runs", help="where runs live (default runs)")
     p.add_argument("--seed", type=int, help="seed of the sampler and the proxy trainings (default 0)")
     p.add_argument("--max-failures", type=int, help="stop after this many failed trials (default: a quarter)")
+    p.add_argument("--no-baselines", action="store_true",
+                   help="skip the named baseline patterns the search measures first (kept by a resume)")
     p.add_argument("--quiet", action="store_true", help="no live progress (the event log is still written)")
     p.set_defaults(func=cmd_run)
 

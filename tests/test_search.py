@@ -20,6 +20,7 @@ import pytest
 from optuna.trial import TrialState
 
 from sola_search.cli import main
+from sola_search.errors import SolaError
 from sola_search.results.patterns import load_pattern_file
 from sola_search.search import SearchConfig, resume_search, run_search
 from sola_search.search.runner import MaxFailures
@@ -166,8 +167,30 @@ def test_run_command_says_when_workers_are_ready_and_packs_with_pack(tmp_path, n
     assert main(argv) == 0
     out = capsys.readouterr()
     assert "ready after" in out.out + out.err  # the warm-up is not silent
+    # --trials 2 with 3 baselines would measure no proposal: said at the start
+    assert "the first 3 trials are the baselines (all-linear, last-2, interleave-2): --trials 2 measures no " \
+           "proposal" in out.err and "--no-baselines" in out.err
     started = [e for e in _events(tmp_path / "runs" / "v") if e["event"] == "trial_started"]
     assert [e["pack"] for e in started] == [2, 2]
+
+
+def test_no_baselines_measures_proposals_only_and_a_resume_keeps_it(tmp_path, npz_data, capsys):
+    """--no-baselines: no baseline is queued; run.json stores it, so a resume (by `resume` or by
+    `run --name`) keeps it, and a resume cannot turn it back on silently."""
+    from sola_search.search.runner import prepare
+
+    argv = ["run", "--budget", BUDGET, "--variant", "micro", "--trials", "2", "--preset", "quick", "--steps", "2",
+            "--data", npz_data, "--runs-dir", str(tmp_path / "runs"), "--name", "nb", "--no-baselines"]
+    assert main(argv) == 0
+    assert "are the baselines" not in capsys.readouterr().err
+    run_dir = tmp_path / "runs" / "nb"
+    done = [t for t in _study(run_dir).trials if t.state == TrialState.COMPLETE]
+    assert len(done) == 2 and not any("baseline" in t.user_attrs for t in done)
+    assert json.loads((run_dir / "run.json").read_text())["baselines"] is False
+    cfg, _, resuming, _ = prepare(SearchConfig(budget=BUDGET, name="nb", runs_dir=str(tmp_path / "runs")))
+    assert resuming and cfg.baselines is False
+    with pytest.raises(SolaError, match="made with baselines False, not True"):
+        prepare(SearchConfig(budget=BUDGET, name="nb", runs_dir=str(tmp_path / "runs"), baselines=True))
 
 
 def test_progress_line_shows_workers_warming_up():

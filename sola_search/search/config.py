@@ -9,9 +9,9 @@ from sola_search.errors import SolaError
 from sola_search.space.cost import check_resolution
 
 # What a new run uses for options left unset; a resumed run keeps what it was made with.
-DEFAULTS = {"variant": "small", "data": "fashion-mnist", "resolution": 224, "seed": 0}
+DEFAULTS = {"variant": "small", "data": "fashion-mnist", "resolution": 224, "seed": 0, "baselines": True}
 # What identifies a run's search: a resume may not change these.
-IDENTITY = ("budget", "variant", "resolution", "encoding", "preset", "data", "steps", "seed", "storage")
+IDENTITY = ("budget", "variant", "resolution", "encoding", "preset", "data", "steps", "seed", "storage", "baselines")
 # Trials a run makes when neither --trials nor --time is given, by proxy preset.
 DEFAULT_TRIALS = {"quick": 8, "default": 64, "long": 16}
 # On a GPU machine a worker trains a pack of trials together (one CUDA graph, `train_proxies`) on a
@@ -25,7 +25,7 @@ _TEXT, _INT, _NUM = (str, type(None)), (int, type(None)), (int, float, type(None
 _STORED_TYPES = dict(budget=(str,), variant=_TEXT, trials=_INT, time_limit_s=_NUM, encoding=_TEXT, preset=_TEXT,
                      data=_TEXT, resolution=_INT, gpus_per_trial=_NUM, workers=_INT, pack=_INT, address=_TEXT,
                      storage=_TEXT, name=_TEXT, runs_dir=(str,), seed=_INT, max_failures=_INT, steps=_INT,
-                     faults=(dict,))
+                     baselines=(bool, type(None)), faults=(dict,))
 
 
 @dataclass
@@ -48,6 +48,7 @@ class SearchConfig:
     seed: int | None = None
     max_failures: int | None = None  # None: a quarter of the trials, at least 3
     steps: int | None = None  # override the preset's proxy steps
+    baselines: bool | None = None  # measure the named baselines first (None: yes; --no-baselines: False)
     # Tests only: pattern text → 'raise' | 'oom' | 'nan', injected in the worker.
     faults: dict[str, str] = field(default_factory=dict)
 
@@ -66,7 +67,7 @@ class SearchConfig:
             raise SolaError(f"{source}: 'budget' is {d.get('budget')!r}, expected text such as '8softmax'")
         for f in fields(cls):
             value, want = d.get(f.name), _STORED_TYPES[f.name]
-            if f.name in d and not (isinstance(value, want) and not isinstance(value, bool)):
+            if f.name in d and not (isinstance(value, want) and (bool in want or not isinstance(value, bool))):
                 names = " or ".join("null" if t is type(None) else t.__name__ for t in want)
                 raise SolaError(f"{source}: '{f.name}' is {value!r}, expected {names}")
         return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})

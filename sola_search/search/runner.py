@@ -126,6 +126,8 @@ def prepare(cfg: SearchConfig) -> tuple[SearchConfig, RunDir, bool, optuna.stora
             new, old = getattr(cfg, key), getattr(stored, key)
             if key == "budget":
                 new, old = str(Budget.parse(new)), str(Budget.parse(old))
+            if key == "baselines" and old is None:  # stored before the option existed: it had them
+                old = DEFAULTS["baselines"]
             if new is not None and new != old:
                 raise SolaError(f"run {cfg.name} was made with {key} {old!r}, not {new!r}: "
                                 f"resume it as it is, or choose another --name")
@@ -249,9 +251,12 @@ def _run(cfg: SearchConfig, run: RunDir, resuming: bool, storage: optuna.storage
                                 preset=cfg.preset, encoding=cfg.encoding, seed=cfg.seed, proxy=proxy.to_dict(),
                                 sola_search_version=__version__))
         retried = recover_interrupted(study)
-        enqueue_baselines(study, baselines(variant, budget, cfg.resolution), encoding)
+        queued = enqueue_baselines(study, baselines(variant, budget, cfg.resolution), encoding) if cfg.baselines else []
         run.log("run_resumed" if resuming else "run_started", config=cfg.to_dict(), workers=n_workers, pack=pack,
-                resources={"cpus": res.cpus, "gpus": res.gpus, "address": res.address}, retried=retried)
+                resources={"cpus": res.cpus, "gpus": res.gpus, "address": res.address}, retried=retried,
+                baselines=queued)
+        if queued and not quiet:
+            print(_baselines_note(queued, cfg.trials), file=sys.stderr, flush=True)
         loop = SearchLoop(cfg, run, study, encoding, proxy.to_dict(), n_workers, options, quiet, pack)
         stopped = loop.run()
         stats = loop.stats
@@ -262,6 +267,15 @@ def _run(cfg: SearchConfig, run: RunDir, resuming: bool, storage: optuna.storage
                               f"(--max-failures {loop.max_failures}); see {run.events}")
         return RunSummary(run.name, run.path, stats.done, stats.failed, stats.duplicates, stopped,
                           time.monotonic() - started)
+
+
+def _baselines_note(queued: list[str], trials: int | None) -> str:
+    """Baselines come first: with a small --trials a run would measure nothing else, silently."""
+    note = f"the first {len(queued)} trials are the baselines ({', '.join(queued)})"
+    if trials is not None and trials <= len(queued):
+        return (f"{note}: --trials {trials} measures no proposal of the search; ask for more than "
+                f"{len(queued)} trials, or pass --no-baselines")
+    return f"{note}, then the search's proposals (--no-baselines skips them)"
 
 
 class SearchLoop:
