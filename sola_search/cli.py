@@ -89,6 +89,10 @@ def cmd_space(args: argparse.Namespace) -> int:
             row["feasible"] = FeasibleSet(v, budget, args.resolution).count()
             row["baselines"] = {n: str(p) for n, p in baselines(v, budget, args.resolution).items()}
         rows.append(row)
+    unlimited = [r["variant"] for r in rows if budget is not None and r["feasible"] == r["patterns"]]
+    if unlimited:
+        print(f"sola-search: warning: budget {budget} admits every pattern of {', '.join(unlimited)} at "
+              f"{args.resolution}px: it limits nothing", file=sys.stderr)
     if args.json:
         _print_json(rows)
         return 0

@@ -120,6 +120,16 @@ def test_space_with_budget(capsys):
         assert f"{n:,} within 8softmax at 224px" in line
 
 
+def test_a_budget_that_admits_every_pattern_says_so(capsys):
+    """100softmax on micro (10 blocks) limits nothing: one warning line on stderr, the table as ever."""
+    status, out, err = run(capsys, "space", "--variant", "micro", "--budget", "100softmax")
+    assert status == 0 and "1,024 within 100softmax" in out
+    assert err.count("\n") == 1 and "warning: budget 100softmax admits every pattern of micro at 224px" in err
+    status, out, err = run(capsys, "space", "--budget", "12softmax", "--json")
+    assert status == 0 and json.loads(out) and "admits every pattern of micro, tiny at 224px" in err
+    assert run(capsys, "space", "--budget", "8softmax")[2] == ""
+
+
 def test_space_one_variant_lists_its_baselines(capsys):
     status, out, _ = run(capsys, "space", "--variant", "tiny", "--budget", "8softmax,2.6gmacs")
     assert status == 0

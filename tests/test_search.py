@@ -193,6 +193,20 @@ def test_no_baselines_measures_proposals_only_and_a_resume_keeps_it(tmp_path, np
         prepare(SearchConfig(budget=BUDGET, name="nb", runs_dir=str(tmp_path / "runs"), baselines=True))
 
 
+def test_a_budget_that_admits_every_pattern_is_said_and_one_that_admits_none_refused(tmp_path, npz_data, capsys):
+    """micro has 10 blocks: 100softmax limits nothing (accepted, with one warning line), 0.01gmacs
+    admits nothing (refused)."""
+    from sola_search.search.runner import prepare
+
+    prepare(_config(tmp_path, npz_data, budget="100softmax"))
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "warning: budget 100softmax admits all 1,024 patterns of micro" in err
+    prepare(_config(tmp_path, npz_data, budget="8softmax", name="u"))
+    assert capsys.readouterr().err == ""
+    with pytest.raises(SolaError, match="admits no pattern"):
+        prepare(_config(tmp_path, npz_data, budget="0.01gmacs", name="v"))
+
+
 def test_progress_line_shows_workers_warming_up():
     from sola_search.search.progress import SearchStats
 
