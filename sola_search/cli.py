@@ -244,12 +244,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from sola_search.results.export import export_pattern
 
     run = _open_run(args)
-    out = args.out
-    if out is None or os.path.isdir(out):  # a directory: the default name, in it
-        from sola_search.results.export import pick_trial
-
-        out = os.path.join(out or "", f"{run.name}-trial{pick_trial(run.study, args.pick)}.json")
-    path, rec = export_pattern(run.study, args.pick, out)
+    path, rec = export_pattern(run.study, args.pick, args.out, name=run.name)
     m = rec["metrics"]
     top1 = "—" if m["val_top1"] is None else f"{100 * m['val_top1']:.2f}%"
     print(f"{path}: trial {rec['provenance']['trial']} ({args.pick}) {rec['pattern']}  {rec['variant']}, "

@@ -4,6 +4,7 @@ self-contained pattern file, and build the model from such a file."""
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -59,29 +60,51 @@ def pick_trial(study: Any, pick: str) -> int:
     raise SolaError(f"--pick {pick!r} not understood: expected {PICKS}")
 
 
-def export_pattern(study: Any, pick: str, out: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
-    """Write the picked trial's pattern file to `out` (atomically); returns the path and the record."""
+def export_pattern(study: Any, pick: str, out: str | os.PathLike | None = None,
+                   name: str | None = None) -> tuple[Path, dict[str, Any]]:
+    """Write the picked trial's pattern file to `out` (atomically); returns the path and the record.
+    `out` None, a directory or a path ending in '/' means `<name>-trial<N>.json` in that directory
+    (`name` defaults to the study's); a missing directory is made, but only once everything is checked."""
     from sola_search.results.patterns import pattern_record_from_trial, write_pattern_file
 
-    _check_out(Path(out))
-    n = pick_trial(study, pick)
+    text = "" if out is None else os.fspath(out)
+    n = None
+    if not text or text.endswith(("/", os.sep)) or os.path.isdir(text):  # a directory: the default name in it
+        n = pick_trial(study, pick)
+        text = os.path.join(text, f"{name or study.study_name}-trial{n}.json")
+    target = _check_out(Path(text))
+    n = pick_trial(study, pick) if n is None else n
     trial = next(t for t in study.get_trials(deepcopy=False) if t.number == n)
     record = pattern_record_from_trial(study, trial)
     record["provenance"]["pick"] = pick
-    return write_pattern_file(out, record), record
+    write_pattern_file(target, record)
+    return Path(text), record
 
 
-def _check_out(out: Path) -> None:
-    """An export writes a new pattern file or replaces an exported one, never a run's own files:
-    its study database, run.json, or the pattern files its search wrote."""
-    if out.parent.name == "patterns" and (out.parent.parent / "run.json").is_file():
-        raise SolaError(f"--out {out}: that is where run {out.parent.parent.name} keeps its trials' pattern files; "
-                        "export elsewhere")
-    if out.is_file():
-        try:
-            load_pattern_file(out)
-        except SolaError:
-            raise SolaError(f"--out {out}: the file exists and is not a pattern file; not overwritten") from None
+def _check_out(out: Path) -> Path:
+    """An export writes a new pattern file or replaces an exported one, never a run's own files: its
+    study database, run.json, or the pattern files its search wrote; never anything but a regular file
+    (a device node, a FIFO). Checked where the path leads, symlinks resolved: that is what is written."""
+    real = Path(os.path.realpath(out))
+    if real.parent.name == "patterns" and (real.parent.parent / "run.json").is_file():
+        via = f" (through a symlink, {real})" if str(real) != os.path.abspath(out) else ""
+        raise SolaError(f"--out {out}: that is where run {real.parent.parent.name} keeps its trials' pattern files"
+                        f"{via}; export elsewhere")
+    try:
+        mode = os.stat(real).st_mode
+    except FileNotFoundError:
+        return real  # a new file
+    except OSError as e:
+        raise SolaError(f"--out {out}: cannot check it ({e.strerror or e})") from None
+    if stat.S_ISDIR(mode):
+        raise SolaError(f"--out {out}: that is a directory; name a file, or end the path with '/'")
+    if not stat.S_ISREG(mode):
+        raise SolaError(f"--out {out}: not a regular file (a device, a FIFO or a socket); not replaced")
+    try:
+        load_pattern_file(real)
+    except SolaError:
+        raise SolaError(f"--out {out}: the file exists and is not a pattern file; not overwritten") from None
+    return real
 
 
 def load_backbone(path: str | os.PathLike, **kwargs: Any):

@@ -1,0 +1,88 @@
+"""Hostile input (issue 19): files that are not regular, symlinks, huge numbers, long names, deeply
+nested JSON, read-only and full file systems, a port where something other than Ray answers. Each
+is refused in one line (exit 2 for bad input, 1 for a state of the machine the user must fix) and
+nothing stored is replaced."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from test_results_support import make_run
+
+from sola_search.cli import main
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("hostile") / "runs"
+    make_run(root, "r", n=6, events=[{"event": "run_started"}])
+    make_run(root, "other", n=6, events=[{"event": "run_started"}])
+    return root
+
+
+def _digest(run_dir: Path) -> dict[str, str]:
+    return {str(p.relative_to(run_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(run_dir.rglob("*")) if p.is_file()}
+
+
+def _fails(capsys, argv, message, code=2):
+    assert main([str(a) for a in argv]) == code
+    out, err = capsys.readouterr()
+    assert not out and err.count("\n") == 1 and err.startswith("sola-search: error: ") and message in err, err
+    return err
+
+
+# --- export --out -------------------------------------------------------------------------------
+def test_export_never_replaces_a_fifo(runs, tmp_path, capsys):
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    _fails(capsys, ["export", runs / "r", "--pick", "trial:0", "--out", fifo], "not a regular file")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a device node needs root")
+def test_export_never_replaces_a_device_node(runs, tmp_path, capsys):
+    dev = tmp_path / "null"
+    os.mknod(dev, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # a second /dev/null
+    _fails(capsys, ["export", runs / "r", "--pick", "trial:0", "--out", dev], "not a regular file")
+    assert stat.S_ISCHR(os.lstat(dev).st_mode)
+
+
+def test_export_guard_sees_through_symlinks(runs, tmp_path, capsys):
+    """`plink` -> another run's patterns/: the guard on a run's own pattern files used to look at the
+    path as typed and let the export overwrite that run's patterns/0.json."""
+    other = runs / "other"
+    assert main(["export", str(other), "--pick", "trial:0", "--out", str(other / "patterns" / "0.json")]) == 2
+    # Make patterns/0.json a valid pattern file (it is the run's own), as the search writes it.
+    assert main(["export", str(other), "--pick", "trial:0", "--out", str(tmp_path / "k.json")]) == 0
+    (tmp_path / "k.json").rename(other / "patterns" / "0.json")
+    capsys.readouterr()
+    (tmp_path / "plink").symlink_to(other / "patterns")
+    (tmp_path / "flink.json").symlink_to(other / "patterns" / "0.json")
+    before = _digest(other)
+    _fails(capsys, ["export", runs / "r", "--pick", "trial:1", "--out", tmp_path / "plink" / "0.json"],
+           "keeps its trials' pattern files")
+    _fails(capsys, ["export", runs / "r", "--pick", "trial:1", "--out", tmp_path / "plink" / "new.json"],
+           "keeps its trials' pattern files")
+    _fails(capsys, ["export", runs / "r", "--pick", "trial:1", "--out", tmp_path / "flink.json"],
+           "keeps its trials' pattern files")
+    _fails(capsys, ["export", runs / "r", "--pick", "trial:1", "--out", tmp_path / "plink"],
+           "keeps its trials' pattern files")
+    assert _digest(other) == before
+
+
+def test_export_out_with_a_trailing_slash_is_a_directory(runs, tmp_path, capsys):
+    out = f"{tmp_path / 'nodir' / 'sub'}/"
+    assert main(["export", str(runs / "r"), "--pick", "trial:2", "--out", out]) == 0
+    assert capsys.readouterr().out.startswith(f"{tmp_path / 'nodir' / 'sub' / 'r-trial2.json'}: trial 2")
+    assert (tmp_path / "nodir" / "sub").is_dir() and (tmp_path / "nodir" / "sub" / "r-trial2.json").is_file()
+
+
+def test_a_refused_export_creates_nothing(runs, tmp_path, capsys):
+    _fails(capsys, ["export", runs / "r", "--pick", "trial:999", "--out", f"{tmp_path / 'a' / 'b'}/"], "no trial 999")
+    _fails(capsys, ["export", runs / "r", "--pick", "nearest", "--out", tmp_path / "c" / "d.json"], "not understood")
+    assert list(tmp_path.iterdir()) == []
