@@ -86,3 +86,45 @@ def test_a_refused_export_creates_nothing(runs, tmp_path, capsys):
     _fails(capsys, ["export", runs / "r", "--pick", "trial:999", "--out", f"{tmp_path / 'a' / 'b'}/"], "no trial 999")
     _fails(capsys, ["export", runs / "r", "--pick", "nearest", "--out", tmp_path / "c" / "d.json"], "not understood")
     assert list(tmp_path.iterdir()) == []
+
+
+# --- huge numbers, long names -------------------------------------------------------------------
+@pytest.mark.parametrize("budget", ["9" * 400 + "gmacs", "9" * 400 + "gflops", "9" * 5000 + "softmax",
+                                    "1" + "0" * 5000 + "mparams", "0." + "0" * 5000 + "1gmacs"])
+def test_a_budget_with_a_huge_number_is_one_line(capsys, tmp_path, budget):
+    err = _fails(capsys, ["space", "--budget", budget, "--variant", "micro"], "too long a number")
+    assert len(err) < 300  # the message names the term, not all its digits
+    _fails(capsys, ["run", "--budget", budget, "--variant", "micro", "--runs-dir", tmp_path / "runs"],
+           "too long a number")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_long_name_is_refused_up_front_and_nothing_is_made(capsys, tmp_path):
+    """A 300-character --name used to end in OSError (File name too long), after --runs-dir was made."""
+    runs = tmp_path / "nope" / "deeper"
+    _fails(capsys, ["run", "--budget", "4softmax", "--variant", "micro", "--runs-dir", runs, "--name", "a" * 300],
+           "at most 100 characters")
+    _fails(capsys, ["run", "--budget", "4softmax", "--variant", "micro", "--runs-dir", runs, "--name", "bad name"],
+           "expected letters, digits")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "runs").mkdir()  # an existing --runs-dir: looking for run.json itself raised
+    _fails(capsys, ["run", "--budget", "4softmax", "--variant", "micro", "--runs-dir", tmp_path / "runs",
+                    "--name", "a" * 300], "at most 100 characters")
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_a_run_that_fails_before_storing_its_configuration_leaves_no_runs_dir(capsys, tmp_path, monkeypatch):
+    """Ray failing to start (here: raising at once) after the run directory was made: the run
+    directory went, but the --runs-dir made for it stayed."""
+    import sola_search.search.runner as runner
+    from sola_search.errors import SolaError
+
+    def no_ray(cfg, run, *args):
+        assert run.path.is_dir()
+        raise SolaError("Ray could not start (simulated)")
+
+    monkeypatch.setattr(runner, "_run", no_ray)
+    (tmp_path / "keep").mkdir()
+    _fails(capsys, ["run", "--budget", "4softmax", "--variant", "micro", "--runs-dir", tmp_path / "keep" / "a" / "b",
+                    "--name", "x"], "Ray could not start")
+    assert [p.name for p in tmp_path.iterdir()] == ["keep"] and not any((tmp_path / "keep").iterdir())

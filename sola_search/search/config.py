@@ -93,11 +93,21 @@ class SearchConfig:
             raise SolaError(f"--seed {self.seed}: expected 0 to 2**32 - 1")
         if self.resolution is not None:
             check_resolution(self.resolution, f"--resolution {self.resolution}: ")
+        from sola_search.space.budget import Budget
+
+        Budget.parse(self.budget)  # first: a default run name is made from it
         return self
+
+
+# A run's name is a directory's name (at most 255 bytes) and part of others': `export` names its file
+# `<name>-trial<N>.json`.
+MAX_NAME = 100
 
 
 def check_name(name: str) -> str:
     """A new run's name: it becomes a directory and a study name."""
+    if len(name) > MAX_NAME:
+        raise SolaError(f"--name {name[:20]!r}… ({len(name)} characters): expected at most {MAX_NAME} characters")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise SolaError(f"--name {name!r}: expected letters, digits, '.', '_' and '-'")
     return name

@@ -114,7 +114,10 @@ def prepare(cfg: SearchConfig) -> tuple[SearchConfig, RunDir, bool, optuna.stora
     if cfg.name is None:
         cfg.name = new_run_name(cfg.budget, cfg.variant or DEFAULTS["variant"])
     run = RunDir(Path(cfg.runs_dir) / cfg.name)
-    resuming = run.exists()
+    try:
+        resuming = run.exists()
+    except OSError:  # e.g. a name too long to be a file's: no run there, and check_name says why
+        resuming = False
     if not resuming:
         check_name(cfg.name)  # a new directory's name; an existing run keeps the one it has
         if run.path.exists() and (not run.path.is_dir() or any(run.path.iterdir())):
@@ -199,18 +202,31 @@ def check_study_kept(run: RunDir, storage: optuna.storages.BaseStorage | None,
 def run_search(cfg: SearchConfig, quiet: bool = False) -> RunSummary:
     """Run (or resume) a search to its trial count or time limit; returns what happened."""
     cfg, run, resuming, storage = prepare(cfg)
-    made = not run.path.exists()
+    made = [d for d in (run.path, *run.path.parents) if not d.exists()]  # what this run makes, deepest first
     try:
-        run.create()
-    except OSError as e:
-        raise SolaError(f"cannot make the run directory {run.path}: {e.strerror or e}") from None
-    run.acquire()
-    try:
-        return _run(cfg, run, resuming, storage or storage_for(run.default_storage), quiet)
+        try:
+            run.create()
+        except OSError as e:
+            raise SolaError(f"cannot make the run directory {run.path}: {e.strerror or e}") from None
+        run.acquire()
+        try:
+            return _run(cfg, run, resuming, storage or storage_for(run.default_storage), quiet)
+        finally:
+            run.release()
     finally:
-        run.release()
-        if made and not run.exists():  # stopped before its configuration was stored: nothing to
-            shutil.rmtree(run.path, ignore_errors=True)  # resume, so no directory that looks like a run
+        if made and not run.exists():  # stopped before its configuration was stored: nothing to resume,
+            _remove_made(made)  # so no directory that looks like a run, nor a --runs-dir it made for it
+
+
+def _remove_made(made: list[Path]) -> None:
+    """Remove the run directory and the parents made for it (deepest first), each only while empty:
+    a refused command leaves nothing behind, and nothing another process put there is removed."""
+    shutil.rmtree(made[0], ignore_errors=True)
+    for d in made[1:]:
+        try:
+            d.rmdir()
+        except OSError:
+            return
 
 
 def _run(cfg: SearchConfig, run: RunDir, resuming: bool, storage: optuna.storages.BaseStorage,

@@ -11,6 +11,9 @@ from sola_search.space.pattern import Pattern
 from sola_search.space.variants import Variant
 
 _TERM = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)(softmax|gmacs|gflops|mparams)$")
+# Longer numbers are refused before conversion: float() would overflow to inf and int() stops at
+# 4,300 digits, both with a traceback; no limit needs more than 20 characters.
+_MAX_DIGITS = 20
 _EXPECTED = "expected a number followed by softmax, gmacs, gflops or mparams, comma-joined (e.g. 8softmax,2.5gmacs)"
 
 
@@ -30,11 +33,15 @@ class Budget:
         for term in "".join(text.lower().split()).split(","):
             m = _TERM.match(term)
             if not m:
-                raise SolaError(f"budget term {term!r} not understood: {_EXPECTED}")
+                raise SolaError(f"budget term {_shown(term)} not understood: {_EXPECTED}")
             number, unit = m.groups()
+            if len(number) > _MAX_DIGITS:
+                raise SolaError(f"budget term {_shown(term)} ({len(number):,} characters): too long a number "
+                                f"(at most {_MAX_DIGITS} characters)")
             key = {"softmax": "max_softmax", "gmacs": "max_macs", "gflops": "max_macs", "mparams": "max_params"}[unit]
             if key in limits:
-                raise SolaError(f"budget {text!r} limits {key.removeprefix('max_')} twice: expected each kind once")
+                raise SolaError(f"budget {_shown(text)} limits {key.removeprefix('max_')} twice: "
+                                "expected each kind once")
             if unit == "softmax":
                 if "." in number:
                     raise SolaError(f"budget term {term!r}: the softmax count must be a whole number")
@@ -67,3 +74,8 @@ class Budget:
         if self.max_params is not None and table.params > self.max_params:
             return False
         return self.max_macs is None or table.macs(pattern) <= self.max_macs
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """A term as a message shows it: a hostile 5,000-character one would fill the screen."""
+    return repr(text) if len(text) <= limit else repr(text[: limit - 12] + "…" + text[-11:])
