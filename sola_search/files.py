@@ -1,10 +1,14 @@
-"""Writing files so that a reader (or a crash) never sees half of one."""
+"""Writing files so that a reader (or a crash) never sees half of one; reading JSON a user handed over."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import sys
 from pathlib import Path
+
+from sola_search.errors import SolaError
 
 
 def write_atomic(path: str | os.PathLike, text: str) -> Path:
@@ -29,3 +33,30 @@ def write_atomic(path: str | os.PathLike, text: str) -> Path:
             pass
         raise
     return path
+
+
+# A pattern file nests three levels (record → proxy → config); anything far deeper is hostile.
+MAX_JSON_DEPTH = 32
+
+
+def parse_json(text: str, source: str) -> object:
+    """Parse JSON from a file a user handed over; raises only `SolaError` (naming `source`): not
+    JSON, a number too long to convert (Python stops at 4,300 digits) or lists and objects nested so
+    deep that parsing, or anything walking the result, would end in a RecursionError."""
+    deep = SolaError(f"{source}: nested too deeply (more than {MAX_JSON_DEPTH} levels of lists and objects)")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SolaError(f"{source}: not JSON ({e})") from None
+    except ValueError:  # the only other ValueError json raises: int() of a too long number
+        raise SolaError(f"{source}: a number of more than {sys.get_int_max_str_digits()} digits") from None
+    except RecursionError:
+        raise deep from None
+    level, depth = [data], 0  # breadth-first, without recursion
+    while level:
+        depth += 1
+        if depth > MAX_JSON_DEPTH:
+            raise deep
+        level = [v for x in level if isinstance(x, (list, dict))
+                 for v in (x.values() if isinstance(x, dict) else x) if isinstance(v, (list, dict))]
+    return data

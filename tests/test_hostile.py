@@ -128,3 +128,34 @@ def test_a_run_that_fails_before_storing_its_configuration_leaves_no_runs_dir(ca
     _fails(capsys, ["run", "--budget", "4softmax", "--variant", "micro", "--runs-dir", tmp_path / "keep" / "a" / "b",
                     "--name", "x"], "Ray could not start")
     assert [p.name for p in tmp_path.iterdir()] == ["keep"] and not any((tmp_path / "keep").iterdir())
+
+
+# --- hostile pattern files ----------------------------------------------------------------------
+def _hostile_files(tmp_path: Path) -> dict[str, Path]:
+    files = {"deep": "{\"pattern\": " + "[" * 100_000 + "]" * 100_000 + "}",
+             # shallow enough for the JSON parser, deep enough to break what walks it afterwards
+             "deep990": '{"pattern": "LL-LL-LLLL-LL", "layer_types": ' + "[" * 990 + "]" * 990 + "}",
+             "digits": '{"pattern": "LL-LL-LLLL-LL", "resolution": ' + "9" * 5000 + "}"}
+    for name, text in files.items():
+        (tmp_path / f"{name}.json").write_text(text)
+    return {name: tmp_path / f"{name}.json" for name in files}
+
+
+@pytest.mark.parametrize("kind, message", [("deep", "nested too deeply"), ("deep990", "nested too deeply"),
+                                           ("digits", "a number of more than 4300 digits")])
+def test_load_pattern_file_raises_only_sola_error(tmp_path, kind, message):
+    from sola_search.errors import SolaError
+    from sola_search.results.patterns import load_pattern_file
+
+    with pytest.raises(SolaError, match=message):
+        load_pattern_file(_hostile_files(tmp_path)[kind])
+
+
+@pytest.mark.parametrize("kind", ["deep", "deep990", "digits"])
+def test_hostile_pattern_files_are_one_line(runs, tmp_path, capsys, kind):
+    path = _hostile_files(tmp_path)[kind]
+    before = path.read_bytes()
+    _fails(capsys, ["show", path], f"pattern file {path}")
+    _fails(capsys, ["proxy", path, "--steps", "1"], f"pattern file {path}")
+    _fails(capsys, ["export", runs / "r", "--pick", "trial:0", "--out", path], "not a pattern file; not overwritten")
+    assert path.read_bytes() == before

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sola_search.errors import SolaError
-from sola_search.files import write_atomic
+from sola_search.files import parse_json, write_atomic
 from sola_search.space.cost import check_resolution, model_cost
 from sola_search.space.pattern import Pattern
 from sola_search.space.variants import VARIANTS
@@ -137,11 +137,7 @@ def load_pattern_file(path: str | os.PathLike) -> dict[str, Any]:
         raise SolaError(f"{src}: no such file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise SolaError(f"{src}: cannot read it ({e})") from None
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SolaError(f"{src}: not JSON ({e})") from None
-    return validate_pattern_record(record, src)
+    return validate_pattern_record(parse_json(text, src), src)
 
 
 def write_pattern_file(path: str | os.PathLike, record: Mapping[str, Any]) -> Path:
