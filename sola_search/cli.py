@@ -1,6 +1,7 @@
 """The `sola-search` command: argument parsing and printing only; each command calls into one package.
 
-Bad input (a `SolaError`, or an argparse error) is one line on stderr and exit status 2."""
+Bad input (a `SolaError`, or an argparse error) is one line on stderr and exit status 2; a state of
+the machine the user must fix (`StateError`: a read-only or full disk) one line and exit status 1."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from sola_search.errors import SolaError
+from sola_search.errors import SolaError, StateError
 from sola_search.space.pattern import LINEAR_MARK, SOFTMAX_MARK
 
 
@@ -465,6 +466,9 @@ def _main(argv: list[str] | None) -> int:
         code = args.func(args) or 0
         sys.stdout.flush()  # a reader that left shows here, not in the flush at interpreter exit
         return code
+    except StateError as e:  # not the user's typo: a state of the machine to fix (exit 1)
+        print(f"sola-search: error: {e}", file=sys.stderr)
+        return 1
     except SolaError as e:
         print(f"sola-search: error: {e}", file=sys.stderr)
         return 2

@@ -1,8 +1,14 @@
-"""User-facing errors: the CLI prints their message as one line and exits with status 2."""
+"""User-facing errors: the CLI prints their message as one line and exits with status 2 (bad input)
+or 1 (`StateError`: a state of the machine the user must fix)."""
 
 
 class SolaError(ValueError):
     """Bad input from a user (a pattern, a budget, a file, an option): the message says what and why."""
+
+
+class StateError(SolaError):
+    """Not bad input: the machine stopped a command (a read-only or full file system, a failing study
+    storage). The message says what happened, where, and how to continue; the CLI exits with status 1."""
 
 
 def one_line(e: BaseException) -> str:

@@ -159,3 +159,114 @@ def test_hostile_pattern_files_are_one_line(runs, tmp_path, capsys, kind):
     _fails(capsys, ["proxy", path, "--steps", "1"], f"pattern file {path}")
     _fails(capsys, ["export", runs / "r", "--pick", "trial:0", "--out", path], "not a pattern file; not overwritten")
     assert path.read_bytes() == before
+
+
+# --- read-only and full file systems ------------------------------------------------------------
+@pytest.fixture
+def read_only(tmp_path):
+    """A read-only bind mount of a directory (root only): what a run on a read-only disk sees."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("a read-only bind mount needs root")
+    src, ro = tmp_path / "src", tmp_path / "ro"
+    src.mkdir()
+    ro.mkdir()
+
+    def mount() -> Path:
+        subprocess.run(["mount", "--bind", str(src), str(ro)], check=True)
+        if subprocess.run(["mount", "-o", "remount,bind,ro", str(ro)]).returncode:
+            subprocess.run(["umount", str(ro)])
+            pytest.skip("cannot remount read-only here")
+        return ro
+
+    yield src, mount
+    subprocess.run(["umount", "--lazy", str(ro)], capture_output=True)  # SQLite may still hold the study open
+
+
+def test_resume_on_a_read_only_disk_is_one_line(read_only, capsys):
+    """It used to end in OSError (Read-only file system) from the lock file: not bad input, but a
+    state the user must fix, so exit 1 naming the lock file and what to do."""
+    src, mount = read_only
+    make_run(src / "runs", "r", n=4, events=[{"event": "run_started"}])
+    before = _digest(src / "runs" / "r")
+    ro = mount()
+    err = _fails(capsys, ["resume", ro / "runs" / "r"], "Read-only file system", code=1)
+    assert f"cannot write its lock file {ro / 'runs' / 'r' / '.driver.lock'}" in err and "make " in err
+    assert _digest(src / "runs" / "r") == before
+
+
+@pytest.fixture(scope="module")
+def npz_data(tmp_path_factory) -> str:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    y = np.arange(200) % 4
+    x = rng.integers(0, 255, (200, 16, 16)).astype(np.uint8)
+    path = tmp_path_factory.mktemp("data") / "d.npz"
+    np.savez(path, x=x, y=y)
+    return f"npz:{path}"
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_a_study_write_is_one_line_and_resume_goes_on(tmp_path, npz_data, capsys, monkeypatch):
+    """The second `study.tell` fails as SQLite does on a full disk (Optuna's StorageInternalError):
+    ~100 lines of traceback before; now one line saying what happened and the command that goes on."""
+    import optuna
+    import sqlalchemy
+    from optuna.trial import TrialState
+
+    tell, calls = optuna.Study.tell, []
+
+    def full_disk(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            try:
+                raise sqlalchemy.exc.OperationalError("COMMIT", {}, Exception("database or disk is full"))
+            except sqlalchemy.exc.OperationalError as e:
+                raise optuna.exceptions.StorageInternalError("An exception is raised during the commit.") from e
+        return tell(self, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.Study, "tell", full_disk)
+    run = tmp_path / "runs" / "t"
+    argv = ["run", "--budget", "2softmax", "--variant", "micro", "--preset", "quick", "--steps", "2", "--trials", "3",
+            "--data", npz_data, "--runs-dir", tmp_path / "runs", "--name", "t", "--quiet"]
+    err = _fails(capsys, argv, "run t stopped: its study storage failed (database or disk is full)", code=1)
+    assert f"continue with: sola-search resume {run}" in err
+    monkeypatch.setattr(optuna.Study, "tell", tell)
+    assert main(["resume", str(run), "--quiet"]) == 0
+    capsys.readouterr()
+    study = optuna.load_study(study_name="t", storage=f"sqlite:///{run / 'study.db'}")
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    assert sum(t.state == TrialState.COMPLETE for t in study.trials) >= 3
+
+
+@pytest.mark.parametrize("kind", ["file", "storage"])
+def test_a_full_disk_once_the_run_is_under_way_is_one_line(tmp_path, npz_data, capsys, monkeypatch, kind):
+    """An OSError (the event log on a full disk) or Optuna's StorageInternalError once the run is
+    under way: one line, exit 1, and the command that goes on. (The run is stubbed after its
+    configuration is stored; the slow test above is the real path.)"""
+    import errno
+
+    import optuna
+    import sqlalchemy
+
+    import sola_search.search.runner as runner
+
+    def full(cfg, run, *args):
+        run.write_config(cfg.to_dict())
+        if kind == "file":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(run.events))
+        try:
+            raise sqlalchemy.exc.OperationalError("COMMIT", {}, Exception("database or disk is full"))
+        except sqlalchemy.exc.OperationalError as e:
+            raise optuna.exceptions.StorageInternalError("An exception is raised during the commit.") from e
+
+    monkeypatch.setattr(runner, "_run", full)
+    run = tmp_path / "runs" / "t"
+    what = (f"No space left on device: {run / 'events.jsonl'}" if kind == "file"
+            else "its study storage failed (database or disk is full)")
+    argv = ["run", "--budget", "2softmax", "--variant", "micro", "--data", npz_data, "--runs-dir", tmp_path / "runs",
+            "--name", "t"]
+    err = _fails(capsys, argv, f"run t stopped: {what}; what was measured is kept", code=1)
+    assert f"continue with: sola-search resume {run}" in err

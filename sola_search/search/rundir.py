@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sola_search.errors import SolaError
+from sola_search.errors import SolaError, StateError
 from sola_search.files import write_atomic
 
 
@@ -102,7 +102,12 @@ class RunDir:
             if alive:  # raised outside the try: SolaError is a ValueError
                 raise SolaError(f"run {self.name} is in progress (driver pid {int(pid)}); wait for it or stop it first")
         me = psutil.Process()
-        write_atomic(self.lock, f"{me.pid} {me.create_time()}\n")
+        try:
+            write_atomic(self.lock, f"{me.pid} {me.create_time()}\n")
+        except OSError as e:  # a read-only file system, a full disk: nothing else was written yet
+            raise StateError(f"run {self.name}: cannot write its lock file {self.lock} ({e.strerror or e}); "
+                             f"a run goes on only where it can write: make {self.path} writable (or copy the "
+                             "run directory elsewhere) and resume it there") from None
 
     def release(self) -> None:
         try:

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+import sqlalchemy
 from optuna.trial import TrialState
 
-from sola_search.errors import SolaError, is_oom, one_line, redact_url
+from sola_search.errors import SolaError, StateError, is_oom, one_line, redact_url
 from sola_search.search.cluster import check_address, ray_session, worker_actor
 from sola_search.search.config import (
     DEFAULT_GPUS_PER_TRIAL,
@@ -211,11 +212,30 @@ def run_search(cfg: SearchConfig, quiet: bool = False) -> RunSummary:
         run.acquire()
         try:
             return _run(cfg, run, resuming, storage or storage_for(run.default_storage), quiet)
+        except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.OperationalError, OSError) as e:
+            raise StateError(_stopped(run, e)) from None
         finally:
             run.release()
     finally:
         if made and not run.exists():  # stopped before its configuration was stored: nothing to resume,
             _remove_made(made)  # so no directory that looks like a run, nor a --runs-dir it made for it
+
+
+def _stopped(run: RunDir, e: BaseException) -> str:
+    """One line for a run that a full disk, a read-only file system or a failing storage stopped
+    (Optuna's StorageInternalError, ~100 lines of traceback): what, where, and how to continue. What was
+    told to the study is kept; trials it left running are measured again by `resume`."""
+    cause = e
+    while cause.__cause__ is not None or (cause.__context__ is not None and not cause.__suppress_context__):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, OSError) and cause.strerror:
+        what = f"{cause.strerror}{f': {cause.filename}' if cause.filename else ''}"
+    else:
+        what = (str(getattr(cause, "orig", None) or cause).strip().splitlines() or [type(cause).__name__])[0]
+    if not isinstance(e, OSError):
+        what = f"its study storage failed ({what})"
+    return (f"run {run.name} stopped: {what}; what was measured is kept. Fix that (free space, a writable "
+            f"disk), then continue with: sola-search resume {run.path}")
 
 
 def _remove_made(made: list[Path]) -> None:
