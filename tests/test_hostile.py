@@ -270,3 +270,45 @@ def test_a_full_disk_once_the_run_is_under_way_is_one_line(tmp_path, npz_data, c
             "--name", "t"]
     err = _fails(capsys, argv, f"run t stopped: {what}; what was measured is kept", code=1)
     assert f"continue with: sola-search resume {run}" in err
+
+
+# --- --address where something other than Ray answers -------------------------------------------
+@pytest.mark.parametrize("reply", [b"", b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+                                   b"SSH-2.0-OpenSSH_9.2\r\n"])
+def test_an_address_where_something_else_answers_is_one_line(tmp_path, npz_data, capfd, reply):
+    """A TCP server that is not Ray (silent, HTTP/1.1, SSH): `ray.init` tried it for 20-30 s and Ray's
+    C++ core printed ~20 lines of warnings before the one-line error."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    stop = threading.Event()
+
+    def serve():
+        server.settimeout(0.2)
+        conns = []
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            conns.append(conn)  # held open, as a silent service does
+            if reply:
+                conn.sendall(reply)
+        for c in conns:
+            c.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        code = main(["run", "--budget", "2softmax", "--variant", "micro", "--data", npz_data, "--runs-dir",
+                     str(tmp_path / "runs"), "--address", f"127.0.0.1:{port}"])
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+    out, err = capfd.readouterr()  # file descriptors: Ray's C++ core writes to fd 2 directly
+    assert code == 2 and not out and err.count("\n") == 1, err
+    assert f"--address 127.0.0.1:{port}: something answers there, but not a Ray head" in err
+    assert not (tmp_path / "runs").exists()

@@ -58,7 +58,8 @@ def ray_session(address: str | None = None, quiet: bool = True) -> Iterator[Reso
 
 
 def check_address(address: str) -> None:
-    """Fail at once when nothing listens at HOST:PORT: `ray.init` would retry for minutes."""
+    """Fail at once when nothing listens at HOST:PORT, or something that is not Ray: `ray.init` would
+    retry for minutes, or for half a minute printing Ray's C++ warnings."""
     if address == "auto":  # Ray finds the local cluster itself
         return
     host, sep, port = address.removeprefix("ray://").rpartition(":")
@@ -68,10 +69,40 @@ def check_address(address: str) -> None:
         raise SolaError(f"--address {address!r}: expected HOST:PORT (the head's GCS port, 6379 by default; "
                         "[IPv6]:PORT), ray://HOST:PORT or auto")
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+        conn = socket.create_connection((host.strip("[]"), int(port)), timeout=5)
     except OSError as e:
         raise SolaError(f"cannot join the Ray cluster at {address}: nothing answers there ({e.strerror or e}); "
                         "is `ray start --head` running on that machine and the port open?") from None
+    with conn:
+        if not _speaks_grpc(conn):
+            raise SolaError(f"--address {address}: something answers there, but not a Ray head (it does not speak "
+                            "gRPC, as Ray's GCS does); give the head's GCS port (6379 unless `ray start --head "
+                            "--port` said otherwise) or ray://HOST:10001")
+
+
+# HTTP/2's client connection preface and an empty SETTINGS frame (RFC 9113, 3.4 and 6.5).
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _speaks_grpc(conn: socket.socket, timeout: float = 5.0) -> bool:
+    """Whether the service on `conn` answers as a gRPC server (Ray's GCS and its client server are):
+    an HTTP/2 server's first frame is its SETTINGS. Anything else (a web server, ssh, silence) would
+    have `ray.init` retry for half a minute, its C++ core printing a warning at each try. Over TLS
+    (RAY_USE_TLS) the bytes say nothing: then Ray is left to judge."""
+    if os.environ.get("RAY_USE_TLS", "").lower() in ("1", "true"):
+        return True
+    try:
+        conn.settimeout(timeout)
+        conn.sendall(_H2_PREFACE)
+        head = b""
+        while len(head) < 9:
+            chunk = conn.recv(9 - len(head))
+            if not chunk:
+                return False
+            head += chunk
+    except OSError:  # silence (a timeout), a reset
+        return False
+    return head[3] == 0x4 and head[4] & 0x1 == 0 and head[5:9] == bytes(4)  # SETTINGS, not an ACK, stream 0
 
 
 def _send_token_if_available() -> None:
