@@ -92,8 +92,8 @@ def _check_out(out: Path) -> Path:
                         f"{via}; export elsewhere")
     try:
         mode = os.stat(real).st_mode
-    except FileNotFoundError:
-        return real  # a new file
+    except (FileNotFoundError, NotADirectoryError):
+        return real  # a new file (or one under a file, which the writer refuses to make)
     except OSError as e:
         raise SolaError(f"--out {out}: cannot check it ({e.strerror or e})") from None
     if stat.S_ISDIR(mode):
