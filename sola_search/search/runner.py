@@ -38,9 +38,11 @@ from sola_search.search.progress import Progress, SearchStats
 from sola_search.search.rundir import RunDir, new_run_name
 from sola_search.search.study import (
     absolute_sqlite,
+    ask_waiting,
     is_counted,
     measured_patterns,
     open_study,
+    owed_trials,
     recover_interrupted,
     requeue,
     storage_for,
@@ -353,6 +355,7 @@ class SearchLoop:
         self.running: dict[str, int] = {}  # pattern → trial number measuring it now
         self.waiting: dict[str, list[optuna.Trial]] = {}  # duplicates of a pattern being measured
         self.streak = 0  # proposals in a row that were already measured
+        self.owed = owed_trials(study)  # re-queued work: asked before anything else, measured before the end
         self._refresh_front()
 
     def _start_worker(self) -> None:
@@ -415,6 +418,8 @@ class SearchLoop:
             return "failures"
         if s.deadline is not None and time.monotonic() >= s.deadline:
             return "time"
+        if self.owed:  # re-queued work the run owes: measured before the count may end it
+            return None
         if self.cfg.trials is not None and s.done + s.failed + len(self.running) >= self.cfg.trials:
             return "done"
         if self.streak >= MAX_DUPLICATE_STREAK or len(self.measured) + len(self.running) >= self.feasible_total:
@@ -424,7 +429,7 @@ class SearchLoop:
     def ask(self) -> None:
         """One proposal: outside the budget (PRUNED), already measured (answered from storage),
         being measured (waits for that result), or new (joins the pack being filled)."""
-        trial = self.study.ask()
+        trial = self._next_trial()
         pattern = self.encoding.suggest(trial)
         if pattern is None:
             self.study.tell(trial, state=TrialState.PRUNED)
@@ -444,6 +449,14 @@ class SearchLoop:
             trial.set_user_attr(name, value)
         self.pack.append((trial, pattern))
         self.running[key] = trial.number
+
+    def _next_trial(self) -> optuna.Trial:
+        """The oldest re-queued trial still waiting, ahead of Optuna's queue; else `study.ask()`."""
+        while self.owed:
+            trial = ask_waiting(self.study, self.owed.pop(0))
+            if trial is not None:
+                return trial
+        return self.study.ask()
 
     def dispatch(self) -> None:
         """Give the pack to an idle worker."""

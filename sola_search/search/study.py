@@ -105,6 +105,27 @@ def requeue(study: optuna.Study, t: FrozenTrial, reason: str) -> None:
     study.tell(trial, state=TrialState.FAIL)
 
 
+def owed_trials(study: optuna.Study) -> list[int]:
+    """Trial ids of re-queued work still WAITING (`retry_of`: an interrupted trial's copy, a failed
+    baseline's retry), oldest first: the run owes these measurements before any new proposal."""
+    return [t._trial_id for t in study.get_trials(deepcopy=False, states=[TrialState.WAITING])
+            if "retry_of" in t.user_attrs]
+
+
+def ask_waiting(study: optuna.Study, trial_id: int) -> optuna.Trial | None:
+    """Ask for one given WAITING trial, as `study.ask()` asks for the oldest one: Optuna's queue is
+    first in, first out, so a re-queued copy would otherwise wait behind every baseline and, with
+    `--trials` reached first, never run. None when it is no longer waiting."""
+    storage = study._storage  # Optuna has no public way to take a given trial off its queue
+    try:
+        if not storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
+            return None
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return None
+    study._thread_local.cached_all_trials = None  # as `ask`: the sampler reads the storage afresh
+    return optuna.Trial(study, trial_id)
+
+
 def recover_interrupted(study: optuna.Study) -> list[int]:
     """Trials left RUNNING by a driver that died (kill -9, a lost machine): re-queued. Returns their
     numbers."""
