@@ -4,14 +4,22 @@ runs (micro, quick, a few steps) on a real local Ray and a real SQLite study."""
 
 from __future__ import annotations
 
+import errno
+import json
+import os
 from pathlib import Path
 
 import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
+from test_guards import _digest, _fails
+from test_results_support import make_run
 from test_search import _study
 
+import sola_search.results.patterns as patterns_module
+from sola_search.cli import main
+from sola_search.results.patterns import load_pattern_file, pattern_record_from_trial, write_pattern_file
 from sola_search.search import SearchConfig, resume_search, run_search
 from sola_search.space import Budget, baselines
 
@@ -61,3 +69,76 @@ def test_requeued_work_goes_ahead_of_the_queue_and_is_measured_before_the_run_en
     assert len(retry) == 1 and retry[0].user_attrs["status"] == "error"  # tried again (and failed again)
     assert after.trials[3].state == TrialState.WAITING  # the next baseline waited its turn
     assert summary.stopped == "done" and summary.completed == 2 and summary.failed == 2
+
+
+def _with_pattern_files(run: Path) -> list[int]:
+    study = optuna.load_study(study_name=run.name, storage=f"sqlite:///{run / 'study.db'}")
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE and "pattern" in t.user_attrs][:3]
+    for t in done:
+        write_pattern_file(run / "patterns" / f"{t.number}.json", pattern_record_from_trial(study, t))
+    return [t.number for t in done]
+
+
+@pytest.fixture
+def made(tmp_path, npz_data) -> Path:
+    run = make_run(tmp_path / "runs", "r", n=4, events=[{"event": "run_started"}])
+    config = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**config, "data": npz_data, "preset": "quick", "steps": 3}))
+    _with_pattern_files(run)
+    return run
+
+
+def test_pattern_files_of_a_lost_study_are_evidence_and_never_overwritten(made, capsys):
+    """With study.db and events.jsonl both gone, resume used to start an empty study and write
+    its first measurement over patterns/0.json."""
+    (made / "study.db").unlink()
+    (made / "events.jsonl").unlink()
+    before = _digest(made)
+    _fails(capsys, ["resume", made], "its study database")
+    err = _fails(capsys, ["resume", made], "though patterns/ holds 3 pattern file(s) of it")
+    assert "nothing was resumed" in err
+    assert _digest(made) == before and not (made / "study.db").exists()
+
+
+def test_a_pattern_file_of_another_study_is_never_overwritten(made, capsys):
+    """A new study under the old name (a lost study.db replaced): its trial 0 would have been
+    written over the old study's patterns/0.json."""
+    (made / "study.db").unlink()
+    optuna.create_study(study_name="r", storage=f"sqlite:///{made / 'study.db'}",
+                        directions=["maximize", "minimize"])
+    before = _digest(made)
+    _fails(capsys, ["resume", made], f"{made}/patterns/0.json is not the file of trial 0 of its study "
+                                     "(it records trial 0 of study 'r'")
+    assert _digest(made) == before
+
+
+@pytest.mark.slow
+def test_a_full_disk_when_a_pattern_file_is_written_stops_the_run_and_resume_writes_it(
+        tmp_path, npz_data, capsys, monkeypatch):
+    """The study had the trial COMPLETE, the file never appeared, the exit status said bad input
+    (2), and no resume ever wrote it; a kill -9 mid-write also left its temporary file behind."""
+    def full(path, text):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(patterns_module, "write_atomic", full)
+    runs = tmp_path / "runs"
+    argv = ["run", "--budget", "8softmax", "--variant", "micro", "--preset", "quick", "--steps", "3",
+            "--trials", "2", "--data", npz_data, "--name", "full", "--runs-dir", runs, "--quiet"]
+    assert main([str(a) for a in argv]) == 1
+    out, err = capsys.readouterr()
+    run_dir = runs / "full"
+    assert err.count("\n") == 1 and "No space left on device" in err and f"sola-search resume {run_dir}" in err
+    study = _study(run_dir)
+    assert study.trials[0].state == TrialState.COMPLETE and not (run_dir / "patterns" / "0.json").exists()
+    stale = run_dir / "patterns" / ".0.json.4242.0badf00d.tmp"  # what a kill -9 mid-write leaves
+    stale.write_text("{")
+    monkeypatch.undo()
+
+    assert main(["resume", str(run_dir), "--quiet"]) == 0
+    capsys.readouterr()
+    rec = load_pattern_file(run_dir / "patterns" / "0.json")
+    assert rec["provenance"]["trial"] == 0 and rec["pattern"] == study.trials[0].user_attrs["pattern"]
+    assert not stale.exists()
+    measured = _measured(_study(run_dir))
+    assert len(measured) == 2
+    assert {p.name for p in (run_dir / "patterns").iterdir()} == {f"{t.number}.json" for t in measured.values()}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import sys
 import time
@@ -180,25 +181,28 @@ def check_study_kept(run: RunDir, storage: optuna.storages.BaseStorage | None,
                      url: str | None) -> optuna.storages.BaseStorage | None:
     """A run whose study has been lost must not be resumed: it would start over in a new, empty one
     and write over the run's pattern files. (A run stopped before it made its study has no
-    `run_started` event, and resumes.) `storage` is the one `url` opened, None for the run's own
-    study.db; returns the storage it checked, for the run to use."""
+    `run_started` event and no pattern file, and resumes.) `storage` is the one `url` opened, None
+    for the run's own study.db; returns the storage it checked, for the run to use."""
+    kept = sum(p.stem.isdigit() for p in run.patterns.glob("*.json"))  # each one a trial of the study
     try:
         started = any(json.loads(line).get("event") in ("run_started", "run_resumed")
                       for line in run.events.read_text().splitlines() if line.strip())
     except (OSError, ValueError, AttributeError):
         started = run.study_db.exists() or url is not None  # no readable log: assume it began
-    if not started:
+    if not started and not kept:
         return storage
+    evidence = f", though patterns/ holds {kept} pattern file(s) of it" if kept else ""
     if storage is None:
         if not run.study_db.is_file() or run.study_db.stat().st_size == 0:
-            raise SolaError(f"run {run.name}: its study database {run.study_db} is missing or empty; "
+            raise SolaError(f"run {run.name}: its study database {run.study_db} is missing or empty{evidence}; "
                             "nothing was resumed (restore it, or start a new run)")
         url = run.default_storage
         storage = storage_for(url)
     names = optuna.get_all_study_names(storage)
     if run.name not in names:
         renamed = f"; it holds {names[0]!r}: was the directory renamed? name it back" if len(names) == 1 else ""
-        raise SolaError(f"run {run.name}: no study {run.name!r} in {redact_url(url)}{renamed}; nothing was resumed")
+        raise SolaError(f"run {run.name}: no study {run.name!r} in {redact_url(url)}{renamed}{evidence}; "
+                        "nothing was resumed")
     return storage
 
 
@@ -213,7 +217,10 @@ def run_search(cfg: SearchConfig, quiet: bool = False) -> RunSummary:
             raise SolaError(f"cannot make the run directory {run.path}: {e.strerror or e}") from None
         run.acquire()
         try:
-            return _run(cfg, run, resuming, storage or storage_for(run.default_storage), quiet)
+            storage = storage or storage_for(run.default_storage)
+            if resuming:
+                restore_pattern_files(run, storage)
+            return _run(cfg, run, resuming, storage, quiet)
         except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.OperationalError, OSError) as e:
             raise StateError(_stopped(run, e)) from None
         finally:
@@ -249,6 +256,56 @@ def _remove_made(made: list[Path]) -> None:
             d.rmdir()
         except OSError:
             return
+
+
+# The temporary file `write_atomic` renames into place: `.<name>.<pid>.<hex>.tmp`.
+_TEMP_FILE = re.compile(r"\..+\.\d+\.[0-9a-f]{8}\.tmp")
+
+
+def _pattern_file_owner(path: Path) -> tuple | None:
+    """(study, trial, pattern) a pattern file's provenance names; None if it cannot be read."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        return record["provenance"]["study"], record["provenance"]["trial"], record["pattern"]
+    except (OSError, ValueError, RecursionError, KeyError, TypeError):
+        return None
+
+
+def restore_pattern_files(run: RunDir, storage: optuna.storages.BaseStorage) -> list[int]:
+    """Before a run resumes (its lock held): every pattern file in `patterns/` must be the file of its
+    study's completed trial of that number, or nothing is resumed (it would be overwritten when that
+    trial completes); a completed trial whose file a kill -9 or a full disk cut off gets it now, and
+    temporary files a killed write left are removed. Returns the trials whose files were written."""
+    from sola_search.results.patterns import pattern_record_from_trial, write_pattern_file
+
+    study, measured = None, {}
+    if run.name in optuna.get_all_study_names(storage):
+        study = optuna.load_study(study_name=run.name, storage=storage)
+        measured = {t.number: t for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE])
+                    if "duplicate_of" not in t.user_attrs and "pattern" in t.user_attrs}
+    for path in sorted(run.patterns.glob("*.json")):
+        if not path.stem.isdigit():
+            continue
+        n, t = int(path.stem), measured.get(int(path.stem))
+        owner = _pattern_file_owner(path)
+        if t is None or owner != (run.name, n, t.user_attrs["pattern"]):
+            whose = (f"it records trial {owner[1]} of study {owner[0]!r} ({owner[2]})" if owner
+                     else "it is unreadable")
+            raise SolaError(f"run {run.name}: {path} is not the file of trial {n} of its study ({whose}); "
+                            "nothing was resumed: move it away, or restore the study it belongs to")
+    for d in (run.path, run.patterns):
+        for tmp in d.iterdir():
+            if _TEMP_FILE.fullmatch(tmp.name) and tmp.is_file():
+                tmp.unlink(missing_ok=True)
+    written = [n for n in sorted(measured) if not (run.patterns / f"{n}.json").exists()]
+    for n in written:
+        try:
+            write_pattern_file(run.patterns / f"{n}.json", pattern_record_from_trial(study, measured[n]))
+        except SolaError as e:
+            raise StateError(f"{e}; free space, then continue with: sola-search resume {run.path}") from None
+    if written:
+        run.log("pattern_files_restored", trials=written)
+    return written
 
 
 def _run(cfg: SearchConfig, run: RunDir, resuming: bool, storage: optuna.storages.BaseStorage,
@@ -410,6 +467,12 @@ class SearchLoop:
             except KeyboardInterrupt:
                 self.interrupt()
                 raise
+            except StateError:
+                try:
+                    self.interrupt()
+                except Exception:  # e.g. the same full disk: `resume` re-queues what is left RUNNING
+                    pass
+                raise
 
     def stop_reason(self) -> str | None:
         """Why no new trial may start now (None: one may)."""
@@ -531,8 +594,12 @@ class SearchLoop:
             return
         gmacs = self.table.macs(pattern) / 1e9
         frozen = self.study.tell(trial, [result["val_top1"], gmacs])
-        write_pattern_file(self.run_dir.patterns / f"{trial.number}.json",
-                           pattern_record_from_trial(self.study, frozen))
+        try:
+            write_pattern_file(self.run_dir.patterns / f"{trial.number}.json",
+                               pattern_record_from_trial(self.study, frozen))
+        except SolaError as e:  # a full disk, not bad input: the study has the trial, resume writes the file
+            raise StateError(f"{e}; trial {trial.number} is kept in the study and `resume` writes its pattern "
+                             f"file: free space, then continue with: sola-search resume {self.run_dir.path}") from None
         self.measured[key] = frozen
         self.points.append((result["val_top1"], gmacs, key))
         self._refresh_front()
