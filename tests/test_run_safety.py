@@ -7,10 +7,15 @@ from __future__ import annotations
 import errno
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import optuna
+import psutil
 import pytest
 from optuna.trial import TrialState
 from test_guards import _digest, _fails
@@ -142,3 +147,32 @@ def test_a_full_disk_when_a_pattern_file_is_written_stops_the_run_and_resume_wri
     measured = _measured(_study(run_dir))
     assert len(measured) == 2
     assert {p.name for p in (run_dir / "patterns").iterdir()} == {f"{t.number}.json" for t in measured.values()}
+
+
+@pytest.mark.slow
+def test_kill_minus_nine_during_ray_start_up_leaves_a_run_that_resumes(tmp_path, npz_data):
+    """run.json used to be stored after Ray had started: a kill -9 before then left study.db,
+    .driver.lock and patterns/ that neither `resume` nor `run --name` would take."""
+    runs = tmp_path / "runs"
+    run_dir = runs / "k1"
+    cmd = [sys.executable, "-m", "sola_search.cli", "run", "--budget", "8softmax", "--variant", "micro",
+           "--trials", "1", "--preset", "quick", "--steps", "3", "--data", npz_data, "--name", "k1",
+           "--runs-dir", str(runs), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while not (run_dir / "study.db").exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)  # storage open, Ray about to start (or starting)
+        proc.wait()
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # anything of this test's own session still there
+        except ProcessLookupError:
+            pass
+    assert (run_dir / "run.json").is_file()
+    assert not (run_dir / "events.jsonl").exists()  # the run had not started
+    assert main(["resume", str(run_dir), "--quiet"]) == 0
+    assert len(_measured(_study(run_dir))) == 1
+    assert json.loads((run_dir / "run.json").read_text())["preset"] == "quick"
+    assert not psutil.pid_exists(proc.pid) or psutil.Process(proc.pid).status() == psutil.STATUS_ZOMBIE

@@ -187,6 +187,8 @@ def check_study_kept(run: RunDir, storage: optuna.storages.BaseStorage | None,
     try:
         started = any(json.loads(line).get("event") in ("run_started", "run_resumed")
                       for line in run.events.read_text().splitlines() if line.strip())
+    except FileNotFoundError:
+        started = False  # the log begins with `run_started`
     except (OSError, ValueError, AttributeError):
         started = run.study_db.exists() or url is not None  # no readable log: assume it began
     if not started and not kept:
@@ -212,6 +214,8 @@ def run_search(cfg: SearchConfig, quiet: bool = False) -> RunSummary:
     made = [d for d in (run.path, *run.path.parents) if not d.exists()]  # what this run makes, deepest first
     try:
         try:
+            if not resuming:  # run.json first: killed at any later moment (Ray's start-up), the run resumes
+                run.write_config(cfg.to_dict())
             run.create()
         except OSError as e:
             raise SolaError(f"cannot make the run directory {run.path}: {e.strerror or e}") from None
@@ -226,8 +230,8 @@ def run_search(cfg: SearchConfig, quiet: bool = False) -> RunSummary:
         finally:
             run.release()
     finally:
-        if made and not run.exists():  # stopped before its configuration was stored: nothing to resume,
-            _remove_made(made)  # so no directory that looks like a run, nor a --runs-dir it made for it
+        if made and not run.events.exists():  # stopped (not killed) before the run started: nothing to
+            _remove_made(made)  # resume, so no directory that looks like a run, nor a --runs-dir it made for it
 
 
 def _stopped(run: RunDir, e: BaseException) -> str:
@@ -341,9 +345,10 @@ def _run(cfg: SearchConfig, run: RunDir, resuming: bool, storage: optuna.storage
         else:
             pack, n_workers = cfg.pack or 1, cfg.workers or 1
             options = dict(num_cpus=max(1, int(res.cpus // n_workers)))
-        # A resumed run keeps its stored configuration; only the count or time asked may change.
-        run.write_config({**run.read_config(), "trials": cfg.trials, "time_limit_s": cfg.time_limit_s}
-                         if run.exists() else cfg.to_dict())
+        # A resumed run keeps its stored configuration; only the count or time asked may change, and
+        # what the machine decided (stored as None before Ray started) is stored now.
+        run.write_config({**run.read_config(), "trials": cfg.trials, "time_limit_s": cfg.time_limit_s,
+                          "preset": cfg.preset})
 
         encoding = get_encoding(cfg.encoding, variant, budget, cfg.resolution)
         study = open_study(storage, run.name, encoding.sampler(cfg.seed),
