@@ -26,6 +26,7 @@ import sola_search.results.patterns as patterns_module
 from sola_search.cli import main
 from sola_search.results.patterns import load_pattern_file, pattern_record_from_trial, write_pattern_file
 from sola_search.search import SearchConfig, resume_search, run_search
+from sola_search.search.runner import prepare
 from sola_search.space import Budget, baselines
 
 
@@ -176,3 +177,13 @@ def test_kill_minus_nine_during_ray_start_up_leaves_a_run_that_resumes(tmp_path,
     assert len(_measured(_study(run_dir))) == 1
     assert json.loads((run_dir / "run.json").read_text())["preset"] == "quick"
     assert not psutil.pid_exists(proc.pid) or psutil.Process(proc.pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_the_same_run_command_continues_a_run_stored_before_its_preset_was_chosen(tmp_path, npz_data):
+    """run.json is stored before Ray starts, with no preset when the machine is to choose it:
+    repeating the `run` command with --preset must continue that run, not be refused."""
+    (tmp_path / "runs" / "k").mkdir(parents=True)
+    stored = _config(tmp_path, npz_data, preset=None).to_dict()
+    (tmp_path / "runs" / "k" / "run.json").write_text(json.dumps({**stored, "variant": "micro", "resolution": 224}))
+    cfg, _, resuming, _ = prepare(_config(tmp_path, npz_data, preset="quick"))
+    assert resuming and cfg.preset == "quick"

@@ -135,6 +135,8 @@ def prepare(cfg: SearchConfig) -> tuple[SearchConfig, RunDir, bool, optuna.stora
                 new, old = str(Budget.parse(new)), str(Budget.parse(old))
             if key == "baselines" and old is None:  # stored before the option existed: it had them
                 old = DEFAULTS["baselines"]
+            if key == "preset" and old is None:  # stored before Ray started, before the machine chose one
+                continue
             if new is not None and new != old:
                 raise SolaError(f"run {cfg.name} was made with {key} {old!r}, not {new!r}: "
                                 f"resume it as it is, or choose another --name")
