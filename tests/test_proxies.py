@@ -19,6 +19,7 @@ from sola_search.proxies import (
     ProxyConfig,
     ProxyResult,
     augment_batch,
+    check_data,
     clear_cache,
     get_preset,
     load_data,
@@ -145,6 +146,83 @@ def test_imagefolder_grey_keeps_one_channel(tmp_path):
     assert len(d.train_x) + len(d.val_x) + len(d.test_x) == 12
     with pytest.raises(SolaError, match="not a directory"):
         load_data(f"imagefolder:{tmp_path / 'nope'}", 10, "cpu", 0.25, 0)
+
+
+def _npz(path: Path, **arrays) -> str:
+    np.savez(path, **arrays)
+    return f"npz:{path}"
+
+
+def _xy(n: int = 20, classes: int = 2, size: int = 8):
+    return np.zeros((n, size, size), np.uint8), np.arange(n) % classes
+
+
+@pytest.mark.parametrize("arrays, message", [
+    (dict(x=_xy()[0], y=np.r_[2**40, np.arange(19) % 2]), r"3 labels \(0, 1, 1099511627776\), expected the class "
+                                                          r"indices 0\.\.2"),
+    (dict(x=_xy()[0], y=np.r_[np.uint64(2**63), np.arange(19, dtype=np.uint64) % 2]), "9223372036854775808"),
+    (dict(x=np.zeros((20, 0, 8), np.uint8), y=_xy()[1]), "images of 0×8 pixels, expected at least 1×1"),
+    (dict(x=_xy()[0], y=np.zeros(20, np.int64)), "every label is 0: a classifier needs at least 2 classes"),
+    (dict(x=_xy(1)[0], y=_xy(1)[1]), "found 1 images, expected at least 2"),
+    # issue 18: labels with gaps built a 308-class head and scored 2.5 %
+    (dict(x=_xy()[0], y=np.arange(20) % 4 * 100 + 7), r"4 labels \(7, 107, 207, 307\), expected the class "
+                                                      r"indices 0\.\.3 with none missing"),
+    (dict(x=_xy(40, 40)[0], y=_xy(40, 40)[1] * 2), r"\(0, 2, 4, 6, …, 76, 78\)"),
+    (dict(**dict(zip("xy", _xy(), strict=True)), x_test=_xy(4)[0], y_test=np.array([0, 1, 2, 5])),
+     r"y_test has labels 2, 5 that the training labels 0\.\.1 do not have"),
+    (dict(**dict(zip("xy", _xy(), strict=True)), x_test=np.zeros((4, 8, 8, 3), np.uint8), y_test=np.arange(4) % 2),
+     "x_test has 3 channels and x 1"),
+])
+def test_bad_npz_data_is_refused_before_any_training(tmp_path, arrays, message):
+    """Issue 19: such data passed the up-front check and then failed every trial (as 'oom', an
+    IndexError, a size error) or scored 100 % on one class."""
+    spec = _npz(tmp_path / "d.npz", **arrays)
+    with pytest.raises(SolaError, match=message) as e:
+        check_data(spec)
+    assert "\n" not in str(e.value)
+    with pytest.raises(SolaError, match=message):
+        load_data(spec, 16, "cpu", 0.2, 0, test=True)
+
+
+def test_good_npz_data_passes_the_check(tmp_path):
+    x, y = _xy(30, 3)
+    assert check_data(_npz(tmp_path / "d.npz", x=x, y=y.astype(np.uint8), x_test=x[:4], y_test=y[:4])) == 30
+
+
+def _folder_of(tmp_path: Path, per_class: int = 3, classes=("ant", "bee")) -> Path:
+    from PIL import Image
+
+    x, _ = _images(per_class * len(classes), 12, len(classes), channels=3)
+    tmp_path.mkdir(exist_ok=True)
+    for i, img in enumerate(x):
+        (tmp_path / classes[i % len(classes)]).mkdir(exist_ok=True)
+        Image.fromarray(img).save(tmp_path / classes[i % len(classes)] / f"{i}.{'png' if i % 2 else 'jpg'}")
+    return tmp_path
+
+
+def test_an_image_folder_with_unreadable_images_names_them(tmp_path):
+    """Issue 19: one corrupt PNG in `run` made every trial fail and the run exit 0 ("0 measured")."""
+    root = _folder_of(tmp_path)
+    assert check_data(f"imagefolder:{root}") == 6
+    png, jpg = root / "bee" / "1.png", root / "ant" / "0.jpg"
+    png.write_bytes(png.read_bytes()[:-30])  # truncated: its last chunks are missing
+    jpg.write_bytes(jpg.read_bytes()[: len(jpg.read_bytes()) // 2])  # a download cut short
+    (root / "bee" / "3.png").write_bytes(b"not an image at all")
+    with pytest.raises(SolaError, match=r"3 of 6 images cannot be read: .*0\.jpg .*1\.png .*3\.png") as e:
+        check_data(f"imagefolder:{root}")
+    assert "\n" not in str(e.value)
+    with pytest.raises(SolaError, match=r"cannot read image .*0\.jpg"):
+        load_data(f"imagefolder:{root}", 16, "cpu", 0.2, 0)
+
+
+def test_an_image_folder_with_an_empty_class_folder_is_refused(tmp_path):
+    """An empty class folder is a class index no image has: a gap in the labels (issue 18)."""
+    root = _folder_of(tmp_path)
+    (root / "cat").mkdir()
+    with pytest.raises(SolaError, match="class folder cat in .* holds no images"):
+        check_data(f"imagefolder:{root}")
+    with pytest.raises(SolaError, match="class folder cat in .* holds no images"):
+        load_data(f"imagefolder:{root}", 16, "cpu", 0.2, 0)
 
 
 def test_fake_fashion_mnist_dir(fake_fmnist):
@@ -429,6 +507,25 @@ def test_cli_text(npz_file, capsys):
     assert main(["proxy", "LL-LL-LLLL-SS", "--variant", "micro", "--preset", "quick", "--data", f"npz:{npz_file}",
                  "--steps", "2", "--device", "cpu"]) == 0
     assert "val top-1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bad", ["label", "png"])
+def test_run_refuses_bad_data_before_ray_starts(tmp_path, capsys, bad):
+    """Issue 19: a label 2**40 made every trial 'oom' (exit 1 after --max-failures); a corrupt PNG
+    made `run` exit 0 with "0 measured, 1 failed". Bad data is bad input: one line, exit 2."""
+    if bad == "label":
+        x, y = _xy()
+        data = _npz(tmp_path / "d.npz", x=x, y=np.r_[2**40, y[1:]])
+    else:
+        root = _folder_of(tmp_path / "imgs", per_class=4)
+        (root / "bee" / "3.png").write_bytes((root / "bee" / "3.png").read_bytes()[:60])
+        data = f"imagefolder:{root}"
+    rc = main(["run", "--budget", "8softmax", "--variant", "micro", "--preset", "quick", "--steps", "2",
+               "--trials", "1", "--max-failures", "1", "--data", data, "--runs-dir", str(tmp_path / "runs"),
+               "--name", "r", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and err.startswith("sola-search: error: data "), err
+    assert not (tmp_path / "runs" / "r").exists()
 
 
 @pytest.mark.parametrize("argv, what", [

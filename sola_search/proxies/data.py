@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sola_search.errors import SolaError
+from sola_search.errors import SolaError, one_line
 
 if TYPE_CHECKING:
     from sola_search.proxies.config import ProxyConfig
@@ -221,15 +221,44 @@ def _to_device(x: np.ndarray, resolution: int, dev: torch.device, chunk: int = 4
     return out
 
 
-def _check_xy(x: np.ndarray, y: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
+def _check_xy(x: np.ndarray, y: np.ndarray, where: str,
+              classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels as a classifier needs them, refused here (before any worker starts) rather
+    than failing every trial later: at least one pixel a side, and labels that are the class indices
+    0..K-1, each present, K >= 2 (a label 2**40 would build a head of 2**40 classes, a gap a head of
+    classes never seen). A test split (`classes`: the training split's K) needs labels among those."""
     if x.dtype != np.uint8 or x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] not in (1, 3, 4)):
         raise SolaError(f"{where}: x has dtype {x.dtype} and shape {x.shape}, "
                         "expected uint8 N×H×W or N×H×W×C (C 1, 3, 4)")
+    if min(x.shape[1:3]) < 1:
+        raise SolaError(f"{where}: x holds images of {x.shape[1]}×{x.shape[2]} pixels, expected at least 1×1")
     if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
         raise SolaError(f"{where}: y has dtype {y.dtype} and shape {y.shape}, expected {len(x)} integers")
-    if len(y) and y.min() < 0:
+    least = 2 if classes is None else 1
+    if len(x) < least:
+        raise SolaError(f"{where}: found {len(x)} images, expected at least {least}")
+    if y.min() < 0:
         raise SolaError(f"{where}: y has negative labels, expected class indices 0..K-1")
+    labels = np.unique(y)  # sorted, compared in y's own dtype: uint64 labels >= 2**63 stay what they are
+    if classes is not None:
+        if labels[-1] >= classes:
+            raise SolaError(f"{where}: y_test has labels {_label_text(labels[labels >= classes])} that the "
+                            f"training labels 0..{classes - 1} do not have")
+    elif len(labels) < 2:
+        raise SolaError(f"{where}: every label is {int(labels[0])}: a classifier needs at least 2 classes")
+    elif labels[0] != 0 or labels[-1] != len(labels) - 1:
+        raise SolaError(f"{where}: y holds {len(labels)} labels ({_label_text(labels)}), expected the class indices "
+                        f"0..{len(labels) - 1} with none missing: number the classes from 0, e.g. with "
+                        "np.unique(y, return_inverse=True), and y_test (if any) by the same mapping")
     return x, y.astype(np.int64)
+
+
+def _label_text(labels: np.ndarray, most: int = 6) -> str:
+    """Sorted labels as short text: all of a few, else the first and last ones."""
+    values = [str(int(v)) for v in labels]
+    if len(values) <= most:
+        return ", ".join(values)
+    return ", ".join(values[: most - 2]) + ", …, " + ", ".join(values[-2:])
 
 
 def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
@@ -244,9 +273,16 @@ def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.
         raise SolaError(f"data npz:{path}: found arrays {sorted(arrays)}, expected x (uint8 images) and y (labels)")
     x, y = _check_xy(arrays["x"], arrays["y"], f"data npz:{path}")
     if "x_test" in arrays and "y_test" in arrays:
-        xt, yt = _check_xy(arrays["x_test"], arrays["y_test"], f"data npz:{path} (test)")
+        xt, yt = _check_xy(arrays["x_test"], arrays["y_test"], f"data npz:{path} (test)", int(y.max()) + 1)
+        if _channels(xt) != _channels(x):
+            raise SolaError(f"data npz:{path}: x_test has {_channels(xt)} channels and x {_channels(x)}, "
+                            "expected the same")
         return x, y, xt, yt
     return x, y, None, None
+
+
+def _channels(x: np.ndarray) -> int:
+    return 1 if x.ndim == 3 else x.shape[-1]
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -280,30 +316,81 @@ def _fashion_mnist_files(root: str, test: bool) -> dict[str, Path]:
     return files
 
 
-def check_data(spec: str) -> None:
-    """Fail fast — before a search starts its workers — if `spec` names no dataset that is there.
-    Cheap: file presence and, for npz, the arrays; images are read by `load_data`."""
+def check_data(spec: str) -> int | None:
+    """Fail fast — before a search starts its workers — if `spec` names no dataset a trial could
+    train on, so that bad data is one line and not a failed trial each. Returns the number of
+    labelled training images (before the validation split; None for generated data).
+
+    npz: the arrays are read and checked whole (labels as class indices, image sizes). An image
+    folder: every image is opened and checked, but not decoded in full, so that a big folder costs
+    a fraction of the read every worker makes anyway — a PNG by its chunks' checksums (truncation,
+    flipped bits; nothing inflated), a JPEG decoded at 1/8 scale (truncation), other formats
+    decoded. Fashion-MNIST: the files are there (a Debian package)."""
     kind, _, arg = spec.partition(":")
     if kind == "recall":
         from sola_search.proxies.recall import parse_recall
 
         parse_recall(spec)
+        return None  # generated: no images to count
     elif kind == "fashion-mnist":
-        _fashion_mnist_files(arg or FASHION_MNIST_DIR, test=False)
+        files = _fashion_mnist_files(arg or FASHION_MNIST_DIR, test=False)
+        return _idx_count(files["train-labels-idx1-ubyte"])
     elif kind == "npz" and arg:
-        _read_npz(arg)
+        return len(_read_npz(arg)[1])
     elif kind == "imagefolder" and arg:
+        where = f"data imagefolder:{arg}"
         train_dir, _, classes = _folder_layout(arg)
-        found = 0
-        for name in classes:  # stops at the second image: a folder of many images costs no more
-            for _ in _image_files(train_dir / name):
-                found += 1
-                if found >= 2:
-                    return
-        raise SolaError(f"data imagefolder:{arg}: found {found} images in {train_dir}, expected at least 2 "
-                        f"(suffixes {', '.join(sorted(IMAGE_SUFFIXES))})")
+        files = {name: sorted(_image_files(train_dir / name)) for name in classes}
+        found = sum(map(len, files.values()))
+        if found < 2:
+            raise SolaError(f"{where}: found {found} images in {train_dir}, expected at least 2 "
+                            f"(suffixes {', '.join(sorted(IMAGE_SUFFIXES))})")
+        _check_classes(where, train_dir, [name for name in classes if not files[name]])
+        bad = [f"{f} ({reason})" for fs in files.values() for f in fs if (reason := _unreadable(f))]
+        if bad:
+            raise SolaError(f"{where}: {len(bad)} of {found} images cannot be read: {'; '.join(bad[:3])}"
+                            f"{'; …' if len(bad) > 3 else ''} (repair or remove them)")
+        return found
     else:
         raise SolaError(f"data {spec!r}: expected {SOURCES}")
+
+
+def _idx_count(path: Path) -> int:
+    """The item count in an idx file's header (no data read)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            head = f.read(8)
+        return struct.unpack(">i", head[4:8])[0]
+    except (OSError, EOFError, struct.error) as e:
+        raise SolaError(f"Fashion-MNIST: unreadable idx file {path} ({e})") from None
+
+
+def _unreadable(path: Path) -> str:
+    """Why an image file cannot be read ('' when it can), as cheaply as `check_data` says."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if im.width < 1 or im.height < 1:
+                return f"{im.width}×{im.height} pixels"
+            if im.format == "PNG":
+                im.verify()
+            else:
+                im.draft(None, (1, 1))  # JPEG: decode at the smallest scale; others: no-op
+                im.load()
+    except Exception as e:  # noqa: BLE001 — PIL raises OSError, SyntaxError, ValueError, … for bad files
+        return one_line(e)
+    return ""
+
+
+def _check_classes(where: str, folder: Path, empty: list[str]) -> None:
+    """A class folder without images would be a class index no image has: a gap in the labels."""
+    if empty:
+        raise SolaError(f"{where}: class folder{'s' if len(empty) > 1 else ''} {', '.join(empty)} in {folder} "
+                        f"hold{'' if len(empty) > 1 else 's'} no images, expected at least one in each class folder "
+                        f"(suffixes {', '.join(sorted(IMAGE_SUFFIXES))})")
 
 
 def _read_fashion_mnist(root: str, test: bool):
@@ -329,7 +416,7 @@ def _image_files(folder: Path) -> Iterator[Path]:
 
 
 def _read_folder(root: Path, classes: list[str], resolution: int, where: str) -> tuple[list[np.ndarray], list[int]]:
-    from PIL import Image, UnidentifiedImageError  # PIL comes with matplotlib
+    from PIL import Image  # PIL comes with matplotlib
 
     images, labels = [], []
     for label, name in enumerate(classes):
@@ -342,8 +429,8 @@ def _read_folder(root: Path, classes: list[str], resolution: int, where: str) ->
                     warnings.simplefilter("ignore")  # e.g. PIL on palette transparency: converted anyway
                     im = im.convert("RGB").resize((resolution, resolution), Image.Resampling.BILINEAR)
                     images.append(np.asarray(im, dtype=np.uint8))
-            except (OSError, UnidentifiedImageError) as e:
-                raise SolaError(f"{where}: cannot read image {f}: {e}") from None
+            except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:  # PIL's many kinds
+                raise SolaError(f"{where}: cannot read image {f}: {one_line(e)}") from None
             labels.append(label)
     return images, labels
 
@@ -372,6 +459,8 @@ def _read_imagefolder(root: str, resolution: int, test: bool):
     if len(images) < 2:
         raise SolaError(f"{where}: found {len(images)} images, expected at least 2 "
                         f"(suffixes {', '.join(sorted(IMAGE_SUFFIXES))})")
+    present = set(labels)
+    _check_classes(where, train_dir, [name for i, name in enumerate(classes) if i not in present])
     x, y = np.stack(images), np.array(labels, np.int64)
     xt = yt = None
     if test and train_dir != r:  # class folders under train/, beside test/ (or val/)
