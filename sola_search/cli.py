@@ -112,7 +112,7 @@ def cmd_space(args: argparse.Namespace) -> int:
 
 # --- proxies ----------------------------------------------------------------------------------
 def cmd_proxy(args: argparse.Namespace) -> int:
-    from sola_search.proxies import get_preset, train_proxy
+    from sola_search.proxies import check_fit, get_preset, train_proxy
     from sola_search.space import pattern_file_defaults, resolve_pattern
 
     preset = args.preset
@@ -121,8 +121,11 @@ def cmd_proxy(args: argparse.Namespace) -> int:
 
         preset = "default" if torch.cuda.is_available() and args.device != "cpu" else "quick"
     cfg = get_preset(preset, variant=args.variant or pattern_file_defaults(args.pattern).get("variant"), data=args.data,
-                     seed=args.seed, steps=args.steps, device=args.device, test=args.test or None)
+                     seed=args.seed, steps=args.steps, batch_size=args.batch_size, device=args.device,
+                     test=args.test or None)
     pattern = resolve_pattern(args.pattern, cfg.variant)
+    for note in check_fit(cfg):
+        print(f"warning: {note}", file=sys.stderr)
     result = train_proxy(pattern, cfg)
     if args.json:
         _print_json(dict(result.to_dict(), preset=preset, config=cfg.to_dict()))
@@ -300,7 +303,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         preset=args.preset, data=args.data, resolution=args.resolution, gpus_per_trial=args.gpus_per_trial,
         workers=args.workers, pack=args.pack, address=args.address, storage=args.storage, name=args.name,
         runs_dir=args.runs_dir, seed=args.seed, max_failures=args.max_failures, steps=args.steps,
-        baselines=False if args.no_baselines else None)
+        batch_size=args.batch_size, baselines=False if args.no_baselines else None)
     # The run's name is known once run_search has checked the configuration (it fills a default in).
     return _search(lambda: run_search(cfg, quiet=args.quiet), lambda: f"{cfg.runs_dir}/{cfg.name}")
 
@@ -356,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "recall[:pairs=LO-HI,...]")
     p.add_argument("--seed", type=int, help="model init and batch order (default 0)")
     p.add_argument("--steps", type=_positive_int, help="training steps (default: the preset's)")
+    p.add_argument("--batch-size", type=_positive_int, help="training batch size (default: the preset's)")
     p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--test", action="store_true", help="also report top-1 on the test split")
     p.add_argument("--json", action="store_true", help="print one JSON object (the result and its config)")
@@ -372,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="fashion-mnist (default), fashion-mnist:DIR, npz:PATH, imagefolder:PATH or "
                    "recall[:pairs=LO-HI,...]")
     p.add_argument("--steps", type=int, help="proxy training steps (default: the preset's)")
+    p.add_argument("--batch-size", type=_positive_int, help="proxy training batch size (default: the preset's)")
     p.add_argument("--resolution", type=_resolution, help="resolution the cost is counted at (default 224)")
     p.add_argument("--gpus-per-trial", type=float, help="GPU fraction per trial; a worker takes this times "
                    "--pack (default 1/8: a pack of 8 per GPU)")

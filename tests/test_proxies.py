@@ -20,6 +20,7 @@ from sola_search.proxies import (
     ProxyResult,
     augment_batch,
     check_data,
+    check_fit,
     clear_cache,
     get_preset,
     load_data,
@@ -526,6 +527,73 @@ def test_run_refuses_bad_data_before_ray_starts(tmp_path, capsys, bad):
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and err.startswith("sola-search: error: data "), err
     assert not (tmp_path / "runs" / "r").exists()
+
+
+def test_check_fit_warns_of_a_small_validation_split_and_a_run_inside_its_warm_up():
+    cfg = get_preset("quick", data="npz:unused")  # 5 % for validation, 10 warm-up steps of 100
+    assert check_fit(cfg, images=4000) == []  # 200 validation images
+    few, = check_fit(cfg, images=1000)
+    assert "validation split has 50 images" in few and "standard error up to 7.1 points" in few
+    assert "2.0 points" in few  # one image is 2 % of top-1
+    short = check_fit(cfg.replace(steps=10), images=4000)
+    assert len(short) == 1 and "10 training steps end within the 10-step learning-rate warm-up" in short[0]
+    assert check_fit(cfg.replace(steps=11), images=4000) == []
+    with pytest.raises(SolaError, match=r"batch size 128 is larger than the 95 training images .*"
+                                        r"\(100 less 5 for validation\): use --batch-size N with N <= 95"):
+        check_fit(cfg, images=100)
+    check_fit(cfg.replace(batch_size=95), images=100)
+
+
+def _three_images(tmp_path: Path) -> str:
+    x, y = _images(3, 12, 2)
+    return _npz(tmp_path / "three.npz", x=x, y=y)
+
+
+def test_proxy_on_a_tiny_data_set_suggests_a_batch_size(tmp_path, capsys):
+    """Issue 18: a 3-image npz failed without saying what to do."""
+    rc = main(["proxy", "all-linear", "--variant", "micro", "--preset", "quick", "--data", _three_images(tmp_path),
+               "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "use --batch-size N with N <= 2" in err, err
+
+
+def test_proxy_batch_size_and_the_warnings_of_a_small_data_set(tmp_path, capsys):
+    """Issue 18: no --batch-size; a validation split of a few images and --steps within the
+    warm-up went without a word."""
+    rc = main(["proxy", "all-linear", "--variant", "micro", "--preset", "quick", "--data", _three_images(tmp_path),
+               "--batch-size", "2", "--steps", "2", "--device", "cpu", "--json"])
+    out, err = capsys.readouterr()
+    assert rc == 0 and json.loads(out)["config"]["batch_size"] == 2
+    warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 2, err
+    assert "validation split has 1 image (0.05 of 3)" in warnings[0] and "standard error up to 50.0" in warnings[0]
+    assert "2 training steps end within the 10-step learning-rate warm-up" in warnings[1]
+
+
+@pytest.mark.slow
+def test_run_takes_a_batch_size_and_warns_once_of_a_small_data_set(tmp_path, capsys):
+    x, y = _images(60, 12, 2)
+    data = _npz(tmp_path / "d.npz", x=x, y=y)
+    argv = ["run", "--budget", "8softmax", "--variant", "micro", "--preset", "quick", "--steps", "2", "--trials", "1",
+            "--data", data, "--runs-dir", str(tmp_path / "runs"), "--quiet"]
+    rc = main([*argv, "--name", "big"])  # the quick preset's batch of 128 > 57 training images
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "use --batch-size N with N <= 57" in err, err
+    assert not (tmp_path / "runs" / "big").exists()
+
+    assert main([*argv, "--name", "r", "--batch-size", "16"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning: the validation split has 3 images") == 1  # once, not once a trial
+    assert err.count("warning: 2 training steps end within the 10-step") == 1
+    run_dir = tmp_path / "runs" / "r"
+    assert json.loads((run_dir / "run.json").read_text())["batch_size"] == 16
+    import optuna
+
+    study = optuna.load_study(study_name="r", storage=f"sqlite:///{run_dir / 'study.db'}")
+    assert study.user_attrs["proxy"]["batch_size"] == 16
+    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    assert [e["message"][:30] for e in events if e["event"] == "warning"] == [
+        "the validation split has 3 ima", "2 training steps end within th"]
 
 
 @pytest.mark.parametrize("argv, what", [

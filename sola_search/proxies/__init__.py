@@ -8,6 +8,7 @@ from sola_search.proxies.data import (
     ProxyData,
     augment_batch,
     check_data,
+    check_fit,
     clear_cache,
     load_data,
     load_proxy_data,
@@ -16,7 +17,7 @@ from sola_search.proxies.data import (
 from sola_search.proxies.train import STATUSES, ProxyResult, lr_at, train_proxies, train_proxy, warm_up
 
 __all__ = [
-    "PRESETS", "STATUSES", "ProxyConfig", "ProxyData", "ProxyResult", "augment_batch", "check_data", "clear_cache",
-    "get_preset", "load_data", "load_proxy_data", "lr_at", "resolve_device", "train_proxies", "train_proxy",
-    "warm_up",
+    "PRESETS", "STATUSES", "ProxyConfig", "ProxyData", "ProxyResult", "augment_batch", "check_data", "check_fit",
+    "clear_cache", "get_preset", "load_data", "load_proxy_data", "lr_at", "resolve_device", "train_proxies",
+    "train_proxy", "warm_up",
 ]

@@ -82,7 +82,8 @@ class ProxyData:
         work per step beyond slicing."""
         n = self.train_x.shape[0] if limit is None else min(limit, self.train_x.shape[0])
         if batch_size > n:
-            raise SolaError(f"batch size {batch_size} is larger than the {n} training images")
+            raise SolaError(f"batch size {batch_size} is larger than the {n} training images: "
+                            f"use --batch-size N with N <= {n}")
         while True:
             perm = torch.randperm(n, device=self.device, generator=generator)
             for i in range(0, n - batch_size + 1, batch_size):
@@ -185,7 +186,7 @@ def _load(spec: str, resolution: int, dev: torch.device, val_fraction: float, se
     num_classes = int(max(y.max(), -1 if yt is None or not len(yt) else yt.max())) + 1
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(x))
-    n_val = min(max(1, round(len(x) * val_fraction)), len(x) - 1)
+    n_val = val_count(len(x), val_fraction)
     need_test = test and xt is None
     n_test = n_val if need_test else 0
     if need_test and len(x) - n_val - n_test < 1:
@@ -205,6 +206,11 @@ def _load(spec: str, resolution: int, dev: torch.device, val_fraction: float, se
         data.test_x = _to_device(xt, resolution, dev)
         data.test_y = torch.as_tensor(yt, dtype=torch.int64, device=dev)
     return data
+
+
+def val_count(images: int, val_fraction: float) -> int:
+    """How many of `images` the validation split takes: at least one, and one fewer than all."""
+    return min(max(1, round(images * val_fraction)), images - 1)
 
 
 def _to_device(x: np.ndarray, resolution: int, dev: torch.device, chunk: int = 4096) -> torch.Tensor:
@@ -353,6 +359,54 @@ def check_data(spec: str) -> int | None:
         return found
     else:
         raise SolaError(f"data {spec!r}: expected {SOURCES}")
+
+
+# Fewer validation images than this make top-1 too coarse to rank patterns: a warning says so.
+FEW_VAL_IMAGES = 200
+
+
+def check_fit(cfg: ProxyConfig, images: int | None = None) -> list[str]:
+    """Refuse a proxy config that its data cannot feed — a batch larger than the training split
+    fails every trial — and return a warning (one line each) for what it measures poorly: a
+    validation split of a few images, whose top-1 is too coarse to tell patterns apart, and a run
+    that ends inside its learning-rate warm-up. `images`: the labelled training images before the
+    split, as `check_data` returns them (counted here, cheaply, when not given)."""
+    images = image_count(cfg.data) if images is None else images
+    notes = []
+    if images is not None and images >= 2:
+        n_val = val_count(images, cfg.val_fraction)
+        n_train = images - n_val if cfg.max_train is None else min(images - n_val, cfg.max_train)
+        if cfg.task == "classify" and cfg.batch_size > n_train:
+            raise SolaError(f"batch size {cfg.batch_size} is larger than the {n_train} training images of "
+                            f"{cfg.data} ({images} less {n_val} for validation): "
+                            f"use --batch-size N with N <= {n_train}")
+        if n_val < FEW_VAL_IMAGES:
+            notes.append(f"the validation split has {n_val} image{'s' if n_val > 1 else ''} ({cfg.val_fraction:g} of "
+                         f"{images}): its top-1 moves in steps of {100 / n_val:.1f} points, with a standard error up "
+                         f"to {50 / n_val**0.5:.1f} points; patterns closer than that are not told apart "
+                         f"(use more data: {FEW_VAL_IMAGES}+ validation images)")
+    if cfg.steps <= cfg.warmup_steps:
+        notes.append(f"{cfg.steps} training steps end within the {cfg.warmup_steps}-step learning-rate warm-up: "
+                     f"the rate never reaches its peak nor decays (use more than {cfg.warmup_steps} steps)")
+    return notes
+
+
+def image_count(spec: str) -> int | None:
+    """The labelled training images `spec` names, counted without reading them (None when it
+    cannot tell: `check_data` and the loader say what is wrong)."""
+    kind, _, arg = spec.partition(":")
+    try:
+        if kind == "fashion-mnist":
+            return _idx_count(_fashion_mnist_files(arg or FASHION_MNIST_DIR, test=False)["train-labels-idx1-ubyte"])
+        if kind == "npz" and arg:
+            with np.load(arg, allow_pickle=False) as f:
+                return len(f["y"])  # only y is read
+        if kind == "imagefolder" and arg:
+            train_dir, _, classes = _folder_layout(arg)
+            return sum(1 for name in classes for _ in _image_files(train_dir / name))
+    except (SolaError, OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return None
+    return None
 
 
 def _idx_count(path: Path) -> int:

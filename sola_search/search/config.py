@@ -11,7 +11,8 @@ from sola_search.space.cost import check_resolution
 # What a new run uses for options left unset; a resumed run keeps what it was made with.
 DEFAULTS = {"variant": "small", "data": "fashion-mnist", "resolution": 224, "seed": 0, "baselines": True}
 # What identifies a run's search: a resume may not change these.
-IDENTITY = ("budget", "variant", "resolution", "encoding", "preset", "data", "steps", "seed", "storage", "baselines")
+IDENTITY = ("budget", "variant", "resolution", "encoding", "preset", "data", "steps", "batch_size", "seed",
+            "storage", "baselines")
 # Trials a run makes when neither --trials nor --time is given, by proxy preset.
 DEFAULT_TRIALS = {"quick": 8, "default": 64, "long": 16}
 # On a GPU machine a worker trains a pack of trials together (one CUDA graph, `train_proxies`) on a
@@ -25,7 +26,7 @@ _TEXT, _INT, _NUM = (str, type(None)), (int, type(None)), (int, float, type(None
 _STORED_TYPES = dict(budget=(str,), variant=_TEXT, trials=_INT, time_limit_s=_NUM, encoding=_TEXT, preset=_TEXT,
                      data=_TEXT, resolution=_INT, gpus_per_trial=_NUM, workers=_INT, pack=_INT, address=_TEXT,
                      storage=_TEXT, name=_TEXT, runs_dir=(str,), seed=_INT, max_failures=_INT, steps=_INT,
-                     baselines=(bool, type(None)), faults=(dict,))
+                     batch_size=_INT, baselines=(bool, type(None)), faults=(dict,))
 
 
 @dataclass
@@ -48,6 +49,7 @@ class SearchConfig:
     seed: int | None = None
     max_failures: int | None = None  # None: a quarter of the trials, at least 3
     steps: int | None = None  # override the preset's proxy steps
+    batch_size: int | None = None  # override the preset's proxy batch size (small data sets)
     baselines: bool | None = None  # measure the named baselines first (None: yes; --no-baselines: False)
     # Tests only: pattern text → 'raise' | 'oom' | 'nan', injected in the worker.
     faults: dict[str, str] = field(default_factory=dict)
@@ -89,6 +91,8 @@ class SearchConfig:
             raise SolaError(f"--max-failures {self.max_failures}: expected at least 1")
         if self.steps is not None and self.steps < 1:
             raise SolaError(f"--steps {self.steps}: expected at least 1")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise SolaError(f"--batch-size {self.batch_size}: expected at least 1")
         if self.seed is not None and not 0 <= self.seed < 2**32:
             raise SolaError(f"--seed {self.seed}: expected 0 to 2**32 - 1")
         if self.resolution is not None:

@@ -319,7 +319,7 @@ def _run(cfg: SearchConfig, run: RunDir, resuming: bool, storage: optuna.storage
     """Start (or join) Ray, settle what the machine decides (preset, workers), open the study, seed
     the baselines, and hand over to the loop."""
     from sola_search import __version__
-    from sola_search.proxies import get_preset
+    from sola_search.proxies import check_fit, get_preset
     from sola_search.search.encodings import enqueue_baselines, get_encoding
 
     budget, variant = Budget.parse(cfg.budget), get_variant(cfg.variant)
@@ -330,7 +330,8 @@ def _run(cfg: SearchConfig, run: RunDir, resuming: bool, storage: optuna.storage
     with ray_session(cfg.address, quiet=quiet) as res:
         cfg.preset = cfg.preset or ("default" if res.gpus else "quick")
         proxy = get_preset(cfg.preset, variant=variant.name, data=cfg.data, seed=cfg.seed,
-                           **({"steps": cfg.steps} if cfg.steps else {}))
+                           batch_size=cfg.batch_size, **({"steps": cfg.steps} if cfg.steps else {}))
+        notes = check_fit(proxy)  # a batch the data cannot fill fails here, not in every trial
         if cfg.trials is None and cfg.time_limit_s is None:
             cfg.trials = DEFAULT_TRIALS.get(cfg.preset, 8)
         if res.gpus:
@@ -364,6 +365,9 @@ def _run(cfg: SearchConfig, run: RunDir, resuming: bool, storage: optuna.storage
                 baselines=queued)
         if queued and not quiet:
             print(_baselines_note(queued, cfg.trials), file=sys.stderr, flush=True)
+        for note in notes:  # once a session, not once a trial; not progress, so --quiet keeps it
+            run.log("warning", message=note)
+            print(f"warning: {note}", file=sys.stderr, flush=True)
         loop = SearchLoop(cfg, run, study, encoding, proxy.to_dict(), n_workers, options, quiet, pack)
         stopped = loop.run()
         stats = loop.stats
