@@ -1,7 +1,7 @@
 """Proxy datasets: read once, resized once, held on the training device as uint8, augmented there.
 
 A data spec names the source: `fashion-mnist` (Debian's `dataset-fashion-mnist` idx files, or
-`fashion-mnist:DIR`), `npz:PATH` (arrays `x` uint8 N×H×W or N×H×W×C and `y` integers; optional
+`fashion-mnist:DIR`), `npz:PATH` (arrays `x` uint8 N×H×W or N×H×W×C and `y` class indices 0..K-1; optional
 `x_test`/`y_test`) or `imagefolder:PATH` (one folder per class, as torchvision's ImageFolder; a
 `train/` + `test/` (or `val/`) layout supplies the test split) or `recall[:KEY=VALUE,...]` (a
 generated associative-recall task on which the placement of softmax layers matters:
