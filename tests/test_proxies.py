@@ -575,8 +575,8 @@ def test_run_takes_a_batch_size_and_warns_once_of_a_small_data_set(tmp_path, cap
     x, y = _images(60, 12, 2)
     data = _npz(tmp_path / "d.npz", x=x, y=y)
     argv = ["run", "--budget", "8softmax", "--variant", "micro", "--preset", "quick", "--steps", "2", "--trials", "1",
-            "--data", data, "--runs-dir", str(tmp_path / "runs"), "--quiet"]
-    rc = main([*argv, "--name", "big"])  # the quick preset's batch of 128 > 57 training images
+            "--data", data, "--runs-dir", str(tmp_path / "runs")]
+    rc = main([*argv, "--name", "big", "--quiet"])  # the quick preset's batch of 128 > 57 training images
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "use --batch-size N with N <= 57" in err, err
     assert not (tmp_path / "runs" / "big").exists()

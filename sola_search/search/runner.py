@@ -365,9 +365,10 @@ def _run(cfg: SearchConfig, run: RunDir, resuming: bool, storage: optuna.storage
                 baselines=queued)
         if queued and not quiet:
             print(_baselines_note(queued, cfg.trials), file=sys.stderr, flush=True)
-        for note in notes:  # once a session, not once a trial; not progress, so --quiet keeps it
+        for note in notes:  # once a session, not once a trial
             run.log("warning", message=note)
-            print(f"warning: {note}", file=sys.stderr, flush=True)
+            if not quiet:
+                print(f"warning: {note}", file=sys.stderr, flush=True)
         loop = SearchLoop(cfg, run, study, encoding, proxy.to_dict(), n_workers, options, quiet, pack)
         stopped = loop.run()
         stats = loop.stats
