@@ -196,18 +196,6 @@ def test_resume_on_a_read_only_disk_is_one_line(read_only, capsys):
     assert _digest(src / "runs" / "r") == before
 
 
-@pytest.fixture(scope="module")
-def npz_data(tmp_path_factory) -> str:
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    y = np.arange(200) % 4
-    x = rng.integers(0, 255, (200, 16, 16)).astype(np.uint8)
-    path = tmp_path_factory.mktemp("data") / "d.npz"
-    np.savez(path, x=x, y=y)
-    return f"npz:{path}"
-
-
 @pytest.mark.slow
 def test_a_full_disk_during_a_study_write_is_one_line_and_resume_goes_on(tmp_path, npz_data, capsys, monkeypatch):
     """The second `study.tell` fails as SQLite does on a full disk (Optuna's StorageInternalError):

@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import optuna
 import psutil
 import pytest
@@ -28,19 +27,6 @@ from sola_search.results.patterns import load_pattern_file, pattern_record_from_
 from sola_search.search import SearchConfig, resume_search, run_search
 from sola_search.search.runner import prepare
 from sola_search.space import Budget, baselines
-
-
-@pytest.fixture(scope="module")
-def npz_data(tmp_path_factory) -> str:
-    """A small learnable 10-class dataset (as test_search's): each class brightens its band of rows."""
-    rng = np.random.default_rng(0)
-    y = np.arange(400) % 10
-    x = rng.integers(0, 60, (400, 16, 16)).astype(np.uint8)
-    for i, c in enumerate(y):
-        x[i, c : c + 4] += 150
-    path = tmp_path_factory.mktemp("data") / "bands.npz"
-    np.savez(path, x=x, y=y)
-    return f"npz:{path}"
 
 
 def _config(tmp_path: Path, data: str, **kw) -> SearchConfig:

@@ -13,7 +13,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import optuna
 import psutil
 import pytest
@@ -27,19 +26,6 @@ from sola_search.search.runner import MaxFailures
 from sola_search.space import Budget, Pattern, baselines
 
 BUDGET = "2softmax"
-
-
-@pytest.fixture(scope="module")
-def npz_data(tmp_path_factory) -> str:
-    """A small learnable 10-class dataset: each class brightens its own band of rows."""
-    rng = np.random.default_rng(0)
-    y = np.arange(400) % 10
-    x = rng.integers(0, 60, (400, 16, 16)).astype(np.uint8)
-    for i, c in enumerate(y):
-        x[i, c : c + 4] += 150
-    path = tmp_path_factory.mktemp("data") / "bands.npz"
-    np.savez(path, x=x, y=y)
-    return f"npz:{path}"
 
 
 def _config(tmp_path: Path, data: str, **kw) -> SearchConfig:
