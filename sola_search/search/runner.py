@@ -25,6 +25,7 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from sola_search.errors import SolaError, StateError, is_oom, one_line, redact_url
+from sola_search.files import parse_json
 from sola_search.search.cluster import check_address, ray_session, worker_actor
 from sola_search.search.config import (
     DEFAULT_GPUS_PER_TRIAL,
@@ -271,9 +272,9 @@ _TEMP_FILE = re.compile(r"\..+\.\d+\.[0-9a-f]{8}\.tmp")
 def _pattern_file_owner(path: Path) -> tuple | None:
     """(study, trial, pattern) a pattern file's provenance names; None if it cannot be read."""
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = parse_json(path.read_text(encoding="utf-8"), str(path))
         return record["provenance"]["study"], record["provenance"]["trial"], record["pattern"]
-    except (OSError, ValueError, RecursionError, KeyError, TypeError):
+    except (OSError, UnicodeDecodeError, SolaError, KeyError, TypeError):
         return None
 
 
