@@ -225,7 +225,6 @@ def recall_data(spec: str, resolution: int, dev: torch.device, seed: int, test: 
     """The task named by `spec` at `resolution` on `dev`; the validation set drawn with `seed`, the
     test set (when asked) with a stream no validation set uses."""
     s = parse_recall(spec)
-    cell_size(s, resolution)
     gen = torch.Generator(device=dev)
     gen.manual_seed(seed)
     val_p, val_y = stratified(s, s.val, dev)
