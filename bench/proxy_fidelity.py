@@ -13,8 +13,9 @@ A reference (the `long` preset, or --ref-steps) trained with >= 4 seeds; one or 
 - per proxy: tau of its seed mean against the reference mean with a bootstrap 90 % interval over
   patterns, its own seed-to-seed tau, top-5 overlap, and its compute per pattern (all its seeds) as
   a fraction of one reference run, in GPU-seconds and in training samples.
-Scores: validation top-1 (`--score top1`, the default) or validation loss (`--score loss`, lower is
-better); both are reported.
+Each table is given three times, ranking patterns by validation top-1, by validation loss (lower
+is better), and by the area under the validation top-1 curve (its mean over the `eval_every`
+evaluations and the end), where runs recorded one.
 
 Runs spread over every visible GPU in packs (`train_proxies`: a pack's patterns train together on
 the same batches, as a search worker trains them), longest first.
@@ -78,18 +79,22 @@ def patterns(variant: str, budget: str, count: int, seed: int) -> list[tuple[str
     add("stages-1-2", [j < min(early, limit) for j in range(v.num_blocks)])
     # samples: a uniform feasible pattern with k softmax blocks, k cycling over the admitted counts
     rng = random.Random(seed)
-    pool = FeasibleSet(v, b).sample(20000, rng=seed)
-    by_k: dict[int, list[Pattern]] = {}
-    for p in pool:
-        by_k.setdefault(p.softmax_layers, []).append(p)
+    by_k: dict[int, list[Pattern]] = {}  # feasible draws by softmax count, for budgets of other terms too
+
+    def feasible_with(k: int) -> list[Pattern]:
+        if not by_k:
+            for p in FeasibleSet(v, b).sample(20000, rng=seed):
+                by_k.setdefault(p.softmax_layers, []).append(p)
+        return by_k.get(k, [])
+
     counts = [k for k in range(1, v.num_blocks + 1) if k <= limit]
     for k in itertools.cycle(counts):
         if len(chosen) >= count:
             break
         picked = set(rng.sample(range(v.num_blocks), k))
         bits = [j in picked for j in range(v.num_blocks)]
-        if not b.admits(Pattern.from_bits(bits, v), v) and by_k.get(k):  # other budget terms: a feasible draw
-            bits = rng.choice(by_k[k]).bits
+        if not b.admits(Pattern.from_bits(bits, v), v) and feasible_with(k):  # other budget terms: a feasible draw
+            bits = rng.choice(feasible_with(k)).bits
         add(f"sample-{len(chosen)}", bits)
     return [(name, p) for p, name in chosen.items()]
 
@@ -254,7 +259,6 @@ def main() -> None:
     ap.add_argument("--proxy", action="append", metavar="NAME[:KEY=VALUE,...]",
                     help="a proxy: the default preset with these overrides (repeatable; default: 'default')")
     ap.add_argument("--proxy-seeds", type=int, default=2, help="seeds of each proxy (0: the reference alone)")
-    ap.add_argument("--score", choices=("top1", "loss"), default="top1", help="what ranks patterns")
     ap.add_argument("--pack", type=int, default=8, help="patterns trained together in one process (default 8)")
     ap.add_argument("--per-gpu", type=int, default=1, help="processes per GPU (default 1)")
     ap.add_argument("--gpus", help="comma-separated GPU indices (default: all visible)")
@@ -298,9 +302,12 @@ def main() -> None:
 
 
 def score_of(r: dict, score: str) -> float | None:
+    """A run's score, higher better: top-1, minus the loss, or the mean of its top-1 curve and end."""
     if r.get("status") != "ok":
         return None
-    return r.get("val_top1") if score == "top1" else -r["val_loss"]  # higher is better either way
+    if score == "auc":
+        return statistics.fmean([a for _, a in r["val_curve"]] + [r["val_top1"]]) if r.get("val_curve") else None
+    return r.get("val_top1") if score == "top1" else -r["val_loss"]
 
 
 def report(args, pats, names, done, cfg_ref, cfg_proxies, wall, devs) -> None:
@@ -319,7 +326,7 @@ def report(args, pats, names, done, cfg_ref, cfg_proxies, wall, devs) -> None:
             row[f"{g} top1"] = statistics.fmean(vals) if vals else None
         rows.append(row)
 
-    for score in ("top1", "loss"):
+    for score in ("top1", "loss", "auc"):
         def values(labels: list[str], score: str = score) -> tuple[list[str], list[list[float]]]:
             """The patterns every run of `labels` scored, and their scores per run."""
             kept, out = [], []
