@@ -1,0 +1,289 @@
+"""Where one proxy training step spends its time, and how far it is from the hardware's limit.
+
+For one model of a proxy geometry (`--preset`, `--set width=0.25 resolution=128`, `--pattern`), the
+step the search runs (bf16 autocast, channels_last, forward, loss, backward, gradient clipping,
+fused AdamW) is measured four ways:
+  step time       CUDA events over `--steps` replays of the step captured as a CUDA graph (what
+                  `train_proxy` runs), and the same step eager; the data step (a batch drawn and
+                  augmented on the device) timed alone
+  time by family  torch.profiler over eager steps: each kernel's device time is charged to the op
+                  that launched it, and the op to a family (linear matmuls, MALA's fp32 matmuls,
+                  SDPA, depthwise and dense convolutions, LayerNorm, loss, casts, optimizer, gradient
+                  clipping, elementwise)
+  FLOPs, bytes    a dispatch mode over one eager step: each aten op's FLOPs (torch's FLOP counter
+                  formulas) and the bytes of its tensor inputs and outputs (what an unfused kernel
+                  must read and write at least once), summed by the same families
+  roofline        per op max(FLOPs / peak for its dtype, bytes / bandwidth), summed: the least time
+                  these ops need as written (no fusion); the peaks are measured here (a bf16 and an
+                  fp32 matmul, a large copy) unless given
+The step's time as a multiple of the roofline is the figure to drive down.
+
+    python bench/proxy_profile.py --data recall --preset default [--set width=0.25 resolution=128]
+    python bench/proxy_profile.py --smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import defaultdict
+
+import torch
+import torch.nn.functional as F
+from proxy_common import common_args, env_info, overrides, preset, table, write_json
+from torch.profiler import ProfilerActivity, profile
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
+
+from sola_search.proxies import load_proxy_data
+from sola_search.space import build_backbone, resolve_pattern
+
+FAMILIES = ["linear matmuls", "MALA fp32 matmuls", "softmax attention (SDPA)", "depthwise conv",
+            "dense conv (stem, downsampling)", "LayerNorm", "loss", "casts and copies", "gradient clipping",
+            "optimizer (fused AdamW)", "elementwise and other"]
+
+
+def family(names: list[str], weight_shape: list | None = None) -> str:
+    """The family of an op, from its own name and its callers' (innermost first): optimizer and
+    clipping by any caller, the rest by the innermost op that names a family."""
+    low = [n.lower() for n in names]
+    if any("adam" in n or "optimizer.step" in n for n in low):
+        return "optimizer (fused AdamW)"
+    if any("_foreach_norm" in n or "clip_grad" in n or "_foreach_mul" in n for n in low):
+        return "gradient clipping"
+    for n in low:
+        if "scaled_dot_product" in n or "scaleddotproduct" in n or "flash" in n and "attention" in n:
+            return "softmax attention (SDPA)"
+        if "bmm" in n:
+            return "MALA fp32 matmuls"
+        if n.endswith("::mm") or n.endswith("::addmm") or "mmbackward" in n or n.endswith("::linear"):
+            return "linear matmuls"
+        if "conv" in n:
+            depthwise = weight_shape is not None and len(weight_shape) == 4 and weight_shape[1] == 1
+            return "depthwise conv" if depthwise else "dense conv (stem, downsampling)"
+        if "layer_norm" in n or "layernorm" in n:
+            return "LayerNorm"
+        if "cross_entropy" in n or "log_softmax" in n or "nll_loss" in n or "logsoftmax" in n or "nllloss" in n:
+            return "loss"
+        if n.endswith("::_to_copy") or n.endswith("::copy_") or n.endswith("::clone") or "tocopy" in n \
+                or n.endswith("::contiguous"):
+            return "casts and copies"
+    return "elementwise and other"
+
+
+def make_step(model, cfg, dev):
+    """The training step `train_proxy` runs (proxies/train.py `_eager_step`), on its own."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    cuda = dev.type == "cuda"
+    lr = torch.full((), cfg.lr, device=dev) if cuda else cfg.lr
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay, fused=cuda, capturable=cuda)
+    bf16 = cfg.amp == "bf16" or (cfg.amp == "auto" and cuda)
+
+    def step(x, y):
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=False):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=cuda)
+        opt.step()
+        return loss
+
+    return step
+
+
+def timed(fn, n: int, dev) -> float:
+    """Seconds per call of `fn` over `n` calls (CUDA events on a GPU)."""
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        for _ in range(n):
+            fn()
+        b.record()
+        b.synchronize()
+        return a.elapsed_time(b) / 1e3 / n
+    t = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - t) / n
+
+
+def by_family_profiled(step, x, y, n: int, dev) -> dict[str, float]:
+    """Seconds per step by family: device time of kernels on a GPU (self CPU time on a CPU)."""
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+    with profile(activities=acts, record_shapes=True) as prof:
+        for _ in range(n):
+            step(x, y)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+    out: dict[str, float] = defaultdict(float)
+    for ev in prof.events():
+        t = ev.self_device_time_total if dev.type == "cuda" else ev.self_cpu_time_total
+        if t <= 0 or ev.device_type != torch.autograd.DeviceType.CPU:
+            continue
+        names, shapes, e = [], None, ev
+        while e is not None:
+            names.append(e.name)
+            if shapes is None and "conv" in e.name.lower() and e.input_shapes and len(e.input_shapes) > 1:
+                shapes = e.input_shapes[1]
+            e = e.cpu_parent
+        out[family(names, shapes)] += t / 1e6 / n
+    return dict(out)
+
+
+class OpCounter(TorchDispatchMode):
+    """FLOPs and tensor bytes of every aten op, by family, and the op-by-op roofline."""
+
+    def __init__(self, peaks: dict[str, float], bandwidth: float):
+        super().__init__()
+        self.peaks, self.bw = peaks, bandwidth
+        self.flops: dict[str, float] = defaultdict(float)
+        self.bytes: dict[str, float] = defaultdict(float)
+        self.roof: dict[str, float] = defaultdict(float)
+        self.ops: dict[str, int] = defaultdict(int)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        tensors, seen = [], set()
+        for t in torch.utils._pytree.tree_leaves((args, kwargs, out)):
+            if isinstance(t, torch.Tensor) and t.device.type != "meta":
+                key = (t.untyped_storage().data_ptr(), t.storage_offset(), t.numel(), t.dtype)
+                if key not in seen:
+                    seen.add(key)
+                    tensors.append(t)
+        nbytes = sum(t.numel() * t.element_size() for t in tensors)
+        packet = func._overloadpacket
+        flops = 0
+        if packet in flop_registry:
+            try:
+                flops = flop_registry[packet](*args, **kwargs, out_val=out)
+            except TypeError:
+                flops = flop_registry[packet](*args, **kwargs)
+        weight = None
+        if "conv" in func.__name__ and len(args) > 1 and isinstance(args[1], torch.Tensor):
+            weight = list(args[1].shape)
+        if func.__name__.startswith("convolution_backward") and len(args) > 2:
+            weight = list(args[2].shape)
+        fam = family([f"aten::{func.__name__.split('.')[0]}"], weight)
+        dtype = next((t.dtype for t in tensors if t.is_floating_point()), torch.bfloat16)
+        peak = self.peaks["fp32"] if dtype == torch.float32 else self.peaks["bf16"]
+        self.flops[fam] += flops
+        self.bytes[fam] += nbytes
+        self.roof[fam] += max(flops / peak, nbytes / self.bw)
+        self.ops[fam] += 1
+        return out
+
+
+def measure_peaks(dev) -> dict[str, float]:
+    """bf16 and fp32 matmul FLOP/s and copy bandwidth (bytes read + written per second), here."""
+    if dev.type != "cuda":
+        return dict(bf16=1e11, fp32=1e11, bandwidth=1e10)
+    out = {}
+    for name, dtype, n in (("bf16", torch.bfloat16, 8192), ("fp32", torch.float32, 8192)):
+        a = torch.randn(n, n, device=dev, dtype=dtype)
+        b = torch.randn(n, n, device=dev, dtype=dtype)
+        timed(lambda a=a, b=b: a @ b, 3, dev)
+        out[name] = 2 * n**3 / timed(lambda a=a, b=b: a @ b, 20, dev)
+    src = torch.empty(2**30, dtype=torch.uint8, device=dev)
+    dst = torch.empty_like(src)
+    timed(lambda: dst.copy_(src), 3, dev)
+    out["bandwidth"] = 2 * src.numel() / timed(lambda: dst.copy_(src), 20, dev)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common_args(ap, "proxy_profile")
+    ap.add_argument("--preset", default="default")
+    ap.add_argument("--pattern", default="last-8", help="pattern or baseline name (default last-8)")
+    ap.add_argument("--steps", type=int, default=50, help="steps timed (default 50)")
+    ap.add_argument("--profile-steps", type=int, default=5, help="steps under torch.profiler (default 5)")
+    ap.add_argument("--compile", action="store_true", help="also time the step with the model torch.compile'd")
+    ap.add_argument("--no-channels-last", action="store_true", help="lever: contiguous (NCHW) inputs and weights")
+    args = ap.parse_args()
+
+    over = overrides(args)
+    if args.no_channels_last:
+        over["channels_last"] = False
+    cfg = preset(args.preset, over)
+    data = load_proxy_data(cfg)
+    dev = data.device
+    torch.manual_seed(cfg.seed)
+    pattern = resolve_pattern(args.pattern, cfg.variant)
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model = build_backbone(cfg.variant, pattern, width=cfg.width, num_classes=data.num_classes,
+                           in_chans=data.channels).to(dev, memory_format=fmt).train()
+    step = make_step(model, cfg, dev)
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(cfg.seed)
+    batches = data.batches(cfg.batch_size, gen, cfg.augment, cfg.max_train)
+    xb, yb = next(batches)
+    x = data.normalize(xb, cfg.channels_last)
+    n = 2 if args.smoke else args.steps
+
+    rec: dict = dict(config=cfg.to_dict(), pattern=str(pattern), env=env_info())
+    peaks = measure_peaks(dev)
+    rec["peaks"] = peaks
+    for _ in range(3):  # warm: cuDNN autotuning, lazy kernels, AdamW state
+        step(x, yb)
+    rec["data_s"] = timed(lambda: data.normalize(next(batches)[0], cfg.channels_last), n, dev)
+    rec["eager_s"] = timed(lambda: step(x, yb), n, dev)
+    if dev.type == "cuda":
+        static_x, static_y = x.clone(), yb.clone()
+        s = torch.cuda.Stream(dev)
+        s.wait_stream(torch.cuda.current_stream(dev))
+        with torch.cuda.stream(s):
+            for _ in range(3):
+                step(static_x, static_y)
+        torch.cuda.current_stream(dev).wait_stream(s)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            step(static_x, static_y)
+        rec["graph_s"] = timed(graph.replay, n, dev)
+        del graph
+    if args.compile:
+        cstep = make_step(torch.compile(model), cfg, dev)
+        t0 = time.perf_counter()
+        for _ in range(3):
+            cstep(x, yb)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        rec["compile_first_s"] = time.perf_counter() - t0
+        rec["compile_s"] = timed(lambda: cstep(x, yb), n, dev)
+
+    rec["time_by_family"] = by_family_profiled(step, x, yb, 1 if args.smoke else args.profile_steps, dev)
+    counter = OpCounter(peaks, peaks["bandwidth"])
+    with counter:
+        step(x, yb)
+    rec["flops_by_family"], rec["bytes_by_family"] = dict(counter.flops), dict(counter.bytes)
+    rec["roofline_by_family"], rec["ops_by_family"] = dict(counter.roof), dict(counter.ops)
+    roof = sum(counter.roof.values())
+    best = rec.get("graph_s", rec["eager_s"])
+    rec |= dict(roofline_s=roof, step_s=best, multiple_of_roofline=best / roof if roof else None,
+                images_per_s=cfg.batch_size / best, tflops=sum(counter.flops.values()) / best / 1e12)
+
+    total = sum(rec["time_by_family"].values()) or 1.0
+    rows = [dict(family=f, ms=1e3 * rec["time_by_family"].get(f, 0.0),
+                 share=rec["time_by_family"].get(f, 0.0) / total,
+                 gflop=counter.flops.get(f, 0) / 1e9, mbytes=counter.bytes.get(f, 0) / 2**20,
+                 roof_ms=1e3 * counter.roof.get(f, 0.0),
+                 x_roof=rec["time_by_family"].get(f, 0.0) / counter.roof[f] if counter.roof.get(f) else None)
+            for f in FAMILIES]
+    print(f"{cfg.variant} x{cfg.width} {cfg.resolution}px batch {cfg.batch_size} {pattern} on {dev}; "
+          f"peaks: bf16 {peaks['bf16'] / 1e12:.0f} TFLOP/s, fp32 {peaks['fp32'] / 1e12:.0f}, "
+          f"copy {peaks['bandwidth'] / 1e12:.2f} TB/s")
+    table(rows, ["family", "ms", "share", "gflop", "mbytes", "roof_ms", "x_roof"])
+    print(f"step: graph {1e3 * rec.get('graph_s', float('nan')):.3f} ms, eager {1e3 * rec['eager_s']:.3f} ms, "
+          f"profiled kernels {1e3 * total:.3f} ms, data {1e3 * rec['data_s']:.3f} ms"
+          + (f", compiled eager {1e3 * rec['compile_s']:.3f} ms (first 3 steps {rec['compile_first_s']:.0f} s)"
+             if "compile_s" in rec else ""))
+    print(f"roofline {1e3 * roof:.3f} ms: the step is {rec['multiple_of_roofline']:.1f}x its roofline; "
+          f"{rec['images_per_s']:,.0f} images/s, {rec['tflops']:.2f} TFLOP/s")
+    write_json(args.out, rec)
+
+
+if __name__ == "__main__":
+    main()
