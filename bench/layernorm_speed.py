@@ -7,7 +7,10 @@ on the shapes of the `default` and the fidelity geometry:
   split       F.layer_norm without weight and bias, then `* weight + bias` (the weight's and bias's
               gradients become a plain sum over positions instead of LayerNorm's own reduction)
   compiled    the native LayerNorm through torch.compile (one fused forward and backward)
-Also checks that each agrees with native (max abs difference of output and gradients).
+  triton      bench/triton_layernorm.py: several rows per program, no cast kernel before it
+Each way's forward + backward is captured as a CUDA graph and replayed (device time, not launches).
+Also checks that each agrees with native (max difference of output and gradients, relative to
+the largest value).
 
     python bench/layernorm_speed.py [--out FILE]
 """
@@ -19,6 +22,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 from proxy_common import OUT, env_info, table, write_json
+from triton_layernorm import layer_norm as triton_layer_norm
 
 SHAPES = {  # (batch, height, width, channels) of the proxy's LayerNorms at batch 256
     "default stem 1": (256, 32, 32, 16), "default stage 1": (256, 16, 16, 32), "default stage 2": (256, 8, 8, 64),
@@ -41,7 +45,8 @@ def main() -> None:
     args = ap.parse_args()
     dev = torch.device("cuda")
     compiled = torch.compile(native)
-    ways = dict(native=native, split=split, compiled=compiled)
+    ways = dict(native=native, split=split, compiled=compiled,
+                triton=lambda x, w, b: triton_layer_norm(x, w, b, 1e-6))
     rows = []
     for name, shape in SHAPES.items():
         x0 = torch.randn(shape, device=dev, dtype=torch.bfloat16)
@@ -68,17 +73,27 @@ def main() -> None:
                 ref = got
             row[f"{way}_err"] = max((a - r).abs().max().item() / max(r.abs().max().item(), 1e-9)
                                     for a, r in zip(got, ref, strict=True))
+            x.grad = w.grad = b.grad = None
+            s = torch.cuda.Stream()
+            s.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(s):
+                step()
+            torch.cuda.current_stream().wait_stream(s)
+            x.grad = w.grad = b.grad = None
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                step()
             torch.cuda.synchronize()
             e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             e0.record()
             for _ in range(args.reps):
-                x.grad = w.grad = b.grad = None
-                step()
+                graph.replay()
             e1.record()
             e1.synchronize()
             row[f"{way}_ms"] = e0.elapsed_time(e1) / args.reps
         rows.append(row)
-    table(rows, ["shape", "positions", "channels", "native_ms", "split_ms", "compiled_ms", "split_err", "compiled_err"])
+    table(rows, ["shape", "positions", "channels", "native_ms", "split_ms", "compiled_ms", "triton_ms",
+                 "split_err", "compiled_err", "triton_err"])
     write_json(args.out, dict(rows=rows, env=env_info()))
 
 

@@ -203,8 +203,9 @@ def main() -> None:
     ap.add_argument("--profile-steps", type=int, default=5, help="steps under torch.profiler (default 5)")
     ap.add_argument("--compile", choices=["model", "blocks"], help="lever: torch.compile the model, or each block "
                     "(then captured as a CUDA graph like the plain step)")
-    ap.add_argument("--ln", choices=["native", "split"], default="native",
-                    help="lever: LayerNorm as is, or without affine followed by `* weight + bias`")
+    ap.add_argument("--ln", choices=["native", "split", "triton"], default="native",
+                    help="lever: LayerNorm as is, without affine followed by `* weight + bias`, or "
+                    "bench/triton_layernorm.py")
     ap.add_argument("--no-channels-last", action="store_true", help="lever: contiguous (NCHW) inputs and weights")
     args = ap.parse_args()
 
@@ -226,6 +227,10 @@ def main() -> None:
         for m in model.modules():
             if isinstance(m, torch.nn.LayerNorm):
                 m.forward = lambda x, m=m: F.layer_norm(x, m.normalized_shape, None, None, m.eps) * m.weight + m.bias
+    if args.ln == "triton":
+        from triton_layernorm import use_in
+
+        use_in(model)
     compile_s = None
     if args.compile:
         t0 = time.perf_counter()
