@@ -110,8 +110,9 @@ def timed(fn, n: int, dev) -> float:
     return (time.perf_counter() - t) / n
 
 
-def by_family_profiled(step, x, y, n: int, dev) -> dict[str, float]:
-    """Seconds per step by family: device time of kernels on a GPU (self CPU time on a CPU)."""
+def by_family_profiled(step, x, y, n: int, dev, top: dict | None = None) -> dict[str, float]:
+    """Seconds per step by family: device time of kernels on a GPU (self CPU time on a CPU); `top`,
+    when given, collects the same per launching op and its callers (outermost first) with shapes."""
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
     with profile(activities=acts, record_shapes=True) as prof:
         for _ in range(n):
@@ -130,6 +131,9 @@ def by_family_profiled(step, x, y, n: int, dev) -> dict[str, float]:
                 shapes = e.input_shapes[1]
             e = e.cpu_parent
         out[family(names, shapes)] += t / 1e6 / n
+        if top is not None:
+            key = " > ".join(reversed(names[:3])) + f" {ev.input_shapes}"
+            top[key] = top.get(key, 0.0) + t / 1e6 / n
     return dict(out)
 
 
@@ -201,6 +205,7 @@ def main() -> None:
     ap.add_argument("--pattern", default="last-8", help="pattern or baseline name (default last-8)")
     ap.add_argument("--steps", type=int, default=50, help="steps timed (default 50)")
     ap.add_argument("--profile-steps", type=int, default=5, help="steps under torch.profiler (default 5)")
+    ap.add_argument("--top", type=int, default=15, help="how many of the costliest ops to print (default 15)")
     ap.add_argument("--compile", choices=["model", "blocks"], help="lever: torch.compile the model, or each block "
                     "(then captured as a CUDA graph like the plain step)")
     ap.add_argument("--ln", choices=["native", "split", "triton"], default="native",
@@ -283,7 +288,9 @@ def main() -> None:
     if args.compile:  # the families are the eager model's (profile it without --compile)
         return
 
-    rec["time_by_family"] = by_family_profiled(step, x, yb, 1 if args.smoke else args.profile_steps, dev)
+    top: dict[str, float] = {}
+    rec["time_by_family"] = by_family_profiled(step, x, yb, 1 if args.smoke else args.profile_steps, dev, top)
+    rec["top_ops"] = sorted(([k, v] for k, v in top.items()), key=lambda kv: -kv[1])[:40]
     counter = OpCounter(peaks, peaks["bandwidth"])
     with counter:
         step(x, yb)
@@ -303,6 +310,9 @@ def main() -> None:
     print(f"peaks: bf16 {peaks['bf16'] / 1e12:.0f} TFLOP/s, fp32 {peaks['fp32'] / 1e12:.0f}, "
           f"copy {peaks['bandwidth'] / 1e12:.2f} TB/s")
     table(rows, ["family", "ms", "share", "gflop", "mbytes", "roof_ms", "x_roof"])
+    print("the ops with the most device time (ms per step; the op, its callers, its input shapes):")
+    for k, v in rec["top_ops"][:args.top]:
+        print(f"  {1e3 * v:7.3f}  {k[:200]}")
     print(f"profiled kernels {1e3 * total:.3f} ms; roofline {1e3 * roof:.3f} ms: the step is "
           f"{rec['multiple_of_roofline']:.1f}x its roofline; {rec['tflops']:.2f} TFLOP/s")
     write_json(args.out, rec)
