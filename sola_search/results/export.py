@@ -48,12 +48,7 @@ def pick_trial(study: Any, pick: str) -> int:
     if text.startswith("under:"):
         budget = Budget.parse(text.removeprefix("under:"))
         ok = frame[frame["feasible"]]
-        keep = ok["macs"] <= (budget.max_macs if budget.max_macs is not None else float("inf"))  # exact MACs
-        if budget.max_softmax is not None:
-            keep &= ok["softmax_layers"] <= budget.max_softmax
-        if budget.max_params is not None:
-            keep &= ok["params"] <= budget.max_params
-        ok = ok[keep.fillna(False).astype(bool)]
+        ok = ok.loc[[budget.within(row) for row in ok.to_dict("records")]]  # a cost the trial lacks is not within
         if ok.empty:
             raise SolaError(f"--pick {pick}: no completed feasible trial within {budget}")
         return int(ok.sort_values(["val_top1", "gmacs", "number"], ascending=[False, True, True]).iloc[0]["number"])

@@ -62,12 +62,10 @@ def _metric_indices(study: optuna.Study) -> tuple[int, int]:
     return i, j
 
 
-def _within_budget(budget: Budget | None, softmax: float, macs: float, params: float) -> bool:
-    if budget is None:
-        return True
-    return not ((budget.max_softmax is not None and softmax == softmax and softmax > budget.max_softmax)
-                or (budget.max_macs is not None and macs == macs and macs > budget.max_macs)
-                or (budget.max_params is not None and params == params and params > budget.max_params))
+def _within_budget(budget: Budget | None, costs: dict[str, float]) -> bool:
+    """No recorded cost over a limit of the study's budget (`Budget.violations`); a cost the trial
+    did not record (NaN) is not held against it."""
+    return budget is None or not any(v > 0 for v in budget.violations(costs).values())
 
 
 def study_budget(study: optuna.Study) -> Budget | None:
@@ -94,7 +92,8 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         gmacs = t.values[i_cost] if done else (macs / 1e9 if isinstance(macs, int | float) else np.nan)
         softmax = a.get("softmax_layers", np.nan)
         ok = done and all(c <= 0 for c in t.constraints.values()) and a.get("feasible", True) is not False
-        ok = ok and _within_budget(budget, softmax, macs if macs is not None else gmacs * 1e9, a.get("params", np.nan))
+        ok = ok and _within_budget(budget, dict(softmax_layers=softmax, macs=macs if macs is not None else gmacs * 1e9,
+                                                params=a.get("params", np.nan)))
         rows.append(dict(
             number=t.number, state=t.state.name, val_top1=t.values[i_top1] if done else np.nan, gmacs=gmacs,
             macs=macs if macs is not None else (round(gmacs * 1e9) if gmacs == gmacs else None),

@@ -224,9 +224,7 @@ def get_encoding(name: str, variant: str | Variant, budget: Budget | str, resolu
     if name not in _CLASSES:
         raise SolaError(f"unknown encoding {name!r}: expected one of {', '.join(ENCODINGS)}")
     encoding = _CLASSES[name](variant, budget, resolution, **options)
-    if FeasibleSet(encoding.variant, encoding.budget, resolution).count() == 0:
-        raise SolaError(f"budget {encoding.budget} admits no pattern of variant {encoding.variant.name} "
-                        f"at {resolution}px")
+    FeasibleSet(encoding.variant, encoding.budget, resolution).nonempty()
     return encoding  # type: ignore[return-value]
 
 

@@ -151,9 +151,7 @@ def prepare(cfg: SearchConfig) -> tuple[SearchConfig, RunDir, bool, optuna.stora
     budget = Budget.parse(cfg.budget)
     cfg.budget = str(budget)
     variant = get_variant(cfg.variant)
-    feasible = FeasibleSet(variant, budget, cfg.resolution).count()
-    if feasible == 0:
-        raise SolaError(f"budget {cfg.budget} admits no pattern of variant {variant.name} at {cfg.resolution}px")
+    feasible = FeasibleSet(variant, budget, cfg.resolution).nonempty().count()
     if feasible == 2**variant.num_blocks:  # accepted, as a search of the whole space, but not silently
         print(f"sola-search: warning: budget {cfg.budget} admits all {feasible:,} patterns of "
               f"{variant.name} ({variant.num_blocks} blocks) at {cfg.resolution}px: it limits nothing",

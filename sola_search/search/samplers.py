@@ -21,7 +21,6 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from sola_search.errors import SolaError
 from sola_search.space.budget import Budget
 from sola_search.space.cost import cost_table
 from sola_search.space.feasible import FeasibleSet
@@ -40,39 +39,20 @@ def block_param_names(variant: str | Variant) -> list[str]:
 
 
 class BudgetCheck:
-    """Exact budget test on 0/1 block vectors, the same integers `Budget.admits` compares, without
-    building a `Pattern` (samplers test hundreds of candidates per proposal)."""
+    """`Budget.violations` on 0/1 block vectors, without building a `Pattern` (samplers test hundreds
+    of candidates per proposal)."""
 
     def __init__(self, variant: str | Variant, budget: Budget, resolution: int = 224):
         self.variant, self.budget, self.resolution = get_variant(variant), budget, resolution
         self.table = cost_table(self.variant, resolution)
-        n = self.variant.num_blocks
-        self.max_softmax = n if budget.max_softmax is None else min(budget.max_softmax, n)
-
-    def macs(self, bits: np.ndarray) -> int:
-        return int(self.table.all_linear_macs + np.asarray(bits, np.int64) @ self.table.delta)
+        self.max_softmax = budget.softmax_limit(self.variant.num_blocks)
 
     def violations(self, bits: np.ndarray) -> dict[str, float]:
-        """Use minus limit for each limit the budget sets (≤ 0 is within it), in the budget's units:
-        the values recorded with `trial.set_constraint`, so a constrained sampler learns how far
-        outside a proposal was."""
-        b = self.budget
-        out: dict[str, float] = {}
-        if b.max_softmax is not None:
-            out["softmax"] = float(int(np.sum(bits)) - b.max_softmax)
-        if b.max_macs is not None:
-            out["gmacs"] = (self.macs(bits) - b.max_macs) / 1e9
-        if b.max_params is not None:
-            out["mparams"] = (self.table.params - b.max_params) / 1e6
-        return out
+        """`Budget.violations` of the pattern: recorded with `trial.set_constraint`."""
+        return self.budget.violations(self.table.costs(bits))
 
     def admits(self, bits: np.ndarray) -> bool:
-        b = self.budget
-        if b.max_softmax is not None and int(np.sum(bits)) > b.max_softmax:
-            return False
-        if b.max_params is not None and self.table.params > b.max_params:
-            return False
-        return b.max_macs is None or self.macs(bits) <= b.max_macs
+        return self.budget.within(self.table.costs(bits))
 
 
 def _nondominated_ranks(loss: np.ndarray) -> np.ndarray:
@@ -172,10 +152,7 @@ class FeasibleEvolutionSampler(BaseSampler):
     @property
     def feasible(self) -> FeasibleSet:
         if self._feasible is None:
-            self._feasible = FeasibleSet(self.variant, self.check.budget, self.check.resolution)
-            if self._feasible.count() == 0:
-                raise SolaError(f"budget {self.check.budget} admits no pattern of variant {self.variant.name} "
-                                f"at {self.check.resolution}px")
+            self._feasible = FeasibleSet(self.variant, self.check.budget, self.check.resolution).nonempty()
         return self._feasible
 
     def _bits_of(self, t: FrozenTrial) -> tuple[int, ...] | None:

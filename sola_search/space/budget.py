@@ -1,8 +1,15 @@
-"""`Budget`: what a search may spend — `8softmax`, `2.5gmacs`, `5gflops`, `20mparams`, comma-joined."""
+"""`Budget`: what a search may spend — `8softmax`, `2.5gmacs`, `5gflops`, `20mparams`, comma-joined.
+
+Each kind of limit is one `Term` in `TERMS`: the cost it bounds (as `CostTable.costs` names it), its
+units in budget text and how it is shown. `Budget.violations` is the one budget test: every place that
+asks whether something is within a budget (`admits`, the samplers' `BudgetCheck`, the Pareto front,
+`export --pick under:`) compares through it, so a new kind of limit is one entry here, one `Budget`
+field and its cost."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sola_search.errors import SolaError
@@ -10,11 +17,34 @@ from sola_search.space.cost import cost_table
 from sola_search.space.pattern import Pattern
 from sola_search.space.variants import Variant
 
-_TERM = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)(softmax|gmacs|gflops|mparams)$")
+
+@dataclass(frozen=True)
+class Term:
+    """One kind of limit. `units` maps each unit a budget may be written in to how much of `cost` one
+    of it is; the first is the unit it is shown and measured in (`str(budget)`, `violations`)."""
+
+    field: str  # the `Budget` field that holds the limit
+    cost: str  # what a pattern spends, as `CostTable.costs` and the trial attributes name it
+    units: dict[str, float]
+    whole: bool = False  # a count: written as a whole number, 0 allowed
+
+    @property
+    def unit(self) -> str:
+        return next(iter(self.units))
+
+
+TERMS: tuple[Term, ...] = (
+    Term("max_softmax", "softmax_layers", {"softmax": 1}, whole=True),
+    Term("max_macs", "macs", {"gmacs": 1e9, "gflops": 0.5e9}),  # FLOPs = 2 × MACs
+    Term("max_params", "params", {"mparams": 1e6}),
+)
+_UNITS = {unit: term for term in TERMS for unit in term.units}
+_TERM = re.compile(rf"^(\d+(?:\.\d*)?|\.\d+)({'|'.join(_UNITS)})$")
 # Longer numbers are refused before conversion: float() would overflow to inf and int() stops at
 # 4,300 digits, both with a traceback; no limit needs more than 20 characters.
 _MAX_DIGITS = 20
-_EXPECTED = "expected a number followed by softmax, gmacs, gflops or mparams, comma-joined (e.g. 8softmax,2.5gmacs)"
+_EXPECTED = (f"expected a number followed by {', '.join(list(_UNITS)[:-1])} or {list(_UNITS)[-1]}, "
+             "comma-joined (e.g. 8softmax,2.5gmacs)")
 
 
 @dataclass(frozen=True)
@@ -30,50 +60,62 @@ class Budget:
         if not isinstance(text, str) or not text.strip():
             raise SolaError(f"empty budget: {_EXPECTED}")
         limits: dict[str, int] = {}
-        for term in "".join(text.lower().split()).split(","):
-            m = _TERM.match(term)
+        for part in "".join(text.lower().split()).split(","):
+            m = _TERM.match(part)
             if not m:
-                raise SolaError(f"budget term {_shown(term)} not understood: {_EXPECTED}")
+                raise SolaError(f"budget term {_shown(part)} not understood: {_EXPECTED}")
             number, unit = m.groups()
             if len(number) > _MAX_DIGITS:
-                raise SolaError(f"budget term {_shown(term)} ({len(number):,} characters): too long a number "
+                raise SolaError(f"budget term {_shown(part)} ({len(number):,} characters): too long a number "
                                 f"(at most {_MAX_DIGITS} characters)")
-            key = {"softmax": "max_softmax", "gmacs": "max_macs", "gflops": "max_macs", "mparams": "max_params"}[unit]
-            if key in limits:
-                raise SolaError(f"budget {_shown(text)} limits {key.removeprefix('max_')} twice: "
+            term = _UNITS[unit]
+            if term.field in limits:
+                raise SolaError(f"budget {_shown(text)} limits {term.field.removeprefix('max_')} twice: "
                                 "expected each kind once")
-            if unit == "softmax":
+            if term.whole:
                 if "." in number:
-                    raise SolaError(f"budget term {term!r}: the softmax count must be a whole number")
-                limits[key] = min(int(number), 10**6)  # more than any variant has blocks: no limit
+                    raise SolaError(f"budget term {part!r}: the {unit} count must be a whole number")
+                limits[term.field] = min(int(number), 10**6)  # more than any variant has blocks: no limit
             else:
-                value = round(float(number) * {"gmacs": 1e9, "gflops": 0.5e9, "mparams": 1e6}[unit])  # FLOPs = 2 × MACs
+                value = round(float(number) * term.units[unit])
                 if value <= 0:
-                    raise SolaError(f"budget term {term!r}: expected a positive limit")
+                    raise SolaError(f"budget term {part!r}: expected a positive limit")
                 if value > 10**15:  # counts are int64 further on; no backbone comes near
-                    raise SolaError(f"budget term {term!r}: too large a limit (at most 1e6 {unit})")
-                limits[key] = value
+                    raise SolaError(f"budget term {part!r}: too large a limit (at most 1e6 {unit})")
+                limits[term.field] = value
         return cls(**limits)
 
     def __str__(self) -> str:
-        parts = []
-        if self.max_softmax is not None:
-            parts.append(f"{self.max_softmax}softmax")
-        if self.max_macs is not None:
-            parts.append(f"{self.max_macs / 1e9:.15g}gmacs")
-        if self.max_params is not None:
-            parts.append(f"{self.max_params / 1e6:.15g}mparams")
-        return ",".join(parts) or "unlimited"
+        return ",".join(f"{limit / t.units[t.unit]:.15g}{t.unit}" for t, limit in self._limits()) or "unlimited"
+
+    def _limits(self) -> list[tuple[Term, int]]:
+        """The terms this budget sets, with their limits, in `TERMS` order."""
+        return [(t, getattr(self, t.field)) for t in TERMS if getattr(self, t.field) is not None]
+
+    def violations(self, costs: Mapping[str, float | None]) -> dict[str, float]:
+        """Cost minus limit for each limit the budget sets, in its shown unit (`softmax`, `gmacs`,
+        `mparams`): ≤ 0 is within it. `costs` holds what is spent by cost name (`CostTable.costs`, a
+        trial's attributes, a row of `trials_frame`); a cost it lacks (missing, None, NaN) gives NaN,
+        which is neither within nor over. These are the values recorded with `trial.set_constraint`,
+        so a constrained sampler learns how far outside a proposal was."""
+        out = {}
+        for t, limit in self._limits():
+            spent = costs.get(t.cost)
+            out[t.unit] = float("nan") if spent is None else (spent - limit) / t.units[t.unit]
+        return out
+
+    def within(self, costs: Mapping[str, float | None]) -> bool:
+        """Whether `costs` are within every limit: each violation ≤ 0 (an unknown cost is not)."""
+        return all(v <= 0 for v in self.violations(costs).values())
 
     def admits(self, pattern: Pattern, variant: str | Variant, resolution: int = 224) -> bool:
         """Whether the full model of `variant` with `pattern` at `resolution` is within every limit."""
         pattern.check(variant)  # a pattern that does not fit the variant has no cost to compare
-        table = cost_table(variant, resolution)
-        if self.max_softmax is not None and pattern.softmax_layers > self.max_softmax:
-            return False
-        if self.max_params is not None and table.params > self.max_params:
-            return False
-        return self.max_macs is None or table.macs(pattern) <= self.max_macs
+        return self.within(cost_table(variant, resolution).costs(pattern.bits))
+
+    def softmax_limit(self, num_blocks: int) -> int:
+        """The most softmax blocks a pattern of `num_blocks` blocks may have under this budget."""
+        return num_blocks if self.max_softmax is None else min(self.max_softmax, num_blocks)
 
 
 def _shown(text: str, limit: int = 40) -> str:

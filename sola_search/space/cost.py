@@ -69,6 +69,12 @@ class CostTable:
         """MACs of many patterns given as a (P, blocks) 0/1 matrix, in one product."""
         return self.all_linear_macs + np.asarray(bits, dtype=np.int64) @ self.delta
 
+    def costs(self, bits: np.ndarray | tuple[int, ...]) -> dict[str, int]:
+        """What the pattern with these 0/1 block choices spends, by the names `Budget.violations`
+        compares (and trials record): the one list of a pattern's costs."""
+        bits = np.asarray(bits, dtype=np.int64)
+        return {"softmax_layers": int(bits.sum()), "macs": int(self.macs_many(bits)), "params": self.params}
+
 
 @lru_cache(maxsize=256)
 def cost_table(variant: str | Variant, resolution: int = 224, num_classes: int = 1000, in_chans: int = 3) -> CostTable:

@@ -32,7 +32,7 @@ class FeasibleSet:
         self.variant, self.budget, self.resolution = get_variant(variant), budget, resolution
         table = cost_table(self.variant, resolution)
         n = self.variant.num_blocks
-        self.max_softmax = n if budget.max_softmax is None else min(budget.max_softmax, n)
+        self.max_softmax = budget.softmax_limit(n)
         self._params_ok = budget.max_params is None or table.params <= budget.max_params
         room = None if budget.max_macs is None else budget.max_macs - table.all_linear_macs
         self._macs_limited = room is not None
@@ -66,6 +66,14 @@ class FeasibleSet:
             return sum(comb(self.variant.num_blocks, k) for k in range(self.max_softmax + 1))
         return int(self._completions.sum())
 
+    def nonempty(self) -> FeasibleSet:
+        """This set, or the one error for a budget that admits no pattern (a search would have nothing
+        to propose): checked where a search is set up (`prepare`, an encoding) and before sampling."""
+        if self.count() == 0:
+            raise SolaError(f"budget {self.budget} admits no pattern of variant {self.variant.name} "
+                            f"at {self.resolution}px")
+        return self
+
     def _compose(self, j: int, r: np.ndarray) -> np.ndarray:
         idx, _ = self._group(self._b_k[j])
         a = self._a_bits[idx[r]]
@@ -73,10 +81,7 @@ class FeasibleSet:
 
     def sample_bits(self, size: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
         """`size` patterns drawn independently and exactly uniformly, as a (size, blocks) 0/1 matrix."""
-        total = self.count()
-        if total == 0:
-            raise SolaError(f"budget {self.budget} admits no pattern of variant {self.variant.name} "
-                            f"at {self.resolution}px")
+        total = self.nonempty().count()
         rng = np.random.default_rng(rng)
         # Pick the second half in proportion to its completions, then a completion uniformly.
         cum = np.cumsum(self._completions)
@@ -99,3 +104,4 @@ class FeasibleSet:
 
     def enumerate(self, limit: int = 1_000_000) -> list[Pattern]:
         return [Pattern.from_bits(b, self.variant) for b in self.enumerate_bits(limit)]
+
