@@ -77,6 +77,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_space(args: argparse.Namespace) -> int:
     from sola_search.space import VARIANTS, Budget, FeasibleSet, baselines, get_variant
+    from sola_search.space.feasible import unlimited_warning
 
     budget = Budget.parse(args.budget) if args.budget else None
     names = [get_variant(args.variant).name] if args.variant else list(VARIANTS)
@@ -92,8 +93,7 @@ def cmd_space(args: argparse.Namespace) -> int:
         rows.append(row)
     unlimited = [r["variant"] for r in rows if budget is not None and r["feasible"] == r["patterns"]]
     if unlimited:
-        print(f"sola-search: warning: budget {budget} admits every pattern of {', '.join(unlimited)} at "
-              f"{args.resolution}px: it limits nothing", file=sys.stderr)
+        print(unlimited_warning(budget, unlimited, args.resolution), file=sys.stderr)
     if args.json:
         _print_json(rows)
         return 0

@@ -186,7 +186,7 @@ def test_a_budget_that_admits_every_pattern_is_said_and_one_that_admits_none_ref
 
     prepare(_config(tmp_path, npz_data, budget="100softmax"))
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "warning: budget 100softmax admits all 1,024 patterns of micro" in err
+    assert err.count("\n") == 1 and "warning: budget 100softmax admits every pattern of micro at 224px" in err
     prepare(_config(tmp_path, npz_data, budget="8softmax", name="u"))
     assert capsys.readouterr().err == ""
     with pytest.raises(SolaError, match="admits no pattern"):

@@ -50,6 +50,7 @@ from sola_search.search.study import (
     storage_for,
 )
 from sola_search.space import Budget, FeasibleSet, baselines, cost_table, get_variant
+from sola_search.space.feasible import unlimited_warning
 
 # Consecutive proposals already measured before the search concludes the space is exhausted.
 MAX_DUPLICATE_STREAK = 200
@@ -151,11 +152,8 @@ def prepare(cfg: SearchConfig) -> tuple[SearchConfig, RunDir, bool, optuna.stora
     budget = Budget.parse(cfg.budget)
     cfg.budget = str(budget)
     variant = get_variant(cfg.variant)
-    feasible = FeasibleSet(variant, budget, cfg.resolution).nonempty().count()
-    if feasible == 2**variant.num_blocks:  # accepted, as a search of the whole space, but not silently
-        print(f"sola-search: warning: budget {cfg.budget} admits all {feasible:,} patterns of "
-              f"{variant.name} ({variant.num_blocks} blocks) at {cfg.resolution}px: it limits nothing",
-              file=sys.stderr, flush=True)
+    if FeasibleSet(variant, budget, cfg.resolution).nonempty().count() == 2**variant.num_blocks:
+        print(unlimited_warning(budget, [variant.name], cfg.resolution), file=sys.stderr, flush=True)
     from sola_search.proxies import PRESETS, check_data
     from sola_search.search.encodings import DEFAULT_ENCODING, ENCODINGS
 

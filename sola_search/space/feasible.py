@@ -105,3 +105,9 @@ class FeasibleSet:
     def enumerate(self, limit: int = 1_000_000) -> list[Pattern]:
         return [Pattern.from_bits(b, self.variant) for b in self.enumerate_bits(limit)]
 
+
+def unlimited_warning(budget: Budget, variants: list[str], resolution: int) -> str:
+    """The one line `run` and `space` say when a budget admits every pattern of `variants` (`count()`
+    is 2 ** blocks): such a budget is accepted, as a search of the whole space, but not silently."""
+    return (f"sola-search: warning: budget {budget} admits every pattern of {', '.join(variants)} at "
+            f"{resolution}px: it limits nothing")
