@@ -13,7 +13,6 @@ from sola_search.search.encodings import (
     DEFAULT_ENCODING,
     ENCODINGS,
     KeysEncoding,
-    ask_feasible,
     enqueue_baselines,
     get_encoding,
 )
@@ -38,10 +37,22 @@ def _objective(pattern: Pattern, variant: str) -> list[float]:
     return [float(bits @ np.linspace(0.1, 1.0, len(bits))), cost_table(variant, 224).macs(pattern) / 1e9]
 
 
+def _ask(study: optuna.Study, encoding) -> tuple[optuna.Trial, Pattern]:
+    """What the search loop does with each proposal (`SearchLoop.ask`): `suggest` it, and tell one
+    outside the budget PRUNED, never returning it."""
+    for _ in range(1000):
+        trial = study.ask()
+        pattern = encoding.suggest(trial)
+        if pattern is not None:
+            return trial, pattern
+        study.tell(trial, state=TrialState.PRUNED)
+    pytest.fail(f"{encoding.name} proposed 1000 patterns in a row outside the budget {encoding.budget}")
+
+
 def _search(study: optuna.Study, encoding, n: int) -> list[Pattern]:
     out = []
     for _ in range(n):
-        trial, pattern = ask_feasible(study, encoding)
+        trial, pattern = _ask(study, encoding)
         out.append(pattern)
         study.tell(trial, _objective(pattern, encoding.variant.name))
     return out
@@ -241,13 +252,13 @@ def test_uniform_initial_population_is_uniform_and_avoids_tried_patterns():
     counts = dict.fromkeys(every, 0)
     rng = np.random.default_rng(0)
     for _ in range(56 * 60):
-        counts[tuple(sampler.uniform(rng, set()))] += 1
+        counts[tuple(sampler.uniform.draw(rng, set()))] += 1
     expected = 60
     chi2 = sum((c - expected) ** 2 / expected for c in counts.values())
     assert chi2 < 120  # 55 degrees of freedom: mean 55, sd ≈ 10.5
     seen = set(every[:-1])
-    assert tuple(sampler.uniform(rng, seen)) == every[-1]
-    assert tuple(sampler.uniform(rng, set(every))) in counts  # exhausted: a repeat, not a crash
+    assert tuple(sampler.uniform.draw(rng, seen)) == every[-1]
+    assert tuple(sampler.uniform.draw(rng, set(every))) in counts  # exhausted: a repeat, not a crash
 
 
 def test_evolution_repeats_only_once_the_budget_is_exhausted():
@@ -258,7 +269,7 @@ def test_evolution_repeats_only_once_the_budget_is_exhausted():
 
 def test_get_encoding_names_what_is_wrong():
     assert DEFAULT_ENCODING in ENCODINGS
-    with pytest.raises(SolaError, match="unknown encoding 'nsga'.*evolution"):
+    with pytest.raises(SolaError, match="unknown sampler 'nsga'.*evolution"):
         get_encoding("nsga", "micro", "2softmax")
     with pytest.raises(SolaError, match="admits no pattern"):
         get_encoding("evolution", "micro", "0.1mparams")

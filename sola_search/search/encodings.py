@@ -8,16 +8,17 @@ NSGA-II trials in optuna#3399), so the search loop asks through an `Encoding`:
     encoding = get_encoding(DEFAULT_ENCODING, "small", budget, 224)
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=encoding.sampler(seed))
     enqueue_baselines(study, baselines("small", budget, 224), encoding)
-    trial, pattern = ask_feasible(study, encoding)  # `pattern` is within the budget, always
+    trial = study.ask()
+    pattern = encoding.suggest(trial)  # None: outside the budget
 
-The rule for the loop: `encoding.suggest(trial)` returns the trial's pattern, or None when the
-proposal is outside the budget. A None trial is never trained: tell it `TrialState.PRUNED`
-(`ask_feasible` does exactly this). Its constraint values (`trial.set_constraint`, Optuna 5) are
-already recorded, so TPE learns where the budget ends — TPE reads PRUNED trials and ranks
-infeasible ones by their total violation; FAIL trials it would ignore — and `study.best_trials`
-leaves it out.
+The rule for the loop (`SearchLoop.ask`): `encoding.suggest(trial)` returns the trial's pattern, or
+None when the proposal is outside the budget. A None trial is never trained: tell it
+`TrialState.PRUNED`. Its constraint values (`trial.set_constraint`, Optuna 5) are already recorded, so
+TPE learns where the budget ends — TPE reads PRUNED trials and ranks infeasible ones by their total
+violation; FAIL trials it would ignore — and `study.best_trials` leaves it out.
 
-Encodings (`ENCODINGS`; `DEFAULT_ENCODING` is chosen by `bench/encodings.py`, see docs/performance.md):
+Encodings (`ENCODINGS`, the one registry; `DEFAULT_ENCODING` is chosen by `bench/encodings.py`, see
+docs/performance.md). A new one is a subclass of `Encoding` added to `ENCODINGS`:
 - `evolution`: one categorical per block (`s1b1` … `s4b3`: "linear"/"softmax"),
   `FeasibleEvolutionSampler`; only feasible, untried patterns.
 - `blocks`: the same parameters, Optuna's TPE (multivariate: Optuna's multi-objective default,
@@ -32,8 +33,9 @@ Encodings (`ENCODINGS`; `DEFAULT_ENCODING` is chosen by `bench/encodings.py`, se
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import numpy as np
 import optuna
@@ -53,36 +55,32 @@ from sola_search.space.feasible import FeasibleSet
 from sola_search.space.pattern import Pattern
 from sola_search.space.variants import Variant, get_variant
 
-ENCODINGS: tuple[str, ...] = ("evolution", "blocks", "keys", "random")
 DEFAULT_ENCODING = "evolution"
 
 
-class Encoding(Protocol):
-    """What the search loop needs from an encoding: a sampler for the study, and a define-by-run
-    `suggest` that returns the trial's pattern (None: outside the budget, tell it PRUNED)."""
-
-    name: str
-    variant: Variant
-    budget: Budget
-    resolution: int
-
-    def sampler(self, seed: int | None = None) -> BaseSampler: ...
-
-    def suggest(self, trial: optuna.Trial) -> Pattern | None: ...
-
-    def params(self, pattern: Pattern) -> dict[str, Any]: ...
-
-
-class _Encoding:
-    """Shared part: the exact budget check and how a proposal is recorded on its trial."""
+class Encoding(ABC):
+    """What the search loop needs from an encoding: a sampler for the study, a define-by-run `suggest`
+    that returns the trial's pattern (None: outside the budget, tell it PRUNED), and `params`, the
+    parameters that `suggest` turns back into a given pattern (how baselines are queued). Built on a
+    budget that admits at least one pattern."""
 
     name: ClassVar[str]
 
     def __init__(self, variant: str | Variant, budget: Budget | str, resolution: int = 224):
         self.budget = Budget.parse(budget) if isinstance(budget, str) else budget
         self.variant, self.resolution = get_variant(variant), resolution
+        self.feasible = FeasibleSet(self.variant, self.budget, resolution).nonempty()
         self.check = BudgetCheck(self.variant, self.budget, resolution)
         self.block_names = block_param_names(self.variant)
+
+    @abstractmethod
+    def sampler(self, seed: int | None = None) -> BaseSampler: ...
+
+    @abstractmethod
+    def suggest(self, trial: optuna.Trial) -> Pattern | None: ...
+
+    @abstractmethod
+    def params(self, pattern: Pattern) -> dict[str, Any]: ...
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.variant.name!r}, {str(self.budget)!r}, {self.resolution})"
@@ -105,7 +103,7 @@ class _Encoding:
         return np.array(pattern.check(self.variant).bits, np.int8)
 
 
-class BlocksEncoding(_Encoding):
+class BlocksEncoding(Encoding):
     """One categorical per block, TPE with the budget as constraints: the plain encoding, which can
     propose patterns outside the budget (those are told PRUNED, never trained)."""
 
@@ -136,17 +134,8 @@ class EvolutionEncoding(BlocksEncoding):
 
     name = "evolution"
 
-    def __init__(self, variant: str | Variant, budget: Budget | str, resolution: int = 224, *,
-                 population_size: int = 8, crossover_prob: float = 0.5, extra_move_prob: float = 0.0):
-        super().__init__(variant, budget, resolution)
-        self.population_size, self.crossover_prob = population_size, crossover_prob
-        self.extra_move_prob = extra_move_prob
-
     def sampler(self, seed: int | None = None) -> BaseSampler:
-        return FeasibleEvolutionSampler(self.variant, self.budget, self.resolution, seed=seed,
-                                        population_size=self.population_size,
-                                        crossover_prob=self.crossover_prob, extra_move_prob=self.extra_move_prob,
-                                        param_names=self.block_names)
+        return FeasibleEvolutionSampler(self.variant, self.budget, self.resolution, seed=seed)
 
 
 class RandomEncoding(BlocksEncoding):
@@ -155,11 +144,10 @@ class RandomEncoding(BlocksEncoding):
     name = "random"
 
     def sampler(self, seed: int | None = None) -> BaseSampler:
-        return UniformFeasibleSampler(self.variant, self.budget, self.resolution, seed=seed,
-                                      param_names=self.block_names)
+        return UniformFeasibleSampler(self.variant, self.budget, self.resolution, seed=seed)
 
 
-class KeysEncoding(_Encoding):
+class KeysEncoding(Encoding):
     """Random keys: `softmax_layers` = k and a float key per block; the k highest keys are softmax
     (ties: network order); over the MAC limit, the highest keys that fit. Every parameter point decodes
     to a feasible pattern, so any sampler (TPE here) stays inside the budget."""
@@ -210,22 +198,25 @@ class KeysEncoding(_Encoding):
         # Only when even all-linear exceeds the MAC limit (softmax is cheaper in some late blocks):
         # a feasible pattern drawn uniformly, seeded by the keys so that decoding stays a function.
         seed = int.from_bytes(hashlib.sha256(keys.tobytes() + int(k).to_bytes(4, "little")).digest()[:8], "little")
-        return FeasibleSet(self.variant, self.budget, self.resolution).sample_bits(1, seed)[0].astype(np.int8)
+        return self.feasible.sample_bits(1, seed)[0].astype(np.int8)
 
 
-_CLASSES: dict[str, type[_Encoding]] = {c.name: c for c in (EvolutionEncoding, BlocksEncoding, KeysEncoding,
-                                                             RandomEncoding)}
+ENCODINGS: dict[str, type[Encoding]] = {c.name: c for c in (EvolutionEncoding, BlocksEncoding, KeysEncoding,
+                                                              RandomEncoding)}
 
 
-def get_encoding(name: str, variant: str | Variant, budget: Budget | str, resolution: int = 224,
-                 **options: Any) -> Encoding:
+def encoding_class(name: str) -> type[Encoding]:
+    """The encoding registered as `name`: the one check of a sampler's name (before Ray starts, in
+    `prepare`, and in `get_encoding`)."""
+    if name not in ENCODINGS:
+        raise SolaError(f"unknown sampler {name!r}: expected one of {', '.join(ENCODINGS)}")
+    return ENCODINGS[name]
+
+
+def get_encoding(name: str, variant: str | Variant, budget: Budget | str, resolution: int = 224) -> Encoding:
     """The encoding `name` (one of `ENCODINGS`) for a variant, budget and resolution. Fails with a
     `SolaError` when the name is unknown or the budget admits no pattern at all."""
-    if name not in _CLASSES:
-        raise SolaError(f"unknown encoding {name!r}: expected one of {', '.join(ENCODINGS)}")
-    encoding = _CLASSES[name](variant, budget, resolution, **options)
-    FeasibleSet(encoding.variant, encoding.budget, resolution).nonempty()
-    return encoding  # type: ignore[return-value]
+    return encoding_class(name)(variant, budget, resolution)
 
 
 # A baseline that failed for a reason that may pass (out of memory, a worker's error) is queued again
@@ -260,18 +251,5 @@ def enqueue_baselines(study: optuna.Study, patterns: Mapping[str, Pattern], enco
     return queued
 
 
-def ask_feasible(study: optuna.Study, encoding: Encoding, max_attempts: int = 1000) -> tuple[optuna.Trial, Pattern]:
-    """Ask until the encoding yields a pattern within the budget. Proposals outside it are told
-    PRUNED here (their constraints are recorded), so they never reach a worker."""
-    for _ in range(max_attempts):
-        trial = study.ask()
-        pattern = encoding.suggest(trial)
-        if pattern is not None:
-            return trial, pattern
-        study.tell(trial, state=TrialState.PRUNED)
-    raise SolaError(f"encoding {encoding.name} proposed {max_attempts} patterns in a row outside the budget "
-                    f"{encoding.budget}; try --sampler {DEFAULT_ENCODING}")
-
-
 __all__ = ["DEFAULT_ENCODING", "ENCODINGS", "BlocksEncoding", "Encoding", "EvolutionEncoding", "KeysEncoding",
-           "RandomEncoding", "ask_feasible", "block_param_names", "enqueue_baselines", "get_encoding"]
+           "RandomEncoding", "block_param_names", "encoding_class", "enqueue_baselines", "get_encoding"]

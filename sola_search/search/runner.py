@@ -155,13 +155,12 @@ def prepare(cfg: SearchConfig) -> tuple[SearchConfig, RunDir, bool, optuna.stora
     if FeasibleSet(variant, budget, cfg.resolution).nonempty().count() == 2**variant.num_blocks:
         print(unlimited_warning(budget, [variant.name], cfg.resolution), file=sys.stderr, flush=True)
     from sola_search.proxies import PRESETS, check_data
-    from sola_search.search.encodings import DEFAULT_ENCODING, ENCODINGS
+    from sola_search.search.encodings import DEFAULT_ENCODING, encoding_class
 
     if cfg.preset is not None and cfg.preset not in PRESETS:
         raise SolaError(f"unknown preset {cfg.preset!r}: expected one of {', '.join(PRESETS)}")
     cfg.encoding = cfg.encoding or DEFAULT_ENCODING
-    if cfg.encoding not in ENCODINGS:
-        raise SolaError(f"unknown sampler {cfg.encoding!r}: expected one of {', '.join(ENCODINGS)}")
+    encoding_class(cfg.encoding)
     check_data(cfg.data)
     storage = storage_for(cfg.storage) if cfg.storage else None  # a bad URL fails before Ray starts
     if resuming:
@@ -396,9 +395,8 @@ class SearchLoop:
                  n_workers: int, options: dict, quiet: bool, pack: int = 1):
         self.cfg, self.run_dir, self.study, self.encoding, self.proxy = cfg, run, study, encoding, proxy
         self.quiet = quiet
-        variant, budget = get_variant(cfg.variant), Budget.parse(cfg.budget)
-        self.table = cost_table(variant, cfg.resolution)
-        self.feasible_total = FeasibleSet(variant, budget, cfg.resolution).count()
+        self.table = cost_table(get_variant(cfg.variant), cfg.resolution)
+        self.feasible_total = encoding.feasible.count()
         self.max_failures = cfg.max_failures or max(3, (cfg.trials or 12) // 4)
         trials = study.get_trials(deepcopy=False)
         self.pack_size = pack

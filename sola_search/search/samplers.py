@@ -7,8 +7,8 @@ block, add or drop one) keep most children feasible, so no trial is spent outsid
 Like Optuna's own samplers it keeps no state of its own: the population is derived from
 `study.get_trials()` and the random stream from (seed, trial number), so a study reloaded from its
 storage continues exactly where it stopped.
-`UniformFeasibleSampler` is the same sampler without evolution: exactly uniform over the feasible
-patterns not tried yet (the reference any search must beat)."""
+`UniformFeasibleSampler` is exactly uniform over the feasible patterns not tried yet (the reference
+any search must beat); the evolution sampler holds one for its start."""
 
 from __future__ import annotations
 
@@ -89,41 +89,22 @@ def _crowding(loss: np.ndarray) -> np.ndarray:
     return dist
 
 
-class FeasibleEvolutionSampler(BaseSampler):
-    """Steady-state NSGA-II-style evolution over the block parameters that never leaves the budget.
+class _BlockSampler(BaseSampler):
+    """The Optuna side of a sampler that proposes whole patterns: one categorical per block
+    (`block_param_names`), all of them from one 0/1 vector (`propose`). Enqueued trials
+    (`study.enqueue_trial`, e.g. baselines) keep their fixed parameters."""
 
-    - Until `population_size` distinct feasible patterns are complete, proposals are drawn exactly
-      uniformly from the feasible patterns not yet in the study (`FeasibleSet.sample_bits`).
-    - Then the elite is the best `population_size` completed patterns by Pareto rank and crowding
-      distance; a parent is the winner of a binary tournament; with `crossover_prob` a second parent
-      is mixed in (blocks both share stay, the rest are drawn from where either has softmax, keeping
-      one parent's count); then one move (each further one with `extra_move_prob`): shift a softmax
-      block within its stage, swap it anywhere, add one, drop one. Defaults measured in
-      bench/encodings.py (docs/performance.md).
-    - A child is returned only if the budget admits it and no trial of the study (of any state,
-      queued ones included) has that pattern; after `max_attempts` rejections, a uniform feasible
-      pattern not yet tried. Only when the budget admits no untried pattern does it repeat one.
-
-    Enqueued trials (`study.enqueue_trial`, e.g. baselines) keep their fixed parameters."""
-
-    def __init__(self, variant: str | Variant, budget: Budget, resolution: int = 224, *,
-                 population_size: int = 8, crossover_prob: float = 0.5, extra_move_prob: float = 0.0,
-                 max_attempts: int = 200,
-                 seed: int | None = None, param_names: Sequence[str] | None = None):
+    def __init__(self, variant: str | Variant, budget: Budget, resolution: int = 224, *, seed: int | None = None):
         self.check = BudgetCheck(variant, budget, resolution)
         self.variant = self.check.variant
-        self.param_names = list(param_names) if param_names is not None else block_param_names(self.variant)
-        if len(self.param_names) != self.variant.num_blocks:
-            raise ValueError(f"{len(self.param_names)} parameter names for {self.variant.num_blocks} blocks")
-        self.population_size = population_size
-        self.crossover_prob = crossover_prob
-        self.extra_move_prob = extra_move_prob
-        self.max_attempts = max_attempts
+        self.param_names = block_param_names(self.variant)
         self.seed = seed
-        self._feasible: FeasibleSet | None = None
         self._fallback = RandomSampler(seed=seed)
         self._space = {name: CategoricalDistribution(LAYER_CHOICES) for name in self.param_names}
-        self._stage = np.repeat(np.arange(len(self.variant.depths)), self.variant.depths)
+
+    def propose(self, study: Study, trial: FrozenTrial) -> np.ndarray:
+        """The 0/1 block vector for `trial`, derived only from the study's trials and the seed."""
+        raise NotImplementedError
 
     # --- what Optuna calls --------------------------------------------------------------------
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
@@ -144,40 +125,90 @@ class FeasibleEvolutionSampler(BaseSampler):
     def reseed_rng(self) -> None:
         """Nothing to reseed: each proposal's stream is derived from (seed, trial number)."""
 
-    # --- the proposal --------------------------------------------------------------------------
+    # --- the study as the sampler sees it -----------------------------------------------------------
     def rng(self, trial_number: int) -> np.random.Generator:
         """The trial's own random stream: reproducible after a reload, independent across workers."""
         return np.random.default_rng(None if self.seed is None else [self.seed, trial_number])
 
+    def tried(self, study: Study, trial: FrozenTrial) -> list[tuple[tuple[int, ...], FrozenTrial]]:
+        """Every other trial of the study (of any state, queued ones included) with its 0/1 vector."""
+        out = []
+        for t in study.get_trials(deepcopy=False):
+            params = t.system_attrs.get("fixed_params") or t.params
+            if t.number != trial.number and all(name in params for name in self.param_names):
+                out.append((tuple(int(params[name] == LAYER_CHOICES[1]) for name in self.param_names), t))
+        return out
+
+
+class UniformFeasibleSampler(_BlockSampler):
+    """Exactly uniform over the feasible patterns not tried yet: random search inside the budget (the
+    reference any search must beat), and the start of `FeasibleEvolutionSampler`."""
+
+    def __init__(self, variant: str | Variant, budget: Budget, resolution: int = 224, *, seed: int | None = None):
+        super().__init__(variant, budget, resolution, seed=seed)
+        self._feasible: FeasibleSet | None = None
+
     @property
     def feasible(self) -> FeasibleSet:
         if self._feasible is None:
-            self._feasible = FeasibleSet(self.variant, self.check.budget, self.check.resolution).nonempty()
+            self._feasible = FeasibleSet(self.variant, self.check.budget, self.check.resolution)
         return self._feasible
 
-    def _bits_of(self, t: FrozenTrial) -> tuple[int, ...] | None:
-        params = t.system_attrs.get("fixed_params") or t.params
-        if not all(name in params for name in self.param_names):
-            return None
-        return tuple(int(params[name] == LAYER_CHOICES[1]) for name in self.param_names)
+    def propose(self, study: Study, trial: FrozenTrial) -> np.ndarray:
+        return self.draw(self.rng(trial.number), {bits for bits, _ in self.tried(study, trial)})
+
+    def draw(self, rng: np.random.Generator, seen: set[tuple[int, ...]]) -> np.ndarray:
+        """Exactly uniform over the feasible patterns not in `seen` (over all of them once every
+        feasible pattern has been tried; a budget that admits none is a `SolaError`)."""
+        fs = self.feasible
+        total = fs.count()
+        if total > 4 * len(seen) or total > 200_000:
+            for _ in range(64):  # rejection: uniform over the untried ones
+                for bits in fs.sample_bits(16, rng):
+                    if tuple(int(b) for b in bits) not in seen:
+                        return bits
+        every = fs.enumerate_bits(limit=200_000)
+        fresh = [b for b in every if tuple(int(x) for x in b) not in seen]
+        # Exhausted: a repeat, uniform over all of them (`sample_bits` draws as `every[integers(total)]`).
+        return fresh[rng.integers(len(fresh))].copy() if fresh else fs.sample_bits(1, rng)[0]
+
+
+class FeasibleEvolutionSampler(_BlockSampler):
+    """Steady-state NSGA-II-style evolution over the block parameters that never leaves the budget.
+
+    - Until `POPULATION_SIZE` distinct feasible patterns are complete, proposals come from the
+      `UniformFeasibleSampler` it holds (as Optuna's TPE holds a `RandomSampler` for its start).
+    - Then the elite is the best `POPULATION_SIZE` completed patterns by Pareto rank and crowding
+      distance; a parent is the winner of a binary tournament; with `CROSSOVER_PROB` a second parent
+      is mixed in (blocks both share stay, the rest are drawn from where either has softmax, keeping
+      one parent's count); then one move (each further one with `EXTRA_MOVE_PROB`): shift a softmax
+      block within its stage, swap it anywhere, add one, drop one. Settings measured in
+      bench/encodings.py (docs/performance.md).
+    - A child is returned only if the budget admits it and no trial of the study (of any state,
+      queued ones included) has that pattern; after `MAX_ATTEMPTS` rejections, a uniform feasible
+      pattern not yet tried. Only when the budget admits no untried pattern does it repeat one."""
+
+    POPULATION_SIZE = 8
+    CROSSOVER_PROB = 0.5
+    EXTRA_MOVE_PROB = 0.0  # still drawn once a child: the random stream the measured runs used
+    MAX_ATTEMPTS = 200
+
+    def __init__(self, variant: str | Variant, budget: Budget, resolution: int = 224, *, seed: int | None = None):
+        super().__init__(variant, budget, resolution, seed=seed)
+        self.uniform = UniformFeasibleSampler(self.variant, budget, resolution, seed=seed)
+        self._stage = np.repeat(np.arange(len(self.variant.depths)), self.variant.depths)
 
     def propose(self, study: Study, trial: FrozenTrial) -> np.ndarray:
-        """The 0/1 block vector for `trial`, derived only from the study's trials and the seed."""
         rng = self.rng(trial.number)
         seen: set[tuple[int, ...]] = set()
         done: dict[tuple[int, ...], Sequence[float]] = {}
-        for t in study.get_trials(deepcopy=False):
-            if t.number == trial.number:
-                continue
-            bits = self._bits_of(t)
-            if bits is None:
-                continue
+        for bits, t in self.tried(study, trial):
             seen.add(bits)
             if (t.state == TrialState.COMPLETE and t.values is not None and bits not in done
                     and all(c <= 0 for c in t.constraints.values())):
                 done[bits] = t.values
-        if len(done) < self.population_size:
-            return self.uniform(rng, seen)
+        if len(done) < self.POPULATION_SIZE:
+            return self.uniform.draw(rng, seen)
         signs = np.array([-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in study.directions])
         pop = np.array(list(done), np.int8)
         loss = np.array([list(v) for v in done.values()], float) * signs
@@ -189,23 +220,23 @@ class FeasibleEvolutionSampler(BaseSampler):
             better = i if (rank[i], -crowd[i]) <= (rank[j], -crowd[j]) else j
             return pop[better].copy()
 
-        for _ in range(self.max_attempts):
+        for _ in range(self.MAX_ATTEMPTS):
             child = parent()
-            if rng.random() < self.crossover_prob:
+            if rng.random() < self.CROSSOVER_PROB:
                 child = self._crossover(rng, child, parent())
             child = self._mutate(rng, child)
             if tuple(int(b) for b in child) not in seen and self.check.admits(child):
                 return child
-        return self.uniform(rng, seen)
+        return self.uniform.draw(rng, seen)
 
     def _elite(self, loss: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Indices of the best `population_size` rows by (rank, −crowding), with their rank and crowding."""
+        """Indices of the best `POPULATION_SIZE` rows by (rank, −crowding), with their rank and crowding."""
         ranks = _nondominated_ranks(loss)
         crowd = np.zeros(len(loss))
         for r in np.unique(ranks):
             idx = np.flatnonzero(ranks == r)
             crowd[idx] = _crowding(loss[idx])
-        order = np.lexsort((-crowd, ranks))[: self.population_size]
+        order = np.lexsort((-crowd, ranks))[: self.POPULATION_SIZE]
         return order, ranks[order], crowd[order]
 
     def _crossover(self, rng: np.random.Generator, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -218,12 +249,12 @@ class FeasibleEvolutionSampler(BaseSampler):
         return child
 
     def _mutate(self, rng: np.random.Generator, bits: np.ndarray) -> np.ndarray:
-        """One move, and each further one with `extra_move_prob`; each one of: `shift` a softmax block
+        """One move, and each further one with `EXTRA_MOVE_PROB`; each one of: `shift` a softmax block
         to a linear block of its own stage (same MACs: explores placement at a fixed cost), `swap` it
         anywhere, `add`, `drop`."""
         bits = bits.copy()
         n_moves = 1
-        while rng.random() < self.extra_move_prob:
+        while rng.random() < self.EXTRA_MOVE_PROB:
             n_moves += 1
         for _ in range(n_moves):
             on, off = np.flatnonzero(bits), np.flatnonzero(bits == 0)
@@ -248,28 +279,6 @@ class FeasibleEvolutionSampler(BaseSampler):
             if move in ("swap", "add"):
                 bits[rng.choice(off)] = 1
         return bits
-
-    def uniform(self, rng: np.random.Generator, seen: set[tuple[int, ...]]) -> np.ndarray:
-        """Exactly uniform over the feasible patterns not in `seen` (over all of them once every
-        feasible pattern has been tried)."""
-        fs = self.feasible
-        total = fs.count()
-        if total > 4 * len(seen) or total > 200_000:
-            for _ in range(64):  # rejection: uniform over the untried ones
-                for bits in fs.sample_bits(16, rng):
-                    if tuple(int(b) for b in bits) not in seen:
-                        return bits
-        every = fs.enumerate_bits(limit=200_000)
-        fresh = [b for b in every if tuple(int(x) for x in b) not in seen]
-        return (fresh[rng.integers(len(fresh))] if fresh else every[rng.integers(len(every))]).copy()
-
-
-class UniformFeasibleSampler(FeasibleEvolutionSampler):
-    """Exactly uniform over the feasible patterns not tried yet: random search inside the budget."""
-
-    def __init__(self, variant: str | Variant, budget: Budget, resolution: int = 224, *,
-                 seed: int | None = None, param_names: Sequence[str] | None = None):
-        super().__init__(variant, budget, resolution, population_size=2**62, seed=seed, param_names=param_names)
 
 
 __all__ = ["LAYER_CHOICES", "BudgetCheck", "FeasibleEvolutionSampler", "UniformFeasibleSampler",
