@@ -1,9 +1,13 @@
 """Budget: the grammar (each unit; FLOPs = 2 × MACs), every error, canonical text, admits()."""
 
+import itertools
+
+import numpy as np
 import pytest
 
 from sola_search.errors import SolaError
 from sola_search.space import Budget, Pattern, baseline, cost_table, model_cost
+from sola_search.space.budget import TERMS
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -114,3 +118,70 @@ def test_admits_refuses_a_pattern_of_another_shape():
         Budget.parse("8softmax").admits(Pattern.parse("S-S"), "tiny")
     with pytest.raises(SolaError, match="stage 3"):
         Budget().admits(Pattern.parse("LL-LL-LLLL-LL"), "tiny")  # a micro pattern
+
+
+def _forms(table, bits):
+    """Every combination of the three kinds of limit, each set where some patterns pass it and some do
+    not (the params limit, the same for every pattern, once just above and once just below)."""
+    k = int(np.median(bits.sum(1)))
+    macs = int(np.median(table.macs_many(bits)))
+    for softmax, max_macs, params in itertools.product((None, k), (None, macs), (None, table.params, table.params - 1)):
+        yield Budget(softmax, max_macs, params)
+
+
+def test_violations_agree_with_admits_on_random_patterns_of_every_budget_form(rng):
+    """`violations` is the one budget test: cost minus limit per set term, in the term's shown unit;
+    `within` and `admits` are "every violation <= 0", the same verdict as comparing each limit."""
+    table = cost_table("tiny")
+    bits = rng.integers(0, 2, (150, table.linear_macs.size))
+    verdicts = set()
+    for b in _forms(table, bits):
+        assert Budget.parse(str(b)) == b if str(b) != "unlimited" else b == Budget()
+        for row in bits:
+            p = Pattern.from_bits(row, "tiny")
+            softmax, macs = p.softmax_layers, table.macs(p)
+            v = b.violations(table.costs(row))
+            assert table.costs(row) == {"softmax_layers": softmax, "macs": macs, "params": table.params}
+            expected = {}
+            if b.max_softmax is not None:
+                expected["softmax"] = float(softmax - b.max_softmax)
+            if b.max_macs is not None:
+                expected["gmacs"] = (macs - b.max_macs) / 1e9
+            if b.max_params is not None:
+                expected["mparams"] = (table.params - b.max_params) / 1e6
+            assert v == expected
+            within = ((b.max_softmax is None or softmax <= b.max_softmax) and (b.max_macs is None or macs <= b.max_macs)
+                      and (b.max_params is None or table.params <= b.max_params))
+            assert b.admits(p, "tiny") == b.within(table.costs(row)) == all(x <= 0 for x in v.values()) == within
+            verdicts.add(within)
+    assert verdicts == {True, False}
+
+
+def test_every_unit_is_one_term():
+    """Each unit a budget may be written in belongs to one entry of TERMS, which says which field it
+    sets, which cost it limits and how it is shown: gflops is the gmacs term at half the scale."""
+    for term in TERMS:
+        for unit, scale in term.units.items():
+            b = Budget.parse(f"3{unit}")
+            assert getattr(b, term.field) == (3 if term.whole else round(3 * scale))
+            assert str(b).endswith(term.unit)
+            assert list(b.violations({term.cost: 0})) == [term.unit]
+    assert Budget.parse("5gflops").violations({"macs": 3_000_000_000}) == {"gmacs": 0.5}
+
+
+def test_a_cost_not_given_is_neither_within_nor_over():
+    b = Budget.parse("4softmax,2gmacs")
+    for missing in ({"softmax_layers": 3}, {"softmax_layers": 3, "macs": None}, {"softmax_layers": 3, "macs": np.nan}):
+        v = b.violations(missing)
+        assert v["softmax"] == -1.0 and np.isnan(v["gmacs"])
+        assert not b.within(missing) and not any(x > 0 for x in v.values())
+
+
+def test_softmax_limit_is_clamped_to_the_blocks_once():
+    from sola_search.search.samplers import BudgetCheck
+    from sola_search.space import FeasibleSet
+
+    for b, expected in ((Budget(), 10), (Budget.parse("3softmax"), 3), (Budget.parse("100softmax"), 10),
+                        (Budget.parse("1gmacs"), 10)):
+        assert b.softmax_limit(10) == expected
+        assert FeasibleSet("micro", b).max_softmax == BudgetCheck("micro", b).max_softmax == expected

@@ -12,11 +12,19 @@ from sola_search.errors import SolaError
 from sola_search.search.encodings import (
     DEFAULT_ENCODING,
     ENCODINGS,
+    Encoding,
     KeysEncoding,
+    encoding_class,
     enqueue_baselines,
     get_encoding,
 )
-from sola_search.search.samplers import BudgetCheck, FeasibleEvolutionSampler, block_param_names
+from sola_search.search.samplers import (
+    LAYER_CHOICES,
+    BudgetCheck,
+    FeasibleEvolutionSampler,
+    UniformFeasibleSampler,
+    block_param_names,
+)
 from sola_search.space import Budget, FeasibleSet, Pattern, baselines, cost_table
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -293,3 +301,52 @@ def test_every_encoding_runs_in_a_plain_optimize_loop(name):
     study.optimize(objective, n_trials=12)
     done = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert done and all(budget.admits(Pattern.parse(t.user_attrs["pattern"]), "micro") for t in done)
+
+
+@pytest.mark.parametrize("variant,budget", CASES)
+def test_budget_check_is_budget_violations_on_bits(variant, budget):
+    """What a proposal records (`set_constraint`) is `Budget.violations` of its costs, and the macs
+    compared are `CostTable.macs`: the samplers' fast path is the one budget test, not a copy."""
+    b, check = Budget.parse(budget), BudgetCheck(variant, Budget.parse(budget))
+    table = cost_table(variant)
+    for bits in np.random.default_rng(2).integers(0, 2, (100, table.linear_macs.size)):
+        costs = table.costs(bits)
+        assert costs["macs"] == table.macs(Pattern.from_bits(bits, variant))
+        assert check.violations(bits) == b.violations(costs)
+        assert check.admits(bits) == b.within(costs)
+
+
+def test_the_registry_is_one_table_of_encodings():
+    """Each name maps to its class, which says the same name; an unknown one is refused the same way
+    wherever it is checked (`get_encoding` here, `prepare` through the same `encoding_class`)."""
+    assert list(ENCODINGS) == ["evolution", "blocks", "keys", "random"]
+    for name, cls in ENCODINGS.items():
+        encoding = get_encoding(name, "micro", "2softmax")
+        assert issubclass(cls, Encoding) and cls.name == name and type(encoding) is cls
+        assert encoding_class(name) is cls
+    with pytest.raises(SolaError, match="unknown sampler 'nsga': expected one of evolution, blocks, keys, random"):
+        encoding_class("nsga")
+
+
+def test_evolution_starts_as_the_uniform_sampler_it_holds():
+    """Until its population is complete, evolution proposes exactly what `random` (the uniform sampler
+    alone) proposes for the same seed and trials; then it evolves."""
+    runs = {}
+    for name in ("evolution", "random"):
+        encoding = get_encoding(name, "small", "8softmax,5gmacs")
+        runs[name] = [str(p) for p in _search(_study(encoding, seed=5), encoding, 20)]
+    size = FeasibleEvolutionSampler.POPULATION_SIZE
+    assert runs["evolution"][:size] == runs["random"][:size]
+    assert runs["evolution"][size:] != runs["random"][size:]
+    assert not isinstance(UniformFeasibleSampler("micro", Budget.parse("2softmax")), FeasibleEvolutionSampler)
+
+
+@pytest.mark.parametrize("sampler_class", [UniformFeasibleSampler, FeasibleEvolutionSampler])
+def test_a_sampler_on_a_budget_that_admits_nothing_says_so(sampler_class):
+    """Built directly (not through `get_encoding`, which refuses such a budget first), a sampler whose
+    budget admits no pattern stops with the one message, not an IndexError."""
+    budget = Budget(max_params=cost_table("micro").params - 1)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler_class("micro", budget, seed=0))
+    trial = study.ask()
+    with pytest.raises(SolaError, match="budget 0.956327mparams admits no pattern of variant micro at 224px"):
+        trial.suggest_categorical("s1b1", LAYER_CHOICES)  # the sampler's proposal is drawn here

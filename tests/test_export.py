@@ -124,3 +124,40 @@ def test_empty_study_has_no_knee(capsys, tmp_path):
     s.set_user_attr("variant", "micro")
     assert main(["export", str(tmp_path / "e"), "--pick", "knee"]) == 2
     assert "no completed feasible trial yet" in capsys.readouterr().err
+
+
+def test_the_front_and_under_filter_with_the_one_budget_test(tmp_path):
+    """`trials_frame`'s `feasible` (the study's budget) and `--pick under:<budget>` (any budget form)
+    keep exactly the trials whose recorded costs are within every limit, as comparing each limit by
+    hand says."""
+    from sola_search.space import Budget, cost_table
+
+    params = cost_table("micro").params
+    study_budget = Budget(max_softmax=4, max_macs=500_000_000, max_params=params)
+    run = make_run(tmp_path, "b", budget=str(study_budget), n=20)
+    study = open_run(run).study
+    frame = trials_frame(study)
+
+    def by_hand(b: Budget, softmax, macs, p) -> bool:
+        return ((b.max_softmax is None or softmax <= b.max_softmax) and (b.max_macs is None or macs <= b.max_macs)
+                and (b.max_params is None or p <= b.max_params))
+
+    for t, row in zip(study.trials, frame.itertuples(), strict=True):
+        a = t.user_attrs
+        done = t.state == optuna.trial.TrialState.COMPLETE and all(c <= 0 for c in t.constraints.values())
+        assert row.feasible == (done and by_hand(study_budget, a["softmax_layers"], a["macs"], a["params"]))
+    assert 0 < frame["feasible"].sum() < (frame["state"] == "COMPLETE").sum() - 2  # the MACs limit removed some
+
+    macs = int(frame.loc[frame["feasible"], "macs"].median())
+    for softmax, limit, text_params in [(2, None, None), (None, macs, None), (1, macs, None), (None, None, params),
+                                        (None, None, params - 1), (3, macs, params)]:
+        b = Budget(softmax, limit, text_params)
+        keep = frame[frame["feasible"]]
+        keep = keep[[by_hand(b, r.softmax_layers, r.macs, r.params) for r in keep.itertuples()]]
+        for text in {str(b), str(b).replace(f"{(limit or 0) / 1e9:.15g}gmacs", f"{2 * (limit or 0) / 1e9:.15g}gflops")}:
+            if keep.empty:
+                with pytest.raises(SolaError, match="no completed feasible trial within"):
+                    pick_trial(study, f"under:{text}")
+            else:
+                best = keep.sort_values(["val_top1", "gmacs", "number"], ascending=[False, True, True]).iloc[0]
+                assert pick_trial(study, f"under:{text}") == best["number"]
