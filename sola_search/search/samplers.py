@@ -12,6 +12,7 @@ any search must beat); the evolution sampler holds one for its start."""
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -102,9 +103,9 @@ class _BlockSampler(BaseSampler):
         self._fallback = RandomSampler(seed=seed)
         self._space = {name: CategoricalDistribution(LAYER_CHOICES) for name in self.param_names}
 
+    @abstractmethod
     def propose(self, study: Study, trial: FrozenTrial) -> np.ndarray:
         """The 0/1 block vector for `trial`, derived only from the study's trials and the seed."""
-        raise NotImplementedError
 
     # --- what Optuna calls --------------------------------------------------------------------
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
