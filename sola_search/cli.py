@@ -62,6 +62,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     from sola_search.space import get_variant, model_cost, pattern_file_defaults, resolve_pattern
 
     from_file = pattern_file_defaults(args.pattern)
+    table = None
+    if args.latency:  # its variant and resolution are the defaults after the options' and the file's
+        from sola_search.space.latency import LatencyTable
+
+        table = LatencyTable.load(args.latency)
+        from_file = {"variant": table.variant.name, "resolution": table.resolution, **from_file}
     v = get_variant(args.variant or from_file.get("variant", "small"))  # the variant run and proxy default to
     args.resolution = args.resolution or from_file.get("resolution", 224)
     p = resolve_pattern(args.pattern, v)
@@ -69,6 +75,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     info = dict(pattern=str(p), variant=v.name, resolution=args.resolution, macs=cost.macs,
                 gmacs=round(cost.gmacs, 4), gflops=round(cost.gflops, 4), params=cost.params,
                 softmax_layers=p.softmax_layers, blocks=v.num_blocks, layer_types=p.layer_types)
+    if table is not None:
+        table.check(v, args.resolution)
+        info |= dict(latency_ms=round(table.ms(p), 4), latency_table=args.latency, latency_batch=table.batch,
+                     latency_device=table.machine.get("device_name"), latency_dtype=table.dtype)
     if args.json:
         _print_json(info)
         return 0
@@ -81,6 +91,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"  ({LINEAR_MARK} linear, {SOFTMAX_MARK} softmax)")
     print(f"softmax layers  {p.softmax_layers} of {v.num_blocks}")
     print(f"MACs            {cost.gmacs:.3f} G   ({cost.gflops:.3f} GFLOPs)")
+    if table is not None:
+        print(f"latency         {table.ms(p):.3f} ms per batch of {table.batch}   (predicted: {table.dtype} on "
+              f"{table.machine.get('device_name', '?')}, {args.latency})")
     print(f"params          {cost.mparams:.2f} M")
     return 0
 
@@ -416,10 +429,11 @@ def build_parser() -> argparse.ArgumentParser:
         """A subcommand whose one-line help is also what its own --help opens with."""
         return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".")
 
-    p = command("show", "draw a pattern with its MACs, GFLOPs, params and softmax count")
+    p = command("show", "draw a pattern with its MACs, GFLOPs, params, softmax count (and latency)")
     p.add_argument("pattern", help="text form (LL-LS-LLSLLS-SS), a baseline name (late-stages) or a pattern file")
     p.add_argument("--variant", help="micro, tiny, small or base (default: a pattern file's, else small)")
     p.add_argument("--resolution", type=_resolution, help="input size in pixels (default: a pattern file's, else 224)")
+    p.add_argument("--latency", metavar="FILE", help="also its predicted latency from a table (sola-search latency)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_show)
 
