@@ -43,6 +43,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number >= 0") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value}: expected a whole number >= 0")
+    return value
+
+
 def _print_json(obj) -> None:
     print(json.dumps(obj, indent=2))
 
@@ -52,6 +62,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     from sola_search.space import get_variant, model_cost, pattern_file_defaults, resolve_pattern
 
     from_file = pattern_file_defaults(args.pattern)
+    table = None
+    if args.latency:  # its variant and resolution are the defaults after the options' and the file's
+        from sola_search.space.latency import LatencyTable
+
+        table = LatencyTable.load(args.latency)
+        from_file = {"variant": table.variant.name, "resolution": table.resolution, **from_file}
     v = get_variant(args.variant or from_file.get("variant", "small"))  # the variant run and proxy default to
     args.resolution = args.resolution or from_file.get("resolution", 224)
     p = resolve_pattern(args.pattern, v)
@@ -59,6 +75,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     info = dict(pattern=str(p), variant=v.name, resolution=args.resolution, macs=cost.macs,
                 gmacs=round(cost.gmacs, 4), gflops=round(cost.gflops, 4), params=cost.params,
                 softmax_layers=p.softmax_layers, blocks=v.num_blocks, layer_types=p.layer_types)
+    if table is not None:
+        table.check(v, args.resolution)
+        info |= dict(latency_ms=round(table.ms(p), 4), latency_table=args.latency, latency_batch=table.batch,
+                     latency_device=table.machine.get("device_name"), latency_dtype=table.dtype)
     if args.json:
         _print_json(info)
         return 0
@@ -71,6 +91,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"  ({LINEAR_MARK} linear, {SOFTMAX_MARK} softmax)")
     print(f"softmax layers  {p.softmax_layers} of {v.num_blocks}")
     print(f"MACs            {cost.gmacs:.3f} G   ({cost.gflops:.3f} GFLOPs)")
+    if table is not None:
+        print(f"latency         {table.ms(p):.3f} ms per batch of {table.batch}   (predicted: {table.dtype} on "
+              f"{table.machine.get('device_name', '?')}, {args.latency})")
     print(f"params          {cost.mparams:.2f} M")
     return 0
 
@@ -108,6 +131,75 @@ def cmd_space(args: argparse.Namespace) -> int:
             for n, p in r["baselines"].items():
                 print(f"    baseline {n:<14} {p}")
     return 0
+
+
+def cmd_latency(args: argparse.Namespace) -> int:
+    from sola_search.space import baseline, get_variant
+    from sola_search.space.budget import Budget
+    from sola_search.space.latency import check_options, measure_latency, refuse_overwrite
+
+    v = get_variant(args.variant)
+    device = args.device or _default_device()
+    dtype = args.dtype or ("bf16" if device == "cuda" else "fp32")
+    budget = Budget.parse(args.budget) if args.budget else None
+    check_options(device, dtype, args.batch)
+    out = Path(args.out or f"latency-{v.name}-{args.resolution}px-{device}.json")
+    refuse_overwrite(out)  # before minutes of measuring, not after
+    with _progress(f"timing {v.name} at {args.resolution}px, batch {args.batch}, {dtype} on {device}") as progress:
+        table = measure_latency(v, args.resolution, args.batch, device, dtype, warmup=args.warmup, reps=args.reps,
+                                patterns=args.patterns, budget=budget, seed=args.seed, threads=args.threads,
+                                progress=progress)
+    table.save(out)
+    print(f"latency of {v.name} at {args.resolution}px, batch {args.batch}, {dtype} on "
+          f"{table.machine['device_name']} ({device}): median of {table.settings['block_reps']} runs per block, "
+          f"{args.reps} per whole model")
+    print(f"{'stage':<6} {'blocks':>6} {'linear ms':>10} {'softmax ms':>11} {'softmax/linear':>15}")
+    at = 0
+    for i, depth in enumerate(v.depths):
+        lin, soft = table.linear_ms[at], table.softmax_ms[at]
+        print(f"{i + 1:<6} {depth:>6} {lin:>10.3f} {soft:>11.3f} {soft / lin if lin else float('nan'):>14.2f}x")
+        at += depth
+    print(f"rest (stem, downsampling, head) {table.fixed_ms:.3f} ms")
+    named = "   ".join(f"{n} {table.ms(baseline(n, v)):.2f} ms" for n in ("all-linear", "late-stages", "all-softmax"))
+    print(f"predicted per batch: {named}")
+    val = table.validation
+    if val["patterns"]:
+        print(f"validation: {val['patterns']} random patterns ({val['budget']}), predicted vs whole model timed end "
+              f"to end: median error {val['median_rel_error']:.1%}, worst {val['max_rel_error']:.1%}")
+    if warning := table.warning():
+        print(f"sola-search: warning: {warning}", file=sys.stderr)
+    print(f"wrote {out}")
+    return 0
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class _progress:
+    """A rich progress bar on stderr for `measure_latency`'s progress callback (nothing when stderr
+    is not a terminal)."""
+
+    def __init__(self, title: str):
+        self.title = title
+
+    def __enter__(self):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+        self.bar.__enter__()
+        self.task = self.bar.add_task(self.title, total=None)
+        return self.update
+
+    def update(self, done: int, total: int, what: str) -> None:
+        self.bar.update(self.task, completed=done, total=total, description=f"{self.title}: {what}")
+
+    def __exit__(self, *exc) -> None:
+        self.bar.__exit__(*exc)
 
 
 # --- proxies ----------------------------------------------------------------------------------
@@ -337,10 +429,11 @@ def build_parser() -> argparse.ArgumentParser:
         """A subcommand whose one-line help is also what its own --help opens with."""
         return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".")
 
-    p = command("show", "draw a pattern with its MACs, GFLOPs, params and softmax count")
+    p = command("show", "draw a pattern with its MACs, GFLOPs, params, softmax count (and latency)")
     p.add_argument("pattern", help="text form (LL-LS-LLSLLS-SS), a baseline name (late-stages) or a pattern file")
     p.add_argument("--variant", help="micro, tiny, small or base (default: a pattern file's, else small)")
     p.add_argument("--resolution", type=_resolution, help="input size in pixels (default: a pattern file's, else 224)")
+    p.add_argument("--latency", metavar="FILE", help="also its predicted latency from a table (sola-search latency)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_show)
 
@@ -350,6 +443,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resolution", type=_resolution, default=224, help="input size in pixels (default 224)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_space)
+
+    p = command("latency", "measure on this machine each block's forward time as linear and as softmax: a table "
+                "that prices any pattern's latency")
+    p.add_argument("--variant", default="small", help="micro, tiny, small or base (default small)")
+    p.add_argument("--resolution", type=_resolution, default=224, help="input size in pixels (default 224)")
+    p.add_argument("--batch", type=_positive_int, default=64, help="images per forward pass (default 64)")
+    p.add_argument("--device", help="cuda or cpu (default: cuda where there is one)")
+    p.add_argument("--dtype", help="bf16 or fp32 (default: bf16 on cuda, fp32 on the cpu)")
+    p.add_argument("--reps", type=_positive_int, default=10,
+                   help="timed runs of each whole model; each block and part gets 3x as many (default 10)")
+    p.add_argument("--warmup", type=_count, default=3, help="untimed runs before each timing (default 3)")
+    p.add_argument("--patterns", type=_count, default=50,
+                   help="random patterns timed end to end to validate the table (default 50)")
+    p.add_argument("--budget", help="draw the validation patterns within this budget (default: any pattern)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the validation patterns (default 0)")
+    p.add_argument("--threads", type=_positive_int, help="torch's CPU threads while measuring (default: torch's)")
+    p.add_argument("--out", help="the table's JSON file (default latency-VARIANT-Rpx-DEVICE.json)")
+    p.set_defaults(func=cmd_latency)
 
     p = command("proxy", "train one pattern's proxy and print its validation top-1 and speed")
     p.add_argument("pattern", help="text form (LL-LS-LLSLLS-SS), a baseline name (late-stages) or a pattern file")
