@@ -197,7 +197,8 @@ def test_resume_on_a_read_only_disk_is_one_line(read_only, capsys):
 
 
 @pytest.mark.slow
-def test_a_full_disk_during_a_study_write_is_one_line_and_resume_goes_on(tmp_path, npz_data, capsys, monkeypatch):
+def test_a_full_disk_during_a_study_write_is_one_line_and_resume_goes_on(tmp_path, npz_data, capsys, monkeypatch,
+                                                                      shared_ray):
     """The second `study.tell` fails as SQLite does on a full disk (Optuna's StorageInternalError):
     ~100 lines of traceback before; now one line saying what happened and the command that goes on."""
     import optuna

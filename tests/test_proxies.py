@@ -571,7 +571,7 @@ def test_proxy_batch_size_and_the_warnings_of_a_small_data_set(tmp_path, capsys)
 
 
 @pytest.mark.slow
-def test_run_takes_a_batch_size_and_warns_once_of_a_small_data_set(tmp_path, capsys):
+def test_run_takes_a_batch_size_and_warns_once_of_a_small_data_set(tmp_path, capsys, shared_ray):
     x, y = _images(60, 12, 2)
     data = _npz(tmp_path / "d.npz", x=x, y=y)
     argv = ["run", "--budget", "8softmax", "--variant", "micro", "--preset", "quick", "--steps", "2", "--trials", "1",

@@ -28,6 +28,8 @@ from sola_search.search import SearchConfig, resume_search, run_search
 from sola_search.search.runner import prepare
 from sola_search.space import Budget, baselines
 
+pytestmark = pytest.mark.usefixtures("shared_ray")  # one Ray instance, not one per search
+
 
 def _config(tmp_path: Path, data: str, **kw) -> SearchConfig:
     base = dict(budget="8softmax", variant="micro", trials=2, preset="quick", steps=3, data=data, name="k",

@@ -26,6 +26,7 @@ from sola_search.search.runner import MaxFailures
 from sola_search.space import Budget, Pattern, baselines
 
 BUDGET = "2softmax"
+pytestmark = pytest.mark.usefixtures("shared_ray")  # one Ray instance, not one per search
 
 
 def _config(tmp_path: Path, data: str, **kw) -> SearchConfig:
@@ -296,7 +297,7 @@ def test_kill_minus_nine_then_resume(tmp_path, npz_data):
 
 
 @pytest.mark.slow
-def test_join_a_cluster_with_address(tmp_path, npz_data, monkeypatch):
+def test_join_a_cluster_with_address(tmp_path, npz_data, monkeypatch, no_ray):
     """A cluster of our own (its own port and temp dir, `ray start --block`), stopped by signalling
     that command: `ray stop` would stop every Ray instance of the machine, a developer's too. Started
     the default way, where a token exists (~/.ray/auth_token, which any local `ray.init` writes) the

@@ -26,10 +26,13 @@ class Resources:
 @contextmanager
 def ray_session(address: str | None = None, quiet: bool = True) -> Iterator[Resources]:
     """Start (or join) Ray for the length of a search and always shut it down. An embedded instance
-    is watched by a reaper process, so even a driver killed with -9 leaves no Ray process behind."""
+    is watched by a reaper process, so even a driver killed with -9 leaves no Ray process behind.
+    A caller that has Ray running already (`ray.init` in a notebook, the test suite's one instance)
+    keeps it: the search uses it and leaves it running (`ray.init` would refuse a second one)."""
     import ray
 
     reaper = None
+    borrowed = not address and ray.is_initialized()
     kwargs = dict(include_dashboard=False, log_to_driver=not quiet, logging_level="ERROR",
                   configure_logging=True)
     try:
@@ -39,7 +42,7 @@ def ray_session(address: str | None = None, quiet: bool = True) -> Iterator[Reso
                 ray.init(address=address, **kwargs)
             except Exception as e:  # noqa: BLE001 — ConnectionError, Ray's AuthenticationError, ...: one line
                 raise SolaError(f"cannot join the Ray cluster at {address}: {_join_failure(e)}") from None
-        else:
+        elif not borrowed:
             reaper = subprocess.Popen([sys.executable, "-m", "sola_search.search.reaper", str(os.getpid())],
                                       start_new_session=True, stdin=subprocess.DEVNULL)
             # address="local" always starts a new instance (plain init would attach to any running one).
@@ -49,7 +52,7 @@ def ray_session(address: str | None = None, quiet: bool = True) -> Iterator[Reso
         yield Resources(cpus=res.get("CPU", 0.0), gpus=res.get("GPU", 0.0), address=address or "local",
                         gpus_per_node=per_node)
     finally:
-        if ray.is_initialized():
+        if ray.is_initialized() and not borrowed:
             ray.shutdown()
         if reaper is not None:
             # The reaper sees the driver alive, so stop it; ray.shutdown() already ended the instance.
