@@ -71,20 +71,24 @@ def test_search_end_to_end(tmp_path, npz_data):
     assert cfg["budget"] == BUDGET and {"torch", "optuna", "ray", "sola_search"} <= set(cfg["versions"])
     kinds = [e["event"] for e in _events(run_dir)]
     assert kinds[0] == "run_started" and kinds[-1] == "run_finished" and kinds.count("trial_finished") == 6
+    _assert_workers_warmed_up(_events(run_dir))
 
     # Asking for more resumes the same study: the 6 are kept, 2 more are measured.
     summary = run_search(_config(tmp_path, npz_data, trials=8), quiet=True)
     done = [t for t in _study(run_dir).trials if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs]
     assert summary.completed == 8 and len(done) == 8 and len({t.user_attrs["pattern"] for t in done}) == 8
 
+    # A resume with another budget is refused (it would mix two searches in one study).
+    with pytest.raises(SolaError, match="was made with budget '2softmax', not '3softmax'"):
+        run_search(_config(tmp_path, npz_data, budget="3softmax", trials=9), quiet=True)
 
-def test_workers_warm_up_before_their_first_trial(tmp_path, npz_data):
+
+def _assert_workers_warmed_up(events: list[dict]) -> None:
     """Each worker pays its one-off costs (data, kernels) in `warm`, before any trial starts on it;
     every finished trial says where its time went. Ray nices its workers to 15, which on a busy
     machine left a trial a sliver of the CPU: a worker keeps the driver's priority and uses as many
-    torch threads as the CPUs Ray gave it."""
-    run_search(_config(tmp_path, npz_data, trials=3), quiet=True)
-    events = _events(tmp_path / "runs" / "t")
+    torch threads as the CPUs Ray gave it. (Checked on the end-to-end run: a run of its own cost a
+    worker's start-up and warm-up for nothing.)"""
     ready = [i for i, e in enumerate(events) if e["event"] == "worker_ready"]
     started = [i for i, e in enumerate(events) if e["event"] == "trial_started"]
     assert len(ready) == 1 and ready[0] < started[0]
@@ -414,14 +418,6 @@ def test_bad_options_are_one_line_and_status_2(tmp_path, capsys, argv, message):
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1, err
     assert not any(tmp_path.iterdir())  # nothing was created
-
-
-def test_resume_refuses_another_budget(tmp_path, npz_data):
-    run_search(_config(tmp_path, npz_data, trials=1), quiet=True)
-    from sola_search.errors import SolaError
-
-    with pytest.raises(SolaError, match="was made with budget '2softmax', not '3softmax'"):
-        run_search(_config(tmp_path, npz_data, budget="3softmax", trials=2), quiet=True)
 
 
 @pytest.mark.slow
