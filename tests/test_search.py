@@ -239,12 +239,15 @@ def _ray_processes_of(pids: set[int]) -> list[psutil.Process]:
     return out
 
 
+KILLED_RUN_TRIALS = 6  # enough to kill a run with trials done, running and still to come
+
+
 def _start_run(runs: Path, name: str, data: str, finished: int, extra: tuple[str, ...] = (),
                **popen) -> tuple[subprocess.Popen, set[int]]:
     """`sola-search run` in a subprocess, returned once `finished` trials are done, with the pids of
     every process it had started by then (Ray's included)."""
     cmd = [sys.executable, "-m", "sola_search.cli", "run", "--budget", BUDGET, "--variant", "micro",
-           "--trials", "10", "--preset", "quick", "--steps", "40", "--data", data, "--name", name,
+           "--trials", str(KILLED_RUN_TRIALS), "--preset", "quick", "--steps", "40", "--data", data, "--name", name,
            "--runs-dir", str(runs), "--quiet", "--workers", "2", *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, **popen)
     seen: set[int] = set()
@@ -286,8 +289,8 @@ def test_kill_minus_nine_then_resume(tmp_path, npz_data):
     assert main(["resume", str(run_dir), "--quiet"]) == 0
     after = _study(run_dir)
     measured = [t for t in after.trials if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs]
-    assert len(measured) == 10
-    assert len({t.user_attrs["pattern"] for t in measured}) == 10  # nothing re-run
+    assert len(measured) == KILLED_RUN_TRIALS
+    assert len({t.user_attrs["pattern"] for t in measured}) == KILLED_RUN_TRIALS  # nothing re-run
     assert completed_before <= {t.user_attrs["pattern"] for t in measured}  # nothing lost
     for t in running_before:  # interrupted trials are FAIL and their patterns measured after all
         t2 = after.trials[t.number]
@@ -444,7 +447,7 @@ def test_ctrl_c_requeues_running_trials_and_leaves_no_ray_process(tmp_path, npz_
         assert main(["resume", str(run_dir), "--quiet"]) == 0
         done = [t for t in _study(run_dir).trials
                 if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs]
-        assert len(done) == 10 and len({t.user_attrs["pattern"] for t in done}) == 10
+        assert len(done) == KILLED_RUN_TRIALS and len({t.user_attrs["pattern"] for t in done}) == KILLED_RUN_TRIALS
         assert {e["pack"] for e in _events(run_dir) if e["event"] == "trial_started"} <= {1, 2}
 
 
