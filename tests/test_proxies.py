@@ -489,7 +489,10 @@ def test_real_fashion_mnist_learns_fast():
 @pytest.mark.slow
 @pytest.mark.skipif(not HAVE_FMNIST, reason=f"no Fashion-MNIST in {FASHION_MNIST_DIR}")
 def test_quick_preset_on_fashion_mnist():
-    r = train_proxy("interleave-4", get_preset("quick", device="cpu"))
+    """The quick preset as shipped (100 steps, its batch, learning rate, warm-up, width, resolution and
+    validation split) learns the real data, on micro: the preset's own variant (small) made this the
+    longest test of all (over 40 minutes on a loaded 2-core machine) for the same question."""
+    r = train_proxy("interleave-4", get_preset("quick", variant="micro", device="cpu"))
     assert r.status == "ok", r.reason
     assert r.val_top1 > 0.6, r
 
