@@ -1,22 +1,19 @@
 """Sharing one GPU: 1, 2, 4 and 8 proxy runs at once, aggregate images/s.
 
-`processes` mode: each count starts that many processes on one GPU; each loads its data, waits at a
-barrier, then runs `train_proxy` (different patterns, as a search would). `threads` mode: one process
-loads the data once, warms up (one 2-step run, as a search worker does), then runs the count's
-`train_proxy` calls in threads, each on its own CUDA stream (the lever of overlapping runs' kernels
-inside one process, where separate processes time-slice the GPU; see docs/performance.md).
+Each count starts that many processes on one GPU; each loads its data, waits at a barrier, then
+runs `train_proxy` (different patterns, as a search would). (A `threads` mode, runs in threads of
+one process, went with the package's thread-shared runs: docs/performance.md.)
 Aggregate images/s = all training images / (last end − first start), start and end including model
 build, CUDA-graph capture and evaluation, which is what a trial costs. The count with the most
 trials per hour sets the default GPU fraction per trial (1/count).
 
-    python bench/proxy_sharing.py --data fashion-mnist:DIR [--counts 1,2,4,8] [--steps 600] [--modes threads,processes]
+    python bench/proxy_sharing.py --data fashion-mnist:DIR [--counts 1,2,4,8] [--steps 600]
     python bench/proxy_sharing.py --smoke
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import multiprocessing as mp
 import statistics
 import time
@@ -39,47 +36,11 @@ def _run(rank: int, pattern: str, cfg_dict: dict, barrier, results) -> None:
     results.put(dict(rank=rank, pattern=pattern, t0=t0, t1=time.time(), result=r))
 
 
-def _threads(k: int, patterns: list[str], cfg_dict: dict, results, profile: str | None = None) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
-    import torch
-
-    from sola_search.proxies import ProxyConfig, load_proxy_data, train_proxy, warm_up
-
-    cfg = ProxyConfig.from_dict(cfg_dict)
-    if cfg.device.startswith("cuda"):
-        torch.cuda.set_device(torch.device(cfg.device))
-    data = load_proxy_data(cfg)
-    warm_up(cfg, data)  # as a search worker does
-
-    def one(i: int) -> dict:
-        t0 = time.time()
-        r = train_proxy(patterns[i % len(patterns)], cfg, data).to_dict()
-        return dict(rank=i, pattern=patterns[i % len(patterns)], t0=t0, t1=time.time(), result=r)
-
-    tracing = contextlib.nullcontext()
-    if profile:  # a Chrome trace: the GPU timeline of every stream (CPU ops of this thread only)
-        from torch.profiler import ProfilerActivity
-        from torch.profiler import profile as torch_profile
-
-        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
-        tracing = torch_profile(activities=acts, with_stack=False)
-    with tracing as prof, ThreadPoolExecutor(k) as pool:
-        items = list(pool.map(one, range(k)))
-    if profile:
-        prof.export_chrome_trace(profile)
-    for item in items:
-        results.put(item)
-
-
-def run_count(k: int, patterns: list[str], cfg_dict: dict, mode: str = "processes", profile: str | None = None) -> dict:
+def run_count(k: int, patterns: list[str], cfg_dict: dict) -> dict:
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(k), ctx.Queue()
-    if mode == "threads":
-        procs = [ctx.Process(target=_threads, args=(k, patterns, cfg_dict, results, profile))]
-    else:
-        procs = [ctx.Process(target=_run, args=(i, patterns[i % len(patterns)], cfg_dict, barrier, results))
-                 for i in range(k)]
+    procs = [ctx.Process(target=_run, args=(i, patterns[i % len(patterns)], cfg_dict, barrier, results))
+             for i in range(k)]
     for p in procs:
         p.start()
     out = [results.get() for _ in range(k)]
@@ -89,7 +50,7 @@ def run_count(k: int, patterns: list[str], cfg_dict: dict, mode: str = "processe
     rs = [o["result"] for o in out]
     ok = [r for r in rs if r["status"] == "ok"]
     images = sum(r["steps"] for r in ok) * cfg_dict["batch_size"]
-    return dict(mode=mode, runs=k, ok=len(ok), span_s=round(span, 2), aggregate_images_per_s=round(images / span, 1),
+    return dict(runs=k, ok=len(ok), span_s=round(span, 2), aggregate_images_per_s=round(images / span, 1),
                 sum_loop_images_per_s=round(sum(r["images_per_s"] for r in ok), 1),
                 mean_train_s=round(statistics.fmean(r["train_s"] for r in ok), 2) if ok else None,
                 mean_wall_s=round(statistics.fmean(r["wall_s"] for r in ok), 2) if ok else None,
@@ -105,9 +66,6 @@ def main() -> None:
     ap.add_argument("--counts", default="1,2,4,8", help="concurrent runs to try (default 1,2,4,8)")
     ap.add_argument("--steps", type=int, default=600, help="steps of each run (default 600)")
     ap.add_argument("--device", default="cuda:0")
-    ap.add_argument("--modes", default="processes", help="processes, threads or both (comma-separated)")
-    ap.add_argument("--profile", metavar="PREFIX", help="threads mode: write a Chrome trace per count, "
-                    "PREFIX-<count>.json (use few --steps: a trace holds every kernel)")
     args = ap.parse_args()
 
     over = overrides(args)
@@ -125,17 +83,15 @@ def main() -> None:
     print(f"{cfg.variant} x{cfg.width} {cfg.resolution}px batch {cfg.batch_size}, {cfg.steps} steps a run, "
           f"on {cfg.device}; counts {counts}")
     rows = []
-    for mode in args.modes.split(","):
-        for k in counts:
-            trace = f"{args.profile}-{k}.json" if args.profile and mode == "threads" else None
-            row = run_count(k, pats, cfg.to_dict(), mode, trace)
-            rows.append(row)
-            print(f"  {mode}: {k} at once: {row['aggregate_images_per_s']:,.0f} images/s aggregate, "
-                  f"{row['span_s']}s span, {row['failures'] or 'no failures'}", flush=True)
+    for k in counts:
+        row = run_count(k, pats, cfg.to_dict())
+        rows.append(row)
+        print(f"  {k} at once: {row['aggregate_images_per_s']:,.0f} images/s aggregate, "
+              f"{row['span_s']}s span, {row['failures'] or 'no failures'}", flush=True)
     base = rows[0]["aggregate_images_per_s"] or 1.0
     for r in rows:
         r["vs_one"] = round(r["aggregate_images_per_s"] / base, 2)
-    table(rows, ["mode", "runs", "ok", "aggregate_images_per_s", "vs_one", "sum_loop_images_per_s", "mean_train_s",
+    table(rows, ["runs", "ok", "aggregate_images_per_s", "vs_one", "sum_loop_images_per_s", "mean_train_s",
                  "mean_wall_s", "trials_per_hour", "peak_mem_mb"])
     best = max(rows, key=lambda r: r["trials_per_hour"])
     print(f"best: {best['runs']} runs at once -> GPU fraction per trial {1 / best['runs']:.3g}")

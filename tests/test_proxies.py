@@ -292,20 +292,6 @@ def test_deterministic_on_cpu(npz_file):
     assert c.train_curve != a.train_curve
 
 
-def test_runs_in_threads_match_runs_one_after_the_other(npz_file):
-    """A search worker runs several trials at once in threads: each must still be its seed's run."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    cfg = tiny(f"npz:{npz_file}", resolution=20)
-    jobs = [("LL-LS-LSLL-SS", cfg), ("SS-LL-LLLL-LS", cfg.replace(seed=3)), ("LS-SL-SLSL-LL", cfg.replace(seed=5))]
-    alone = [train_proxy(p, c) for p, c in jobs]
-    with ThreadPoolExecutor(3) as pool:
-        together = list(pool.map(lambda job: train_proxy(*job), jobs))
-    for a, b in zip(alone, together, strict=True):
-        assert a.status == b.status == "ok", (a.reason, b.reason)
-        assert a.train_curve == b.train_curve and (a.val_top1, a.val_loss) == (b.val_top1, b.val_loss)
-
-
 def test_a_pack_trains_each_pattern_as_it_would_alone(npz_file):
     """`train_proxies`: same batches, same seeds, same arithmetic: each result is the run alone."""
     cfg = tiny(f"npz:{npz_file}", resolution=20, eval_every=3)
@@ -351,13 +337,13 @@ def test_a_diverging_model_ends_as_nan_and_the_pack_goes_on(npz_file, monkeypatc
         model.register_forward_hook(hook)
         return model
 
-    monkeypatch.setattr(train_mod._THREAD, "models", train_mod._ModelPool(), raising=False)  # no kept models
+    monkeypatch.setattr(train_mod, "_MODELS", train_mod._ModelPool())  # no kept models
     monkeypatch.setattr(train_mod, "build_backbone", poisoned)
     cfg = tiny(f"npz:{npz_file}", resolution=20, steps=8)
     good, bad = train_proxies(["LL-LS-LSLL-SS", "SS-LL-LLLL-LS"], cfg)
     assert bad.status == "nan" and "not finite" in bad.reason and bad.steps < 8 and bad.val_top1 is None
     assert good.status == "ok" and good.steps == 8 and good.val_top1 is not None
-    monkeypatch.setattr(train_mod._THREAD, "models", train_mod._ModelPool())
+    monkeypatch.setattr(train_mod, "_MODELS", train_mod._ModelPool())
     monkeypatch.setattr(train_mod, "build_backbone", build)
     assert train_proxy("LL-LS-LSLL-SS", cfg).train_curve == good.train_curve
 
@@ -365,11 +351,11 @@ def test_a_diverging_model_ends_as_nan_and_the_pack_goes_on(npz_file, monkeypatc
 def test_kept_models_start_from_the_seeds_weights(npz_file, monkeypatch):
     """A worker reuses its models: a run on a kept model is the run on a freshly built one."""
     cfg = tiny(f"npz:{npz_file}", resolution=20)
-    monkeypatch.setattr(train_mod._THREAD, "models", train_mod._ModelPool(), raising=False)
+    monkeypatch.setattr(train_mod, "_MODELS", train_mod._ModelPool())
     fresh = train_proxy("SS-LL-LLLL-LS", cfg)
     train_proxy("LL-LL-LLLL-LL", cfg.replace(lr=0.5))  # trains the kept model hard, with other mixers
     kept = train_proxy("SS-LL-LLLL-LS", cfg)
-    pool = train_mod._THREAD.models
+    pool = train_mod._MODELS
     assert sum(len(v) for v in pool.spare.values()) == 1  # one model, back in the pool
     assert (kept.train_curve, kept.val_top1, kept.val_loss) == (fresh.train_curve, fresh.val_top1, fresh.val_loss)
 
@@ -457,7 +443,7 @@ def test_raised_error_and_oom_are_statuses(npz_file, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("boom\nsecond line")
 
-    monkeypatch.setattr(train_mod._THREAD, "models", train_mod._ModelPool(), raising=False)  # builds, none kept
+    monkeypatch.setattr(train_mod, "_MODELS", train_mod._ModelPool())  # builds, none kept
     monkeypatch.setattr(train_mod, "build_backbone", boom)
     r = train_proxy("all-linear", tiny(f"npz:{npz_file}", resolution=20))
     assert (r.status, r.reason) == ("error", "RuntimeError: boom")

@@ -13,9 +13,8 @@ host never waits for the device inside the loop.
 
 One proxy model is far too small to fill a GPU, and processes sharing one take turns on it. So
 `train_proxies` trains a pack of patterns together on the same batches, every model's step a
-branch of the one graph, and their kernels overlap (docs/performance.md: "Packs"). Runs may also
-share a process in threads (the weights are built under a lock; each thread has its own CUDA
-streams and captures thread-locally), though on a GPU such threads starve each other."""
+branch of the one graph, and their kernels overlap (docs/performance.md: "Packs"). A process runs
+one pack at a time."""
 
 from __future__ import annotations
 
@@ -23,7 +22,6 @@ import contextlib
 import gc
 import math
 import resource
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -139,8 +137,8 @@ def train_proxies(patterns: list[str | Pattern], config: ProxyConfig | None = No
         if data is None:  # missing or malformed data is a SolaError; running out of memory here is 'oom'
             data = load_proxy_data(cfg, dev)
         phases["data"] = round(time.perf_counter() - t0, 3)
-        with _speed_settings(dev):
-            _train(patterns, cfg, data, results, phases, progress, progress_every)
+        with _on_device(dev):
+            _train_on(patterns, cfg, data, results, phases, progress, progress_every)
     except SolaError:
         raise
     except Exception as e:  # noqa: BLE001 — a worker must survive whatever a training run does
@@ -183,42 +181,37 @@ def _describe(dev: torch.device) -> str:
     return "cpu"
 
 
-_SETTINGS_LOCK = threading.Lock()
-_SETTINGS_USERS = [0, None]  # runs inside `_speed_settings` now, the settings to restore after the last
-_BUILD_LOCK = threading.Lock()  # the global RNG: each run's seed → its weights, also with runs in threads
-_CAPTURE_LOCK = threading.Lock()  # one graph capture at a time per process
-_THREAD = threading.local()  # each thread's CUDA streams (kept: they come from a small shared pool), its models
+# The process's CUDA streams per device: a pack runs on the first (never on the legacy default
+# stream, which a graph capture may not use), each of its models on one of the others.
+_STREAMS: dict[torch.device, list[torch.cuda.Stream]] = {}
 
 
-def _thread_streams(dev: torch.device, n: int) -> list[torch.cuda.Stream]:
-    """This thread's own stream (index 0) and n side streams, one per model of a pack."""
-    streams = _THREAD.__dict__.setdefault("streams", {}).setdefault(dev, [])
+def _streams(dev: torch.device, n: int) -> list[torch.cuda.Stream]:
+    """The pack's stream (index 0) and n side streams, one per model of a pack (kept: CUDA hands out
+    streams from a small pool)."""
+    streams = _STREAMS.setdefault(dev, [])
     while len(streams) < n + 1:
         streams.append(torch.cuda.Stream(dev))
     return streams[: n + 1]
 
 
 @contextlib.contextmanager
-def _speed_settings(dev: torch.device):
-    """TF32 matmuls (MALA's fp32 kᵀv) and cuDNN autotuning while runs are active, then restored
-    (counted, so that runs sharing a process in threads do not restore them under each other)."""
+def _on_device(dev: torch.device):
+    """On a GPU, for one pack's run: TF32 matmuls (MALA's fp32 kᵀv), cuDNN autotuning, the device
+    and the pack's own stream; the settings are restored afterwards."""
     if dev.type != "cuda":
         yield
         return
-    with _SETTINGS_LOCK:
-        if _SETTINGS_USERS[0] == 0:
-            _SETTINGS_USERS[1] = torch.get_float32_matmul_precision(), torch.backends.cudnn.benchmark
-            torch.set_float32_matmul_precision("high")
-            torch.backends.cudnn.benchmark = True
-        _SETTINGS_USERS[0] += 1
+    saved = torch.get_float32_matmul_precision(), torch.backends.cudnn.benchmark
+    torch.set_float32_matmul_precision("high")
+    torch.backends.cudnn.benchmark = True
     try:
-        yield
+        torch.cuda.set_device(dev)
+        with torch.cuda.stream(_streams(dev, 0)[0]):
+            yield
     finally:
-        with _SETTINGS_LOCK:
-            _SETTINGS_USERS[0] -= 1
-            if _SETTINGS_USERS[0] == 0:
-                torch.set_float32_matmul_precision(_SETTINGS_USERS[1][0])
-                torch.backends.cudnn.benchmark = _SETTINGS_USERS[1][1]
+        torch.set_float32_matmul_precision(saved[0])
+        torch.backends.cudnn.benchmark = saved[1]
 
 
 class _Fork:
@@ -227,7 +220,7 @@ class _Fork:
     on the CPU one after the other."""
 
     def __init__(self, dev: torch.device, n: int):
-        self.streams = _thread_streams(dev, n) if dev.type == "cuda" else None
+        self.streams = _streams(dev, n) if dev.type == "cuda" else None
 
     @property
     def main(self) -> torch.cuda.Stream | None:
@@ -261,18 +254,6 @@ class _Model:
     diverged: bool = False
 
 
-def _train(patterns: list[Pattern], cfg: ProxyConfig, data: ProxyData, results: list[ProxyResult],
-           phases: dict[str, float], progress=None, progress_every: float = PROGRESS_EVERY_S) -> None:
-    """On a GPU the pack runs on its thread's own CUDA stream (never the legacy default stream, which
-    a graph capture may not use and which would serialise runs in threads)."""
-    dev = data.device
-    if dev.type != "cuda":
-        return _train_on(patterns, cfg, data, results, phases, progress, progress_every)
-    torch.cuda.set_device(dev)
-    with torch.cuda.stream(_thread_streams(dev, 0)[0]):
-        return _train_on(patterns, cfg, data, results, phases, progress, progress_every)
-
-
 def _train_on(patterns: list[Pattern], cfg: ProxyConfig, data: ProxyData, results: list[ProxyResult],
               phases: dict[str, float], progress=None, progress_every: float = PROGRESS_EVERY_S) -> None:
     dev = data.device
@@ -281,7 +262,7 @@ def _train_on(patterns: list[Pattern], cfg: ProxyConfig, data: ProxyData, result
     bf16 = cfg.amp == "bf16" or (cfg.amp == "auto" and cuda)
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     if cuda:
-        torch.cuda.reset_peak_memory_stats(dev)  # process-wide: shared by runs in threads
+        torch.cuda.reset_peak_memory_stats(dev)
 
     # data: endless augmented batches drawn on the device from a seeded generator, shared by the pack
     gen = torch.Generator(device=dev)
@@ -332,7 +313,7 @@ def _train_on(patterns: list[Pattern], cfg: ProxyConfig, data: ProxyData, result
     # training loop
     log_every = max(1, cfg.steps // cfg.log_points)
     if cuda:
-        fork.main.synchronize()  # this run's work only: other runs in the process keep going
+        fork.main.synchronize()
     t_loop = time.perf_counter()
     phases["capture"] = round(t_loop - t_capture, 3)
     report_at = t_loop + progress_every if progress is not None else math.inf
@@ -405,7 +386,7 @@ def _train_on(patterns: list[Pattern], cfg: ProxyConfig, data: ProxyData, result
     if cuda:
         fork.main.synchronize()  # nothing may still use a model when the next run takes it
     for run in runs:
-        _model_pool().release(run.model)
+        _MODELS.release(run.model)
         run.step = None  # the step's closure refers back to the run: no cycle left for the collector
 
 
@@ -415,7 +396,7 @@ def _build(pattern: Pattern, cfg: ProxyConfig, data: ProxyData, res: ProxyResult
     so that a warm process captures without an eager warm-up step)."""
     dev = data.device
     cuda = dev.type == "cuda"
-    model = _model_pool().acquire(pattern, cfg, data, fmt)
+    model = _MODELS.acquire(pattern, cfg, data, fmt)
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [dict(params=[p for p in params if p.ndim > 1], weight_decay=cfg.weight_decay),
               dict(params=[p for p in params if p.ndim <= 1], weight_decay=0.0)]
@@ -429,7 +410,7 @@ def _build(pattern: Pattern, cfg: ProxyConfig, data: ProxyData, res: ProxyResult
 
 
 class _ModelPool:
-    """A thread's proxy models, kept between runs. Every pattern has the same parameters (the mixer
+    """The process's proxy models, kept between runs. Every pattern has the same parameters (the mixer
     is a switch, `SolaVision.set_pattern`), so a run takes a kept model, copies the seed's initial
     weights into it and sets its pattern: the same model a fresh build gives, without the ~0.1 s of
     module construction and initialisation per model (and none of its host-to-device copies)."""
@@ -464,7 +445,7 @@ class _ModelPool:
     def _build(cfg: ProxyConfig, data: ProxyData, fmt) -> torch.nn.Module:
         dev = data.device
         on_device = torch.device(dev) if dev.type == "cuda" and cfg.build_on_device else contextlib.nullcontext()
-        with _BUILD_LOCK, on_device:  # the global RNG: the seed alone decides the weights
+        with on_device:  # the global RNG: the seed alone decides the weights
             torch.manual_seed(cfg.seed)
             model = build_backbone(cfg.variant, None, width=cfg.width, num_classes=data.num_classes,
                                    in_chans=data.channels, layer_scale_init=cfg.layer_scale_init,
@@ -474,10 +455,7 @@ class _ModelPool:
         return model.to(dev, memory_format=fmt)
 
 
-def _model_pool() -> _ModelPool:
-    if "models" not in _THREAD.__dict__:
-        _THREAD.models = _ModelPool()
-    return _THREAD.models
+_MODELS = _ModelPool()
 
 
 def _eager_step(model, run: _Model, cfg: ProxyConfig, cuda: bool, autocast):
@@ -525,8 +503,7 @@ def _capture(runs: list[_Model], fork: _Fork, x: torch.Tensor, y: torch.Tensor, 
     graph, a parallel branch per model, and return a function that runs it on a batch and gives the
     losses. The warm-up before capture runs at learning rate 0 (AdamW with lr 0 and decoupled decay
     leaves every weight as it is) and the optimizers' state is then cleared, so each model trains
-    exactly `steps` steps. Capture is thread-local: runs in other threads of the process keep going
-    meanwhile. No warm-up step when this process has captured these shapes with as many models
+    exactly `steps` steps. No warm-up step when this process has captured these shapes with as many models
     before (the optimizers' state already exists), else three."""
     static_x, static_y = x.clone(), y.clone()
     lr_t.fill_(0.0)
@@ -537,14 +514,14 @@ def _capture(runs: list[_Model], fork: _Fork, x: torch.Tensor, y: torch.Tensor, 
         for run in runs:
             _reset_optimizer(run.opt)
     # capture_begin/end rather than `torch.cuda.graph`, whose entry synchronizes the whole device and
-    # empties the allocator's cache under the runs of other threads.
+    # empties the allocator's cache at every pack; thread-local, so that the process's other threads
+    # (a Ray actor's) are none of the capture's business.
     graph = torch.cuda.CUDAGraph()
-    with _CAPTURE_LOCK:  # one capture at a time per process
-        graph.capture_begin(capture_error_mode="thread_local")
-        try:
-            static_losses = fork(steps)
-        finally:
-            graph.capture_end()
+    graph.capture_begin(capture_error_mode="thread_local")
+    try:
+        static_losses = fork(steps)
+    finally:
+        graph.capture_end()
 
     def run_graph(xb: torch.Tensor, yb: torch.Tensor) -> list[torch.Tensor]:
         static_x.copy_(xb)
