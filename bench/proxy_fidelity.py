@@ -48,6 +48,7 @@ from typing import NoReturn
 from proxy_common import common_args, devices, env_info, kendall_tau, overrides, preset, run_pool, table, write_json
 
 from sola_search.proxies import ProxyConfig
+from sola_search.proxies.config import is_retired
 from sola_search.space import Budget, FeasibleSet, Pattern, baselines, get_variant
 
 
@@ -130,7 +131,7 @@ UNTRAINED = ("device", "eval_every")
 def merged(paths: list[str], jobs: list[dict]) -> list[dict]:
     """The runs of earlier parts, checked against this invocation's jobs (same patterns and configs)."""
     want = {(j["label"], p): j["config"] for j in jobs for p in j["patterns"]}
-    same = lambda c: {k: v for k, v in c.items() if k not in UNTRAINED}  # noqa: E731
+    same = lambda c: {k: v for k, v in c.items() if k not in UNTRAINED and not is_retired(k, v)}  # noqa: E731
     done = {}
     for path in paths:
         try:

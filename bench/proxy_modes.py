@@ -1,7 +1,6 @@
 """One pattern, one seed, each execution mode of `train_proxy` in turn in one process: does the
 whole-step CUDA graph train exactly what eager does, how fast, and what do the phases cost once
-the process is warm (the second graph run) — plus the same run without augmentation, and with the
-weights built on the GPU (the lever for the per-trial build time).
+the process is warm (the second graph run) — plus the same run without augmentation.
 
     python bench/proxy_modes.py --data fashion-mnist:DIR [--pattern last-8]
     python bench/proxy_modes.py --smoke
@@ -24,8 +23,7 @@ def main() -> None:
     cfg = preset("default", overrides(args))
     data = load_proxy_data(cfg)
     runs = [("graphs (first in process)", cfg), ("eager", cfg.replace(cuda_graphs=False)),
-            ("graphs (warm process)", cfg), ("graphs, no augmentation", cfg.replace(augment=False)),
-            ("graphs, weights built on the GPU", cfg.replace(build_on_device=True))]
+            ("graphs (warm process)", cfg), ("graphs, no augmentation", cfg.replace(augment=False))]
     rows = []
     for name, c in runs:
         r = train_proxy(args.pattern, c, data)

@@ -271,6 +271,12 @@ def test_presets_and_round_trip():
         get_preset("quick", stepz=3)
     with pytest.raises(SolaError, match="unknown keys"):
         ProxyConfig.from_dict({"nope": 1})
+    # a config stored before an option retired still reads, at the behaviour that remains only
+    old = cfg.to_dict() | {"build_on_device": False}
+    assert ProxyConfig.from_dict(old) == cfg
+    for other in (dict(build_on_device=True),):
+        with pytest.raises(SolaError, match=f"unknown keys {next(iter(other))}"):
+            ProxyConfig.from_dict(cfg.to_dict() | other)
     for bad in (dict(width=0), dict(steps=0), dict(variant="huge"), dict(device="tpu"), dict(val_fraction=1)):
         with pytest.raises(SolaError):
             ProxyConfig(**bad)

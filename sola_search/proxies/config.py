@@ -13,6 +13,15 @@ from sola_search.errors import SolaError
 from sola_search.proxies.tasks import TASKS
 from sola_search.space.variants import get_variant
 
+# Options earlier versions had, each with the value whose behaviour is now the only one: a config
+# stored then (a study's `proxy` attribute, a bench record) holds them.
+RETIRED: dict[str, Any] = {"build_on_device": False}
+
+
+def is_retired(key: str, value: Any) -> bool:
+    """Whether a stored config's `key: value` is a retired option at the behaviour that remains."""
+    return key in RETIRED and value == RETIRED[key]
+
 
 @dataclass(frozen=True)
 class ProxyConfig:
@@ -46,8 +55,6 @@ class ProxyConfig:
     channels_last: bool = True
     amp: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
     cuda_graphs: bool = True  # capture the whole training step as a CUDA graph (launch-bound small models)
-    build_on_device: bool = False  # create and initialise the weights on the GPU (its RNG) instead of copying
-    #   a CPU-built model over; a lever for the per-trial build time (docs/performance.md), not measured yet
     compile: bool = False  # torch.compile instead of CUDA graphs; compile time rarely pays back
 
     def __post_init__(self) -> None:
@@ -88,7 +95,9 @@ class ProxyConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ProxyConfig:
-        """The inverse of `to_dict`; unknown keys are an error that names them."""
+        """The inverse of `to_dict`; unknown keys are an error that names them. A retired option at
+        the value that is now the only behaviour (`RETIRED`) is dropped, so stored configs still read."""
+        d = {k: v for k, v in d.items() if not is_retired(k, v)}
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:

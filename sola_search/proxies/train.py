@@ -422,7 +422,7 @@ class _ModelPool:
     def acquire(self, pattern: Pattern, cfg: ProxyConfig, data: ProxyData, fmt) -> torch.nn.Module:
         dev = data.device
         key = (cfg.variant, cfg.width, data.num_classes, data.channels, cfg.layer_scale_init, cfg.drop_path_rate,
-               cfg.qk_init, cfg.seed, str(dev), fmt, cfg.build_on_device)
+               cfg.qk_init, cfg.seed, str(dev), fmt)
         spare = self.spare.setdefault(key, [])
         if spare:
             model = spare.pop()
@@ -443,16 +443,13 @@ class _ModelPool:
 
     @staticmethod
     def _build(cfg: ProxyConfig, data: ProxyData, fmt) -> torch.nn.Module:
-        dev = data.device
-        on_device = torch.device(dev) if dev.type == "cuda" and cfg.build_on_device else contextlib.nullcontext()
-        with on_device:  # the global RNG: the seed alone decides the weights
-            torch.manual_seed(cfg.seed)
-            model = build_backbone(cfg.variant, None, width=cfg.width, num_classes=data.num_classes,
-                                   in_chans=data.channels, layer_scale_init=cfg.layer_scale_init,
-                                   drop_path_rate=cfg.drop_path_rate)
-            if cfg.qk_init > 0:
-                _init_qk(model, cfg.qk_init)
-        return model.to(dev, memory_format=fmt)
+        torch.manual_seed(cfg.seed)  # the global RNG: the seed alone decides the weights
+        model = build_backbone(cfg.variant, None, width=cfg.width, num_classes=data.num_classes,
+                               in_chans=data.channels, layer_scale_init=cfg.layer_scale_init,
+                               drop_path_rate=cfg.drop_path_rate)
+        if cfg.qk_init > 0:
+            _init_qk(model, cfg.qk_init)
+        return model.to(data.device, memory_format=fmt)
 
 
 _MODELS = _ModelPool()
