@@ -254,7 +254,6 @@ def test_augment_is_seeded_crop_and_flip():
     for i in range(2):
         assert torch.equal(out[i], x[i]) or torch.equal(out[i], x[i].flip(-1))
     x = torch.arange(64 * 8 * 8, dtype=torch.uint8).view(64, 1, 8, 8)
-    assert torch.equal(augment_batch(x, g1, pad=0, flip=False), x)  # position labels: never mirrored
     assert not torch.equal(augment_batch(x, g1, pad=0), x)
 
 
@@ -272,9 +271,9 @@ def test_presets_and_round_trip():
     with pytest.raises(SolaError, match="unknown keys"):
         ProxyConfig.from_dict({"nope": 1})
     # a config stored before an option retired still reads, at the behaviour that remains only
-    old = cfg.to_dict() | {"build_on_device": False}
+    old = cfg.to_dict() | {"task": "classify", "build_on_device": False}
     assert ProxyConfig.from_dict(old) == cfg
-    for other in (dict(build_on_device=True),):
+    for other in (dict(task="pointer"), dict(build_on_device=True)):
         with pytest.raises(SolaError, match=f"unknown keys {next(iter(other))}"):
             ProxyConfig.from_dict(cfg.to_dict() | other)
     for bad in (dict(width=0), dict(steps=0), dict(variant="huge"), dict(device="tpu"), dict(val_fraction=1)):
@@ -364,67 +363,6 @@ def test_kept_models_start_from_the_seeds_weights(npz_file, monkeypatch):
     pool = train_mod._MODELS
     assert sum(len(v) for v in pool.spare.values()) == 1  # one model, back in the pool
     assert (kept.train_curve, kept.val_top1, kept.val_loss) == (fresh.train_curve, fresh.val_top1, fresh.val_loss)
-
-
-# --- tasks: mosaics whose label needs the whole image -------------------------------------------------
-def test_pointer_and_sum_labels_follow_their_tiles():
-    from sola_search.proxies.tasks import compose
-
-    tiles = (torch.arange(20, dtype=torch.uint8) * 10 + 10).view(20, 1, 1, 1).expand(20, 1, 9, 9).contiguous()
-    labels = torch.arange(20) % 10
-    gen = torch.Generator().manual_seed(0)
-
-    def tile_class(x, r, c):  # tiles are flat: any pixel names the tile
-        return labels[(int(x[0, r * 9, c * 9]) - 10) // 10].item()
-
-    x, y = compose("pointer", tiles, labels, 300, 10, 27, gen)
-    assert x.shape == (300, 1, 27, 27) and x.dtype == torch.uint8
-    seen = set()
-    for xi, yi in zip(x, y, strict=True):
-        cue = (xi[0, 9:18, 9:18] == 255).nonzero()
-        r, c = (cue[0] // 3).tolist()  # the cue's sub-cell in the centre tile = the direction
-        assert (r, c) != (1, 1) and len(cue) == 9
-        assert tile_class(xi, r, c) == yi.item()
-        seen.add((r, c))
-    assert len(seen) == 8  # every neighbour gets pointed at
-    x, y = compose("sum", tiles, labels, 100, 10, 28, gen)  # 28 is not a multiple of 3: centred, padded
-    assert x.shape == (100, 1, 28, 28) and int(x[:, :, -1].max()) == 0
-    assert all((tile_class(xi[:, :27, :27], 1, 0) + tile_class(xi[:, :27, :27], 1, 2)) % 10 == yi.item()
-               for xi, yi in zip(x, y, strict=True))
-
-
-def test_match_label_is_the_neighbour_of_the_query_class():
-    from sola_search.proxies.tasks import CENTRE, NEIGHBOURS, compose
-
-    tiles = (torch.arange(40, dtype=torch.uint8) * 5 + 10).view(40, 1, 1, 1).expand(40, 1, 9, 9).contiguous()
-    labels = torch.arange(40) % 10
-    x, y = compose("match", tiles, labels, 400, 10, 27, torch.Generator().manual_seed(0))
-    assert x.shape == (400, 1, 27, 27) and set(y.tolist()) == set(range(8))  # every position is a label
-
-    def tile_class(xi, cell):  # tiles are flat: any pixel names the tile
-        r, c = divmod(cell, 3)
-        return labels[(int(xi[0, r * 9, c * 9]) - 10) // 5].item()
-
-    for xi, yi in zip(x, y, strict=True):
-        query = tile_class(xi, CENTRE)
-        same = [i for i, cell in enumerate(NEIGHBOURS) if tile_class(xi, cell) == query]
-        assert same == [yi.item()]  # exactly one neighbour of the query's class: the label
-
-
-def test_mosaic_task_data_and_training(npz_file):
-    d = load_data(f"npz:{npz_file}", 24, "cpu", 0.25, 0, task="pointer")
-    assert d.train_x.shape[-1] == 8 and d.val_x.shape[-1] == 24 and d.resolution == 24  # tiles at res/3
-    again = load_data(f"npz:{npz_file}", 24, "cpu", 0.25, 0, task="pointer")
-    assert again is d  # cached, validation canvases fixed
-    r = train_proxy("all-linear", tiny(f"npz:{npz_file}", resolution=24, task="sum"))
-    assert r.status == "ok" and 0 <= r.val_top1 <= 1
-    m = load_data(f"npz:{npz_file}", 24, "cpu", 0.25, 0, task="match")
-    assert m.num_classes == 8 and m.tile_classes == d.num_classes and set(m.val_y.tolist()) <= set(range(8))
-    assert train_proxy("all-linear", tiny(f"npz:{npz_file}", resolution=24, task="match")).status == "ok"
-    with pytest.raises(SolaError, match="task"):
-        ProxyConfig(task="count")
-    with pytest.raises(SolaError, match="task"):
-        train_proxy("all-linear", tiny(f"npz:{npz_file}", resolution=24), data=d)
 
 
 def test_result_fields(fake_fmnist):

@@ -92,18 +92,16 @@ class ProxyData:
                 yield (augment_batch(x, generator) if augment else x), y
 
 
-def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int | None = None,
-                  flip: bool = True) -> torch.Tensor:
-    """Random crop with zero padding (resolution/8 by default) and random horizontal flip (unless
-    the label depends on left and right) of a uint8 N×C×H×W batch, as a few gather kernels on the
-    batch's device."""
+def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int | None = None) -> torch.Tensor:
+    """Random crop with zero padding (resolution/8 by default) and random horizontal flip of a uint8
+    N×C×H×W batch, as a few gather kernels on the batch's device."""
     n, c, h, w = x.shape
     pad = max(1, h // 8) if pad is None else pad
     dev = x.device
     xp = F.pad(x, (pad, pad, pad, pad))
     oy = torch.randint(0, 2 * pad + 1, (n, 1), device=dev, generator=generator)
     ox = torch.randint(0, 2 * pad + 1, (n, 1), device=dev, generator=generator)
-    flip = (torch.rand((n, 1), device=dev, generator=generator) < 0.5) & flip
+    flip = torch.rand((n, 1), device=dev, generator=generator) < 0.5
     cols = torch.arange(w, device=dev).view(1, w)
     cols = torch.where(flip, w - 1 - cols, cols) + ox  # (n, w): flipped and shifted columns
     rows = torch.arange(h, device=dev).view(1, h) + oy  # (n, h)
@@ -136,29 +134,24 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def load_data(spec: str = "fashion-mnist", resolution: int = 32, device: str | torch.device = "auto",
-              val_fraction: float = 0.1, seed: int = 0, test: bool = False, task: str = "classify") -> ProxyData:
+              val_fraction: float = 0.1, seed: int = 0, test: bool = False) -> ProxyData:
     """The dataset named by `spec`, resized to `resolution`, on `device`, with a validation split of
-    `val_fraction` drawn with `seed` (the same split for every trial), as `task` builds its samples
-    (`proxies.tasks`). Cached per process."""
+    `val_fraction` drawn with `seed` (the same split for every trial). Cached per process."""
     from sola_search.proxies.recall import recall_data
-    from sola_search.proxies.tasks import mosaic_data, tile_resolution  # tasks builds on this module
 
     dev = resolve_device(device)
-    key = (spec, resolution, str(dev), float(val_fraction), seed, test, task)
+    key = (spec, resolution, str(dev), float(val_fraction), seed, test)
     if key not in _CACHE and spec.partition(":")[0] == "recall":
-        if task != "classify":
-            raise SolaError(f"data {spec!r} is a task of its own: it takes no --task {task}")
         _CACHE[key] = recall_data(spec, resolution, dev, seed, test)
     if key not in _CACHE:
-        base = _load(spec, tile_resolution(task, resolution), dev, val_fraction, seed, test)
-        _CACHE[key] = base if task == "classify" else mosaic_data(base, task, resolution, seed)
+        _CACHE[key] = _load(spec, resolution, dev, val_fraction, seed, test)
     return _CACHE[key]
 
 
 def load_proxy_data(cfg: ProxyConfig, device: str | torch.device | None = None) -> ProxyData:
     """`load_data` with everything a proxy config says about its data (on `device`, or the config's)."""
     return load_data(cfg.data, cfg.resolution, cfg.device if device is None else device, cfg.val_fraction,
-                     cfg.split_seed, cfg.test, cfg.task)
+                     cfg.split_seed, cfg.test)
 
 
 def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -376,7 +369,7 @@ def check_fit(cfg: ProxyConfig, images: int | None = None) -> list[str]:
     if images is not None and images >= 2:
         n_val = val_count(images, cfg.val_fraction)
         n_train = images - n_val if cfg.max_train is None else min(images - n_val, cfg.max_train)
-        if cfg.task == "classify" and cfg.batch_size > n_train:
+        if cfg.batch_size > n_train:
             raise SolaError(f"batch size {cfg.batch_size} is larger than the {n_train} training images of "
                             f"{cfg.data} ({images} less {n_val} for validation): "
                             f"use --batch-size N with N <= {n_train}")

@@ -130,8 +130,6 @@ def train_proxies(patterns: list[str | Pattern], config: ProxyConfig | None = No
                            packed=len(patterns)) for p in patterns]
     if data is not None and data.resolution != cfg.resolution:
         raise SolaError(f"data at {data.resolution}px given for a proxy at {cfg.resolution}px")
-    if data is not None and getattr(data, "task", "classify") != cfg.task:
-        raise SolaError(f"data for task {getattr(data, 'task', 'classify')} given for a proxy of task {cfg.task}")
     phases: dict[str, float] = {}
     try:
         if data is None:  # missing or malformed data is a SolaError; running out of memory here is 'oom'
