@@ -288,6 +288,25 @@ def test_forward_intermediates_head_and_classifier():
         model.forward_intermediates(x, indices=5)
 
 
+def test_feature_indices_are_timms_with_or_without_timm(monkeypatch):
+    """`forward_intermediates` reads `indices` by timm's `feature_take_indices`, and by the same rule
+    written out when timm is not installed; a bad index is the same ValueError either way."""
+    from sola_search.space import backbone
+
+    cases = [None, 1, 4, [0], [-1, 0], (1, 3), [-4]]
+    with_timm = [backbone._take_indices(4, c) for c in cases]
+    assert with_timm == [[0, 1, 2, 3], [3], [0, 1, 2, 3], [0], [3, 0], [1, 3], [0]]
+    errors = []
+    for timm_take in (backbone.feature_take_indices, None):
+        monkeypatch.setattr(backbone, "feature_take_indices", timm_take)
+        assert [backbone._take_indices(4, c) for c in cases] == with_timm
+        for bad in (0, 5, [4], [1, -5]):
+            with pytest.raises(ValueError) as e:
+                backbone._take_indices(4, bad)
+            errors.append(str(e.value))
+    assert errors[:4] == errors[4:]
+
+
 def test_in_chans_and_bad_inputs():
     assert build_backbone("micro", in_chans=1, num_classes=2)(torch.randn(1, 1, 64, 64)).shape == (1, 2)
     with pytest.raises(SolaError, match="unknown variant"):

@@ -8,6 +8,7 @@ Tensors are (B, H, W, C) inside a stage and (B, C, H, W) between stages.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
@@ -22,6 +23,11 @@ from sola_search.errors import SolaError
 from sola_search.space.baselines import pattern_file_defaults, resolve_pattern
 from sola_search.space.pattern import SOFTMAX, Pattern
 from sola_search.space.variants import VARIANTS, Variant, get_variant
+
+try:  # timm is an optional extra: without it a model still builds and runs (`_take_indices`)
+    from timm.models._features import feature_take_indices
+except ImportError:
+    feature_take_indices = None
 
 
 def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -323,6 +329,12 @@ class SolaVision(nn.Module):
 
 
 def _take_indices(n: int, indices: int | Sequence[int] | None) -> list[int]:
+    """The stages `indices` names (None: all; an int k: the last k; a list: those, negative from the
+    end): timm's own `feature_take_indices` where timm is installed, the same rule written out where
+    it is not and for a bad index, which is a ValueError naming it (timm's check is an assertion)."""
+    if feature_take_indices is not None:
+        with contextlib.suppress(AssertionError):
+            return feature_take_indices(n, indices)[0]
     if indices is None:
         return list(range(n))
     if isinstance(indices, int):
