@@ -252,48 +252,95 @@ class _Model:
     diverged: bool = False
 
 
+@dataclass
+class _Pack:
+    """What every phase of a pack's run shares: the config and data, the models' runs, the streams
+    they run on, and the arithmetic (bf16 autocast; on a GPU the learning rate as a device tensor)."""
+
+    cfg: ProxyConfig
+    data: ProxyData
+    fork: _Fork
+    bf16: bool
+    runs: list[_Model] = field(default_factory=list)
+    lr_t: torch.Tensor | None = None
+
+    @property
+    def cuda(self) -> bool:
+        return self.data.device.type == "cuda"
+
+    def autocast(self):
+        return torch.autocast(self.data.device.type, dtype=torch.bfloat16, enabled=self.bf16, cache_enabled=False)
+
+
 def _train_on(patterns: list[Pattern], cfg: ProxyConfig, data: ProxyData, results: list[ProxyResult],
               phases: dict[str, float], progress=None, progress_every: float = PROGRESS_EVERY_S) -> None:
+    """The pack's run, phase by phase, each phase's seconds into `phases`: build (data's first batch
+    included), capture, train, eval."""
     dev = data.device
-    cuda = dev.type == "cuda"
-    fork = _Fork(dev, len(patterns))
-    bf16 = cfg.amp == "bf16" or (cfg.amp == "auto" and cuda)
-    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    if cuda:
+    bf16 = cfg.amp == "bf16" or (cfg.amp == "auto" and dev.type == "cuda")
+    pack = _Pack(cfg, data, _Fork(dev, len(patterns)), bf16)
+    if pack.cuda:
         torch.cuda.reset_peak_memory_stats(dev)
-
-    # data: endless augmented batches drawn on the device from a seeded generator, shared by the pack
-    gen = torch.Generator(device=dev)
-    gen.manual_seed(cfg.seed)
-    batches = data.batches(cfg.batch_size, gen, cfg.augment, cfg.max_train)
-
-    def autocast():
-        return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=False)
-
-    # models: each built from the seed as it would be alone
+    batches = _batches(cfg, data)
     t_build = time.perf_counter()
-    runs = [_build(p, cfg, data, res, fmt, autocast) for p, res in zip(patterns, results, strict=True)]
-    # On a GPU the learning rate is one device tensor that every optimizer reads, so the whole step
-    # (optimizer included) can be one CUDA graph.
-    lr_t = torch.full((), cfg.lr, device=dev) if cuda else None
-    for run in runs:
-        for g in run.opt.param_groups:
-            g["lr"] = lr_t if cuda else cfg.lr
-
-    # execution mode: every model's whole training step in one CUDA graph on a GPU, else eager
-    mode, notes = "eager", ""
+    _build_pack(pack, patterns, results)
     first = next(batches)
     t_capture = time.perf_counter()
     phases["build"] = round(t_capture - t_build, 3)
-    graphed = None
+    graphed = _set_up_steps(pack, first)
+    if pack.cuda:
+        pack.fork.main.synchronize()
+    t_loop = time.perf_counter()
+    phases["capture"] = round(t_loop - t_capture, 3)
+    _train_loop(pack, batches, first, graphed, progress, progress_every)
+    train_s = round(time.perf_counter() - t_loop, 3)
+    phases["train"] = train_s
+    t_eval = time.perf_counter()
+    for run in pack.runs:
+        run.res.train_s = train_s
+        run.res.images_per_s = round(run.res.steps * cfg.batch_size / max(train_s, 1e-9), 1)
+        if run.diverged:
+            run.res.status, run.res.reason = "nan", f"training loss not finite by step {run.res.train_curve[-1][0]}"
+    _evaluate_pack(pack)
+    phases["eval"] = round(time.perf_counter() - t_eval, 3)
+    _release(pack)
+
+
+def _batches(cfg: ProxyConfig, data: ProxyData):
+    """Data: endless augmented batches drawn on the device from the seed's generator, shared by the
+    pack (the models' weights come from the global RNG, so neither stream moves the other)."""
+    gen = torch.Generator(device=data.device)
+    gen.manual_seed(cfg.seed)
+    return data.batches(cfg.batch_size, gen, cfg.augment, cfg.max_train)
+
+
+def _build_pack(pack: _Pack, patterns: list[Pattern], results: list[ProxyResult]) -> None:
+    """Build: each model from the seed as it would be alone, with its optimizer. On a GPU the learning
+    rate is one device tensor that every optimizer reads, so that the whole step (optimizer included)
+    can be one CUDA graph."""
+    cfg, dev = pack.cfg, pack.data.device
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    pack.runs = [_build(p, cfg, pack.data, res, fmt, pack.autocast) for p, res in zip(patterns, results, strict=True)]
+    pack.lr_t = torch.full((), cfg.lr, device=dev) if pack.cuda else None
+    for run in pack.runs:
+        for g in run.opt.param_groups:
+            g["lr"] = pack.lr_t if pack.cuda else cfg.lr
+
+
+def _set_up_steps(pack: _Pack, first: tuple[torch.Tensor, torch.Tensor]):
+    """Capture (the execution mode): every model's whole training step in one CUDA graph on a GPU,
+    captured on the first batch (warm-up steps first unless this process has captured these shapes
+    before), torch.compile when asked, else eager. Returns the graph's runner, or None."""
+    cfg, data, runs = pack.cfg, pack.data, pack.runs
+    mode, notes, graphed = "eager", "", None
     if cfg.compile:
         for run in runs:
-            run.step = _eager_step(torch.compile(run.model), run, cfg, cuda, autocast)
+            run.step = _eager_step(torch.compile(run.model), run, cfg, pack.cuda, pack.autocast)
         mode = "compile"
-    elif cuda and cfg.cuda_graphs:
+    elif pack.cuda and cfg.cuda_graphs:
         try:
-            shapes = (tuple(first[0].shape), str(dev), bf16, cfg.variant, cfg.width)
-            graphed = _capture(runs, fork, data.normalize(first[0], cfg.channels_last), first[1], lr_t,
+            shapes = (tuple(first[0].shape), str(data.device), pack.bf16, cfg.variant, cfg.width)
+            graphed = _capture(runs, pack.fork, data.normalize(first[0], cfg.channels_last), first[1], pack.lr_t,
                                warm=len(runs) <= _CAPTURED.get(shapes, 0))
             _CAPTURED[shapes] = max(len(runs), _CAPTURED.get(shapes, 0))
             mode = "cuda-graphs"
@@ -306,14 +353,17 @@ def _train_on(patterns: list[Pattern], cfg: ProxyConfig, data: ProxyData, result
     for run in runs:
         run.res.mode, run.res.notes = mode, notes
         run.res.params = sum(p.numel() for p in run.model.parameters())
-        run.loss_acc = torch.zeros((), device=dev)
+        run.loss_acc = torch.zeros((), device=data.device)
+    return graphed
 
-    # training loop
+
+def _train_loop(pack: _Pack, batches, first, graphed, progress, progress_every: float) -> None:
+    """Train: `steps` steps of every model that has not diverged, the loss read back one logging
+    interval late, validation every `eval_every` steps, progress from the host's clock; returns once
+    the device has finished."""
+    cfg, data, runs, cuda = pack.cfg, pack.data, pack.runs, pack.cuda
     log_every = max(1, cfg.steps // cfg.log_points)
-    if cuda:
-        fork.main.synchronize()
     t_loop = time.perf_counter()
-    phases["capture"] = round(t_loop - t_capture, 3)
     report_at = t_loop + progress_every if progress is not None else math.inf
     for step in range(cfg.steps):
         live = [run for run in runs if not run.diverged]
@@ -321,7 +371,7 @@ def _train_on(patterns: list[Pattern], cfg: ProxyConfig, data: ProxyData, result
             break
         lr = lr_at(step, cfg)
         if cuda:
-            lr_t.fill_(lr)
+            pack.lr_t.fill_(lr)
         else:
             for run in live:
                 for g in run.opt.param_groups:
@@ -331,14 +381,14 @@ def _train_on(patterns: list[Pattern], cfg: ProxyConfig, data: ProxyData, result
         if graphed is not None:
             losses = graphed(x, yb)  # every model steps, a diverged one too (its result is final)
         else:
-            losses = fork([lambda run=run, x=x, y=yb: run.step(x, y) for run in live])
+            losses = pack.fork([lambda run=run, x=x, y=yb: run.step(x, y) for run in live])
         for run, loss in zip(runs if graphed is not None else live, losses, strict=True):
             if not run.diverged:
                 _account(run, loss, step + 1, log_every, cfg.steps, cuda)
         if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
             for run in runs:
                 if not run.diverged:
-                    correct, _, _ = _evaluate(run.model, data.val_x, data.val_y, data, cfg, autocast)
+                    correct, _, _ = _evaluate(run.model, data.val_x, data.val_y, data, cfg, pack.autocast)
                     run.res.val_curve.append([step + 1, round(correct.item() / max(1, data.val_x.shape[0]), 6)])
         if (now := time.perf_counter()) >= report_at:  # the host's clock only: no device sync
             report_at = now + progress_every
@@ -349,23 +399,21 @@ def _train_on(patterns: list[Pattern], cfg: ProxyConfig, data: ProxyData, result
         while run.pending:
             run.diverged |= _read_loss(run.pending.popleft(), run.res)
     if cuda:
-        fork.main.synchronize()
-    train_s = round(time.perf_counter() - t_loop, 3)
-    phases["train"] = train_s
-    t_eval = time.perf_counter()
-    for run in runs:
-        run.res.train_s = train_s
-        run.res.images_per_s = round(run.res.steps * cfg.batch_size / max(train_s, 1e-9), 1)
-        if run.diverged:
-            run.res.status, run.res.reason = "nan", f"training loss not finite by step {run.res.train_curve[-1][0]}"
-    scored = [run for run in runs if not run.diverged]
+        pack.fork.main.synchronize()
+
+
+def _evaluate_pack(pack: _Pack) -> None:
+    """Evaluate: every model that did not diverge on the validation (and, when asked, test) split,
+    each on its own stream, one host sync per split; per-group top-1 where the data has groups."""
+    cfg, data = pack.cfg, pack.data
+    scored = [run for run in pack.runs if not run.diverged]
     splits = [("val", data.val_x, data.val_y, data.val_groups)] + (
         [("test", data.test_x, data.test_y, data.test_groups)] if cfg.test and data.test_x is not None else [])
-    for split, x_all, y_all, groups in splits:  # every model on its own stream, one host sync per split
+    for split, x_all, y_all, groups in splits:
         counts = [] if groups is None else torch.bincount(groups).tolist()
         n_groups = len(counts)
-        sums = fork([lambda run=run, x=x_all, y=y_all, g=groups, n=n_groups:
-                     _evaluate(run.model, x, y, data, cfg, autocast, g, n) for run in scored])
+        sums = pack.fork([lambda run=run, x=x_all, y=y_all, g=groups, n=n_groups:
+                          _evaluate(run.model, x, y, data, cfg, pack.autocast, g, n) for run in scored])
         for run, (correct, loss_sum, by_group) in zip(scored, sums, strict=True):
             n = max(1, x_all.shape[0])
             top1, loss = round(correct.item() / n, 6), round(loss_sum.item() / n, 6)
@@ -376,14 +424,19 @@ def _train_on(patterns: list[Pattern], cfg: ProxyConfig, data: ProxyData, result
     for run in scored:
         if not math.isfinite(run.res.val_loss):
             run.res.status, run.res.reason = "nan", "validation loss not finite"
-    phases["eval"] = round(time.perf_counter() - t_eval, 3)
-    peak = round(torch.cuda.max_memory_allocated(dev) / 2**20 if cuda else
+
+
+def _release(pack: _Pack) -> None:
+    """The pack's peak memory into each result, and its models back into the pool once the device
+    is done with them."""
+    dev = pack.data.device
+    peak = round(torch.cuda.max_memory_allocated(dev) / 2**20 if pack.cuda else
                  resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    for run in runs:
+    for run in pack.runs:
         run.res.peak_mem_mb = peak
-    if cuda:
-        fork.main.synchronize()  # nothing may still use a model when the next run takes it
-    for run in runs:
+    if pack.cuda:
+        pack.fork.main.synchronize()  # nothing may still use a model when the next run takes it
+    for run in pack.runs:
         _MODELS.release(run.model)
         run.step = None  # the step's closure refers back to the run: no cycle left for the collector
 
