@@ -5,8 +5,9 @@ A data spec names the source: `fashion-mnist` (Debian's `dataset-fashion-mnist` 
 `x_test`/`y_test`) or `imagefolder:PATH` (one folder per class, as torchvision's ImageFolder; a
 `train/` + `test/` (or `val/`) layout supplies the test split) or `recall[:KEY=VALUE,...]` (a
 generated associative-recall task on which the placement of softmax layers matters:
-`proxies/recall.py`). Loaded data is cached per process, so a long-lived worker (a Ray actor)
-keeps it between trials."""
+`proxies/recall.py`). Each is one entry of `DATA_SOURCES` (at the end): how a spec of it loads,
+is checked before a search and is counted. Loaded data is cached per process, so a long-lived
+worker (a Ray actor) keeps it between trials."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import os
 import struct
 import warnings
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,7 +34,6 @@ FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
                          "Bag", "Ankle boot"]
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-SOURCES = "fashion-mnist, fashion-mnist:DIR, npz:PATH, imagefolder:PATH or recall[:pairs=LO-HI,...]"
 _DATA_HINT = "or pass --data npz:PATH (arrays x, y) or --data imagefolder:PATH (a folder per class)"
 
 
@@ -137,14 +137,11 @@ def load_data(spec: str = "fashion-mnist", resolution: int = 32, device: str | t
               val_fraction: float = 0.1, seed: int = 0, test: bool = False) -> ProxyData:
     """The dataset named by `spec`, resized to `resolution`, on `device`, with a validation split of
     `val_fraction` drawn with `seed` (the same split for every trial). Cached per process."""
-    from sola_search.proxies.recall import recall_data
-
     dev = resolve_device(device)
     key = (spec, resolution, str(dev), float(val_fraction), seed, test)
-    if key not in _CACHE and spec.partition(":")[0] == "recall":
-        _CACHE[key] = recall_data(spec, resolution, dev, seed, test)
     if key not in _CACHE:
-        _CACHE[key] = _load(spec, resolution, dev, val_fraction, seed, test)
+        source, arg = _source(spec)
+        _CACHE[key] = source.load(spec, arg, resolution, dev, val_fraction, seed, test)
     return _CACHE[key]
 
 
@@ -162,18 +159,12 @@ def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]
     return mean, std
 
 
-def _load(spec: str, resolution: int, dev: torch.device, val_fraction: float, seed: int, test: bool) -> ProxyData:
-    kind, _, arg = spec.partition(":")
-    if kind == "fashion-mnist":
-        x, y, xt, yt = _read_fashion_mnist(arg or FASHION_MNIST_DIR, test)
-        classes = FASHION_MNIST_CLASSES
-    elif kind == "npz" and arg:
-        x, y, xt, yt = _read_npz(arg)
-        classes = None
-    elif kind == "imagefolder" and arg:
-        x, y, xt, yt, classes = _read_imagefolder(arg, resolution, test)
-    else:
-        raise SolaError(f"data {spec!r}: expected {SOURCES}")
+def _split(spec: str, arrays: tuple, resolution: int, dev: torch.device, val_fraction: float, seed: int,
+           test: bool) -> ProxyData:
+    """Labelled images (x, y, x_test, y_test, class names; the test arrays None when the source has
+    none) as a `ProxyData`: a validation split drawn with `seed` (and a test split, when asked and
+    the source has none), resized and on the device."""
+    x, y, xt, yt, classes = arrays
     if len(x) < 2:
         raise SolaError(f"data {spec!r}: found {len(x)} images, expected at least 2")
     num_classes = int(max(y.max(), -1 if yt is None or not len(yt) else yt.max())) + 1
@@ -325,33 +316,8 @@ def check_data(spec: str) -> int | None:
     a fraction of the read every worker makes anyway — a PNG by its chunks' checksums (truncation,
     flipped bits; nothing inflated), a JPEG decoded at 1/8 scale (truncation), other formats
     decoded. Fashion-MNIST: the files are there (a Debian package)."""
-    kind, _, arg = spec.partition(":")
-    if kind == "recall":
-        from sola_search.proxies.recall import parse_recall
-
-        parse_recall(spec)
-        return None  # generated: no images to count
-    elif kind == "fashion-mnist":
-        files = _fashion_mnist_files(arg or FASHION_MNIST_DIR, test=False)
-        return _idx_count(files["train-labels-idx1-ubyte"])
-    elif kind == "npz" and arg:
-        return len(_read_npz(arg)[1])
-    elif kind == "imagefolder" and arg:
-        where = f"data imagefolder:{arg}"
-        train_dir, _, classes = _folder_layout(arg)
-        files = {name: sorted(_image_files(train_dir / name)) for name in classes}
-        found = sum(map(len, files.values()))
-        if found < 2:
-            raise SolaError(f"{where}: found {found} images in {train_dir}, expected at least 2 "
-                            f"(suffixes {', '.join(sorted(IMAGE_SUFFIXES))})")
-        _check_classes(where, train_dir, [name for name in classes if not files[name]])
-        bad = [f"{f} ({reason})" for fs in files.values() for f in fs if (reason := _unreadable(f))]
-        if bad:
-            raise SolaError(f"{where}: {len(bad)} of {found} images cannot be read: {'; '.join(bad[:3])}"
-                            f"{'; …' if len(bad) > 3 else ''} (repair or remove them)")
-        return found
-    else:
-        raise SolaError(f"data {spec!r}: expected {SOURCES}")
+    source, arg = _source(spec)
+    return source.check(spec, arg)
 
 
 # Fewer validation images than this make top-1 too coarse to rank patterns: a warning says so.
@@ -387,19 +353,11 @@ def check_fit(cfg: ProxyConfig, images: int | None = None) -> list[str]:
 def image_count(spec: str) -> int | None:
     """The labelled training images `spec` names, counted without reading them (None when it
     cannot tell: `check_data` and the loader say what is wrong)."""
-    kind, _, arg = spec.partition(":")
     try:
-        if kind == "fashion-mnist":
-            return _idx_count(_fashion_mnist_files(arg or FASHION_MNIST_DIR, test=False)["train-labels-idx1-ubyte"])
-        if kind == "npz" and arg:
-            with np.load(arg, allow_pickle=False) as f:
-                return len(f["y"])  # only y is read
-        if kind == "imagefolder" and arg:
-            train_dir, _, classes = _folder_layout(arg)
-            return sum(1 for name in classes for _ in _image_files(train_dir / name))
+        source, arg = _source(spec)
+        return source.count(spec, arg)
     except (SolaError, OSError, ValueError, KeyError, zipfile.BadZipFile):
         return None
-    return None
 
 
 def _idx_count(path: Path) -> int:
@@ -527,3 +485,101 @@ def data_dir_exists(spec: str) -> bool:
     kind, _, arg = spec.partition(":")
     root = Path(arg or FASHION_MNIST_DIR)
     return kind == "fashion-mnist" and _idx_file(root, "train-images-idx3-ubyte") is not None and os.path.isdir(root)
+
+
+# --- data sources: one entry each -----------------------------------------------------------------
+@dataclass(frozen=True)
+class DataSource:
+    """One kind of data spec (`KIND` or `KIND:ARG`) and the three things done with a spec of it.
+    Each callable takes the whole spec and its ARG ('' when none) first."""
+
+    forms: str  # how a spec of it is written, as the error for a bad spec lists it
+    needs_arg: bool
+    load: Callable[..., ProxyData]  # (spec, arg, resolution, device, val_fraction, seed, test)
+    check: Callable[[str, str], int | None]  # a one-line SolaError if no trial could train on it, else
+    #   the labelled training images before the split (None: generated data); see `check_data`
+    count: Callable[[str, str], int | None]  # the same count cheaply, without reading the images; may raise
+
+
+def _from_arrays(read: Callable[[str, int, bool], tuple]) -> Callable[..., ProxyData]:
+    """A loader from a reader of labelled arrays, `read(arg, resolution, test)` → (x, y, x_test,
+    y_test, class names): `_split` does the rest."""
+    def load(spec, arg, resolution, dev, val_fraction, seed, test):
+        return _split(spec, read(arg, resolution, test), resolution, dev, val_fraction, seed, test)
+    return load
+
+
+def _fashion_mnist_arrays(arg: str, resolution: int, test: bool) -> tuple:
+    return *_read_fashion_mnist(arg or FASHION_MNIST_DIR, test), FASHION_MNIST_CLASSES
+
+
+def _fashion_mnist_count(spec: str, arg: str) -> int:
+    files = _fashion_mnist_files(arg or FASHION_MNIST_DIR, test=False)
+    return _idx_count(files["train-labels-idx1-ubyte"])
+
+
+def _npz_arrays(arg: str, resolution: int, test: bool) -> tuple:
+    return *_read_npz(arg), None
+
+
+def _npz_count(spec: str, arg: str) -> int:
+    with np.load(arg, allow_pickle=False) as f:
+        return len(f["y"])  # only y is read
+
+
+def _check_imagefolder(spec: str, arg: str) -> int:
+
+    """Every image opened and checked, not decoded in full (see `check_data`)."""
+    where = f"data imagefolder:{arg}"
+    train_dir, _, classes = _folder_layout(arg)
+    files = {name: sorted(_image_files(train_dir / name)) for name in classes}
+    found = sum(map(len, files.values()))
+    if found < 2:
+        raise SolaError(f"{where}: found {found} images in {train_dir}, expected at least 2 "
+                        f"(suffixes {', '.join(sorted(IMAGE_SUFFIXES))})")
+    _check_classes(where, train_dir, [name for name in classes if not files[name]])
+    bad = [f"{f} ({reason})" for fs in files.values() for f in fs if (reason := _unreadable(f))]
+    if bad:
+        raise SolaError(f"{where}: {len(bad)} of {found} images cannot be read: {'; '.join(bad[:3])}"
+                        f"{'; …' if len(bad) > 3 else ''} (repair or remove them)")
+    return found
+
+
+def _imagefolder_count(spec: str, arg: str) -> int:
+    train_dir, _, classes = _folder_layout(arg)
+    return sum(1 for name in classes for _ in _image_files(train_dir / name))
+
+
+def _load_recall(spec, arg, resolution, dev, val_fraction, seed, test):
+    from sola_search.proxies.recall import recall_data  # recall builds on this module
+
+    return recall_data(spec, resolution, dev, seed, test)  # no split: generated, validation set included
+
+
+def _check_recall(spec: str, arg: str) -> None:
+    from sola_search.proxies.recall import parse_recall
+
+    parse_recall(spec)
+    return None  # generated: no images to count
+
+
+DATA_SOURCES: dict[str, DataSource] = {
+    "fashion-mnist": DataSource("fashion-mnist, fashion-mnist:DIR", False, _from_arrays(_fashion_mnist_arrays),
+                                _fashion_mnist_count, _fashion_mnist_count),
+    "npz": DataSource("npz:PATH", True, _from_arrays(_npz_arrays), lambda spec, arg: len(_read_npz(arg)[1]),
+                      _npz_count),
+    "imagefolder": DataSource("imagefolder:PATH", True, _from_arrays(_read_imagefolder), _check_imagefolder,
+                              _imagefolder_count),
+    "recall": DataSource("recall[:pairs=LO-HI,...]", False, _load_recall, _check_recall, lambda spec, arg: None),
+}
+_FORMS = [s.forms for s in DATA_SOURCES.values()]
+SOURCES = ", ".join(_FORMS[:-1]) + " or " + _FORMS[-1]  # every spec form, for messages and help
+
+
+def _source(spec: str) -> tuple[DataSource, str]:
+    """The source `spec` names and its ARG; a spec of no source is one line that lists them."""
+    kind, _, arg = spec.partition(":")
+    source = DATA_SOURCES.get(kind)
+    if source is None or (source.needs_arg and not arg):
+        raise SolaError(f"data {spec!r}: expected {SOURCES}")
+    return source, arg
