@@ -245,6 +245,25 @@ def test_bad_specs(spec):
         load_data(spec, 32, "cpu", 0.1, 0)
 
 
+def test_a_data_source_is_one_table_entry(monkeypatch):
+    """load_data, check_data and image_count all read DATA_SOURCES: a new entry is a source
+    everywhere, and a spec it refuses is the one error that lists the sources."""
+    from sola_search.proxies import data as data_mod
+
+    assert set(data_mod.DATA_SOURCES) == {"fashion-mnist", "npz", "imagefolder", "recall"}
+    x, y = _images(40, 12, 2)
+    read = lambda arg, resolution, test: (x[: int(arg)], y[: int(arg)], None, None, ["a", "b"])  # noqa: E731
+    entry = data_mod.DataSource("toy:N", True, data_mod._from_arrays(read), lambda spec, arg: int(arg),
+                                lambda spec, arg: int(arg))
+    monkeypatch.setitem(data_mod.DATA_SOURCES, "toy", entry)
+    d = load_data("toy:30", 16, "cpu", 0.2, 0)
+    assert (d.train_x.shape, d.val_x.shape[0], d.classes) == ((24, 1, 16, 16), 6, ["a", "b"])
+    assert check_data("toy:30") == 30 and data_mod.image_count("toy:30") == 30
+    with pytest.raises(SolaError, match="'toy': expected fashion-mnist, fashion-mnist:DIR, npz:PATH"):
+        check_data("toy")  # a source that needs an ARG, given none
+    assert data_mod.image_count("toy") is None and data_mod.image_count("nope:1") is None
+
+
 def test_augment_is_seeded_crop_and_flip():
     x = torch.arange(2 * 1 * 8 * 8, dtype=torch.uint8).view(2, 1, 8, 8)
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
