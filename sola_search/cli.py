@@ -298,7 +298,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(f"{r['run']:<{w}} {r['variant'] or '?':<7} {r['budget'] or '?':<{wb}} {r['complete']:>5} {r['failed']:>6}"
               f" {r['front']:>5} {best:>10} {at:>8} {'—' if r['knee'] is None else r['knee']:>5}"
               f" {r['hypervolume']:>11.4f}")
-    print(f"hypervolume (top-1 × GMACs) of every run at one reference {rp.ref_text(ref)}")
+    a, b = reports[0].objectives
+    print(f"hypervolume ({a.short} × {b.short}) of every run at one reference "
+          f"{rp.ref_text(ref, [a.name, b.name])}")
     if args.plot:
         print(f"wrote {args.plot}")
     return 0

@@ -18,20 +18,21 @@ def pick_trial(study: Any, pick: str) -> int:
     """The trial number a pick names. `knee`/`best` choose from the Pareto front (best: highest top-1,
     ties to the cheaper); `under:<budget>` the most accurate feasible trial within the budget;
     `trial:N` a completed trial, whatever its place."""
-    from sola_search.results.front import knee, pareto_front, trials_frame
+    from sola_search.results.front import best_first, frame_objectives, knee, pareto_front, trials_frame
     from sola_search.space.budget import Budget
 
     frame = trials_frame(study)
     if frame.empty:
         raise SolaError(f"--pick {pick}: the study has no completed feasible trial yet (no trials at all)")
     front = pareto_front(frame)
+    by, ascending = best_first(frame_objectives(frame), ["number"])  # the most accurate, ties to the cheaper
     text = pick.strip().lower()
     if text in ("knee", "best"):
         if front.empty:
             raise SolaError(f"--pick {pick}: the study has no completed feasible trial yet")
         if text == "knee":
             return int(knee(front)["number"])
-        return int(front.sort_values(["val_top1", "gmacs", "number"], ascending=[False, True, True]).iloc[0]["number"])
+        return int(front.sort_values(by, ascending=ascending).iloc[0]["number"])
     if text.startswith("trial:"):
         try:
             n = int(text.removeprefix("trial:"))
@@ -51,7 +52,7 @@ def pick_trial(study: Any, pick: str) -> int:
         ok = ok.loc[[budget.within(row) for row in ok.to_dict("records")]]  # a cost the trial lacks is not within
         if ok.empty:
             raise SolaError(f"--pick {pick}: no completed feasible trial within {budget}")
-        return int(ok.sort_values(["val_top1", "gmacs", "number"], ascending=[False, True, True]).iloc[0]["number"])
+        return int(ok.sort_values(by, ascending=ascending).iloc[0]["number"])
     raise SolaError(f"--pick {pick!r} not understood: expected {PICKS}")
 
 

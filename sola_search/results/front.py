@@ -1,4 +1,5 @@
-"""The accuracy-versus-cost Pareto front: which trials are non-dominated, and the hypervolume they cover."""
+"""The Pareto front of a run's two objectives (accuracy versus cost): which trials are non-dominated,
+the knee, and the hypervolume they cover."""
 
 from __future__ import annotations
 
@@ -7,6 +8,14 @@ import optuna
 import pandas as pd
 
 from sola_search.errors import SolaError
+from sola_search.objectives import (
+    REF_MARGIN,
+    Objective,
+    Space,
+    get_objectives,
+    max_gmacs,  # noqa: F401 — the gmacs objective's reference bound, named here for callers of results
+    study_objectives,
+)
 from sola_search.space.budget import Budget
 
 
@@ -42,24 +51,15 @@ def hypervolume(top1: np.ndarray, cost: np.ndarray, ref: tuple[float, float]) ->
 
 
 # --- the study's trials as a table -----------------------------------------------------------
-COLUMNS = ["number", "state", "val_top1", "gmacs", "macs", "params", "softmax_layers", "pattern", "baseline",
-           "status", "reason", "duplicate_of", "feasible"]
-REF_TOP1 = 0.0  # hypervolume reference top-1: the worst possible accuracy, the same for every run
-REF_COST_MARGIN = 1.1  # reference GMACs: 1.1 × the most expensive pattern within the budget (max_gmacs)
+def columns(objectives: tuple[Objective, Objective]) -> list[str]:
+    """The trials frame's columns: the run's objectives after number and state."""
+    return ["number", "state", *(o.name for o in objectives), "macs", "params", "softmax_layers", "pattern",
+            "baseline", "status", "reason", "duplicate_of", "feasible"]
 
 
-def _metric_indices(study: optuna.Study) -> tuple[int, int]:
-    """Where val_top1 and gmacs are in a trial's values; a study that is not sola-search's is an error."""
-    directions = [d.name.lower() for d in study.directions]
-    names = study.metric_names or ["val_top1", "gmacs"]
-    if sorted(names) != ["gmacs", "val_top1"] or len(directions) != 2:
-        raise SolaError(f"study {study.study_name!r} has objectives {names}, expected val_top1 and gmacs "
-                        f"(is it a sola-search study?)")
-    i, j = names.index("val_top1"), names.index("gmacs")
-    if (directions[i], directions[j]) != ("maximize", "minimize"):
-        raise SolaError(f"study {study.study_name!r}: val_top1 must be maximized and gmacs minimized, "
-                        f"found {directions[i]} and {directions[j]}")
-    return i, j
+def frame_objectives(frame: pd.DataFrame) -> tuple[Objective, Objective]:
+    """The objectives a trials frame holds (`trials_frame` records them in `frame.attrs`)."""
+    return get_objectives(frame.attrs.get("objectives"))
 
 
 def _within_budget(budget: Budget | None, costs: dict[str, float]) -> bool:
@@ -78,45 +78,70 @@ def study_budget(study: optuna.Study) -> Budget | None:
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
-    """One row per trial, in trial order. `feasible` is true for a completed trial whose Optuna
+    """One row per trial, in trial order, a column per objective of the study (`frame.attrs`
+    names them). `feasible` is true for a completed trial whose Optuna
     constraints are all ≤ 0 (what `study.best_trials` uses), that the search did not mark
-    `feasible: false`, and that is within the study's budget;
-    `gmacs` is known for failed trials too when the trial recorded its `macs`."""
-    i_top1, i_cost = _metric_indices(study)
+    `feasible: false`, and that is within the study's budget; an objective a trial's attributes
+    give (`gmacs`, from `macs`) is known for failed trials too."""
+    objectives = study_objectives(study)
     budget = study_budget(study)
     rows = []
     for t in study.get_trials(deepcopy=False):
         a = t.user_attrs
         done = t.state == optuna.trial.TrialState.COMPLETE and t.values is not None
-        macs = a.get("macs")
-        gmacs = t.values[i_cost] if done else (macs / 1e9 if isinstance(macs, int | float) else np.nan)
+        values = {o.name: t.values[i] if done else _or_nan(o.from_attrs(a)) for i, o in enumerate(objectives)}
+        macs, gmacs = a.get("macs"), values.get("gmacs", np.nan)
         softmax = a.get("softmax_layers", np.nan)
         ok = done and all(c <= 0 for c in t.constraints.values()) and a.get("feasible", True) is not False
         ok = ok and _within_budget(budget, dict(softmax_layers=softmax, macs=macs if macs is not None else gmacs * 1e9,
                                                 params=a.get("params", np.nan)))
         rows.append(dict(
-            number=t.number, state=t.state.name, val_top1=t.values[i_top1] if done else np.nan, gmacs=gmacs,
+            number=t.number, state=t.state.name, **values,
             macs=macs if macs is not None else (round(gmacs * 1e9) if gmacs == gmacs else None),
             params=a.get("params"), softmax_layers=softmax, pattern=a.get("pattern"), baseline=a.get("baseline"),
             status=a.get("status", "ok" if done else None), reason=a.get("reason"),
             duplicate_of=a.get("duplicate_of"), feasible=bool(ok),
         ))
-    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame = pd.DataFrame(rows, columns=columns(objectives))
     # A trial answered from storage may carry only `duplicate_of`: it has its source's pattern.
     by_number = dict(zip(frame["number"], frame["pattern"], strict=True))
     missing = frame["pattern"].isna() & frame["duplicate_of"].notna()
     frame.loc[missing, "pattern"] = [by_number.get(int(n)) for n in frame.loc[missing, "duplicate_of"]]
     for col in ("macs", "params", "softmax_layers", "duplicate_of"):
         frame[col] = frame[col].astype("Int64")
+    frame.attrs["objectives"] = [o.name for o in objectives]
     return frame
 
 
+def _or_nan(value: float | None) -> float:
+    return np.nan if value is None else value
+
+
+def oriented(frame: pd.DataFrame, objectives: tuple[Objective, Objective]) -> tuple[np.ndarray, np.ndarray]:
+    """The two objectives' columns turned so that the first is maximized and the second minimized,
+    as `pareto_mask`, `hypervolume` and `knee` take them."""
+    a, b = objectives
+    x, y = frame[a.name].to_numpy(float), frame[b.name].to_numpy(float)
+    return (x if a.maximize else -x), (-y if b.maximize else y)
+
+
+def best_first(objectives: tuple[Objective, Objective], then: list[str] | None = None,
+               cost_first: bool = False) -> tuple[list[str], list[bool]]:
+    """`sort_values` arguments: the better value of each objective first (the second objective
+    first with `cost_first`, as a front is drawn), then the `then` columns ascending."""
+    pair = objectives[::-1] if cost_first else objectives
+    return [o.name for o in pair] + (then or []), [not o.maximize for o in pair] + [True] * len(then or [])
+
+
 def pareto_front(frame: pd.DataFrame) -> pd.DataFrame:
-    """The non-dominated feasible completed trials on (val_top1 ↑, gmacs ↓), sorted by cost, then
-    top-1 descending, then trial number. Ties (equal values) are all kept, as `study.best_trials` does."""
+    """The non-dominated feasible completed trials on the run's two objectives (val_top1 ↑, gmacs ↓),
+    sorted by the second (cost), then the first (best first), then trial number. Ties (equal values)
+    are all kept, as `study.best_trials` does."""
+    objectives = frame_objectives(frame)
     ok = frame[frame["feasible"] & (frame["state"] == "COMPLETE")]
-    front = ok[pareto_mask(ok["val_top1"].to_numpy(float), ok["gmacs"].to_numpy(float))]
-    return front.sort_values(["gmacs", "val_top1", "number"], ascending=[True, False, True]).reset_index(drop=True)
+    front = ok[pareto_mask(*oriented(ok, objectives))]
+    by, ascending = best_first(objectives, ["number"], cost_first=True)
+    return front.sort_values(by, ascending=ascending).reset_index(drop=True)
 
 
 def knee(front: pd.DataFrame) -> pd.Series | None:
@@ -126,7 +151,7 @@ def knee(front: pd.DataFrame) -> pd.Series | None:
     accurate point, then the lower trial number. None for an empty front."""
     if front.empty:
         return None
-    c, t = front["gmacs"].to_numpy(float), front["val_top1"].to_numpy(float)
+    t, c = oriented(front, frame_objectives(front))
     cn = (c - c.min()) / (np.ptp(c) or 1.0)
     tn = (t - t.min()) / (np.ptp(t) or 1.0)
     score = np.round(tn - cn, 12)
@@ -134,37 +159,34 @@ def knee(front: pd.DataFrame) -> pd.Series | None:
     return front.iloc[int(order[0])]
 
 
-def max_gmacs(variant: str, resolution: int, budget: Budget | None = None) -> float:
-    """The GMACs of the most expensive pattern of a variant at a resolution that the budget admits:
-    cost is additive, so it is every positive softmax-minus-linear block delta, the largest first, up
-    to the softmax limit, capped by a MACs limit. An upper bound on any feasible trial's cost."""
-    from sola_search.space.cost import cost_table
-
-    t = cost_table(variant, int(resolution))
-    deltas = np.sort(t.delta)[::-1]
-    deltas = deltas[deltas > 0]
-    if budget is not None and budget.max_softmax is not None:
-        deltas = deltas[: budget.max_softmax]
-    macs = t.all_linear_macs + int(deltas.sum())
-    if budget is not None and budget.max_macs is not None:
-        macs = min(macs, budget.max_macs)
-    return macs / 1e9
-
-
 def reference_point(study: optuna.Study, frame: pd.DataFrame | None = None) -> tuple[float, float]:
-    """The hypervolume reference point (top-1, GMACs): top-1 0 (the worst accuracy), and 1.1 × the
-    GMACs of the most expensive pattern the study's budget admits (`max_gmacs`). Both depend only
-    on the study's variant, resolution and budget, never on which trials ran, so two runs of one
-    search space compare. A study without a known variant: 1.1 × its largest trial cost."""
-    variant, resolution = study.user_attrs.get("variant"), study.user_attrs.get("resolution", 224)
-    try:
-        return REF_TOP1, REF_COST_MARGIN * max_gmacs(variant, int(resolution), study_budget(study))
-    except (SolaError, TypeError, ValueError):
-        frame = trials_frame(study) if frame is None else frame
-        most = np.nanmax(frame["gmacs"].to_numpy(float)) if frame["gmacs"].notna().any() else 1.0
-        return REF_TOP1, REF_COST_MARGIN * float(most)
+    """The hypervolume reference point, one value per objective: what its table entry says for the
+    study's search space (top-1 0, the worst accuracy; 1.1 × the GMACs of the most expensive pattern
+    the study's budget admits, `max_gmacs`). These depend only on the study's variant, resolution and
+    budget, never on which trials ran, so two runs of one search space compare. A study without a
+    known variant, or an objective without a reference: REF_MARGIN × its worst trial."""
+    a = study.user_attrs
+    space = Space(a.get("variant"), a.get("resolution", 224), study_budget(study))  # type: ignore[arg-type]
+    ref = []
+    for o in study_objectives(study):
+        try:
+            if o.reference is None:
+                raise ValueError(o.name)
+            ref.append(float(o.reference(space)))
+        except (SolaError, TypeError, ValueError):
+            frame = trials_frame(study) if frame is None else frame
+            known = frame[o.name].notna().any()
+            if o.maximize:
+                ref.append(min(0.0, REF_MARGIN * float(np.nanmin(frame[o.name].to_numpy(float)))) if known else 0.0)
+            else:
+                ref.append(REF_MARGIN * float(np.nanmax(frame[o.name].to_numpy(float))) if known else REF_MARGIN)
+    return ref[0], ref[1]
 
 
 def front_hypervolume(front: pd.DataFrame, ref: tuple[float, float]) -> float:
-    """Hypervolume (in top-1 × GMACs) of a front at a reference point (top-1, GMACs)."""
-    return hypervolume(front["val_top1"].to_numpy(float), front["gmacs"].to_numpy(float), ref)
+    """Hypervolume (in the product of the two objectives' units, top-1 × GMACs) of a front at a
+    reference point (one value per objective)."""
+    objectives = frame_objectives(front)
+    a, b = objectives
+    turned = (ref[0] if a.maximize else -ref[0]), (-ref[1] if b.maximize else ref[1])
+    return hypervolume(*oriented(front, objectives), turned)

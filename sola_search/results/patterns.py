@@ -17,6 +17,7 @@ from typing import Any
 
 from sola_search.errors import SolaError
 from sola_search.files import parse_json, write_atomic
+from sola_search.objectives import DEFAULT_OBJECTIVES, OBJECTIVES
 from sola_search.space.cost import check_resolution, model_cost
 from sola_search.space.pattern import Pattern
 from sola_search.space.variants import VARIANTS
@@ -40,7 +41,9 @@ _TOP: dict[str, tuple[tuple[type, ...], bool]] = {
     "budget": ((str, type(None)), False),
 }
 _NUM = (int, float)
-_METRICS: dict[str, tuple[tuple[type, ...], bool]] = {
+# Every objective of the table may be in a file's metrics (a number, or null when not measured);
+# these are what every file holds, or may hold, beyond that.
+_METRICS: dict[str, tuple[tuple[type, ...], bool]] = {name: (_NUM + (type(None),), False) for name in OBJECTIVES} | {
     "val_top1": (_NUM + (type(None),), True),
     "val_loss": (_NUM + (type(None),), False),
     "macs": ((int,), True),
@@ -168,8 +171,10 @@ def make_pattern_record(
     baseline: str | None = None,
     budget: str | None = None,
     created: str | None = None,
+    objectives: Mapping[str, float | None] | None = None,
 ) -> dict[str, Any]:
-    """A pattern record from plain values (the search loop's path is `pattern_record_from_trial`)."""
+    """A pattern record from plain values (the search loop's path is `pattern_record_from_trial`).
+    `objectives`: the values of a run's other objectives (those `val_top1` and `macs` do not give)."""
     from sola_search import __version__
 
     p = pattern if isinstance(pattern, Pattern) else Pattern.parse(pattern, variant)
@@ -199,6 +204,8 @@ def make_pattern_record(
             "created": created or datetime.now(UTC).isoformat(timespec="seconds"),
         },
     }
+    for name, value in (objectives or {}).items():
+        record["metrics"].setdefault(name, value)
     if baseline:
         record["baseline"] = baseline
     if budget:
@@ -211,7 +218,7 @@ def pattern_record_from_trial(study: Any, trial: Any) -> dict[str, Any]:
     returns) of a sola-search study, read from the study's and the trial's user attributes.
 
     MACs and params come from the trial's `macs`/`params` attributes, falling back to the exact cost
-    model; top-1 from the trial's `val_top1` value."""
+    model; top-1 and every other objective from the trial's values."""
     sattrs, tattrs = study.user_attrs, trial.user_attrs
     where = f"study {study.study_name!r} trial {trial.number}"
     variant, resolution = sattrs.get("variant"), sattrs.get("resolution", 224)
@@ -225,7 +232,7 @@ def pattern_record_from_trial(study: Any, trial: Any) -> dict[str, Any]:
         raise SolaError(f"{where}: the trial has no 'pattern' user attribute")
     if trial.values is None:
         raise SolaError(f"{where}: the trial has no objective values (state {trial.state.name})")
-    top1_i = _metric_index(study, "val_top1", 0)
+    values = dict(zip(study.metric_names or DEFAULT_OBJECTIVES, trial.values, strict=False))
     pattern = Pattern.parse(text, variant)
     macs, params = tattrs.get("macs"), tattrs.get("params")
     if macs is None or params is None:
@@ -236,15 +243,11 @@ def pattern_record_from_trial(study: Any, trial: Any) -> dict[str, Any]:
     seed = result.get("seed", sattrs.get("seed"))
     done = trial.datetime_complete
     return make_pattern_record(
-        variant, pattern, resolution=int(resolution), val_top1=trial.values[top1_i], macs=int(macs),
+        variant, pattern, resolution=int(resolution), val_top1=values.get("val_top1", trial.values[0]), macs=int(macs),
         params=int(params), val_loss=result.get("val_loss"), proxy=proxy, study=study.study_name,
         trial=trial.number, seed=seed if isinstance(seed, int) else None,
         sola_search_version=sattrs.get("sola_search_version"), baseline=tattrs.get("baseline"),
         budget=sattrs.get("budget"),
         created=done.astimezone(UTC).isoformat(timespec="seconds") if done is not None else None,
+        objectives={name: v for name, v in values.items() if name in OBJECTIVES},
     )
-
-
-def _metric_index(study: Any, name: str, default: int) -> int:
-    names = study.metric_names
-    return names.index(name) if names and name in names else default

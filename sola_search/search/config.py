@@ -6,13 +6,16 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 
 from sola_search.errors import SolaError
+from sola_search.objectives import DEFAULT_OBJECTIVES, get_objectives
 from sola_search.space.cost import check_resolution
 
 # What a new run uses for options left unset; a resumed run keeps what it was made with.
-DEFAULTS = {"variant": "small", "data": "fashion-mnist", "resolution": 224, "seed": 0, "baselines": True}
-# What identifies a run's search: a resume may not change these.
+# A run stored before an option existed had what its default gives now.
+DEFAULTS = {"variant": "small", "data": "fashion-mnist", "resolution": 224, "seed": 0, "baselines": True,
+            "objectives": list(DEFAULT_OBJECTIVES)}
+# What identifies a run's search: a resume may not change these (nor can its study: `open_study`).
 IDENTITY = ("budget", "variant", "resolution", "encoding", "preset", "data", "steps", "batch_size", "seed",
-            "storage", "baselines")
+            "storage", "baselines", "objectives")
 # Trials a run makes when neither --trials nor --time is given, by proxy preset.
 DEFAULT_TRIALS = {"quick": 8, "default": 64, "long": 16}
 # On a GPU machine a worker trains a pack of trials together (one CUDA graph, `train_proxies`) on a
@@ -26,7 +29,7 @@ _TEXT, _INT, _NUM = (str, type(None)), (int, type(None)), (int, float, type(None
 _STORED_TYPES = dict(budget=(str,), variant=_TEXT, trials=_INT, time_limit_s=_NUM, encoding=_TEXT, preset=_TEXT,
                      data=_TEXT, resolution=_INT, gpus_per_trial=_NUM, workers=_INT, pack=_INT, address=_TEXT,
                      storage=_TEXT, name=_TEXT, runs_dir=(str,), seed=_INT, max_failures=_INT, steps=_INT,
-                     batch_size=_INT, baselines=(bool, type(None)), faults=(dict,))
+                     batch_size=_INT, baselines=(bool, type(None)), objectives=(list, type(None)), faults=(dict,))
 
 
 @dataclass
@@ -51,6 +54,7 @@ class SearchConfig:
     steps: int | None = None  # override the preset's proxy steps
     batch_size: int | None = None  # override the preset's proxy batch size (small data sets)
     baselines: bool | None = None  # measure the named baselines first (None: yes; --no-baselines: False)
+    objectives: list[str] | None = None  # names in sola_search.objectives.OBJECTIVES; None: DEFAULT_OBJECTIVES
     # Tests only: pattern text → 'raise' | 'oom' | 'nan', injected in the worker.
     faults: dict[str, str] = field(default_factory=dict)
 
@@ -97,6 +101,8 @@ class SearchConfig:
             raise SolaError(f"--seed {self.seed}: expected 0 to 2**32 - 1")
         if self.resolution is not None:
             check_resolution(self.resolution, f"--resolution {self.resolution}: ")
+        if self.objectives is not None:
+            get_objectives(self.objectives)
         from sola_search.space.budget import Budget
 
         Budget.parse(self.budget)  # first: a default run name is made from it

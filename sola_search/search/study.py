@@ -10,11 +10,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sola_search.errors import SolaError, redact_url
-
-METRIC_NAMES = ["val_top1", "gmacs"]
-DIRECTIONS = ["maximize", "minimize"]
-# Study attributes that define what a run searches; resuming with other values is refused.
-STUDY_IDENTITY = ("variant", "budget", "resolution")
+from sola_search.objectives import DEFAULT_OBJECTIVES, study_objectives
+from sola_search.search.config import IDENTITY
 
 
 def storage_for(url: str) -> optuna.storages.BaseStorage:
@@ -50,21 +47,29 @@ def absolute_sqlite(url: str) -> str:
 
 
 def open_study(storage: optuna.storages.BaseStorage, name: str, sampler: optuna.samplers.BaseSampler,
-               attrs: dict) -> optuna.Study:
-    """Create the run's study, or load it and check it searches the same space."""
+               attrs: dict, objectives: tuple[str, ...] = DEFAULT_OBJECTIVES) -> optuna.Study:
+    """Create the run's study with its objectives (metric names and directions), or load it and
+    check it searches the same space (the run's identity, as far as the study stores it) for the
+    same objectives."""
+    from sola_search.objectives import get_objectives
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the run's own log says what happens
-    study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, directions=DIRECTIONS,
-                                load_if_exists=True)
+    wanted = get_objectives(objectives)
+    study = optuna.create_study(study_name=name, storage=storage, sampler=sampler,
+                                directions=[o.direction for o in wanted], load_if_exists=True)
     old = study.user_attrs
     if old:
-        for key in STUDY_IDENTITY:
-            if key in old and old[key] != attrs[key]:
+        for key in IDENTITY:
+            if key in old and key in attrs and old[key] != attrs[key]:
                 raise SolaError(f"study {name} searches {key} {old[key]!r}, not {attrs[key]!r}: "
                                 f"use another --name, or resume it as it is")
+        if study_objectives(study) != wanted:
+            raise SolaError(f"study {name} optimises {', '.join(o.name for o in study_objectives(study))}, not "
+                            f"{', '.join(o.name for o in wanted)}: use another --name, or resume it as it is")
     else:
         with warnings.catch_warnings():  # experimental since Optuna 3.2, and what dashboards read
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(METRIC_NAMES)
+            study.set_metric_names([o.name for o in wanted])
     for key, value in attrs.items():
         if old.get(key) != value:
             study.set_user_attr(key, value)

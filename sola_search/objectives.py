@@ -1,0 +1,137 @@
+"""The objectives a run optimises, in one table: the study's metric names and directions, how the
+search loop computes each one, and how the front, reports, plots, pattern files and the CLI show it.
+
+Adding an objective (`latency_ms`, say) is one entry in `OBJECTIVES` plus its computation (a field
+of `Measured` if it needs more than the pattern, its cost and its proxy result). A run stores its
+objectives in the study (`study.set_metric_names`), so a run made with other objectives reads back
+as it was made. The front, hypervolume and knee handle two objectives, whatever they are."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sola_search.errors import SolaError
+from sola_search.space.budget import Budget
+from sola_search.space.cost import CostTable, cost_table
+from sola_search.space.pattern import Pattern
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What an objective is computed from, for one pattern a worker trained."""
+
+    pattern: Pattern
+    result: dict[str, Any]  # the worker's ProxyResult, as a dict
+    table: CostTable  # the full model's cost at the search resolution
+
+
+@dataclass(frozen=True)
+class Space:
+    """The search space a reference point is taken in: what a study's attributes name."""
+
+    variant: str
+    resolution: int
+    budget: Budget | None
+
+
+@dataclass(frozen=True)
+class Objective:
+    name: str  # the study's metric name; the column of the trials frame, CSV and JSON
+    direction: str  # 'maximize' or 'minimize'
+    key: str  # in derived keys: best_<key>, ref_<key>
+    short: str  # its name in prose: 'top-1'
+    column: str  # a table's header
+    axis: str  # a plot's axis label
+    text: str  # a value in prose, e.g. 'top-1 {:.2%}'
+    ref_text: str  # a reference value in prose
+    scale: float  # a table cell shows value × scale ...
+    digits: int  # ... with this many decimals
+    compute: Callable[[Measured], float]  # the value the search loop tells the study
+    # The value a trial's user attributes give, also for a failed trial (None: only a completed trial
+    # has it, as its study value).
+    from_attrs: Callable[[dict], float | None] = lambda attrs: None
+    # The hypervolume reference: a value no feasible trial of the space is worse than (None: taken
+    # from the trials, REF_MARGIN × the worst one).
+    reference: Callable[[Space], float] | None = None
+
+    @property
+    def maximize(self) -> bool:
+        return self.direction == "maximize"
+
+    def cell(self, value: float | None) -> str:
+        return "—" if value is None or value != value else f"{value * self.scale:.{self.digits}f}"
+
+    def show(self, value: float | None) -> str:
+        """A value in prose; '—' for a value not known (NaN)."""
+        if value is None or value != value:
+            return re.sub(r"\{[^}]*\}", "—", self.text)
+        return self.text.format(value)
+
+
+def _macs_to_gmacs(attrs: dict) -> float | None:
+    macs = attrs.get("macs")
+    return macs / 1e9 if isinstance(macs, int | float) and not isinstance(macs, bool) else None
+
+
+def max_gmacs(variant: str, resolution: int, budget: Budget | None = None) -> float:
+    """The GMACs of the most expensive pattern of a variant at a resolution that the budget admits:
+    cost is additive, so it is every positive softmax-minus-linear block delta, the largest first, up
+    to the softmax limit, capped by a MACs limit. An upper bound on any feasible trial's cost."""
+    t = cost_table(variant, int(resolution))
+    deltas = np.sort(t.delta)[::-1]
+    deltas = deltas[deltas > 0]
+    if budget is not None and budget.max_softmax is not None:
+        deltas = deltas[: budget.max_softmax]
+    macs = t.all_linear_macs + int(deltas.sum())
+    if budget is not None and budget.max_macs is not None:
+        macs = min(macs, budget.max_macs)
+    return macs / 1e9
+
+
+# A reference above a cost: 1.1 × the most expensive value the space (or the trials) hold.
+REF_MARGIN = 1.1
+
+OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
+    Objective("val_top1", "maximize", key="top1", short="top-1", column="top-1 %", axis="proxy val top-1 (%)",
+              text="top-1 {:.2%}", ref_text="top-1 {:g}", scale=100, digits=2,
+              compute=lambda m: float(m.result["val_top1"]),
+              reference=lambda space: 0.0),  # the worst possible accuracy, the same for every run
+    Objective("gmacs", "minimize", key="gmacs", short="GMACs", column="GMACs", axis="GMACs (full model)",
+              text="{:.3f} GMACs", ref_text="{:.3f} GMACs", scale=1, digits=3,
+              compute=lambda m: m.table.macs(m.pattern) / 1e9, from_attrs=_macs_to_gmacs,
+              reference=lambda space: REF_MARGIN * max_gmacs(space.variant, space.resolution, space.budget)),
+)}
+# What a run optimises unless it says otherwise, and what a study that stored no metric names optimised.
+DEFAULT_OBJECTIVES = ("val_top1", "gmacs")
+
+
+def get_objectives(names: Sequence[str] | None = None) -> tuple[Objective, Objective]:
+    """The objectives of these names (default: DEFAULT_OBJECTIVES): two different ones; a plot draws
+    the first up its y axis and the second along its x axis."""
+    names = tuple(names or DEFAULT_OBJECTIVES)
+    unknown = [n for n in names if not isinstance(n, str) or n not in OBJECTIVES]
+    if unknown:
+        raise SolaError(f"unknown objective {unknown[0]!r}: expected one of {', '.join(OBJECTIVES)}")
+    if len(names) != 2 or len(set(names)) != 2:
+        raise SolaError(f"objectives {', '.join(names)}: expected two different ones")
+    return OBJECTIVES[names[0]], OBJECTIVES[names[1]]
+
+
+def study_objectives(study: Any) -> tuple[Objective, Objective]:
+    """The objectives a study stores (its metric names and directions); a study that is not
+    sola-search's is an error. A study without metric names is read as DEFAULT_OBJECTIVES."""
+    directions = [d.name.lower() for d in study.directions]
+    names = list(study.metric_names or DEFAULT_OBJECTIVES)
+    if len(names) != 2 or len(directions) != 2 or any(n not in OBJECTIVES for n in names):
+        raise SolaError(f"study {study.study_name!r} has objectives {names}, expected two of "
+                        f"{', '.join(OBJECTIVES)} (is it a sola-search study?)")
+    objectives = tuple(OBJECTIVES[n] for n in names)
+    if [o.direction for o in objectives] != directions:
+        want = " and ".join(f"{o.name} {o.direction}d" for o in objectives)
+        raise SolaError(f"study {study.study_name!r}: expected {want}, found {' and '.join(directions)}")
+    return objectives  # type: ignore[return-value]
