@@ -18,7 +18,16 @@ from typing import Any
 import pandas as pd
 
 from sola_search.errors import SolaError
-from sola_search.results.front import front_hypervolume, knee, pareto_front, reference_point, trials_frame
+from sola_search.objectives import DEFAULT_OBJECTIVES, Objective, get_objectives
+from sola_search.results.front import (
+    best_first,
+    frame_objectives,
+    front_hypervolume,
+    knee,
+    pareto_front,
+    reference_point,
+    trials_frame,
+)
 from sola_search.results.runs import Run, run_state
 from sola_search.space.pattern import LINEAR_MARK
 
@@ -39,17 +48,21 @@ class FrontReport:
     hypervolume: float
 
     @property
+    def objectives(self) -> tuple[Objective, Objective]:
+        return frame_objectives(self.frame)
+
+    @property
     def counts(self) -> dict[str, int]:
+        from sola_search.search.study import is_counted  # what a run's --trials counts: the search's own test
+
         s = self.frame["state"]
         f = self.frame
         interrupted = (s == "FAIL") & (f["status"] == "interrupted")
-        # What a run's --trials counts (as the search does): measured patterns and real failures.
-        counted = ((s == "COMPLETE") & f["duplicate_of"].isna() & f["feasible"]) | (
-            (s == "FAIL") & f["status"].isin(["nan", "oom", "error"]))
+        counted = sum(is_counted(t) for t in self.run.study.get_trials(deepcopy=False))
         return dict(trials=len(self.frame), complete=int((s == "COMPLETE").sum()),
                     failed=int(((s == "FAIL") & ~interrupted).sum()), interrupted=int(interrupted.sum()),
                     running=int((s == "RUNNING").sum()), pruned=int((s == "PRUNED").sum()),
-                    infeasible=int(((s == "COMPLETE") & ~f["feasible"]).sum()), counted=int(counted.sum()),
+                    infeasible=int(((s == "COMPLETE") & ~f["feasible"]).sum()), counted=counted,
                     front=len(self.front))
 
 
@@ -63,19 +76,26 @@ def front_report(run: Run, ref: tuple[float, float] | None = None) -> FrontRepor
 
 
 def common_reference(reports: Sequence[FrontReport]) -> tuple[float, float]:
-    """One reference point for comparing runs: the lowest top-1 reference and the largest cost one."""
+    """One reference point for comparing runs of the same objectives: each objective's worst
+    reference (the lowest top-1 reference and the largest cost one)."""
+    objectives = {tuple(o.name for o in r.objectives) for r in reports}
+    if len(objectives) > 1:
+        raise SolaError(f"these runs optimise different objectives ({'; '.join(', '.join(o) for o in objectives)}): "
+                        "their fronts do not compare")
     refs = [reference_point(r.run.study, r.frame) for r in reports]
-    return min(r[0] for r in refs), max(r[1] for r in refs)
+    worst = [min if o.maximize else max for o in reports[0].objectives]
+    return worst[0](r[0] for r in refs), worst[1](r[1] for r in refs)
 
 
-def parse_ref(text: str | None) -> tuple[float, float] | None:
-    """`--ref TOP1,GMACS` (e.g. 0,5.5) as a reference point."""
+def parse_ref(text: str | None, objectives: Sequence[str] = DEFAULT_OBJECTIVES) -> tuple[float, float] | None:
+    """`--ref TOP1,GMACS` (e.g. 0,5.5) as a reference point: one value per objective."""
     if text is None:
         return None
     try:
         a, b = (float(x) for x in text.split(","))
     except ValueError:
-        raise SolaError(f"--ref {text!r}: expected TOP1,GMACS, e.g. 0,5.5") from None
+        names = ",".join(o.key.upper() for o in get_objectives(objectives))
+        raise SolaError(f"--ref {text!r}: expected {names}, e.g. 0,5.5") from None
     if not (math.isfinite(a) and math.isfinite(b)):
         raise SolaError(f"--ref {text!r}: expected finite numbers")
     return a, b
@@ -101,11 +121,12 @@ def rows(report: FrontReport, all_trials: bool = False) -> list[dict[str, Any]]:
     """The report's rows, sorted by cost: the front, or with `all_trials` every trial (failed last)."""
     on_front = set(report.front["number"])
     data = report.frame if all_trials else report.front
-    data = data.sort_values(["gmacs", "val_top1", "number"], ascending=[True, False, True], na_position="last")
+    by, ascending = best_first(report.objectives, ["number"], cost_first=True)
+    data = data.sort_values(by, ascending=ascending, na_position="last")
     out = []
     for r in data.itertuples(index=False):
         row = dict(trial=int(r.number), pattern=r.pattern if isinstance(r.pattern, str) else None,
-                   val_top1=_num(r.val_top1), gmacs=_num(r.gmacs),
+                   **{o.name: _num(getattr(r, o.name)) for o in report.objectives},
                    macs=_num(r.macs), params=_num(r.params), softmax_layers=_num(r.softmax_layers),
                    baseline=r.baseline if isinstance(r.baseline, str) else None, knee=int(r.number) == report.knee,
                    duplicate_of=_num(r.duplicate_of))
@@ -117,7 +138,7 @@ def rows(report: FrontReport, all_trials: bool = False) -> list[dict[str, Any]]:
     return out
 
 
-ROW_FIELDS = ["trial", "pattern", "val_top1", "gmacs", "macs", "params", "softmax_layers", "baseline", "knee",
+ROW_FIELDS = ["trial", "pattern", *DEFAULT_OBJECTIVES, "macs", "params", "softmax_layers", "baseline", "knee",
               "duplicate_of"]
 
 
@@ -134,8 +155,13 @@ def to_json(rows_: list[dict[str, Any]]) -> str:
     return json.dumps(rows_, indent=2, allow_nan=False)  # NaN is not JSON: a missing value is null
 
 
-def ref_text(ref: tuple[float, float]) -> str:
-    return f"(top-1 {ref[0]:g}, {ref[1]:.3f} GMACs)"
+def ref_text(ref: tuple[float, float], objectives: Sequence[str] = DEFAULT_OBJECTIVES) -> str:
+    a, b = get_objectives(objectives)
+    return f"({a.ref_text.format(ref[0])}, {b.ref_text.format(ref[1])})"
+
+
+def _names(report: FrontReport) -> list[str]:
+    return [o.name for o in report.objectives]
 
 
 def summary_lines(report: FrontReport) -> list[str]:
@@ -152,7 +178,9 @@ def summary_lines(report: FrontReport) -> list[str]:
     if report.knee is not None:
         lines.append(f"knee: trial {report.knee} (farthest above the chord from cheapest to most accurate, "
                      "normalized)")
-    lines.append(f"hypervolume {report.hypervolume:.4f} (top-1 × GMACs) at reference {ref_text(report.ref)}")
+    a, b = report.objectives
+    lines.append(f"hypervolume {report.hypervolume:.4f} ({a.short} × {b.short}) at reference "
+                 f"{ref_text(report.ref, _names(report))}")
     return lines
 
 
@@ -179,7 +207,8 @@ def render_table(report: FrontReport, all_trials: bool = False, console: Any = N
                   title_justify="left")
     # Numbers and patterns keep their width; on a narrow terminal the notes (a failure's reason can be
     # long) wrap instead.
-    for name, just in (("trial", "right"), ("top-1 %", "right"), ("GMACs", "right"), ("params M", "right"),
+    a, b = report.objectives
+    for name, just in (("trial", "right"), (a.column, "right"), (b.column, "right"), ("params M", "right"),
                        ("softmax", "right"), ("pattern", "left")):
         table.add_column(name, justify=just, no_wrap=True)
     table.add_column("", justify="left", overflow="fold")
@@ -198,8 +227,7 @@ def render_table(report: FrontReport, all_trials: bool = False, console: Any = N
             notes.append(r["state"].lower() + (f": {r['reason']}" if r["reason"] else ""))
         elif all_trials and not r["feasible"]:
             notes.append("infeasible")
-        table.add_row(str(r["trial"]), "—" if r["val_top1"] is None else f"{100 * r['val_top1']:.2f}",
-                      "—" if r["gmacs"] is None else f"{r['gmacs']:.3f}",
+        table.add_row(str(r["trial"]), a.cell(r[a.name]), b.cell(r[b.name]),
                       "—" if r["params"] is None else f"{r['params'] / 1e6:.2f}",
                       "—" if r["softmax_layers"] is None else str(r["softmax_layers"]),
                       draw_pattern(r["pattern"]), ", ".join(notes))
@@ -238,29 +266,83 @@ def write_reports(report: FrontReport) -> list[Path]:
 
 
 # --- plots -------------------------------------------------------------------------------------
+# A plot is a list of layers, drawn by matplotlib (`_plot_static`) or plotly (`_plot_html`): what each
+# layer shows is decided once, here; each backend only says how a layer of its kind looks.
+@dataclass
+class Layer:
+    kind: str  # 'completed', 'infeasible', 'failed' (a rug on the x axis), 'front', 'knee', 'baseline'
+    label: str
+    x: list[float]  # the second objective (cost)
+    y: list[float]  # the first objective (top-1), as a table shows it (× its scale); none for a rug
+    hover: list[str]
+    run: int  # which run: its colour
+    single: bool  # one run drawn: failed ticks in red, infeasible trials and baselines shown
+    index: int = 0  # a baseline's marker
+
+
 def _groups(report: FrontReport) -> dict[str, pd.DataFrame]:
     """The trials a plot draws. Failed ones (nan, oom, error) have a cost but no top-1: they are drawn
-    as ticks on the GMACs axis, never as points at an invented top-1. Interrupted ones (Ctrl-C, a
+    as ticks on the cost axis, never as points at an invented top-1. Interrupted ones (Ctrl-C, a
     killed driver) did not fail and are re-queued on resume: they are not drawn."""
     f = report.frame
+    cost = report.objectives[1].name
     done = f["state"] == "COMPLETE"
-    failed = (f["state"] == "FAIL") & (f["status"] != "interrupted") & f["gmacs"].notna()
+    failed = (f["state"] == "FAIL") & (f["status"] != "interrupted") & f[cost].notna()
     return dict(feasible=f[done & f["feasible"]], infeasible=f[done & ~f["feasible"]], failed=f[failed])
 
 
-FAILED_LABEL = "failed, no top-1 (ticks at their GMACs)"
+def failed_label(objectives: Sequence[Objective]) -> str:
+    return f"failed, no {objectives[0].short} (ticks at their {objectives[1].short})"
 
 
-def _step(front: pd.DataFrame) -> tuple[list[float], list[float]]:
-    f = front.sort_values(["gmacs", "val_top1"])
-    return f["gmacs"].tolist(), f["val_top1"].tolist()
+FAILED_LABEL = failed_label(get_objectives())
 
 
-def _baselines(groups: dict[str, pd.DataFrame]) -> list:
-    """The completed baselines, by cost. Each gets its own marker and a legend entry, not a label by
-    its point: baselines crowd near all-linear, where labels piled up unreadably."""
-    f = groups["feasible"]
-    return list(f[f["baseline"].notna()].sort_values(["gmacs", "number"]).itertuples())
+def _hover(df: pd.DataFrame, name: str, objectives: Sequence[Objective]) -> list[str]:
+    a, b = objectives
+    out = []
+    for r in df.itertuples():
+        text = (f"{name} trial {r.number}<br>{r.pattern}<br>{a.show(getattr(r, a.name))}, "
+                f"{b.show(getattr(r, b.name))}")
+        if isinstance(r.baseline, str):
+            text += f"<br>baseline {r.baseline}"
+        if isinstance(r.reason, str):
+            text += f"<br>{r.state.lower()}: {r.reason}"
+        out.append(text)
+    return out
+
+
+def _layers(reports: Sequence[FrontReport]) -> list[Layer]:
+    """What a plot of these runs draws, run after run."""
+    return [layer for i, r in enumerate(reports) for layer in _run_layers(r, i, len(reports) == 1)]
+
+
+def _run_layers(r: FrontReport, i: int, single: bool) -> list[Layer]:
+    """One run's layers: its completed trials, (one run) its infeasible ones, failed ones as a rug,
+    the front as a step line, the knee, and (one run) each completed baseline with its own marker and
+    legend entry, not a label by its point: baselines crowd near all-linear, where labels piled up."""
+    a, b = r.objectives
+    prefix = "" if single else f"{r.run.name} "
+    g = _groups(r)
+
+    def layer(kind: str, label: str, df: pd.DataFrame, index: int = 0) -> Layer:
+        return Layer(kind, label, df[b.name].tolist(), (a.scale * df[a.name]).tolist(),
+                     _hover(df, r.run.name, r.objectives), i, single, index)
+
+    out = [layer("completed", f"{prefix}completed", g["feasible"])]
+    if single and len(g["infeasible"]):
+        out.append(layer("infeasible", "infeasible", g["infeasible"]))
+    if len(g["failed"]):
+        out.append(layer("failed", prefix + failed_label(r.objectives), g["failed"]))
+    if len(r.front):
+        out.append(layer("front", f"{prefix}front (HV {r.hypervolume:.3f})", r.front.sort_values([b.name, a.name])))
+    if r.knee is not None:
+        out.append(layer("knee", f"{prefix}knee (trial {r.knee})", r.frame[r.frame["number"] == r.knee]))
+    if single:
+        f = g["feasible"]
+        for j, base in enumerate(f[f["baseline"].notna()].sort_values([b.name, "number"]).itertuples()):
+            out.append(layer("baseline", f"baseline {base.baseline}", r.frame[r.frame["number"] == base.number], j))
+    return out
 
 
 BASELINE_MARKERS = ("D", "s", "^", "v", "P", "X", "h", "<", ">", "p")
@@ -288,12 +370,14 @@ def plot(reports: Sequence[FrontReport], path: str | Path) -> Path:
 
 
 def _title(reports: Sequence[FrontReport]) -> str:
+    names = _names(reports[0])
     if len(reports) == 1:
         r = reports[0]
         a = r.run.study.user_attrs
         extra = ", ".join(str(a[k]) for k in ("variant", "budget") if k in a)
-        return f"{r.run.name}" + (f" ({extra})" if extra else "") + f" — HV {r.hypervolume:.4f} at {ref_text(r.ref)}"
-    return "fronts at reference " + ref_text(reports[0].ref)
+        return (f"{r.run.name}" + (f" ({extra})" if extra else "")
+                + f" — HV {r.hypervolume:.4f} at {ref_text(r.ref, names)}")
+    return "fronts at reference " + ref_text(reports[0].ref, names)
 
 
 def _plot_static(reports: list[FrontReport], path: Path) -> None:
@@ -302,37 +386,30 @@ def _plot_static(reports: list[FrontReport], path: Path) -> None:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    single = len(reports) == 1
     fig, ax = plt.subplots(figsize=PLOT_SIZE, dpi=PLOT_DPI, layout="constrained")
     try:
-        for i, r in enumerate(reports):
-            color = f"C{i}"
-            g = _groups(r)
-            label = "" if single else f"{r.run.name} "
-            ax.scatter(g["feasible"]["gmacs"], 100 * g["feasible"]["val_top1"], s=18, color=color,
-                       alpha=0.45 if single else 0.25, label=f"{label}completed")
-            if single and len(g["infeasible"]):
-                ax.scatter(g["infeasible"]["gmacs"], 100 * g["infeasible"]["val_top1"], s=22, facecolors="none",
-                           edgecolors="grey", label="infeasible")
-            if len(g["failed"]):  # a rug on the x axis: x in data, y in axes coordinates
-                ax.plot(g["failed"]["gmacs"], [0.015] * len(g["failed"]), linestyle="none", marker="|",
-                        markersize=12, markeredgewidth=1.5, color="red" if single else color, clip_on=False,
-                        transform=ax.get_xaxis_transform(), label=f"{label}{FAILED_LABEL}")
-            if len(r.front):
-                x, y = _step(r.front)
-                ax.step(x, [100 * v for v in y], where="post", color=color, lw=1.8,
-                        label=f"{label}front (HV {r.hypervolume:.3f})")
-                ax.scatter(x, [100 * v for v in y], s=34, color=color, zorder=3)
-            if r.knee is not None:
-                k = r.frame[r.frame["number"] == r.knee].iloc[0]
-                ax.scatter([k["gmacs"]], [100 * k["val_top1"]], marker="*", s=220, color=color, edgecolors="black",
-                           zorder=4, label=f"{label}knee (trial {r.knee})")
-            for j, b in enumerate(_baselines(g) if single else []):
-                ax.scatter([b.gmacs], [100 * b.val_top1], marker=BASELINE_MARKERS[j % len(BASELINE_MARKERS)], s=64,
-                           facecolors="none", edgecolors="black", linewidths=1, zorder=5,
-                           label=f"baseline {b.baseline}")
-        ax.set_xlabel("GMACs (full model)")
-        ax.set_ylabel("proxy val top-1 (%)")
+        for layer in _layers(reports):
+            color, single = f"C{layer.run}", layer.single
+            if layer.kind == "completed":
+                ax.scatter(layer.x, layer.y, s=18, color=color, alpha=0.45 if single else 0.25, label=layer.label)
+            elif layer.kind == "infeasible":
+                ax.scatter(layer.x, layer.y, s=22, facecolors="none", edgecolors="grey", label=layer.label)
+            elif layer.kind == "failed":  # a rug on the x axis: x in data, y in axes coordinates
+                ax.plot(layer.x, [0.015] * len(layer.x), linestyle="none", marker="|", markersize=12,
+                        markeredgewidth=1.5, color="red" if single else color, clip_on=False,
+                        transform=ax.get_xaxis_transform(), label=layer.label)
+            elif layer.kind == "front":
+                ax.step(layer.x, layer.y, where="post", color=color, lw=1.8, label=layer.label)
+                ax.scatter(layer.x, layer.y, s=34, color=color, zorder=3)
+            elif layer.kind == "knee":
+                ax.scatter(layer.x, layer.y, marker="*", s=220, color=color, edgecolors="black", zorder=4,
+                           label=layer.label)
+            elif layer.kind == "baseline":
+                ax.scatter(layer.x, layer.y, marker=BASELINE_MARKERS[layer.index % len(BASELINE_MARKERS)], s=64,
+                           facecolors="none", edgecolors="black", linewidths=1, zorder=5, label=layer.label)
+        a, b = reports[0].objectives
+        ax.set_xlabel(b.axis)
+        ax.set_ylabel(a.axis)
         ax.set_title(_title(reports), fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)  # beside the points
@@ -341,74 +418,58 @@ def _plot_static(reports: list[FrontReport], path: Path) -> None:
         plt.close(fig)
 
 
-def _hover(df: pd.DataFrame, name: str) -> list[str]:
-    out = []
-    for r in df.itertuples():
-        top = "—" if r.val_top1 != r.val_top1 else f"{100 * r.val_top1:.2f}%"
-        text = f"{name} trial {r.number}<br>{r.pattern}<br>top-1 {top}, {r.gmacs:.3f} GMACs"
-        if isinstance(r.baseline, str):
-            text += f"<br>baseline {r.baseline}"
-        if isinstance(r.reason, str):
-            text += f"<br>{r.state.lower()}: {r.reason}"
-        out.append(text)
-    return out
-
-
 def _plot_html(reports: list[FrontReport], path: Path) -> None:
     import plotly.graph_objects as go
 
-    single = len(reports) == 1
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
     fig = go.Figure()
-    for i, r in enumerate(reports):
-        color, name = palette[i % len(palette)], r.run.name
-        prefix = "" if single else f"{name} "
-        g = _groups(r)
-        traces = [("completed", g["feasible"], dict(color=color, opacity=0.5 if single else 0.3, size=7))]
-        if single:
-            traces.append(("infeasible", g["infeasible"], dict(color="grey", symbol="circle-open", size=8)))
-        for label, df, marker in traces:
-            if len(df):
-                fig.add_trace(go.Scatter(x=df["gmacs"].tolist(), y=(100 * df["val_top1"]).tolist(), mode="markers",
-                                         name=prefix + label, marker=marker, text=_hover(df, name), hoverinfo="text"))
-        if len(g["failed"]):  # a rug on the x axis (y2 spans the plot, 0 to 1): no invented top-1
-            fig.add_trace(go.Scatter(x=g["failed"]["gmacs"].tolist(), y=[0.015] * len(g["failed"]), yaxis="y2",
-                                     mode="markers", name=prefix + FAILED_LABEL, text=_hover(g["failed"], name),
-                                     hoverinfo="text", marker=dict(color="red" if single else color,
-                                                                   symbol="line-ns-open", size=14, line_width=2)))
-        if len(r.front):
-            x, y = _step(r.front)
-            fig.add_trace(go.Scatter(x=x, y=[100 * v for v in y], mode="lines+markers", line_shape="hv",
-                                     line=dict(color=color, width=2), name=f"{prefix}front (HV {r.hypervolume:.3f})",
-                                     text=_hover(r.front.sort_values(["gmacs", "val_top1"]), name), hoverinfo="text"))
-        if r.knee is not None:
-            k = r.frame[r.frame["number"] == r.knee]
-            fig.add_trace(go.Scatter(x=k["gmacs"].tolist(), y=(100 * k["val_top1"]).tolist(), mode="markers",
-                                     name=f"{prefix}knee (trial {r.knee})", text=_hover(k, name), hoverinfo="text",
+    for layer in _layers(reports):
+        color, single = palette[layer.run % len(palette)], layer.single
+        common = dict(name=layer.label, text=layer.hover, hoverinfo="text")
+        if layer.kind in ("completed", "infeasible") and layer.x:
+            marker = (dict(color=color, opacity=0.5 if single else 0.3, size=7) if layer.kind == "completed"
+                      else dict(color="grey", symbol="circle-open", size=8))
+            fig.add_trace(go.Scatter(x=layer.x, y=layer.y, mode="markers", marker=marker, **common))
+        elif layer.kind == "failed":  # a rug on the x axis (y2 spans the plot, 0 to 1): no invented top-1
+            fig.add_trace(go.Scatter(x=layer.x, y=[0.015] * len(layer.x), yaxis="y2", mode="markers", **common,
+                                     marker=dict(color="red" if single else color, symbol="line-ns-open", size=14,
+                                                 line_width=2)))
+        elif layer.kind == "front":
+            fig.add_trace(go.Scatter(x=layer.x, y=layer.y, mode="lines+markers", line_shape="hv",
+                                     line=dict(color=color, width=2), **common))
+        elif layer.kind == "knee":
+            fig.add_trace(go.Scatter(x=layer.x, y=layer.y, mode="markers", **common,
                                      marker=dict(symbol="star", size=16, color=color, line=dict(width=1))))
-        for j, b in enumerate(_baselines(g) if single else []):
-            fig.add_trace(go.Scatter(x=[b.gmacs], y=[100 * b.val_top1], mode="markers", name=f"baseline {b.baseline}",
-                                     text=_hover(r.frame[r.frame["number"] == b.number], name), hoverinfo="text",
-                                     marker=dict(symbol=BASELINE_SYMBOLS[j % len(BASELINE_SYMBOLS)], size=11,
-                                                 color="black", line=dict(width=1))))
-    fig.update_layout(title=_title(reports), xaxis_title="GMACs (full model)", yaxis_title="proxy val top-1 (%)",
+        elif layer.kind == "baseline":
+            fig.add_trace(go.Scatter(x=layer.x, y=layer.y, mode="markers", **common,
+                                     marker=dict(symbol=BASELINE_SYMBOLS[layer.index % len(BASELINE_SYMBOLS)],
+                                                 size=11, color="black", line=dict(width=1))))
+    a, b = reports[0].objectives
+    fig.update_layout(title=_title(reports), xaxis_title=b.axis, yaxis_title=a.axis,
                       yaxis2=dict(overlaying="y", range=[0, 1], visible=False, fixedrange=True),
                       template="plotly_white")
     fig.write_html(path, include_plotlyjs=True, full_html=True)
 
 
 # --- several runs ------------------------------------------------------------------------------
+def _best(report: FrontReport) -> dict[str, Any]:
+    """The front's best trial by the first objective (ties to the better second): best_<key> of each."""
+    by, ascending = best_first(report.objectives)
+    best = report.front.sort_values(by, ascending=ascending).head(1)
+    return {f"best_{o.key}": _num(best[o.name].iloc[0]) if len(best) else None for o in report.objectives} | dict(
+        best_trial=int(best["number"].iloc[0]) if len(best) else None)
+
+
 def compare_rows(reports: Sequence[FrontReport]) -> list[dict[str, Any]]:
     """One row per run: its front size, best top-1, knee, and hypervolume at the common reference."""
     out = []
     for r in reports:
-        a, c = r.run.study.user_attrs, r.counts
-        best = r.front.sort_values(["val_top1", "gmacs"], ascending=[False, True]).head(1)
+        a, c, best = r.run.study.user_attrs, r.counts, _best(r)
+        best.pop("best_trial")
         out.append(dict(run=r.run.name, variant=a.get("variant"), budget=a.get("budget"),
                         resolution=a.get("resolution"), complete=c["complete"], failed=c["failed"], front=c["front"],
-                        best_top1=_num(best["val_top1"].iloc[0]) if len(best) else None,
-                        best_gmacs=_num(best["gmacs"].iloc[0]) if len(best) else None, knee=r.knee,
-                        hypervolume=r.hypervolume, ref_top1=r.ref[0], ref_gmacs=r.ref[1]))
+                        **best, knee=r.knee, hypervolume=r.hypervolume,
+                        **{f"ref_{o.key}": v for o, v in zip(r.objectives, r.ref, strict=True)}))
     return out
 
 
@@ -434,11 +495,7 @@ def run_summary(run: Run) -> dict[str, Any]:
     """One line about a run for `sola-search runs`: state, trials, front size, best within its budget."""
     rep = front_report(run)
     c, a = rep.counts, run.study.user_attrs
-    best = rep.front.sort_values(["val_top1", "gmacs"], ascending=[False, True]).head(1)
     target = run.config.get("trials") if isinstance(run.config.get("trials"), int) else None
     return dict(run=run.name, state=run_state(run, c["running"]), variant=a.get("variant"), budget=a.get("budget"),
                 complete=c["complete"], counted=c["counted"], failed=c["failed"], running=c["running"], target=target,
-                front=c["front"],
-                best_top1=_num(best["val_top1"].iloc[0]) if len(best) else None,
-                best_gmacs=_num(best["gmacs"].iloc[0]) if len(best) else None,
-                best_trial=int(best["number"].iloc[0]) if len(best) else None)
+                front=c["front"], **_best(rep))
