@@ -18,8 +18,7 @@ from typing import Any
 import optuna
 
 from sola_search.errors import SolaError, redact_url
-
-STUDY_DB = "study.db"
+from sola_search.search.rundir import STUDY_DB, RunDir
 
 
 @dataclass
@@ -107,8 +106,8 @@ def open_run(path: str | os.PathLike | None = None, *, storage: str | None = Non
         config = _read_json(d / "run.json")
         name = study or config.get("study_name") or config.get("name") or d.name
         if storage is None:
-            if (d / STUDY_DB).is_file():
-                storage = f"sqlite:///{(d / STUDY_DB).resolve()}"
+            if RunDir(d).study_db.is_file():
+                storage = RunDir(d).default_storage
             elif isinstance(config.get("storage"), str):
                 storage = config["storage"]
             else:
@@ -129,52 +128,24 @@ def find_runs(runs_dir: str | os.PathLike) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and ((p / STUDY_DB).is_file() or (p / "run.json").is_file()))
 
 
-def read_events(run_dir: Path) -> list[dict[str, Any]]:
-    """The run's event log (`events.jsonl`), skipping lines that do not parse (a line cut by a crash)."""
-    events = []
-    try:
-        lines = (run_dir / "events.jsonl").read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return []
-    for line in lines:
-        try:
-            ev = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(ev, dict):
-            events.append(ev)
-    return events
-
-
-def driver_alive(run_dir: Path) -> bool:
-    """Whether the driver that holds the run's lock (`.driver.lock`: pid and start time) is alive."""
-    try:
-        import psutil
-
-        pid, started = (float(x) for x in (run_dir / ".driver.lock").read_text().split())
-        proc = psutil.Process(int(pid))
-        return abs(proc.create_time() - started) < 1.0 and proc.is_running()
-    except Exception:  # no lock, unreadable lock, no psutil, or the process is gone
-        return False
-
-
 def run_state(run: Run, running_trials: int) -> str:
     """A run's state in a word: `running` while its driver holds the lock; otherwise from the last
-    run-level event in events.jsonl (a start with no end means the driver died: `stopped`), or from
+    run-level event the search logged (a start with no end means the driver died: `stopped`), or from
     the study alone (`stored`, or `stopped` when trials were left RUNNING)."""
-    if run.dir is not None and driver_alive(run.dir):
+    run_dir = RunDir(run.dir) if run.dir is not None else None
+    if run_dir is not None and run_dir.driver_pid() is not None:
         return "running"
-    last = None
-    for ev in read_events(run.dir) if run.dir is not None else []:
-        kind = str(ev.get("event", ev.get("type", ""))).replace(".", "_").replace("-", "_")
-        if kind.startswith("run_") or kind in ("resumed", "interrupted"):
-            last = (kind, ev)
-    if last is not None:
-        kind, ev = last
-        if kind in ("run_started", "run_resumed", "resumed"):
-            return "stopped"  # started, never ended, and no live driver: killed or crashed
-        if kind in ("run_ended", "run_finished", "run_completed", "run_done"):
-            reason = ev.get("stopped") or ev.get("reason") or ev.get("status")
-            return f"finished ({reason})" if reason and reason not in ("ok", "done", "completed") else "finished"
-        return kind.removeprefix("run_")
-    return "stopped" if running_trials else "stored"
+    events = (run_dir.read_events() or []) if run_dir is not None else []
+    last = next((ev for ev in reversed(events) if ev.get("event") in RUN_EVENTS), None)
+    if last is None:
+        return "stopped" if running_trials else "stored"
+    if last["event"] in ("run_started", "run_resumed"):
+        return "stopped"  # started, never ended, and no live driver: killed or crashed
+    if last["event"] == "run_finished":
+        reason = last.get("stopped")
+        return f"finished ({reason})" if reason and reason != "done" else "finished"
+    return "interrupted"
+
+
+# The run-level events the search logs (search/runner.py): what a run's state is read from.
+RUN_EVENTS = ("run_started", "run_resumed", "run_finished", "run_interrupted")

@@ -31,6 +31,9 @@ def versions() -> dict[str, str]:
     return out
 
 
+STUDY_DB = "study.db"  # a run's own SQLite study, unless run.json names a --storage
+
+
 @dataclass(frozen=True)
 class RunDir:
     path: Path
@@ -45,7 +48,7 @@ class RunDir:
 
     @property
     def study_db(self) -> Path:
-        return self.path / "study.db"
+        return self.path / STUDY_DB
 
     @property
     def events(self) -> Path:
@@ -76,6 +79,25 @@ class RunDir:
     def write_config(self, config: dict) -> None:
         write_atomic(self.run_json, json.dumps({**config, "versions": versions()}, indent=2) + "\n")
 
+    def read_events(self) -> list[dict] | None:
+        """The event log, one dict per line; a line that does not parse (cut by a crash) is skipped.
+        [] when there is no log yet, None when it cannot be read."""
+        try:
+            lines = self.events.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        except (OSError, UnicodeDecodeError):
+            return None
+        out = []
+        for line in lines:
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(ev, dict):
+                out.append(ev)
+        return out
+
     def log(self, event: str, **fields) -> None:
         """Append one event; each line is a complete JSON object (one write of one line)."""
         line = json.dumps({"time": datetime.now(UTC).isoformat(timespec="milliseconds"),
@@ -88,19 +110,25 @@ class RunDir:
     def lock(self) -> Path:
         return self.path / ".driver.lock"
 
+    def driver_pid(self) -> int | None:
+        """The pid of the live driver that holds the lock (pid and start time), None when no driver
+        does: no lock, an unreadable one, or one a dead driver left (kill -9)."""
+        import psutil
+
+        try:
+            pid, started = (float(x) for x in self.lock.read_text().split())
+            proc = psutil.Process(int(pid))
+            alive = abs(proc.create_time() - started) < 1.0 and proc.is_running()
+        except (OSError, ValueError, psutil.Error):
+            return None
+        return int(pid) if alive else None
+
     def acquire(self) -> None:
         """Claim the run for this process; a lock left by a dead driver (kill -9) is taken over."""
         import psutil
 
-        if self.lock.exists():
-            try:
-                pid, started = (float(x) for x in self.lock.read_text().split())
-                proc = psutil.Process(int(pid))
-                alive = abs(proc.create_time() - started) < 1.0 and proc.is_running()
-            except (OSError, ValueError, psutil.Error):
-                alive = False  # unreadable, or the process is gone: stale
-            if alive:  # raised outside the try: SolaError is a ValueError
-                raise SolaError(f"run {self.name} is in progress (driver pid {int(pid)}); wait for it or stop it first")
+        if (pid := self.driver_pid()) is not None:
+            raise SolaError(f"run {self.name} is in progress (driver pid {pid}); wait for it or stop it first")
         me = psutil.Process()
         try:
             write_atomic(self.lock, f"{me.pid} {me.create_time()}\n")
