@@ -9,7 +9,6 @@ steps run side by side in one CUDA graph, which fills the GPU where one small pr
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import shutil
@@ -26,6 +25,7 @@ from optuna.trial import TrialState
 
 from sola_search.errors import SolaError, StateError, is_oom, one_line, redact_url
 from sola_search.files import parse_json
+from sola_search.objectives import Measured, get_objectives
 from sola_search.search.cluster import check_address, ray_session, worker_actor
 from sola_search.search.config import (
     DEFAULT_GPUS_PER_TRIAL,
@@ -110,10 +110,16 @@ def _classify(e: BaseException) -> tuple[str, str]:
     return ("oom" if is_oom(cause) else "error"), one_line(cause)
 
 
-def prepare(cfg: SearchConfig) -> tuple[SearchConfig, RunDir, bool, optuna.storages.BaseStorage]:
+# What a resumed run takes from its run.json when it is not given again (its identity it always takes).
+RESUMED_OPTIONS = ("trials", "time_limit_s", "workers", "gpus_per_trial", "pack", "max_failures", "faults")
+
+
+def prepare(cfg: SearchConfig, stored: SearchConfig | None = None
+            ) -> tuple[SearchConfig, RunDir, bool, optuna.storages.BaseStorage]:
     """Check the configuration (before Ray starts) and bind it to a run directory; an existing run of
-    that name is resumed with its stored configuration, and only the count or time may change. Fills
-    in `cfg` (name, defaults): the caller learns the run's name from it."""
+    that name is resumed with its stored configuration (`stored`, read from its run.json when not
+    given), and only the count or time may change. Fills in `cfg` (name, defaults): the caller
+    learns the run's name from it. What the machine decides is settled by `_settle_machine`."""
     cfg.check()
     if cfg.storage:
         cfg.storage = absolute_sqlite(cfg.storage)  # run.json must name the same file from any directory
@@ -130,20 +136,20 @@ def prepare(cfg: SearchConfig) -> tuple[SearchConfig, RunDir, bool, optuna.stora
             raise SolaError(f"{run.path} exists but is not a sola-search run (no run.json): "
                             "choose another --name or move it away; nothing was changed")
     if resuming:
-        stored = SearchConfig.from_dict(run.read_config(), str(run.run_json)).check()
+        stored = (stored or SearchConfig.from_dict(run.read_config(), str(run.run_json))).check()
         for key in IDENTITY:
             new, old = getattr(cfg, key), getattr(stored, key)
             if key == "budget":
                 new, old = str(Budget.parse(new)), str(Budget.parse(old))
-            if key == "baselines" and old is None:  # stored before the option existed: it had them
-                old = DEFAULTS["baselines"]
+            if old is None and key in DEFAULTS:  # stored before the option existed: it had the default
+                old = DEFAULTS[key]
             if key == "preset" and old is None:  # stored before Ray started, before the machine chose one
                 continue
             if new is not None and new != old:
                 raise SolaError(f"run {cfg.name} was made with {key} {old!r}, not {new!r}: "
                                 f"resume it as it is, or choose another --name")
-            setattr(cfg, key, getattr(stored, key))
-        for key in ("trials", "time_limit_s", "workers", "gpus_per_trial", "pack", "max_failures", "faults"):
+            setattr(cfg, key, old)
+        for key in RESUMED_OPTIONS:
             if getattr(cfg, key) in (None, {}):
                 setattr(cfg, key, getattr(stored, key))
     for key, value in DEFAULTS.items():
@@ -182,13 +188,11 @@ def check_study_kept(run: RunDir, storage: optuna.storages.BaseStorage | None,
     `run_started` event and no pattern file, and resumes.) `storage` is the one `url` opened, None
     for the run's own study.db; returns the storage it checked, for the run to use."""
     kept = sum(p.stem.isdigit() for p in run.patterns.glob("*.json"))  # each one a trial of the study
-    try:
-        started = any(json.loads(line).get("event") in ("run_started", "run_resumed")
-                      for line in run.events.read_text().splitlines() if line.strip())
-    except FileNotFoundError:
-        started = False  # the log begins with `run_started`
-    except (OSError, ValueError, AttributeError):
+    events = run.read_events()  # [] without a log: it begins with `run_started`
+    if events is None:
         started = run.study_db.exists() or url is not None  # no readable log: assume it began
+    else:
+        started = any(ev.get("event") in ("run_started", "run_resumed") for ev in events)
     if not started and not kept:
         return storage
     evidence = f", though patterns/ holds {kept} pattern file(s) of it" if kept else ""
@@ -206,9 +210,10 @@ def check_study_kept(run: RunDir, storage: optuna.storages.BaseStorage | None,
     return storage
 
 
-def run_search(cfg: SearchConfig, quiet: bool = False) -> RunSummary:
-    """Run (or resume) a search to its trial count or time limit; returns what happened."""
-    cfg, run, resuming, storage = prepare(cfg)
+def run_search(cfg: SearchConfig, quiet: bool = False, stored: SearchConfig | None = None) -> RunSummary:
+    """Run (or resume) a search to its trial count or time limit; returns what happened. `stored`:
+    the run's run.json, when the caller has read it already."""
+    cfg, run, resuming, storage = prepare(cfg, stored)
     made = [d for d in (run.path, *run.path.parents) if not d.exists()]  # what this run makes, deepest first
     try:
         try:
@@ -278,8 +283,6 @@ def restore_pattern_files(run: RunDir, storage: optuna.storages.BaseStorage) -> 
     study's completed trial of that number, or nothing is resumed (it would be overwritten when that
     trial completes); a completed trial whose file a kill -9 or a full disk cut off gets it now, and
     temporary files a killed write left are removed. Returns the trials whose files were written."""
-    from sola_search.results.patterns import pattern_record_from_trial, write_pattern_file
-
     study, measured = None, {}
     if run.name in optuna.get_all_study_names(storage):
         study = optuna.load_study(study_name=run.name, storage=storage)
@@ -301,13 +304,43 @@ def restore_pattern_files(run: RunDir, storage: optuna.storages.BaseStorage) -> 
                 tmp.unlink(missing_ok=True)
     written = [n for n in sorted(measured) if not (run.patterns / f"{n}.json").exists()]
     for n in written:
-        try:
-            write_pattern_file(run.patterns / f"{n}.json", pattern_record_from_trial(study, measured[n]))
-        except SolaError as e:
-            raise StateError(f"{e}; free space, then continue with: sola-search resume {run.path}") from None
+        write_trial_file(run, study, measured[n])
     if written:
         run.log("pattern_files_restored", trials=written)
     return written
+
+
+def write_trial_file(run: RunDir, study: optuna.Study, trial) -> None:
+    """Write a completed trial's pattern file. A write that fails (a full disk) is not bad input but
+    a state to fix: the study keeps the trial, and `resume` writes its file."""
+    from sola_search.results.patterns import pattern_record_from_trial, write_pattern_file
+
+    try:
+        write_pattern_file(run.patterns / f"{trial.number}.json", pattern_record_from_trial(study, trial))
+    except SolaError as e:
+        raise StateError(f"{e}; trial {trial.number} is kept in the study and `resume` writes its pattern file: "
+                         f"free space, then continue with: sola-search resume {run.path}") from None
+
+
+def _settle_machine(cfg: SearchConfig, gpus: float, gpus_per_node: float, cpus: float) -> tuple[int, int, dict]:
+    """What the machine decides, once Ray is up: the preset and trial count a run left unset, and
+    (pack size, workers, each worker's Ray resources)."""
+    cfg.preset = cfg.preset or ("default" if gpus else "quick")
+    if cfg.trials is None and cfg.time_limit_s is None:
+        cfg.trials = DEFAULT_TRIALS.get(cfg.preset, 8)
+    if not gpus:
+        pack, n_workers = cfg.pack or 1, cfg.workers or 1
+        return pack, n_workers, dict(num_cpus=max(1, int(cpus // n_workers)))
+    frac = cfg.gpus_per_trial or DEFAULT_GPUS_PER_TRIAL
+    # A pack shares one GPU: a given fraction per trial sets how many fit on it.
+    pack = cfg.pack or (max(1, min(64, math.floor(1 / frac + 1e-9))) if cfg.gpus_per_trial else DEFAULT_PACK)
+    per_worker = frac * pack if pack > 1 else frac
+    if per_worker > gpus_per_node + 1e-9:  # Ray would never place a worker: the run would wait forever
+        raise SolaError(f"a worker needs {per_worker:g} GPUs (--gpus-per-trial {frac:g}"
+                        f"{f' x --pack {pack}' if pack > 1 else ''}), more than a node has "
+                        f"({gpus_per_node:g})")
+    n_workers = cfg.workers or max(1, math.floor(gpus / per_worker + 1e-9))
+    return pack, n_workers, dict(num_gpus=per_worker, num_cpus=max(1, min(4, int(cpus // n_workers))))
 
 
 def _run(cfg: SearchConfig, run: RunDir, resuming: bool, storage: optuna.storages.BaseStorage,
@@ -324,26 +357,10 @@ def _run(cfg: SearchConfig, run: RunDir, resuming: bool, storage: optuna.storage
         where = f"joining Ray at {cfg.address}" if cfg.address else "starting a local Ray instance"
         print(f"run {run.name} in {run.path}: {where} …", file=sys.stderr, flush=True)
     with ray_session(cfg.address, quiet=quiet) as res:
-        cfg.preset = cfg.preset or ("default" if res.gpus else "quick")
+        pack, n_workers, options = _settle_machine(cfg, res.gpus, res.gpus_per_node, res.cpus)
         proxy = get_preset(cfg.preset, variant=variant.name, data=cfg.data, seed=cfg.seed,
                            batch_size=cfg.batch_size, **({"steps": cfg.steps} if cfg.steps else {}))
         notes = check_fit(proxy)  # a batch the data cannot fill fails here, not in every trial
-        if cfg.trials is None and cfg.time_limit_s is None:
-            cfg.trials = DEFAULT_TRIALS.get(cfg.preset, 8)
-        if res.gpus:
-            frac = cfg.gpus_per_trial or DEFAULT_GPUS_PER_TRIAL
-            # A pack shares one GPU: a given fraction per trial sets how many fit on it.
-            pack = cfg.pack or (max(1, min(64, math.floor(1 / frac + 1e-9))) if cfg.gpus_per_trial else DEFAULT_PACK)
-            per_worker = frac * pack if pack > 1 else frac
-            if per_worker > res.gpus_per_node + 1e-9:  # Ray would never place a worker: the run would wait forever
-                raise SolaError(f"a worker needs {per_worker:g} GPUs (--gpus-per-trial {frac:g}"
-                                f"{f' x --pack {pack}' if pack > 1 else ''}), more than a node has "
-                                f"({res.gpus_per_node:g})")
-            n_workers = cfg.workers or max(1, math.floor(res.gpus / per_worker + 1e-9))
-            options = dict(num_gpus=per_worker, num_cpus=max(1, min(4, int(res.cpus // n_workers))))
-        else:
-            pack, n_workers = cfg.pack or 1, cfg.workers or 1
-            options = dict(num_cpus=max(1, int(res.cpus // n_workers)))
         # A resumed run keeps its stored configuration; only the count or time asked may change, and
         # what the machine decided (stored as None before Ray started) is stored now.
         run.write_config({**run.read_config(), "trials": cfg.trials, "time_limit_s": cfg.time_limit_s,
@@ -353,7 +370,7 @@ def _run(cfg: SearchConfig, run: RunDir, resuming: bool, storage: optuna.storage
         study = open_study(storage, run.name, encoding.sampler(cfg.seed),
                            dict(variant=variant.name, budget=cfg.budget, resolution=cfg.resolution,
                                 preset=cfg.preset, encoding=cfg.encoding, seed=cfg.seed, proxy=proxy.to_dict(),
-                                sola_search_version=__version__))
+                                sola_search_version=__version__), tuple(cfg.objectives))
         retried = recover_interrupted(study)
         queued = enqueue_baselines(study, baselines(variant, budget, cfg.resolution), encoding) if cfg.baselines else []
         run.log("run_resumed" if resuming else "run_started", config=cfg.to_dict(), workers=n_workers, pack=pack,
@@ -396,6 +413,7 @@ class SearchLoop:
         self.cfg, self.run_dir, self.study, self.encoding, self.proxy = cfg, run, study, encoding, proxy
         self.quiet = quiet
         self.table = cost_table(get_variant(cfg.variant), cfg.resolution)
+        self.objectives = get_objectives(cfg.objectives)
         self.feasible_total = encoding.feasible.count()
         self.max_failures = cfg.max_failures or max(3, (cfg.trials or 12) // 4)
         trials = study.get_trials(deepcopy=False)
@@ -406,8 +424,7 @@ class SearchLoop:
         self.stats.done = sum(is_counted(t) and t.state == TrialState.COMPLETE for t in trials)
         self.stats.failed = sum(is_counted(t) and t.state == TrialState.FAIL for t in trials)
         self.failed_before = self.stats.failed  # --max-failures counts this session's: a resume may go on
-        self.measured = measured_patterns(study)  # pattern → the trial that measured it
-        self.points = [(t.values[0], t.values[1], p) for p, t in self.measured.items()]
+        self.measured = measured_patterns(study)  # pattern → the trial that measured it (its values: the front)
         self._actor = worker_actor(options)
         self.idle: list = []  # workers ready for a trial
         self.warming: dict = {}  # ObjectRef of a worker's `warm` → (worker, start)
@@ -586,8 +603,6 @@ class SearchLoop:
 
     def _finish(self, trial: optuna.Trial, pattern, result: dict | None, status: str, reason: str,
                 wall: float) -> None:
-        from sola_search.results.patterns import pattern_record_from_trial, write_pattern_file
-
         key = str(pattern)
         del self.running[key]
         self.stats.trial_seconds.append(wall)
@@ -599,23 +614,18 @@ class SearchLoop:
             for dup in self.waiting.pop(key, []):
                 self._tell_failed(dup, key, "duplicate", f"duplicate of failed trial {trial.number}")
             return
-        gmacs = self.table.macs(pattern) / 1e9
-        frozen = self.study.tell(trial, [result["val_top1"], gmacs])
-        try:
-            write_pattern_file(self.run_dir.patterns / f"{trial.number}.json",
-                               pattern_record_from_trial(self.study, frozen))
-        except SolaError as e:  # a full disk, not bad input: the study has the trial, resume writes the file
-            raise StateError(f"{e}; trial {trial.number} is kept in the study and `resume` writes its pattern "
-                             f"file: free space, then continue with: sola-search resume {self.run_dir.path}") from None
+        measured = Measured(pattern, result, self.table)
+        values = {o.name: o.compute(measured) for o in self.objectives}
+        frozen = self.study.tell(trial, list(values.values()))
+        write_trial_file(self.run_dir, self.study, frozen)
         self.measured[key] = frozen
-        self.points.append((result["val_top1"], gmacs, key))
         self._refresh_front()
         self.stats.done += 1
-        self.run_dir.log("trial_finished", trial=trial.number, pattern=key, val_top1=result["val_top1"],
-                         gmacs=gmacs, wall_s=wall, train_s=result.get("train_s"), phases=result.get("phases"),
+        self.run_dir.log("trial_finished", trial=trial.number, pattern=key, **values, wall_s=wall,
+                         train_s=result.get("train_s"), phases=result.get("phases"),
                          worker=result.get("worker_pid"), pack=result.get("packed", 1))
-        self.progress.note(f"trial {trial.number:>3} {key}  top-1 {result['val_top1']:.4f}  {gmacs:.3f} GMACs  "
-                           f"{wall:.1f}s")
+        shown = "  ".join(o.show(v) for o, v in zip(self.objectives, values.values(), strict=True))
+        self.progress.note(f"trial {trial.number:>3} {key}  {shown}  {wall:.1f}s")
         for dup in self.waiting.pop(key, []):
             self._tell_duplicate(dup, frozen)
 
@@ -646,23 +656,26 @@ class SearchLoop:
         self.progress.note(f"trial {trial.number} {pattern} failed ({status}): {reason}")
 
     def _refresh_front(self) -> None:
+        """The status line's front size and best pattern (by the first objective), from what was measured."""
+        import numpy as np
+
         from sola_search.results.front import pareto_mask
 
-        if self.points:
-            top1, gmacs, _ = zip(*self.points, strict=True)
-            self.stats.front_size = int(pareto_mask(top1, gmacs).sum())
-            best = max(self.points, key=lambda p: p[0])
-            self.stats.best_top1, self.stats.best_pattern = best[0], best[2]
+        if self.measured:
+            (a, b), patterns = self.objectives, list(self.measured)
+            values = np.array([t.values for t in self.measured.values()], float)
+            first, second = values[:, 0] * (1 if a.maximize else -1), values[:, 1] * (-1 if b.maximize else 1)
+            self.stats.front_size = int(pareto_mask(first, second).sum())
+            best = int(np.argmax(first))
+            self.stats.best_top1, self.stats.best_pattern = float(values[best, 0]), patterns[best]
 
 
 def resume_search(path: str | Path, trials: int | None = None, time_limit_s: float | None = None,
                   address: str | None = None, quiet: bool = False, max_failures: int | None = None) -> RunSummary:
     """Continue a run from its directory after it stopped or was killed."""
     run = RunDir(Path(path).resolve())  # `resume .` names the directory it is in
-    cfg = SearchConfig.from_dict(run.read_config(), str(run.run_json))
-    cfg.name, cfg.runs_dir = run.name, str(run.path.parent)
-    cfg.trials = trials if trials is not None else cfg.trials
-    cfg.time_limit_s = time_limit_s if time_limit_s is not None else cfg.time_limit_s
-    cfg.address = address
-    cfg.max_failures = max_failures if max_failures is not None else cfg.max_failures
-    return run_search(cfg, quiet=quiet)
+    stored = SearchConfig.from_dict(run.read_config(), str(run.run_json))
+    # Only what is given here; `prepare` takes everything else from the stored configuration.
+    cfg = SearchConfig(budget=stored.budget, name=run.name, runs_dir=str(run.path.parent), trials=trials,
+                       time_limit_s=time_limit_s, address=address, max_failures=max_failures)
+    return run_search(cfg, quiet=quiet, stored=stored)
