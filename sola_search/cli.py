@@ -397,8 +397,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         preset=args.preset, data=args.data, resolution=args.resolution, gpus_per_trial=args.gpus_per_trial,
         workers=args.workers, pack=args.pack, address=args.address, storage=args.storage, name=args.name,
         runs_dir=args.runs_dir, seed=args.seed, max_failures=args.max_failures, steps=args.steps,
-        batch_size=args.batch_size, baselines=False if args.no_baselines else None)
-    # The run's name is known once run_search has checked the configuration (it fills a default in).
+        batch_size=args.batch_size, baselines=False if args.no_baselines else None).named()
     return _search(lambda: run_search(cfg, quiet=args.quiet), lambda: f"{cfg.runs_dir}/{cfg.name}")
 
 

@@ -105,8 +105,8 @@ def test_resume_of_a_renamed_run_directory_says_so(run, capsys):
 
 def test_a_relative_sqlite_url_is_stored_absolute(tmp_path, npz, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cfg, *_ = prepare(SearchConfig(budget="4softmax", variant="micro", data=npz, runs_dir=str(tmp_path / "runs"),
-                                   storage="sqlite:///rel.db?timeout=5"))
+    cfg = prepare(SearchConfig(budget="4softmax", variant="micro", data=npz, runs_dir=str(tmp_path / "runs"),
+                               storage="sqlite:///rel.db?timeout=5")).config
     assert cfg.storage == f"sqlite:///{tmp_path / 'rel.db'}?timeout=5"
     assert absolute_sqlite("postgresql://u:secret@h/db") == "postgresql://u:secret@h/db"
 

@@ -119,8 +119,8 @@ def test_a_run_that_fails_before_storing_its_configuration_leaves_no_runs_dir(ca
     import sola_search.search.runner as runner
     from sola_search.errors import SolaError
 
-    def no_ray(cfg, run, *args):
-        assert run.path.is_dir()
+    def no_ray(plan, *args):
+        assert plan.run.path.is_dir()
         raise SolaError("Ray could not start (simulated)")
 
     monkeypatch.setattr(runner, "_run", no_ray)
@@ -242,7 +242,8 @@ def test_a_full_disk_once_the_run_is_under_way_is_one_line(tmp_path, npz_data, c
 
     import sola_search.search.runner as runner
 
-    def full(cfg, run, *args):
+    def full(plan, *args):
+        cfg, run = plan.config, plan.run
         run.write_config(cfg.to_dict())
         if kind == "file":
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(run.events))

@@ -161,13 +161,14 @@ def test_a_resumed_run_keeps_its_objectives_and_an_old_run_json_has_the_default(
 
     runs = tmp_path / "runs"
     cfg = SearchConfig(budget="2softmax", variant="micro", data=npz_data, name="o", runs_dir=str(runs))
-    cfg, run, resuming, _ = prepare(cfg)
-    assert not resuming and cfg.objectives == list(DEFAULT_OBJECTIVES)
-    run.create()
-    stored = cfg.to_dict()
+    plan = prepare(cfg)
+    assert not plan.resuming and plan.config.objectives == list(DEFAULT_OBJECTIVES) and cfg.objectives is None
+    assert [o.name for o in plan.objectives] == list(DEFAULT_OBJECTIVES)
+    plan.run.create()
+    stored = plan.config.to_dict()
     stored.pop("objectives")  # a run.json written before runs stored their objectives
-    run.write_config(stored)
-    again, _, resuming, _ = prepare(SearchConfig(budget="2softmax", name="o", runs_dir=str(runs)))
-    assert resuming and again.objectives == list(DEFAULT_OBJECTIVES)
+    plan.run.write_config(stored)
+    again = prepare(SearchConfig(budget="2softmax", name="o", runs_dir=str(runs)))
+    assert again.resuming and again.config.objectives == list(DEFAULT_OBJECTIVES)
     with pytest.raises(SolaError, match="made with objectives"):
         prepare(SearchConfig(budget="2softmax", name="o", runs_dir=str(runs), objectives=["gmacs", "val_top1"]))

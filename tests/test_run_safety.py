@@ -173,5 +173,5 @@ def test_the_same_run_command_continues_a_run_stored_before_its_preset_was_chose
     (tmp_path / "runs" / "k").mkdir(parents=True)
     stored = _config(tmp_path, npz_data, preset=None).to_dict()
     (tmp_path / "runs" / "k" / "run.json").write_text(json.dumps({**stored, "variant": "micro", "resolution": 224}))
-    cfg, _, resuming, _ = prepare(_config(tmp_path, npz_data, preset="quick"))
-    assert resuming and cfg.preset == "quick"
+    plan = prepare(_config(tmp_path, npz_data, preset="quick"))
+    assert plan.resuming and plan.config.preset == "quick"

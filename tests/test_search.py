@@ -178,8 +178,8 @@ def test_no_baselines_measures_proposals_only_and_a_resume_keeps_it(tmp_path, np
     done = [t for t in _study(run_dir).trials if t.state == TrialState.COMPLETE]
     assert len(done) == 2 and not any("baseline" in t.user_attrs for t in done)
     assert json.loads((run_dir / "run.json").read_text())["baselines"] is False
-    cfg, _, resuming, _ = prepare(SearchConfig(budget=BUDGET, name="nb", runs_dir=str(tmp_path / "runs")))
-    assert resuming and cfg.baselines is False
+    plan = prepare(SearchConfig(budget=BUDGET, name="nb", runs_dir=str(tmp_path / "runs")))
+    assert plan.resuming and plan.config.baselines is False
     with pytest.raises(SolaError, match="made with baselines False, not True"):
         prepare(SearchConfig(budget=BUDGET, name="nb", runs_dir=str(tmp_path / "runs"), baselines=True))
 

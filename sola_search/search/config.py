@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from sola_search.errors import SolaError
 from sola_search.objectives import DEFAULT_OBJECTIVES, get_objectives
@@ -77,6 +77,15 @@ class SearchConfig:
                 names = " or ".join("null" if t is type(None) else t.__name__ for t in want)
                 raise SolaError(f"{source}: '{f.name}' is {value!r}, expected {names}")
         return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
+    def named(self) -> SearchConfig:
+        """This configuration with its run's name: the one given, or a new run's default (variant,
+        budget and time), which a caller knows before the run starts."""
+        if self.name is not None:
+            return self
+        from sola_search.search.rundir import new_run_name
+
+        return replace(self, name=new_run_name(self.budget, self.variant or DEFAULTS["variant"]))
 
     def check(self) -> SearchConfig:
         """Reject impossible values with one line each."""

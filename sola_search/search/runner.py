@@ -16,7 +16,8 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 import optuna
@@ -25,7 +26,7 @@ from optuna.trial import TrialState
 
 from sola_search.errors import SolaError, StateError, is_oom, one_line, redact_url
 from sola_search.files import parse_json
-from sola_search.objectives import Measured, get_objectives
+from sola_search.objectives import Measured, Objective, get_objectives
 from sola_search.search.cluster import check_address, ray_session, worker_actor
 from sola_search.search.config import (
     DEFAULT_GPUS_PER_TRIAL,
@@ -37,7 +38,7 @@ from sola_search.search.config import (
     check_name,
 )
 from sola_search.search.progress import Progress, SearchStats
-from sola_search.search.rundir import RunDir, new_run_name
+from sola_search.search.rundir import RunDir
 from sola_search.search.study import (
     absolute_sqlite,
     ask_waiting,
@@ -49,7 +50,7 @@ from sola_search.search.study import (
     requeue,
     storage_for,
 )
-from sola_search.space import Budget, FeasibleSet, baselines, cost_table, get_variant
+from sola_search.space import Budget, CostTable, FeasibleSet, Variant, baselines, cost_table, get_variant
 from sola_search.space.feasible import unlimited_warning
 
 # Consecutive proposals already measured before the search concludes the space is exhausted.
@@ -114,17 +115,45 @@ def _classify(e: BaseException) -> tuple[str, str]:
 RESUMED_OPTIONS = ("trials", "time_limit_s", "workers", "gpus_per_trial", "pack", "max_failures", "faults")
 
 
-def prepare(cfg: SearchConfig, stored: SearchConfig | None = None
-            ) -> tuple[SearchConfig, RunDir, bool, optuna.storages.BaseStorage]:
+@dataclass(frozen=True)
+class RunPlan:
+    """A run's configuration settled once (`prepare`): every option filled in and checked, bound to
+    its run directory. What it parses to is derived from it, never kept in step by hand; what the
+    machine decides (preset, trial count, pack, workers) is settled once Ray is up (`_settle_machine`)."""
+
+    config: SearchConfig  # as run.json stores it; not changed after `prepare`
+    run: RunDir
+    resuming: bool
+    storage: optuna.storages.BaseStorage | None  # None: the run's own study.db
+    pack: int = 1  # trials a worker trains together
+    workers: int = 1
+    options: dict = field(default_factory=dict)  # each worker's Ray resources
+
+    @cached_property
+    def budget(self) -> Budget:
+        return Budget.parse(self.config.budget)
+
+    @cached_property
+    def variant(self) -> Variant:
+        return get_variant(self.config.variant)
+
+    @cached_property
+    def objectives(self) -> tuple[Objective, Objective]:
+        return get_objectives(self.config.objectives)
+
+    @cached_property
+    def table(self) -> CostTable:
+        return cost_table(self.variant, self.config.resolution)
+
+
+def prepare(cfg: SearchConfig, stored: SearchConfig | None = None) -> RunPlan:
     """Check the configuration (before Ray starts) and bind it to a run directory; an existing run of
     that name is resumed with its stored configuration (`stored`, read from its run.json when not
-    given), and only the count or time may change. Fills in `cfg` (name, defaults): the caller
-    learns the run's name from it. What the machine decides is settled by `_settle_machine`."""
-    cfg.check()
+    given), and only the count or time may change. `cfg` is left as given: the plan holds a settled
+    copy. What the machine decides is settled by `_settle_machine`."""
+    cfg = replace(cfg).check().named()
     if cfg.storage:
         cfg.storage = absolute_sqlite(cfg.storage)  # run.json must name the same file from any directory
-    if cfg.name is None:
-        cfg.name = new_run_name(cfg.budget, cfg.variant or DEFAULTS["variant"])
     run = RunDir(Path(cfg.runs_dir) / cfg.name)
     try:
         resuming = run.exists()
@@ -178,7 +207,7 @@ def prepare(cfg: SearchConfig, stored: SearchConfig | None = None
                         f"run directory is (sola-search resume RUNS_DIR/{cfg.name}), or choose another --name")
     if cfg.address:
         check_address(cfg.address)  # at once, not after minutes of Ray's retries
-    return cfg, run, resuming, storage
+    return RunPlan(cfg, run, resuming, storage)
 
 
 def check_study_kept(run: RunDir, storage: optuna.storages.BaseStorage | None,
@@ -213,21 +242,22 @@ def check_study_kept(run: RunDir, storage: optuna.storages.BaseStorage | None,
 def run_search(cfg: SearchConfig, quiet: bool = False, stored: SearchConfig | None = None) -> RunSummary:
     """Run (or resume) a search to its trial count or time limit; returns what happened. `stored`:
     the run's run.json, when the caller has read it already."""
-    cfg, run, resuming, storage = prepare(cfg, stored)
+    plan = prepare(cfg, stored)
+    run = plan.run
     made = [d for d in (run.path, *run.path.parents) if not d.exists()]  # what this run makes, deepest first
     try:
         try:
-            if not resuming:  # run.json first: killed at any later moment (Ray's start-up), the run resumes
-                run.write_config(cfg.to_dict())
+            if not plan.resuming:  # run.json first: killed at any later moment (Ray's start-up), the run resumes
+                run.write_config(plan.config.to_dict())
             run.create()
         except OSError as e:
             raise SolaError(f"cannot make the run directory {run.path}: {e.strerror or e}") from None
         run.acquire()
         try:
-            storage = storage or storage_for(run.default_storage)
-            if resuming:
-                restore_pattern_files(run, storage)
-            return _run(cfg, run, resuming, storage, quiet)
+            plan = replace(plan, storage=plan.storage or storage_for(run.default_storage))
+            if plan.resuming:
+                restore_pattern_files(run, plan.storage)
+            return _run(plan, quiet)
         except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.OperationalError, OSError) as e:
             raise StateError(_stopped(run, e)) from None
         finally:
@@ -322,15 +352,18 @@ def write_trial_file(run: RunDir, study: optuna.Study, trial) -> None:
                          f"free space, then continue with: sola-search resume {run.path}") from None
 
 
-def _settle_machine(cfg: SearchConfig, gpus: float, gpus_per_node: float, cpus: float) -> tuple[int, int, dict]:
-    """What the machine decides, once Ray is up: the preset and trial count a run left unset, and
-    (pack size, workers, each worker's Ray resources)."""
-    cfg.preset = cfg.preset or ("default" if gpus else "quick")
-    if cfg.trials is None and cfg.time_limit_s is None:
-        cfg.trials = DEFAULT_TRIALS.get(cfg.preset, 8)
+def _settle_machine(plan: RunPlan, gpus: float, gpus_per_node: float, cpus: float) -> RunPlan:
+    """What the machine decides, once Ray is up: the preset and trial count a run left unset, the
+    pack size, the workers and each worker's Ray resources."""
+    preset = plan.config.preset or ("default" if gpus else "quick")
+    trials = plan.config.trials
+    if trials is None and plan.config.time_limit_s is None:
+        trials = DEFAULT_TRIALS.get(preset, 8)
+    cfg = replace(plan.config, preset=preset, trials=trials)
     if not gpus:
         pack, n_workers = cfg.pack or 1, cfg.workers or 1
-        return pack, n_workers, dict(num_cpus=max(1, int(cpus // n_workers)))
+        return replace(plan, config=cfg, pack=pack, workers=n_workers,
+                       options=dict(num_cpus=max(1, int(cpus // n_workers))))
     frac = cfg.gpus_per_trial or DEFAULT_GPUS_PER_TRIAL
     # A pack shares one GPU: a given fraction per trial sets how many fit on it.
     pack = cfg.pack or (max(1, min(64, math.floor(1 / frac + 1e-9))) if cfg.gpus_per_trial else DEFAULT_PACK)
@@ -340,24 +373,25 @@ def _settle_machine(cfg: SearchConfig, gpus: float, gpus_per_node: float, cpus: 
                         f"{f' x --pack {pack}' if pack > 1 else ''}), more than a node has "
                         f"({gpus_per_node:g})")
     n_workers = cfg.workers or max(1, math.floor(gpus / per_worker + 1e-9))
-    return pack, n_workers, dict(num_gpus=per_worker, num_cpus=max(1, min(4, int(cpus // n_workers))))
+    return replace(plan, config=cfg, pack=pack, workers=n_workers,
+                   options=dict(num_gpus=per_worker, num_cpus=max(1, min(4, int(cpus // n_workers)))))
 
 
-def _run(cfg: SearchConfig, run: RunDir, resuming: bool, storage: optuna.storages.BaseStorage,
-         quiet: bool) -> RunSummary:
+def _run(plan: RunPlan, quiet: bool) -> RunSummary:
     """Start (or join) Ray, settle what the machine decides (preset, workers), open the study, seed
     the baselines, and hand over to the loop."""
     from sola_search import __version__
     from sola_search.proxies import check_fit, get_preset
     from sola_search.search.encodings import enqueue_baselines, get_encoding
 
-    budget, variant = Budget.parse(cfg.budget), get_variant(cfg.variant)
+    cfg, run, resuming = plan.config, plan.run, plan.resuming
     started = time.monotonic()
     if not quiet:
         where = f"joining Ray at {cfg.address}" if cfg.address else "starting a local Ray instance"
         print(f"run {run.name} in {run.path}: {where} …", file=sys.stderr, flush=True)
     with ray_session(cfg.address, quiet=quiet) as res:
-        pack, n_workers, options = _settle_machine(cfg, res.gpus, res.gpus_per_node, res.cpus)
+        plan = _settle_machine(plan, res.gpus, res.gpus_per_node, res.cpus)
+        cfg, budget, variant, pack, n_workers = plan.config, plan.budget, plan.variant, plan.pack, plan.workers
         proxy = get_preset(cfg.preset, variant=variant.name, data=cfg.data, seed=cfg.seed,
                            batch_size=cfg.batch_size, **({"steps": cfg.steps} if cfg.steps else {}))
         notes = check_fit(proxy)  # a batch the data cannot fill fails here, not in every trial
@@ -367,7 +401,7 @@ def _run(cfg: SearchConfig, run: RunDir, resuming: bool, storage: optuna.storage
                           "preset": cfg.preset})
 
         encoding = get_encoding(cfg.encoding, variant, budget, cfg.resolution)
-        study = open_study(storage, run.name, encoding.sampler(cfg.seed),
+        study = open_study(plan.storage, run.name, encoding.sampler(cfg.seed),
                            dict(variant=variant.name, budget=cfg.budget, resolution=cfg.resolution,
                                 preset=cfg.preset, encoding=cfg.encoding, seed=cfg.seed, proxy=proxy.to_dict(),
                                 sola_search_version=__version__), tuple(cfg.objectives))
@@ -382,7 +416,7 @@ def _run(cfg: SearchConfig, run: RunDir, resuming: bool, storage: optuna.storage
             run.log("warning", message=note)
             if not quiet:
                 print(f"warning: {note}", file=sys.stderr, flush=True)
-        loop = SearchLoop(cfg, run, study, encoding, proxy.to_dict(), n_workers, options, quiet, pack)
+        loop = SearchLoop(plan, study, encoding, proxy.to_dict(), quiet)
         stopped = loop.run()
         stats = loop.stats
         run.log("run_finished", stopped=stopped, done=stats.done, failed=stats.failed,
@@ -408,12 +442,11 @@ class SearchLoop:
     an idle worker, tell the study what came back, until the count, the time, the failures or the
     space run out. Everything it knows at the start it reads from the study."""
 
-    def __init__(self, cfg: SearchConfig, run: RunDir, study: optuna.Study, encoding, proxy: dict,
-                 n_workers: int, options: dict, quiet: bool, pack: int = 1):
-        self.cfg, self.run_dir, self.study, self.encoding, self.proxy = cfg, run, study, encoding, proxy
+    def __init__(self, plan: RunPlan, study: optuna.Study, encoding, proxy: dict, quiet: bool):
+        cfg, n_workers, pack = plan.config, plan.workers, plan.pack
+        self.cfg, self.run_dir, self.study, self.encoding, self.proxy = cfg, plan.run, study, encoding, proxy
         self.quiet = quiet
-        self.table = cost_table(get_variant(cfg.variant), cfg.resolution)
-        self.objectives = get_objectives(cfg.objectives)
+        self.table, self.objectives = plan.table, plan.objectives
         self.feasible_total = encoding.feasible.count()
         self.max_failures = cfg.max_failures or max(3, (cfg.trials or 12) // 4)
         trials = study.get_trials(deepcopy=False)
@@ -425,7 +458,7 @@ class SearchLoop:
         self.stats.failed = sum(is_counted(t) and t.state == TrialState.FAIL for t in trials)
         self.failed_before = self.stats.failed  # --max-failures counts this session's: a resume may go on
         self.measured = measured_patterns(study)  # pattern → the trial that measured it (its values: the front)
-        self._actor = worker_actor(options)
+        self._actor = worker_actor(plan.options)
         self.idle: list = []  # workers ready for a trial
         self.warming: dict = {}  # ObjectRef of a worker's `warm` → (worker, start)
         for _ in range(n_workers):
