@@ -58,6 +58,8 @@ class Objective:
     # The hypervolume reference: a value no feasible trial of the space is worse than (None: taken
     # from the trials, REF_MARGIN × the worst one).
     reference: Callable[[Space], float] | None = None
+    # A value in a trial's progress line, which keeps the form the line always had (None: `text`).
+    line: str | None = None
 
     @property
     def maximize(self) -> bool:
@@ -66,11 +68,12 @@ class Objective:
     def cell(self, value: float | None) -> str:
         return "—" if value is None or value != value else f"{value * self.scale:.{self.digits}f}"
 
-    def show(self, value: float | None) -> str:
-        """A value in prose; '—' for a value not known (NaN)."""
+    def show(self, value: float | None, line: bool = False) -> str:
+        """A value in prose (`line`: in a trial's progress line); '—' for a value not known (NaN)."""
+        text = self.line or self.text if line else self.text
         if value is None or value != value:
-            return re.sub(r"\{[^}]*\}", "—", self.text)
-        return self.text.format(value)
+            return re.sub(r"\{[^}]*\}", "—", text)
+        return text.format(value)
 
 
 def _macs_to_gmacs(attrs: dict) -> float | None:
@@ -98,7 +101,7 @@ REF_MARGIN = 1.1
 
 OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
     Objective("val_top1", "maximize", key="top1", short="top-1", column="top-1 %", axis="proxy val top-1 (%)",
-              text="top-1 {:.2%}", ref_text="top-1 {:g}", scale=100, digits=2,
+              text="top-1 {:.2%}", ref_text="top-1 {:g}", scale=100, digits=2, line="top-1 {:.4f}",
               compute=lambda m: float(m.result["val_top1"]),
               reference=lambda space: 0.0),  # the worst possible accuracy, the same for every run
     Objective("gmacs", "minimize", key="gmacs", short="GMACs", column="GMACs", axis="GMACs (full model)",

@@ -172,3 +172,14 @@ def test_a_resumed_run_keeps_its_objectives_and_an_old_run_json_has_the_default(
     assert again.resuming and again.config.objectives == list(DEFAULT_OBJECTIVES)
     with pytest.raises(SolaError, match="made with objectives"):
         prepare(SearchConfig(budget="2softmax", name="o", runs_dir=str(runs), objectives=["gmacs", "val_top1"]))
+
+
+def test_a_trials_progress_line_keeps_its_form():
+    """The README quotes a run's trial lines (`top-1 0.7030  4.804 GMACs`): the objectives table shows
+    top-1 as a fraction there and as a percentage in prose (hover texts)."""
+    from sola_search.objectives import OBJECTIVES
+
+    top1, gmacs = OBJECTIVES["val_top1"], OBJECTIVES["gmacs"]
+    assert f"{top1.show(0.703, line=True)}  {gmacs.show(4.80412, line=True)}" == "top-1 0.7030  4.804 GMACs"
+    assert top1.show(0.703) == "top-1 70.30%"
+    assert top1.show(float("nan"), line=True) == "top-1 —"

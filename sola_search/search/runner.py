@@ -657,7 +657,7 @@ class SearchLoop:
         self.run_dir.log("trial_finished", trial=trial.number, pattern=key, **values, wall_s=wall,
                          train_s=result.get("train_s"), phases=result.get("phases"),
                          worker=result.get("worker_pid"), pack=result.get("packed", 1))
-        shown = "  ".join(o.show(v) for o, v in zip(self.objectives, values.values(), strict=True))
+        shown = "  ".join(o.show(v, line=True) for o, v in zip(self.objectives, values.values(), strict=True))
         self.progress.note(f"trial {trial.number:>3} {key}  {shown}  {wall:.1f}s")
         for dup in self.waiting.pop(key, []):
             self._tell_duplicate(dup, frozen)
