@@ -50,10 +50,10 @@ class BudgetCheck:
 
     def violations(self, bits: np.ndarray) -> dict[str, float]:
         """`Budget.violations` of the pattern: recorded with `trial.set_constraint`."""
-        return self.budget.violations(self.table.costs(bits))
+        return self.budget.violations(self.budget.costs(self.table, bits))
 
     def admits(self, bits: np.ndarray) -> bool:
-        return self.budget.within(self.table.costs(bits))
+        return self.budget.within(self.budget.costs(self.table, bits))
 
 
 def _nondominated_ranks(loss: np.ndarray) -> np.ndarray:

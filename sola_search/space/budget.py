@@ -1,4 +1,4 @@
-"""`Budget`: what a search may spend — `8softmax`, `2.5gmacs`, `5gflops`, `20mparams`, comma-joined.
+"""`Budget`: what a search may spend — `8softmax`, `2.5gmacs`, `5gflops`, `20mparams`, `12ms`, comma-joined.
 
 Each kind of limit is one `Term` in `TERMS`: the cost it bounds (as `CostTable.costs` names it), its
 units in budget text and how it is shown. `Budget.violations` is the one budget test: every place that
@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
 
 from sola_search.errors import SolaError
-from sola_search.space.cost import cost_table
+from sola_search.space.cost import CostTable, cost_table
 from sola_search.space.pattern import Pattern
 from sola_search.space.variants import Variant
 
@@ -27,6 +30,7 @@ class Term:
     cost: str  # what a pattern spends, as `CostTable.costs` and the trial attributes name it
     units: dict[str, float]
     whole: bool = False  # a count: written as a whole number, 0 allowed
+    rounded: bool = True  # the cost is a whole number (MACs, params): the limit is rounded to one
 
     @property
     def unit(self) -> str:
@@ -37,6 +41,8 @@ TERMS: tuple[Term, ...] = (
     Term("max_softmax", "softmax_layers", {"softmax": 1}, whole=True),
     Term("max_macs", "macs", {"gmacs": 1e9, "gflops": 0.5e9}),  # FLOPs = 2 × MACs
     Term("max_params", "params", {"mparams": 1e6}),
+    # Measured: priced by the latency table the budget carries (`Budget.priced`), in milliseconds.
+    Term("max_ms", "latency_ms", {"ms": 1}, rounded=False),
 )
 _UNITS = {unit: term for term in TERMS for unit in term.units}
 _TERM = re.compile(rf"^(\d+(?:\.\d*)?|\.\d+)({'|'.join(_UNITS)})$")
@@ -54,6 +60,9 @@ class Budget:
     max_softmax: int | None = None
     max_macs: int | None = None
     max_params: int | None = None
+    max_ms: float | None = None
+    # The `LatencyTable` that prices an `ms` limit (`priced`): not part of the budget's identity.
+    latency: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
     def parse(cls, text: str) -> Budget:
@@ -77,7 +86,8 @@ class Budget:
                     raise SolaError(f"budget term {part!r}: the {unit} count must be a whole number")
                 limits[term.field] = min(int(number), 10**6)  # more than any variant has blocks: no limit
             else:
-                value = round(float(number) * term.units[unit])
+                value = float(number) * term.units[unit]
+                value = round(value) if term.rounded else value
                 if value <= 0:
                     raise SolaError(f"budget term {part!r}: expected a positive limit")
                 if value > 10**15:  # counts are int64 further on; no backbone comes near
@@ -104,6 +114,24 @@ class Budget:
             out[t.unit] = float("nan") if spent is None else (spent - limit) / t.units[t.unit]
         return out
 
+    def priced(self, latency: Any) -> Budget:
+        """This budget with the latency table (or None) that prices its `ms` limit; an `ms` limit
+        without a table is a one-line error: only a measured table says what a pattern's ms are."""
+        if self.max_ms is not None and latency is None:
+            raise SolaError(f"budget {self}: a latency limit (ms) needs a latency table: pass --latency FILE "
+                            "(made by sola-search latency)")
+        return replace(self, latency=latency)
+
+    def costs(self, table: CostTable, bits: np.ndarray | tuple[int, ...]) -> dict[str, float]:
+        """What the pattern with these 0/1 block choices spends: the cost table's costs, and its
+        predicted milliseconds where the budget carries a latency table."""
+        out: dict[str, float] = table.costs(bits)
+        if self.latency is not None:
+            out["latency_ms"] = float(self.latency.ms_many(np.asarray(bits)))
+        elif self.max_ms is not None:
+            self.priced(None)  # raises: the limit cannot be priced
+        return out
+
     def within(self, costs: Mapping[str, float | None]) -> bool:
         """Whether `costs` are within every limit: each violation ≤ 0 (an unknown cost is not)."""
         return all(v <= 0 for v in self.violations(costs).values())
@@ -111,7 +139,7 @@ class Budget:
     def admits(self, pattern: Pattern, variant: str | Variant, resolution: int = 224) -> bool:
         """Whether the full model of `variant` with `pattern` at `resolution` is within every limit."""
         pattern.check(variant)  # a pattern that does not fit the variant has no cost to compare
-        return self.within(cost_table(variant, resolution).costs(pattern.bits))
+        return self.within(self.costs(cost_table(variant, resolution), pattern.bits))
 
     def softmax_limit(self, num_blocks: int) -> int:
         """The most softmax blocks a pattern of `num_blocks` blocks may have under this budget."""

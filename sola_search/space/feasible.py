@@ -35,10 +35,17 @@ class FeasibleSet:
         self.max_softmax = budget.softmax_limit(n)
         self._params_ok = budget.max_params is None or table.params <= budget.max_params
         room = None if budget.max_macs is None else budget.max_macs - table.all_linear_macs
-        self._macs_limited = room is not None
+        # A latency limit is a second additive cost: completions are then counted by a mask, not a prefix.
+        latency = budget.priced(budget.latency).latency if budget.max_ms is not None else None
+        self._ms_room = None if latency is None else budget.max_ms - latency.all_linear_ms
+        self._macs_limited = room is not None or latency is not None
         a = n // 2
         self._a_bits, a_k, a_cost = _half(table.delta[:a])
         self._b_bits, b_k, b_cost = _half(table.delta[a:])
+        if latency is not None:
+            self._a_ms = self._a_bits @ latency.delta[:a]
+            self._b_ms = self._b_bits @ latency.delta[a:]
+            self._b_cost, self._room = b_cost, room
         # For each softmax allowance t, the first-half patterns with at most t softmax blocks, by cost
         # (allowances beyond the half's size all see the whole half).
         self._a_sorted = []
@@ -52,11 +59,24 @@ class FeasibleSet:
             _, costs = self._group(kb)
             completions[js] = len(costs) if room is None else np.searchsorted(costs, room - b_cost[js], side="right")
         self._b_k = b_k
+        if latency is not None:
+            completions = np.array([len(self._fits(j)) if k <= self.max_softmax else 0 for j, k in enumerate(b_k)],
+                                   np.int64)
         self._completions = completions if self._params_ok else np.zeros_like(completions)
 
     def _group(self, kb: int) -> tuple[np.ndarray, np.ndarray]:
         """First-half patterns (indices, costs) that may join a second half with `kb` softmax blocks."""
         return self._a_sorted[min(self.max_softmax - kb, len(self._a_sorted) - 1)]
+
+    def _fits(self, j: int) -> np.ndarray:
+        """Positions in `_group` of the first halves that complete second half `j` within budget."""
+        idx, costs = self._group(self._b_k[j])
+        if self._ms_room is None:
+            return np.arange(self._completions[j])  # a prefix: the group is sorted by cost
+        ok = self._a_ms[idx] <= self._ms_room - self._b_ms[j]
+        if self._room is not None:
+            ok &= costs <= self._room - self._b_cost[j]
+        return np.flatnonzero(ok)
 
     def count(self) -> int:
         """The exact number of admitted patterns (closed form when only the softmax count is limited)."""
@@ -76,7 +96,7 @@ class FeasibleSet:
 
     def _compose(self, j: int, r: np.ndarray) -> np.ndarray:
         idx, _ = self._group(self._b_k[j])
-        a = self._a_bits[idx[r]]
+        a = self._a_bits[idx[self._fits(j)[r]]]
         return np.concatenate([a, np.broadcast_to(self._b_bits[j], (len(a), self._b_bits.shape[1]))], axis=1)
 
     def sample_bits(self, size: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
