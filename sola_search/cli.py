@@ -387,6 +387,7 @@ def _search(start, run_path) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from sola_search.objectives import COST_OBJECTIVES
     from sola_search.search import SearchConfig, parse_duration, run_search
 
     cfg = SearchConfig(
@@ -395,7 +396,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         preset=args.preset, data=args.data, resolution=args.resolution, gpus_per_trial=args.gpus_per_trial,
         workers=args.workers, pack=args.pack, address=args.address, storage=args.storage, name=args.name,
         runs_dir=args.runs_dir, seed=args.seed, max_failures=args.max_failures, steps=args.steps,
-        batch_size=args.batch_size, baselines=False if args.no_baselines else None).named()
+        batch_size=args.batch_size, baselines=False if args.no_baselines else None, latency=args.latency,
+        objectives=None if args.objective is None else ["val_top1", COST_OBJECTIVES[args.objective]]).named()
     return _search(lambda: run_search(cfg, quiet=args.quiet), lambda: f"{cfg.runs_dir}/{cfg.name}")
 
 
@@ -476,7 +478,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_proxy)
 
     p = command("run", "search for the best softmax placements under a budget")
-    p.add_argument("--budget", required=True, help="e.g. 8softmax, 2.5gmacs, 5gflops, 20mparams, comma-joined")
+    p.add_argument("--budget", required=True, help="e.g. 8softmax, 2.5gmacs, 5gflops, 20mparams, 12ms (with "
+                   "--latency), comma-joined")
+    p.add_argument("--objective", choices=("gmacs", "latency"),
+                   help="the cost traded against top-1: gmacs (default) or latency (the --latency table's ms)")
+    p.add_argument("--latency", metavar="FILE", help="a latency table (sola-search latency) for --objective latency "
+                   "and ms budgets; each trial records its predicted latency")
     p.add_argument("--variant", help="micro, tiny, small or base (default small)")
     p.add_argument("--trials", type=int, help="patterns to measure (default: 8 on a CPU, 64 on GPUs)")
     p.add_argument("--time", help="stop starting trials after this long, e.g. 30m or 2h")

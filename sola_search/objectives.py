@@ -28,6 +28,7 @@ class Measured:
     pattern: Pattern
     result: dict[str, Any]  # the worker's ProxyResult, as a dict
     table: CostTable  # the full model's cost at the search resolution
+    latency: Any = None  # the run's LatencyTable (`run --latency FILE`), None without one
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,17 @@ def _macs_to_gmacs(attrs: dict) -> float | None:
     return macs / 1e9 if isinstance(macs, int | float) and not isinstance(macs, bool) else None
 
 
+def _latency_attr(attrs: dict) -> float | None:
+    ms = attrs.get("latency_ms")
+    return float(ms) if isinstance(ms, int | float) and not isinstance(ms, bool) else None
+
+
+def _latency_ms(m: Measured) -> float:
+    if m.latency is None:
+        raise SolaError("objective latency_ms needs a latency table: pass --latency FILE (made by sola-search latency)")
+    return m.latency.ms(m.pattern)
+
+
 def max_gmacs(variant: str, resolution: int, budget: Budget | None = None) -> float:
     """The GMACs of the most expensive pattern of a variant at a resolution that the budget admits:
     cost is additive, so it is every positive softmax-minus-linear block delta, the largest first, up
@@ -108,7 +120,13 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
               text="{:.3f} GMACs", ref_text="{:.3f} GMACs", scale=1, digits=3,
               compute=lambda m: m.table.macs(m.pattern) / 1e9, from_attrs=_macs_to_gmacs,
               reference=lambda space: REF_MARGIN * max_gmacs(space.variant, space.resolution, space.budget)),
+    # Predicted by a measured table (space/latency.py); the hypervolume reference comes from the trials.
+    Objective("latency_ms", "minimize", key="latency_ms", short="latency", column="latency ms",
+              axis="latency (ms per batch, measured table)", text="{:.3f} ms", ref_text="{:.3f} ms", scale=1,
+              digits=3, compute=_latency_ms, from_attrs=_latency_attr),
 )}
+# `run --objective NAME`: the run's second objective, the cost it trades top-1 against.
+COST_OBJECTIVES = {"gmacs": "gmacs", "latency": "latency_ms"}
 # What a run optimises unless it says otherwise, and what a study that stored no metric names optimised.
 DEFAULT_OBJECTIVES = ("val_top1", "gmacs")
 

@@ -15,7 +15,7 @@ DEFAULTS = {"variant": "small", "data": "fashion-mnist", "resolution": 224, "see
             "objectives": list(DEFAULT_OBJECTIVES)}
 # What identifies a run's search: a resume may not change these (nor can its study: `open_study`).
 IDENTITY = ("budget", "variant", "resolution", "encoding", "preset", "data", "steps", "batch_size", "seed",
-            "storage", "baselines", "objectives")
+            "storage", "baselines", "objectives", "latency", "latency_digest")
 # Trials a run makes when neither --trials nor --time is given, by proxy preset.
 DEFAULT_TRIALS = {"quick": 8, "default": 64, "long": 16}
 # On a GPU machine a worker trains a pack of trials together (one CUDA graph, `train_proxies`) on a
@@ -29,7 +29,8 @@ _TEXT, _INT, _NUM = (str, type(None)), (int, type(None)), (int, float, type(None
 _STORED_TYPES = dict(budget=(str,), variant=_TEXT, trials=_INT, time_limit_s=_NUM, encoding=_TEXT, preset=_TEXT,
                      data=_TEXT, resolution=_INT, gpus_per_trial=_NUM, workers=_INT, pack=_INT, address=_TEXT,
                      storage=_TEXT, name=_TEXT, runs_dir=(str,), seed=_INT, max_failures=_INT, steps=_INT,
-                     batch_size=_INT, baselines=(bool, type(None)), objectives=(list, type(None)), faults=(dict,))
+                     batch_size=_INT, baselines=(bool, type(None)), objectives=(list, type(None)), faults=(dict,),
+                     latency=_TEXT, latency_digest=_TEXT)
 
 
 @dataclass
@@ -55,6 +56,8 @@ class SearchConfig:
     batch_size: int | None = None  # override the preset's proxy batch size (small data sets)
     baselines: bool | None = None  # measure the named baselines first (None: yes; --no-baselines: False)
     objectives: list[str] | None = None  # names in sola_search.objectives.OBJECTIVES; None: DEFAULT_OBJECTIVES
+    latency: str | None = None  # a latency table (`sola-search latency`): the latency_ms objective, ms budgets
+    latency_digest: str | None = None  # its content's sha256, stored so that a resume refuses another table
     # Tests only: pattern text → 'raise' | 'oom' | 'nan', injected in the worker.
     faults: dict[str, str] = field(default_factory=dict)
 

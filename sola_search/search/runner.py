@@ -52,6 +52,7 @@ from sola_search.search.study import (
 )
 from sola_search.space import Budget, CostTable, FeasibleSet, Variant, baselines, cost_table, get_variant
 from sola_search.space.feasible import unlimited_warning
+from sola_search.space.latency import LatencyTable
 
 # Consecutive proposals already measured before the search concludes the space is exhausted.
 MAX_DUPLICATE_STREAK = 200
@@ -130,8 +131,13 @@ class RunPlan:
     options: dict = field(default_factory=dict)  # each worker's Ray resources
 
     @cached_property
+    def latency(self) -> LatencyTable | None:
+        """The run's latency table (`prepare` checked it is the one the run was made with)."""
+        return None if self.config.latency is None else LatencyTable.load(self.config.latency)
+
+    @cached_property
     def budget(self) -> Budget:
-        return Budget.parse(self.config.budget)
+        return Budget.parse(self.config.budget).priced(self.latency)
 
     @cached_property
     def variant(self) -> Variant:
@@ -154,6 +160,8 @@ def prepare(cfg: SearchConfig, stored: SearchConfig | None = None) -> RunPlan:
     cfg = replace(cfg).check().named()
     if cfg.storage:
         cfg.storage = absolute_sqlite(cfg.storage)  # run.json must name the same file from any directory
+    if cfg.latency:
+        cfg.latency = str(Path(cfg.latency).absolute())  # likewise
     run = RunDir(Path(cfg.runs_dir) / cfg.name)
     try:
         resuming = run.exists()
@@ -184,7 +192,7 @@ def prepare(cfg: SearchConfig, stored: SearchConfig | None = None) -> RunPlan:
     for key, value in DEFAULTS.items():
         if getattr(cfg, key) is None:
             setattr(cfg, key, value)
-    budget = Budget.parse(cfg.budget)
+    budget = Budget.parse(cfg.budget).priced(check_latency(cfg))
     cfg.budget = str(budget)
     variant = get_variant(cfg.variant)
     if FeasibleSet(variant, budget, cfg.resolution).nonempty().count() == 2**variant.num_blocks:
@@ -208,6 +216,26 @@ def prepare(cfg: SearchConfig, stored: SearchConfig | None = None) -> RunPlan:
     if cfg.address:
         check_address(cfg.address)  # at once, not after minutes of Ray's retries
     return RunPlan(cfg, run, resuming, storage)
+
+
+def check_latency(cfg: SearchConfig) -> LatencyTable | None:
+    """The run's latency table, measured for its variant and resolution; a new run stores its
+    content's digest, a resumed one must find the same table where it was (a remeasured or edited
+    file would make its trials incomparable). None for a run without one; the latency objective
+    needs one."""
+    if cfg.latency is None:
+        if "latency_ms" in cfg.objectives:
+            raise SolaError("--objective latency needs a latency table: pass --latency FILE (made by sola-search "
+                            "latency)")
+        return None
+    table = LatencyTable.load(cfg.latency, cfg.variant, cfg.resolution)
+    if cfg.latency_digest is None:
+        cfg.latency_digest = table.digest
+    elif cfg.latency_digest != table.digest:
+        raise SolaError(f"run {cfg.name} was made with the latency table {cfg.latency} (sha256 "
+                        f"{cfg.latency_digest[:12]}…), which now holds another table ({table.digest[:12]}…): put the "
+                        "run's table back, or start a new run")
+    return table
 
 
 def check_study_kept(run: RunDir, storage: optuna.storages.BaseStorage | None,
@@ -448,6 +476,7 @@ class SearchLoop:
         self.quiet = quiet
         self.table, self.objectives = plan.table, plan.objectives
         self.feasible_total = encoding.feasible.count()
+        self.latency = plan.latency
         self.max_failures = cfg.max_failures or max(3, (cfg.trials or 12) // 4)
         trials = study.get_trials(deepcopy=False)
         self.pack_size = pack
@@ -567,6 +596,8 @@ class SearchLoop:
         for name, value in (("pattern", key), ("softmax_layers", pattern.softmax_layers),
                             ("macs", self.table.macs(pattern)), ("params", self.table.params)):
             trial.set_user_attr(name, value)
+        if self.latency is not None:  # on every trial, failed ones too: budgets and fronts read it
+            trial.set_user_attr("latency_ms", self.latency.ms(pattern))
         self.pack.append((trial, pattern))
         self.running[key] = trial.number
 
@@ -647,7 +678,7 @@ class SearchLoop:
             for dup in self.waiting.pop(key, []):
                 self._tell_failed(dup, key, "duplicate", f"duplicate of failed trial {trial.number}")
             return
-        measured = Measured(pattern, result, self.table)
+        measured = Measured(pattern, result, self.table, self.latency)
         values = {o.name: o.compute(measured) for o in self.objectives}
         frozen = self.study.tell(trial, list(values.values()))
         write_trial_file(self.run_dir, self.study, frozen)
