@@ -287,16 +287,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(rp.to_json(rows))
         return 0
+    a, b = reports[0].objectives
     w, wb = _width(rows, "run", 20), _width(rows, "budget", 12)
     print(f"{'run':<{w}} {'variant':<7} {'budget':<{wb}} {'done':>5} {'failed':>6} {'front':>5} {'best top-1':>10}"
-          f" {'at GMACs':>8} {'knee':>5} {'hypervolume':>11}")
+          f" {'at ' + b.short:>10} {'knee':>5} {'hypervolume':>11}")
     for r in rows:
         best = "—" if r["best_top1"] is None else f"{100 * r['best_top1']:.2f}%"
-        at = "—" if r["best_gmacs"] is None else f"{r['best_gmacs']:.3f}"
+        at = b.cell(r.get(f"best_{b.key}"))
         print(f"{r['run']:<{w}} {r['variant'] or '?':<7} {r['budget'] or '?':<{wb}} {r['complete']:>5} {r['failed']:>6}"
-              f" {r['front']:>5} {best:>10} {at:>8} {'—' if r['knee'] is None else r['knee']:>5}"
+              f" {r['front']:>5} {best:>10} {at:>10} {'—' if r['knee'] is None else r['knee']:>5}"
               f" {r['hypervolume']:>11.4f}")
-    a, b = reports[0].objectives
     print(f"hypervolume ({a.short} × {b.short}) of every run at one reference "
           f"{rp.ref_text(ref, [a.name, b.name])}")
     if args.plot:

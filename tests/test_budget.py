@@ -46,7 +46,8 @@ def test_canonical_text():
 
 
 @pytest.mark.parametrize("text, match", [
-    ("8tflops", r"budget term '8tflops' not understood: expected a number followed by softmax, gmacs, gflops or"),
+    ("8tflops", r"budget term '8tflops' not understood: expected a number followed by softmax, gmacs, gflops, "
+                r"mparams or ms"),
     ("8", r"budget term '8' not understood"),
     ("softmax", r"budget term 'softmax' not understood"),
     ("gmacs,8softmax", r"budget term 'gmacs' not understood"),
