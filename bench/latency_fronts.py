@@ -77,19 +77,22 @@ def fronts(numbers: np.ndarray, top1: np.ndarray, gmacs: np.ndarray, ms: np.ndar
 
 
 def run_trials(run_dir: str, table: LatencyTable) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """The run's completed feasible trials: number, top-1, GMACs and the table's latency."""
+    """The run's completed feasible trials: number, top-1, and GMACs and latency both at the table's
+    resolution (the proxy's top-1 does not depend on the resolution costs are counted at, so one
+    run's values serve tables at 224 and 1024 px)."""
     from sola_search.results.front import trials_frame
     from sola_search.results.runs import open_run
 
     run = open_run(run_dir)
     a = run.study.user_attrs
-    table.check(a.get("variant"), a.get("resolution"))
+    table.check(a.get("variant"))
     frame = trials_frame(run.study)
     ok = frame[frame["feasible"] & (frame["state"] == "COMPLETE")]
-    patterns = [str(Pattern.parse(p, table.variant)) for p in ok["pattern"]]
-    ms = np.array([table.ms(Pattern.parse(p, table.variant)) for p in patterns])
-    return (ok["number"].to_numpy(int), ok["val_top1"].to_numpy(float), ok["macs"].to_numpy(float) / 1e9, ms,
-            patterns)
+    patterns = [Pattern.parse(p, table.variant) for p in ok["pattern"]]
+    costs = cost_table(table.variant, table.resolution)
+    gmacs = np.array([costs.macs(p) / 1e9 for p in patterns])
+    ms = np.array([table.ms(p) for p in patterns])
+    return ok["number"].to_numpy(int), ok["val_top1"].to_numpy(float), gmacs, ms, [str(p) for p in patterns]
 
 
 def synthetic_trials(table: LatencyTable, budget: Budget, n: int, seed: int):
