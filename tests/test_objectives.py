@@ -27,10 +27,18 @@ from sola_search.search.config import SearchConfig
 from sola_search.search.rundir import RunDir
 from sola_search.search.study import is_counted, open_study
 from sola_search.space import Pattern, cost_table, get_variant
+from sola_search.space.latency import LatencyTable
+
+
+def _micro_latency() -> LatencyTable:
+    """A latency table for micro at 224 px with made-up times (what is read, not how it is measured)."""
+    v = get_variant("micro")
+    return LatencyTable(v, 224, 8, "cpu", "fp32", 1.0, np.linspace(1.0, 2.0, v.num_blocks),
+                        np.linspace(1.5, 2.5, v.num_blocks), {"stem": 1.0}, {}, {}, {})
 
 
 def _measured_study(tmp_path, objectives=DEFAULT_OBJECTIVES, n: int = 8) -> optuna.Study:
-    """A study made as the search makes it (`open_study`), its values computed by the table."""
+    """A study made as the search makes it (`open_study`), its values computed by the tables."""
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}")
     attrs = dict(variant="micro", budget="4softmax", resolution=224, preset="quick", encoding="topk", seed=0,
                  proxy={}, sola_search_version="0.1.0")
@@ -38,7 +46,7 @@ def _measured_study(tmp_path, objectives=DEFAULT_OBJECTIVES, n: int = 8) -> optu
     table, rng = cost_table("micro", 224), np.random.default_rng(0)
     for _ in range(n):
         p = Pattern.from_bits(rng.random(get_variant("micro").num_blocks) < 0.3, "micro")
-        m = Measured(p, {"val_top1": float(rng.uniform(0.4, 0.9))}, table)
+        m = Measured(p, {"val_top1": float(rng.uniform(0.4, 0.9))}, table, _micro_latency())
         study.add_trial(create_trial(values=[OBJECTIVES[o].compute(m) for o in objectives],
                                      user_attrs=dict(pattern=str(p), softmax_layers=p.softmax_layers,
                                                      macs=table.macs(p), params=table.params)))
@@ -47,7 +55,8 @@ def _measured_study(tmp_path, objectives=DEFAULT_OBJECTIVES, n: int = 8) -> optu
 
 @pytest.mark.parametrize("name", list(OBJECTIVES))
 def test_every_objective_round_trips_through_study_pattern_file_reports_and_plot(tmp_path, name):
-    study = _measured_study(tmp_path)
+    study = _measured_study(tmp_path, ("val_top1", name) if OBJECTIVES[name].direction == "minimize"
+                            else DEFAULT_OBJECTIVES)
     assert name in study.metric_names and [o.name for o in study_objectives(study)] == study.metric_names
     i = study.metric_names.index(name)
     o = OBJECTIVES[name]
