@@ -157,13 +157,17 @@ def cmd_latency(args: argparse.Namespace) -> int:
         lin, soft = table.linear_ms[at], table.softmax_ms[at]
         print(f"{i + 1:<6} {depth:>6} {lin:>10.3f} {soft:>11.3f} {soft / lin if lin else float('nan'):>14.2f}x")
         at += depth
-    print(f"rest (stem, downsampling, head) {table.fixed_ms:.3f} ms")
+    parts = table.fixed_ms - table.gap_ms
+    print(f"rest {table.fixed_ms:.3f} ms: stem, downsampling, head {parts:.3f} ms timed alone, "
+          f"{table.gap_ms:+.3f} ms the whole all-linear model's gap to its parts")
     named = "   ".join(f"{n} {table.ms(baseline(n, v)):.2f} ms" for n in ("all-linear", "late-stages", "all-softmax"))
     print(f"predicted per batch: {named}")
     val = table.validation
     if val["patterns"]:
         print(f"validation: {val['patterns']} random patterns ({val['budget']}), predicted vs whole model timed end "
-              f"to end: median error {val['median_rel_error']:.1%}, worst {val['max_rel_error']:.1%}")
+              f"to end: median error {val['median_rel_error']:.1%}, worst {val['max_rel_error']:.1%} "
+              f"(parts alone, without the gap: {val['parts_median_rel_error']:.1%}, "
+              f"{val['parts_max_rel_error']:.1%})")
     if warning := table.warning():
         print(f"sola-search: warning: {warning}", file=sys.stderr)
     print(f"wrote {out}")

@@ -49,7 +49,7 @@ def test_a_table_lists_every_block_and_the_rest(table):
     assert table.variant.name == "micro" and table.resolution == 64 and table.device == "cpu"
     assert table.linear_ms.shape == table.softmax_ms.shape == (MICRO.num_blocks,)
     assert set(table.rest_ms) == {"stem", "downsample2", "downsample3", "downsample4", "head"}
-    assert table.fixed_ms == pytest.approx(sum(table.rest_ms.values()))
+    assert table.fixed_ms == pytest.approx(sum(table.rest_ms.values()) + table.gap_ms)
     assert np.all(table.linear_ms > 0) and np.all(table.softmax_ms > 0)
     at = 0
     for depth in MICRO.depths:  # one (stage, kind) timing listed for every block of the stage
@@ -69,6 +69,15 @@ def test_validation_is_recorded(table):
         errors.append(abs(s["predicted_ms"] - s["measured_ms"]) / s["measured_ms"])
     assert val["median_rel_error"] == pytest.approx(np.median(errors))
     assert val["max_rel_error"] == pytest.approx(max(errors))
+    parts = [abs(s["predicted_ms"] - table.gap_ms - s["measured_ms"]) / s["measured_ms"] for s in val["samples"]]
+    assert val["parts_median_rel_error"] == pytest.approx(np.median(parts))
+    assert val["parts_max_rel_error"] == pytest.approx(max(parts))
+
+
+def test_a_table_made_before_the_gap_was_measured_loads_with_none(saved):
+    _edit(saved, lambda d: d.pop("gap_ms"))
+    old = LatencyTable.load(saved, "micro", 64)
+    assert old.gap_ms == 0.0 and old.ms(baseline("all-linear", "micro")) == pytest.approx(old.all_linear_ms)
 
 
 def test_ms_is_the_sum_of_its_parts_and_ms_many_agrees(table, rng):
@@ -114,6 +123,8 @@ CORRUPTIONS = {
     "block times": lambda d: d["softmax_ms"].pop(),
     "fixed_ms": lambda d: d.update(fixed_ms=None),
     "rest_ms": lambda d: d["rest_ms"].update(head=float("inf")),
+    "gap_ms": lambda d: d.update(gap_ms="small"),
+    "would take no time": lambda d: d.update(fixed_ms=-1e6),
     "variant 'huge'": lambda d: d.update(variant="huge"),
     "resolution": lambda d: d.update(resolution="64"),
     "machine is list": lambda d: d.update(machine=[]),

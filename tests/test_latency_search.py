@@ -28,9 +28,15 @@ def _every_pattern() -> np.ndarray:
     return (np.arange(2**10)[:, None] >> np.arange(10)) & 1
 
 
-def _limit(table: LatencyTable, q: float) -> float:
-    """An ms limit that a fraction q of micro's patterns meet."""
-    return float(np.quantile(table.ms_many(_every_pattern()), q))
+def _limit(table: LatencyTable, q: float, others: str = "") -> float:
+    """An ms limit that a fraction q of the micro patterns meet that the budget's `others` terms admit
+    (the CPU table's times are noise-level: softmax may be the faster kind, so the limit is taken
+    among the patterns it will be combined with)."""
+    bits = _every_pattern()
+    if others:
+        b, ct = Budget.parse(others), cost_table("micro", 64)
+        bits = np.array([x for x in bits if b.within(b.costs(ct, x))])
+    return float(np.quantile(table.ms_many(bits), q))
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:
@@ -45,7 +51,8 @@ def run(capsys, *argv) -> tuple[int, str, str]:
 @pytest.mark.parametrize("text, q", [("{}ms", 0.3), ("3softmax,{}ms", 0.5), ("{}ms,0.0125gmacs", 0.6)])
 def test_the_feasible_set_under_an_ms_limit_is_exact(table_path, text, q):
     table = LatencyTable.load(table_path)
-    budget = Budget.parse(text.format(round(_limit(table, q), 3))).priced(table)
+    others = ",".join(t for t in text.split(",") if t != "{}ms")
+    budget = Budget.parse(text.format(round(_limit(table, q, others), 3))).priced(table)
     ct = cost_table("micro", 64)
     within = [bits for bits in _every_pattern() if budget.within(budget.costs(ct, bits))]
     fs = FeasibleSet("micro", budget, 64)

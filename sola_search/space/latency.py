@@ -53,13 +53,16 @@ class LatencyTable:
     batch: int
     device: str
     dtype: str
-    fixed_ms: float  # stem, downsampling, head: the sum of rest_ms
+    fixed_ms: float  # stem, downsampling, head and the whole model's gap: sum(rest_ms) + gap_ms
     linear_ms: np.ndarray  # (blocks,) float64
     softmax_ms: np.ndarray  # (blocks,) float64
     rest_ms: dict[str, float]  # the parts of fixed_ms, each timed on its own
     machine: dict  # where it was measured: GPU/CPU name, library versions
     settings: dict  # how: warm-up, repetitions, threads, backends, seed
     validation: dict  # summed prediction against whole models timed end to end
+    # The all-linear model timed whole minus its parts timed alone (launch gaps, caches, clocks): any
+    # sign, pattern-independent, so it is part of fixed_ms. 0 in tables made before it was measured.
+    gap_ms: float = 0.0
     source: str = field(default="", compare=False)  # the file it was loaded from, for messages
 
     @property
@@ -115,7 +118,8 @@ class LatencyTable:
         return dict(format=FORMAT, version=VERSION, variant=v.name, dims=list(v.dims), depths=list(v.depths),
                     heads=list(v.heads), resolution=self.resolution, batch=self.batch, device=self.device,
                     dtype=self.dtype, fixed_ms=self.fixed_ms, linear_ms=self.linear_ms.tolist(),
-                    softmax_ms=self.softmax_ms.tolist(), rest_ms=self.rest_ms, machine=self.machine,
+                    softmax_ms=self.softmax_ms.tolist(), rest_ms=self.rest_ms, gap_ms=self.gap_ms,
+                    machine=self.machine,
                     settings=self.settings, validation=self.validation)
 
     @property
@@ -173,10 +177,13 @@ class LatencyTable:
             if len(t) != v.num_blocks:
                 raise SolaError(f"{source}: {k} has {len(t)} block times, expected {v.num_blocks} for variant "
                                 f"{v.name} (depths {'-'.join(map(str, v.depths))})")
-        fixed = _times([data["fixed_ms"]], f"{source}: fixed_ms")[0]
         rest = dict(zip(data["rest_ms"], _times(list(data["rest_ms"].values()), f"{source}: rest_ms"), strict=True))
+        fixed, gap = (_signed(data.get(k, 0.0), f"{source}: {k}") for k in ("fixed_ms", "gap_ms"))
+        if fixed + times["linear_ms"].sum() <= 0:
+            raise SolaError(f"{source}: fixed_ms {fixed!r}: the all-linear model would take no time")
         return cls(v, resolution, data["batch"], data["device"], data["dtype"], float(fixed), times["linear_ms"],
-                   times["softmax_ms"], rest, data["machine"], data["settings"], data["validation"], source)
+                   times["softmax_ms"], rest, data["machine"], data["settings"], data["validation"],
+                   gap_ms=float(gap), source=source)
 
 
 def refuse_overwrite(path: str | os.PathLike) -> None:
@@ -199,6 +206,13 @@ def refuse_overwrite(path: str | os.PathLike) -> None:
 
 def _whole(x: object) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _signed(x: object, what: str) -> float:
+    """A finite number of milliseconds of either sign (the gap, and the rest it is part of)."""
+    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+        raise SolaError(f"{what} = {x!r}: expected a finite number of milliseconds")
+    return float(x)
 
 
 def _times(values: object, what: str) -> np.ndarray:
@@ -244,8 +258,12 @@ def measure_latency(variant: str | Variant, resolution: int = 224, batch: int = 
     Blocks of one stage have the same shapes, so each (stage, kind) is timed once — the stage's first
     block on the very tensor that block receives inside the model, with `block_reps` repetitions
     (default 3 × `reps`) — and that time is listed for every block of the stage. The rest (stem, each
-    downsampling, the head) is timed directly, part by part, on the tensors the model hands it, not
-    taken as a difference; the layout changes between them are views and launch nothing.
+    downsampling, the head) is timed directly, part by part, on the tensors the model hands it; the
+    layout changes between them are views and launch nothing. Parts timed alone do not add up to the
+    model timed whole (on an H200 at 224 px they summed 4–8 % over it: launch gaps, caches, clocks),
+    so the all-linear model is also timed whole (`block_reps` repetitions) and the difference is the
+    table's `gap_ms`, a pattern-independent term of `fixed_ms`: the all-linear model is then priced as
+    measured, and a softmax block by its difference from the linear one on the same input.
 
     Validation: `patterns` patterns drawn uniformly (seeded) from those `budget` admits (every
     pattern without one), each whole model timed end to end with `reps` repetitions; the relative
@@ -294,7 +312,7 @@ def _measure(variant, resolution, batch, device, dtype, warmup, reps, block_reps
     model = SolaVision(v, baseline("all-linear", v)).eval().to(dev, cast)
     torch.manual_seed(seed)
     x = torch.randn(batch, 3, resolution, resolution, device=dev, dtype=cast)
-    steps = 2 + (len(v.depths) - 1) + 2 * len(v.depths) + len(sample)
+    steps = 3 + (len(v.depths) - 1) + 2 * len(v.depths) + len(sample)
     done = 0
 
     def step(what: str) -> None:
@@ -321,6 +339,8 @@ def _measure(variant, resolution, batch, device, dtype, warmup, reps, block_reps
                 rest[f"downsample{i + 1}"] = timer(lambda s=stage, t=stage_in[i]: s.downsample(t), block_reps)
         step("head")
         rest["head"] = timer(lambda: model.head(head_in), block_reps)
+        step("whole all-linear model")
+        whole = timer(lambda: model(x), block_reps)
 
         linear, softmax = [], []
         for i, (stage, depth) in enumerate(zip(model.stages, v.depths, strict=True)):
@@ -330,8 +350,10 @@ def _measure(variant, resolution, batch, device, dtype, warmup, reps, block_reps
                 block.attn.kind = kind
                 out += [timer(lambda b=block, t=block_in[i]: b(t), block_reps)] * depth
             block.attn.kind = "linear"
-        table = LatencyTable(v, resolution, batch, device, dtype, float(sum(rest.values())), np.array(linear),
-                             np.array(softmax), rest, _machine(dev), {}, {})
+        parts = float(sum(rest.values()))
+        gap = whole - parts - float(sum(linear))
+        table = LatencyTable(v, resolution, batch, device, dtype, parts + gap, np.array(linear),
+                             np.array(softmax), rest, _machine(dev), {}, {}, gap_ms=gap)
 
         samples = []
         for p in sample:
@@ -343,13 +365,17 @@ def _measure(variant, resolution, batch, device, dtype, warmup, reps, block_reps
         progress(steps, steps, "done")
 
     errors = [abs(s["predicted_ms"] - s["measured_ms"]) / s["measured_ms"] for s in samples]
+    # The same patterns priced by the parts alone (without gap_ms): what the gap is worth, on record.
+    parts_errors = [abs(s["predicted_ms"] - gap - s["measured_ms"]) / s["measured_ms"] for s in samples]
     validation = dict(patterns=len(samples), seed=seed, budget=str(budget),
                       median_rel_error=float(np.median(errors)) if errors else None,
-                      max_rel_error=float(np.max(errors)) if errors else None, samples=samples)
+                      max_rel_error=float(np.max(errors)) if errors else None,
+                      parts_median_rel_error=float(np.median(parts_errors)) if errors else None,
+                      parts_max_rel_error=float(np.max(parts_errors)) if errors else None, samples=samples)
     settings = dict(warmup=warmup, reps=reps, block_reps=block_reps, inference_mode=True, eval=True,
                     measured_at=datetime.now(UTC).isoformat(timespec="seconds"), **_backend_settings(dev))
     return LatencyTable(v, resolution, batch, device, dtype, table.fixed_ms, table.linear_ms, table.softmax_ms,
-                        rest, table.machine, settings, validation)
+                        rest, table.machine, settings, validation, gap_ms=gap)
 
 
 class _Timer:
