@@ -146,11 +146,11 @@ def cmd_latency(args: argparse.Namespace) -> int:
     with _progress(f"timing {v.name} at {args.resolution}px, batch {args.batch}, {dtype} on {device}") as progress:
         table = measure_latency(v, args.resolution, args.batch, device, dtype, warmup=args.warmup, reps=args.reps,
                                 patterns=args.patterns, budget=budget, seed=args.seed, threads=args.threads,
-                                progress=progress)
+                                eager=args.eager, progress=progress)
     table.save(out)
     print(f"latency of {v.name} at {args.resolution}px, batch {args.batch}, {dtype} on "
-          f"{table.machine['device_name']} ({device}): median of {table.settings['block_reps']} runs per block, "
-          f"{args.reps} per whole model")
+          f"{table.machine['device_name']} ({device}, {table.settings['timing']}): median of "
+          f"{table.settings['block_reps']} runs per block, {args.reps} per whole model")
     print(f"{'stage':<6} {'blocks':>6} {'linear ms':>10} {'softmax ms':>11} {'softmax/linear':>15}")
     at = 0
     for i, depth in enumerate(v.depths):
@@ -464,6 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", help="draw the validation patterns within this budget (default: any pattern)")
     p.add_argument("--seed", type=int, default=0, help="seed of the validation patterns (default 0)")
     p.add_argument("--threads", type=_positive_int, help="torch's CPU threads while measuring (default: torch's)")
+    p.add_argument("--eager", action="store_true",
+                   help="on a GPU, time eager calls (kernel launches included) instead of CUDA-graph replays")
     p.add_argument("--out", help="the table's JSON file (default latency-VARIANT-Rpx-DEVICE.json)")
     p.set_defaults(func=cmd_latency)
 

@@ -57,6 +57,7 @@ def test_a_table_lists_every_block_and_the_rest(table):
         at += depth
     assert {"device_name", "torch", "python", "sola_search", "host"} <= set(table.machine)
     assert {"warmup", "reps", "block_reps", "threads", "measured_at"} <= set(table.settings)
+    assert table.settings["timing"] == "eager"  # CUDA graphs are a GPU's way of timing
 
 
 def test_validation_is_recorded(table):

@@ -247,13 +247,16 @@ def check_options(device: str, dtype: str, batch: int) -> None:
 def measure_latency(variant: str | Variant, resolution: int = 224, batch: int = 64, device: str = "cuda",
                     dtype: str = "bf16", *, warmup: int = 3, reps: int = 10, block_reps: int | None = None,
                     patterns: int = 50, budget=None, seed: int = 0, threads: int | None = None,
-                    progress: Progress | None = None) -> LatencyTable:
+                    eager: bool = False, progress: Progress | None = None) -> LatencyTable:
     """Measure a latency table on this machine and validate it.
 
-    Timing: CUDA events on a GPU (every repetition queued back to back, one sync at the end, so the
-    GPU runs them as it runs a model), `time.perf_counter` on the CPU; `warmup` untimed calls, then
-    the median of the repetitions; under `torch.inference_mode()`, the model in eval mode and cast
-    to `dtype`, torch's backend settings as they are (they are recorded).
+    Timing: on a GPU each call is captured as a CUDA graph and its replays are timed with CUDA events
+    (every repetition queued back to back, one sync at the end). Eager calls (`eager=True`) time the
+    CPU's kernel launches too: at 224 px an H200 runs a block of `small` in 1–2 ms, faster than the
+    host launches it, so eager times follow the host's load (a search on the other GPU of the same
+    host made them 20–70 % longer) and do not add up. On the CPU, `time.perf_counter`. Either way
+    `warmup` untimed calls, then the median of the repetitions; under `torch.inference_mode()`, the
+    model in eval mode and cast to `dtype`, torch's backend settings as they are (they are recorded).
 
     Blocks of one stage have the same shapes, so each (stage, kind) is timed once — the stage's first
     block on the very tensor that block receives inside the model, with `block_reps` repetitions
@@ -280,13 +283,13 @@ def measure_latency(variant: str | Variant, resolution: int = 224, batch: int = 
         torch.set_num_threads(threads)
     try:
         return _measure(variant, resolution, batch, device, dtype, warmup, reps, block_reps, patterns, budget, seed,
-                        progress)
+                        eager, progress)
     finally:
         torch.set_num_threads(before)
 
 
 def _measure(variant, resolution, batch, device, dtype, warmup, reps, block_reps, patterns, budget, seed,
-             progress) -> LatencyTable:
+             eager, progress) -> LatencyTable:
     import torch
 
     from sola_search.space.backbone import SolaVision, _nhwc
@@ -308,7 +311,7 @@ def _measure(variant, resolution, batch, device, dtype, warmup, reps, block_reps
 
     dev = torch.device(device)
     cast = {"bf16": torch.bfloat16, "fp32": torch.float32}[dtype]
-    timer = _Timer(dev, warmup)
+    timer = _Timer(dev, warmup, graphs=dev.type == "cuda" and not eager)
     model = SolaVision(v, baseline("all-linear", v)).eval().to(dev, cast)
     torch.manual_seed(seed)
     x = torch.randn(batch, 3, resolution, resolution, device=dev, dtype=cast)
@@ -373,21 +376,25 @@ def _measure(variant, resolution, batch, device, dtype, warmup, reps, block_reps
                       parts_median_rel_error=float(np.median(parts_errors)) if errors else None,
                       parts_max_rel_error=float(np.max(parts_errors)) if errors else None, samples=samples)
     settings = dict(warmup=warmup, reps=reps, block_reps=block_reps, inference_mode=True, eval=True,
+                    timing="cuda-graphs" if timer.graphs else "eager",
                     measured_at=datetime.now(UTC).isoformat(timespec="seconds"), **_backend_settings(dev))
     return LatencyTable(v, resolution, batch, device, dtype, table.fixed_ms, table.linear_ms, table.softmax_ms,
                         rest, table.machine, settings, validation, gap_ms=gap)
 
 
 class _Timer:
-    """The median forward time of a call, in milliseconds: CUDA events on a GPU, a monotonic clock
-    on the CPU, after `warmup` untimed calls."""
+    """The median forward time of a call, in milliseconds: CUDA events on a GPU (around replays of
+    the call captured as a CUDA graph with `graphs`), a monotonic clock on the CPU, after `warmup`
+    untimed calls."""
 
-    def __init__(self, device, warmup: int):
-        self.device, self.warmup = device, warmup
+    def __init__(self, device, warmup: int, graphs: bool = False):
+        self.device, self.warmup, self.graphs = device, warmup, graphs
 
     def __call__(self, fn: Callable[[], object], reps: int) -> float:
         import torch
 
+        if self.graphs:
+            return self._time_graph(fn, reps)
         for _ in range(self.warmup):
             fn()
         if self.device.type == "cuda":
@@ -406,6 +413,27 @@ class _Timer:
                 fn()
                 times.append(1000 * (time.perf_counter() - t0))
         return float(np.median(times))
+
+    def _time_graph(self, fn: Callable[[], object], reps: int) -> float:
+        """Warm up on a side stream (cuDNN and cuBLAS pick their kernels and workspaces there), capture
+        one call, time `reps` replays; the graph and its memory pool are released before returning."""
+        import torch
+
+        side, main = torch.cuda.Stream(self.device), torch.cuda.current_stream(self.device)
+        side.wait_stream(main)
+        with torch.cuda.stream(side):
+            for _ in range(max(1, self.warmup)):
+                fn()
+        main.wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            fn()
+        try:
+            timer = _Timer(self.device, self.warmup)
+            return timer(graph.replay, reps)
+        finally:
+            del graph
+            torch.cuda.empty_cache()
 
 
 def _machine(dev) -> dict:
