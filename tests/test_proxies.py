@@ -24,7 +24,9 @@ from sola_search.proxies import (
     clear_cache,
     get_preset,
     load_data,
+    load_proxy_data,
     lr_at,
+    seed_list,
     train_proxies,
     train_proxy,
 )
@@ -330,6 +332,26 @@ def test_a_pack_trains_each_pattern_as_it_would_alone(npz_file):
         assert set(b.phases) == {"data", "build", "capture", "train", "eval", "cleanup"}
     with pytest.raises(SolaError, match="no patterns"):
         train_proxies([], cfg)
+
+
+def test_a_pack_of_seeds_trains_each_seed_as_it_would_alone(npz_file):
+    """`seeds=`: each model's seed decides its initial weights and its batches (one data stream per
+    seed), so a pattern's K seeds in one pack are its K runs alone; the default is the config's seed."""
+    cfg = tiny(f"npz:{npz_file}", resolution=20, eval_every=3)
+    patterns, seeds = ["LL-LS-LSLL-SS", "LL-LS-LSLL-SS", "all-linear"], [0, 1, 1]
+    together = train_proxies(patterns, cfg, seeds=seeds)
+    for p, s, b in zip(patterns, seeds, together, strict=True):
+        a = train_proxy(p, cfg.replace(seed=s))
+        assert (a.train_curve, a.val_curve, a.val_top1, a.val_loss) == (b.train_curve, b.val_curve, b.val_top1,
+                                                                         b.val_loss)
+        assert b.seed == s and b.packed == 3
+    assert together[0].train_curve != together[1].train_curve
+    data = load_proxy_data(cfg)  # another seed draws other batches, not only other weights
+    first = [next(train_mod._batches(cfg.replace(seed=s), data))[0] for s in (0, 1)]
+    assert not torch.equal(*first)
+    assert seed_list(7, 3) == [7, 8, 9] and seed_list(2**32 - 1, 2) == [2**32 - 1, 0]
+    with pytest.raises(SolaError, match="one seed per pattern"):
+        train_proxies(patterns, cfg, seeds=[0])
 
 
 def test_progress_is_reported_from_the_loop_and_changes_nothing(npz_file):

@@ -127,6 +127,12 @@ PRESETS: dict[str, ProxyConfig] = {
 }
 
 
+def seed_list(seed: int, k: int) -> list[int]:
+    """The seeds of a pattern measured `k` times: `seed`, `seed + 1`, … (below 2**32, as torch takes
+    them). The first is the seed alone, so one seed measures what a run without seeds does."""
+    return [(seed + i) % 2**32 for i in range(k)]
+
+
 def get_preset(name: str, **overrides: Any) -> ProxyConfig:
     """A named preset (quick, default, long) with some fields replaced; None values are ignored."""
     try:

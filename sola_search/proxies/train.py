@@ -24,7 +24,7 @@ import math
 import resource
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from sola_search.errors import SolaError, is_oom, one_line
-from sola_search.proxies.config import ProxyConfig, get_preset
+from sola_search.proxies.config import ProxyConfig, get_preset, seed_list
 from sola_search.proxies.data import ProxyData, load_proxy_data, resolve_device
 from sola_search.space.backbone import Attention, build_backbone, resolve_pattern
 from sola_search.space.pattern import Pattern
@@ -76,6 +76,7 @@ class ProxyResult:
     variant: str = ""
     params: int = 0
     packed: int = 1  # models trained together in this call (`train_proxies`); phases and wall are theirs
+    seed: int = 0  # the run's seed: its initial weights and its batches
 
     @property
     def ok(self) -> bool:
@@ -107,15 +108,21 @@ def train_proxy(pattern: str | Pattern, config: ProxyConfig | None = None,
 
 
 def train_proxies(patterns: list[str | Pattern], config: ProxyConfig | None = None,
-                  data: ProxyData | None = None, *, progress: Callable[[dict], None] | None = None,
+                  data: ProxyData | None = None, *, seeds: Sequence[int] | None = None,
+                  progress: Callable[[dict], None] | None = None,
                   progress_every: float = PROGRESS_EVERY_S) -> list[ProxyResult]:
     """Train several patterns' proxies together, one result each, as `train_proxy` would alone.
 
     Why: one proxy is too small to fill a GPU, and runs in separate processes take turns on it.
-    Here the models see the same batches (one seeded stream, drawn and augmented once) and, on a
-    GPU, one CUDA graph holds every model's training step on its own stream, so their small kernels
-    run side by side. Each model's weights, batches and arithmetic are those of its run alone. A run
-    that diverges ends as `nan` without stopping the others; an exception ends them all.
+    Here the models of one seed see the same batches (one seeded stream, drawn and augmented once)
+    and, on a GPU, one CUDA graph holds every model's training step on its own stream, so their
+    small kernels run side by side. Each model's weights, batches and arithmetic are those of its
+    run alone. A run that diverges ends as `nan` without stopping the others; an exception ends
+    them all.
+
+    `seeds`, if given, is each model's seed, one per pattern (default: the config's for all): a
+    seed decides both the initial weights and the batches (their order and augmentation), so that
+    the spread over seeds is the whole run-to-run spread; models of one seed share one stream.
 
     `progress`, if given, is called from the training loop at most every `progress_every` seconds
     with {phase, step, steps, images_per_s, eta_s}: a long run is not silent. It reads only the
@@ -125,9 +132,13 @@ def train_proxies(patterns: list[str | Pattern], config: ProxyConfig | None = No
     if not patterns:
         raise SolaError("no patterns to train")
     patterns = [resolve_pattern(p, cfg.variant) for p in patterns]
+    seeds = [cfg.seed] * len(patterns) if seeds is None else list(seeds)
+    if len(seeds) != len(patterns):
+        raise SolaError(f"{len(seeds)} seeds given for {len(patterns)} patterns: expected one seed per pattern")
+    configs = {s: cfg.replace(seed=s) for s in dict.fromkeys(seeds)}  # checks each seed; one data stream each
     dev = data.device if data is not None else resolve_device(cfg.device)
     results = [ProxyResult(status="ok", device=_describe(dev), pattern=str(p), variant=cfg.variant,
-                           packed=len(patterns)) for p in patterns]
+                           packed=len(patterns), seed=s) for p, s in zip(patterns, seeds, strict=True)]
     if data is not None and data.resolution != cfg.resolution:
         raise SolaError(f"data at {data.resolution}px given for a proxy at {cfg.resolution}px")
     phases: dict[str, float] = {}
@@ -136,7 +147,7 @@ def train_proxies(patterns: list[str | Pattern], config: ProxyConfig | None = No
             data = load_proxy_data(cfg, dev)
         phases["data"] = round(time.perf_counter() - t0, 3)
         with _on_device(dev):
-            _train_on(patterns, cfg, data, results, phases, progress, progress_every)
+            _train_on(patterns, [configs[s] for s in seeds], data, results, phases, progress, progress_every)
     except SolaError:
         raise
     except Exception as e:  # noqa: BLE001 — a worker must survive whatever a training run does
@@ -157,14 +168,17 @@ def train_proxies(patterns: list[str | Pattern], config: ProxyConfig | None = No
     return results
 
 
-def warm_up(config: ProxyConfig, data: ProxyData, pack: int = 1) -> ProxyResult:
+def warm_up(config: ProxyConfig, data: ProxyData, pack: int = 1, seeds: int = 1) -> ProxyResult:
     """Pay a process's one-off costs before its first real run: one two-step run of a full pack of
-    an alternating pattern (both mixers in every stage, at every stage's shapes), so that cuDNN's
-    autotuning, lazily loaded kernels, each stream's workspace and the kept models are in place."""
+    an alternating pattern (both mixers in every stage, at every stage's shapes), `pack` patterns
+    with `seeds` seeds each, so that cuDNN's autotuning, lazily loaded kernels, each stream's
+    workspace and the kept models (one per seed's initial weights) are in place."""
     from sola_search.space import get_variant
 
     mixed = "-".join("".join("LS"[i % 2] for i in range(d)) for d in get_variant(config.variant).depths)
-    return train_proxies([mixed] * pack, config.replace(steps=2, warmup_steps=1, log_points=1, test=False), data)[0]
+    each = seed_list(config.seed, seeds)
+    return train_proxies([mixed] * (pack * seeds), config.replace(steps=2, warmup_steps=1, log_points=1, test=False),
+                         data, seeds=each * pack)[0]
 
 
 def _memory_low(dev: torch.device) -> bool:
@@ -250,6 +264,7 @@ class _Model:
     n_acc: int = 0
     pending: deque = field(default_factory=deque)  # (step, host loss, event): read one interval late
     diverged: bool = False
+    stream: int = 0  # which of the pack's data streams (one per seed) it trains on
 
 
 @dataclass
@@ -272,19 +287,22 @@ class _Pack:
         return torch.autocast(self.data.device.type, dtype=torch.bfloat16, enabled=self.bf16, cache_enabled=False)
 
 
-def _train_on(patterns: list[Pattern], cfg: ProxyConfig, data: ProxyData, results: list[ProxyResult],
+def _train_on(patterns: list[Pattern], configs: list[ProxyConfig], data: ProxyData, results: list[ProxyResult],
               phases: dict[str, float], progress=None, progress_every: float = PROGRESS_EVERY_S) -> None:
     """The pack's run, phase by phase, each phase's seconds into `phases`: build (data's first batch
-    included), capture, train, eval."""
-    dev = data.device
+    included), capture, train, eval. `configs`: each model's (they differ only in the seed)."""
+    cfg, dev = configs[0], data.device
     bf16 = cfg.amp == "bf16" or (cfg.amp == "auto" and dev.type == "cuda")
     pack = _Pack(cfg, data, _Fork(dev, len(patterns)), bf16)
     if pack.cuda:
         torch.cuda.reset_peak_memory_stats(dev)
-    batches = _batches(cfg, data)
+    streams = list(dict.fromkeys(c.seed for c in configs))  # one data stream per seed
+    batches = [_batches(cfg.replace(seed=s), data) for s in streams]
     t_build = time.perf_counter()
-    _build_pack(pack, patterns, results)
-    first = next(batches)
+    _build_pack(pack, patterns, configs, results)
+    for run, c in zip(pack.runs, configs, strict=True):
+        run.stream = streams.index(c.seed)
+    first = [next(b) for b in batches]
     t_capture = time.perf_counter()
     phases["build"] = round(t_capture - t_build, 3)
     graphed = _set_up_steps(pack, first)
@@ -308,28 +326,30 @@ def _train_on(patterns: list[Pattern], cfg: ProxyConfig, data: ProxyData, result
 
 def _batches(cfg: ProxyConfig, data: ProxyData):
     """Data: endless augmented batches drawn on the device from the seed's generator, shared by the
-    pack (the models' weights come from the global RNG, so neither stream moves the other)."""
+    pack's models of that seed (the models' weights come from the global RNG, so neither stream
+    moves the other)."""
     gen = torch.Generator(device=data.device)
     gen.manual_seed(cfg.seed)
     return data.batches(cfg.batch_size, gen, cfg.augment, cfg.max_train)
 
 
-def _build_pack(pack: _Pack, patterns: list[Pattern], results: list[ProxyResult]) -> None:
-    """Build: each model from the seed as it would be alone, with its optimizer. On a GPU the learning
+def _build_pack(pack: _Pack, patterns: list[Pattern], configs: list[ProxyConfig], results: list[ProxyResult]) -> None:
+    """Build: each model from its seed as it would be alone, with its optimizer. On a GPU the learning
     rate is one device tensor that every optimizer reads, so that the whole step (optimizer included)
     can be one CUDA graph."""
     cfg, dev = pack.cfg, pack.data.device
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    pack.runs = [_build(p, cfg, pack.data, res, fmt, pack.autocast) for p, res in zip(patterns, results, strict=True)]
+    pack.runs = [_build(p, c, pack.data, res, fmt, pack.autocast)
+                 for p, c, res in zip(patterns, configs, results, strict=True)]
     pack.lr_t = torch.full((), cfg.lr, device=dev) if pack.cuda else None
     for run in pack.runs:
         for g in run.opt.param_groups:
             g["lr"] = pack.lr_t if pack.cuda else cfg.lr
 
 
-def _set_up_steps(pack: _Pack, first: tuple[torch.Tensor, torch.Tensor]):
+def _set_up_steps(pack: _Pack, first: list[tuple[torch.Tensor, torch.Tensor]]):
     """Capture (the execution mode): every model's whole training step in one CUDA graph on a GPU,
-    captured on the first batch (warm-up steps first unless this process has captured these shapes
+    captured on the first batch of each data stream (warm-up steps first unless this process has captured these shapes
     before), torch.compile when asked, else eager. Returns the graph's runner, or None."""
     cfg, data, runs = pack.cfg, pack.data, pack.runs
     mode, notes, graphed = "eager", "", None
@@ -339,9 +359,9 @@ def _set_up_steps(pack: _Pack, first: tuple[torch.Tensor, torch.Tensor]):
         mode = "compile"
     elif pack.cuda and cfg.cuda_graphs:
         try:
-            shapes = (tuple(first[0].shape), str(data.device), pack.bf16, cfg.variant, cfg.width)
-            graphed = _capture(runs, pack.fork, data.normalize(first[0], cfg.channels_last), first[1], pack.lr_t,
-                               warm=len(runs) <= _CAPTURED.get(shapes, 0))
+            shapes = (tuple(first[0][0].shape), str(data.device), pack.bf16, cfg.variant, cfg.width)
+            xy = [(data.normalize(x, cfg.channels_last), y) for x, y in first]
+            graphed = _capture(runs, pack.fork, xy, pack.lr_t, warm=len(runs) <= _CAPTURED.get(shapes, 0))
             _CAPTURED[shapes] = max(len(runs), _CAPTURED.get(shapes, 0))
             mode = "cuda-graphs"
         except Exception as e:  # noqa: BLE001 — eager still works; say why graphs did not
@@ -376,12 +396,12 @@ def _train_loop(pack: _Pack, batches, first, graphed, progress, progress_every: 
             for run in live:
                 for g in run.opt.param_groups:
                     g["lr"] = lr
-        xb, yb = first if step == 0 else next(batches)
-        x = data.normalize(xb, cfg.channels_last)
+        drawn = first if step == 0 else [next(b) for b in batches]  # one batch per seed's stream
+        xy = [(data.normalize(xb, cfg.channels_last), yb) for xb, yb in drawn]
         if graphed is not None:
-            losses = graphed(x, yb)  # every model steps, a diverged one too (its result is final)
+            losses = graphed(xy)  # every model steps, a diverged one too (its result is final)
         else:
-            losses = pack.fork([lambda run=run, x=x, y=yb: run.step(x, y) for run in live])
+            losses = pack.fork([lambda run=run, b=xy[run.stream]: run.step(*b) for run in live])
         for run, loss in zip(runs if graphed is not None else live, losses, strict=True):
             if not run.diverged:
                 _account(run, loss, step + 1, log_every, cfg.steps, cuda)
@@ -546,16 +566,18 @@ def _account(run: _Model, loss: torch.Tensor, steps: int, log_every: int, total:
         run.diverged |= _read_loss(run.pending.popleft(), run.res)
 
 
-def _capture(runs: list[_Model], fork: _Fork, x: torch.Tensor, y: torch.Tensor, lr_t: torch.Tensor, warm: bool):
+def _capture(runs: list[_Model], fork: _Fork, xy: list[tuple[torch.Tensor, torch.Tensor]], lr_t: torch.Tensor,
+             warm: bool):
     """Capture every model's training step (forward, loss, backward, clipping, AdamW) as one CUDA
-    graph, a parallel branch per model, and return a function that runs it on a batch and gives the
-    losses. The warm-up before capture runs at learning rate 0 (AdamW with lr 0 and decoupled decay
-    leaves every weight as it is) and the optimizers' state is then cleared, so each model trains
-    exactly `steps` steps. No warm-up step when this process has captured these shapes with as many models
-    before (the optimizers' state already exists), else three."""
-    static_x, static_y = x.clone(), y.clone()
+    graph, a parallel branch per model, and return a function that runs it on a batch per data
+    stream (`xy`, one (x, y) per seed) and gives the losses. The warm-up before capture runs at
+    learning rate 0 (AdamW with lr 0 and decoupled decay leaves every weight as it is) and the
+    optimizers' state is then cleared, so each model trains exactly `steps` steps. No warm-up step
+    when this process has captured these shapes with as many models before (the optimizers' state
+    already exists), else three."""
+    static = [(x.clone(), y.clone()) for x, y in xy]
     lr_t.fill_(0.0)
-    steps = [lambda run=run: run.step(static_x, static_y) for run in runs]
+    steps = [lambda run=run: run.step(*static[run.stream]) for run in runs]
     if not warm:
         for _ in range(3):  # on the runs' own streams (never the legacy default stream)
             fork(steps)
@@ -571,9 +593,10 @@ def _capture(runs: list[_Model], fork: _Fork, x: torch.Tensor, y: torch.Tensor, 
     finally:
         graph.capture_end()
 
-    def run_graph(xb: torch.Tensor, yb: torch.Tensor) -> list[torch.Tensor]:
-        static_x.copy_(xb)
-        static_y.copy_(yb)
+    def run_graph(batches: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
+        for (static_x, static_y), (xb, yb) in zip(static, batches, strict=True):
+            static_x.copy_(xb)
+            static_y.copy_(yb)
         graph.replay()
         return static_losses
 
