@@ -399,7 +399,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         time_limit_s=parse_duration(args.time) if args.time else None, encoding=args.sampler,
         preset=args.preset, data=args.data, resolution=args.resolution, gpus_per_trial=args.gpus_per_trial,
         workers=args.workers, pack=args.pack, address=args.address, storage=args.storage, name=args.name,
-        runs_dir=args.runs_dir, seed=args.seed, max_failures=args.max_failures, steps=args.steps,
+        runs_dir=args.runs_dir, seed=args.seed, seeds=args.seeds, max_failures=args.max_failures, steps=args.steps,
         batch_size=args.batch_size, baselines=False if args.no_baselines else None, latency=args.latency,
         objectives=None if args.objective is None else ["val_top1", COST_OBJECTIVES[args.objective]]).named()
     return _search(lambda: run_search(cfg, quiet=args.quiet), lambda: f"{cfg.runs_dir}/{cfg.name}")
@@ -504,13 +504,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus-per-trial", type=float, help="GPU fraction per trial; a worker takes this times "
                    "--pack (default 1/8: a pack of 8 per GPU)")
     p.add_argument("--workers", type=int, help="worker processes (default: fill the GPUs; 1 on a CPU)")
-    p.add_argument("--pack", type=int, help="trials a worker trains together, on the same batches "
-                   "(default 8 on GPUs, 1 on a CPU)")
+    p.add_argument("--pack", type=int, help="models a worker trains together (default 8 on GPUs, 1 on a CPU); "
+                   "with --seeds K a pattern's K seeds are K of them, always in one pack")
     p.add_argument("--address", help="join a running Ray cluster (ray start --head) instead of starting one")
     p.add_argument("--storage", help="study storage URL (default sqlite in the run directory)")
     p.add_argument("--name", help="run name (default: variant, budget and time); an existing run is resumed")
     p.add_argument("--runs-dir", default="runs", help="where runs live (default runs)")
     p.add_argument("--seed", type=int, help="seed of the sampler and the proxy trainings (default 0)")
+    p.add_argument("--seeds", type=_positive_int, help="train each pattern with K seeds (--seed, --seed + 1, …; "
+                   "each its own initial weights and batches): top-1 is their mean, with its standard error "
+                   "(default 1)")
     p.add_argument("--max-failures", type=int, help="stop after this many failed trials (default: a quarter)")
     p.add_argument("--no-baselines", action="store_true",
                    help="skip the named baseline patterns the search measures first (kept by a resume)")

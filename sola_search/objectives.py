@@ -8,7 +8,9 @@ as it was made. The front, hypervolume and knee handle two objectives, whatever 
 
 from __future__ import annotations
 
+import math
 import re
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -61,20 +63,63 @@ class Objective:
     reference: Callable[[Space], float] | None = None
     # A value in a trial's progress line, which keeps the form the line always had (None: `text`).
     line: str | None = None
+    # Measured by the proxy training, so it varies with the seed: a run with several seeds (`run
+    # --seeds K`) tells the study the mean and keeps each seed's value (`seeds_name`) and the mean's
+    # standard error (`se_name`) as trial attributes. A cost is the same for every seed.
+    seeded: bool = False
 
     @property
     def maximize(self) -> bool:
         return self.direction == "maximize"
 
-    def cell(self, value: float | None) -> str:
-        return "—" if value is None or value != value else f"{value * self.scale:.{self.digits}f}"
+    @property
+    def se_name(self) -> str:
+        """The trial attribute (and trials-frame, CSV and JSON column) of the mean's standard error."""
+        return f"{self.name}_se"
 
-    def show(self, value: float | None, line: bool = False) -> str:
-        """A value in prose (`line`: in a trial's progress line); '—' for a value not known (NaN)."""
+    @property
+    def seeds_name(self) -> str:
+        """The trial attribute (and pattern file metric) of each seed's value."""
+        return f"{self.name}_seeds"
+
+    def cell(self, value: float | None, se: float | None = None) -> str:
+        """A table cell; with a standard error (a run with seeds) `70.30 ± 0.12`."""
+        if value is None or value != value:
+            return "—"
+        text = f"{value * self.scale:.{self.digits}f}"
+        return text if se is None or se != se else f"{text} ± {se * self.scale:.{self.digits}f}"
+
+    def show(self, value: float | None, line: bool = False, se: float | None = None) -> str:
+        """A value in prose (`line`: in a trial's progress line); '—' for a value not known (NaN);
+        with a standard error, `top-1 70.30% ± 0.12`."""
         text = self.line or self.text if line else self.text
         if value is None or value != value:
             return re.sub(r"\{[^}]*\}", "—", text)
-        return text.format(value)
+        if se is None or se != se:
+            return text.format(value)
+        spec = re.search(r"\{:([^}]*)\}", text).group(1)  # the standard error in the value's own form
+        return f"{text.format(value)} ± {format(se, spec)}"
+
+
+def standard_error(values: Sequence[float]) -> float:
+    """The standard error of the mean of several seeds' values: sample standard deviation / √n."""
+    return statistics.stdev(values) / math.sqrt(len(values))
+
+
+def over_seeds(objectives: Sequence[Objective], measured: Sequence[Measured]) -> tuple[dict[str, float], dict]:
+    """What one pattern's runs with one or more seeds give: each objective's value for the study (a
+    seeded objective's mean over the seeds; another's from the first run, the same for all) and,
+    with more than one seed, the trial attributes that keep the spread (`se_name`, `seeds_name`).
+    One seed gives its run's values as they are, and no attribute."""
+    values, attrs = {}, {}
+    for o in objectives:
+        if not o.seeded or len(measured) == 1:
+            values[o.name] = o.compute(measured[0])
+            continue
+        each = [o.compute(m) for m in measured]
+        values[o.name] = statistics.fmean(each)
+        attrs[o.se_name], attrs[o.seeds_name] = standard_error(each), each
+    return values, attrs
 
 
 def _macs_to_gmacs(attrs: dict) -> float | None:
@@ -114,7 +159,7 @@ REF_MARGIN = 1.1
 OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
     Objective("val_top1", "maximize", key="top1", short="top-1", column="top-1 %", axis="proxy val top-1 (%)",
               text="top-1 {:.2%}", ref_text="top-1 {:g}", scale=100, digits=2, line="top-1 {:.4f}",
-              compute=lambda m: float(m.result["val_top1"]),
+              compute=lambda m: float(m.result["val_top1"]), seeded=True,
               reference=lambda space: 0.0),  # the worst possible accuracy, the same for every run
     Objective("gmacs", "minimize", key="gmacs", short="GMACs", column="GMACs", axis="GMACs (full model)",
               text="{:.3f} GMACs", ref_text="{:.3f} GMACs", scale=1, digits=3,

@@ -470,7 +470,8 @@ def test_a_pack_that_fails_as_a_whole_is_retried_pattern_by_pattern(monkeypatch)
     pats = ["LL-LL-LLLL-LL", "SS-SS-SSSS-SS", "LS-LS-LSLS-LS"]
     out = ProxyWorker(1).train(pats, ProxyConfig(variant="micro").to_dict())
     assert calls == [pats, *[[p] for p in pats]]
-    assert [r["status"] for r in out] == ["ok", "oom", "ok"] and [r["pattern"] for r in out] == pats
+    assert [[r["status"] for r in runs] for runs in out] == [["ok"], ["oom"], ["ok"]]
+    assert [runs[0]["pattern"] for runs in out] == pats
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ from typing import Any
 
 from sola_search.errors import SolaError
 from sola_search.files import parse_json, write_atomic
-from sola_search.objectives import DEFAULT_OBJECTIVES, OBJECTIVES
+from sola_search.objectives import DEFAULT_OBJECTIVES, OBJECTIVES, Objective
 from sola_search.space.cost import check_resolution, model_cost
 from sola_search.space.pattern import Pattern
 from sola_search.space.variants import VARIANTS
@@ -41,9 +41,12 @@ _TOP: dict[str, tuple[tuple[type, ...], bool]] = {
     "budget": ((str, type(None)), False),
 }
 _NUM = (int, float)
-# Every objective of the table may be in a file's metrics (a number, or null when not measured);
-# these are what every file holds, or may hold, beyond that.
+_SEEDED: list[Objective] = [o for o in OBJECTIVES.values() if o.seeded]
+# Every objective of the table may be in a file's metrics (a number, or null when not measured), a
+# seeded one with its standard error and each seed's value (a run with seeds); these are what every
+# file holds, or may hold, beyond that.
 _METRICS: dict[str, tuple[tuple[type, ...], bool]] = {name: (_NUM + (type(None),), False) for name in OBJECTIVES} | {
+    o.se_name: (_NUM + (type(None),), False) for o in _SEEDED} | {o.seeds_name: ((list,), False) for o in _SEEDED} | {
     "val_top1": (_NUM + (type(None),), True),
     "val_loss": (_NUM + (type(None),), False),
     "macs": ((int,), True),
@@ -55,6 +58,7 @@ _PROVENANCE: dict[str, tuple[tuple[type, ...], bool]] = {
     "study": ((str, type(None)), True),
     "trial": ((int, type(None)), True),
     "seed": ((int, type(None)), False),
+    "seeds": ((list,), False),  # a run with seeds: the seed of each value in `metrics.<objective>_seeds`
     "sola_search_version": ((str, type(None)), True),
     "created": ((str, type(None)), False),
 }
@@ -113,6 +117,10 @@ def validate_pattern_record(record: Any, source: str = "pattern record") -> dict
     top1 = record["metrics"]["val_top1"]
     if top1 is not None and not 0 <= top1 <= 1:
         raise SolaError(f"{src}: 'metrics.val_top1' is {top1}, expected a fraction in [0, 1]")
+    for o in _SEEDED:
+        values = record["metrics"].get(o.seeds_name, [])
+        if not all(isinstance(v, _NUM) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+            raise SolaError(f"{src}: 'metrics.{o.seeds_name}' is {json.dumps(values)[:40]}, expected a list of numbers")
     _check_cost(record, pattern, src)
     return record
 
@@ -172,9 +180,12 @@ def make_pattern_record(
     budget: str | None = None,
     created: str | None = None,
     objectives: Mapping[str, float | None] | None = None,
+    seeds: list[int] | None = None,
 ) -> dict[str, Any]:
     """A pattern record from plain values (the search loop's path is `pattern_record_from_trial`).
-    `objectives`: the values of a run's other objectives (those `val_top1` and `macs` do not give)."""
+    `objectives`: the values of a run's other objectives (those `val_top1` and `macs` do not give),
+    and of a run with seeds each seeded objective's `<name>_se` and `<name>_seeds` (whose seeds
+    `seeds` lists)."""
     from sola_search import __version__
 
     p = pattern if isinstance(pattern, Pattern) else Pattern.parse(pattern, variant)
@@ -206,6 +217,8 @@ def make_pattern_record(
     }
     for name, value in (objectives or {}).items():
         record["metrics"].setdefault(name, value)
+    if seeds:
+        record["provenance"]["seeds"] = list(seeds)
     if baseline:
         record["baseline"] = baseline
     if budget:
@@ -242,6 +255,7 @@ def pattern_record_from_trial(study: Any, trial: Any) -> dict[str, Any]:
     proxy = {"preset": sattrs.get("preset"), "config": sattrs.get("proxy"), "result": result or None}
     seed = result.get("seed", sattrs.get("seed"))
     done = trial.datetime_complete
+    spread = {name: tattrs[name] for o in _SEEDED for name in (o.se_name, o.seeds_name) if name in tattrs}
     return make_pattern_record(
         variant, pattern, resolution=int(resolution), val_top1=values.get("val_top1", trial.values[0]), macs=int(macs),
         params=int(params), val_loss=result.get("val_loss"), proxy=proxy, study=study.study_name,
@@ -249,5 +263,6 @@ def pattern_record_from_trial(study: Any, trial: Any) -> dict[str, Any]:
         sola_search_version=sattrs.get("sola_search_version"), baseline=tattrs.get("baseline"),
         budget=sattrs.get("budget"),
         created=done.astimezone(UTC).isoformat(timespec="seconds") if done is not None else None,
-        objectives={name: v for name, v in values.items() if name in OBJECTIVES},
+        objectives={name: v for name, v in values.items() if name in OBJECTIVES} | spread,
+        seeds=tattrs.get("seeds") if isinstance(tattrs.get("seeds"), list) else None,
     )

@@ -195,11 +195,11 @@ class ProxyWorker:
         reported it; empty between packs. Runs beside `train` (its own concurrency group)."""
         return dict(self._progress)
 
-    def warm(self, config: dict, pack: int = 1) -> dict:
+    def warm(self, config: dict, pack: int = 1, seeds: int = 1) -> dict:
         """Pay a worker's one-off costs before its first trial: imports, the CUDA context, the
-        dataset on the device, and one two-step run of a full pack through every kernel a trial uses
-        (cuDNN's autotuning, lazily loaded kernels and the models are then kept by the process).
-        Returns seconds."""
+        dataset on the device, and one two-step run of a full pack (`pack` patterns, `seeds` seeds
+        each) through every kernel a trial uses (cuDNN's autotuning, lazily loaded kernels and the
+        models are then kept by the process). Returns seconds."""
         t0 = time.perf_counter()
         import torch
 
@@ -209,20 +209,22 @@ class ProxyWorker:
         t1 = time.perf_counter()
         data = load_proxy_data(cfg)
         t2 = time.perf_counter()
-        warm = warm_up(cfg, data, pack)
+        warm = warm_up(cfg, data, pack, seeds)
         t3 = time.perf_counter()
         return dict(pid=self.pid, import_s=round(t1 - t0, 3), data_s=round(t2 - t1, 3), kernels_s=round(t3 - t2, 3),
                     status=warm.status, reason=warm.reason, threads=torch.get_num_threads(),
                     nice=os.getpriority(os.PRIO_PROCESS, 0))
 
     def train(self, patterns: list[str], config: dict, faults: dict[str, str] | None = None,
-              progress_every: float = 5.0) -> list[dict]:
-        """Train a pack of patterns together, one result each. When the whole pack fails (out of
-        memory, an exception) each pattern is tried again alone, so that one bad pattern does not
-        fail the others. `faults` (pattern → 'raise', 'oom' or 'nan') injects failures for tests of
-        the failure paths: 'raise' and 'oom' fail the whole call, 'nan' that pattern's run. The
-        training reports its progress (for `progress`) at most every `progress_every` seconds."""
-        from sola_search.proxies import ProxyConfig, train_proxies
+              progress_every: float = 5.0, seeds: int = 1) -> list[list[dict]]:
+        """Train a pack of patterns together, each with `seeds` seeds (the config's seed, the next,
+        …: `seed_list`), all of them models of one pack; one list per pattern, one result per seed.
+        When the whole pack fails (out of memory, an exception) each pattern is tried again alone
+        (with its seeds), so that one bad pattern does not fail the others. `faults` (pattern →
+        'raise', 'oom' or 'nan') injects failures for tests of the failure paths: 'raise' and 'oom'
+        fail the whole call, 'nan' that pattern's runs. The training reports its progress (for
+        `progress`) at most every `progress_every` seconds."""
+        from sola_search.proxies import ProxyConfig, seed_list, train_proxies
 
         start = time.perf_counter()
         faults = faults or {}
@@ -236,19 +238,24 @@ class ProxyWorker:
         def report(info: dict) -> None:
             self._progress = {**info, "pid": self.pid, "pack": len(patterns)}
 
-        def train(pack: list[str], cfg: ProxyConfig) -> list:
-            return train_proxies(pack, cfg, progress=report, progress_every=progress_every)
+        each = seed_list(cfg.seed, seeds)
+
+        def train(pack: list[str], cfg: ProxyConfig) -> dict[str, list]:
+            """pattern → its seeds' results, the pack's patterns and seeds trained together."""
+            flat = train_proxies([p for p in pack for _ in each], cfg, seeds=each * len(pack), progress=report,
+                                 progress_every=progress_every)
+            return {p: flat[i * seeds : (i + 1) * seeds] for i, p in enumerate(pack)}
 
         try:
-            results = dict(zip(packed, train(packed, cfg), strict=True)) if packed else {}
-            if len(packed) > 1 and all(r.status in ("oom", "error") for r in results.values()):
-                results = {p: train([p], cfg)[0] for p in packed}
+            results = train(packed, cfg) if packed else {}
+            if len(packed) > 1 and all(r.status in ("oom", "error") for runs in results.values() for r in runs):
+                results = {p: train([p], cfg)[p] for p in packed}
             for p in diverging:
-                results[p] = train([p], cfg.replace(lr=1e6))[0]
+                results[p] = train([p], cfg.replace(lr=1e6))[p]
         finally:
             self._progress = {}
         wall = time.perf_counter() - start
-        return [{**results[p].to_dict(), "worker_s": wall, "worker_pid": self.pid} for p in patterns]
+        return [[{**r.to_dict(), "worker_s": wall, "worker_pid": self.pid} for r in results[p]] for p in patterns]
 
     @staticmethod
     def _inject(kind: str, pattern: str) -> None:

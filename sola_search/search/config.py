@@ -12,16 +12,24 @@ from sola_search.space.cost import check_resolution
 # What a new run uses for options left unset; a resumed run keeps what it was made with.
 # A run stored before an option existed had what its default gives now.
 DEFAULTS = {"variant": "small", "data": "fashion-mnist", "resolution": 224, "seed": 0, "baselines": True,
-            "objectives": list(DEFAULT_OBJECTIVES)}
+            "objectives": list(DEFAULT_OBJECTIVES), "seeds": 1}
 # What identifies a run's search: a resume may not change these (nor can its study: `open_study`).
 IDENTITY = ("budget", "variant", "resolution", "encoding", "preset", "data", "steps", "batch_size", "seed",
-            "storage", "baselines", "objectives", "latency", "latency_digest")
+            "storage", "baselines", "objectives", "latency", "latency_digest", "seeds")
 # Trials a run makes when neither --trials nor --time is given, by proxy preset.
 DEFAULT_TRIALS = {"quick": 8, "default": 64, "long": 16}
 # On a GPU machine a worker trains a pack of trials together (one CUDA graph, `train_proxies`) on a
 # whole GPU: 8 at once trained the most trials per hour in bench/proxy_packing.py (docs/performance.md).
 DEFAULT_PACK = 8
 DEFAULT_GPUS_PER_TRIAL = 1 / DEFAULT_PACK
+# The most models one pack trains (`--pack`), and so the most seeds a pattern may have.
+MAX_PACK = 64
+
+
+def pack_models(pack: int, seeds: int) -> int:
+    """The models a pack of `pack` slots trains when each pattern has `seeds` seeds: whole patterns,
+    their seeds always together (one pattern's seeds are one pack's models), at least one pattern."""
+    return seeds * max(1, pack // seeds)
 
 
 _TEXT, _INT, _NUM = (str, type(None)), (int, type(None)), (int, float, type(None))
@@ -30,7 +38,7 @@ _STORED_TYPES = dict(budget=(str,), variant=_TEXT, trials=_INT, time_limit_s=_NU
                      data=_TEXT, resolution=_INT, gpus_per_trial=_NUM, workers=_INT, pack=_INT, address=_TEXT,
                      storage=_TEXT, name=_TEXT, runs_dir=(str,), seed=_INT, max_failures=_INT, steps=_INT,
                      batch_size=_INT, baselines=(bool, type(None)), objectives=(list, type(None)), faults=(dict,),
-                     latency=_TEXT, latency_digest=_TEXT)
+                     latency=_TEXT, latency_digest=_TEXT, seeds=_INT)
 
 
 @dataclass
@@ -58,6 +66,7 @@ class SearchConfig:
     objectives: list[str] | None = None  # names in sola_search.objectives.OBJECTIVES; None: DEFAULT_OBJECTIVES
     latency: str | None = None  # a latency table (`sola-search latency`): the latency_ms objective, ms budgets
     latency_digest: str | None = None  # its content's sha256, stored so that a resume refuses another table
+    seeds: int | None = None  # proxy trainings per pattern, seeds seed, seed + 1, …; None: 1
     # Tests only: pattern text → 'raise' | 'oom' | 'nan', injected in the worker.
     faults: dict[str, str] = field(default_factory=dict)
 
@@ -98,10 +107,14 @@ class SearchConfig:
             raise SolaError(f"--gpus-per-trial {self.gpus_per_trial}: expected a fraction in (0, 8]")
         if self.workers is not None and self.workers < 1:
             raise SolaError(f"--workers {self.workers}: expected at least 1")
-        if self.pack is not None and not 1 <= self.pack <= 64:
-            raise SolaError(f"--pack {self.pack}: expected 1 to 64 trials")
-        if self.pack and self.pack > 1 and self.gpus_per_trial and self.pack * self.gpus_per_trial > 1 + 1e-9:
-            raise SolaError(f"--pack {self.pack} x --gpus-per-trial {self.gpus_per_trial:g} is more than one GPU: "
+        if self.pack is not None and not 1 <= self.pack <= MAX_PACK:
+            raise SolaError(f"--pack {self.pack}: expected 1 to {MAX_PACK} models")
+        if self.seeds is not None and not 1 <= self.seeds <= MAX_PACK:
+            raise SolaError(f"--seeds {self.seeds}: expected 1 to {MAX_PACK} (a pattern's seeds train in one pack)")
+        models = pack_models(self.pack or 1, self.seeds or 1)
+        if models > 1 and self.gpus_per_trial and models * self.gpus_per_trial > 1 + 1e-9:
+            raise SolaError(f"--pack {self.pack or 1} x --gpus-per-trial {self.gpus_per_trial:g}"
+                            f"{f' with --seeds {self.seeds}' if (self.seeds or 1) > 1 else ''} is more than one GPU: "
                             f"a pack trains on one GPU")
         if self.max_failures is not None and self.max_failures < 1:
             raise SolaError(f"--max-failures {self.max_failures}: expected at least 1")

@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 
 from sola_search.errors import SolaError, StateError, is_oom, one_line, redact_url
 from sola_search.files import parse_json
-from sola_search.objectives import Measured, Objective, get_objectives
+from sola_search.objectives import Measured, Objective, get_objectives, over_seeds
 from sola_search.search.cluster import check_address, ray_session, worker_actor
 from sola_search.search.config import (
     DEFAULT_GPUS_PER_TRIAL,
@@ -36,6 +36,7 @@ from sola_search.search.config import (
     IDENTITY,
     SearchConfig,
     check_name,
+    pack_models,
 )
 from sola_search.search.progress import Progress, SearchStats
 from sola_search.search.rundir import RunDir
@@ -126,9 +127,18 @@ class RunPlan:
     run: RunDir
     resuming: bool
     storage: optuna.storages.BaseStorage | None  # None: the run's own study.db
-    pack: int = 1  # trials a worker trains together
+    pack: int = 1  # models a worker trains together: `patterns` patterns, each with `seeds` seeds
     workers: int = 1
     options: dict = field(default_factory=dict)  # each worker's Ray resources
+
+    @property
+    def seeds(self) -> int:
+        return self.config.seeds or 1
+
+    @property
+    def patterns(self) -> int:
+        """Trials (patterns) a worker trains together: a pack's models are their seeds."""
+        return self.pack // self.seeds
 
     @cached_property
     def latency(self) -> LatencyTable | None:
@@ -382,19 +392,23 @@ def write_trial_file(run: RunDir, study: optuna.Study, trial) -> None:
 
 def _settle_machine(plan: RunPlan, gpus: float, gpus_per_node: float, cpus: float) -> RunPlan:
     """What the machine decides, once Ray is up: the preset and trial count a run left unset, the
-    pack size, the workers and each worker's Ray resources."""
+    pack size, the workers and each worker's Ray resources. A pack's size counts models: with K
+    seeds a pack of `--pack` slots trains pack // K patterns (at least one) of K models each, and a
+    worker's GPU share is the fraction per trial times its models."""
     preset = plan.config.preset or ("default" if gpus else "quick")
     trials = plan.config.trials
     if trials is None and plan.config.time_limit_s is None:
         trials = DEFAULT_TRIALS.get(preset, 8)
     cfg = replace(plan.config, preset=preset, trials=trials)
+    seeds = cfg.seeds or 1
     if not gpus:
-        pack, n_workers = cfg.pack or 1, cfg.workers or 1
+        pack, n_workers = pack_models(cfg.pack or 1, seeds), cfg.workers or 1
         return replace(plan, config=cfg, pack=pack, workers=n_workers,
                        options=dict(num_cpus=max(1, int(cpus // n_workers))))
     frac = cfg.gpus_per_trial or DEFAULT_GPUS_PER_TRIAL
     # A pack shares one GPU: a given fraction per trial sets how many fit on it.
     pack = cfg.pack or (max(1, min(64, math.floor(1 / frac + 1e-9))) if cfg.gpus_per_trial else DEFAULT_PACK)
+    pack = pack_models(pack, seeds)
     per_worker = frac * pack if pack > 1 else frac
     if per_worker > gpus_per_node + 1e-9:  # Ray would never place a worker: the run would wait forever
         raise SolaError(f"a worker needs {per_worker:g} GPUs (--gpus-per-trial {frac:g}"
@@ -431,8 +445,8 @@ def _run(plan: RunPlan, quiet: bool) -> RunSummary:
         encoding = get_encoding(cfg.encoding, variant, budget, cfg.resolution)
         study = open_study(plan.storage, run.name, encoding.sampler(cfg.seed),
                            dict(variant=variant.name, budget=cfg.budget, resolution=cfg.resolution,
-                                preset=cfg.preset, encoding=cfg.encoding, seed=cfg.seed, proxy=proxy.to_dict(),
-                                sola_search_version=__version__), tuple(cfg.objectives))
+                                preset=cfg.preset, encoding=cfg.encoding, seed=cfg.seed, seeds=cfg.seeds,
+                                proxy=proxy.to_dict(), sola_search_version=__version__), tuple(cfg.objectives))
         retried = recover_interrupted(study)
         queued = enqueue_baselines(study, baselines(variant, budget, cfg.resolution), encoding) if cfg.baselines else []
         run.log("run_resumed" if resuming else "run_started", config=cfg.to_dict(), workers=n_workers, pack=pack,
@@ -471,7 +485,7 @@ class SearchLoop:
     space run out. Everything it knows at the start it reads from the study."""
 
     def __init__(self, plan: RunPlan, study: optuna.Study, encoding, proxy: dict, quiet: bool):
-        cfg, n_workers, pack = plan.config, plan.workers, plan.pack
+        cfg, n_workers = plan.config, plan.workers
         self.cfg, self.run_dir, self.study, self.encoding, self.proxy = cfg, plan.run, study, encoding, proxy
         self.quiet = quiet
         self.table, self.objectives = plan.table, plan.objectives
@@ -479,10 +493,10 @@ class SearchLoop:
         self.latency = plan.latency
         self.max_failures = cfg.max_failures or max(3, (cfg.trials or 12) // 4)
         trials = study.get_trials(deepcopy=False)
-        self.pack_size = pack
+        self.pack_size, self.seeds = plan.patterns, plan.seeds  # trials per pack, each trained with `seeds` seeds
         self.pack: list[tuple[optuna.Trial, object]] = []  # asked trials waiting for a worker
-        self.stats = SearchStats(target=cfg.trials, workers=n_workers * pack, deadline=None if cfg.time_limit_s is None
-                                 else time.monotonic() + cfg.time_limit_s)
+        self.stats = SearchStats(target=cfg.trials, workers=n_workers * plan.patterns,
+                                 deadline=None if cfg.time_limit_s is None else time.monotonic() + cfg.time_limit_s)
         self.stats.done = sum(is_counted(t) and t.state == TrialState.COMPLETE for t in trials)
         self.stats.failed = sum(is_counted(t) and t.state == TrialState.FAIL for t in trials)
         self.failed_before = self.stats.failed  # --max-failures counts this session's: a resume may go on
@@ -505,7 +519,7 @@ class SearchLoop:
         """A new worker warms up (data on the device, kernels loaded) before its first trial, so
         that no trial pays the process's one-off costs."""
         actor = self._actor.remote()
-        self.warming[actor.warm.remote(self.proxy, self.pack_size)] = (actor, time.monotonic())
+        self.warming[actor.warm.remote(self.proxy, self.pack_size, self.seeds)] = (actor, time.monotonic())
 
     def _warmed(self, ref) -> None:
         import ray
@@ -615,7 +629,7 @@ class SearchLoop:
         keys = [str(p) for _, p in entries]
         actor = self.idle.pop()
         faults = {k: self.cfg.faults[k] for k in keys if k in self.cfg.faults}
-        ref = actor.train.remote(keys, self.proxy, faults, PROGRESS_POLL_S)
+        ref = actor.train.remote(keys, self.proxy, faults, PROGRESS_POLL_S, self.seeds)
         self.inflight[ref] = (entries, actor, time.monotonic())
         for trial, key in zip((t for t, _ in entries), keys, strict=True):
             self.run_dir.log("trial_started", trial=trial.number, pattern=key, pack=len(entries),
@@ -653,8 +667,8 @@ class SearchLoop:
         self.stats.training.pop(ref, None)
         wall = time.monotonic() - t0
         try:
-            results = ray.get(ref)
-            outcomes = [(r, r["status"], r.get("reason", "")) for r in results]
+            results = ray.get(ref)  # per pattern, one result per seed
+            outcomes = [(runs, *_seeds_status(runs)) for runs in results]
         except Exception as e:  # the worker raised or its process died: the whole pack failed
             outcomes = [(None, *_classify(e))] * len(entries)
             if isinstance(e, ray.exceptions.RayActorError):
@@ -665,11 +679,14 @@ class SearchLoop:
         for (trial, pattern), (result, status, reason) in zip(entries, outcomes, strict=True):
             self._finish(trial, pattern, result, status, reason, wall)
 
-    def _finish(self, trial: optuna.Trial, pattern, result: dict | None, status: str, reason: str,
+    def _finish(self, trial: optuna.Trial, pattern, runs: list[dict] | None, status: str, reason: str,
                 wall: float) -> None:
+        """Tell the study one pattern's result: its seeds' runs (`runs`, one per seed), or a failure.
+        The first seed's run is the trial's `proxy_result` (the run `--seed` alone gives)."""
         key = str(pattern)
         del self.running[key]
         self.stats.trial_seconds.append(wall)
+        result = runs[0] if runs else None
         if result is not None:
             trial.set_user_attr("proxy_result", {**result, "driver_wall_s": wall})
         if status != "ok":
@@ -678,17 +695,21 @@ class SearchLoop:
             for dup in self.waiting.pop(key, []):
                 self._tell_failed(dup, key, "duplicate", f"duplicate of failed trial {trial.number}")
             return
-        measured = Measured(pattern, result, self.table, self.latency)
-        values = {o.name: o.compute(measured) for o in self.objectives}
+        values, spread = over_seeds(self.objectives, [Measured(pattern, r, self.table, self.latency) for r in runs])
+        for name, value in spread.items():
+            trial.set_user_attr(name, value)
+        if len(runs) > 1:
+            trial.set_user_attr("seeds", [r["seed"] for r in runs])
         frozen = self.study.tell(trial, list(values.values()))
         write_trial_file(self.run_dir, self.study, frozen)
         self.measured[key] = frozen
         self._refresh_front()
         self.stats.done += 1
-        self.run_dir.log("trial_finished", trial=trial.number, pattern=key, **values, wall_s=wall,
+        self.run_dir.log("trial_finished", trial=trial.number, pattern=key, **values, **spread, wall_s=wall,
                          train_s=result.get("train_s"), phases=result.get("phases"),
                          worker=result.get("worker_pid"), pack=result.get("packed", 1))
-        shown = "  ".join(o.show(v, line=True) for o, v in zip(self.objectives, values.values(), strict=True))
+        shown = "  ".join(o.show(v, line=True, se=spread.get(o.se_name))
+                          for o, v in zip(self.objectives, values.values(), strict=True))
         self.progress.note(f"trial {trial.number:>3} {key}  {shown}  {wall:.1f}s")
         for dup in self.waiting.pop(key, []):
             self._tell_duplicate(dup, frozen)
@@ -706,7 +727,8 @@ class SearchLoop:
 
     def _tell_duplicate(self, trial: optuna.Trial, source) -> None:
         trial.set_user_attr("duplicate_of", source.number)
-        for key in ("pattern", "proxy_result", "macs", "params", "softmax_layers"):
+        spread = [name for o in self.objectives if o.seeded for name in (o.se_name, o.seeds_name)]
+        for key in ("pattern", "proxy_result", "macs", "params", "softmax_layers", "seeds", *spread):
             if key in source.user_attrs:
                 trial.set_user_attr(key, source.user_attrs[key])
         self.study.tell(trial, list(source.values))
@@ -732,6 +754,17 @@ class SearchLoop:
             self.stats.front_size = int(pareto_mask(first, second).sum())
             best = int(np.argmax(first))
             self.stats.best_top1, self.stats.best_pattern = float(values[best, 0]), patterns[best]
+
+
+def _seeds_status(runs: list[dict]) -> tuple[str, str]:
+    """(status, reason) of a pattern's runs with its seeds: `ok` only when every seed's run is; else the
+    first failed seed's, named when there are several (a mean over fewer seeds would not be the
+    run's K-seed measurement)."""
+    bad = next((r for r in runs if r["status"] != "ok"), None)
+    if bad is None:
+        return "ok", ""
+    reason = bad.get("reason", "")
+    return bad["status"], (f"seed {bad.get('seed')}: {reason}" if len(runs) > 1 else reason)
 
 
 def resume_search(path: str | Path, trials: int | None = None, time_limit_s: float | None = None,
