@@ -293,13 +293,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return 0
     a, b = reports[0].objectives
     w, wb = _width(rows, "run", 20), _width(rows, "budget", 12)
-    print(f"{'run':<{w}} {'variant':<7} {'budget':<{wb}} {'done':>5} {'failed':>6} {'front':>5} {'best top-1':>10}"
+    wt = 17 if any(r.get("best_top1_se") is not None for r in rows) else 10  # room for ± se
+    print(f"{'run':<{w}} {'variant':<7} {'budget':<{wb}} {'done':>5} {'failed':>6} {'front':>5} {'best top-1':>{wt}}"
           f" {'at ' + b.short:>10} {'knee':>5} {'hypervolume':>11}")
     for r in rows:
-        best = "—" if r["best_top1"] is None else f"{100 * r['best_top1']:.2f}%"
+        best = a.show(r["best_top1"], se=r.get("best_top1_se")).removeprefix("top-1 ")
         at = b.cell(r.get(f"best_{b.key}"))
         print(f"{r['run']:<{w}} {r['variant'] or '?':<7} {r['budget'] or '?':<{wb}} {r['complete']:>5} {r['failed']:>6}"
-              f" {r['front']:>5} {best:>10} {at:>10} {'—' if r['knee'] is None else r['knee']:>5}"
+              f" {r['front']:>5} {best:>{wt}} {at:>10} {'—' if r['knee'] is None else r['knee']:>5}"
               f" {r['hypervolume']:>11.4f}")
     print(f"hypervolume ({a.short} × {b.short}) of every run at one reference "
           f"{rp.ref_text(ref, [a.name, b.name])}")
@@ -333,24 +334,35 @@ def cmd_runs(args: argparse.Namespace) -> int:
             print(f"{r['run']:<{w}} {r['state']:<{ws}} {r['error']}")
             continue
         done = f"{r['counted']}/{r['target']}" if r["target"] else str(r["counted"])
+        tied = f"; tied with {', '.join(map(str, r['best_ties']))}" if r.get("best_ties") else ""
         best = ("—" if r["best_top1"] is None else
-                f"{100 * r['best_top1']:.2f}% at {r['best_gmacs']:.3f} GMACs (trial {r['best_trial']})")
+                f"{_top1(r['best_top1'], r.get('best_top1_se'))} at {r['best_gmacs']:.3f} GMACs "
+                f"(trial {r['best_trial']}{tied})")
         print(f"{r['run']:<{w}} {r['state']:<{ws}} {r['variant'] or '?':<7} {r['budget'] or '?':<{wb}} {done:>7}"
               f" {r['failed']:>6} {r['front']:>5}  {best}")
     return 0
 
 
+def _top1(value: float | None, se: float | None = None) -> str:
+    """A top-1 in prose, `70.30%` or with seeds `70.30% ± 0.50%` (the objectives table's form)."""
+    from sola_search.objectives import OBJECTIVES
+
+    return OBJECTIVES["val_top1"].show(value, se=se).removeprefix("top-1 ")
+
+
 def cmd_export(args: argparse.Namespace) -> int:
-    from sola_search.results.export import export_pattern
+    from sola_search.results.export import export_pattern, tie_note
 
     run = _open_run(args)
     path, rec = export_pattern(run.study, args.pick, args.out, name=run.name)
     m = rec["metrics"]
-    top1 = "—" if m["val_top1"] is None else f"{100 * m['val_top1']:.2f}%"
+    top1 = _top1(m["val_top1"], m.get("val_top1_se"))
     print(f"{path}: trial {rec['provenance']['trial']} ({args.pick}) {rec['pattern']}  {rec['variant']}, "
           f"top-1 {top1}, {m['gmacs']:.3f} GMACs, {m['params'] / 1e6:.2f} M params, {rec['softmax_layers']} softmax")
     print(f"  build it: sola_search.load_backbone({str(path)!r}, num_classes=...)  or  "
           f"timm.create_model('sola_vision_{rec['variant']}', pattern={str(path)!r})")
+    if note := tie_note(run.study, rec["provenance"]["trial"]):
+        print(f"  {note}")
     return 0
 
 

@@ -12,6 +12,7 @@ import optuna
 import sqlalchemy
 from optuna.trial import TrialState, create_trial
 
+from sola_search.objectives import standard_error
 from sola_search.space import Budget, Pattern, baselines, get_variant, model_cost
 
 
@@ -26,13 +27,16 @@ def fast_sqlite(path: Path) -> optuna.storages.RDBStorage:
 
 def make_run(root: Path, name: str = "r1", *, variant: str = "micro", budget: str = "4softmax", n: int = 24,
              failed: int = 3, infeasible: int = 2, seed: int = 0, resolution: int = 224,
-             events: list[dict] | None = None, proxy: dict | None = None) -> Path:
+             events: list[dict] | None = None, proxy: dict | None = None, seeds: int = 1,
+             spread: float = 0.01) -> Path:
     """runs/<name>/ with run.json, study.db (study name = run name) and optional events.jsonl.
 
     Trials: the budget's baselines first, then `n` random feasible patterns (top-1 rising with the
     number of softmax blocks, plus noise), `infeasible` over-budget trials with a violated constraint
     and the best top-1 of all (so they would dominate if counted), `failed` OOM failures, and one
-    duplicate of trial 0 (which carries no `pattern` attribute, as the search writes it)."""
+    duplicate of trial 0 (which carries no `pattern` attribute, as the search writes it). With
+    `seeds` > 1 each completed trial's top-1 is the mean of that many seeds' values spread ± `spread`
+    around it, with their standard error, as `run --seeds` records them."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rng = np.random.default_rng(seed)
     v, b = get_variant(variant), Budget.parse(budget)
@@ -48,7 +52,7 @@ def make_run(root: Path, name: str = "r1", *, variant: str = "micro", budget: st
         study.set_metric_names(["val_top1", "gmacs"])
     for key, value in dict(sola_search_version="0.1.0", variant=variant, budget=str(b), resolution=resolution,
                            preset="quick", proxy=proxy or {"width": 0.25, "resolution": 32, "steps": 10, "seed": seed},
-                           encoding="topk", seed=seed).items():
+                           encoding="topk", seed=seed, seeds=seeds).items():
         study.set_user_attr(key, value)
 
     def attrs(p: Pattern, **extra) -> dict:
@@ -63,6 +67,10 @@ def make_run(root: Path, name: str = "r1", *, variant: str = "micro", budget: st
         if state == TrialState.COMPLETE:
             val = top1(p) if value is None else value
             a["proxy_result"] = {"val_top1": val, "val_loss": 1.5 - val, "seconds": 3.0, "seed": seed}
+            if seeds > 1:
+                each = [val + spread * (2 * i / (seeds - 1) - 1) for i in range(seeds)]
+                val = float(np.mean(each))
+                a |= dict(val_top1_seeds=each, val_top1_se=standard_error(each), seeds=list(range(seed, seed + seeds)))
             t = create_trial(state=state, values=[val, a["macs"] / 1e9], user_attrs=a,
                              constraints=constraints or {"softmax": float(p.softmax_layers - (b.max_softmax or 99))})
         else:
@@ -89,7 +97,8 @@ def make_run(root: Path, name: str = "r1", *, variant: str = "micro", budget: st
         add(p, state=TrialState.FAIL, status="oom", reason="CUDA out of memory (simulated)")
     # A duplicate answered from storage, as the search records it: the source's values, no pattern.
     first = study.trials[0]
-    a = {k: first.user_attrs[k] for k in ("proxy_result", "macs", "params", "softmax_layers")}
+    a = {k: first.user_attrs[k] for k in ("proxy_result", "macs", "params", "softmax_layers", "val_top1_se",
+                                          "val_top1_seeds", "seeds") if k in first.user_attrs}
     study.add_trial(create_trial(values=first.values, user_attrs={**a, "duplicate_of": 0},
                                  constraints=first.constraints))
     return run_dir

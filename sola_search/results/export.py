@@ -56,6 +56,17 @@ def pick_trial(study: Any, pick: str) -> int:
     raise SolaError(f"--pick {pick!r} not understood: expected {PICKS}")
 
 
+def tie_note(study: Any, number: int) -> str | None:
+    """One line when trial `number` is statistically tied with trials of the front on a seeded
+    objective (`front.ties`): the pick was made on means, which do not separate them. None in a run
+    without seeds, or with no tie."""
+    from sola_search.results.front import pareto_front, seeded, tie_phrase, ties, trials_frame
+
+    frame = trials_frame(study)
+    tied = ties(pareto_front(frame), frame[frame["number"] == number].iloc[0])
+    return f"trial {number} is {tie_phrase(tied, seeded(frame))}: the pick is made on means" if tied else None
+
+
 def export_pattern(study: Any, pick: str, out: str | os.PathLike | None = None,
                    name: str | None = None) -> tuple[Path, dict[str, Any]]:
     """Write the picked trial's pattern file to `out` (atomically); returns the path and the record.

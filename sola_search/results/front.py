@@ -52,9 +52,10 @@ def hypervolume(top1: np.ndarray, cost: np.ndarray, ref: tuple[float, float]) ->
 
 # --- the study's trials as a table -----------------------------------------------------------
 def columns(objectives: tuple[Objective, Objective]) -> list[str]:
-    """The trials frame's columns: the run's objectives after number and state."""
-    return ["number", "state", *(o.name for o in objectives), "macs", "params", "softmax_layers", "pattern",
-            "baseline", "status", "reason", "duplicate_of", "feasible"]
+    """The trials frame's columns: the run's objectives after number and state, then the standard
+    error of each seeded one (NaN in a run without seeds)."""
+    return ["number", "state", *(o.name for o in objectives), *(o.se_name for o in objectives if o.seeded), "macs",
+            "params", "softmax_layers", "pattern", "baseline", "status", "reason", "duplicate_of", "feasible"]
 
 
 def frame_objectives(frame: pd.DataFrame) -> tuple[Objective, Objective]:
@@ -95,8 +96,9 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         ok = done and all(c <= 0 for c in t.constraints.values()) and a.get("feasible", True) is not False
         ok = ok and _within_budget(budget, dict(softmax_layers=softmax, macs=macs if macs is not None else gmacs * 1e9,
                                                 params=a.get("params", np.nan)))
+        spread = {o.se_name: _or_nan(_number(a.get(o.se_name))) for o in objectives if o.seeded}
         rows.append(dict(
-            number=t.number, state=t.state.name, **values,
+            number=t.number, state=t.state.name, **values, **spread,
             macs=macs if macs is not None else (round(gmacs * 1e9) if gmacs == gmacs else None),
             params=a.get("params"), softmax_layers=softmax, pattern=a.get("pattern"), baseline=a.get("baseline"),
             status=a.get("status", "ok" if done else None), reason=a.get("reason"),
@@ -115,6 +117,41 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
 
 def _or_nan(value: float | None) -> float:
     return np.nan if value is None else value
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def seeded(frame: pd.DataFrame) -> list[Objective]:
+    """The objectives a frame's trials were measured on with several seeds (a standard error is
+    known): what `run --seeds K` adds a `± se` to. Empty for a run without seeds."""
+    return [o for o in frame_objectives(frame) if o.seeded and o.se_name in frame and frame[o.se_name].notna().any()]
+
+
+# Two values are tied when their intervals mean ± TIE_SE standard errors overlap.
+TIE_SE = 2.0
+
+
+def ties(front: pd.DataFrame, chosen: pd.Series) -> list[int]:
+    """The front's trials statistically tied with `chosen` (a trial's row) on a seeded objective:
+    their intervals mean ± TIE_SE·se overlap, so the means that ranked them do not separate them.
+    Empty without seeds. The knee and `best` are chosen on means; this names what they are tied with."""
+    tied = np.zeros(len(front), bool)
+    for o in seeded(front):
+        se0 = chosen.get(o.se_name)
+        if se0 is None or se0 != se0:
+            continue
+        m, se = front[o.name].to_numpy(float), front[o.se_name].to_numpy(float)
+        tied |= np.abs(m - float(chosen[o.name])) <= TIE_SE * (se + float(se0))  # NaN se: never tied
+    return sorted(int(n) for n in front["number"][tied] if int(n) != int(chosen["number"]))
+
+
+def tie_phrase(tied: list[int], objectives: list[Objective]) -> str:
+    """How a report or an export names ties: `statistically tied on top-1 with trials 3, 7 of the
+    front (mean ± 2 se overlap)`."""
+    return (f"statistically tied on {', '.join(o.short for o in objectives)} with trial{'s' if len(tied) > 1 else ''} "
+            f"{', '.join(map(str, tied))} of the front (mean ± {TIE_SE:g} se overlap)")
 
 
 def oriented(frame: pd.DataFrame, objectives: tuple[Objective, Objective]) -> tuple[np.ndarray, np.ndarray]:

@@ -20,12 +20,16 @@ import pandas as pd
 from sola_search.errors import SolaError
 from sola_search.objectives import DEFAULT_OBJECTIVES, Objective, get_objectives
 from sola_search.results.front import (
+    TIE_SE,
     best_first,
     frame_objectives,
     front_hypervolume,
     knee,
     pareto_front,
     reference_point,
+    seeded,
+    tie_phrase,
+    ties,
     trials_frame,
 )
 from sola_search.results.runs import Run, run_state
@@ -50,6 +54,23 @@ class FrontReport:
     @property
     def objectives(self) -> tuple[Objective, Objective]:
         return frame_objectives(self.frame)
+
+    @property
+    def seeded(self) -> list[Objective]:
+        """The objectives measured with several seeds (`run --seeds K`): shown with `± se`."""
+        return seeded(self.frame)
+
+    def se(self, objective: Objective, row: Any) -> float | None:
+        """A row's standard error of `objective` (None: the run has no seeds, or the row no value)."""
+        if objective not in self.seeded:
+            return None
+        value = row[objective.se_name] if isinstance(row, dict) else getattr(row, objective.se_name)
+        return _num(value)
+
+    def ties(self, number: int | None) -> list[int]:
+        """The front's trials statistically tied with trial `number` (`front.ties`)."""
+        rows = self.frame[self.frame["number"] == number]
+        return [] if number is None or rows.empty else ties(self.front, rows.iloc[0])
 
     @property
     def counts(self) -> dict[str, int]:
@@ -124,9 +145,14 @@ def rows(report: FrontReport, all_trials: bool = False) -> list[dict[str, Any]]:
     by, ascending = best_first(report.objectives, ["number"], cost_first=True)
     data = data.sort_values(by, ascending=ascending, na_position="last")
     out = []
+    spread = report.seeded
     for r in data.itertuples(index=False):
-        row = dict(trial=int(r.number), pattern=r.pattern if isinstance(r.pattern, str) else None,
-                   **{o.name: _num(getattr(r, o.name)) for o in report.objectives},
+        values = {}
+        for o in report.objectives:
+            values[o.name] = _num(getattr(r, o.name))
+            if o in spread:
+                values[o.se_name] = _num(getattr(r, o.se_name))
+        row = dict(trial=int(r.number), pattern=r.pattern if isinstance(r.pattern, str) else None, **values,
                    macs=_num(r.macs), params=_num(r.params), softmax_layers=_num(r.softmax_layers),
                    baseline=r.baseline if isinstance(r.baseline, str) else None, knee=int(r.number) == report.knee,
                    duplicate_of=_num(r.duplicate_of))
@@ -175,13 +201,22 @@ def summary_lines(report: FrontReport) -> list[str]:
              f"front: {c['front']} of {c['complete']} completed trials ({c['infeasible']} infeasible, "
              f"{c['failed']} failed, {c['running']} running)"
              + (f"; {c['pruned']} proposals outside the budget skipped" if c["pruned"] else "")]
+    for o in report.seeded:
+        k = report.run.study.user_attrs.get("seeds")
+        lines.append(f"{o.short}: the mean of {k if isinstance(k, int) else 'several'} seeds ± its standard error; "
+                     f"trials whose mean ± {TIE_SE:g} se overlap are tied")
     if report.knee is not None:
         lines.append(f"knee: trial {report.knee} (farthest above the chord from cheapest to most accurate, "
-                     "normalized)")
+                     "normalized)" + tie_text(report.ties(report.knee), report))
     a, b = report.objectives
     lines.append(f"hypervolume {report.hypervolume:.4f} ({a.short} × {b.short}) at reference "
                  f"{ref_text(report.ref, _names(report))}")
     return lines
+
+
+def tie_text(tied: list[int], report: FrontReport) -> str:
+    """`; statistically tied on top-1 with trials 3, 7 …` (nothing when no trial is tied)."""
+    return f"; {tie_phrase(tied, report.seeded)}" if tied else ""
 
 
 def _console() -> Any:
@@ -208,7 +243,9 @@ def render_table(report: FrontReport, all_trials: bool = False, console: Any = N
     # Numbers and patterns keep their width; on a narrow terminal the notes (a failure's reason can be
     # long) wrap instead.
     a, b = report.objectives
-    for name, just in (("trial", "right"), (a.column, "right"), (b.column, "right"), ("params M", "right"),
+    spread = report.seeded
+    heads = [f"{o.column} ± se" if o in spread else o.column for o in (a, b)]
+    for name, just in (("trial", "right"), (heads[0], "right"), (heads[1], "right"), ("params M", "right"),
                        ("softmax", "right"), ("pattern", "left")):
         table.add_column(name, justify=just, no_wrap=True)
     table.add_column("", justify="left", overflow="fold")
@@ -227,7 +264,7 @@ def render_table(report: FrontReport, all_trials: bool = False, console: Any = N
             notes.append(r["state"].lower() + (f": {r['reason']}" if r["reason"] else ""))
         elif all_trials and not r["feasible"]:
             notes.append("infeasible")
-        table.add_row(str(r["trial"]), a.cell(r[a.name]), b.cell(r[b.name]),
+        table.add_row(str(r["trial"]), a.cell(r[a.name], r.get(a.se_name)), b.cell(r[b.name], r.get(b.se_name)),
                       "—" if r["params"] is None else f"{r['params'] / 1e6:.2f}",
                       "—" if r["softmax_layers"] is None else str(r["softmax_layers"]),
                       draw_pattern(r["pattern"]), ", ".join(notes))
@@ -275,6 +312,7 @@ class Layer:
     x: list[float]  # the second objective (cost)
     y: list[float]  # the first objective (top-1), as a table shows it (× its scale); none for a rug
     hover: list[str]
+    err: list[float] | None  # a run with seeds: each point's error bar, ± TIE_SE se (× the scale); else None
     run: int  # which run: its colour
     single: bool  # one run drawn: failed ticks in red, infeasible trials and baselines shown
     index: int = 0  # a baseline's marker
@@ -298,12 +336,12 @@ def failed_label(objectives: Sequence[Objective]) -> str:
 FAILED_LABEL = failed_label(get_objectives())
 
 
-def _hover(df: pd.DataFrame, name: str, objectives: Sequence[Objective]) -> list[str]:
-    a, b = objectives
+def _hover(df: pd.DataFrame, name: str, report: FrontReport) -> list[str]:
+    a, b = report.objectives
     out = []
     for r in df.itertuples():
-        text = (f"{name} trial {r.number}<br>{r.pattern}<br>{a.show(getattr(r, a.name))}, "
-                f"{b.show(getattr(r, b.name))}")
+        text = (f"{name} trial {r.number}<br>{r.pattern}<br>{a.show(getattr(r, a.name), se=report.se(a, r))}, "
+                f"{b.show(getattr(r, b.name), se=report.se(b, r))}")
         if isinstance(r.baseline, str):
             text += f"<br>baseline {r.baseline}"
         if isinstance(r.reason, str):
@@ -326,8 +364,9 @@ def _run_layers(r: FrontReport, i: int, single: bool) -> list[Layer]:
     g = _groups(r)
 
     def layer(kind: str, label: str, df: pd.DataFrame, index: int = 0) -> Layer:
+        err = (TIE_SE * a.scale * df[a.se_name]).fillna(0.0).tolist() if a in r.seeded else None
         return Layer(kind, label, df[b.name].tolist(), (a.scale * df[a.name]).tolist(),
-                     _hover(df, r.run.name, r.objectives), i, single, index)
+                     _hover(df, r.run.name, r), err, i, single, index)
 
     out = [layer("completed", f"{prefix}completed", g["feasible"])]
     if single and len(g["infeasible"]):
@@ -380,6 +419,12 @@ def _title(reports: Sequence[FrontReport]) -> str:
     return "fronts at reference " + ref_text(reports[0].ref, names)
 
 
+def _axis(reports: Sequence[FrontReport]) -> str:
+    """The first objective's axis label; with seeds, what its error bars are."""
+    a = reports[0].objectives[0]
+    return f"{a.axis}, mean ± {TIE_SE:g} se over seeds" if any(a in r.seeded for r in reports) else a.axis
+
+
 def _plot_static(reports: list[FrontReport], path: Path) -> None:
     import matplotlib
 
@@ -392,6 +437,9 @@ def _plot_static(reports: list[FrontReport], path: Path) -> None:
             color, single = f"C{layer.run}", layer.single
             if layer.kind == "completed":
                 ax.scatter(layer.x, layer.y, s=18, color=color, alpha=0.45 if single else 0.25, label=layer.label)
+                if layer.err is not None and layer.x:
+                    ax.errorbar(layer.x, layer.y, yerr=layer.err, fmt="none", ecolor=color, elinewidth=0.8,
+                                capsize=2, alpha=0.6 if single else 0.35)
             elif layer.kind == "infeasible":
                 ax.scatter(layer.x, layer.y, s=22, facecolors="none", edgecolors="grey", label=layer.label)
             elif layer.kind == "failed":  # a rug on the x axis: x in data, y in axes coordinates
@@ -409,7 +457,7 @@ def _plot_static(reports: list[FrontReport], path: Path) -> None:
                            facecolors="none", edgecolors="black", linewidths=1, zorder=5, label=layer.label)
         a, b = reports[0].objectives
         ax.set_xlabel(b.axis)
-        ax.set_ylabel(a.axis)
+        ax.set_ylabel(_axis(reports))
         ax.set_title(_title(reports), fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)  # beside the points
@@ -429,7 +477,9 @@ def _plot_html(reports: list[FrontReport], path: Path) -> None:
         if layer.kind in ("completed", "infeasible") and layer.x:
             marker = (dict(color=color, opacity=0.5 if single else 0.3, size=7) if layer.kind == "completed"
                       else dict(color="grey", symbol="circle-open", size=8))
-            fig.add_trace(go.Scatter(x=layer.x, y=layer.y, mode="markers", marker=marker, **common))
+            bars = (dict(error_y=dict(type="data", array=layer.err, visible=True, thickness=1, width=3, color=color))
+                    if layer.kind == "completed" and layer.err is not None else {})
+            fig.add_trace(go.Scatter(x=layer.x, y=layer.y, mode="markers", marker=marker, **bars, **common))
         elif layer.kind == "failed":  # a rug on the x axis (y2 spans the plot, 0 to 1): no invented top-1
             fig.add_trace(go.Scatter(x=layer.x, y=[0.015] * len(layer.x), yaxis="y2", mode="markers", **common,
                                      marker=dict(color="red" if single else color, symbol="line-ns-open", size=14,
@@ -445,7 +495,7 @@ def _plot_html(reports: list[FrontReport], path: Path) -> None:
                                      marker=dict(symbol=BASELINE_SYMBOLS[layer.index % len(BASELINE_SYMBOLS)],
                                                  size=11, color="black", line=dict(width=1))))
     a, b = reports[0].objectives
-    fig.update_layout(title=_title(reports), xaxis_title=b.axis, yaxis_title=a.axis,
+    fig.update_layout(title=_title(reports), xaxis_title=b.axis, yaxis_title=_axis(reports),
                       yaxis2=dict(overlaying="y", range=[0, 1], visible=False, fixedrange=True),
                       template="plotly_white")
     fig.write_html(path, include_plotlyjs=True, full_html=True)
@@ -453,11 +503,20 @@ def _plot_html(reports: list[FrontReport], path: Path) -> None:
 
 # --- several runs ------------------------------------------------------------------------------
 def _best(report: FrontReport) -> dict[str, Any]:
-    """The front's best trial by the first objective (ties to the better second): best_<key> of each."""
+    """The front's best trial by the first objective's mean (ties to the better second): best_<key>
+    of each; in a run with seeds also best_<key>_se and the front's trials statistically tied with it
+    (`best_ties`)."""
     by, ascending = best_first(report.objectives)
     best = report.front.sort_values(by, ascending=ascending).head(1)
-    return {f"best_{o.key}": _num(best[o.name].iloc[0]) if len(best) else None for o in report.objectives} | dict(
-        best_trial=int(best["number"].iloc[0]) if len(best) else None)
+    out = {}
+    for o in report.objectives:
+        out[f"best_{o.key}"] = _num(best[o.name].iloc[0]) if len(best) else None
+        if o in report.seeded:
+            out[f"best_{o.key}_se"] = _num(best[o.se_name].iloc[0]) if len(best) else None
+    out["best_trial"] = int(best["number"].iloc[0]) if len(best) else None
+    if report.seeded:
+        out["best_ties"] = report.ties(out["best_trial"])
+    return out
 
 
 def compare_rows(reports: Sequence[FrontReport]) -> list[dict[str, Any]]:
@@ -466,11 +525,13 @@ def compare_rows(reports: Sequence[FrontReport]) -> list[dict[str, Any]]:
     for r in reports:
         a, c, best = r.run.study.user_attrs, r.counts, _best(r)
         best.pop("best_trial")
+        best.pop("best_ties", None)
         out.append(dict(run=r.run.name, variant=a.get("variant"), budget=a.get("budget"),
                         resolution=a.get("resolution"), complete=c["complete"], failed=c["failed"], front=c["front"],
                         **best, knee=r.knee, hypervolume=r.hypervolume,
                         **{f"ref_{o.key}": v for o, v in zip(r.objectives, r.ref, strict=True)}))
-    return out
+    keys = dict.fromkeys(k for row in out for k in row)  # a run without seeds: None where another has an se
+    return [{k: row.get(k) for k in keys} for row in out]
 
 
 # Proxy settings that change how a run executes, not what its top-1 measures.
