@@ -141,7 +141,7 @@ def cmd_latency(args: argparse.Namespace) -> int:
     dtype = args.dtype or ("bf16" if device == "cuda" else "fp32")
     budget = Budget.parse(args.budget) if args.budget else None
     check_options(device, dtype, args.batch)
-    out = Path(args.out or f"latency-{v.name}-{args.resolution}px-{device}.json")
+    out = Path(args.out or f"latency-{v.name}-{args.resolution}px-b{args.batch}-{dtype}-{device}.json")
     refuse_overwrite(out)  # before minutes of measuring, not after
     with _progress(f"timing {v.name} at {args.resolution}px, batch {args.batch}, {dtype} on {device}") as progress:
         table = measure_latency(v, args.resolution, args.batch, device, dtype, warmup=args.warmup, reps=args.reps,
@@ -277,7 +277,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     runs = [open_run(r) for r in args.runs]
     reports = [rp.front_report(r) for r in runs]
-    ref = rp.parse_ref(args.ref) or rp.common_reference(reports)
+    rp.check_comparable(reports)
+    ref = rp.parse_ref(args.ref, [o.name for o in reports[0].objectives]) or rp.common_reference(reports)
     reports = [rp.front_report(r, ref) for r in runs]
     if differ := rp.proxy_differences(reports):
         print(f"warning: these runs differ in {'; '.join(differ)}: their top-1 values are not comparable",
@@ -466,7 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive_int, help="torch's CPU threads while measuring (default: torch's)")
     p.add_argument("--eager", action="store_true",
                    help="on a GPU, time eager calls (kernel launches included) instead of CUDA-graph replays")
-    p.add_argument("--out", help="the table's JSON file (default latency-VARIANT-Rpx-DEVICE.json)")
+    p.add_argument("--out", help="the table's JSON file (default latency-VARIANT-Rpx-bBATCH-DTYPE-DEVICE.json: "
+                   "tables of other settings do not replace each other)")
     p.set_defaults(func=cmd_latency)
 
     p = command("proxy", "train one pattern's proxy and print its validation top-1 and speed")

@@ -75,13 +75,23 @@ def front_report(run: Run, ref: tuple[float, float] | None = None) -> FrontRepor
     return FrontReport(run, frame, front, None if k is None else int(k["number"]), ref, front_hypervolume(front, ref))
 
 
-def common_reference(reports: Sequence[FrontReport]) -> tuple[float, float]:
-    """One reference point for comparing runs of the same objectives: each objective's worst
-    reference (the lowest top-1 reference and the largest cost one)."""
+def check_comparable(reports: Sequence[FrontReport]) -> None:
+    """Fronts compare only on one pair of axes: the same objectives and, for latency, milliseconds
+    from the same table (another machine's or resolution's table prices the same pattern otherwise)."""
     objectives = {tuple(o.name for o in r.objectives) for r in reports}
     if len(objectives) > 1:
         raise SolaError(f"these runs optimise different objectives ({'; '.join(', '.join(o) for o in objectives)}): "
                         "their fronts do not compare")
+    tables = {r.run.config.get("latency_digest") for r in reports if "latency_ms" in next(iter(objectives))}
+    if len(tables) > 1:
+        names = "; ".join(str(r.run.config.get("latency")) for r in reports)
+        raise SolaError(f"these runs' latencies come from different tables ({names}): their fronts do not compare")
+
+
+def common_reference(reports: Sequence[FrontReport]) -> tuple[float, float]:
+    """One reference point for comparing runs of the same objectives: each objective's worst
+    reference (the lowest top-1 reference and the largest cost one)."""
+    check_comparable(reports)
     refs = [reference_point(r.run.study, r.frame) for r in reports]
     worst = [min if o.maximize else max for o in reports[0].objectives]
     return worst[0](r[0] for r in refs), worst[1](r[1] for r in refs)
