@@ -15,6 +15,10 @@ from sola_search.space.variants import get_variant
 # Options earlier versions had, each with the value whose behaviour is now the only one: a config
 # stored then (a study's `proxy` attribute, a bench record) holds them.
 RETIRED: dict[str, Any] = {"build_on_device": False, "task": "classify"}
+# Values earlier versions stored for an option that now takes others: `compile` was a bool (True compiled
+# the whole model and ran it without CUDA graphs; compiling each block, then capturing, replaced it).
+RENAMED_VALUES: dict[str, dict[Any, Any]] = {"compile": {False: "off", True: "blocks"}}
+COMPILE_MODES = ("off", "blocks")
 
 
 def is_retired(key: str, value: Any) -> bool:
@@ -53,7 +57,8 @@ class ProxyConfig:
     channels_last: bool = True
     amp: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
     cuda_graphs: bool = True  # capture the whole training step as a CUDA graph (launch-bound small models)
-    compile: bool = False  # torch.compile instead of CUDA graphs; compile time rarely pays back
+    compile: str = "off"  # off | blocks: on a GPU each backbone block is torch.compile'd (static shapes, once per
+    #   process and shape, inductor's caches on the machine's disk) before the step is captured; the CPU runs eager
 
     def __post_init__(self) -> None:
         def bad(name: str, expected: str) -> SolaError:
@@ -78,6 +83,8 @@ class ProxyConfig:
             raise bad("val_fraction", "a number in (0, 1)")
         if self.max_train is not None and self.max_train < 1:
             raise bad("max_train", "a whole number >= 1 or None")
+        if self.compile not in COMPILE_MODES:
+            raise bad("compile", " or ".join(COMPILE_MODES))
         if self.amp not in ("auto", "bf16", "fp32"):
             raise bad("amp", "auto, bf16 or fp32")
         if not (self.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", self.device)):
@@ -92,8 +99,9 @@ class ProxyConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ProxyConfig:
         """The inverse of `to_dict`; unknown keys are an error that names them. A retired option at
-        the value that is now the only behaviour (`RETIRED`) is dropped, so stored configs still read."""
-        d = {k: v for k, v in d.items() if not is_retired(k, v)}
+        the value that is now the only behaviour (`RETIRED`) is dropped, and an old value of a changed
+        option is read as its new name (`RENAMED_VALUES`), so stored configs still read."""
+        d = {k: _renamed(k, v) for k, v in d.items() if not is_retired(k, v)}
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
@@ -103,6 +111,12 @@ class ProxyConfig:
 
     def replace(self, **overrides: Any) -> ProxyConfig:
         return _replace(self, overrides)
+
+
+def _renamed(key: str, value: Any) -> Any:
+    """A stored value in its current form (`RENAMED_VALUES`); others as they are."""
+    old = RENAMED_VALUES.get(key, {})
+    return old[value] if isinstance(value, bool) and value in old else value
 
 
 def _replace(cfg: ProxyConfig, overrides: dict[str, Any]) -> ProxyConfig:
