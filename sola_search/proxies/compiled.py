@@ -51,15 +51,16 @@ def _prepare() -> None:
                                                             RECOMPILE_LIMIT)
 
 
-def compile_blocks(model: torch.nn.Module) -> torch.nn.Module:
+def compile_blocks(model: torch.nn.Module, backend: str = "inductor") -> torch.nn.Module:
     """Mark `model`'s blocks for compilation (static shapes); idempotent. Compilation itself happens
-    at a block's first call with a new shape or mixer, which must come before a CUDA-graph capture."""
+    at a block's first call with a new shape or mixer, which must come before a CUDA-graph capture.
+    (`backend="eager"` traces without generating code: what the CPU tests count graphs with.)"""
     if getattr(model, "blocks_compiled", False):
         return model
     _prepare()
     for m in model.modules():
         if isinstance(m, COMPILED):
-            m.compile(dynamic=False)
+            m.compile(dynamic=False, backend=backend)
     model.blocks_compiled = True
     return model
 
