@@ -57,8 +57,9 @@ class ProxyConfig:
     channels_last: bool = True
     amp: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
     cuda_graphs: bool = True  # capture the whole training step as a CUDA graph (launch-bound small models)
-    compile: str = "off"  # off | blocks: on a GPU each backbone block is torch.compile'd (static shapes, once per
-    #   process and shape, inductor's caches on the machine's disk) before the step is captured; the CPU runs eager
+    compile: str = "blocks"  # off | blocks: on a GPU each backbone block is torch.compile'd (static shapes, once
+    #   per process and shape, inductor's caches on the machine's disk) before the step is captured: 1.67x the trials
+    #   per hour of a `run` (docs/performance.md); the CPU runs eager either way
 
     def __post_init__(self) -> None:
         def bad(name: str, expected: str) -> SolaError:
@@ -131,11 +132,12 @@ def _replace(cfg: ProxyConfig, overrides: dict[str, Any]) -> ProxyConfig:
 # quick: CPU. small at width 0.25 and 32 px, 100 steps x 128: ~50 s a run on one busy core, ~70% val
 #   top-1 (150 steps: 78 s, 73%). micro: ~15 s.
 # default: GPU. small at width 0.5 and 64 px (every stage keeps >= 2x2 tokens, so stage 4's choice
-#   still matters): 300 steps x 256 (~1.4 epochs of Fashion-MNIST; ~6 s alone on an H200).
+#   still matters): 300 steps x 256 (~1.4 epochs of Fashion-MNIST; ~6 s alone on an H200). Compiled blocks:
+#   a machine's first worker compiles for ~2 minutes, later ones read inductor's cache (docs/performance.md).
 # long: default's proxy trained 10x longer — the reference the fidelity benchmark ranks against.
 PRESETS: dict[str, ProxyConfig] = {
     "quick": ProxyConfig(width=0.25, resolution=32, steps=100, batch_size=128, warmup_steps=10,
-                         val_fraction=0.05, cuda_graphs=False),
+                         val_fraction=0.05, cuda_graphs=False, compile="off"),
     "default": ProxyConfig(),
     "long": ProxyConfig(steps=3000, warmup_steps=300),
 }
