@@ -36,6 +36,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 from sola_search.proxies import load_proxy_data
+from sola_search.proxies.compiled import compile_blocks, graphs_compiled
 from sola_search.space import build_backbone, resolve_pattern
 
 FAMILIES = ["linear matmuls", "MALA fp32 matmuls", "softmax attention (SDPA)", "depthwise conv",
@@ -206,8 +207,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=50, help="steps timed (default 50)")
     ap.add_argument("--profile-steps", type=int, default=5, help="steps under torch.profiler (default 5)")
     ap.add_argument("--top", type=int, default=15, help="how many of the costliest ops to print (default 15)")
-    ap.add_argument("--compile", choices=["model", "blocks"], help="lever: torch.compile the model, or each block "
-                    "(then captured as a CUDA graph like the plain step)")
+    ap.add_argument("--compile", choices=["model", "blocks", "blocks-only"], help="lever: torch.compile the model, or "
+                    "each block as train_proxy's compile=blocks does (backbone blocks, stem and downsampling), or the "
+                    "backbone blocks only; then captured as a CUDA graph like the plain step")
     ap.add_argument("--ln", choices=["native", "split", "triton"], default="native",
                     help="lever: LayerNorm as is, without affine followed by `* weight + bias`, or "
                     "bench/triton_layernorm.py")
@@ -232,19 +234,21 @@ def main() -> None:
         for m in model.modules():
             if isinstance(m, torch.nn.LayerNorm):
                 m.forward = lambda x, m=m: F.layer_norm(x, m.normalized_shape, None, None, m.eps) * m.weight + m.bias
-    if args.ln == "triton":
-        from triton_layernorm import use_in
-
-        use_in(model)
     compile_s = None
     if args.compile:
         t0 = time.perf_counter()
         if args.compile == "model":
             model.compile(dynamic=False)
+        elif args.compile == "blocks":
+            compile_blocks(model)
         else:
             for m in model.modules():
                 if type(m).__name__ == "Block":
                     m.compile(dynamic=False)
+    if args.ln == "triton":  # the norms outside compiled modules (with --compile blocks-only: stem, downsampling, head)
+        from triton_layernorm import use_in
+
+        print(f"Triton LayerNorm in {use_in(model, skip_compiled=True)} norms", flush=True)
     step = make_step(model, cfg, dev)
     gen = torch.Generator(device=dev)
     gen.manual_seed(cfg.seed)
@@ -262,6 +266,7 @@ def main() -> None:
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         rec["compile_warm_s"] = compile_s = time.perf_counter() - t0
+        rec["graphs_compiled"] = graphs_compiled()
     rec["data_s"] = timed(lambda: data.normalize(next(batches)[0], cfg.channels_last), n, dev)
     rec["eager_s"] = timed(lambda: step(x, yb), n, dev)
     if dev.type == "cuda":

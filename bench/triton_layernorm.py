@@ -103,11 +103,14 @@ def reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: fl
     return F.layer_norm(x.float(), (x.shape[-1],), weight.float(), bias.float(), eps)
 
 
-def use_in(model: torch.nn.Module) -> int:
-    """Make every nn.LayerNorm of `model` use `layer_norm`; returns how many."""
+def use_in(model: torch.nn.Module, skip_compiled: bool = False) -> int:
+    """Make every nn.LayerNorm of `model` use `layer_norm` (with `skip_compiled`, those outside modules
+    marked for torch.compile only); returns how many."""
+    inside = {id(n) for m in model.modules() if skip_compiled and getattr(m, "_compiled_call_impl", None)
+              for n in m.modules()}
     count = 0
     for m in model.modules():
-        if isinstance(m, torch.nn.LayerNorm):
+        if isinstance(m, torch.nn.LayerNorm) and id(m) not in inside:
             m.forward = lambda x, m=m: layer_norm(x, m.weight, m.bias, m.eps)
             count += 1
     return count

@@ -141,7 +141,7 @@ def cmd_latency(args: argparse.Namespace) -> int:
     dtype = args.dtype or ("bf16" if device == "cuda" else "fp32")
     budget = Budget.parse(args.budget) if args.budget else None
     check_options(device, dtype, args.batch)
-    out = Path(args.out or f"latency-{v.name}-{args.resolution}px-{device}.json")
+    out = Path(args.out or f"latency-{v.name}-{args.resolution}px-b{args.batch}-{dtype}-{device}.json")
     refuse_overwrite(out)  # before minutes of measuring, not after
     with _progress(f"timing {v.name} at {args.resolution}px, batch {args.batch}, {dtype} on {device}") as progress:
         table = measure_latency(v, args.resolution, args.batch, device, dtype, warmup=args.warmup, reps=args.reps,
@@ -204,6 +204,10 @@ class _progress:
         self.bar.__exit__(*exc)
 
 
+_COMPILE_HELP = ("on a GPU, torch.compile each backbone block before the step's CUDA graph is captured: off or "
+                 "blocks (default: the preset's; the CPU never compiles)")
+
+
 # --- proxies ----------------------------------------------------------------------------------
 def cmd_proxy(args: argparse.Namespace) -> int:
     from sola_search.proxies import check_fit, get_preset, train_proxy
@@ -216,7 +220,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
         preset = "default" if torch.cuda.is_available() and args.device != "cpu" else "quick"
     cfg = get_preset(preset, variant=args.variant or pattern_file_defaults(args.pattern).get("variant"), data=args.data,
                      seed=args.seed, steps=args.steps, batch_size=args.batch_size, device=args.device,
-                     test=args.test or None)
+                     test=args.test or None, compile=args.compile)
     pattern = resolve_pattern(args.pattern, cfg.variant)
     for note in check_fit(cfg):
         print(f"warning: {note}", file=sys.stderr)
@@ -277,7 +281,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     runs = [open_run(r) for r in args.runs]
     reports = [rp.front_report(r) for r in runs]
-    ref = rp.parse_ref(args.ref) or rp.common_reference(reports)
+    rp.check_comparable(reports)
+    ref = rp.parse_ref(args.ref, [o.name for o in reports[0].objectives]) or rp.common_reference(reports)
     reports = [rp.front_report(r, ref) for r in runs]
     if differ := rp.proxy_differences(reports):
         print(f"warning: these runs differ in {'; '.join(differ)}: their top-1 values are not comparable",
@@ -413,7 +418,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         workers=args.workers, pack=args.pack, address=args.address, storage=args.storage, name=args.name,
         runs_dir=args.runs_dir, seed=args.seed, seeds=args.seeds, max_failures=args.max_failures, steps=args.steps,
         batch_size=args.batch_size, baselines=False if args.no_baselines else None, latency=args.latency,
-        objectives=None if args.objective is None else ["val_top1", COST_OBJECTIVES[args.objective]]).named()
+        objectives=None if args.objective is None else ["val_top1", COST_OBJECTIVES[args.objective]],
+        compile=args.compile).named()
     return _search(lambda: run_search(cfg, quiet=args.quiet), lambda: f"{cfg.runs_dir}/{cfg.name}")
 
 
@@ -478,7 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive_int, help="torch's CPU threads while measuring (default: torch's)")
     p.add_argument("--eager", action="store_true",
                    help="on a GPU, time eager calls (kernel launches included) instead of CUDA-graph replays")
-    p.add_argument("--out", help="the table's JSON file (default latency-VARIANT-Rpx-DEVICE.json)")
+    p.add_argument("--out", help="the table's JSON file (default latency-VARIANT-Rpx-bBATCH-DTYPE-DEVICE.json: "
+                   "tables of other settings do not replace each other)")
     p.set_defaults(func=cmd_latency)
 
     p = command("proxy", "train one pattern's proxy and print its validation top-1 and speed")
@@ -493,6 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--test", action="store_true", help="also report top-1 on the test split")
     p.add_argument("--json", action="store_true", help="print one JSON object (the result and its config)")
+    p.add_argument("--compile", help=_COMPILE_HELP)
     p.set_defaults(func=cmd_proxy)
 
     p = command("run", "search for the best softmax placements under a budget")
@@ -512,6 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "recall[:pairs=LO-HI,...]")
     p.add_argument("--steps", type=int, help="proxy training steps (default: the preset's)")
     p.add_argument("--batch-size", type=_positive_int, help="proxy training batch size (default: the preset's)")
+    p.add_argument("--compile", help=_COMPILE_HELP)
     p.add_argument("--resolution", type=_resolution, help="resolution the cost is counted at (default 224)")
     p.add_argument("--gpus-per-trial", type=float, help="GPU fraction per trial; a worker takes this times "
                    "--pack (default 1/8: a pack of 8 per GPU)")

@@ -75,7 +75,7 @@ def test_ms_terms_parse_and_need_a_table():
         Budget.parse("0ms")
 
 
-def test_run_with_latency_as_objective_and_budget(tmp_path, npz_data, table_path, capsys):
+def test_run_with_latency_as_objective_and_budget(tmp_path, npz_data, table_path, capsys, shared_ray):
     table = LatencyTable.load(table_path)
     budget = f"3softmax,{round(_limit(table, 0.8), 3)}ms"
     runs = tmp_path / "runs"

@@ -192,3 +192,23 @@ def test_a_trials_progress_line_keeps_its_form():
     assert f"{top1.show(0.703, line=True)}  {gmacs.show(4.80412, line=True)}" == "top-1 0.7030  4.804 GMACs"
     assert top1.show(0.703) == "top-1 70.30%"
     assert top1.show(float("nan"), line=True) == "top-1 —"
+
+
+def test_fronts_compare_only_on_one_pair_of_axes(tmp_path):
+    """compare refuses runs of other objectives, or latencies priced by other tables, --ref or not."""
+    from sola_search.results.report import check_comparable
+
+    def report(name, objectives, **config):
+        d = tmp_path / name
+        d.mkdir()
+        return front_report(Run(_measured_study(d, objectives, n=3), name, d, config))
+
+    gmacs = report("g", DEFAULT_OBJECTIVES)
+    lat_a = report("a", ("val_top1", "latency_ms"), latency="a.json", latency_digest="aa")
+    lat_a2 = report("a2", ("val_top1", "latency_ms"), latency="a.json", latency_digest="aa")
+    lat_b = report("b", ("val_top1", "latency_ms"), latency="b.json", latency_digest="bb")
+    check_comparable([lat_a, lat_a2])
+    with pytest.raises(SolaError, match="different objectives"):
+        check_comparable([gmacs, lat_a])
+    with pytest.raises(SolaError, match=r"different tables \(a.json; b.json\)"):
+        check_comparable([lat_a, lat_b])

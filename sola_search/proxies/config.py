@@ -15,6 +15,10 @@ from sola_search.space.variants import get_variant
 # Options earlier versions had, each with the value whose behaviour is now the only one: a config
 # stored then (a study's `proxy` attribute, a bench record) holds them.
 RETIRED: dict[str, Any] = {"build_on_device": False, "task": "classify"}
+# Values earlier versions stored for an option that now takes others: `compile` was a bool (True compiled
+# the whole model and ran it without CUDA graphs; compiling each block, then capturing, replaced it).
+RENAMED_VALUES: dict[str, dict[Any, Any]] = {"compile": {False: "off", True: "blocks"}}
+COMPILE_MODES = ("off", "blocks")
 
 
 def is_retired(key: str, value: Any) -> bool:
@@ -53,7 +57,9 @@ class ProxyConfig:
     channels_last: bool = True
     amp: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
     cuda_graphs: bool = True  # capture the whole training step as a CUDA graph (launch-bound small models)
-    compile: bool = False  # torch.compile instead of CUDA graphs; compile time rarely pays back
+    compile: str = "blocks"  # off | blocks: on a GPU each backbone block is torch.compile'd (static shapes, once
+    #   per process and shape, inductor's caches on the machine's disk) before the step is captured: 1.67x the trials
+    #   per hour of a `run` (docs/performance.md); the CPU runs eager either way
 
     def __post_init__(self) -> None:
         def bad(name: str, expected: str) -> SolaError:
@@ -78,6 +84,8 @@ class ProxyConfig:
             raise bad("val_fraction", "a number in (0, 1)")
         if self.max_train is not None and self.max_train < 1:
             raise bad("max_train", "a whole number >= 1 or None")
+        if self.compile not in COMPILE_MODES:
+            raise bad("compile", " or ".join(COMPILE_MODES))
         if self.amp not in ("auto", "bf16", "fp32"):
             raise bad("amp", "auto, bf16 or fp32")
         if not (self.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", self.device)):
@@ -92,8 +100,9 @@ class ProxyConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ProxyConfig:
         """The inverse of `to_dict`; unknown keys are an error that names them. A retired option at
-        the value that is now the only behaviour (`RETIRED`) is dropped, so stored configs still read."""
-        d = {k: v for k, v in d.items() if not is_retired(k, v)}
+        the value that is now the only behaviour (`RETIRED`) is dropped, and an old value of a changed
+        option is read as its new name (`RENAMED_VALUES`), so stored configs still read."""
+        d = {k: _renamed(k, v) for k, v in d.items() if not is_retired(k, v)}
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
@@ -103,6 +112,12 @@ class ProxyConfig:
 
     def replace(self, **overrides: Any) -> ProxyConfig:
         return _replace(self, overrides)
+
+
+def _renamed(key: str, value: Any) -> Any:
+    """A stored value in its current form (`RENAMED_VALUES`); others as they are."""
+    old = RENAMED_VALUES.get(key, {})
+    return old[value] if isinstance(value, bool) and value in old else value
 
 
 def _replace(cfg: ProxyConfig, overrides: dict[str, Any]) -> ProxyConfig:
@@ -117,11 +132,12 @@ def _replace(cfg: ProxyConfig, overrides: dict[str, Any]) -> ProxyConfig:
 # quick: CPU. small at width 0.25 and 32 px, 100 steps x 128: ~50 s a run on one busy core, ~70% val
 #   top-1 (150 steps: 78 s, 73%). micro: ~15 s.
 # default: GPU. small at width 0.5 and 64 px (every stage keeps >= 2x2 tokens, so stage 4's choice
-#   still matters): 300 steps x 256 (~1.4 epochs of Fashion-MNIST; ~6 s alone on an H200).
+#   still matters): 300 steps x 256 (~1.4 epochs of Fashion-MNIST; ~6 s alone on an H200). Compiled blocks:
+#   a machine's first worker compiles for ~2 minutes, later ones read inductor's cache (docs/performance.md).
 # long: default's proxy trained 10x longer — the reference the fidelity benchmark ranks against.
 PRESETS: dict[str, ProxyConfig] = {
     "quick": ProxyConfig(width=0.25, resolution=32, steps=100, batch_size=128, warmup_steps=10,
-                         val_fraction=0.05, cuda_graphs=False),
+                         val_fraction=0.05, cuda_graphs=False, compile="off"),
     "default": ProxyConfig(),
     "long": ProxyConfig(steps=3000, warmup_steps=300),
 }

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from sola_search.errors import SolaError, is_oom, one_line
+from sola_search.proxies.compiled import compile_blocks, eager, graphs_compiled
 from sola_search.proxies.config import ProxyConfig, get_preset, seed_list
 from sola_search.proxies.data import ProxyData, load_proxy_data, resolve_device
 from sola_search.space.backbone import Attention, build_backbone, resolve_pattern
@@ -44,8 +45,11 @@ PROGRESS_EVERY_S = 5.0
 
 # Input shapes this process has captured before → the largest pack captured with them: cuDNN's
 # autotuning, lazily loaded kernels and each stream's cuBLAS workspace are then in place, so a pack
-# no larger is captured without eager warm-up steps (else three first).
+# no larger is captured without eager warm-up steps (else three first). With compiled blocks also
+# the (stage, mixer) pairs compiled for those shapes: a new pair compiles in the warm-up steps, never
+# inside a capture.
 _CAPTURED: dict[tuple, int] = {}
+_COMPILED_PAIRS: dict[tuple, set[tuple[int, str]]] = {}
 
 
 @dataclass
@@ -70,7 +74,7 @@ class ProxyResult:
     peak_mem_mb: float = 0.0  # CUDA: peak allocated by the run's whole pack (`packed` patterns); CPU: the
     #   process's peak RSS
     device: str = ""
-    mode: str = ""  # eager | cuda-graphs | compile
+    mode: str = ""  # eager | cuda-graphs, with "+compiled-blocks" when the blocks were compiled
     notes: str = ""  # e.g. why CUDA graphs were not used
     pattern: str = ""
     variant: str = ""
@@ -283,6 +287,11 @@ class _Pack:
     def cuda(self) -> bool:
         return self.data.device.type == "cuda"
 
+    @property
+    def compiled(self) -> bool:
+        """Compiled blocks: asked for, and on a GPU (the CPU runs eager, its results as they were)."""
+        return self.cuda and self.cfg.compile == "blocks"
+
     def autocast(self):
         return torch.autocast(self.data.device.type, dtype=torch.bfloat16, enabled=self.bf16, cache_enabled=False)
 
@@ -339,7 +348,7 @@ def _build_pack(pack: _Pack, patterns: list[Pattern], configs: list[ProxyConfig]
     can be one CUDA graph."""
     cfg, dev = pack.cfg, pack.data.device
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    pack.runs = [_build(p, c, pack.data, res, fmt, pack.autocast)
+    pack.runs = [_build(p, c, pack.data, res, fmt, pack.autocast, pack.compiled)
                  for p, c, res in zip(patterns, configs, results, strict=True)]
     pack.lr_t = torch.full((), cfg.lr, device=dev) if pack.cuda else None
     for run in pack.runs:
@@ -349,20 +358,21 @@ def _build_pack(pack: _Pack, patterns: list[Pattern], configs: list[ProxyConfig]
 
 def _set_up_steps(pack: _Pack, first: list[tuple[torch.Tensor, torch.Tensor]]):
     """Capture (the execution mode): every model's whole training step in one CUDA graph on a GPU,
-    captured on the first batch of each data stream (warm-up steps first unless this process has captured these shapes
-    before), torch.compile when asked, else eager. Returns the graph's runner, or None."""
+    captured on the first batch of each data stream (warm-up steps first unless this process has
+    captured these shapes, and compiled these blocks, before), else eager; compiled blocks either
+    way when asked (on a GPU). Returns the graph's runner, or None."""
     cfg, data, runs = pack.cfg, pack.data, pack.runs
     mode, notes, graphed = "eager", "", None
-    if cfg.compile:
-        for run in runs:
-            run.step = _eager_step(torch.compile(run.model), run, cfg, pack.cuda, pack.autocast)
-        mode = "compile"
-    elif pack.cuda and cfg.cuda_graphs:
+    graphs_before = graphs_compiled() if pack.compiled else 0
+    if pack.cuda and cfg.cuda_graphs:
         try:
-            shapes = (tuple(first[0][0].shape), str(data.device), pack.bf16, cfg.variant, cfg.width)
+            shapes = (tuple(first[0][0].shape), str(data.device), pack.bf16, cfg.variant, cfg.width, pack.compiled)
+            pairs = {(i, kind) for run in runs for i, kind in _mixers(run.model)} if pack.compiled else set()
+            warm = len(runs) <= _CAPTURED.get(shapes, 0) and pairs <= _COMPILED_PAIRS.get(shapes, set())
             xy = [(data.normalize(x, cfg.channels_last), y) for x, y in first]
-            graphed = _capture(runs, pack.fork, xy, pack.lr_t, warm=len(runs) <= _CAPTURED.get(shapes, 0))
+            graphed = _capture(runs, pack.fork, xy, pack.lr_t, warm=warm)
             _CAPTURED[shapes] = max(len(runs), _CAPTURED.get(shapes, 0))
+            _COMPILED_PAIRS.setdefault(shapes, set()).update(pairs)
             mode = "cuda-graphs"
         except Exception as e:  # noqa: BLE001 — eager still works; say why graphs did not
             if is_oom(e):
@@ -370,6 +380,10 @@ def _set_up_steps(pack: _Pack, first: list[tuple[torch.Tensor, torch.Tensor]]):
             notes = f"CUDA graphs off: {one_line(e)}"
             for run in runs:
                 _reset_optimizer(run.opt)
+    if pack.compiled:
+        mode += "+compiled-blocks"
+        if graphed is not None:
+            notes = f"{graphs_compiled() - graphs_before} graphs compiled"
     for run in runs:
         run.res.mode, run.res.notes = mode, notes
         run.res.params = sum(p.numel() for p in run.model.parameters())
@@ -461,13 +475,15 @@ def _release(pack: _Pack) -> None:
         run.step = None  # the step's closure refers back to the run: no cycle left for the collector
 
 
-def _build(pattern: Pattern, cfg: ProxyConfig, data: ProxyData, res: ProxyResult, fmt, autocast) -> _Model:
-    """The pattern's proxy model with the config seed's initial weights, and its AdamW (no weight
-    decay on norms, biases and layer scales; fused and capturable on a GPU, its state created here
-    so that a warm process captures without an eager warm-up step)."""
+def _build(pattern: Pattern, cfg: ProxyConfig, data: ProxyData, res: ProxyResult, fmt, autocast,
+           compiled: bool = False) -> _Model:
+    """The pattern's proxy model with the config seed's initial weights (its blocks compiled when
+    `compiled`), and its AdamW (no weight decay on norms, biases and layer scales; fused and
+    capturable on a GPU, its state created here so that a warm process captures without an eager
+    warm-up step)."""
     dev = data.device
     cuda = dev.type == "cuda"
-    model = _MODELS.acquire(pattern, cfg, data, fmt)
+    model = _MODELS.acquire(pattern, cfg, data, fmt, compiled)
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [dict(params=[p for p in params if p.ndim > 1], weight_decay=cfg.weight_decay),
               dict(params=[p for p in params if p.ndim <= 1], weight_decay=0.0)]
@@ -490,10 +506,10 @@ class _ModelPool:
         self.initial: dict[tuple, list[torch.Tensor]] = {}  # build key → initial weights and buffers
         self.spare: dict[tuple, list[torch.nn.Module]] = {}
 
-    def acquire(self, pattern: Pattern, cfg: ProxyConfig, data: ProxyData, fmt) -> torch.nn.Module:
+    def acquire(self, pattern: Pattern, cfg: ProxyConfig, data: ProxyData, fmt, compiled: bool) -> torch.nn.Module:
         dev = data.device
         key = (cfg.variant, cfg.width, data.num_classes, data.channels, cfg.layer_scale_init, cfg.drop_path_rate,
-               cfg.qk_init, cfg.seed, str(dev), fmt)
+               cfg.qk_init, cfg.seed, str(dev), fmt, compiled)
         spare = self.spare.setdefault(key, [])
         if spare:
             model = spare.pop()
@@ -504,6 +520,8 @@ class _ModelPool:
             model = self._build(cfg, data, fmt)
             if key not in self.initial:
                 self.initial[key] = [t.detach().clone() for t in model.state_dict().values()]
+            if compiled:
+                compile_blocks(model)
         model.pool_key = key  # where `release` puts it back; a run that raises just drops its models
         return model.set_pattern(pattern).train()
 
@@ -604,6 +622,11 @@ def _capture(runs: list[_Model], fork: _Fork, xy: list[tuple[torch.Tensor, torch
     return run_graph
 
 
+def _mixers(model: torch.nn.Module) -> list[tuple[int, str]]:
+    """(stage, mixer kind) of each of the model's blocks."""
+    return [(i, block.attn.kind) for i, stage in enumerate(model.stages) for block in stage.blocks]
+
+
 def _reset_optimizer(opt: torch.optim.Optimizer) -> None:
     """Zero AdamW's moments and step counts (in place: a captured graph keeps these tensors) and drop
     the gradients."""
@@ -643,6 +666,14 @@ def _evaluate(model, x_all: torch.Tensor, y_all: torch.Tensor, data: ProxyData, 
     sample) correct predictions per group, as device tensors: the caller reads them once every model
     has been scored."""
     model.eval()
+    with eager() if getattr(model, "blocks_compiled", False) else contextlib.nullcontext():
+        correct, loss_sum, by_group = _scores(model, x_all, y_all, data, cfg, autocast, groups, groups_n)
+    model.train()
+    return correct, loss_sum, by_group
+
+
+def _scores(model, x_all, y_all, data, cfg, autocast, groups, groups_n):
+    """`_evaluate`'s sums over the split, batch by batch."""
     correct = torch.zeros((), dtype=torch.int64, device=x_all.device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=x_all.device)
     by_group = None if groups is None else torch.zeros(int(groups_n), dtype=torch.int64, device=x_all.device)
@@ -656,7 +687,6 @@ def _evaluate(model, x_all: torch.Tensor, y_all: torch.Tensor, data: ProxyData, 
         correct += hit.sum()
         if by_group is not None:
             by_group.index_add_(0, groups[i : i + cfg.eval_batch_size], hit.long())
-    model.train()
     return correct, loss_sum, by_group
 
 

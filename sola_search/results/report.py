@@ -96,13 +96,23 @@ def front_report(run: Run, ref: tuple[float, float] | None = None) -> FrontRepor
     return FrontReport(run, frame, front, None if k is None else int(k["number"]), ref, front_hypervolume(front, ref))
 
 
-def common_reference(reports: Sequence[FrontReport]) -> tuple[float, float]:
-    """One reference point for comparing runs of the same objectives: each objective's worst
-    reference (the lowest top-1 reference and the largest cost one)."""
+def check_comparable(reports: Sequence[FrontReport]) -> None:
+    """Fronts compare only on one pair of axes: the same objectives and, for latency, milliseconds
+    from the same table (another machine's or resolution's table prices the same pattern otherwise)."""
     objectives = {tuple(o.name for o in r.objectives) for r in reports}
     if len(objectives) > 1:
         raise SolaError(f"these runs optimise different objectives ({'; '.join(', '.join(o) for o in objectives)}): "
                         "their fronts do not compare")
+    tables = {r.run.config.get("latency_digest") for r in reports if "latency_ms" in next(iter(objectives))}
+    if len(tables) > 1:
+        names = "; ".join(str(r.run.config.get("latency")) for r in reports)
+        raise SolaError(f"these runs' latencies come from different tables ({names}): their fronts do not compare")
+
+
+def common_reference(reports: Sequence[FrontReport]) -> tuple[float, float]:
+    """One reference point for comparing runs of the same objectives: each objective's worst
+    reference (the lowest top-1 reference and the largest cost one)."""
+    check_comparable(reports)
     refs = [reference_point(r.run.study, r.frame) for r in reports]
     worst = [min if o.maximize else max for o in reports[0].objectives]
     return worst[0](r[0] for r in refs), worst[1](r[1] for r in refs)
@@ -535,7 +545,7 @@ def compare_rows(reports: Sequence[FrontReport]) -> list[dict[str, Any]]:
 
 
 # Proxy settings that change how a run executes, not what its top-1 measures.
-_EXECUTION = {"seed", "device", "amp", "channels_last", "cuda_graphs", "build_on_device", "compile",
+_EXECUTION = {"seed", "device", "amp", "channels_last", "cuda_graphs", "compile",
               "eval_every", "eval_batch_size", "log_points", "test"}
 _FIRST = ("variant", "data")  # what a user most often compares by mistake: named first
 
@@ -544,8 +554,10 @@ def proxy_differences(reports: Sequence[FrontReport]) -> list[str]:
     """What the runs' top-1 values were measured differently in, as 'steps (100, 20)': the variant
     (another proxy model), the data and the proxy settings. Their top-1
     values are then not comparable (their fronts and GMACs still are)."""
-    configs = [{**(r.run.study.user_attrs.get("proxy") or {}), "variant": r.run.study.user_attrs.get("variant")}
-               for r in reports]
+    from sola_search.proxies.config import is_retired
+
+    configs = [{**{k: v for k, v in (r.run.study.user_attrs.get("proxy") or {}).items() if not is_retired(k, v)},
+                "variant": r.run.study.user_attrs.get("variant")} for r in reports]
     measured = {k for c in configs for k in c} - _EXECUTION
     keys = [k for k in _FIRST if k in measured] + sorted(measured - set(_FIRST))
     return [f"{k} ({', '.join(str(c.get(k)) for c in configs)})" for k in keys

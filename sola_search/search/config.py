@@ -38,7 +38,7 @@ _STORED_TYPES = dict(budget=(str,), variant=_TEXT, trials=_INT, time_limit_s=_NU
                      data=_TEXT, resolution=_INT, gpus_per_trial=_NUM, workers=_INT, pack=_INT, address=_TEXT,
                      storage=_TEXT, name=_TEXT, runs_dir=(str,), seed=_INT, max_failures=_INT, steps=_INT,
                      batch_size=_INT, baselines=(bool, type(None)), objectives=(list, type(None)), faults=(dict,),
-                     latency=_TEXT, latency_digest=_TEXT, seeds=_INT)
+                     latency=_TEXT, latency_digest=_TEXT, seeds=_INT, compile=_TEXT)
 
 
 @dataclass
@@ -67,6 +67,8 @@ class SearchConfig:
     latency: str | None = None  # a latency table (`sola-search latency`): the latency_ms objective, ms budgets
     latency_digest: str | None = None  # its content's sha256, stored so that a resume refuses another table
     seeds: int | None = None  # proxy trainings per pattern, seeds seed, seed + 1, …; None: 1
+    compile: str | None = None  # the proxy's compile mode (off, blocks); None: the preset's. How a trial runs,
+    #   not what it measures: no part of a run's identity
     # Tests only: pattern text → 'raise' | 'oom' | 'nan', injected in the worker.
     faults: dict[str, str] = field(default_factory=dict)
 
@@ -124,6 +126,11 @@ class SearchConfig:
             raise SolaError(f"--batch-size {self.batch_size}: expected at least 1")
         if self.seed is not None and not 0 <= self.seed < 2**32:
             raise SolaError(f"--seed {self.seed}: expected 0 to 2**32 - 1")
+        if self.compile is not None:
+            from sola_search.proxies.config import COMPILE_MODES
+
+            if self.compile not in COMPILE_MODES:
+                raise SolaError(f"--compile {self.compile!r}: expected {' or '.join(COMPILE_MODES)}")
         if self.resolution is not None:
             check_resolution(self.resolution, f"--resolution {self.resolution}: ")
         if self.objectives is not None:

@@ -17,7 +17,7 @@ None when the proposal is outside the budget. A None trial is never trained: tel
 TPE learns where the budget ends — TPE reads PRUNED trials and ranks infeasible ones by their total
 violation; FAIL trials it would ignore — and `study.best_trials` leaves it out.
 
-Encodings (`ENCODINGS`, the one registry; `DEFAULT_ENCODING` is chosen by `bench/encodings.py`, see
+Encodings (`ENCODINGS`, the one registry; `DEFAULT_ENCODING` is chosen by `bench/sampler_encodings.py`, see
 docs/performance.md). A new one is a subclass of `Encoding` added to `ENCODINGS`:
 - `evolution`: one categorical per block (`s1b1` … `s4b3`: "linear"/"softmax"),
   `FeasibleEvolutionSampler`; only feasible, untried patterns.

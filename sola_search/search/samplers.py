@@ -184,7 +184,7 @@ class FeasibleEvolutionSampler(_BlockSampler):
       is mixed in (blocks both share stay, the rest are drawn from where either has softmax, keeping
       one parent's count); then one move (each further one with `EXTRA_MOVE_PROB`): shift a softmax
       block within its stage, swap it anywhere, add one, drop one. Settings measured in
-      bench/encodings.py (docs/performance.md).
+      bench/sampler_encodings.py (docs/performance.md).
     - A child is returned only if the budget admits it and no trial of the study (of any state,
       queued ones included) has that pattern; after `MAX_ATTEMPTS` rejections, a uniform feasible
       pattern not yet tried. Only when the budget admits no untried pattern does it repeat one."""

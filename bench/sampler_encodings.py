@@ -19,8 +19,8 @@ and gmacs = cost_table("small", 224).macs(pattern) / 1e9 (exact). Hypervolume: s
 `hypervolume(top1, gmacs, ref)` with ref = (0.70, max feasible GMACs rounded up to 0.1), reported
 as a percentage of the exact optimum (every feasible pattern enumerated).
 
-    .venv/bin/python bench/encodings.py                  # both budgets, 5 seeds, all encodings
-    .venv/bin/python bench/encodings.py --seeds 3 --budgets 8softmax --out /tmp/e.json
+    .venv/bin/python bench/sampler_encodings.py                  # both budgets, 5 seeds, all encodings
+    .venv/bin/python bench/sampler_encodings.py --seeds 3 --budgets 8softmax --out /tmp/e.json
 """
 
 from __future__ import annotations

@@ -1,0 +1,108 @@
+"""Compiled blocks inside `train_proxies` (issue 16): a search worker's warm-up and packs, one compile
+mode per process, as a search worker runs them.
+
+The process pays a worker's warm-up (`warm_up`: data on the device, a two-step run of a full pack of
+an alternating pattern; with `--compile blocks` also the compilation, from scratch or from inductor's
+caches on this machine's disk), then trains `--packs` packs of `--pack` patterns (the same seeded
+feasible patterns in every process). Recorded: the warm-up's seconds, graphs compiled (after the
+warm-up and after each pack: no new graph for a new pattern or pack means blocks share them), each
+pack's wall, training seconds and images/s, and each pattern's loss curve and top-1.
+
+    python bench/compile_blocks.py --compile blocks --out bench/out/blocks.json [--data ...] [--set ...]
+    python bench/compile_blocks.py --compare bench/out/off.json bench/out/blocks.json
+    python bench/compile_blocks.py --smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+from proxy_common import common_args, env_info, overrides, preset, write_json
+
+from sola_search.proxies import load_proxy_data, train_proxies, warm_up
+from sola_search.proxies.compiled import cache_dir, graphs_compiled
+from sola_search.space import Budget, FeasibleSet
+
+
+def compare(a_path: str, b_path: str) -> dict:
+    """Loss curves and top-1 of the same patterns in two records: the largest relative difference of
+    any logged loss, and of the final top-1."""
+    a, b = (json.loads(Path(p).read_text()) for p in (a_path, b_path))
+    rows = []
+    for ra, rb in zip(a["results"], b["results"], strict=True):
+        assert ra["pattern"] == rb["pattern"]
+        rel = [abs(x[1] - y[1]) / abs(x[1]) for x, y in zip(ra["train_curve"], rb["train_curve"], strict=True)]
+        rows.append(dict(pattern=ra["pattern"], max_rel_loss=max(rel), final_loss=(ra["train_curve"][-1][1],
+                         rb["train_curve"][-1][1]), top1=(ra["val_top1"], rb["val_top1"])))
+    out = dict(a=a_path, b=b_path, patterns=len(rows), max_rel_loss=max(r["max_rel_loss"] for r in rows),
+               mean_max_rel_loss=sum(r["max_rel_loss"] for r in rows) / len(rows),
+               max_top1_diff=max(abs(r["top1"][0] - r["top1"][1]) for r in rows),
+               mean_top1=(sum(r["top1"][0] for r in rows) / len(rows), sum(r["top1"][1] for r in rows) / len(rows)),
+               rows=rows)
+    print(f"{a_path} vs {b_path}: {len(rows)} patterns; loss curves differ by at most {out['max_rel_loss']:.4%} "
+          f"(mean of the per-pattern maxima {out['mean_max_rel_loss']:.4%}); top-1 by at most "
+          f"{out['max_top1_diff']:.4f} (means {out['mean_top1'][0]:.4f} / {out['mean_top1'][1]:.4f})")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common_args(ap, "compile_blocks")
+    ap.add_argument("--preset", default="default")
+    ap.add_argument("--compile", default="blocks", help="off or blocks (default blocks)")
+    ap.add_argument("--pack", type=int, default=8, help="patterns per pack (default 8, a search worker's)")
+    ap.add_argument("--packs", type=int, default=2, help="packs trained after the warm-up (default 2)")
+    ap.add_argument("--budget", default="8softmax", help="the patterns are drawn within it (default 8softmax)")
+    ap.add_argument("--compare", nargs=2, metavar="JSON", help="compare two records' loss curves and top-1")
+    args = ap.parse_args()
+    if args.compare:
+        write_json(args.out, compare(*args.compare))
+        return
+
+    cfg = preset(args.preset, overrides(args), compile=args.compile)
+    if args.smoke:
+        args.pack, args.packs = 2, 1
+    cache = cache_dir()
+    rec: dict = dict(bench="compile_blocks", env=env_info(), config=cfg.to_dict(), cache_dir=cache,
+                     cache_files_before=sum(len(f) for _, _, f in os.walk(cache)) if os.path.isdir(cache) else 0)
+    patterns = [str(p) for p in FeasibleSet(cfg.variant, Budget.parse(args.budget)).sample(args.pack * args.packs, 0)]
+    t0 = time.perf_counter()
+    data = load_proxy_data(cfg)
+    t1 = time.perf_counter()
+    warm = warm_up(cfg, data, args.pack)
+    t2 = time.perf_counter()
+    rec |= dict(warm_data_s=round(t1 - t0, 2), warm_kernels_s=round(t2 - t1, 2), warm_status=warm.status,
+                warm_reason=warm.reason, graphs_after_warm_up=graphs_compiled() if args.compile == "blocks" else 0)
+    print(f"compile {args.compile}: warm-up {t2 - t0:.1f} s (data {t1 - t0:.1f}, kernels {t2 - t1:.1f}), "
+          f"{rec['graphs_after_warm_up']} graphs compiled, cache {cache} had {rec['cache_files_before']} files",
+          flush=True)
+    rec["packs"], rec["results"] = [], []
+    for i in range(args.packs):
+        t = time.perf_counter()
+        results = train_proxies(patterns[i * args.pack : (i + 1) * args.pack], cfg, data)
+        wall = time.perf_counter() - t
+        train_s = results[0].train_s
+        images = sum(r.steps for r in results) * cfg.batch_size
+        pack = dict(wall_s=round(wall, 2), train_s=train_s, phases=results[0].phases,
+                    images_per_s=round(images / train_s),
+                    ms_per_model_step=round(1e3 * train_s / cfg.steps / len(results), 3),
+                    graphs=graphs_compiled() if args.compile == "blocks" else 0, mode=results[0].mode,
+                    notes=results[0].notes, statuses=[r.status for r in results])
+        rec["packs"].append(pack)
+        rec["results"] += [dict(pattern=r.pattern, val_top1=r.val_top1, val_loss=r.val_loss,
+                                train_curve=r.train_curve, status=r.status) for r in results]
+        print(f"pack {i}: wall {wall:.1f} s, train {train_s:.1f} s, {pack['images_per_s']:,} images/s "
+              f"({pack['ms_per_model_step']} ms per model-step), {pack['mode']}, {pack['notes']}, "
+              f"graphs {pack['graphs']}, top-1 {[r.val_top1 for r in results]}", flush=True)
+    if torch.cuda.is_available():
+        rec["peak_mem_mb"] = results[0].peak_mem_mb
+    write_json(args.out, rec)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""Compiled blocks for the GPU training step (`ProxyConfig.compile = "blocks"`).
+
+Why: the proxy's step is bound by many small memory-bound kernels — LayerNorm over 8-64 channels,
+autocast's casts, elementwise ops (docs/performance.md, issue 16) — which inductor fuses. Each
+backbone block (either mixer) and each strided convolution + norm (stem, downsampling) is compiled
+on its own with static shapes; train.py still captures the whole step as one CUDA graph.
+
+Compiled once per process and shape: torch inlines nn.Modules, so parameters are graph inputs and
+every block of one shape and mixer (in any model, pattern or pack) runs the same compiled graph;
+a (stage, mixer) pair compiles once. Across processes: inductor's caches (FX graphs, AOTAutograd,
+Triton kernels, autotuning) live on the machine's local disk, shared by its workers, so only the
+machine's first worker compiles from scratch. The CPU never compiles (its results stay as they were)."""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import tempfile
+
+import torch
+
+from sola_search.space.backbone import Block, ConvNorm
+
+COMPILED = (Block, ConvNorm)  # the modules compiled, each on its own
+# (stage, mixer) pairs of one model, plus its stem and downsampling: well above torch's default
+# limit of 8 compiled versions of one function, and several geometries may share a process.
+RECOMPILE_LIMIT = 256
+
+
+def cache_dir() -> str:
+    """Where inductor keeps its caches: $TORCHINDUCTOR_CACHE_DIR, else a folder of the machine's
+    temporary directory per user (inductor's own default, made explicit so that every worker of a
+    machine, whatever environment Ray gives it, finds the same one)."""
+    return os.environ.get("TORCHINDUCTOR_CACHE_DIR") or os.path.join(
+        tempfile.gettempdir(), f"torchinductor_{getpass.getuser()}")
+
+
+def _prepare() -> None:
+    """Once per process: the shared on-disk caches on, and room for every shape's compiled graph."""
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache_dir()
+    import torch._dynamo
+    import torch._functorch.config
+    import torch._inductor.config
+
+    torch._inductor.config.fx_graph_cache = True
+    torch._inductor.config.autotune_local_cache = True
+    torch._functorch.config.enable_autograd_cache = True
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
+    torch._dynamo.config.accumulated_recompile_limit = max(torch._dynamo.config.accumulated_recompile_limit,
+                                                            RECOMPILE_LIMIT)
+
+
+def compile_blocks(model: torch.nn.Module, backend: str = "inductor") -> torch.nn.Module:
+    """Mark `model`'s blocks for compilation (static shapes); idempotent. Compilation itself happens
+    at a block's first call with a new shape or mixer, which must come before a CUDA-graph capture.
+    (`backend="eager"` traces without generating code: what the CPU tests count graphs with.)"""
+    if getattr(model, "blocks_compiled", False):
+        return model
+    _prepare()
+    for m in model.modules():
+        if isinstance(m, COMPILED):
+            m.compile(dynamic=False, backend=backend)
+    model.blocks_compiled = True
+    return model
+
+
+def graphs_compiled() -> int:
+    """How many graphs dynamo has compiled in this process (a recompile adds one)."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
+
+
+def eager():
+    """Compiled blocks run eager inside this context: evaluation's batches have other shapes, and
+    compiling them would cost more than it saves."""
+    set_stance = getattr(torch.compiler, "set_stance", None)  # torch >= 2.6
+    return set_stance("force_eager") if set_stance is not None else contextlib.nullcontext()

@@ -1,0 +1,84 @@
+"""`ProxyConfig.compile` (issue 16): the option's values and stored forms, the CPU unchanged by it,
+and compiled blocks sharing their graphs across models and patterns (counted with dynamo's eager
+backend, which traces as a GPU run does without generating code)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sola_search.cli import main
+from sola_search.errors import SolaError
+from sola_search.proxies import ProxyConfig, get_preset, train_proxies
+from sola_search.proxies.compiled import compile_blocks, eager, graphs_compiled
+from sola_search.space import build_backbone
+
+
+@pytest.fixture(scope="module")
+def npz_file(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 300)
+    x = (rng.random((300, 20, 20)) * 60 + y[:, None, None] * 40).astype(np.uint8)
+    p = tmp_path_factory.mktemp("npz") / "data.npz"
+    np.savez(p, x=x, y=y)
+    return p
+
+
+def test_compile_round_trips_and_old_stored_values_read():
+    # the GPU presets compile (docs/performance.md: 1.67x the trials per hour); quick, for the CPU, does not
+    assert get_preset("default").compile == get_preset("long").compile == "blocks"
+    assert get_preset("quick").compile == "off"
+    cfg = get_preset("default", compile="off")
+    assert ProxyConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    # before issue 16 `compile` was a bool: True compiled the model, now the blocks; False is off
+    assert ProxyConfig.from_dict(cfg.to_dict() | {"compile": False}).compile == "off"
+    assert ProxyConfig.from_dict(cfg.to_dict() | {"compile": True}).compile == "blocks"
+    for bad in ("bogus", True, 1, None):
+        with pytest.raises(SolaError, match="proxy compile .*: expected off or blocks"):
+            ProxyConfig(compile=bad)
+
+
+def test_the_cpu_runs_eager_whatever_compile_says(npz_file):
+    """Compiling is a GPU lever: on the CPU a run is the same to the last digit either way."""
+    cfg = ProxyConfig(variant="micro", width=0.25, resolution=20, steps=6, batch_size=16, warmup_steps=2,
+                      data=f"npz:{npz_file}", val_fraction=0.2, eval_batch_size=64, device="cpu", log_points=3)
+    patterns = ["LL-LS-LSLL-SS", "all-linear"]
+    off = train_proxies(patterns, cfg)
+    blocks = train_proxies(patterns, cfg.replace(compile="blocks"))
+    for a, b in zip(off, blocks, strict=True):
+        assert a.status == b.status == "ok", (a.reason, b.reason)
+        assert a.train_curve == b.train_curve and (a.val_top1, a.val_loss) == (b.val_top1, b.val_loss)
+        assert a.mode == b.mode == "eager"
+
+
+@pytest.mark.parametrize("argv", [["proxy", "all-linear", "--device", "cpu", "--compile", "bogus"],
+                                  ["run", "--budget", "2softmax", "--compile", "bogus"]])
+def test_cli_bad_compile_is_one_line_exit_2(argv, tmp_path, capsys):
+    rc = main([*argv, "--variant", "micro", "--runs-dir" if argv[0] == "run" else "--steps",
+               str(tmp_path / "runs") if argv[0] == "run" else "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "compile" in err and "expected off or blocks" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_blocks_of_one_shape_share_their_compiled_graphs():
+    """Parameters are graph inputs, so a second model, or a pattern already seen, compiles nothing;
+    a new (stage, mixer) pair compiles once; evaluation runs eager."""
+    models = [compile_blocks(build_backbone("micro", "LL-LL-LLLL-LL", width=0.25, num_classes=4, in_chans=1),
+                             backend="eager") for _ in range(2)]
+    x = torch.randn(2, 1, 32, 32)
+    start = graphs_compiled()
+    models[0](x).sum().backward()
+    first = graphs_compiled() - start
+    assert first == 4 + 5  # a linear block per stage; stem (2) and downsampling (3)
+    models[1](x).sum().backward()
+    assert graphs_compiled() - start == first
+    for m in models:
+        m.set_pattern("LS-LL-LLLL-LL")(x).sum().backward()
+    assert graphs_compiled() - start == first + 1
+    with eager(), torch.no_grad():
+        models[1].eval()(torch.randn(3, 1, 32, 32))
+    assert graphs_compiled() - start == first + 1
