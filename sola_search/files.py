@@ -60,3 +60,15 @@ def parse_json(text: str, source: str) -> object:
         level = [v for x in level if isinstance(x, (list, dict))
                  for v in (x.values() if isinstance(x, dict) else x) if isinstance(v, (list, dict))]
     return data
+
+
+def read_json(path: str | os.PathLike, source: str, missing: str = "no such file") -> object:
+    """Read and parse a JSON file a user handed over; raises only `SolaError` naming `source`
+    (`missing` says what to do when there is no file)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SolaError(f"{source}: {missing}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SolaError(f"{source}: cannot read it ({type(e).__name__}: {e})") from None
+    return parse_json(text, source)

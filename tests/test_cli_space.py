@@ -4,18 +4,9 @@ import json
 from math import comb
 
 import pytest
+from cli_support import run
 
-from sola_search.cli import main
 from sola_search.space import VARIANTS, Budget, FeasibleSet, Pattern, baseline, baselines, model_cost
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    try:
-        status = main(list(argv))
-    except SystemExit as e:  # argparse errors
-        status = e.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 @pytest.mark.parametrize("variant, resolution", [("tiny", 224), ("small", 193), ("micro", 512)])

@@ -9,8 +9,8 @@ import sys
 
 import numpy as np
 import pytest
+from cli_support import run
 
-from sola_search.cli import main
 from sola_search.errors import SolaError
 from sola_search.space import VARIANTS, Pattern, baseline
 from sola_search.space.latency import FORMAT, LatencyTable, measure_latency
@@ -19,14 +19,6 @@ MICRO = VARIANTS["micro"]
 # One torch thread: the test machine's cores are shared, and no timing is asserted.
 QUICK = dict(batch=1, device="cpu", dtype="fp32", warmup=0, reps=1, threads=1)
 
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    try:
-        status = main(list(argv))
-    except SystemExit as e:  # argparse errors
-        status = e.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import optuna
 import pytest
+from cli_support import run
 
-from sola_search.cli import main
 from sola_search.errors import SolaError
 from sola_search.space import Budget, FeasibleSet, Pattern, cost_table
 from sola_search.space.latency import LatencyTable, measure_latency
@@ -38,14 +38,6 @@ def _limit(table: LatencyTable, q: float, others: str = "") -> float:
         bits = np.array([x for x in bits if b.within(b.costs(ct, x))])
     return float(np.quantile(table.ms_many(bits), q))
 
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    try:
-        status = main(list(argv))
-    except SystemExit as e:
-        status = e.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 @pytest.mark.parametrize("text, q", [("{}ms", 0.3), ("3softmax,{}ms", 0.5), ("{}ms,0.0125gmacs", 0.6)])

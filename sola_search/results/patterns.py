@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sola_search.errors import SolaError
-from sola_search.files import parse_json, write_atomic
+from sola_search.files import read_json, write_atomic
 from sola_search.objectives import DEFAULT_OBJECTIVES, OBJECTIVES, Objective
 from sola_search.space.cost import check_resolution, model_cost
 from sola_search.space.pattern import Pattern
@@ -142,13 +142,7 @@ def _check_cost(record: dict[str, Any], pattern: Pattern, src: str) -> None:
 def load_pattern_file(path: str | os.PathLike) -> dict[str, Any]:
     """Read and validate a pattern file. JSON only: nothing in it is ever executed or unpickled."""
     src = f"pattern file {os.fspath(path)}"
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SolaError(f"{src}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise SolaError(f"{src}: cannot read it ({e})") from None
-    return validate_pattern_record(parse_json(text, src), src)
+    return validate_pattern_record(read_json(path, src), src)
 
 
 def write_pattern_file(path: str | os.PathLike, record: Mapping[str, Any]) -> Path:

@@ -110,9 +110,8 @@ def check_comparable(reports: Sequence[FrontReport]) -> None:
 
 
 def common_reference(reports: Sequence[FrontReport]) -> tuple[float, float]:
-    """One reference point for comparing runs of the same objectives: each objective's worst
-    reference (the lowest top-1 reference and the largest cost one)."""
-    check_comparable(reports)
+    """One reference point for comparing runs of the same objectives (`check_comparable`): each
+    objective's worst reference (the lowest top-1 reference and the largest cost one)."""
     refs = [reference_point(r.run.study, r.frame) for r in reports]
     worst = [min if o.maximize else max for o in reports[0].objectives]
     return worst[0](r[0] for r in refs), worst[1](r[1] for r in refs)

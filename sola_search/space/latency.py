@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from sola_search.errors import SolaError
-from sola_search.files import parse_json, write_atomic
+from sola_search.files import parse_json, read_json, write_atomic
 from sola_search.space.cost import check_resolution
 from sola_search.space.pattern import Pattern
 from sola_search.space.variants import VARIANTS, Variant, get_variant
@@ -138,13 +138,8 @@ class LatencyTable:
         """Read a table written by `save`; every defect is a one-line `SolaError` naming the file.
         With `variant`/`resolution`, a table measured for another one is refused too."""
         source = f"latency table {path}"
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise SolaError(f"{source}: no such file (make one with: sola-search latency)") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise SolaError(f"{source}: cannot be read ({type(e).__name__}: {e})") from None
-        return cls.from_dict(parse_json(text, source), source).check(variant, resolution)
+        data = read_json(path, source, "no such file (make one with: sola-search latency)")
+        return cls.from_dict(data, source).check(variant, resolution)
 
     @classmethod
     def from_dict(cls, data: object, source: str = "latency table") -> LatencyTable:
