@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import optuna
@@ -108,13 +109,13 @@ def test_a_long_trial_reports_its_progress_to_the_event_log(tmp_path, npz_data, 
     import sola_search.search.runner as runner
 
     monkeypatch.setattr(runner, "PROGRESS_POLL_S", 0.05)
-    run_search(_config(tmp_path, npz_data, trials=1, steps=40), quiet=True)
+    run_search(_config(tmp_path, npz_data, trials=1, steps=12), quiet=True)  # polled every 0.05 s: ~5 s is long
     events = _events(tmp_path / "runs" / "t")
     kinds = [e["event"] for e in events]
     progress = [e for e in events if e["event"] == "trial_progress"]
     assert progress, kinds
     assert kinds.index("trial_started") < kinds.index("trial_progress") < kinds.index("trial_finished")
-    assert all(e["trials"] == [0] and e["steps"] == 40 and 1 <= e["step"] <= 40 for e in progress)
+    assert all(e["trials"] == [0] and e["steps"] == 12 and 1 <= e["step"] <= 12 for e in progress)
     assert all(e["images_per_s"] > 0 and e["eta_s"] >= 0 and e["phase"] == "train" for e in progress)
 
 
@@ -240,26 +241,35 @@ def _ray_processes_of(pids: set[int]) -> list[psutil.Process]:
 
 
 KILLED_RUN_TRIALS = 6  # enough to kill a run with trials done, running and still to come
+KILLED_RUN_STEPS = 15  # ~5 s a trial on one core: a cut lands mid-training, and every trial the killed runs
+#   and their resumes measure is cheap (at 40 steps these tests took 4 of CI's 15 minutes)
+INTO_TRIAL_S = 1.0  # how long a trial has run when the cut comes: past building its model, into its steps
 
 
 def _start_run(runs: Path, name: str, data: str, finished: int, extra: tuple[str, ...] = (),
                **popen) -> tuple[subprocess.Popen, set[int]]:
-    """`sola-search run` in a subprocess, returned once `finished` trials are done, with the pids of
-    every process it had started by then (Ray's included)."""
+    """`sola-search run` in a subprocess, returned once `finished` trials are done and another has been
+    training for INTO_TRIAL_S (by the event log's clock), so that a signal sent then cuts a trial
+    mid-training; with the pids of every process it had started by then (Ray's included)."""
     cmd = [sys.executable, "-m", "sola_search.cli", "run", "--budget", BUDGET, "--variant", "micro",
-           "--trials", str(KILLED_RUN_TRIALS), "--preset", "quick", "--steps", "40", "--data", data, "--name", name,
-           "--runs-dir", str(runs), "--quiet", "--workers", "2", *extra]
+           "--trials", str(KILLED_RUN_TRIALS), "--preset", "quick", "--steps", str(KILLED_RUN_STEPS), "--data", data,
+           "--name", name, "--runs-dir", str(runs), "--quiet", "--workers", "2", *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, **popen)
     seen: set[int] = set()
     deadline = time.time() + 240
     while time.time() < deadline:
         seen |= {c.pid for c in psutil.Process(proc.pid).children(recursive=True)}
-        ev = runs / name / "events.jsonl"
-        if ev.exists() and sum(e["event"] == "trial_finished" for e in _events(runs / name)) >= finished:
-            return proc, seen
+        if (runs / name / "events.jsonl").exists():
+            events = _events(runs / name)
+            done = {e["trial"] for e in events if e["event"] == "trial_finished"}
+            now = datetime.now(UTC)
+            training = [e for e in events if e["event"] == "trial_started" and e["trial"] not in done
+                        and (now - datetime.fromisoformat(e["time"])).total_seconds() >= INTO_TRIAL_S]
+            if len(done) >= finished and training:
+                return proc, seen
         time.sleep(0.2)
     proc.kill()
-    pytest.fail(f"the run did not finish {finished} trials in time")
+    pytest.fail(f"the run did not finish {finished} trials and train another in time")
 
 
 def _wait_gone(pids: set[int], seconds: float = 20) -> list[psutil.Process]:
