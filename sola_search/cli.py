@@ -49,6 +49,8 @@ def _whole(minimum: int):
 
 
 _positive_int, _count = _whole(1), _whole(0)
+_CONFIRM_HELP = ("once the trials are done, give the front's patterns up to N extra seeds each, round by round, "
+                 "until their top-1 intervals (mean ± 2 se) separate (default 0: off)")
 
 
 def _print_json(obj) -> None:
@@ -381,6 +383,8 @@ def _print_run_end(summary) -> None:
     print(f"run {summary.name} {why}: {summary.completed} measured, {summary.failed} failed"
           f"{f', {summary.duplicates} answered from storage' if summary.duplicates else ''}"
           f" in {summary.elapsed_s:.0f}s")
+    if summary.confirmed:
+        print(summary.confirmed)
     rp.render_table(rp.front_report(open_run(summary.path)))
     print(f"next: sola-search pareto {summary.path} --plot front.png   |   "
           f"sola-search export {summary.path} --pick knee")
@@ -419,7 +423,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         runs_dir=args.runs_dir, seed=args.seed, seeds=args.seeds, max_failures=args.max_failures, steps=args.steps,
         batch_size=args.batch_size, baselines=False if args.no_baselines else None, latency=args.latency,
         objectives=None if args.objective is None else ["val_top1", COST_OBJECTIVES[args.objective]],
-        compile=args.compile).named()
+        compile=args.compile, confirm=args.confirm).named()
     return _search(lambda: run_search(cfg, quiet=args.quiet), lambda: f"{cfg.runs_dir}/{cfg.name}")
 
 
@@ -428,7 +432,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     time_limit = parse_duration(args.time) if args.time else None
     return _search(lambda: resume_search(args.run, trials=args.trials, address=args.address, quiet=args.quiet,
-                                         time_limit_s=time_limit, max_failures=args.max_failures), lambda: args.run)
+                                         time_limit_s=time_limit, max_failures=args.max_failures,
+                                         confirm=args.confirm), lambda: args.run)
 
 
 DESCRIPTION = ("Search where a vision backbone places global softmax attention among linear-attention blocks:\n"
@@ -535,6 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=_positive_int, help="train each pattern with K seeds (--seed, --seed + 1, …; "
                    "each its own initial weights and batches): top-1 is their mean, with its standard error "
                    "(default 1)")
+    p.add_argument("--confirm", type=_count, metavar="N", help=_CONFIRM_HELP)
     p.add_argument("--max-failures", type=int, help="stop after this many failed trials (default: a quarter)")
     p.add_argument("--no-baselines", action="store_true",
                    help="skip the named baseline patterns the search measures first (kept by a resume)")
@@ -547,6 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time", help="a new time limit, e.g. 30m")
     p.add_argument("--address", help="join a running Ray cluster")
     p.add_argument("--max-failures", type=int, help="stop after this many trials fail in this session")
+    p.add_argument("--confirm", type=_count, metavar="N", help=_CONFIRM_HELP + "; kept for later resumes")
     p.add_argument("--quiet", action="store_true", help="no live progress")
     p.set_defaults(func=cmd_resume)
     def run_args(p: argparse.ArgumentParser) -> None:

@@ -53,9 +53,11 @@ def hypervolume(top1: np.ndarray, cost: np.ndarray, ref: tuple[float, float]) ->
 # --- the study's trials as a table -----------------------------------------------------------
 def columns(objectives: tuple[Objective, Objective]) -> list[str]:
     """The trials frame's columns: the run's objectives after number and state, then the standard
-    error of each seeded one (NaN in a run without seeds)."""
+    error of each seeded one (NaN in a run without seeds); last, how many of a trial's seeds
+    `run --confirm` added (`confirm_seeds`)."""
     return ["number", "state", *(o.name for o in objectives), *(o.se_name for o in objectives if o.seeded), "macs",
-            "params", "softmax_layers", "pattern", "baseline", "status", "reason", "duplicate_of", "feasible"]
+            "params", "softmax_layers", "pattern", "baseline", "status", "reason", "duplicate_of", "feasible",
+            "confirm_seeds"]
 
 
 def frame_objectives(frame: pd.DataFrame) -> tuple[Objective, Objective]:
@@ -83,14 +85,24 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     names them). `feasible` is true for a completed trial whose Optuna
     constraints are all ≤ 0 (what `study.best_trials` uses), that the search did not mark
     `feasible: false`, and that is within the study's budget; an objective a trial's attributes
-    give (`gmacs`, from `macs`) is known for failed trials too."""
+    give (`gmacs`, from `macs`) is known for failed trials too. A trial whose pattern `run --confirm`
+    measured again has its seeds and theirs merged (`search.confirm.merged`: the mean and se over
+    all, `confirm_seeds` of them confirmation seeds; 0 for others); Optuna's values stay the search's."""
+    from sola_search.search.confirm import confirmations, merged
+
     objectives = study_objectives(study)
     budget = study_budget(study)
+    records = confirmations(study.user_attrs)
     rows = []
     for t in study.get_trials(deepcopy=False):
         a = t.user_attrs
         done = t.state == optuna.trial.TrialState.COMPLETE and t.values is not None
-        values = {o.name: t.values[i] if done else _or_nan(o.from_attrs(a)) for i, o in enumerate(objectives)}
+        record = records.get(a.get("duplicate_of", t.number)) if done else None
+        if record:
+            merged_values, extra = merged(objectives, t.values, a, record, study.user_attrs.get("seed"))
+            a = {**a, **extra}
+        values = {o.name: (merged_values[i] if record else t.values[i]) if done else _or_nan(o.from_attrs(a))
+                  for i, o in enumerate(objectives)}
         macs, gmacs = a.get("macs"), values.get("gmacs", np.nan)
         softmax = a.get("softmax_layers", np.nan)
         ok = done and all(c <= 0 for c in t.constraints.values()) and a.get("feasible", True) is not False
@@ -102,14 +114,14 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             macs=macs if macs is not None else (round(gmacs * 1e9) if gmacs == gmacs else None),
             params=a.get("params"), softmax_layers=softmax, pattern=a.get("pattern"), baseline=a.get("baseline"),
             status=a.get("status", "ok" if done else None), reason=a.get("reason"),
-            duplicate_of=a.get("duplicate_of"), feasible=bool(ok),
+            duplicate_of=a.get("duplicate_of"), feasible=bool(ok), confirm_seeds=a.get("confirm_seeds", 0),
         ))
     frame = pd.DataFrame(rows, columns=columns(objectives))
     # A trial answered from storage may carry only `duplicate_of`: it has its source's pattern.
     by_number = dict(zip(frame["number"], frame["pattern"], strict=True))
     missing = frame["pattern"].isna() & frame["duplicate_of"].notna()
     frame.loc[missing, "pattern"] = [by_number.get(int(n)) for n in frame.loc[missing, "duplicate_of"]]
-    for col in ("macs", "params", "softmax_layers", "duplicate_of"):
+    for col in ("macs", "params", "softmax_layers", "duplicate_of", "confirm_seeds"):
         frame[col] = frame[col].astype("Int64")
     frame.attrs["objectives"] = [o.name for o in objectives]
     return frame

@@ -47,6 +47,7 @@ _SEEDED: list[Objective] = [o for o in OBJECTIVES.values() if o.seeded]
 # file holds, or may hold, beyond that.
 _METRICS: dict[str, tuple[tuple[type, ...], bool]] = {name: (_NUM + (type(None),), False) for name in OBJECTIVES} | {
     o.se_name: (_NUM + (type(None),), False) for o in _SEEDED} | {o.seeds_name: ((list,), False) for o in _SEEDED} | {
+    "confirm_seeds": ((int,), False),  # how many of `<objective>_seeds` `run --confirm` added
     "val_top1": (_NUM + (type(None),), True),
     "val_loss": (_NUM + (type(None),), False),
     "macs": ((int,), True),
@@ -225,7 +226,10 @@ def pattern_record_from_trial(study: Any, trial: Any) -> dict[str, Any]:
     returns) of a sola-search study, read from the study's and the trial's user attributes.
 
     MACs and params come from the trial's `macs`/`params` attributes, falling back to the exact cost
-    model; top-1 and every other objective from the trial's values."""
+    model; top-1 and every other objective from the trial's values, merged with the trial's
+    re-measures by `run --confirm` (`search.confirm.merged`) when it has some."""
+    from sola_search.search.confirm import confirm_key, merged
+
     sattrs, tattrs = study.user_attrs, trial.user_attrs
     where = f"study {study.study_name!r} trial {trial.number}"
     variant, resolution = sattrs.get("variant"), sattrs.get("resolution", 224)
@@ -239,7 +243,11 @@ def pattern_record_from_trial(study: Any, trial: Any) -> dict[str, Any]:
         raise SolaError(f"{where}: the trial has no 'pattern' user attribute")
     if trial.values is None:
         raise SolaError(f"{where}: the trial has no objective values (state {trial.state.name})")
-    values = dict(zip(study.metric_names or DEFAULT_OBJECTIVES, trial.values, strict=False))
+    names = study.metric_names or DEFAULT_OBJECTIVES
+    source = tattrs.get("duplicate_of", trial.number)
+    objectives = [OBJECTIVES[n] for n in names] if all(n in OBJECTIVES for n in names) else []
+    told, spread = merged(objectives, trial.values, tattrs, sattrs.get(confirm_key(source)), sattrs.get("seed"))
+    values = dict(zip(names, told, strict=False))
     pattern = Pattern.parse(text, variant)
     macs, params = tattrs.get("macs"), tattrs.get("params")
     if macs is None or params is None:
@@ -249,7 +257,6 @@ def pattern_record_from_trial(study: Any, trial: Any) -> dict[str, Any]:
     proxy = {"preset": sattrs.get("preset"), "config": sattrs.get("proxy"), "result": result or None}
     seed = result.get("seed", sattrs.get("seed"))
     done = trial.datetime_complete
-    spread = {name: tattrs[name] for o in _SEEDED for name in (o.se_name, o.seeds_name) if name in tattrs}
     return make_pattern_record(
         variant, pattern, resolution=int(resolution), val_top1=values.get("val_top1", trial.values[0]), macs=int(macs),
         params=int(params), val_loss=result.get("val_loss"), proxy=proxy, study=study.study_name,
@@ -257,6 +264,7 @@ def pattern_record_from_trial(study: Any, trial: Any) -> dict[str, Any]:
         sola_search_version=sattrs.get("sola_search_version"), baseline=tattrs.get("baseline"),
         budget=sattrs.get("budget"),
         created=done.astimezone(UTC).isoformat(timespec="seconds") if done is not None else None,
-        objectives={name: v for name, v in values.items() if name in OBJECTIVES} | spread,
-        seeds=tattrs.get("seeds") if isinstance(tattrs.get("seeds"), list) else None,
+        objectives={name: v for name, v in values.items() if name in OBJECTIVES}
+        | {k: v for k, v in spread.items() if k != "seeds"},
+        seeds=spread.get("seeds") if isinstance(spread.get("seeds"), list) else None,
     )

@@ -155,12 +155,15 @@ def rows(report: FrontReport, all_trials: bool = False) -> list[dict[str, Any]]:
     data = data.sort_values(by, ascending=ascending, na_position="last")
     out = []
     spread = report.seeded
+    confirmed = bool((report.frame["confirm_seeds"] > 0).any())  # `run --confirm` re-measured some
     for r in data.itertuples(index=False):
         values = {}
         for o in report.objectives:
             values[o.name] = _num(getattr(r, o.name))
             if o in spread:
                 values[o.se_name] = _num(getattr(r, o.se_name))
+        if confirmed:
+            values["confirm_seeds"] = _num(r.confirm_seeds)
         row = dict(trial=int(r.number), pattern=r.pattern if isinstance(r.pattern, str) else None, **values,
                    macs=_num(r.macs), params=_num(r.params), softmax_layers=_num(r.softmax_layers),
                    baseline=r.baseline if isinstance(r.baseline, str) else None, knee=int(r.number) == report.knee,
@@ -212,8 +215,10 @@ def summary_lines(report: FrontReport) -> list[str]:
              + (f"; {c['pruned']} proposals outside the budget skipped" if c["pruned"] else "")]
     for o in report.seeded:
         k = report.run.study.user_attrs.get("seeds")
-        lines.append(f"{o.short}: the mean of {k if isinstance(k, int) else 'several'} seeds ± its standard error; "
-                     f"trials whose mean ± {TIE_SE:g} se overlap are tied")
+        confirmed = int((report.frame["confirm_seeds"] > 0).sum())
+        more = f" (more for the {confirmed} trial(s) --confirm measured again)" if confirmed else ""
+        lines.append(f"{o.short}: the mean of {k if isinstance(k, int) and k > 1 else 'several'} seeds{more} ± its "
+                     f"standard error; trials whose mean ± {TIE_SE:g} se overlap are tied")
     if report.knee is not None:
         lines.append(f"knee: trial {report.knee} (farthest above the chord from cheapest to most accurate, "
                      "normalized)" + tie_text(report.ties(report.knee), report))

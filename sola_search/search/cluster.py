@@ -3,6 +3,7 @@ and the `ProxyWorker` actors that run proxy trainings and keep their dataset bet
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import subprocess
@@ -216,9 +217,10 @@ class ProxyWorker:
                     nice=os.getpriority(os.PRIO_PROCESS, 0))
 
     def train(self, patterns: list[str], config: dict, faults: dict[str, str] | None = None,
-              progress_every: float = 5.0, seeds: int = 1) -> list[list[dict]]:
+              progress_every: float = 5.0, seeds: int | list[list[int]] = 1) -> list[list[dict]]:
         """Train a pack of patterns together, each with `seeds` seeds (the config's seed, the next,
-        …: `seed_list`), all of them models of one pack; one list per pattern, one result per seed.
+        …: `seed_list`; or each pattern's own list of seeds, as `run --confirm` gives them), all of
+        them models of one pack; one list per pattern, one result per seed.
         When the whole pack fails (out of memory, an exception) each pattern is tried again alone
         (with its seeds), so that one bad pattern does not fail the others. `faults` (pattern →
         'raise', 'oom' or 'nan') injects failures for tests of the failure paths: 'raise' and 'oom'
@@ -238,13 +240,15 @@ class ProxyWorker:
         def report(info: dict) -> None:
             self._progress = {**info, "pid": self.pid, "pack": len(patterns)}
 
-        each = seed_list(cfg.seed, seeds)
+        each = (dict(zip(patterns, seeds, strict=True)) if isinstance(seeds, list)
+                else dict.fromkeys(patterns, seed_list(cfg.seed, seeds)))
 
         def train(pack: list[str], cfg: ProxyConfig) -> dict[str, list]:
             """pattern → its seeds' results, the pack's patterns and seeds trained together."""
-            flat = train_proxies([p for p in pack for _ in each], cfg, seeds=each * len(pack), progress=report,
-                                 progress_every=progress_every)
-            return {p: flat[i * seeds : (i + 1) * seeds] for i, p in enumerate(pack)}
+            flat = train_proxies([p for p in pack for _ in each[p]], cfg, seeds=[s for p in pack for s in each[p]],
+                                 progress=report, progress_every=progress_every)
+            ends = [0, *itertools.accumulate(len(each[p]) for p in pack)]
+            return {p: flat[ends[i] : ends[i + 1]] for i, p in enumerate(pack)}
 
         try:
             results = train(packed, cfg) if packed else {}

@@ -38,7 +38,8 @@ _STORED_TYPES = dict(budget=(str,), variant=_TEXT, trials=_INT, time_limit_s=_NU
                      data=_TEXT, resolution=_INT, gpus_per_trial=_NUM, workers=_INT, pack=_INT, address=_TEXT,
                      storage=_TEXT, name=_TEXT, runs_dir=(str,), seed=_INT, max_failures=_INT, steps=_INT,
                      batch_size=_INT, baselines=(bool, type(None)), objectives=(list, type(None)), faults=(dict,),
-                     latency=_TEXT, latency_digest=_TEXT, seeds=_INT, compile=_TEXT)
+                     latency=_TEXT, latency_digest=_TEXT, seeds=_INT, compile=_TEXT,
+                     confirm=_INT)
 
 
 @dataclass
@@ -69,6 +70,8 @@ class SearchConfig:
     seeds: int | None = None  # proxy trainings per pattern, seeds seed, seed + 1, …; None: 1
     compile: str | None = None  # the proxy's compile mode (off, blocks); None: the preset's. How a trial runs,
     #   not what it measures: no part of a run's identity
+    confirm: int | None = None  # extra seeds each front member may get once the trials are done (`run
+    #   --confirm N`, search/confirm.py); None or 0: off. Not part of the run's identity: `resume` may change it
     # Tests only: pattern text → 'raise' | 'oom' | 'nan', injected in the worker.
     faults: dict[str, str] = field(default_factory=dict)
 
@@ -118,6 +121,8 @@ class SearchConfig:
             raise SolaError(f"--pack {self.pack or 1} x --gpus-per-trial {self.gpus_per_trial:g}"
                             f"{f' with --seeds {self.seeds}' if (self.seeds or 1) > 1 else ''} is more than one GPU: "
                             f"a pack trains on one GPU")
+        if self.confirm is not None and self.confirm < 0:
+            raise SolaError(f"--confirm {self.confirm}: expected 0 (off) or more extra seeds per front member")
         if self.max_failures is not None and self.max_failures < 1:
             raise SolaError(f"--max-failures {self.max_failures}: expected at least 1")
         if self.steps is not None and self.steps < 1:

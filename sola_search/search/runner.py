@@ -38,6 +38,7 @@ from sola_search.search.config import (
     check_name,
     pack_models,
 )
+from sola_search.search.confirm import confirmations
 from sola_search.search.progress import Progress, SearchStats
 from sola_search.search.rundir import RunDir
 from sola_search.search.study import (
@@ -71,6 +72,7 @@ class RunSummary:
     duplicates: int
     stopped: str  # 'done', 'time', 'failures', 'exhausted', 'interrupted'
     elapsed_s: float
+    confirmed: str | None = None  # what `--confirm` did this session, in words; None: it did not run
 
 
 class MaxFailures(SolaError):
@@ -114,7 +116,7 @@ def _classify(e: BaseException) -> tuple[str, str]:
 
 
 # What a resumed run takes from its run.json when it is not given again (its identity it always takes).
-RESUMED_OPTIONS = ("trials", "time_limit_s", "workers", "gpus_per_trial", "pack", "max_failures", "faults")
+RESUMED_OPTIONS = ("trials", "time_limit_s", "workers", "gpus_per_trial", "pack", "max_failures", "faults", "confirm")
 
 
 @dataclass(frozen=True)
@@ -350,7 +352,8 @@ def restore_pattern_files(run: RunDir, storage: optuna.storages.BaseStorage) -> 
     """Before a run resumes (its lock held): every pattern file in `patterns/` must be the file of its
     study's completed trial of that number, or nothing is resumed (it would be overwritten when that
     trial completes); a completed trial whose file a kill -9 or a full disk cut off gets it now, and
-    temporary files a killed write left are removed. Returns the trials whose files were written."""
+    temporary files a killed write left are removed; a confirmed trial's file behind its re-measures
+    (`--confirm`) is written again. Returns the trials whose files were written."""
     study, measured = None, {}
     if run.name in optuna.get_all_study_names(storage):
         study = optuna.load_study(study_name=run.name, storage=storage)
@@ -370,12 +373,23 @@ def restore_pattern_files(run: RunDir, storage: optuna.storages.BaseStorage) -> 
         for tmp in d.iterdir():
             if _TEMP_FILE.fullmatch(tmp.name) and tmp.is_file():
                 tmp.unlink(missing_ok=True)
-    written = [n for n in sorted(measured) if not (run.patterns / f"{n}.json").exists()]
+    confirmed = confirmations(study.user_attrs) if study is not None else {}
+    written = [n for n in sorted(measured) if not (run.patterns / f"{n}.json").exists()
+               or (n in confirmed and _confirm_seeds(run.patterns / f"{n}.json") != len(confirmed[n]["seeds"]))]
     for n in written:
         write_trial_file(run, study, measured[n])
     if written:
         run.log("pattern_files_restored", trials=written)
     return written
+
+
+def _confirm_seeds(path: Path) -> int | None:
+    """How many confirmation seeds a pattern file's values include (a kill between a re-measure's
+    record in the study and the file leaves the file one round behind)."""
+    try:
+        return parse_json(path.read_text(encoding="utf-8"), str(path))["metrics"].get("confirm_seeds", 0)
+    except (OSError, UnicodeDecodeError, SolaError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def write_trial_file(run: RunDir, study: optuna.Study, trial) -> None:
@@ -441,7 +455,7 @@ def _run(plan: RunPlan, quiet: bool) -> RunSummary:
         # A resumed run keeps its stored configuration; only the count or time asked may change, and
         # what the machine decided (stored as None before Ray started) is stored now.
         run.write_config({**run.read_config(), "trials": cfg.trials, "time_limit_s": cfg.time_limit_s,
-                          "preset": cfg.preset})
+                          "preset": cfg.preset, "confirm": cfg.confirm})
 
         encoding = get_encoding(cfg.encoding, variant, budget, cfg.resolution)
         study = open_study(plan.storage, run.name, encoding.sampler(cfg.seed),
@@ -468,7 +482,7 @@ def _run(plan: RunPlan, quiet: bool) -> RunSummary:
             raise MaxFailures(f"run {run.name} stopped after {stats.failed - loop.failed_before} failed trials "
                               f"(--max-failures {loop.max_failures}); see {run.events}")
         return RunSummary(run.name, run.path, stats.done, stats.failed, stats.duplicates, stopped,
-                          time.monotonic() - started)
+                          time.monotonic() - started, loop.confirmed)
 
 
 def _baselines_note(queued: list[str], trials: int | None) -> str:
@@ -514,6 +528,9 @@ class SearchLoop:
         self.waiting: dict[str, list[optuna.Trial]] = {}  # duplicates of a pattern being measured
         self.streak = 0  # proposals in a row that were already measured
         self.owed = owed_trials(study)  # re-queued work: asked before anything else, measured before the end
+        self.confirming: dict = {}  # ObjectRef → ([(trial number, pattern, seeds), …], actor, start): --confirm
+        self.confirm_failed: set[int] = set()  # trials whose re-measure failed this session: not tried again
+        self.confirmed: str | None = None  # what --confirm did, in words
         self._refresh_front()
 
     def _start_worker(self) -> None:
@@ -557,7 +574,10 @@ class SearchLoop:
                     self.stats.warming = len(self.warming)
                     self.progress.update(self.stats)
                     if not self.inflight and (not self.warming or self.stop_reason() is not None):
-                        return self.stop_reason() or "done"
+                        stopped = self.stop_reason() or "done"
+                        if self.cfg.confirm and stopped in ("done", "exhausted"):
+                            self.confirm_front(signals)
+                        return stopped
                     ready, _ = ray.wait([*self.inflight, *self.warming], num_returns=1, timeout=0.5)
                     for ref in ready:
                         if ref in self.warming:
@@ -715,6 +735,96 @@ class SearchLoop:
         for dup in self.waiting.pop(key, []):
             self._tell_duplicate(dup, frozen)
 
+    def confirm_front(self, signals: dict) -> None:
+        """`--confirm N`, once the trials are done: the front's members not yet separated get more
+        seeds (the run's K at a time, at most N each, seeds they were not measured with), in packs
+        through the same workers, round by round, until the front separates or the seeds are spent
+        (`search/confirm.py`: the rule, where re-measures live). The front is taken afresh from the
+        merged values each round. Each finished re-measure is stored at once; a kill loses only
+        those still training, and `resume` runs them again."""
+        import ray
+
+        from sola_search.search.confirm import plan_round
+
+        rounds, tied, outcome = 0, [], "separated"
+        while True:
+            if self.stats.deadline is not None and time.monotonic() >= self.stats.deadline:
+                outcome = "time"
+                break
+            jobs, tied = plan_round(self.study, self.cfg.confirm, self.seeds, self.confirm_failed)
+            if not jobs:
+                outcome = "spent" if tied else "separated"
+                break
+            rounds += 1
+            self.run_dir.log("confirm_round", round=rounds, unresolved=tied,
+                             jobs=[dict(trial=n, pattern=p, seeds=s) for n, p, s in jobs])
+            self.progress.note(f"confirming the front, round {rounds}: trial{'s' if len(tied) > 1 else ''} "
+                               f"{', '.join(map(str, tied))} not separated (mean ± 2 se); "
+                               + ", ".join(f"trial {n} +{len(s)} seed{'s' if len(s) > 1 else ''}" for n, _, s in jobs))
+            pending = list(jobs)
+            while pending or self.confirming:
+                if signals["stop"]:
+                    raise KeyboardInterrupt
+                while self.idle and pending:
+                    pack, pending = pending[:self.pack_size], pending[self.pack_size:]
+                    keys = [p for _, p, _ in pack]
+                    actor = self.idle.pop()
+                    faults = {k: self.cfg.faults[k] for k in keys if k in self.cfg.faults}
+                    ref = actor.train.remote(keys, self.proxy, faults, PROGRESS_POLL_S, [s for _, _, s in pack])
+                    self.confirming[ref] = (pack, actor, time.monotonic())
+                self.progress.update(self.stats)
+                ready, _ = ray.wait([*self.confirming, *self.warming], num_returns=1, timeout=0.5)
+                for ref in ready:
+                    if ref in self.warming:
+                        self._warmed(ref)
+                    else:
+                        self._confirmed(ref)
+        done = f"{rounds} round(s) of confirmation" if rounds else "no confirmation seed"
+        self.confirmed = {"separated": f"the front's top-1 intervals (mean ± 2 se) separate after {done}",
+                          "spent": f"trial(s) {', '.join(map(str, tied))} of the front still tied after {done}: "
+                                   f"--confirm {self.cfg.confirm} seeds each spent",
+                          "time": f"confirmation stopped at the time limit after {done}"}[outcome]
+        self.run_dir.log("confirm_finished", outcome=outcome, rounds=rounds, unresolved=tied)
+
+    def _confirmed(self, ref) -> None:
+        """Store what one worker returned for a pack of re-measures (never a trial of its own): each
+        pattern's seeds join its trial's record, and its pattern file is written again merged."""
+        import ray
+
+        from sola_search.search.confirm import merged, record_confirmation
+        from sola_search.space import Pattern
+
+        pack, actor, t0 = self.confirming.pop(ref)
+        wall = time.monotonic() - t0
+        try:
+            outcomes = [(runs, *_seeds_status(runs)) for runs in ray.get(ref)]
+        except Exception as e:  # the worker raised or its process died
+            outcomes = [(None, *_classify(e))] * len(pack)
+            if isinstance(e, ray.exceptions.RayActorError):
+                actor = None
+                self._start_worker()
+        if actor is not None:
+            self.idle.append(actor)
+        for (n, key, seeds), (runs, status, reason) in zip(pack, outcomes, strict=True):
+            if status != "ok":
+                self.confirm_failed.add(n)
+                self.run_dir.log("confirm_failed", trial=n, pattern=key, seeds=seeds, status=status, reason=reason)
+                self.progress.note(f"confirm trial {n} {key} failed ({status}): {reason}; not tried again this session")
+                continue
+            pattern = Pattern.parse(key, self.encoding.variant)
+            values = {o.name: [o.compute(Measured(pattern, r, self.table, self.latency)) for r in runs]
+                      for o in self.objectives if o.seeded}
+            record = record_confirmation(self.study, n, key, [r["seed"] for r in runs], values)
+            trial = self.measured.get(key) or self.study.get_trials(deepcopy=False)[n]  # numbered in order
+            write_trial_file(self.run_dir, self.study, trial)
+            told, spread = merged(self.objectives, trial.values, trial.user_attrs, record, self.cfg.seed)
+            self.run_dir.log("trial_confirmed", trial=n, pattern=key, seeds=[r["seed"] for r in runs], **values,
+                             wall_s=wall, merged=dict(zip((o.name for o in self.objectives), told, strict=True)))
+            shown = "  ".join(o.show(v, line=True, se=spread.get(o.se_name))
+                              for o, v in zip(self.objectives, told, strict=True))
+            self.progress.note(f"confirm trial {n:>3} {key}  {shown}  over {len(spread['seeds'])} seeds "
+                               f"({spread['confirm_seeds']} confirmation)  {wall:.1f}s")
+
     def interrupt(self) -> None:
         """Give the unfinished patterns back to the study so that `resume` measures them."""
         unfinished = [t for entries, _, _ in self.inflight.values() for t, _ in entries] + [t for t, _ in self.pack]
@@ -769,11 +879,13 @@ def _seeds_status(runs: list[dict]) -> tuple[str, str]:
 
 
 def resume_search(path: str | Path, trials: int | None = None, time_limit_s: float | None = None,
-                  address: str | None = None, quiet: bool = False, max_failures: int | None = None) -> RunSummary:
-    """Continue a run from its directory after it stopped or was killed."""
+                  address: str | None = None, quiet: bool = False, max_failures: int | None = None,
+                  confirm: int | None = None) -> RunSummary:
+    """Continue a run from its directory after it stopped or was killed (`confirm`: a new
+    `--confirm N`, stored for later resumes; None keeps the stored one)."""
     run = RunDir(Path(path).resolve())  # `resume .` names the directory it is in
     stored = SearchConfig.from_dict(run.read_config(), str(run.run_json))
     # Only what is given here; `prepare` takes everything else from the stored configuration.
     cfg = SearchConfig(budget=stored.budget, name=run.name, runs_dir=str(run.path.parent), trials=trials,
-                       time_limit_s=time_limit_s, address=address, max_failures=max_failures)
+                       time_limit_s=time_limit_s, address=address, max_failures=max_failures, confirm=confirm)
     return run_search(cfg, quiet=quiet, stored=stored)
