@@ -38,7 +38,8 @@ _STORED_TYPES = dict(budget=(str,), variant=_TEXT, trials=_INT, time_limit_s=_NU
                      data=_TEXT, resolution=_INT, gpus_per_trial=_NUM, workers=_INT, pack=_INT, address=_TEXT,
                      storage=_TEXT, name=_TEXT, runs_dir=(str,), seed=_INT, max_failures=_INT, steps=_INT,
                      batch_size=_INT, baselines=(bool, type(None)), objectives=(list, type(None)), faults=(dict,),
-                     latency=_TEXT, latency_digest=_TEXT, seeds=_INT, compile=_TEXT)
+                     latency=_TEXT, latency_digest=_TEXT, seeds=_INT, compile=_TEXT,
+                     calibration=(dict, type(None)))
 
 
 @dataclass
@@ -69,6 +70,8 @@ class SearchConfig:
     seeds: int | None = None  # proxy trainings per pattern, seeds seed, seed + 1, …; None: 1
     compile: str | None = None  # the proxy's compile mode (off, blocks); None: the preset's. How a trial runs,
     #   not what it measures: no part of a run's identity
+    calibration: dict | None = None  # `run --calibration FILE`: the file, its recommended steps and seeds, and
+    #   which of them --steps/--seeds overrode (`apply_calibration`); steps and seeds are the identity
     # Tests only: pattern text → 'raise' | 'oom' | 'nan', injected in the worker.
     faults: dict[str, str] = field(default_factory=dict)
 
