@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import torch  # noqa: E402
 
 from sola_search.proxies import ProxyConfig, get_preset  # noqa: E402
+from sola_search.results.fidelity import kendall_tau  # noqa: E402, F401 — the benches' one copy is the package's
 
 OUT = Path(__file__).resolve().parent / "out"  # bench/out wherever the script is run from (ignored by git)
 
@@ -96,27 +97,6 @@ def table(rows: list[dict[str, Any]], cols: list[str]) -> None:
     print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
     for row in cells:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
-
-
-def kendall_tau(a: list[float], b: list[float]) -> float:
-    """Kendall's tau-b (ties in either list handled), O(n²); no scipy needed."""
-    n = len(a)
-    conc = disc = ties_a = ties_b = 0
-    for i in range(n):
-        for j in range(i + 1, n):
-            da, db = a[i] - a[j], b[i] - b[j]
-            if da == 0 and db == 0:
-                continue
-            if da == 0:
-                ties_a += 1
-            elif db == 0:
-                ties_b += 1
-            elif (da > 0) == (db > 0):
-                conc += 1
-            else:
-                disc += 1
-    denom = ((conc + disc + ties_a) * (conc + disc + ties_b)) ** 0.5
-    return (conc - disc) / denom if denom else float("nan")
 
 
 # --- the plain loop a user writes first -----------------------------------------------------------

@@ -35,21 +35,20 @@ from __future__ import annotations
 
 import argparse
 import ast
-import itertools
 import json
-import math
-import random
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import NoReturn
 
-from proxy_common import common_args, devices, env_info, kendall_tau, overrides, preset, run_pool, table, write_json
+from proxy_common import common_args, devices, env_info, overrides, preset, run_pool, table, write_json
 
 from sola_search.proxies import ProxyConfig
 from sola_search.proxies.config import is_retired
-from sola_search.space import Budget, FeasibleSet, Pattern, baselines, get_variant
+from sola_search.results.fidelity import bootstrap_tau, kendall_tau, split_half, spread_over_noise, top_k_overlap
+from sola_search.space import Budget
+from sola_search.space.feasible import stratified_patterns
 
 
 def fail(msg: str) -> NoReturn:
@@ -59,45 +58,8 @@ def fail(msg: str) -> NoReturn:
 
 # --- the pattern set ------------------------------------------------------------------------------
 def patterns(variant: str, budget: str, count: int, seed: int) -> list[tuple[str, str]]:
-    """(name, pattern text), stratified: baselines, softmax in one stage only (each stage), softmax in
-    stages 1-2, then uniform samples spread evenly over the softmax counts the budget admits."""
-    v, b = get_variant(variant), Budget.parse(budget)
-    chosen: dict[str, str] = {}
-
-    def add(name: str, bits: list[bool]) -> None:
-        p = Pattern.from_bits(bits, v)
-        if str(p) not in chosen and b.admits(p, v) and len(chosen) < count:
-            chosen[str(p)] = name
-
-    for name, p in baselines(v, b).items():
-        add(name, p.bits)
-    limit = b.max_softmax if b.max_softmax is not None else v.num_blocks
-    starts = [sum(v.depths[:i]) for i in range(4)]
-    for i, (s, d) in enumerate(zip(starts, v.depths, strict=True)):  # the stage's last blocks, as many as fit
-        k = min(d, limit)
-        add(f"stage-{i + 1}-only", [s + d - k <= j < s + d for j in range(v.num_blocks)])
-    early = v.depths[0] + v.depths[1]
-    add("stages-1-2", [j < min(early, limit) for j in range(v.num_blocks)])
-    # samples: a uniform feasible pattern with k softmax blocks, k cycling over the admitted counts
-    rng = random.Random(seed)
-    by_k: dict[int, list[Pattern]] = {}  # feasible draws by softmax count, for budgets of other terms too
-
-    def feasible_with(k: int) -> list[Pattern]:
-        if not by_k:
-            for p in FeasibleSet(v, b).sample(20000, rng=seed):
-                by_k.setdefault(p.softmax_layers, []).append(p)
-        return by_k.get(k, [])
-
-    counts = [k for k in range(1, v.num_blocks + 1) if k <= limit]
-    for k in itertools.cycle(counts):
-        if len(chosen) >= count:
-            break
-        picked = set(rng.sample(range(v.num_blocks), k))
-        bits = [j in picked for j in range(v.num_blocks)]
-        if not b.admits(Pattern.from_bits(bits, v), v) and feasible_with(k):  # other budget terms: a feasible draw
-            bits = rng.choice(feasible_with(k)).bits
-        add(f"sample-{len(chosen)}", bits)
-    return [(name, p) for p, name in chosen.items()]
+    """(name, pattern text): the package's stratified set (`space.feasible.stratified_patterns`)."""
+    return [(name, str(p)) for name, p in stratified_patterns(variant, Budget.parse(budget), count, seed)]
 
 
 # --- parts and merging ----------------------------------------------------------------------------
@@ -146,80 +108,6 @@ def merged(paths: list[str], jobs: list[dict]) -> list[dict]:
     missing = len(want) - len(done)
     print(f"merged {len(done)} runs from {len(paths)} record(s); {missing} of this benchmark's runs missing")
     return list(done.values())
-
-
-# --- statistics -----------------------------------------------------------------------------------
-def pearson(a: list[float], b: list[float]) -> float:
-    ma, mb = statistics.fmean(a), statistics.fmean(b)
-    sa = math.sqrt(sum((x - ma) ** 2 for x in a))
-    sb = math.sqrt(sum((y - mb) ** 2 for y in b))
-    return sum((x - ma) * (y - mb) for x, y in zip(a, b, strict=True)) / (sa * sb) if sa and sb else float("nan")
-
-
-def tau_of_r(r: float) -> float:
-    """Kendall's tau that a Pearson r implies for bivariate normal scores: (2/pi)·arcsin r."""
-    return 2 / math.pi * math.asin(max(-1.0, min(1.0, r)))
-
-
-def split_half(values: list[list[float]]) -> dict[str, float] | None:
-    """The reference against itself. `values[p]` holds pattern p's score under each seed (same
-    order). Every split of the seeds into two halves: tau and r of the half means; averaged."""
-    seeds = len(values[0])
-    if seeds < 2:
-        return None
-    taus, rs = [], []
-    for half in itertools.combinations(range(seeds), seeds // 2):
-        if 0 not in half:  # each split once
-            continue
-        other = [s for s in range(seeds) if s not in half]
-        a = [statistics.fmean(v[s] for s in half) for v in values]
-        b = [statistics.fmean(v[s] for s in other) for v in values]
-        taus.append(kendall_tau(a, b))
-        rs.append(pearson(a, b))
-    r = statistics.fmean(rs)
-    reliability = 2 * r / (1 + r) if r > -1 else float("nan")  # Spearman-Brown: all seeds' mean
-    return dict(split_half_tau=statistics.fmean(taus), split_half_r=r, reliability=reliability,
-                tau_ceiling=tau_of_r(math.sqrt(reliability)) if reliability > 0 else 0.0)
-
-
-def spread_over_noise(values: list[list[float]]) -> dict[str, float] | None:
-    """Between-pattern sd of the seed means, the pooled within-pattern seed sd, and their ratio; and
-    the same with each seed's common effect removed (`paired`): within a seed every pattern starts
-    from the same weights and sees the same batches, so a seed that helps all patterns alike moves
-    no ranking (the pattern × seed interaction, two-way ANOVA residual)."""
-    n_p, n_s = len(values), len(values[0])
-    if n_s < 2:
-        return None
-    means = [statistics.fmean(v) for v in values]
-    between = statistics.stdev(means)
-    within = math.sqrt(statistics.fmean(statistics.variance(v) for v in values))
-    seed_means = [statistics.fmean(v[s] for v in values) for s in range(n_s)]
-    grand = statistics.fmean(means)
-    resid = sum((v[s] - m - seed_means[s] + grand) ** 2 for v, m in zip(values, means, strict=True)
-                for s in range(n_s))
-    paired = math.sqrt(resid / ((n_p - 1) * (n_s - 1))) if n_p > 1 else float("nan")
-    return dict(between_sd=between, seed_sd=within, ratio=between / within if within else float("inf"),
-                seed_sd_paired=paired, ratio_paired=between / paired if paired else float("inf"))
-
-
-def bootstrap_tau(a: list[float], b: list[float], reps: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """A 90 % percentile interval of Kendall's tau over patterns resampled with replacement."""
-    rng = random.Random(seed)
-    n, out = len(a), []
-    for _ in range(reps):
-        idx = [rng.randrange(n) for _ in range(n)]
-        t = kendall_tau([a[i] for i in idx], [b[i] for i in idx])
-        if not math.isnan(t):
-            out.append(t)
-    if not out:  # every resample tied throughout: no ordering to speak of
-        return float("nan"), float("nan")
-    out.sort()
-    return out[int(0.05 * len(out))], out[min(len(out) - 1, int(0.95 * len(out)))]
-
-
-def top_k_overlap(a: list[float], b: list[float], k: int = 5) -> int:
-    top = lambda v: set(sorted(range(len(v)), key=lambda i: -v[i])[:k])  # noqa: E731
-    return len(top(a) & top(b))
 
 
 # --- main -----------------------------------------------------------------------------------------

@@ -423,8 +423,39 @@ def cmd_run(args: argparse.Namespace) -> int:
         runs_dir=args.runs_dir, seed=args.seed, seeds=args.seeds, max_failures=args.max_failures, steps=args.steps,
         batch_size=args.batch_size, baselines=False if args.no_baselines else None, latency=args.latency,
         objectives=None if args.objective is None else ["val_top1", COST_OBJECTIVES[args.objective]],
-        compile=args.compile, confirm=args.confirm).named()
+        compile=args.compile, confirm=args.confirm)
+    if args.calibration:
+        from sola_search.search.calibrate import apply_calibration
+
+        cfg, notes = apply_calibration(cfg, args.calibration)
+        for note in notes:
+            print(note, file=sys.stderr, flush=True)
+    cfg = cfg.named()
     return _search(lambda: run_search(cfg, quiet=args.quiet), lambda: f"{cfg.runs_dir}/{cfg.name}")
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from sola_search.results.calibration import table_lines
+    from sola_search.search.calibrate import CalibrationConfig, calibrate, parse_ladder
+
+    cfg = CalibrationConfig(data=args.data, variant=args.variant, budget=args.budget, ladder=parse_ladder(args.ladder),
+                            seeds=args.seeds, patterns=args.patterns, preset=args.preset, seed=args.seed,
+                            resolution=args.resolution, batch_size=args.batch_size, compile=args.compile,
+                            out=args.out, pack=args.pack, workers=args.workers, address=args.address)
+    try:
+        result = calibrate(cfg, quiet=args.quiet)
+    except KeyboardInterrupt:
+        print("sola-search: interrupted; every finished training is in the records: run the same command again "
+              "to train only the rest", file=sys.stderr)
+        return 130
+    for line in table_lines(result.calibration):
+        print(line)
+    failed = f", {result.failed} failed (run again to retry them)" if result.failed else ""
+    print(f"{result.trained} trained, {result.reused} from the records{failed}; wrote {result.out}, {result.plot} "
+          f"(records {result.records})")
+    if result.calibration["recommendation"]["ranks"]:
+        print(f"next: sola-search run --budget {cfg.budget} --calibration {result.out}")
+    return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -541,11 +572,43 @@ def build_parser() -> argparse.ArgumentParser:
                    "each its own initial weights and batches): top-1 is their mean, with its standard error "
                    "(default 1)")
     p.add_argument("--confirm", type=_count, metavar="N", help=_CONFIRM_HELP)
+    p.add_argument("--calibration", metavar="FILE", help="take --steps and --seeds (and the data, variant and preset "
+                   "when not given) from a calibration's recommendation (sola-search calibrate); explicit ones win")
     p.add_argument("--max-failures", type=int, help="stop after this many failed trials (default: a quarter)")
     p.add_argument("--no-baselines", action="store_true",
                    help="skip the named baseline patterns the search measures first (kept by a resume)")
     p.add_argument("--quiet", action="store_true", help="no live progress (the event log is still written)")
     p.set_defaults(func=cmd_run)
+
+    p = command("calibrate", "measure whether, and with how many steps and seeds, a short proxy ranks placements on "
+                "this data: a stratified pattern set trained at each rung of a step ladder with several seeds, "
+                "each rung ranked against the top one; a table, a JSON file and a PNG, and a recommendation for "
+                "run --calibration")
+    p.add_argument("--data", required=True, help="fashion-mnist, fashion-mnist:DIR, npz:PATH, imagefolder:PATH or "
+                   "recall[:pairs=LO-HI,...]")
+    p.add_argument("--variant", required=True, help="micro, tiny, small or base")
+    p.add_argument("--budget", required=True, help="the run's budget, e.g. 8softmax: the patterns are drawn under it")
+    p.add_argument("--preset", help="proxy preset: quick (CPU), default (GPU), long (default: default on GPUs, "
+                   "else quick); each rung is its proxy trained that many steps")
+    p.add_argument("--ladder", default="150,300,600,1200,2400",
+                   help="increasing training steps, comma-separated; the last is the reference (default "
+                   "150,300,600,1200,2400)")
+    p.add_argument("--seeds", type=_count, default=2, help="seeds per pattern and rung, at least 2 (default 2)")
+    p.add_argument("--patterns", type=_count, default=24, help="stratified patterns: baselines, softmax in each "
+                   "stage alone, samples over the softmax counts (default 24, at least 6)")
+    p.add_argument("--seed", type=_count, default=0, help="seed of the pattern sample and the first training seed "
+                   "(default 0)")
+    p.add_argument("--resolution", type=_resolution, default=224, help="where a GMACs budget is counted (default 224)")
+    p.add_argument("--batch-size", type=_positive_int, help="proxy training batch size (default: the preset's)")
+    p.add_argument("--compile", help=_COMPILE_HELP)
+    p.add_argument("--pack", type=int, help="models a worker trains together (default 8 on GPUs, 1 on a CPU; a "
+                   "pattern's seeds always in one pack)")
+    p.add_argument("--workers", type=int, help="worker processes (default: fill the GPUs; 1 on a CPU)")
+    p.add_argument("--address", help="join a running Ray cluster (ray start --head) instead of starting one")
+    p.add_argument("--out", help="the calibration's JSON (default calibrations/DATA-VARIANT-BUDGET.json); the PNG "
+                   "and the records of finished trainings (.records.jsonl, what a rerun reuses) beside it")
+    p.add_argument("--quiet", action="store_true", help="no live progress")
+    p.set_defaults(func=cmd_calibrate)
 
     p = command("resume", "continue a run that stopped or was killed")
     p.add_argument("run", help="run directory, runs/<name>")

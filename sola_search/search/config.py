@@ -39,7 +39,7 @@ _STORED_TYPES = dict(budget=(str,), variant=_TEXT, trials=_INT, time_limit_s=_NU
                      storage=_TEXT, name=_TEXT, runs_dir=(str,), seed=_INT, max_failures=_INT, steps=_INT,
                      batch_size=_INT, baselines=(bool, type(None)), objectives=(list, type(None)), faults=(dict,),
                      latency=_TEXT, latency_digest=_TEXT, seeds=_INT, compile=_TEXT,
-                     confirm=_INT)
+                     confirm=_INT, calibration=(dict, type(None)))
 
 
 @dataclass
@@ -72,6 +72,8 @@ class SearchConfig:
     #   not what it measures: no part of a run's identity
     confirm: int | None = None  # extra seeds each front member may get once the trials are done (`run
     #   --confirm N`, search/confirm.py); None or 0: off. Not part of the run's identity: `resume` may change it
+    calibration: dict | None = None  # `run --calibration FILE`: the file, its recommended steps and seeds, and
+    #   which of them --steps/--seeds overrode (`apply_calibration`); steps and seeds are the identity
     # Tests only: pattern text → 'raise' | 'oom' | 'nan', injected in the worker.
     faults: dict[str, str] = field(default_factory=dict)
 

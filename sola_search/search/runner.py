@@ -414,11 +414,18 @@ def _settle_machine(plan: RunPlan, gpus: float, gpus_per_node: float, cpus: floa
     if trials is None and plan.config.time_limit_s is None:
         trials = DEFAULT_TRIALS.get(preset, 8)
     cfg = replace(plan.config, preset=preset, trials=trials)
+    pack, n_workers, options = machine_layout(cfg, gpus, gpus_per_node, cpus)
+    return replace(plan, config=cfg, pack=pack, workers=n_workers, options=options)
+
+
+def machine_layout(cfg: SearchConfig, gpus: float, gpus_per_node: float, cpus: float) -> tuple[int, int, dict]:
+    """(models per pack, workers, each worker's Ray resources) for `cfg`'s pack, seeds, GPU share and
+    workers on this machine: packs on every GPU, one worker with every core on a CPU machine. `run`
+    and `calibrate` lay out their workers alike."""
     seeds = cfg.seeds or 1
     if not gpus:
         pack, n_workers = pack_models(cfg.pack or 1, seeds), cfg.workers or 1
-        return replace(plan, config=cfg, pack=pack, workers=n_workers,
-                       options=dict(num_cpus=max(1, int(cpus // n_workers))))
+        return pack, n_workers, dict(num_cpus=max(1, int(cpus // n_workers)))
     frac = cfg.gpus_per_trial or DEFAULT_GPUS_PER_TRIAL
     # A pack shares one GPU: a given fraction per trial sets how many fit on it.
     pack = cfg.pack or (max(1, min(64, math.floor(1 / frac + 1e-9))) if cfg.gpus_per_trial else DEFAULT_PACK)
@@ -429,15 +436,14 @@ def _settle_machine(plan: RunPlan, gpus: float, gpus_per_node: float, cpus: floa
                         f"{f' x --pack {pack}' if pack > 1 else ''}), more than a node has "
                         f"({gpus_per_node:g})")
     n_workers = cfg.workers or max(1, math.floor(gpus / per_worker + 1e-9))
-    return replace(plan, config=cfg, pack=pack, workers=n_workers,
-                   options=dict(num_gpus=per_worker, num_cpus=max(1, min(4, int(cpus // n_workers)))))
+    return pack, n_workers, dict(num_gpus=per_worker, num_cpus=max(1, min(4, int(cpus // n_workers))))
 
 
 def _run(plan: RunPlan, quiet: bool) -> RunSummary:
     """Start (or join) Ray, settle what the machine decides (preset, workers), open the study, seed
     the baselines, and hand over to the loop."""
     from sola_search import __version__
-    from sola_search.proxies import check_fit, get_preset
+    from sola_search.proxies import check_fit, get_preset, with_steps
     from sola_search.search.encodings import enqueue_baselines, get_encoding
 
     cfg, run, resuming = plan.config, plan.run, plan.resuming
@@ -449,8 +455,9 @@ def _run(plan: RunPlan, quiet: bool) -> RunSummary:
         plan = _settle_machine(plan, res.gpus, res.gpus_per_node, res.cpus)
         cfg, budget, variant, pack, n_workers = plan.config, plan.budget, plan.variant, plan.pack, plan.workers
         proxy = get_preset(cfg.preset, variant=variant.name, data=cfg.data, seed=cfg.seed,
-                           batch_size=cfg.batch_size, compile=cfg.compile,
-                           **({"steps": cfg.steps} if cfg.steps else {}))
+                           batch_size=cfg.batch_size, compile=cfg.compile)
+        if cfg.steps:  # the warm-up as a calibration's rung of that length has it
+            proxy = with_steps(proxy, cfg.steps)
         notes = check_fit(proxy)  # a batch the data cannot fill fails here, not in every trial
         # A resumed run keeps its stored configuration; only the count or time asked may change, and
         # what the machine decided (stored as None before Ray started) is stored now.

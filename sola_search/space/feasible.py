@@ -7,6 +7,8 @@ array. 2^(n/2) work instead of 2^n."""
 
 from __future__ import annotations
 
+import itertools
+import random
 from math import comb
 
 import numpy as np
@@ -131,3 +133,55 @@ def unlimited_warning(budget: Budget, variants: list[str], resolution: int) -> s
     is 2 ** blocks): such a budget is accepted, as a search of the whole space, but not silently."""
     return (f"sola-search: warning: budget {budget} admits every pattern of {', '.join(variants)} at "
             f"{resolution}px: it limits nothing")
+
+
+def stratified_patterns(variant: str | Variant, budget: Budget, count: int, seed: int = 0,
+                        resolution: int = 224) -> list[tuple[str, Pattern]]:
+    """`count` distinct (name, pattern) under `budget`, deterministic for a seed, spread over the kinds
+    of placement a ranking must tell apart (issue 13's fidelity protocol; uniform samples alone are
+    nearly all mid-count mixtures): every baseline the budget admits, softmax confined to each single
+    stage (the stage's last blocks, as many as the budget allows), softmax in stages 1-2, then uniform
+    samples cycling over the softmax counts the budget admits (a feasible draw of that count where
+    another budget term refuses the first). Fewer than `count` only when the budget admits fewer."""
+    from sola_search.space.baselines import baselines
+
+    v = get_variant(variant)
+    chosen: dict[str, tuple[str, Pattern]] = {}  # text → (name, pattern), in the order chosen
+
+    def add(name: str, bits) -> None:
+        p = Pattern.from_bits(bits, v)
+        if str(p) not in chosen and budget.admits(p, v, resolution) and len(chosen) < count:
+            chosen[str(p)] = (name, p)
+
+    for name, p in baselines(v, budget, resolution).items():
+        add(name, p.bits)
+    limit = budget.max_softmax if budget.max_softmax is not None else v.num_blocks
+    starts = [sum(v.depths[:i]) for i in range(4)]
+    for i, (s, d) in enumerate(zip(starts, v.depths, strict=True)):  # the stage's last blocks, as many as fit
+        k = min(d, limit)
+        add(f"stage-{i + 1}-only", [s + d - k <= j < s + d for j in range(v.num_blocks)])
+    early = v.depths[0] + v.depths[1]
+    add("stages-1-2", [j < min(early, limit) for j in range(v.num_blocks)])
+    feasible = FeasibleSet(v, budget, resolution)
+    total = min(count, feasible.count())
+    rng = random.Random(seed)
+    by_k: dict[int, list[Pattern]] = {}  # feasible draws by softmax count, for budgets of other terms too
+
+    def feasible_with(k: int) -> list[Pattern]:
+        if not by_k:
+            for p in feasible.sample(20000, rng=seed):
+                by_k.setdefault(p.softmax_layers, []).append(p)
+        return by_k.get(k, [])
+
+    counts = [k for k in range(1, v.num_blocks + 1) if k <= limit]
+    tries = 0
+    for k in itertools.cycle(counts):
+        if len(chosen) >= total or tries > 100 * count:  # a space with fewer distinct draws than asked
+            break
+        tries += 1
+        picked = set(rng.sample(range(v.num_blocks), k))
+        bits = [j in picked for j in range(v.num_blocks)]
+        if not budget.admits(Pattern.from_bits(bits, v), v, resolution) and feasible_with(k):
+            bits = rng.choice(feasible_with(k)).bits  # other budget terms: a feasible draw of that count
+        add(f"sample-{len(chosen)}", bits)
+    return list(chosen.values())
