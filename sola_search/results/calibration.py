@@ -227,8 +227,8 @@ def plot_calibration(calibration: dict, path: str | Path) -> Path:
         ax.set_xlabel("device-seconds per pattern (all its seeds)")
         ax.set_ylabel("Kendall tau against the top rung's seed mean")
         ident = calibration["identity"]
-        ax.set_title(f"calibration: {ident['data']}, {ident['variant']}, {ident['budget']} "
-                     f"(ladder {','.join(map(str, calibration['ladder']))} steps; labels: steps)", fontsize=9)
+        ax.set_title(f"calibration: {ident['data']}\n{ident['variant']}, {ident['budget']}, ladder "
+                     f"{','.join(map(str, calibration['ladder']))} steps (labels: steps)", fontsize=8, wrap=True)
         ax.set_ylim(min(-0.1, ax.get_ylim()[0]), 1.05)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
