@@ -8,27 +8,13 @@ import json
 import math
 import statistics
 
-import optuna
 import pytest
+from cli_support import run, run_study
 from optuna.trial import TrialState, create_trial
 
-from sola_search.cli import main
 from sola_search.results.patterns import load_pattern_file
 from sola_search.search.confirm import confirm_key, confirmations
 from sola_search.space import Pattern, model_cost
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    try:
-        status = main([str(a) for a in argv])
-    except SystemExit as e:  # argparse errors
-        status = e.code
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def _study(run_dir) -> optuna.Study:
-    return optuna.load_study(study_name=run_dir.name, storage=f"sqlite:///{run_dir / 'study.db'}")
 
 
 def _add_measured(study, text: str, each: list[float]) -> int:
@@ -53,18 +39,18 @@ def test_confirm_gives_seeds_only_to_the_front_and_resume_continues(tmp_path, np
                          "quick", "--steps", "2", "--data", npz_data, "--runs-dir", runs, "--name", "c", "--seeds",
                          "2", "--quiet")
     assert status == 0, err
-    study = _study(runs / "c")
+    study = run_study(runs / "c")
     tied_a = _add_measured(study, "LL-LL-LLLL-LS", [0.60, 0.64])  # the front: tied with each other
     tied_b = _add_measured(study, "LL-LL-LLLL-SS", [0.61, 0.65])
     dominated = _add_measured(study, "LL-LL-SLLL-LL", [0.20, 0.22])  # costs more than tied_a, far less accurate
     assert model_cost("micro", Pattern.parse("LL-LL-SLLL-LL", "micro"), 224).macs > study.trials[tied_a].user_attrs[
         "macs"]
-    before = {t.number: (t.values, t.user_attrs, t.state) for t in _study(runs / "c").trials}
+    before = {t.number: (t.values, t.user_attrs, t.state) for t in run_study(runs / "c").trials}
 
     status, out, err = run(capsys, "resume", runs / "c", "--confirm", "1", "--quiet")
     assert status == 0, err
     assert json.loads((runs / "c" / "run.json").read_text())["confirm"] == 1
-    first = confirmations(_study(runs / "c").user_attrs)
+    first = confirmations(run_study(runs / "c").user_attrs)
     assert set(first) <= {0, tied_a, tied_b} and {tied_a, tied_b} <= set(first)  # tied front members only
     assert all(len(r["seeds"]) == 1 for r in first.values())
     status, out, err = run(capsys, "resume", runs / "c", "--confirm", "3")  # continues; progress lines shown
@@ -72,7 +58,7 @@ def test_confirm_gives_seeds_only_to_the_front_and_resume_continues(tmp_path, np
     assert f"confirming the front, round 1: trials {tied_a}, {tied_b}" in err.replace("trials 0, ", "trials ")
     assert "still tied after" in out and "--confirm 3 seeds each spent" in out  # the short proxy's seeds differ
 
-    study = _study(runs / "c")
+    study = run_study(runs / "c")
     records = confirmations(study.user_attrs)
     assert dominated not in records and set(records) <= {0, tied_a, tied_b}
     events = [json.loads(line) for line in (runs / "c" / "events.jsonl").read_text().splitlines()]

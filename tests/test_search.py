@@ -17,6 +17,7 @@ from pathlib import Path
 import optuna
 import psutil
 import pytest
+from cli_support import run_study
 from optuna.trial import TrialState
 
 from sola_search.cli import main
@@ -36,10 +37,6 @@ def _config(tmp_path: Path, data: str, **kw) -> SearchConfig:
     return SearchConfig(**{**base, **kw})
 
 
-def _study(run_dir: Path) -> optuna.Study:
-    return optuna.load_study(study_name=run_dir.name, storage=f"sqlite:///{run_dir / 'study.db'}")
-
-
 def _events(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
 
@@ -49,7 +46,7 @@ def test_search_end_to_end(tmp_path, npz_data):
     run_dir = tmp_path / "runs" / "t"
     assert summary.completed == 6 and summary.failed == 0 and summary.stopped == "done"
 
-    study = _study(run_dir)
+    study = run_study(run_dir)
     assert study.metric_names == ["val_top1", "gmacs"]
     assert study.user_attrs["variant"] == "micro" and study.user_attrs["budget"] == BUDGET
     done = [t for t in study.trials if t.state == TrialState.COMPLETE]
@@ -76,7 +73,8 @@ def test_search_end_to_end(tmp_path, npz_data):
 
     # Asking for more resumes the same study: the 6 are kept, 2 more are measured.
     summary = run_search(_config(tmp_path, npz_data, trials=8), quiet=True)
-    done = [t for t in _study(run_dir).trials if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs]
+    done = [t for t in run_study(run_dir).trials
+            if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs]
     assert summary.completed == 8 and len(done) == 8 and len({t.user_attrs["pattern"] for t in done}) == 8
 
     # A resume with another budget is refused (it would mix two searches in one study).
@@ -125,7 +123,8 @@ def test_failures_are_recorded_and_the_search_goes_on(tmp_path, npz_data):
     faults = {str(base[n]): kind for n, kind in zip(names, ("raise", "oom", "nan"), strict=True)}
     summary = run_search(_config(tmp_path, npz_data, faults=faults, max_failures=5), quiet=True)
     assert summary.failed == 3 and summary.completed == 3
-    failed = {t.user_attrs["pattern"]: t for t in _study(tmp_path / "runs" / "t").trials if t.state == TrialState.FAIL}
+    failed = {t.user_attrs["pattern"]: t for t in run_study(tmp_path / "runs" / "t").trials
+              if t.state == TrialState.FAIL}
     assert {p: t.user_attrs["status"] for p, t in failed.items()} == {
         p: {"raise": "error", "oom": "oom", "nan": "nan"}[k] for p, k in faults.items()}
     assert all(t.user_attrs["reason"] for t in failed.values())
@@ -139,7 +138,7 @@ def test_a_search_in_packs_measures_what_one_trial_at_a_time_does(tmp_path, npz_
     nan = str(list(base.values())[1])
     run_search(_config(tmp_path, npz_data, trials=7, pack=3, faults={nan: "nan"}, name="packed"), quiet=True)
     run_search(_config(tmp_path, npz_data, trials=4, name="alone"), quiet=True)
-    packed, alone = (_study(tmp_path / "runs" / n) for n in ("packed", "alone"))
+    packed, alone = (run_study(tmp_path / "runs" / n) for n in ("packed", "alone"))
     events = _events(tmp_path / "runs" / "packed")
     assert [e["pack"] for e in events if e["event"] == "trial_started"] == [3, 3, 3, 3, 3, 3, 1]
     state = {t.user_attrs["pattern"]: t.state for t in packed.trials}
@@ -176,7 +175,7 @@ def test_no_baselines_measures_proposals_only_and_a_resume_keeps_it(tmp_path, np
     assert main(argv) == 0
     assert "are the baselines" not in capsys.readouterr().err
     run_dir = tmp_path / "runs" / "nb"
-    done = [t for t in _study(run_dir).trials if t.state == TrialState.COMPLETE]
+    done = [t for t in run_study(run_dir).trials if t.state == TrialState.COMPLETE]
     assert len(done) == 2 and not any("baseline" in t.user_attrs for t in done)
     assert json.loads((run_dir / "run.json").read_text())["baselines"] is False
     plan = prepare(SearchConfig(budget=BUDGET, name="nb", runs_dir=str(tmp_path / "runs")))
@@ -220,7 +219,7 @@ def test_max_failures_stops_the_run_and_a_resume_goes_on(tmp_path, npz_data):
     summary = resume_search(run_dir, max_failures=4, quiet=True)
     assert summary.stopped == "done" and summary.failed == 5 and summary.completed == 1
     errors = {}
-    for t in _study(run_dir).trials:
+    for t in run_study(run_dir).trials:
         if t.user_attrs.get("status") == "error":
             errors.setdefault(t.user_attrs["baseline"], []).append(t.user_attrs.get("retry_of"))
     first, second, third = base
@@ -291,13 +290,13 @@ def test_kill_minus_nine_then_resume(tmp_path, npz_data):
     left = _wait_gone(seen)
     assert not left, f"left behind: {[p.name() for p in left]}"
 
-    before = _study(run_dir)
+    before = run_study(run_dir)
     completed_before = {t.user_attrs["pattern"] for t in before.trials if t.state == TrialState.COMPLETE}
     running_before = [t for t in before.trials if t.state == TrialState.RUNNING]
     assert len(completed_before) >= 3
 
     assert main(["resume", str(run_dir), "--quiet"]) == 0
-    after = _study(run_dir)
+    after = run_study(run_dir)
     measured = [t for t in after.trials if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs]
     assert len(measured) == KILLED_RUN_TRIALS
     assert len({t.user_attrs["pattern"] for t in measured}) == KILLED_RUN_TRIALS  # nothing re-run
@@ -447,7 +446,7 @@ def test_ctrl_c_requeues_running_trials_and_leaves_no_ray_process(tmp_path, npz_
     assert proc.returncode == 130
     assert f"sola-search resume {runs}/c" in err
     assert not _wait_gone(seen)
-    study = _study(run_dir)
+    study = run_study(run_dir)
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
     interrupted = [t for t in study.trials if t.user_attrs.get("status") == "interrupted"]
     waiting = [t for t in study.trials if t.state == TrialState.WAITING]
@@ -455,7 +454,7 @@ def test_ctrl_c_requeues_running_trials_and_leaves_no_ray_process(tmp_path, npz_
     assert _events(run_dir)[-1]["event"] == "run_interrupted"
     if pack > 1:  # a run cut mid-pack resumes (in packs, as it was made) to exactly its count
         assert main(["resume", str(run_dir), "--quiet"]) == 0
-        done = [t for t in _study(run_dir).trials
+        done = [t for t in run_study(run_dir).trials
                 if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs]
         assert len(done) == KILLED_RUN_TRIALS and len({t.user_attrs["pattern"] for t in done}) == KILLED_RUN_TRIALS
         assert {e["pack"] for e in _events(run_dir) if e["event"] == "trial_started"} <= {1, 2}

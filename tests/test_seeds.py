@@ -10,28 +10,14 @@ import json
 import math
 import statistics
 
-import optuna
 import pytest
+from cli_support import run, run_study
 from optuna.trial import TrialState
 from test_results_support import make_run
 
-from sola_search.cli import main
 from sola_search.results.front import TIE_SE, knee, pareto_front, ties, trials_frame
 from sola_search.results.patterns import load_pattern_file
 from sola_search.results.runs import open_run
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    try:
-        status = main([str(a) for a in argv])
-    except SystemExit as e:  # argparse errors
-        status = e.code
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def _study(run_dir) -> optuna.Study:
-    return optuna.load_study(study_name=run_dir.name, storage=f"sqlite:///{run_dir / 'study.db'}")
 
 
 def test_seeds_give_the_mean_and_its_standard_error_and_one_seed_is_unchanged(tmp_path, npz_data, capsys,
@@ -43,7 +29,7 @@ def test_seeds_give_the_mean_and_its_standard_error_and_one_seed_is_unchanged(tm
     assert status == 0, err
     status, _, err = run(capsys, *common, "--name", "one")
     assert status == 0, err
-    two, one = _study(runs / "two"), _study(runs / "one")
+    two, one = run_study(runs / "two"), run_study(runs / "one")
     assert json.loads((runs / "two" / "run.json").read_text())["seeds"] == 2 and two.user_attrs["seeds"] == 2
     done = [t for t in two.trials if t.state == TrialState.COMPLETE]
     alone = {t.user_attrs["pattern"]: t for t in one.trials if t.state == TrialState.COMPLETE}
@@ -67,7 +53,7 @@ def test_seeds_give_the_mean_and_its_standard_error_and_one_seed_is_unchanged(tm
     # A resume (or a run of the same name) with another K is refused in one line, changing nothing.
     status, _, err = run(capsys, *common, "--name", "two", "--seeds", "3", "--trials", "3")
     assert status == 2 and "was made with seeds 2, not 3" in err and err.count("\n") == 1
-    assert len(_study(runs / "two").trials) == len(two.trials)
+    assert len(run_study(runs / "two").trials) == len(two.trials)
 
 
 @pytest.mark.parametrize("value, message", [("0", "argument --seeds: 0: expected a whole number >= 1"),
