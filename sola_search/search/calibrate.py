@@ -122,12 +122,6 @@ class CalibrationConfig:
         return out.with_name((out.stem if out.suffix == ".json" else out.name) + ".records.jsonl")
 
 
-def rung_config(base, steps: int):
-    from sola_search.proxies import with_steps
-
-    return with_steps(base, steps)
-
-
 def config_digest(cfg) -> str:
     """What a training is, besides its pattern and seed: the sha256 of its proxy configuration (the
     seed and the device left out), 16 hex digits."""
@@ -280,7 +274,7 @@ def _calibrate(cfg: CalibrationConfig, res, quiet: bool) -> CalibrationResult:
     import ray
 
     from sola_search import __version__
-    from sola_search.proxies import check_fit, get_preset, seed_list
+    from sola_search.proxies import check_fit, get_preset, seed_list, with_steps
     from sola_search.results import calibration as cal
     from sola_search.search.cluster import worker_actor
     from sola_search.search.progress import Progress
@@ -294,14 +288,14 @@ def _calibrate(cfg: CalibrationConfig, res, quiet: bool) -> CalibrationResult:
     identity = _identity(cfg, base)
     out, records_path = cfg.out_path, cfg.records_path
     _refuse_other_output(out, identity)
-    notes = check_fit(rung_config(base, cfg.ladder[0]))
+    rungs = {steps: with_steps(base, steps) for steps in cfg.ladder}
+    notes = check_fit(rungs[cfg.ladder[0]])
     pats = stratified_patterns(cfg.variant, Budget.parse(cfg.budget), cfg.patterns, cfg.seed, cfg.resolution)
     if len(pats) < cal.MIN_PATTERNS:
         raise SolaError(f"budget {cfg.budget} admits only {len(pats)} patterns of {cfg.variant}: a ranking needs "
                         f"at least {cal.MIN_PATTERNS}")
     texts = [str(p) for _, p in pats]
     seeds = seed_list(cfg.seed, cfg.seeds)
-    rungs = {steps: rung_config(base, steps) for steps in cfg.ladder}
     digests = {steps: config_digest(c) for steps, c in rungs.items()}
     records = read_records(records_path)
 
