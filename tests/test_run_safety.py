@@ -16,10 +16,10 @@ from pathlib import Path
 import optuna
 import psutil
 import pytest
+from cli_support import run_study
 from optuna.trial import TrialState
 from test_guards import _digest, _fails
 from test_results_support import make_run
-from test_search import _study
 
 import sola_search.results.patterns as patterns_module
 from sola_search.cli import main
@@ -50,13 +50,13 @@ def test_requeued_work_goes_ahead_of_the_queue_and_is_measured_before_the_run_en
     names = list(base)  # all-linear, late-stages, last-of-stage, mambavision, ...
     run_search(_config(tmp_path, npz_data, faults={str(base[names[0]]): "raise"}), quiet=True)
     run_dir = tmp_path / "runs" / "k"
-    study = _study(run_dir)
+    study = run_study(run_dir)
     assert [t.state for t in study.trials[:2]] == [TrialState.FAIL, TrialState.COMPLETE]
     cut = study.ask()  # what kill -9 leaves: the next baseline taken off the queue, RUNNING for good
     assert cut.number == 2 and study.trials[2].state == TrialState.RUNNING
 
     summary = resume_search(run_dir, trials=3, quiet=True)
-    after = _study(run_dir)
+    after = run_study(run_dir)
     assert not [t for t in after.trials if t.state == TrialState.WAITING and "retry_of" in t.user_attrs]
     assert str(base[names[2]]) in _measured(after)  # the interrupted baseline, measured after all
     retry = [t for t in after.trials if t.user_attrs.get("retry_of") == 0]
@@ -66,7 +66,7 @@ def test_requeued_work_goes_ahead_of_the_queue_and_is_measured_before_the_run_en
 
 
 def _with_pattern_files(run: Path) -> list[int]:
-    study = optuna.load_study(study_name=run.name, storage=f"sqlite:///{run / 'study.db'}")
+    study = run_study(run)
     done = [t for t in study.trials if t.state == TrialState.COMPLETE and "pattern" in t.user_attrs][:3]
     for t in done:
         write_pattern_file(run / "patterns" / f"{t.number}.json", pattern_record_from_trial(study, t))
@@ -122,7 +122,7 @@ def test_a_full_disk_when_a_pattern_file_is_written_stops_the_run_and_resume_wri
     out, err = capsys.readouterr()
     run_dir = runs / "full"
     assert err.count("\n") == 1 and "No space left on device" in err and f"sola-search resume {run_dir}" in err
-    study = _study(run_dir)
+    study = run_study(run_dir)
     assert study.trials[0].state == TrialState.COMPLETE and not (run_dir / "patterns" / "0.json").exists()
     stale = run_dir / "patterns" / ".0.json.4242.0badf00d.tmp"  # what a kill -9 mid-write leaves
     stale.write_text("{")
@@ -133,7 +133,7 @@ def test_a_full_disk_when_a_pattern_file_is_written_stops_the_run_and_resume_wri
     rec = load_pattern_file(run_dir / "patterns" / "0.json")
     assert rec["provenance"]["trial"] == 0 and rec["pattern"] == study.trials[0].user_attrs["pattern"]
     assert not stale.exists()
-    measured = _measured(_study(run_dir))
+    measured = _measured(run_study(run_dir))
     assert len(measured) == 2
     assert {p.name for p in (run_dir / "patterns").iterdir()} == {f"{t.number}.json" for t in measured.values()}
 
@@ -162,7 +162,7 @@ def test_kill_minus_nine_during_ray_start_up_leaves_a_run_that_resumes(tmp_path,
     assert (run_dir / "run.json").is_file()
     assert not (run_dir / "events.jsonl").exists()  # the run had not started
     assert main(["resume", str(run_dir), "--quiet"]) == 0
-    assert len(_measured(_study(run_dir))) == 1
+    assert len(_measured(run_study(run_dir))) == 1
     assert json.loads((run_dir / "run.json").read_text())["preset"] == "quick"
     assert not psutil.pid_exists(proc.pid) or psutil.Process(proc.pid).status() == psutil.STATUS_ZOMBIE
 
