@@ -149,15 +149,6 @@ def seed_list(seed: int, k: int) -> list[int]:
     return [(seed + i) % 2**32 for i in range(k)]
 
 
-def with_steps(cfg: ProxyConfig, steps: int) -> ProxyConfig:
-    """`cfg` trained for `steps` steps, as `run --steps` and each rung of `calibrate` train it: the
-    preset's warm-up, at most a quarter of the steps (a run shorter than 4x the warm-up would spend
-    most of it warming up: quick's 10 warm-up steps in a 4-step run never reach the peak rate). The
-    presets' own lengths, and any length from 4x their warm-up up (120 steps for `default`), keep the
-    preset's warm-up, so a calibration's rung is exactly what a run of that many steps trains."""
-    return cfg.replace(steps=steps, warmup_steps=min(cfg.warmup_steps, steps // 4))
-
-
 def get_preset(name: str, **overrides: Any) -> ProxyConfig:
     """A named preset (quick, default, long) with some fields replaced; None values are ignored."""
     try:

@@ -4,8 +4,8 @@ data at all, and how many steps and seeds it takes.
 A stratified set of patterns under the budget (`space.feasible.stratified_patterns`) is trained at
 every rung of a step ladder with several seeds, through the same Ray workers as `run` (packs of
 patterns x seeds on every GPU, one worker on a CPU), longest rungs first so that the reference (the
-top rung) is there early. Each rung trains the preset's proxy for that many steps (`with_steps`: the
-preset's warm-up, at most a quarter of the steps), so a rung is exactly what `run --steps` trains.
+top rung) is there early. Each rung trains the preset's proxy for that many steps with the preset's
+warm-up, so a rung is exactly what `run --steps` trains (a rung inside the warm-up is warned of).
 
 Resume: every finished training is appended, the moment its pack finishes, to a records file beside
 the output (`<out>.records.jsonl`, JSON lines) keyed by pattern, steps, seed and the digest of the
@@ -274,7 +274,7 @@ def _calibrate(cfg: CalibrationConfig, res, quiet: bool) -> CalibrationResult:
     import ray
 
     from sola_search import __version__
-    from sola_search.proxies import check_fit, get_preset, seed_list, with_steps
+    from sola_search.proxies import check_fit, get_preset, seed_list
     from sola_search.results import calibration as cal
     from sola_search.search.cluster import worker_actor
     from sola_search.search.progress import Progress
@@ -288,7 +288,7 @@ def _calibrate(cfg: CalibrationConfig, res, quiet: bool) -> CalibrationResult:
     identity = _identity(cfg, base)
     out, records_path = cfg.out_path, cfg.records_path
     _refuse_other_output(out, identity)
-    rungs = {steps: with_steps(base, steps) for steps in cfg.ladder}
+    rungs = {steps: base.replace(steps=steps) for steps in cfg.ladder}  # what `run --steps` trains
     notes = check_fit(rungs[cfg.ladder[0]])
     pats = stratified_patterns(cfg.variant, Budget.parse(cfg.budget), cfg.patterns, cfg.seed, cfg.resolution)
     if len(pats) < cal.MIN_PATTERNS:

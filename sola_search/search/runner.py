@@ -443,7 +443,7 @@ def _run(plan: RunPlan, quiet: bool) -> RunSummary:
     """Start (or join) Ray, settle what the machine decides (preset, workers), open the study, seed
     the baselines, and hand over to the loop."""
     from sola_search import __version__
-    from sola_search.proxies import check_fit, get_preset, with_steps
+    from sola_search.proxies import check_fit, get_preset
     from sola_search.search.encodings import enqueue_baselines, get_encoding
 
     cfg, run, resuming = plan.config, plan.run, plan.resuming
@@ -455,9 +455,8 @@ def _run(plan: RunPlan, quiet: bool) -> RunSummary:
         plan = _settle_machine(plan, res.gpus, res.gpus_per_node, res.cpus)
         cfg, budget, variant, pack, n_workers = plan.config, plan.budget, plan.variant, plan.pack, plan.workers
         proxy = get_preset(cfg.preset, variant=variant.name, data=cfg.data, seed=cfg.seed,
-                           batch_size=cfg.batch_size, compile=cfg.compile)
-        if cfg.steps:  # the warm-up as a calibration's rung of that length has it
-            proxy = with_steps(proxy, cfg.steps)
+                           batch_size=cfg.batch_size, compile=cfg.compile,
+                           **({"steps": cfg.steps} if cfg.steps else {}))
         notes = check_fit(proxy)  # a batch the data cannot fill fails here, not in every trial
         # A resumed run keeps its stored configuration; only the count or time asked may change, and
         # what the machine decided (stored as None before Ray started) is stored now.
