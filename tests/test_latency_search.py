@@ -69,7 +69,7 @@ def test_ms_terms_parse_and_need_a_table():
 
 def test_run_with_latency_as_objective_and_budget(tmp_path, npz_data, table_path, capsys, shared_ray):
     table = LatencyTable.load(table_path)
-    budget = f"3softmax,{round(_limit(table, 0.8), 3)}ms"
+    budget = f"3softmax,{round(_limit(table, 0.8, '3softmax'), 3)}ms"
     runs = tmp_path / "runs"
     status, out, err = run(capsys, "run", "--budget", budget, "--variant", "micro", "--resolution", "64",
                            "--objective", "latency", "--latency", table_path, "--trials", "3", "--preset", "quick",
