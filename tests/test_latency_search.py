@@ -69,7 +69,8 @@ def test_ms_terms_parse_and_need_a_table():
 
 def test_run_with_latency_as_objective_and_budget(tmp_path, npz_data, table_path, capsys, shared_ray):
     table = LatencyTable.load(table_path)
-    budget = f"3softmax,{round(_limit(table, 0.8, '3softmax'), 3)}ms"
+    limit = round(_limit(table, 0.8, "3softmax"), 3)
+    budget = f"3softmax,{limit}ms"
     runs = tmp_path / "runs"
     status, out, err = run(capsys, "run", "--budget", budget, "--variant", "micro", "--resolution", "64",
                            "--objective", "latency", "--latency", table_path, "--trials", "3", "--preset", "quick",
@@ -87,7 +88,7 @@ def test_run_with_latency_as_objective_and_budget(tmp_path, npz_data, table_path
     for t in done:
         p = Pattern.parse(t.user_attrs["pattern"], "micro")
         assert t.values[1] == pytest.approx(table.ms(p)) == pytest.approx(t.user_attrs["latency_ms"])
-        assert t.values[1] <= _limit(table, 0.8) + 1e-3 and p.softmax_layers <= 3
+        assert t.values[1] <= limit + 1e-3 and p.softmax_layers <= 3
         record = json.loads((run_dir / "patterns" / f"{t.number}.json").read_text())
         assert record["metrics"]["latency_ms"] == pytest.approx(t.values[1])
 
