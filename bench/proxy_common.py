@@ -151,11 +151,11 @@ def _worker(device: str, jobs, results, threads: int) -> None:
         pats = job.get("patterns") or [job["pattern"]]
         t0 = time.time()
         try:
-            rs = [r.to_dict() for r in train_proxies(pats, cfg)]
+            rs = [r.to_dict() for r in train_proxies(pats, cfg, seeds=job.get("seeds"))]
         except Exception as e:  # noqa: BLE001 — bad input: report it, keep the pool alive
             rs = [dict(status="error", reason=f"{type(e).__name__}: {e}")] * len(pats)
         for p, r in zip(pats, rs, strict=True):
-            results.put({**{k: v for k, v in job.items() if k != "patterns"}, "pattern": p, "result": r,
+            results.put({**{k: v for k, v in job.items() if k not in ("patterns", "seeds")}, "pattern": p, "result": r,
                          "device": device, "t0": t0, "t1": time.time()})
 
 

@@ -148,6 +148,12 @@ def main() -> None:
     ap.add_argument("--proxy", action="append", metavar="NAME[:KEY=VALUE,...]",
                     help="a proxy: the default preset with these overrides (repeatable; default: 'default')")
     ap.add_argument("--proxy-seeds", type=int, default=2, help="seeds of each proxy (0: the reference alone)")
+    ap.add_argument("--names", nargs="+", metavar="NAME",
+                    help="only these patterns of the stratified set (a screen, e.g. all-linear stage-1-only)")
+    ap.add_argument("--independent", action="store_true",
+                    help="every (pattern, seed) its own initial weights and batches (seed 1000*(s+1)+i for the "
+                         "i-th pattern): without it a pack's patterns of seed s share both, so a shared start "
+                         "that decides learning (recall) is counted as agreement")
     ap.add_argument("--pack", type=int, default=8, help="patterns trained together in one process (default 8)")
     ap.add_argument("--per-gpu", type=int, default=1, help="processes per GPU (default 1)")
     ap.add_argument("--gpus", help="comma-separated GPU indices (default: all visible)")
@@ -167,6 +173,11 @@ def main() -> None:
     proxies = dict(parse_proxy(p) for p in (args.proxy or ["default"])) if args.proxy_seeds else {}
     cfg_proxies = {name: preset("default", over, **o) for name, o in proxies.items()}
     pats = patterns(args.variant, args.budget, args.patterns, args.seed)
+    if args.names:
+        unknown = set(args.names) - {n for n, _ in pats}
+        if unknown:
+            fail(f"--names: {', '.join(sorted(unknown))} not in the set ({', '.join(n for n, _ in pats)})")
+        pats = [(n, p) for n, p in pats if n in args.names]
     print(f"{len(pats)} patterns of {args.variant} under {args.budget}; reference {cfg_ref.steps} steps x "
           f"{args.ref_seeds} seeds; proxies " + ", ".join(f"{n} {c.steps} steps x {args.proxy_seeds}"
                                                         for n, c in cfg_proxies.items()))
@@ -175,8 +186,10 @@ def main() -> None:
     packs = [[p for _, p in pats[i : i + args.pack]] for i in range(0, len(pats), args.pack)]
     runs = [(f"ref/s{s}", cfg_ref.replace(seed=s)) for s in range(args.ref_seeds)] + [
         (f"{n}/s{s}", c.replace(seed=s)) for n, c in cfg_proxies.items() for s in range(args.proxy_seeds)]
-    jobs = [dict(label=label, patterns=pack, seed=cfg.seed, config=cfg.to_dict()) for label, cfg in runs
-            for pack in packs if not args.only or label in args.only]
+    index = {p: i for i, (_, p) in enumerate(pats)}
+    jobs = [dict(label=label, patterns=pack, seed=cfg.seed, config=cfg.to_dict(),
+                 **({"seeds": [1000 * (cfg.seed + 1) + index[p] for p in pack]} if args.independent else {}))
+            for label, cfg in runs for pack in packs if not args.only or label in args.only]
     devs = devices(args.smoke, args.gpus)
     t0 = time.time()
     if args.merge:
