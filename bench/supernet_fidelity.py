@@ -3,7 +3,8 @@
 Trains one supernet (`proxies/supernet.py`) of the proxy geometry on `--data` for `--steps` steps,
 sampling a feasible pattern of `--budget` per sample group (the balanced rule, `--groups` patterns
 per step, `--candidates` draws each), then scores the fidelity protocol's stratified pattern set
-(`bench/proxy_fidelity.py`'s `patterns()`: same variant, budget, count and seed give the same set)
+(`space.feasible.stratified_patterns`, as `bench/proxy_fidelity.py`: same variant, budget, count and
+seed give the same set)
 with the shared weights. Measured: the training's GPU-minutes, and scoring speed in patterns per
 GPU-minute (the pattern set scored again and again in calls of `--pack` patterns, as a search's
 worker scores them, until `--speed-patterns` patterns are done; the first call, which captures and
@@ -27,10 +28,12 @@ import time
 from pathlib import Path
 
 import torch
-from proxy_common import common_args, env_info, kendall_tau, overrides, preset, table, write_json
-from proxy_fidelity import bootstrap_tau, patterns, top_k_overlap
+from proxy_common import common_args, env_info, overrides, preset, table, write_json
 
 from sola_search.proxies.supernet import DEFAULT_CANDIDATES, DEFAULT_GROUPS, SupernetSpec, train_supernet
+from sola_search.results.fidelity import bootstrap_tau, kendall_tau, top_k_overlap
+from sola_search.space import Budget
+from sola_search.space.feasible import stratified_patterns
 
 
 def reference_means(path: str, pats: list[str]) -> dict[str, dict[str, float]]:
@@ -78,7 +81,7 @@ def main() -> None:
     cfg = preset(args.preset if not args.smoke else "quick", over)
     if args.smoke:
         cfg = cfg.replace(max_train=512, batch_size=32)
-    pats = [p for _, p in patterns(args.variant, args.budget, args.patterns, args.seed)]
+    pats = [str(p) for _, p in stratified_patterns(args.variant, Budget.parse(args.budget), args.patterns, args.seed)]
     spec = SupernetSpec(cfg, args.budget, steps=args.steps, groups=args.groups, candidates=args.candidates)
     directory = Path(args.dir or tempfile.mkdtemp(prefix="supernet-"))
     print(f"supernet of {args.variant} x{cfg.width} {cfg.resolution}px on {cfg.data}: {spec.total_steps} steps x "
