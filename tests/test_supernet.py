@@ -7,10 +7,10 @@ import contextlib
 import json
 
 import numpy as np
-import optuna
 import pytest
 import torch
 from cli_support import run as cli
+from cli_support import run_study
 from optuna.trial import TrialState
 
 from sola_search.errors import SolaError
@@ -149,7 +149,7 @@ def test_run_with_the_supernet_estimator_end_to_end(tmp_path, npz_data, capsys):
     run_dir = tmp_path / "runs" / "sn"
     assert summary.completed == 20 and summary.failed == 0
     assert json.loads((run_dir / "run.json").read_text())["estimator"] == "supernet"
-    study = optuna.load_study(study_name="sn", storage=f"sqlite:///{run_dir / 'study.db'}")
+    study = run_study(run_dir)
     done = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert all(t.user_attrs["estimator"] == "supernet" for t in done)
     supernet = load_supernet(run_dir)
