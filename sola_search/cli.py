@@ -215,6 +215,8 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     from sola_search.proxies import check_fit, get_preset, train_proxy
     from sola_search.space import pattern_file_defaults, resolve_pattern
 
+    if args.supernet:
+        return _proxy_supernet(args)
     preset = args.preset
     if preset is None:
         import torch
@@ -239,6 +241,34 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     print(f"steps           {result.steps} x {cfg.batch_size}   train {result.train_s:.1f}s, wall {result.wall_s:.1f}s")
     print(f"throughput      {result.images_per_s:,.0f} images/s on {result.device} ({result.mode})")
     print(f"peak memory     {result.peak_mem_mb:,.0f} MB")
+    return 0 if result.ok else 1
+
+
+def _proxy_supernet(args: argparse.Namespace) -> int:
+    """`proxy PATTERN --supernet RUN`: the pattern's score with the run's supernet (no training)."""
+    from sola_search.proxies.supernet import load_supernet
+    from sola_search.space import resolve_pattern
+
+    given = [f"--{k.replace('_', '-')}" for k in ("preset", "data", "seed", "steps", "batch_size", "compile")
+             if getattr(args, k) is not None] + (["--test"] if args.test else [])
+    if given:
+        raise SolaError(f"{', '.join(given)} with --supernet: the run's supernet was made with its own settings")
+    expected = {"variant": args.variant} if args.variant else None
+    supernet = load_supernet(args.supernet, expected, device=args.device)
+    pattern = resolve_pattern(args.pattern, supernet.variant)
+    result = supernet.score([pattern])[0]
+    cfg = supernet.cfg
+    if args.json:
+        _print_json(dict(result.to_dict(), estimator="supernet", supernet=str(args.supernet),
+                         supernet_sha256=supernet.sha256, config=cfg.to_dict()))
+        return 0 if result.ok else 1
+    top1 = "-" if result.val_top1 is None else f"{100 * result.val_top1:.2f}%"
+    print(f"{result.pattern}   variant {cfg.variant} x{cfg.width}, {cfg.resolution}px, supernet of {args.supernet}, "
+          f"{cfg.data}")
+    print(f"status          {result.status}{f' ({result.reason})' if result.reason else ''}")
+    print(f"val top-1       {top1}   (loss {result.val_loss}; supernet score, shared weights)")
+    print(f"supernet        {supernet.steps} steps, sha256 {supernet.sha256[:12]}…")
+    print(f"scored in       {result.wall_s:.2f}s on {result.device} ({result.mode})")
     return 0 if result.ok else 1
 
 
@@ -364,8 +394,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     path, rec = export_pattern(run.study, args.pick, args.out, name=run.name)
     m = rec["metrics"]
     top1 = _top1(m["val_top1"], m.get("val_top1_se"))
+    estimator = rec["proxy"].get("estimator", "train")
+    scored = " (supernet score)" if estimator == "supernet" else ""
     print(f"{path}: trial {rec['provenance']['trial']} ({args.pick}) {rec['pattern']}  {rec['variant']}, "
-          f"top-1 {top1}, {m['gmacs']:.3f} GMACs, {m['params'] / 1e6:.2f} M params, {rec['softmax_layers']} softmax")
+          f"top-1 {top1}{scored}, {m['gmacs']:.3f} GMACs, {m['params'] / 1e6:.2f} M params, "
+          f"{rec['softmax_layers']} softmax")
     print(f"  build it: sola_search.load_backbone({str(path)!r}, num_classes=...)  or  "
           f"timm.create_model('sola_vision_{rec['variant']}', pattern={str(path)!r})")
     if note := tie_note(run.study, rec["provenance"]["trial"]):
@@ -423,7 +456,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         runs_dir=args.runs_dir, seed=args.seed, seeds=args.seeds, max_failures=args.max_failures, steps=args.steps,
         batch_size=args.batch_size, baselines=False if args.no_baselines else None, latency=args.latency,
         objectives=None if args.objective is None else ["val_top1", COST_OBJECTIVES[args.objective]],
-        compile=args.compile, confirm=args.confirm)
+        compile=args.compile, confirm=args.confirm, estimator=args.estimator, supernet_steps=args.supernet_steps)
     if args.calibration:
         from sola_search.search.calibrate import apply_calibration
 
@@ -537,6 +570,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test", action="store_true", help="also report top-1 on the test split")
     p.add_argument("--json", action="store_true", help="print one JSON object (the result and its config)")
     p.add_argument("--compile", help=_COMPILE_HELP)
+    p.add_argument("--supernet", metavar="RUN", help="score the pattern with RUN's supernet (a run made with "
+                   "--estimator supernet) instead of training it")
     p.set_defaults(func=cmd_proxy)
 
     p = command("run", "search for the best softmax placements under a budget")
@@ -547,7 +582,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency", metavar="FILE", help="a latency table (sola-search latency) for --objective latency "
                    "and ms budgets; each trial records its predicted latency")
     p.add_argument("--variant", help="micro, tiny, small or base (default small)")
-    p.add_argument("--trials", type=int, help="patterns to measure (default: 8 on a CPU, 64 on GPUs)")
+    p.add_argument("--trials", type=int, help="patterns to measure (default: 8 on a CPU, 64 on GPUs; 2000 with "
+                   "--estimator supernet)")
+    p.add_argument("--estimator", help="how a trial's top-1 is obtained: train (default: each pattern's own proxy "
+                   "training) or supernet (one weight-sharing supernet trained first, then each pattern scored "
+                   "with its shared weights: thousands of trials)")
+    p.add_argument("--supernet-steps", type=_positive_int, help="the supernet's training steps (default 10x the "
+                   "proxy's)")
     p.add_argument("--time", help="stop starting trials after this long, e.g. 30m or 2h")
     p.add_argument("--sampler", help="budget-aware encoding and sampler: evolution (default, the measured best), "
                    "blocks, keys or random")

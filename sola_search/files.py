@@ -11,17 +11,18 @@ from pathlib import Path
 from sola_search.errors import SolaError
 
 
-def write_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write `text` to `path` through a temporary file in the same directory, flushed and fsynced,
-    then `os.replace`d: readers see the old file or the new one, never half. Creates the parent
-    directory; leaves no temporary file behind on failure."""
+def write_atomic(path: str | os.PathLike, text: str | bytes) -> Path:
+    """Write `text` (or bytes: a supernet's safetensors) to `path` through a temporary file in the
+    same directory, flushed and fsynced, then `os.replace`d: readers see the old file or the new one,
+    never half. Creates the parent directory; leaves no temporary file behind on failure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Not mkstemp: its 0600 mode would survive the rename; O_EXCL with 0666 honours the umask.
     tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        binary = isinstance(text, bytes)
+        with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())

@@ -55,6 +55,7 @@ def test_search_end_to_end(tmp_path, npz_data):
     patterns = [Pattern.parse(t.user_attrs["pattern"], "micro") for t in done]
     assert all(budget.admits(p, "micro", 224) for p in patterns)
     assert len(set(patterns)) == 6  # nothing measured twice
+    assert {t.user_attrs["estimator"] for t in done} == {"train"}  # every trial says which estimator measured it
     # Baselines that fit the budget come first, each once.
     base = baselines("micro", budget, 224)
     first = [t.user_attrs.get("baseline") for t in study.trials[: len(base)]]

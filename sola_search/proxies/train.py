@@ -484,16 +484,25 @@ def _build(pattern: Pattern, cfg: ProxyConfig, data: ProxyData, res: ProxyResult
     dev = data.device
     cuda = dev.type == "cuda"
     model = _MODELS.acquire(pattern, cfg, data, fmt, compiled)
+    params, opt = make_optimizer(model, cfg, dev)
+    run = _Model(res=res, model=model, params=params, opt=opt)
+    run.step = _eager_step(model, run, cfg, cuda, autocast)
+    return run
+
+
+def make_optimizer(model: torch.nn.Module, cfg: ProxyConfig, dev: torch.device) -> tuple[list, torch.optim.Optimizer]:
+    """The proxy's trainable parameters and AdamW (no weight decay on norms, biases and layer scales;
+    fused and capturable on a GPU), its state created here, as AdamW would at its first step, so that
+    a capture needs no eager step first (and a checkpoint's state can be copied into it)."""
+    cuda = dev.type == "cuda"
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [dict(params=[p for p in params if p.ndim > 1], weight_decay=cfg.weight_decay),
               dict(params=[p for p in params if p.ndim <= 1], weight_decay=0.0)]
     opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), fused=cuda, capturable=cuda)
-    for p in params:  # as AdamW creates it lazily at its first step
+    for p in params:
         opt.state[p] = dict(step=torch.zeros((), dtype=torch.float32, device=dev) if cuda else torch.tensor(0.0),
                             exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
-    run = _Model(res=res, model=model, params=params, opt=opt)
-    run.step = _eager_step(model, run, cfg, cuda, autocast)
-    return run
+    return params, opt
 
 
 class _ModelPool:

@@ -57,7 +57,7 @@ def columns(objectives: tuple[Objective, Objective]) -> list[str]:
     `run --confirm` added (`confirm_seeds`)."""
     return ["number", "state", *(o.name for o in objectives), *(o.se_name for o in objectives if o.seeded), "macs",
             "params", "softmax_layers", "pattern", "baseline", "status", "reason", "duplicate_of", "feasible",
-            "confirm_seeds"]
+            "confirm_seeds", "estimator"]
 
 
 def frame_objectives(frame: pd.DataFrame) -> tuple[Objective, Objective]:
@@ -115,6 +115,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             params=a.get("params"), softmax_layers=softmax, pattern=a.get("pattern"), baseline=a.get("baseline"),
             status=a.get("status", "ok" if done else None), reason=a.get("reason"),
             duplicate_of=a.get("duplicate_of"), feasible=bool(ok), confirm_seeds=a.get("confirm_seeds", 0),
+            estimator=a.get("estimator", "train" if done else None),  # a run before estimators trained each pattern
         ))
     frame = pd.DataFrame(rows, columns=columns(objectives))
     # A trial answered from storage may carry only `duplicate_of`: it has its source's pattern.
@@ -239,3 +240,24 @@ def front_hypervolume(front: pd.DataFrame, ref: tuple[float, float]) -> float:
     a, b = objectives
     turned = (ref[0] if a.maximize else -ref[0]), (-ref[1] if b.maximize else ref[1])
     return hypervolume(*oriented(front, objectives), turned)
+
+
+# The trial attribute a stand-alone re-measurement of a supernet-scored trial records (`run --confirm`).
+STANDALONE_ATTR = "standalone_val_top1"
+
+
+def front_without_standalone(study: optuna.Study) -> list[int]:
+    """The confirmation hook (issue 15; for `run --confirm N`): the numbers of the trials on the
+    study's Pareto front, best first by the first objective, whose top-1 came from the supernet
+    (trial attribute `estimator` "supernet") and that have no stand-alone value yet (no
+    `STANDALONE_ATTR` attribute). `--confirm` trains each stand-alone (the train estimator, with the
+    run's seeds), records the value there (and `estimator_confirmed`: "train"), and calls this again
+    to see what is left; readers (`pareto`, `export`) then show both values. Until it does,
+    `SearchConfig.check` refuses `--confirm` with `--estimator supernet` (today's `--confirm` adds
+    seeds to a trained mean, and a supernet score is not one)."""
+    front = pareto_front(trials_frame(study))
+    by, ascending = best_first(frame_objectives(front))
+    front = front.sort_values(by, ascending=ascending)
+    attrs = {t.number: t.user_attrs for t in study.get_trials(deepcopy=False)}
+    return [int(n) for n, est in zip(front["number"], front["estimator"], strict=True)
+            if est == "supernet" and STANDALONE_ATTR not in attrs[int(n)]]

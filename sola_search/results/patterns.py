@@ -254,7 +254,8 @@ def pattern_record_from_trial(study: Any, trial: Any) -> dict[str, Any]:
         cost = model_cost(variant, pattern, int(resolution))
         macs, params = cost.macs if macs is None else macs, cost.params if params is None else params
     result = tattrs.get("proxy_result") if isinstance(tattrs.get("proxy_result"), dict) else {}
-    proxy = {"preset": sattrs.get("preset"), "config": sattrs.get("proxy"), "result": result or None}
+    proxy = {"preset": sattrs.get("preset"), "config": sattrs.get("proxy"), "result": result or None,
+             "estimator": tattrs.get("estimator", "train")}  # train: the pattern's own run; supernet: shared weights
     seed = result.get("seed", sattrs.get("seed"))
     done = trial.datetime_complete
     return make_pattern_record(

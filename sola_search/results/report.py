@@ -167,7 +167,7 @@ def rows(report: FrontReport, all_trials: bool = False) -> list[dict[str, Any]]:
         row = dict(trial=int(r.number), pattern=r.pattern if isinstance(r.pattern, str) else None, **values,
                    macs=_num(r.macs), params=_num(r.params), softmax_layers=_num(r.softmax_layers),
                    baseline=r.baseline if isinstance(r.baseline, str) else None, knee=int(r.number) == report.knee,
-                   duplicate_of=_num(r.duplicate_of))
+                   duplicate_of=_num(r.duplicate_of), estimator=r.estimator if isinstance(r.estimator, str) else None)
         if all_trials:
             row.update(on_front=int(r.number) in on_front, state=r.state, feasible=bool(r.feasible),
                        status=r.status if isinstance(r.status, str) else None,
@@ -177,7 +177,7 @@ def rows(report: FrontReport, all_trials: bool = False) -> list[dict[str, Any]]:
 
 
 ROW_FIELDS = ["trial", "pattern", *DEFAULT_OBJECTIVES, "macs", "params", "softmax_layers", "baseline", "knee",
-              "duplicate_of"]
+              "duplicate_of", "estimator"]
 
 
 def to_csv(rows_: list[dict[str, Any]], fields: list[str] | None = None) -> str:
@@ -219,6 +219,9 @@ def summary_lines(report: FrontReport) -> list[str]:
         more = f" (more for the {confirmed} trial(s) --confirm measured again)" if confirmed else ""
         lines.append(f"{o.short}: the mean of {k if isinstance(k, int) and k > 1 else 'several'} seeds{more} ± its "
                      f"standard error; trials whose mean ± {TIE_SE:g} se overlap are tied")
+    if "supernet" in set(report.frame["estimator"].dropna()):
+        lines.append(f"{report.objectives[0].short}: scores with the run's weight-sharing supernet (estimator "
+                     "supernet), not stand-alone proxy trainings")
     if report.knee is not None:
         lines.append(f"knee: trial {report.knee} (farthest above the chord from cheapest to most accurate, "
                      "normalized)" + tie_text(report.ties(report.knee), report))

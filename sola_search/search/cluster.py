@@ -196,11 +196,13 @@ class ProxyWorker:
         reported it; empty between packs. Runs beside `train` (its own concurrency group)."""
         return dict(self._progress)
 
-    def warm(self, config: dict, pack: int = 1, seeds: int = 1) -> dict:
+    def warm(self, config: dict, pack: int = 1, seeds: int = 1, supernet: dict | None = None) -> dict:
         """Pay a worker's one-off costs before its first trial: imports, the CUDA context, the
         dataset on the device, and one two-step run of a full pack (`pack` patterns, `seeds` seeds
         each) through every kernel a trial uses (cuDNN's autotuning, lazily loaded kernels and the
-        models are then kept by the process). Returns seconds."""
+        models are then kept by the process). With `supernet` (the run's `--estimator supernet`:
+        its directory, budget, resolution, steps, latency table) the run's supernet instead: trained
+        there (resuming its checkpoint) or loaded, and kept for `train` to score with. Returns seconds."""
         t0 = time.perf_counter()
         import torch
 
@@ -210,14 +212,36 @@ class ProxyWorker:
         t1 = time.perf_counter()
         data = load_proxy_data(cfg)
         t2 = time.perf_counter()
-        warm = warm_up(cfg, data, pack, seeds)
+        if supernet is not None:
+            self.supernet = self._supernet(cfg, data, supernet)
+            info = dict(status="ok", reason="", supernet_sha256=self.supernet.sha256,
+                        supernet_train_s=self.supernet.meta.get("train_s"))
+        else:
+            warm = warm_up(cfg, data, pack, seeds)
+            info = dict(status=warm.status, reason=warm.reason)
         t3 = time.perf_counter()
         return dict(pid=self.pid, import_s=round(t1 - t0, 3), data_s=round(t2 - t1, 3), kernels_s=round(t3 - t2, 3),
-                    status=warm.status, reason=warm.reason, threads=torch.get_num_threads(),
-                    nice=os.getpriority(os.PRIO_PROCESS, 0))
+                    **info, threads=torch.get_num_threads(), nice=os.getpriority(os.PRIO_PROCESS, 0))
+
+    def _supernet(self, cfg, data, spec: dict):
+        """The run's supernet, trained (its progress reported to `progress`) or loaded."""
+        from sola_search.proxies.supernet import SupernetSpec, train_supernet
+        from sola_search.space.latency import LatencyTable
+
+        latency = LatencyTable.load(spec["latency"]) if spec.get("latency") else None
+        s = SupernetSpec(cfg, spec["budget"], spec["resolution"], spec.get("steps"))
+
+        def report(step: int, steps: int) -> None:
+            self._progress = dict(phase="supernet", step=step, steps=steps, pid=self.pid)
+
+        try:
+            return train_supernet(s, spec["directory"], data, latency=latency, progress=report)
+        finally:
+            self._progress = {}
 
     def train(self, patterns: list[str], config: dict, faults: dict[str, str] | None = None,
-              progress_every: float = 5.0, seeds: int | list[list[int]] = 1) -> list[list[dict]]:
+              progress_every: float = 5.0, seeds: int | list[list[int]] = 1,
+              estimator: str = "train") -> list[list[dict]]:
         """Train a pack of patterns together, each with `seeds` seeds (the config's seed, the next,
         …: `seed_list`; or each pattern's own list of seeds, as `run --confirm` gives them), all of
         them models of one pack; one list per pattern, one result per seed.
@@ -225,7 +249,8 @@ class ProxyWorker:
         (with its seeds), so that one bad pattern does not fail the others. `faults` (pattern →
         'raise', 'oom' or 'nan') injects failures for tests of the failure paths: 'raise' and 'oom'
         fail the whole call, 'nan' that pattern's runs. The training reports its progress (for
-        `progress`) at most every `progress_every` seconds."""
+        `progress`) at most every `progress_every` seconds. `estimator="supernet"`: each pattern's
+        score with the supernet `warm` loaded (one result each, all scored in one call)."""
         from sola_search.proxies import ProxyConfig, seed_list, train_proxies
 
         start = time.perf_counter()
@@ -233,6 +258,10 @@ class ProxyWorker:
         for kind in ("raise", "oom"):
             if kind in faults.values():
                 self._inject(kind, [p for p in patterns if faults.get(p) == kind][0])
+        if estimator == "supernet":
+            scored = self.supernet.score(patterns)
+            wall = time.perf_counter() - start
+            return [[{**r.to_dict(), "worker_s": wall, "worker_pid": self.pid}] for r in scored]
         cfg = ProxyConfig.from_dict(config)
         diverging = [p for p in patterns if faults.get(p) == "nan"]
         packed = [p for p in patterns if p not in diverging]

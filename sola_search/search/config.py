@@ -12,12 +12,20 @@ from sola_search.space.cost import check_resolution
 # What a new run uses for options left unset; a resumed run keeps what it was made with.
 # A run stored before an option existed had what its default gives now.
 DEFAULTS = {"variant": "small", "data": "fashion-mnist", "resolution": 224, "seed": 0, "baselines": True,
-            "objectives": list(DEFAULT_OBJECTIVES), "seeds": 1}
+            "objectives": list(DEFAULT_OBJECTIVES), "seeds": 1, "estimator": "train"}
 # What identifies a run's search: a resume may not change these (nor can its study: `open_study`).
 IDENTITY = ("budget", "variant", "resolution", "encoding", "preset", "data", "steps", "batch_size", "seed",
-            "storage", "baselines", "objectives", "latency", "latency_digest", "seeds")
+            "storage", "baselines", "objectives", "latency", "latency_digest", "seeds", "estimator", "supernet_steps")
 # Trials a run makes when neither --trials nor --time is given, by proxy preset.
 DEFAULT_TRIALS = {"quick": 8, "default": 64, "long": 16}
+# How a trial's top-1 is obtained (`--estimator`): `train`, the pattern's own proxy training; `supernet`,
+# its score with the run's weight-sharing supernet (`proxies/supernet.py`), trained once per run.
+ESTIMATORS = ("train", "supernet")
+# A supernet run's default trial count: a score costs milliseconds of a GPU (bench/supernet_fidelity.py), so the
+# count is what Optuna's bookkeeping (tens of ms per trial on SQLite) and the sampler's front make worth it; a
+# space smaller than that is scored whole (the run ends "exhausted"). Patterns per worker call: `SUPERNET_PACK`.
+SUPERNET_TRIALS = 2000
+SUPERNET_PACK = 64
 # On a GPU machine a worker trains a pack of trials together (one CUDA graph, `train_proxies`) on a
 # whole GPU: 8 at once trained the most trials per hour in bench/proxy_packing.py (docs/performance.md).
 DEFAULT_PACK = 8
@@ -39,7 +47,7 @@ _STORED_TYPES = dict(budget=(str,), variant=_TEXT, trials=_INT, time_limit_s=_NU
                      storage=_TEXT, name=_TEXT, runs_dir=(str,), seed=_INT, max_failures=_INT, steps=_INT,
                      batch_size=_INT, baselines=(bool, type(None)), objectives=(list, type(None)), faults=(dict,),
                      latency=_TEXT, latency_digest=_TEXT, seeds=_INT, compile=_TEXT,
-                     confirm=_INT, calibration=(dict, type(None)))
+                     confirm=_INT, calibration=(dict, type(None)), estimator=_TEXT, supernet_steps=_INT)
 
 
 @dataclass
@@ -68,6 +76,8 @@ class SearchConfig:
     latency: str | None = None  # a latency table (`sola-search latency`): the latency_ms objective, ms budgets
     latency_digest: str | None = None  # its content's sha256, stored so that a resume refuses another table
     seeds: int | None = None  # proxy trainings per pattern, seeds seed, seed + 1, …; None: 1
+    estimator: str | None = None  # None: 'train' (see ESTIMATORS)
+    supernet_steps: int | None = None  # the supernet's training steps; None: STEPS_FACTOR x the proxy's
     compile: str | None = None  # the proxy's compile mode (off, blocks); None: the preset's. How a trial runs,
     #   not what it measures: no part of a run's identity
     confirm: int | None = None  # extra seeds each front member may get once the trials are done (`run
@@ -125,6 +135,19 @@ class SearchConfig:
                             f"a pack trains on one GPU")
         if self.confirm is not None and self.confirm < 0:
             raise SolaError(f"--confirm {self.confirm}: expected 0 (off) or more extra seeds per front member")
+        if self.estimator is not None and self.estimator not in ESTIMATORS:
+            raise SolaError(f"--estimator {self.estimator!r}: expected {' or '.join(ESTIMATORS)}")
+        if self.supernet_steps is not None and self.supernet_steps < 1:
+            raise SolaError(f"--supernet-steps {self.supernet_steps}: expected at least 1")
+        if self.supernet_steps is not None and self.estimator != "supernet":
+            raise SolaError("--supernet-steps: only with --estimator supernet")
+        if self.estimator == "supernet" and self.confirm:
+            raise SolaError(f"--confirm {self.confirm} with --estimator supernet: --confirm adds seeds to a trained "
+                            "mean, and a supernet score is not one; re-measuring a supernet front stand-alone is not "
+                            "built yet (results.front.front_without_standalone lists what it would re-measure)")
+        if self.estimator == "supernet" and (self.seeds or 1) > 1:
+            raise SolaError(f"--seeds {self.seeds} with --estimator supernet: a supernet score is one deterministic "
+                            "evaluation; seeds apply to the train estimator")
         if self.max_failures is not None and self.max_failures < 1:
             raise SolaError(f"--max-failures {self.max_failures}: expected at least 1")
         if self.steps is not None and self.steps < 1:

@@ -34,6 +34,8 @@ from sola_search.search.config import (
     DEFAULT_TRIALS,
     DEFAULTS,
     IDENTITY,
+    SUPERNET_PACK,
+    SUPERNET_TRIALS,
     SearchConfig,
     check_name,
     pack_models,
@@ -225,9 +227,25 @@ def prepare(cfg: SearchConfig, stored: SearchConfig | None = None) -> RunPlan:
         # over the first one's running trials. A run continues only where its run directory is.
         raise SolaError(f"study {cfg.name} already exists in {redact_url(cfg.storage)}: resume it where its "
                         f"run directory is (sola-search resume RUNS_DIR/{cfg.name}), or choose another --name")
+    if resuming and cfg.estimator == "supernet":
+        check_supernet(run, cfg)
     if cfg.address:
         check_address(cfg.address)  # at once, not after minutes of Ray's retries
     return RunPlan(cfg, run, resuming, storage)
+
+
+def check_supernet(run: RunDir, cfg: SearchConfig) -> None:
+    """A resumed supernet run reuses the supernet in its directory: one of another variant, budget,
+    data or seed, or weights that do not match its supernet.json, is refused before anything starts
+    (and never trained over). No supernet yet (a run stopped while training it) is fine: it resumes
+    from its checkpoint."""
+    from sola_search.proxies.supernet import META, read_meta
+
+    if (run.path / META).exists():
+        expected = dict(variant=cfg.variant, budget=cfg.budget, data=cfg.data, seed=cfg.seed, resolution=cfg.resolution)
+        if cfg.supernet_steps is not None:
+            expected["steps"] = cfg.supernet_steps
+        read_meta(run.path, expected)
 
 
 def check_latency(cfg: SearchConfig) -> LatencyTable | None:
@@ -411,8 +429,9 @@ def _settle_machine(plan: RunPlan, gpus: float, gpus_per_node: float, cpus: floa
     worker's GPU share is the fraction per trial times its models."""
     preset = plan.config.preset or ("default" if gpus else "quick")
     trials = plan.config.trials
+    supernet = plan.config.estimator == "supernet"
     if trials is None and plan.config.time_limit_s is None:
-        trials = DEFAULT_TRIALS.get(preset, 8)
+        trials = SUPERNET_TRIALS if supernet else DEFAULT_TRIALS.get(preset, 8)
     cfg = replace(plan.config, preset=preset, trials=trials)
     pack, n_workers, options = machine_layout(cfg, gpus, gpus_per_node, cpus)
     return replace(plan, config=cfg, pack=pack, workers=n_workers, options=options)
@@ -423,6 +442,9 @@ def machine_layout(cfg: SearchConfig, gpus: float, gpus_per_node: float, cpus: f
     workers on this machine: packs on every GPU, one worker with every core on a CPU machine. `run`
     and `calibrate` lay out their workers alike."""
     seeds = cfg.seeds or 1
+    if cfg.estimator == "supernet":  # one worker keeps the supernet loaded and scores a pack of patterns per call
+        options = dict(num_gpus=min(1.0, gpus_per_node)) if gpus else dict(num_cpus=max(1, int(cpus)))
+        return cfg.pack or SUPERNET_PACK, 1, options
     if not gpus:
         pack, n_workers = pack_models(cfg.pack or 1, seeds), cfg.workers or 1
         return pack, n_workers, dict(num_cpus=max(1, int(cpus // n_workers)))
@@ -467,7 +489,8 @@ def _run(plan: RunPlan, quiet: bool) -> RunSummary:
         study = open_study(plan.storage, run.name, encoding.sampler(cfg.seed),
                            dict(variant=variant.name, budget=cfg.budget, resolution=cfg.resolution,
                                 preset=cfg.preset, encoding=cfg.encoding, seed=cfg.seed, seeds=cfg.seeds,
-                                proxy=proxy.to_dict(), sola_search_version=__version__), tuple(cfg.objectives))
+                                estimator=cfg.estimator, proxy=proxy.to_dict(), sola_search_version=__version__),
+                           tuple(cfg.objectives))
         retried = recover_interrupted(study)
         queued = enqueue_baselines(study, baselines(variant, budget, cfg.resolution), encoding) if cfg.baselines else []
         run.log("run_resumed" if resuming else "run_started", config=cfg.to_dict(), workers=n_workers, pack=pack,
@@ -479,6 +502,8 @@ def _run(plan: RunPlan, quiet: bool) -> RunSummary:
             run.log("warning", message=note)
             if not quiet:
                 print(f"warning: {note}", file=sys.stderr, flush=True)
+        if cfg.estimator == "supernet" and not quiet:
+            print(_supernet_note(run, cfg, proxy), file=sys.stderr, flush=True)
         loop = SearchLoop(plan, study, encoding, proxy.to_dict(), quiet)
         stopped = loop.run()
         stats = loop.stats
@@ -489,6 +514,16 @@ def _run(plan: RunPlan, quiet: bool) -> RunSummary:
                               f"(--max-failures {loop.max_failures}); see {run.events}")
         return RunSummary(run.name, run.path, stats.done, stats.failed, stats.duplicates, stopped,
                           time.monotonic() - started, loop.confirmed)
+
+
+def _supernet_note(run: RunDir, cfg: SearchConfig, proxy) -> str:
+    from sola_search.proxies.supernet import META, STEPS_FACTOR
+
+    if (run.path / META).exists():
+        return f"trials are scored with the run's supernet ({run.path / META})"
+    steps = cfg.supernet_steps or STEPS_FACTOR * proxy.steps
+    return (f"training the run's supernet first ({steps} steps, checkpointed: a stopped run resumes it), then each "
+            "trial is the pattern's score with its shared weights")
 
 
 def _baselines_note(queued: list[str], trials: int | None) -> str:
@@ -543,7 +578,11 @@ class SearchLoop:
         """A new worker warms up (data on the device, kernels loaded) before its first trial, so
         that no trial pays the process's one-off costs."""
         actor = self._actor.remote()
-        self.warming[actor.warm.remote(self.proxy, self.pack_size, self.seeds)] = (actor, time.monotonic())
+        supernet = None
+        if self.cfg.estimator == "supernet":
+            supernet = dict(directory=str(self.run_dir.path), budget=self.cfg.budget, resolution=self.cfg.resolution,
+                            steps=self.cfg.supernet_steps, latency=self.cfg.latency)
+        self.warming[actor.warm.remote(self.proxy, self.pack_size, self.seeds, supernet)] = (actor, time.monotonic())
 
     def _warmed(self, ref) -> None:
         import ray
@@ -552,6 +591,13 @@ class SearchLoop:
         try:
             info = ray.get(ref)
         except Exception as e:  # its trials will fail and say why; a dead worker is replaced there
+            if self.cfg.estimator == "supernet":  # no trial can be scored: stop, saying why
+                cause = getattr(e, "cause", None) or e
+                if isinstance(cause, SolaError):
+                    raise SolaError(str(cause)) from None
+                raise StateError(f"run {self.run_dir.name}: its supernet could not be trained or loaded "
+                                 f"({one_line(cause)}); what was measured is kept, continue with: "
+                                 f"sola-search resume {self.run_dir.path}") from None
             info = dict(status="error", reason=one_line(e))
         self.idle.append(actor)
         wall = time.monotonic() - t0
@@ -637,6 +683,7 @@ class SearchLoop:
         for name, value in (("pattern", key), ("softmax_layers", pattern.softmax_layers),
                             ("macs", self.table.macs(pattern)), ("params", self.table.params)):
             trial.set_user_attr(name, value)
+        trial.set_user_attr("estimator", self.cfg.estimator or "train")  # on every trial: readers tell them apart
         if self.latency is not None:  # on every trial, failed ones too: budgets and fronts read it
             trial.set_user_attr("latency_ms", self.latency.ms(pattern))
         self.pack.append((trial, pattern))
@@ -656,7 +703,7 @@ class SearchLoop:
         keys = [str(p) for _, p in entries]
         actor = self.idle.pop()
         faults = {k: self.cfg.faults[k] for k in keys if k in self.cfg.faults}
-        ref = actor.train.remote(keys, self.proxy, faults, PROGRESS_POLL_S, self.seeds)
+        ref = actor.train.remote(keys, self.proxy, faults, PROGRESS_POLL_S, self.seeds, self.cfg.estimator or "train")
         self.inflight[ref] = (entries, actor, time.monotonic())
         for trial, key in zip((t for t, _ in entries), keys, strict=True):
             self.run_dir.log("trial_started", trial=trial.number, pattern=key, pack=len(entries),
@@ -845,7 +892,7 @@ class SearchLoop:
     def _tell_duplicate(self, trial: optuna.Trial, source) -> None:
         trial.set_user_attr("duplicate_of", source.number)
         spread = [name for o in self.objectives if o.seeded for name in (o.se_name, o.seeds_name)]
-        for key in ("pattern", "proxy_result", "macs", "params", "softmax_layers", "seeds", *spread):
+        for key in ("pattern", "proxy_result", "macs", "params", "softmax_layers", "seeds", "estimator", *spread):
             if key in source.user_attrs:
                 trial.set_user_attr(key, source.user_attrs[key])
         self.study.tell(trial, list(source.values))

@@ -52,7 +52,12 @@ def _nhwc(x: torch.Tensor) -> torch.Tensor:
 
 class Attention(nn.Module):
     """Token mixer with a q, k, v and gate projection, a 5×5 depthwise LePE on V and an output
-    projection; `kind` picks global softmax attention (SDPA) or magnitude-aware linear attention."""
+    projection; `kind` picks global softmax attention (SDPA) or magnitude-aware linear attention.
+
+    `kind = "mixed"` (a weight-sharing supernet, `SolaVision.set_mixing`): both mixers run on the
+    shared projections and each sample takes the one its `choice` (a bool per sample, softmax where
+    True) names, so one batch holds several patterns and the pattern is data, not code: a step with
+    another pattern is the same CUDA graph and the same compiled block."""
 
     def __init__(self, dim: int, num_heads: int, kind: str):
         super().__init__()
@@ -61,13 +66,19 @@ class Attention(nn.Module):
         self.qkvg = nn.Linear(dim, 4 * dim)
         self.lepe = dwconv(dim, 5)
         self.proj = nn.Linear(dim, dim)
+        self.register_buffer("choice", torch.zeros(0, dtype=torch.bool), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, C = x.shape
         q, k, v, g = self.qkvg(x).chunk(4, dim=-1)
         lepe = _nhwc(self.lepe(_nchw(v)))
         q, k, v = (t.reshape(B, H * W, self.num_heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v) if self.kind == "softmax" else self.mala(q, k, v)
+        if self.kind == "mixed":  # where, not a blend: the other mixer's values (and gradients) never enter
+            y = torch.where(self.choice.view(B, 1, 1, 1), F.scaled_dot_product_attention(q, k, v), self.mala(q, k, v))
+        elif self.kind == "softmax":
+            y = F.scaled_dot_product_attention(q, k, v)
+        else:
+            y = self.mala(q, k, v)
         y = y.transpose(1, 2).reshape(B, H, W, C)
         return self.proj((y + lepe) * F.silu(g))
 
@@ -248,6 +259,20 @@ class SolaVision(nn.Module):
         for block, c in zip(blocks, "".join(pattern.stages), strict=True):
             block.attn.kind = "softmax" if c == SOFTMAX else "linear"
         self.pattern = pattern
+        return self
+
+    def set_mixing(self, choices: torch.Tensor) -> SolaVision:
+        """Make the model a supernet path selector: `choices` is a (batch, blocks) bool tensor (softmax
+        where True), one pattern per sample; each block reads its column (a view: a caller that
+        `copy_`s new choices into the same tensor changes the patterns without touching the model,
+        which is what a captured CUDA graph needs). `set_pattern` switches back to one pattern."""
+        blocks = [b for stage in self.stages for b in stage.blocks]
+        if choices.ndim != 2 or choices.shape[1] != len(blocks) or choices.dtype != torch.bool:
+            raise ValueError(f"choices: expected a (batch, {len(blocks)}) bool tensor, got {tuple(choices.shape)} "
+                             f"{choices.dtype}")
+        for i, block in enumerate(blocks):
+            block.attn.kind, block.attn.choice = "mixed", choices[:, i]
+        self.mixing = choices
         return self
 
     @staticmethod

@@ -1,0 +1,153 @@
+"""Fidelity and speed of the weight-sharing supernet estimator (issue 15).
+
+Trains one supernet (`proxies/supernet.py`) of the proxy geometry on `--data` for `--steps` steps,
+sampling a feasible pattern of `--budget` per sample group (the balanced rule, `--groups` patterns
+per step, `--candidates` draws each), then scores the fidelity protocol's stratified pattern set
+(`space.feasible.stratified_patterns`, as `bench/proxy_fidelity.py`: same variant, budget, count and
+seed give the same set)
+with the shared weights. Measured: the training's GPU-minutes, and scoring speed in patterns per
+GPU-minute (the pattern set scored again and again in calls of `--pack` patterns, as a search's
+worker scores them, until `--speed-patterns` patterns are done; the first call, which captures and
+compiles, timed apart). With `--reference FILE` (a proxy_fidelity JSON record) it reports Kendall
+tau of the supernet scores against the reference mean, with a bootstrap 90 % interval over
+patterns, and top-5 overlap, ranked by top-1 and by loss.
+
+    python bench/supernet_fidelity.py --data recall --variant small --budget 8softmax --steps 3000 \\
+        --reference bench/out/proxy_fidelity.json --out bench/out/supernet_fidelity_recall.json
+    python bench/supernet_fidelity.py --smoke      # a minute, on the CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from proxy_common import common_args, env_info, overrides, preset, table, write_json
+
+from sola_search.proxies.supernet import DEFAULT_CANDIDATES, DEFAULT_GROUPS, SupernetSpec, train_supernet
+from sola_search.results.fidelity import bootstrap_tau, kendall_tau, top_k_overlap
+from sola_search.space import Budget
+from sola_search.space.feasible import stratified_patterns
+
+
+def reference_means(path: str, pats: list[str]) -> dict[str, dict[str, float]]:
+    """pattern → mean top-1 and loss over the reference's seeds (the `ref/s*` runs of a proxy_fidelity record)."""
+    runs = json.loads(Path(path).read_text())["runs"]
+    by: dict[str, dict[str, list[float]]] = {}
+    for r in runs:
+        res = r.get("result", {})
+        if r["label"].startswith("ref/") and res.get("status") == "ok":
+            d = by.setdefault(r["pattern"], {"top1": [], "loss": []})
+            d["top1"].append(res["val_top1"])
+            d["loss"].append(res["val_loss"])
+    return {p: {k: statistics.fmean(v) for k, v in d.items()} for p, d in by.items() if p in pats}
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common_args(ap, "supernet_fidelity")
+    ap.add_argument("--variant", default="small")
+    ap.add_argument("--budget", default="8softmax")
+    ap.add_argument("--preset", default="default", help="the proxy geometry's preset (default default)")
+    ap.add_argument("--steps", type=int, help="supernet training steps (default 10x the preset's)")
+    ap.add_argument("--groups", type=int, default=DEFAULT_GROUPS, help="patterns per training step")
+    ap.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES, help="uniform draws per group (1: uniform)")
+    ap.add_argument("--patterns", type=int, default=24, help="the stratified set's size (as proxy_fidelity)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the pattern set (as proxy_fidelity)")
+    ap.add_argument("--train-seed", type=int, default=0, help="the supernet's seed (weights, batches, sampling)")
+    ap.add_argument("--pack", type=int, default=64, help="patterns per scoring call (a search worker's pack)")
+    ap.add_argument("--speed-patterns", type=int, default=20000, help="patterns scored for the speed figure")
+    ap.add_argument("--images", type=int, help="score on the first N validation images only (default all)")
+    ap.add_argument("--reference", metavar="JSON", help="a proxy_fidelity record: tau against its reference mean")
+    ap.add_argument("--dir", help="where the supernet is written (default a temporary directory; an existing "
+                    "supernet there is reused, a checkpoint resumed)")
+    args = ap.parse_args()
+    over = overrides(args) | dict(variant=args.variant, seed=args.train_seed)
+    if args.smoke:
+        over |= dict(variant="micro", device="cpu")
+        args.variant, args.steps, args.speed_patterns = "micro", args.steps or 4, min(args.speed_patterns, 128)
+        args.budget = "4softmax" if args.budget == "8softmax" else args.budget
+    cfg = preset(args.preset if not args.smoke else "quick", over)
+    if args.smoke:
+        cfg = cfg.replace(max_train=512, batch_size=32)
+    pats = [str(p) for _, p in stratified_patterns(args.variant, Budget.parse(args.budget), args.patterns, args.seed)]
+    spec = SupernetSpec(cfg, args.budget, steps=args.steps, groups=args.groups, candidates=args.candidates)
+    directory = Path(args.dir or tempfile.mkdtemp(prefix="supernet-"))
+    print(f"supernet of {args.variant} x{cfg.width} {cfg.resolution}px on {cfg.data}: {spec.total_steps} steps x "
+          f"{cfg.batch_size}, {args.groups} patterns per step (balanced of {args.candidates}); {len(pats)} patterns "
+          f"under {args.budget}; into {directory}", flush=True)
+
+    sync()
+    t0 = time.perf_counter()
+    supernet = train_supernet(spec, directory)
+    sync()
+    train_wall = time.perf_counter() - t0
+    meta = supernet.meta
+    counts = meta["mixer_counts"]
+    share = [s / (s + lin) for s, lin in zip(counts["softmax"], counts["linear"], strict=True)]
+    print(f"trained in {train_wall:.1f}s ({meta['train_s']}s loop, {meta['mode']}); softmax share per block "
+          f"min {min(share):.2f} max {max(share):.2f}", flush=True)
+
+    sync()
+    t1 = time.perf_counter()
+    results = supernet.score(pats, images=args.images)  # first call: capture (and compile) for its batch shape
+    sync()
+    first_s = time.perf_counter() - t1
+    calls, scored, t2 = 0, 0, time.perf_counter()
+    while scored < args.speed_patterns:
+        chunk = [pats[(scored + i) % len(pats)] for i in range(args.pack)]
+        supernet.score(chunk, images=args.images)
+        scored, calls = scored + len(chunk), calls + 1
+    sync()
+    speed_s = time.perf_counter() - t2
+    per_min = 60 * scored / speed_s
+    images = results[0].notes.split(", ")[-1]
+    print(f"scoring: {per_min:,.0f} patterns per minute ({scored} patterns in {calls} calls of {args.pack}, "
+          f"{images}, {supernet.mode}); first call {first_s:.1f}s", flush=True)
+
+    rows = [dict(pattern=str(r.pattern), softmax=str(r.pattern).count("S"), top1=r.val_top1, loss=r.val_loss)
+            for r in results]
+    summary: dict = {}
+    if args.reference:
+        ref = reference_means(args.reference, pats)
+        common = [r for r in rows if r["pattern"] in ref]
+        for row in common:
+            row["ref top1"] = ref[row["pattern"]]["top1"]
+        for score, key, sign in (("top1", "top1", 1), ("loss", "loss", -1)):
+            a = [sign * r[key] for r in common]
+            b = [sign * ref[r["pattern"]][key] for r in common]
+            if len(common) >= 3:
+                lo, hi = bootstrap_tau(a, b)
+                summary[score] = dict(patterns=len(common), tau_vs_ref_mean=kendall_tau(a, b), tau_90=[lo, hi],
+                                      top5_overlap=top_k_overlap(a, b))
+                print(f"ranked by {score}: tau {summary[score]['tau_vs_ref_mean']:.3f} (90% {lo:.3f} to {hi:.3f}), "
+                      f"top-5 overlap {summary[score]['top5_overlap']} of 5, {len(common)} patterns")
+    rows.sort(key=lambda r: -(r["top1"] or 0))
+    table(rows, ["pattern", "softmax", "top1", "loss", *(["ref top1"] if args.reference else [])])
+    gpu = torch.cuda.is_available()
+    write_json(args.out, dict(
+        bench="supernet_fidelity", env=env_info(), variant=args.variant, budget=args.budget, data=cfg.data,
+        supernet=dict(steps=spec.total_steps, groups=args.groups, candidates=args.candidates, sha256=supernet.sha256,
+                      mixer_counts=counts, softmax_share=share, train_curve=meta["train_curve"], mode=meta["mode"],
+                      directory=str(directory)),
+        train_wall_s=round(train_wall, 2), train_gpu_minutes=round(train_wall / 60, 3) if gpu else None,
+        scoring=dict(patterns_per_minute=round(per_min, 1), patterns=scored, calls=calls, pack=args.pack,
+                     first_call_s=round(first_s, 2), images=args.images, mode=supernet.mode),
+        config=cfg.to_dict(), reference=args.reference, summary=summary, rows=rows,
+        scores={str(r.pattern): dict(val_top1=r.val_top1, val_loss=r.val_loss, val_by_group=r.val_by_group)
+                for r in results}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

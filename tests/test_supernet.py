@@ -1,0 +1,188 @@
+"""The weight-sharing supernet estimator (issue 15): training, scoring, save/reload, resume after an
+interruption, `run --estimator supernet` end to end on a real study and Ray, and bad input."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+import numpy as np
+import pytest
+import torch
+from cli_support import run as cli
+from cli_support import run_study
+from optuna.trial import TrialState
+
+from sola_search.errors import SolaError
+from sola_search.proxies import get_preset
+from sola_search.proxies.supernet import (
+    CHECKPOINT,
+    META,
+    WEIGHTS,
+    BalancedSampler,
+    SupernetSpec,
+    load_supernet,
+    train_supernet,
+)
+from sola_search.proxies.train import _evaluate, _ModelPool
+from sola_search.results.front import front_without_standalone
+from sola_search.results.patterns import load_pattern_file
+from sola_search.search import SearchConfig, run_search
+from sola_search.space import Budget, FeasibleSet, Pattern, cost_table
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread in this process: on a machine whose cores are busy, two threads' spinning
+    made a 1 s training take 40 s. Restored after each test."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _spec(npz_data: str, steps: int = 4) -> SupernetSpec:
+    cfg = get_preset("quick", variant="micro", data=npz_data, steps=2, batch_size=16, resolution=16, qk_init=2.0)
+    return SupernetSpec(cfg, "4softmax", steps=steps, groups=4)
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_supernet_trains_resumes_to_the_same_weights_and_scores_deterministically(tmp_path, npz_data):
+    spec = _spec(npz_data)
+    whole = train_supernet(spec, tmp_path / "a", checkpoint_every=2)
+    counts = whole.meta["mixer_counts"]
+    assert [lin + soft for lin, soft in zip(counts["linear"], counts["softmax"], strict=True)] == [4 * 4] * 10
+    assert not (tmp_path / "a" / CHECKPOINT).exists() and (tmp_path / "a" / WEIGHTS).is_file()
+
+    def kill_at_3(step, steps):
+        if step == 3:
+            raise _Killed
+
+    with pytest.raises(_Killed):  # stopped after its checkpoint at step 2
+        train_supernet(spec, tmp_path / "b", checkpoint_every=2, progress=kill_at_3)
+    assert (tmp_path / "b" / CHECKPOINT).is_file() and not (tmp_path / "b" / META).exists()
+    resumed = train_supernet(spec, tmp_path / "b", checkpoint_every=2)
+    assert resumed.meta["resumed_from"] == 2
+    assert resumed.sha256 == whole.sha256  # the same weights to the last bit, and the same mixer counts
+    assert resumed.meta["mixer_counts"] == counts
+
+    patterns = FeasibleSet("micro", Budget.parse("4softmax")).sample(100, 0)
+    scores = [(r.val_top1, r.val_loss) for r in whole.score(patterns)]
+    assert scores == [(r.val_top1, r.val_loss) for r in whole.score(patterns)]
+    reloaded = load_supernet(tmp_path / "a", spec.identity())
+    assert scores == [(r.val_top1, r.val_loss) for r in reloaded.score(patterns)]
+    # A score is the pattern's own model with the shared weights, evaluated alone.
+    model = _ModelPool._build(whole.cfg, whole.data, torch.channels_last)
+    model.load_state_dict(whole.model.state_dict())
+    for pattern, (top1, loss) in list(zip(patterns, scores, strict=True))[:3]:
+        c, lsum, _ = _evaluate(model.set_pattern(pattern), whole.data.val_x, whole.data.val_y, whole.data,
+                               whole.cfg, contextlib.nullcontext)
+        n = whole.data.val_x.shape[0]
+        assert top1 == pytest.approx(c.item() / n) and loss == pytest.approx(lsum.item() / n, abs=1e-5)
+    # Trained already: loaded, never trained again.
+    again = train_supernet(spec, tmp_path / "a", progress=kill_at_3)
+    assert again.sha256 == whole.sha256
+
+
+def test_mixing_gives_each_sample_its_own_patterns_forward():
+    """`set_mixing`: a batch of several patterns computes, per sample, what each pattern's own model does."""
+    from sola_search.space import build_backbone
+
+    torch.manual_seed(0)
+    model = build_backbone("micro", None, num_classes=10, layer_scale_init=1.0).eval()
+    patterns = ["LL-LL-LLLL-LL", "SS-LS-SLLS-SS", "LS-SL-LLLL-LS"]
+    x = torch.randn(6, 3, 64, 64)
+    with torch.no_grad():
+        alone = [model.set_pattern(p)(x) for p in patterns]
+        rows = torch.tensor([Pattern.parse(p, "micro").bits for p in patterns for _ in range(2)])
+        mixed = model.set_mixing(rows)(x)
+    assert not torch.allclose(alone[0], alone[1], atol=1e-4)  # the patterns differ
+    for i in range(6):
+        assert torch.allclose(mixed[i], alone[i // 2][i], atol=1e-5)
+
+
+def test_the_balanced_rule_trains_each_blocks_two_mixers_about_equally_often():
+    """Under a MACs budget uniform sampling trains the costly first stage's softmax about 3 times in
+    10; the rule brings every block to about half and half, and every pattern it trains is feasible."""
+    table = cost_table("micro", 224)
+    budget = Budget.parse(f"{(table.all_linear_macs + 1.5 * table.delta[0]) / 1e9:.6f}gmacs")
+    feasible = FeasibleSet("micro", budget)
+    shares = {}
+    for candidates in (1, 8):  # 1: uniform sampling
+        counts = np.zeros((2, 10), np.int64)
+        sampler = BalancedSampler(feasible, seed=0, candidates=candidates)
+        for step in range(200):
+            for bits in sampler.draw(step, 2, counts):
+                assert budget.admits(Pattern.from_bits(bits, "micro"), "micro")
+        shares[candidates] = counts[1] / counts.sum(0)
+    assert shares[1].min() < 0.4 and shares[8].min() > 0.45 and shares[8].max() < 0.55
+
+
+def test_bad_supernet_files_are_one_line_and_nothing_is_changed(tmp_path, npz_data, capsys):
+    d = tmp_path / "sn"
+    train_supernet(_spec(npz_data, steps=1), d)
+    status, _, err = cli(capsys, "proxy", "LL-LL-LLLL-LL", "--supernet", tmp_path)  # no supernet there
+    assert status == 2 and "no supernet there" in err and len(err.strip().splitlines()) == 1
+    status, _, err = cli(capsys, "proxy", "LL-LL-LLLL-LL", "--supernet", d, "--variant", "tiny")
+    assert status == 2 and "variant 'micro', not variant 'tiny'" in err
+    weights = (d / WEIGHTS).read_bytes()
+    (d / WEIGHTS).write_bytes(weights[:-8] + b"\0" * 8)
+    status, _, err = cli(capsys, "proxy", "LL-LL-LLLL-LL", "--supernet", d)
+    assert status == 2 and "corrupted or was replaced" in err and len(err.strip().splitlines()) == 1
+    meta = (d / META).read_text()
+    (d / META).write_text(meta[:50])
+    status, _, err = cli(capsys, "proxy", "LL-LL-LLLL-LL", "--supernet", d)
+    assert status == 2 and "not JSON" in err
+    assert (d / META).read_text() == meta[:50] and (d / WEIGHTS).read_bytes() == weights[:-8] + b"\0" * 8
+    with pytest.raises(SolaError, match="supernet steps 0"):
+        _spec(npz_data, steps=0)
+
+
+@pytest.mark.usefixtures("shared_ray")
+def test_run_with_the_supernet_estimator_end_to_end(tmp_path, npz_data, capsys):
+    base = dict(budget="2softmax", variant="micro", preset="quick", steps=2, batch_size=32, data=npz_data,
+                name="sn", runs_dir=str(tmp_path / "runs"), seed=0, estimator="supernet", supernet_steps=3)
+    summary = run_search(SearchConfig(**base, trials=20), quiet=True)
+    run_dir = tmp_path / "runs" / "sn"
+    assert summary.completed == 20 and summary.failed == 0
+    assert json.loads((run_dir / "run.json").read_text())["estimator"] == "supernet"
+    study = run_study(run_dir)
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert all(t.user_attrs["estimator"] == "supernet" for t in done)
+    supernet = load_supernet(run_dir)
+    first = next(t for t in done if "duplicate_of" not in t.user_attrs)
+    assert first.values[0] == pytest.approx(supernet.score([first.user_attrs["pattern"]])[0].val_top1)
+    assert load_pattern_file(run_dir / "patterns" / f"{first.number}.json")["proxy"]["estimator"] == "supernet"
+    sha = supernet.sha256
+
+    # More trials: the supernet is reused, never trained again; the front lacks stand-alone values.
+    summary = run_search(SearchConfig(**{**base, "estimator": None, "supernet_steps": None}, trials=24), quiet=True)
+    assert summary.completed == 24 and load_supernet(run_dir).sha256 == sha
+    assert len(front_without_standalone(study)) >= 1
+    status, out, _ = cli(capsys, "pareto", run_dir, "--format", "json", "--no-reports")
+    assert status == 0 and {r["estimator"] for r in json.loads(out)} == {"supernet"}
+    status, out, _ = cli(capsys, "proxy", first.user_attrs["pattern"], "--supernet", run_dir, "--json")
+    assert status == 0 and json.loads(out)["val_top1"] == pytest.approx(first.values[0])
+
+    # Another estimator, or a corrupted supernet: refused in one line, nothing changed.
+    status, _, err = cli(capsys, "run", "--budget", "2softmax", "--variant", "micro", "--name", "sn", "--runs-dir",
+                         tmp_path / "runs", "--estimator", "train")
+    assert status == 2 and "estimator 'supernet', not 'train'" in err
+    (run_dir / WEIGHTS).write_bytes(b"not weights")
+    status, _, err = cli(capsys, "resume", run_dir, "--trials", "60")
+    assert status == 2 and "corrupted or was replaced" in err and (run_dir / WEIGHTS).read_bytes() == b"not weights"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--estimator", "x"], "--estimator 'x': expected train or supernet"),
+    (["--estimator", "supernet", "--seeds", "2"], "seeds apply to the train estimator"),
+    (["--supernet-steps", "5"], "only with --estimator supernet"),
+    (["--estimator", "supernet", "--confirm", "2"], "a supernet score is not one"),
+])
+def test_bad_estimator_options_are_one_line_and_status_2(tmp_path, capsys, argv, message):
+    status, _, err = cli(capsys, "run", "--budget", "2softmax", "--variant", "micro", "--runs-dir", tmp_path, *argv)
+    assert status == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not any(tmp_path.iterdir())
