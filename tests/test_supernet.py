@@ -181,6 +181,7 @@ def test_run_with_the_supernet_estimator_end_to_end(tmp_path, npz_data, capsys):
     (["--estimator", "supernet", "--seeds", "2"], "seeds apply to the train estimator"),
     (["--supernet-steps", "5"], "only with --estimator supernet"),
     (["--estimator", "supernet", "--confirm", "2"], "a supernet score is not one"),
+    (["--estimator", "supernet", "--compile", "blocks"], "the supernet's blocks run eager"),
 ])
 def test_bad_estimator_options_are_one_line_and_status_2(tmp_path, capsys, argv, message):
     status, _, err = cli(capsys, "run", "--budget", "2softmax", "--variant", "micro", "--runs-dir", tmp_path, *argv)

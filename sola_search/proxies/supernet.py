@@ -4,7 +4,7 @@ sampled as it goes, then any pattern of the budget scored by evaluation alone.
 Every pattern has the same parameters (a block's two mixers share their projections), so one model
 serves them all: `SolaVision.set_mixing` gives each sample of a batch its own pattern (both mixers
 run, each sample keeps its own). Training and scoring are then one static computation whatever the
-patterns: on a GPU one CUDA graph (with compiled blocks inside, as `train_proxy`'s), replayed with
+patterns: on a GPU one CUDA graph (of eager blocks: see `_build_model`), replayed with
 new patterns copied into its mask; no model is built, and nothing compiled, per pattern.
 
 Training (`train_supernet`): the proxy's geometry, data stream, optimizer and schedule (warm-up,
@@ -50,7 +50,6 @@ import torch.nn.functional as F
 
 from sola_search.errors import SolaError, is_oom, one_line
 from sola_search.files import read_json, write_atomic
-from sola_search.proxies.compiled import compile_blocks
 from sola_search.proxies.config import ProxyConfig
 from sola_search.proxies.data import ProxyData, load_proxy_data, resolve_device
 from sola_search.proxies.train import (
@@ -163,12 +162,12 @@ def _autocast(dev: torch.device, cfg: ProxyConfig):
 
 
 def _build_model(cfg: ProxyConfig, data: ProxyData) -> torch.nn.Module:
-    """The proxy model `train_proxy` builds for the config's seed (its blocks compiled on a GPU when asked)."""
+    """The proxy model `train_proxy` builds for the config's seed, its blocks never compiled (whatever
+    `compile` says): on an H200 compiled blocks trained 300 supernet steps slower than eager ones (14.0 s
+    against 9.4 s, compilation included) and scoring through them killed the worker process
+    (docs/performance.md, tenth session); CUDA graphs alone carry the GPU path."""
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    model = _ModelPool._build(cfg, data, fmt)
-    if data.device.type == "cuda" and cfg.compile == "blocks":
-        compile_blocks(model)
-    return model
+    return _ModelPool._build(cfg, data, fmt)
 
 
 def train_supernet(spec: SupernetSpec, directory: str | Path, data: ProxyData | None = None, *, latency=None,
