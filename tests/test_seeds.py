@@ -10,6 +10,7 @@ import json
 import math
 import statistics
 
+import pandas as pd
 import pytest
 from cli_support import run, run_study
 from optuna.trial import TrialState
@@ -149,6 +150,10 @@ def test_export_compare_and_runs_name_the_spread_and_the_ties(seeded, capsys, tm
     assert tied == sorted(int(r.number) for r in front.itertuples() if r.number != knee_n and
                           abs(r.val_top1 - row["val_top1"]) <= TIE_SE * (r.val_top1_se + row["val_top1_se"]))
     assert tied  # spread 0.02 over a front of close means: some are tied
+    # A duplicate of the knee (a re-proposed pattern answered from storage) on the front is the knee
+    # itself, not a trial it is tied with.
+    with_copy = pd.concat([front, front[front["number"] == knee_n].assign(number=999, duplicate_of=knee_n)])
+    assert ties(with_copy, row) == tied
     status, out, _ = run(capsys, "export", seeded / "s", "--pick", "knee", "--out", tmp_path / "k.json")
     assert status == 0 and f"trial {knee_n} is statistically tied on top-1 with trial" in out
     assert ", ".join(map(str, tied)) in out and out.count("\n") == 3 and " ± " in out.splitlines()[0]

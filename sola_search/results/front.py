@@ -157,7 +157,8 @@ def ties(front: pd.DataFrame, chosen: pd.Series) -> list[int]:
             continue
         m, se = front[o.name].to_numpy(float), front[o.se_name].to_numpy(float)
         tied |= np.abs(m - float(chosen[o.name])) <= TIE_SE * (se + float(se0))  # NaN se: never tied
-    return sorted(int(n) for n in front["number"][tied] if int(n) != int(chosen["number"]))
+    tied &= (front["pattern"] != chosen["pattern"]).to_numpy()  # itself, or its duplicates on the front
+    return sorted(int(n) for n in front["number"][tied])
 
 
 def tie_phrase(tied: list[int], objectives: list[Objective]) -> str:
