@@ -49,6 +49,19 @@ def _whole(minimum: int):
 
 
 _positive_int, _count = _whole(1), _whole(0)
+
+
+def _learning_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a learning rate such as 1e-3") from None
+    if not 0 < value < 1:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"{text}: expected a learning rate above 0 and below 1, such as 1e-3")
+    return value
+
+
+_LR_HELP = "peak AdamW learning rate of the proxy training (default: the preset's, 2e-3)"
 _CONFIRM_HELP = ("once the trials are done, give the front's patterns up to N extra seeds each, round by round, "
                  "until their top-1 intervals (mean ± 2 se) separate (default 0: off)")
 
@@ -223,7 +236,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
 
         preset = "default" if torch.cuda.is_available() and args.device != "cpu" else "quick"
     cfg = get_preset(preset, variant=args.variant or pattern_file_defaults(args.pattern).get("variant"), data=args.data,
-                     seed=args.seed, steps=args.steps, batch_size=args.batch_size, device=args.device,
+                     seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr, device=args.device,
                      test=args.test or None, compile=args.compile)
     pattern = resolve_pattern(args.pattern, cfg.variant)
     for note in check_fit(cfg):
@@ -249,7 +262,7 @@ def _proxy_supernet(args: argparse.Namespace) -> int:
     from sola_search.proxies.supernet import load_supernet
     from sola_search.space import resolve_pattern
 
-    given = [f"--{k.replace('_', '-')}" for k in ("preset", "data", "seed", "steps", "batch_size", "compile")
+    given = [f"--{k.replace('_', '-')}" for k in ("preset", "data", "seed", "steps", "batch_size", "lr", "compile")
              if getattr(args, k) is not None] + (["--test"] if args.test else [])
     if given:
         raise SolaError(f"{', '.join(given)} with --supernet: the run's supernet was made with its own settings")
@@ -454,7 +467,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         preset=args.preset, data=args.data, resolution=args.resolution, gpus_per_trial=args.gpus_per_trial,
         workers=args.workers, pack=args.pack, address=args.address, storage=args.storage, name=args.name,
         runs_dir=args.runs_dir, seed=args.seed, seeds=args.seeds, max_failures=args.max_failures, steps=args.steps,
-        batch_size=args.batch_size, baselines=False if args.no_baselines else None, latency=args.latency,
+        batch_size=args.batch_size, lr=args.lr, baselines=False if args.no_baselines else None, latency=args.latency,
         objectives=None if args.objective is None else ["val_top1", COST_OBJECTIVES[args.objective]],
         compile=args.compile, confirm=args.confirm, estimator=args.estimator, supernet_steps=args.supernet_steps)
     if args.calibration:
@@ -473,7 +486,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     cfg = CalibrationConfig(data=args.data, variant=args.variant, budget=args.budget, ladder=parse_ladder(args.ladder),
                             seeds=args.seeds, patterns=args.patterns, preset=args.preset, seed=args.seed,
-                            resolution=args.resolution, batch_size=args.batch_size, compile=args.compile,
+                            resolution=args.resolution, batch_size=args.batch_size, lr=args.lr, compile=args.compile,
                             out=args.out, pack=args.pack, workers=args.workers, address=args.address)
     try:
         result = calibrate(cfg, quiet=args.quiet)
@@ -566,6 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="model init and batch order (default 0)")
     p.add_argument("--steps", type=_positive_int, help="training steps (default: the preset's)")
     p.add_argument("--batch-size", type=_positive_int, help="training batch size (default: the preset's)")
+    p.add_argument("--lr", type=_learning_rate, help=_LR_HELP)
     p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--test", action="store_true", help="also report top-1 on the test split")
     p.add_argument("--json", action="store_true", help="print one JSON object (the result and its config)")
@@ -597,6 +611,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "recall[:pairs=LO-HI,...]")
     p.add_argument("--steps", type=int, help="proxy training steps (default: the preset's)")
     p.add_argument("--batch-size", type=_positive_int, help="proxy training batch size (default: the preset's)")
+    p.add_argument("--lr", type=_learning_rate, help=_LR_HELP)
     p.add_argument("--compile", help=_COMPILE_HELP)
     p.add_argument("--resolution", type=_resolution, help="resolution the cost is counted at (default 224)")
     p.add_argument("--gpus-per-trial", type=float, help="GPU fraction per trial; a worker takes this times "
@@ -641,6 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default 0)")
     p.add_argument("--resolution", type=_resolution, default=224, help="where a GMACs budget is counted (default 224)")
     p.add_argument("--batch-size", type=_positive_int, help="proxy training batch size (default: the preset's)")
+    p.add_argument("--lr", type=_learning_rate, help=_LR_HELP)
     p.add_argument("--compile", help=_COMPILE_HELP)
     p.add_argument("--pack", type=int, help="models a worker trains together (default 8 on GPUs, 1 on a CPU; a "
                    "pattern's seeds always in one pack)")

@@ -11,6 +11,7 @@ import random
 import pytest
 from cli_support import run
 
+from sola_search.errors import SolaError
 from sola_search.results.calibration import analyse
 from sola_search.search.calibrate import apply_calibration, read_records
 from sola_search.search.config import SearchConfig
@@ -132,7 +133,7 @@ CALIBRATION = dict(format="sola-search-calibration", version=1,
 def test_run_calibration_takes_steps_and_seeds_and_explicit_ones_win(tmp_path, npz_data, capsys, shared_ray):
     good = tmp_path / "good.json"
     good.write_text(json.dumps(CALIBRATION | dict(identity=dict(data=npz_data, variant="micro", budget="2softmax",
-                                                                 preset="quick", batch_size=128),
+                                                                 preset="quick", batch_size=8, lr=1e-3),
                                                   recommendation=dict(ranks=True, steps=3, seeds=2,
                                                                       expected_tau=0.7, basis="measured"))))
     runs = tmp_path / "runs"
@@ -142,6 +143,7 @@ def test_run_calibration_takes_steps_and_seeds_and_explicit_ones_win(tmp_path, n
     assert "3 steps x 2 seeds" in err and "--steps 2 given: it wins" in err
     stored = json.loads((runs / "cal" / "run.json").read_text())
     assert (stored["steps"], stored["seeds"], stored["variant"], stored["data"]) == (2, 2, "micro", npz_data)
+    assert (stored["batch_size"], stored["lr"]) == (8, 1e-3)  # as the calibration measured
     assert stored["calibration"]["given"] == ["--steps 2"] and stored["calibration"]["recommended"]["steps"] == 3
 
 
@@ -160,3 +162,10 @@ def test_run_calibration_refuses_what_is_not_one_or_does_not_match(tmp_path, cap
     cfg, notes = apply_calibration(SearchConfig(budget="8softmax", seeds=4), str(path))
     assert (cfg.steps, cfg.seeds, cfg.data, cfg.variant, cfg.preset) == (600, 4, "recall", "small", "default")
     assert "--seeds 4 given: it wins" in notes[0] and cfg.calibration["given"] == ["--seeds 4"]
+    # The recommendation was measured at a batch size (and learning rate): the run trains at them too.
+    assert (cfg.batch_size, cfg.lr) == (256, None)  # a file from before --lr: the preset's
+    path.write_text(json.dumps(CALIBRATION | dict(identity=CALIBRATION["identity"] | dict(lr=1e-3))))
+    cfg, _ = apply_calibration(SearchConfig(budget="8softmax"), str(path))
+    assert (cfg.batch_size, cfg.lr) == (256, 1e-3)
+    with pytest.raises(SolaError, match="lr 0.001, not 0.002"):
+        apply_calibration(SearchConfig(budget="8softmax", lr=2e-3), str(path))

@@ -471,17 +471,30 @@ def test_quick_preset_on_fashion_mnist():
 # --- CLI ------------------------------------------------------------------------------------------------
 def test_cli_json(npz_file, capsys):
     rc = main(["proxy", "all-linear", "--variant", "micro", "--preset", "quick", "--data", f"npz:{npz_file}",
-               "--steps", "3", "--seed", "2", "--device", "cpu", "--json"])
+               "--steps", "3", "--seed", "2", "--lr", "5e-4", "--device", "cpu", "--json"])
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and out["status"] == "ok"
     assert {"val_top1", "status", "wall_s", "images_per_s", "train_curve", "config"} <= set(out)
-    assert out["config"]["seed"] == 2 and out["steps"] == 3
+    assert out["config"]["seed"] == 2 and out["steps"] == 3 and out["config"]["lr"] == 5e-4
 
 
 def test_cli_text(npz_file, capsys):
     assert main(["proxy", "LL-LL-LLLL-SS", "--variant", "micro", "--preset", "quick", "--data", f"npz:{npz_file}",
                  "--steps", "2", "--device", "cpu"]) == 0
     assert "val top-1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["proxy", "all-linear", "--device", "cpu", "--lr", "0"],
+                                  ["run", "--budget", "2softmax", "--lr", "x"],
+                                  ["calibrate", "--budget", "2softmax", "--data", "recall", "--lr", "1.5"]])
+def test_cli_bad_learning_rate_is_one_line_exit_2(argv, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:  # argparse's own exit
+        main([*argv, "--variant", "micro", *(["--steps", "1"] if argv[0] == "proxy" else []),
+              *(["--runs-dir", str(tmp_path / "runs")] if argv[0] == "run" else []),
+              *(["--out", str(tmp_path / "c.json")] if argv[0] == "calibrate" else [])])
+    rc, err = e.value.code, capsys.readouterr().err
+    assert rc == 2 and "--lr" in err and "expected a learning rate" in err and err.count("\n") == 1, err
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("bad", ["label", "png"])
@@ -555,7 +568,7 @@ def test_run_takes_a_batch_size_and_warns_once_of_a_small_data_set(tmp_path, cap
     assert rc == 2 and err.count("\n") == 1 and "use --batch-size N with N <= 57" in err, err
     assert not (tmp_path / "runs" / "big").exists()
 
-    assert main([*argv, "--name", "r", "--batch-size", "16"]) == 0
+    assert main([*argv, "--name", "r", "--batch-size", "16", "--lr", "1e-3"]) == 0
     err = capsys.readouterr().err
     assert err.count("warning: the validation split has 3 images") == 1  # once, not once a trial
     assert err.count("warning: 2 training steps end within the 10-step") == 1
@@ -564,7 +577,8 @@ def test_run_takes_a_batch_size_and_warns_once_of_a_small_data_set(tmp_path, cap
     import optuna
 
     study = optuna.load_study(study_name="r", storage=f"sqlite:///{run_dir / 'study.db'}")
-    assert study.user_attrs["proxy"]["batch_size"] == 16
+    assert study.user_attrs["proxy"]["batch_size"] == 16 and study.user_attrs["proxy"]["lr"] == 1e-3
+    assert json.loads((run_dir / "run.json").read_text())["lr"] == 1e-3
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     assert [e["message"][:30] for e in events if e["event"] == "warning"] == [
         "the validation split has 3 ima", "2 training steps end within th"]

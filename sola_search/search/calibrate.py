@@ -75,6 +75,7 @@ class CalibrationConfig:
     seed: int = 0  # the pattern sample's seed and the first training seed
     resolution: int = 224  # where a GMACs budget is counted
     batch_size: int | None = None  # None: the preset's
+    lr: float | None = None  # None: the preset's
     compile: str | None = None  # None: the preset's
     out: str | None = None  # None: default_out(...)
     pack: int | None = None
@@ -104,7 +105,7 @@ class CalibrationConfig:
             raise SolaError(f"--seed {self.seed}: expected 0 to 2**32 - 1")
         check_resolution(self.resolution, f"--resolution {self.resolution}: ")
         SearchConfig(budget=self.budget, pack=self.pack, workers=self.workers, seeds=self.seeds,
-                     compile=self.compile).check()
+                     compile=self.compile, lr=self.lr).check()
         variant = get_variant(self.variant)
         budget = Budget.parse(self.budget)
         FeasibleSet(variant, budget, self.resolution).nonempty()
@@ -229,7 +230,8 @@ def calibrate(cfg: CalibrationConfig, quiet: bool = False) -> CalibrationResult:
     cfg = cfg.check()
     # Before Ray starts: a file that is not a calibration, or (with the preset given) another calibration.
     known = cfg.preset and _identity(cfg, get_preset(cfg.preset, variant=cfg.variant, data=cfg.data,
-                                                     batch_size=cfg.batch_size, compile=cfg.compile, seed=0))
+                                                     batch_size=cfg.batch_size, lr=cfg.lr, compile=cfg.compile,
+                                                     seed=0))
     _refuse_other_output(cfg.out_path, known or None)
     read_records(cfg.records_path)  # someone else's file: before Ray starts too
     if cfg.address:
@@ -244,7 +246,7 @@ def calibrate(cfg: CalibrationConfig, quiet: bool = False) -> CalibrationResult:
 def _identity(cfg: CalibrationConfig, base) -> dict:
     return dict(data=cfg.data, variant=cfg.variant, budget=cfg.budget, preset=cfg.preset, resolution=cfg.resolution,
                 ladder=list(cfg.ladder), seeds=cfg.seeds, patterns=cfg.patterns, seed=cfg.seed,
-                batch_size=base.batch_size, proxy=config_digest(base))
+                batch_size=base.batch_size, lr=base.lr, proxy=config_digest(base))
 
 
 def _refuse_other_output(out: Path, identity: dict | None) -> None:
@@ -264,7 +266,8 @@ def _refuse_other_output(out: Path, identity: dict | None) -> None:
     if identity is None:
         return
     old = record.get("identity", {})
-    diff = [f"{k} {old.get(k)!r} there, {v!r} here" for k, v in identity.items() if old.get(k) != v]
+    # A key the file lacks was added to the identity since it was written: the proxy digest covers it.
+    diff = [f"{k} {old.get(k)!r} there, {v!r} here" for k, v in identity.items() if k in old and old[k] != v]
     if diff:
         raise SolaError(f"{out} holds another calibration ({'; '.join(diff)}); nothing was changed: pass another "
                         "--out, or move it away")
@@ -283,7 +286,7 @@ def _calibrate(cfg: CalibrationConfig, res, quiet: bool) -> CalibrationResult:
     from sola_search.space.feasible import stratified_patterns
 
     cfg = replace(cfg, preset=cfg.preset or ("default" if res.gpus else "quick"))
-    base = get_preset(cfg.preset, variant=cfg.variant, data=cfg.data, batch_size=cfg.batch_size,
+    base = get_preset(cfg.preset, variant=cfg.variant, data=cfg.data, batch_size=cfg.batch_size, lr=cfg.lr,
                       compile=cfg.compile, seed=0)
     identity = _identity(cfg, base)
     out, records_path = cfg.out_path, cfg.records_path
@@ -440,14 +443,15 @@ def apply_calibration(cfg: SearchConfig, path: str) -> tuple[SearchConfig, list[
     """`cfg` with the steps and seeds a calibration recommends (an explicit --steps or --seeds wins),
     and its data, variant and preset where the run does not name them; the lines saying so. Refused
     in one line: a file that is not a calibration, one measured on another variant, data, budget,
-    preset or batch size (each named), or one that found no setting that ranks."""
+    preset, batch size or learning rate (each named), or one that found no setting that ranks. The run
+    trains at the calibration's batch size and learning rate unless it names its own."""
     from sola_search.results.calibration import load_calibration
     from sola_search.space import Budget
 
     record = load_calibration(path)
     ident = record["identity"]
     given = dict(variant=cfg.variant, data=cfg.data, budget=str(Budget.parse(cfg.budget)), preset=cfg.preset,
-                 batch_size=cfg.batch_size)
+                 batch_size=cfg.batch_size, lr=cfg.lr)
     diff = [f"{k} {ident.get(k)!r}, not {v!r}" for k, v in given.items() if v is not None and v != ident.get(k)]
     if diff:
         raise SolaError(f"calibration {path} was measured with {'; '.join(diff)}: calibrate for this run, or run "
@@ -465,6 +469,8 @@ def apply_calibration(cfg: SearchConfig, path: str) -> tuple[SearchConfig, list[
             f"{rec['expected_tau']:.2f} against its top rung)")
     if won:
         line += f"; {' and '.join(won)} given: {'they win' if len(won) > 1 else 'it wins'} over the calibration's"
+    # The recommendation holds for the batch size and learning rate it was measured with: the run trains so too.
     out = replace(cfg, variant=cfg.variant or ident["variant"], data=cfg.data or ident["data"],
-                  preset=cfg.preset or ident["preset"], steps=steps, seeds=seeds, calibration=note)
+                  preset=cfg.preset or ident["preset"], batch_size=cfg.batch_size or ident.get("batch_size"),
+                  lr=cfg.lr or ident.get("lr"), steps=steps, seeds=seeds, calibration=note)
     return out, [line + f"; running {steps} steps x {seeds} seeds"]

@@ -14,7 +14,7 @@ from sola_search.space.cost import check_resolution
 DEFAULTS = {"variant": "small", "data": "fashion-mnist", "resolution": 224, "seed": 0, "baselines": True,
             "objectives": list(DEFAULT_OBJECTIVES), "seeds": 1, "estimator": "train"}
 # What identifies a run's search: a resume may not change these (nor can its study: `open_study`).
-IDENTITY = ("budget", "variant", "resolution", "encoding", "preset", "data", "steps", "batch_size", "seed",
+IDENTITY = ("budget", "variant", "resolution", "encoding", "preset", "data", "steps", "batch_size", "lr", "seed",
             "storage", "baselines", "objectives", "latency", "latency_digest", "seeds", "estimator", "supernet_steps")
 # Trials a run makes when neither --trials nor --time is given, by proxy preset.
 DEFAULT_TRIALS = {"quick": 8, "default": 64, "long": 16}
@@ -45,7 +45,8 @@ _TEXT, _INT, _NUM = (str, type(None)), (int, type(None)), (int, float, type(None
 _STORED_TYPES = dict(budget=(str,), variant=_TEXT, trials=_INT, time_limit_s=_NUM, encoding=_TEXT, preset=_TEXT,
                      data=_TEXT, resolution=_INT, gpus_per_trial=_NUM, workers=_INT, pack=_INT, address=_TEXT,
                      storage=_TEXT, name=_TEXT, runs_dir=(str,), seed=_INT, max_failures=_INT, steps=_INT,
-                     batch_size=_INT, baselines=(bool, type(None)), objectives=(list, type(None)), faults=(dict,),
+                     batch_size=_INT, lr=_NUM, baselines=(bool, type(None)), objectives=(list, type(None)),
+                     faults=(dict,),
                      latency=_TEXT, latency_digest=_TEXT, seeds=_INT, compile=_TEXT,
                      confirm=_INT, calibration=(dict, type(None)), estimator=_TEXT, supernet_steps=_INT)
 
@@ -71,6 +72,7 @@ class SearchConfig:
     max_failures: int | None = None  # None: a quarter of the trials, at least 3
     steps: int | None = None  # override the preset's proxy steps
     batch_size: int | None = None  # override the preset's proxy batch size (small data sets)
+    lr: float | None = None  # override the preset's proxy learning rate (recall learns at 1e-3, a coin flip at 2e-3)
     baselines: bool | None = None  # measure the named baselines first (None: yes; --no-baselines: False)
     objectives: list[str] | None = None  # names in sola_search.objectives.OBJECTIVES; None: DEFAULT_OBJECTIVES
     latency: str | None = None  # a latency table (`sola-search latency`): the latency_ms objective, ms budgets
@@ -154,6 +156,8 @@ class SearchConfig:
             raise SolaError(f"--steps {self.steps}: expected at least 1")
         if self.batch_size is not None and self.batch_size < 1:
             raise SolaError(f"--batch-size {self.batch_size}: expected at least 1")
+        if self.lr is not None and not 0 < self.lr < 1:
+            raise SolaError(f"--lr {self.lr}: expected a learning rate above 0 and below 1, such as 1e-3")
         if self.seed is not None and not 0 <= self.seed < 2**32:
             raise SolaError(f"--seed {self.seed}: expected 0 to 2**32 - 1")
         if self.compile is not None:

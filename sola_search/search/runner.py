@@ -477,7 +477,7 @@ def _run(plan: RunPlan, quiet: bool) -> RunSummary:
         plan = _settle_machine(plan, res.gpus, res.gpus_per_node, res.cpus)
         cfg, budget, variant, pack, n_workers = plan.config, plan.budget, plan.variant, plan.pack, plan.workers
         proxy = get_preset(cfg.preset, variant=variant.name, data=cfg.data, seed=cfg.seed,
-                           batch_size=cfg.batch_size,
+                           batch_size=cfg.batch_size, lr=cfg.lr,
                            compile="off" if cfg.estimator == "supernet" else cfg.compile,  # see supernet._build_model
                            **({"steps": cfg.steps} if cfg.steps else {}))
         notes = check_fit(proxy)  # a batch the data cannot fill fails here, not in every trial
