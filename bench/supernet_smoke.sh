@@ -3,7 +3,9 @@
 # mixing) in one short device call (issue 15), run from the repository root: bash bench/supernet_smoke.sh OUT
 #   (a) run --estimator supernet on the default preset (compiled blocks + CUDA graphs), then its pareto;
 #   (c) the same run with --compile off (CUDA graphs stay on: no CLI switch turns them off), beside (a) on the
-#       same GPU, so that a slow compile still leaves one supernet to look at;
+#       same GPU. Since the first H200 run (docs/performance.md, tenth session: compiled scoring killed the
+#       worker) the supernet never compiles its blocks, so (a) and (c) train alike: (a) against (c) is now a
+#       check that two runs of one configuration agree;
 #   (b) proxy PATTERN --supernet RUN --json on (a)'s supernet (or (c)'s if (a) made none);
 #   (d) the same weights scored eager (no compile, no CUDA graphs) against the graphed/compiled scoring, and
 #       (a)'s scores against (c)'s (two trainings: equal up to bf16 and kernel differences).
