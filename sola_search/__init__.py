@@ -33,7 +33,9 @@ def __getattr__(name: str):
 
 def _register_backbone() -> None:
     try:
-        import sola_search.space.backbone  # noqa: F401 — registers sola_vision_* with timm
+        from sola_search.space import backbone
+
+        backbone._register_with_timm()  # once; the module may have been imported before timm was
     except Exception as e:  # noqa: BLE001 — never break the user's `import timm`
         warnings.warn(f"sola-search: could not register its models with timm: {e}", stacklevel=2)
 

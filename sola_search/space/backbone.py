@@ -1,6 +1,6 @@
 """The SoLA-Vision backbone: a four-stage hierarchy whose blocks each mix tokens with linear (MALA)
 or global softmax attention, chosen per block by a `Pattern`. Written in timm's style (blocks →
-stages → model) and registered with timm as `sola_vision_<variant>` when timm is importable.
+stages → model) and registered with timm as `sola_vision_<variant>` once timm is loaded.
 
 Both mixers own exactly the same parameters, so one block's weights serve either choice.
 Tensors are (B, H, W, C) inside a stage and (B, C, H, W) between stages.
@@ -24,10 +24,11 @@ from sola_search.space.baselines import pattern_file_defaults, resolve_pattern
 from sola_search.space.pattern import SOFTMAX, Pattern
 from sola_search.space.variants import VARIANTS, Variant, get_variant
 
-try:  # timm is an optional extra: without it a model still builds and runs (`_take_indices`)
-    from timm.models._features import feature_take_indices
-except ImportError:
-    feature_take_indices = None
+# timm's own index rule, bound when the backbone registers with timm (`_register_with_timm`). timm is an
+# optional extra and is never imported here for its own sake: it pulls in torchvision, ~3 s of every
+# process's start (each Ray worker's too); without it a model still builds and runs (`_take_indices`).
+feature_take_indices = None
+_registered = False
 
 
 def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -395,10 +396,17 @@ def _outside_timm_stacklevel() -> int:
 
 
 def _register_with_timm() -> None:
+    """Registers `sola_vision_<variant>` with timm, once: called when timm is loaded (here at import if
+    it already is, else by the package's import hook the moment it is, `sola_search._register_backbone`)."""
+    global _registered, feature_take_indices
+    if _registered:
+        return
     try:
         from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+        from timm.models._features import feature_take_indices
     except ImportError:
         return
+    _registered = True
 
     # timm's register_model reads the module's `default_cfgs`.
     globals()["default_cfgs"] = generate_default_cfgs({f"sola_vision_{n}.untrained": data_config() for n in VARIANTS})
@@ -431,4 +439,5 @@ def _register_with_timm() -> None:
         register_model(fn)
 
 
-_register_with_timm()
+if "timm" in sys.modules:
+    _register_with_timm()
