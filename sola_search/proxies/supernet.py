@@ -59,6 +59,7 @@ from sola_search.proxies.train import (
     _describe,
     _eager_step,
     _Fork,
+    _graph_of,
     _Model,
     _ModelPool,
     _on_device,
@@ -411,14 +412,9 @@ class Supernet:
             try:
                 static_x = torch.zeros(size, self.data.channels, cfg.resolution, cfg.resolution, device=dev)
                 static_x = static_x.contiguous(memory_format=torch.channels_last) if cfg.channels_last else static_x
-                for _ in range(3):  # cuDNN autotuning, compiled blocks' first call for this shape
+                for _ in range(3):  # cuDNN autotuning and lazily loaded kernels for this shape
                     eager(static_x)
-                graph = torch.cuda.CUDAGraph()
-                graph.capture_begin(capture_error_mode="thread_local")
-                try:
-                    static_out = eager(static_x)
-                finally:
-                    graph.capture_end()
+                graph, static_out = _graph_of(lambda: eager(static_x))
 
                 def forward(x, graph=graph, static_x=static_x, static_out=static_out):
                     static_x.copy_(x)

@@ -593,6 +593,19 @@ def _account(run: _Model, loss: torch.Tensor, steps: int, log_every: int, total:
         run.diverged |= _read_loss(run.pending.popleft(), run.res)
 
 
+def _graph_of(fn):
+    """(a CUDA graph of `fn()`, its output). capture_begin/end rather than `torch.cuda.graph`, whose entry
+    synchronizes the whole device and empties the allocator's cache at every pack; thread-local, so that
+    the process's other threads (a Ray actor's) are none of the capture's business."""
+    graph = torch.cuda.CUDAGraph()
+    graph.capture_begin(capture_error_mode="thread_local")
+    try:
+        out = fn()
+    finally:
+        graph.capture_end()
+    return graph, out
+
+
 def _capture(runs: list[_Model], fork: _Fork, xy: list[tuple[torch.Tensor, torch.Tensor]], lr_t: torch.Tensor,
              warm: bool):
     """Capture every model's training step (forward, loss, backward, clipping, AdamW) as one CUDA
@@ -610,15 +623,7 @@ def _capture(runs: list[_Model], fork: _Fork, xy: list[tuple[torch.Tensor, torch
             fork(steps)
         for run in runs:
             _reset_optimizer(run.opt)
-    # capture_begin/end rather than `torch.cuda.graph`, whose entry synchronizes the whole device and
-    # empties the allocator's cache at every pack; thread-local, so that the process's other threads
-    # (a Ray actor's) are none of the capture's business.
-    graph = torch.cuda.CUDAGraph()
-    graph.capture_begin(capture_error_mode="thread_local")
-    try:
-        static_losses = fork(steps)
-    finally:
-        graph.capture_end()
+    graph, static_losses = _graph_of(lambda: fork(steps))
 
     def run_graph(batches: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
         for (static_x, static_y), (xb, yb) in zip(static, batches, strict=True):

@@ -224,14 +224,11 @@ class CalibrationResult:
 def calibrate(cfg: CalibrationConfig, quiet: bool = False) -> CalibrationResult:
     """Train what the records lack, then analyse, write the JSON and the PNG. Ctrl-C (SIGINT, SIGTERM)
     stops at the next finished pack with KeyboardInterrupt: what finished is in the records."""
-    from sola_search.proxies import get_preset
     from sola_search.search.cluster import check_address, ray_session
 
     cfg = cfg.check()
     # Before Ray starts: a file that is not a calibration, or (with the preset given) another calibration.
-    known = cfg.preset and _identity(cfg, get_preset(cfg.preset, variant=cfg.variant, data=cfg.data,
-                                                     batch_size=cfg.batch_size, lr=cfg.lr, compile=cfg.compile,
-                                                     seed=0))
+    known = cfg.preset and _identity(cfg, _base(cfg))
     _refuse_other_output(cfg.out_path, known or None)
     read_records(cfg.records_path)  # someone else's file: before Ray starts too
     if cfg.address:
@@ -241,6 +238,14 @@ def calibrate(cfg: CalibrationConfig, quiet: bool = False) -> CalibrationResult:
         print(f"calibrate {cfg.data}, {cfg.variant}, {cfg.budget}: {where} …", file=sys.stderr, flush=True)
     with ray_session(cfg.address, quiet=quiet) as res:
         return _calibrate(cfg, res, quiet)
+
+
+def _base(cfg: CalibrationConfig):
+    """The proxy configuration every rung starts from (its steps replaced per rung); `cfg.preset` named."""
+    from sola_search.proxies import get_preset
+
+    return get_preset(cfg.preset, variant=cfg.variant, data=cfg.data, batch_size=cfg.batch_size, lr=cfg.lr,
+                      compile=cfg.compile, seed=0)
 
 
 def _identity(cfg: CalibrationConfig, base) -> dict:
@@ -277,7 +282,7 @@ def _calibrate(cfg: CalibrationConfig, res, quiet: bool) -> CalibrationResult:
     import ray
 
     from sola_search import __version__
-    from sola_search.proxies import check_fit, get_preset, seed_list
+    from sola_search.proxies import check_fit, seed_list
     from sola_search.results import calibration as cal
     from sola_search.search.cluster import worker_actor
     from sola_search.search.progress import Progress
@@ -286,8 +291,7 @@ def _calibrate(cfg: CalibrationConfig, res, quiet: bool) -> CalibrationResult:
     from sola_search.space.feasible import stratified_patterns
 
     cfg = replace(cfg, preset=cfg.preset or ("default" if res.gpus else "quick"))
-    base = get_preset(cfg.preset, variant=cfg.variant, data=cfg.data, batch_size=cfg.batch_size, lr=cfg.lr,
-                      compile=cfg.compile, seed=0)
+    base = _base(cfg)
     identity = _identity(cfg, base)
     out, records_path = cfg.out_path, cfg.records_path
     _refuse_other_output(out, identity)
