@@ -23,17 +23,36 @@ def npz_data(tmp_path_factory) -> str:
     return f"npz:{path}"
 
 
-@pytest.fixture
-def shared_ray():
-    """One local Ray instance for the in-process searches of the whole session, started on first use:
-    starting one took 8-25 s, once per search. `ray_session` uses a Ray the caller has running and
-    leaves it up; its own start, reaper and shutdown are what the subprocess (kill -9, Ctrl-C) tests run."""
+def _ray_up():
     import ray
 
     if not ray.is_initialized():
         ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level="ERROR",
                  configure_logging=True)
     return ray
+
+
+@pytest.fixture
+def shared_ray():
+    """One local Ray instance for the in-process searches of the whole session, started on first use:
+    starting one took 8-25 s, once per search. `ray_session` uses a Ray the caller has running and
+    leaves it up; its own start, reaper and shutdown are what the subprocess (kill -9, Ctrl-C) tests run."""
+    return _ray_up()
+
+
+@pytest.fixture(scope="session")
+def plain_run(tmp_path_factory, npz_data):
+    """One plain search (micro, 2softmax, quick at 3 steps, seed 0, 4 trials: the 3 baselines and one
+    proposal), made once for the tests that compare another run with it (packs, seeds): each of them
+    made this same run of its own, ~10 s of worker start-up and trainings apiece. Read it, never resume it."""
+    from sola_search.search import SearchConfig, run_search
+
+    _ray_up()
+    runs = tmp_path_factory.mktemp("plain") / "runs"
+    summary = run_search(SearchConfig(budget="2softmax", variant="micro", trials=4, preset="quick", steps=3,
+                                      data=npz_data, name="plain", runs_dir=str(runs), seed=0), quiet=True)
+    assert summary.completed == 4 and summary.failed == 0
+    return runs / "plain"
 
 
 @pytest.fixture

@@ -132,14 +132,15 @@ def test_failures_are_recorded_and_the_search_goes_on(tmp_path, npz_data):
     assert "injected failure" in next(t for p, t in failed.items() if faults[p] == "raise").user_attrs["reason"]
 
 
-def test_a_search_in_packs_measures_what_one_trial_at_a_time_does(tmp_path, npz_data):
-    """--pack 3: a worker trains three trials together; each trial's result is its run alone. A
-    pattern that diverges fails alone; the last pack of a run is as short as the count needs."""
+def test_a_search_in_packs_measures_what_one_trial_at_a_time_does(tmp_path, npz_data, plain_run):
+    """--pack 3: a worker trains three trials together; each trial's result is its run alone (the
+    session's plain run: this configuration one trial at a time). A pattern that diverges fails
+    alone; the last pack of a run is as short as the count needs."""
     base = baselines("micro", Budget.parse(BUDGET), 224)
     nan = str(list(base.values())[1])
     run_search(_config(tmp_path, npz_data, trials=7, pack=3, faults={nan: "nan"}, name="packed"), quiet=True)
-    run_search(_config(tmp_path, npz_data, trials=4, name="alone"), quiet=True)
-    packed, alone = (run_study(tmp_path / "runs" / n) for n in ("packed", "alone"))
+    packed, alone = run_study(tmp_path / "runs" / "packed"), run_study(plain_run)
+    assert {e["pack"] for e in _events(plain_run) if e["event"] == "trial_started"} == {1}  # one at a time
     events = _events(tmp_path / "runs" / "packed")
     assert [e["pack"] for e in events if e["event"] == "trial_started"] == [3, 3, 3, 3, 3, 3, 1]
     state = {t.user_attrs["pattern"]: t.state for t in packed.trials}
