@@ -242,9 +242,11 @@ def _ray_processes_of(pids: set[int]) -> list[psutil.Process]:
 
 
 KILLED_RUN_TRIALS = 6  # enough to kill a run with trials done, running and still to come
-KILLED_RUN_STEPS = 15  # ~5 s a trial on one core: a cut lands mid-training, and every trial the killed runs
-#   and their resumes measure is cheap (at 40 steps these tests took 4 of CI's 15 minutes)
-INTO_TRIAL_S = 1.0  # how long a trial has run when the cut comes: past building its model, into its steps
+KILLED_RUN_STEPS = 8  # ~2 s a trial on one core (a pack of two ~4.5 s): a cut lands mid-training, and every
+#   trial the killed runs and their resumes measure is cheap (at 40 steps these tests took 4 of CI's 15 minutes,
+#   at 15 steps ~2)
+INTO_TRIAL_S = 0.5  # how long a trial has run when the cut comes: past building its model (~0.03 s), into its
+#   steps, and well before its last (the event log is read every 0.2 s)
 
 
 def _start_run(runs: Path, name: str, data: str, finished: int, extra: tuple[str, ...] = (),
