@@ -43,8 +43,9 @@ def shared_ray():
 @pytest.fixture(scope="session")
 def plain_run(tmp_path_factory, npz_data):
     """One plain search (micro, 2softmax, quick at 3 steps, seed 0, 4 trials: the 3 baselines and one
-    proposal), made once for the tests that compare another run with it (packs, seeds): each of them
-    made this same run of its own, ~10 s of worker start-up and trainings apiece. Read it, never resume it."""
+    proposal), made once for the tests that compare another run with it (packs, seeds), each of which
+    made this same run of its own, ~10 s of worker start-up and trainings apiece; a second driver of its study
+    is refused (test_search). Read it, never resume it."""
     from sola_search.search import SearchConfig, run_search
 
     _ray_up()

@@ -362,19 +362,20 @@ def test_join_a_cluster_with_address(tmp_path, npz_data, monkeypatch, no_ray):
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def test_a_second_driver_of_a_shared_study_is_refused(tmp_path, npz_data, capsys):
-    """Shared storage (PostgreSQL on a cluster; a SQLite file here): a second `run` of the same name
-    from another runs directory would take over the first driver's running trials."""
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
-    assert run_search(_config(tmp_path, npz_data, trials=1, storage=url, name="x"), quiet=True).completed == 1
-    before = [(t.number, t.state) for t in optuna.load_study(study_name="x", storage=url).trials]
+def test_a_second_driver_of_a_shared_study_is_refused(tmp_path, npz_data, capsys, plain_run):
+    """Shared storage (PostgreSQL on a cluster; a SQLite file here, the session's plain run's): a
+    second `run` of the same name from another runs directory would take over the first driver's
+    running trials."""
+    url = f"sqlite:///{plain_run / 'study.db'}"
+    before = [(t.number, t.state) for t in optuna.load_study(study_name="plain", storage=url).trials]
+    assert len(before) == 4
     other = tmp_path / "elsewhere"
-    assert main(["run", "--budget", BUDGET, "--variant", "micro", "--storage", url, "--name", "x", "--data", npz_data,
-                 "--runs-dir", str(other)]) == 2
+    assert main(["run", "--budget", BUDGET, "--variant", "micro", "--storage", url, "--name", "plain", "--data",
+                 npz_data, "--runs-dir", str(other)]) == 2
     err = capsys.readouterr().err
-    assert "study x already exists" in err and len(err.strip().splitlines()) == 1
+    assert "study plain already exists" in err and len(err.strip().splitlines()) == 1
     assert not other.exists()
-    after = [(t.number, t.state) for t in optuna.load_study(study_name="x", storage=url).trials]
+    after = [(t.number, t.state) for t in optuna.load_study(study_name="plain", storage=url).trials]
     assert after == before  # the first run's study is untouched
 
 
