@@ -58,7 +58,9 @@ class Attention(nn.Module):
     `kind = "mixed"` (a weight-sharing supernet, `SolaVision.set_mixing`): both mixers run on the
     shared projections and each sample takes the one its `choice` (a bool per sample, softmax where
     True) names, so one batch holds several patterns and the pattern is data, not code: a step with
-    another pattern is the same CUDA graph and the same compiled block."""
+    another pattern is the same CUDA graph and the same compiled block. `forward(x, kind)` runs the
+    mixer `kind` names whatever `self.kind` says (a supernet's prefix scoring walks one model through
+    many patterns without switching it)."""
 
     def __init__(self, dim: int, num_heads: int, kind: str):
         super().__init__()
@@ -69,14 +71,15 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.register_buffer("choice", torch.zeros(0, dtype=torch.bool), persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kind: str | None = None) -> torch.Tensor:
         B, H, W, C = x.shape
+        kind = kind or self.kind
         q, k, v, g = self.qkvg(x).chunk(4, dim=-1)
         lepe = _nhwc(self.lepe(_nchw(v)))
         q, k, v = (t.reshape(B, H * W, self.num_heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
-        if self.kind == "mixed":  # where, not a blend: the other mixer's values (and gradients) never enter
+        if kind == "mixed":  # where, not a blend: the other mixer's values (and gradients) never enter
             y = torch.where(self.choice.view(B, 1, 1, 1), F.scaled_dot_product_attention(q, k, v), self.mala(q, k, v))
-        elif self.kind == "softmax":
+        elif kind == "softmax":
             y = F.scaled_dot_product_attention(q, k, v)
         else:
             y = self.mala(q, k, v)
@@ -114,7 +117,8 @@ class Mlp(nn.Module):
 
 
 class Block(nn.Module):
-    """x += CPE(x); x += γ₁·Mixer(Norm(x)); x += γ₂·MLP(Norm(x))."""
+    """x += CPE(x); x += γ₁·Mixer(Norm(x)); x += γ₂·MLP(Norm(x)). `kind` (optional) overrides the
+    mixer's own kind for this call (`Attention.forward`)."""
 
     def __init__(self, dim: int, num_heads: int, kind: str, mlp_ratio: float, drop_path: float, ls_init: float):
         super().__init__()
@@ -127,9 +131,9 @@ class Block(nn.Module):
         self.gamma2 = nn.Parameter(torch.full((dim,), ls_init))
         self.drop_path = drop_path
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kind: str | None = None) -> torch.Tensor:
         x = x + _nhwc(self.cpe(_nchw(x)))
-        x = x + drop_path(self.gamma1 * self.attn(self.norm1(x)), self.drop_path, self.training)
+        x = x + drop_path(self.gamma1 * self.attn(self.norm1(x), kind), self.drop_path, self.training)
         return x + drop_path(self.gamma2 * self.mlp(self.norm2(x)), self.drop_path, self.training)
 
 
