@@ -87,6 +87,39 @@ def test_supernet_trains_resumes_to_the_same_weights_and_scores_deterministicall
     assert again.sha256 == whole.sha256
 
 
+def test_prefix_scoring_gives_the_mixed_scores(tmp_path, npz_data):
+    """`score(method="prefix")` (shared prefixes computed once per chunk of images, one mixer per block)
+    scores as the mixed path does: duplicates, a single pattern, several chunks, groups. The weights are
+    redrawn at unit gain and the input is 64 px (stage 4 keeps 2x2 tokens: at one token both mixers give
+    v) so that every block's mixer moves the scores; trained for one step they would hide a wrong reuse."""
+    cfg = get_preset("quick", variant="micro", data=npz_data, steps=2, batch_size=16, resolution=64,
+                     val_fraction=0.25, qk_init=2.0, layer_scale_init=1.0)
+    supernet = train_supernet(SupernetSpec(cfg, "4softmax", steps=1), tmp_path)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for m in supernet.model.modules():
+            if isinstance(m, torch.nn.Linear):
+                m.weight.normal_(0, 2 * m.in_features**-0.5)
+    images = 60
+    supernet.data.val_groups = torch.arange(supernet.data.val_x.shape[0]) % 3
+    supernet.prefix_cache_bytes = 7 * supernet.cache_bytes_per_image()  # chunks of 7 images, the last shorter
+    assert supernet.prefix_chunk(images) == 7
+    base = Pattern.parse("LL-LL-LLLL-LL", "micro")
+    flips = [Pattern.from_bits([j == i for j in range(10)], "micro") for i in range(10)]  # each block apart
+    patterns = [base, *flips, *FeasibleSet("micro", Budget.parse("4softmax")).sample(20, 1)]
+    patterns += patterns[5:8]  # duplicates, not next to each other
+    for pats in (patterns, patterns[7:8]):
+        mixed, prefix = supernet.score(pats, images), supernet.score(pats, images, method="prefix")
+        assert [r.val_top1 for r in prefix] == [r.val_top1 for r in mixed]
+        assert [r.val_by_group for r in prefix] == [r.val_by_group for r in mixed]
+        for a, b in zip(prefix, mixed, strict=True):
+            assert a.val_loss == pytest.approx(b.val_loss, rel=1e-5)
+    scores = supernet.score(patterns, images, method="prefix")
+    assert all(abs(r.val_loss - scores[0].val_loss) > 1e-3 for r in scores[1:11])  # every block's mixer counts
+    with pytest.raises(SolaError, match="scoring method 'both'"):
+        supernet.score(patterns, method="both")
+
+
 def test_mixing_gives_each_sample_its_own_patterns_forward():
     """`set_mixing`: a batch of several patterns computes, per sample, what each pattern's own model does."""
     from sola_search.space import build_backbone

@@ -67,7 +67,7 @@ from sola_search.proxies.train import (
     lr_at,
     make_optimizer,
 )
-from sola_search.space.backbone import resolve_pattern
+from sola_search.space.backbone import _nchw, _nhwc, resolve_pattern
 from sola_search.space.budget import Budget
 from sola_search.space.feasible import FeasibleSet
 from sola_search.space.pattern import Pattern
@@ -79,6 +79,10 @@ DEFAULT_GROUPS = 4  # patterns per training step (sample groups of one batch)
 DEFAULT_CANDIDATES = 8  # uniform feasible draws per group, of which the balanced rule keeps one
 STEPS_FACTOR = 10  # default supernet steps: 10 x the proxy's (the `long` preset, the reference, is 10 x default)
 CHECKPOINT_EVERY = 100
+SCORING = ("mixed", "prefix")  # `Supernet.score`'s methods; mixed, the first, is the default
+# The prefix walk's cache bound (`Supernet.prefix_chunk`): `small` at width 0.5 and 64 px keeps ~0.3 MB an
+# image, so 2,000 validation images are one chunk of ~0.6 GB.
+PREFIX_CACHE_BYTES = 1 << 30
 # What a ProxyConfig says about how a run executes, not what it computes: not part of a supernet's identity.
 _RUN_MODE = ("device", "compile", "cuda_graphs", "eval_every", "eval_batch_size", "log_points", "test")
 
@@ -386,6 +390,7 @@ class Supernet:
         self._forward: dict[int, Any] = {}  # batch size → forward (a CUDA graph's replay on a GPU)
         self._choices: dict[int, torch.Tensor] = {}  # batch size → the patterns of its rows, as the model reads them
         self.mode = "eager"
+        self.prefix_cache_bytes = PREFIX_CACHE_BYTES
 
     @property
     def sha256(self) -> str:
@@ -429,65 +434,149 @@ class Supernet:
         self._forward[size] = forward
         return forward
 
-    def score(self, patterns: list[str | Pattern], images: int | None = None) -> list[ProxyResult]:
+    def score(self, patterns: list[str | Pattern], images: int | None = None,
+              method: str = "mixed") -> list[ProxyResult]:
         """Each pattern's validation top-1 and loss with the shared weights (and top-1 per group where
         the data has groups), one `ProxyResult` each, as `train_proxy` gives. `images`: only the first
-        N validation images (default all)."""
+        N validation images (default all). `method`: how the forward passes are organised, the same
+        scores either way (`SCORING`: "mixed", every row of a batch its own pattern, both mixers per
+        block, one CUDA graph; "prefix", `_sums_prefix`)."""
         t0 = time.perf_counter()
         if not patterns:
             raise SolaError("no patterns to score")
+        if method not in SCORING:
+            raise SolaError(f"scoring method {method!r}: expected {' or '.join(SCORING)}")
         patterns = [resolve_pattern(p, self.variant) for p in patterns]
         data, cfg, dev = self.data, self.cfg, self.data.device
         v = data.val_x.shape[0] if images is None else max(1, min(images, data.val_x.shape[0]))
         p_n = len(patterns)
-        total = p_n * v
-        size = min(cfg.eval_batch_size, total)  # every batch this size (a call's last one padded)
-        bits = torch.tensor([p.bits for p in patterns] + [[False] * len(patterns[0].bits)], dtype=torch.bool,
-                            device=dev)  # the last row: the padding's
         groups = None if data.val_groups is None else data.val_groups[:v]
         n_groups = 0 if groups is None else int(groups.max()) + 1
         with _on_device(dev), torch.no_grad():
-            if size not in self._choices:  # kept: a captured graph reads this very tensor
-                self._choices[size] = torch.zeros(size, bits.shape[1], dtype=torch.bool, device=dev)
-            choices = self._choices[size]
-            if getattr(self.model, "mixing", None) is not choices:
-                self.model.set_mixing(choices)
             self.model.eval()
-            forward = self._forward_for(size)
-            correct = torch.zeros(p_n + 1, dtype=torch.int64, device=dev)
-            loss_sum = torch.zeros(p_n + 1, dtype=torch.float64, device=dev)
-            by_group = None if groups is None else torch.zeros((p_n + 1) * n_groups, dtype=torch.int64, device=dev)
-            at = torch.arange(size, device=dev)
-            for start in range(0, total, size):
-                g = at + start
-                valid = g < total
-                p = torch.where(valid, g // v, p_n)
-                i = torch.where(valid, g % v, 0)
-                choices.copy_(bits[p])
-                logits = forward(data.normalize(data.val_x[i], cfg.channels_last)).float()
-                y = data.val_y[i]
-                hit = (logits.argmax(1) == y).long()
-                correct.index_add_(0, p, hit)
-                loss_sum.index_add_(0, p, F.cross_entropy(logits, y, reduction="none").double())
-                if by_group is not None:
-                    by_group.index_add_(0, p * n_groups + groups[i], hit)
-            correct, loss_sum = correct[:p_n].tolist(), loss_sum[:p_n].tolist()
-            per_group = None if by_group is None else by_group.view(p_n + 1, n_groups)[:p_n].tolist()
+            sums = self._sums_prefix if method == "prefix" else self._sums_mixed
+            correct, loss_sum, by_group = sums(patterns, v, groups, n_groups)
+            correct, loss_sum = correct.tolist(), loss_sum.tolist()
+            per_group = None if by_group is None else by_group.tolist()
         counts = [] if groups is None else torch.bincount(groups, minlength=n_groups).tolist()
         wall = round(time.perf_counter() - t0, 3)
         results = []
         params = sum(t.numel() for t in self.model.parameters())
+        mode = f"supernet ({self.mode})" if method == "mixed" else "supernet (prefix, eager)"
         for k, pattern in enumerate(patterns):
             loss = loss_sum[k] / v
             finite = math.isfinite(loss)
             res = ProxyResult(status="ok" if finite else "nan", reason="" if finite else "validation loss not finite",
                               val_top1=round(correct[k] / v, 6), val_loss=round(loss, 6) if finite else loss,
                               steps=self.steps, wall_s=wall, phases={"eval": wall}, device=_describe(dev),
-                              mode=f"supernet ({self.mode})", notes=f"supernet sha256 {self.sha256[:12]}, "
+                              mode=mode, notes=f"supernet sha256 {self.sha256[:12]}, "
                               f"{self.steps} steps, {v} validation images", pattern=str(pattern), variant=self.variant,
-                              params=params, packed=p_n, seed=cfg.seed, images_per_s=round(total / max(wall, 1e-9), 1))
+                              params=params, packed=p_n, seed=cfg.seed,
+                              images_per_s=round(p_n * v / max(wall, 1e-9), 1))
             if per_group is not None:
                 res.val_by_group = {str(gi): round(c / counts[gi], 6) for gi, c in enumerate(per_group[k])
                                     if counts[gi]}
             results.append(res)
         return results
+
+    def _sums_mixed(self, patterns: list[Pattern], v: int, groups: torch.Tensor | None, n_groups: int):
+        """Per pattern: correct count, loss sum, correct count per group (p, groups) or None, on the device.
+        The call's (pattern, image) pairs are one list cut into batches of `eval_batch_size` rows, every
+        batch the same shape (the last padded, its padding counted for no pattern); the model mixes
+        (`set_mixing`), so each row runs its own pattern."""
+        data, cfg, dev = self.data, self.cfg, self.data.device
+        p_n = len(patterns)
+        total = p_n * v
+        size = min(cfg.eval_batch_size, total)  # every batch this size (a call's last one padded)
+        bits = torch.tensor([p.bits for p in patterns] + [[False] * len(patterns[0].bits)], dtype=torch.bool,
+                            device=dev)  # the last row: the padding's
+        if size not in self._choices:  # kept: a captured graph reads this very tensor
+            self._choices[size] = torch.zeros(size, bits.shape[1], dtype=torch.bool, device=dev)
+        choices = self._choices[size]
+        if getattr(self.model, "mixing", None) is not choices:
+            self.model.set_mixing(choices)
+        forward = self._forward_for(size)
+        correct = torch.zeros(p_n + 1, dtype=torch.int64, device=dev)
+        loss_sum = torch.zeros(p_n + 1, dtype=torch.float64, device=dev)
+        by_group = None if groups is None else torch.zeros((p_n + 1) * n_groups, dtype=torch.int64, device=dev)
+        at = torch.arange(size, device=dev)
+        for start in range(0, total, size):
+            g = at + start
+            valid = g < total
+            p = torch.where(valid, g // v, p_n)
+            i = torch.where(valid, g % v, 0)
+            choices.copy_(bits[p])
+            logits = forward(data.normalize(data.val_x[i], cfg.channels_last)).float()
+            y = data.val_y[i]
+            hit = (logits.argmax(1) == y).long()
+            correct.index_add_(0, p, hit)
+            loss_sum.index_add_(0, p, F.cross_entropy(logits, y, reduction="none").double())
+            if by_group is not None:
+                by_group.index_add_(0, p * n_groups + groups[i], hit)
+        return correct[:p_n], loss_sum[:p_n], None if by_group is None else by_group.view(p_n + 1, n_groups)[:p_n]
+
+    def prefix_chunk(self, v: int) -> int:
+        """Validation images per chunk of the prefix walk: as many as keep its cache (one activation per
+        image for the stem and for each block but the last, `cache_bytes_per_image`) under
+        `prefix_cache_bytes`, at least one, at most `v`."""
+        return max(1, min(v, self.prefix_cache_bytes // self.cache_bytes_per_image()))
+
+    def cache_bytes_per_image(self) -> int:
+        """The prefix cache's bytes for one image: the stem's output and every block's but the last, in
+        fp32 (the residual stream stays fp32 under autocast: LayerNorm's output is)."""
+        side = -(-self.cfg.resolution // 4)  # the stem: two stride-2 convolutions (padding 1)
+        v = self.model.variant
+        floats = side * side * v.dims[0]
+        for s, (dim, depth) in enumerate(zip(v.dims, v.depths, strict=True)):
+            side = side if s == 0 else -(-side // 2)
+            floats += side * side * dim * depth
+        return 4 * (floats - side * side * v.dims[-1])  # the last block's output is not kept
+
+    def _sums_prefix(self, patterns: list[Pattern], v: int, groups: torch.Tensor | None, n_groups: int):
+        """`_sums_mixed`'s sums, computed another way. Per chunk of images (`prefix_chunk`) the distinct
+        patterns are walked in lexicographic order of their choices, so neighbours share the longest
+        prefix of blocks; `cache[d]` holds the activation after the stem and the first d blocks of the
+        pattern last walked. Each pattern resumes from the cache at the depth of the prefix it shares
+        with that one (the same stem, the same first d choices: the same activation) and runs the rest
+        of its blocks with its one mixer each (`Block.forward(x, kind)`), then the head. Why: the mixed
+        path runs both mixers in every block and recomputes shared prefixes for every pattern; stage 1,
+        the most tokens, has at most 8 distinct prefixes. Eager: the control flow differs per pattern,
+        and at thousands of rows per call launches are not what costs. Memory: the cache holds at most
+        rows x blocks activations, the stem's and every block's but the last (`cache_bytes_per_image`)."""
+        data, cfg, dev, model = self.data, self.cfg, self.data.device, self.model
+        distinct = sorted({tuple(p.bits) for p in patterns})
+        where = {b: k for k, b in enumerate(distinct)}
+        inverse = torch.tensor([where[tuple(p.bits)] for p in patterns], device=dev)
+        u = len(distinct)
+        # Each block with its stage's downsampling where it opens a stage (stage 1's is an identity).
+        blocks = [(stage.downsample if j == 0 else None, block) for stage in model.stages
+                  for j, block in enumerate(stage.blocks)]
+        n = len(blocks)
+        correct = torch.zeros(u, dtype=torch.int64, device=dev)
+        loss_sum = torch.zeros(u, dtype=torch.float64, device=dev)
+        by_group = None if groups is None else torch.zeros(u, n_groups, dtype=torch.int64, device=dev)
+        chunk = self.prefix_chunk(v)
+        autocast = _autocast(dev, cfg)
+        for start in range(0, v, chunk):
+            i = slice(start, min(v, start + chunk))
+            y = data.val_y[i]
+            with autocast():
+                cache = [_nhwc(model.stem(data.normalize(data.val_x[i], cfg.channels_last)))]
+                for k, bits in enumerate(distinct):  # distinct: each differs from the last in some block
+                    d = 0 if k == 0 else next(j for j in range(n) if bits[j] != distinct[k - 1][j])
+                    del cache[d + 1:]
+                    x = cache[d]
+                    for j in range(d, n):
+                        downsample, block = blocks[j]
+                        if downsample is not None:
+                            x = _nhwc(downsample(_nchw(x)))
+                        x = block(x, "softmax" if bits[j] else "linear")
+                        if j + 1 < n:
+                            cache.append(x)
+                    logits = model.forward_head(_nchw(x)).float()
+                    hit = (logits.argmax(1) == y).long()
+                    correct[k] += hit.sum()
+                    loss_sum[k] += F.cross_entropy(logits, y, reduction="none").double().sum()
+                    if by_group is not None:
+                        by_group[k].index_add_(0, groups[i], hit)
+        return correct[inverse], loss_sum[inverse], None if by_group is None else by_group[inverse]
