@@ -16,7 +16,7 @@ mean, with a bootstrap 90 % interval over patterns, and top-5 overlap, ranked by
     python bench/supernet_fidelity.py --data recall --variant small --budget 8softmax --steps 3000 \\
         --reference bench/out/proxy_fidelity.json --out bench/out/supernet_fidelity_recall.json
     python bench/supernet_fidelity.py --smoke      # a minute, on the CPU
-    python bench/supernet_fidelity.py --data recall:val=2000 --steps 300 --scoring both --speed-patterns 2048
+    python bench/supernet_fidelity.py --data recall:val=2000 --steps 300 --speed-patterns 1280 --scoring both
 """
 
 from __future__ import annotations
