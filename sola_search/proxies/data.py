@@ -4,7 +4,7 @@ A data spec names the source: `fashion-mnist` (Debian's `dataset-fashion-mnist` 
 `fashion-mnist:DIR`), `npz:PATH` (arrays `x` uint8 N×H×W or N×H×W×C and `y` class indices 0..K-1; optional
 `x_test`/`y_test`) or `imagefolder:PATH` (one folder per class, as torchvision's ImageFolder; a
 `train/` + `test/` (or `val/`) layout supplies the test split) or `recall[:KEY=VALUE,...]` (a
-generated associative-recall task on which the placement of softmax layers matters:
+generated associative-recall task on which softmax placement changes how soon a proxy learns:
 `proxies/recall.py`). Each is one entry of `DATA_SOURCES` (at the end): how a spec of it loads,
 is checked before a search and is counted. Loaded data is cached per process, so a long-lived
 worker (a Ray actor) keeps it between trials."""
