@@ -76,9 +76,9 @@ def main() -> None:
     ap.add_argument("--train-seed", type=int, default=0, help="the supernet's seed (weights, batches, sampling)")
     ap.add_argument("--pack", type=int, default=64, help="patterns per scoring call (a search worker's pack)")
     ap.add_argument("--speed-patterns", type=int, default=20000, help="patterns scored for the speed figure")
-    ap.add_argument("--scoring", choices=(*SCORING, "both"), default="mixed",
-                    help="Supernet.score's method; both: each timed on the same supernet, patterns and images, "
-                    "with their ratio and largest score difference")
+    ap.add_argument("--scoring", choices=(*SCORING, "both"),
+                    help="Supernet.score's method (default: the device's, Supernet.default_scoring); both: each "
+                    "timed on the same supernet, patterns and images, with their ratio and largest score difference")
     ap.add_argument("--images", type=int, help="score on the first N validation images only (default all)")
     ap.add_argument("--reference", metavar="JSON", help="a proxy_fidelity record: tau against its reference mean")
     ap.add_argument("--dir", help="where the supernet is written (default a temporary directory; an existing "
@@ -112,7 +112,7 @@ def main() -> None:
 
     speed: dict = {}
     scored_by: dict = {}
-    for method in SCORING if args.scoring == "both" else (args.scoring,):
+    for method in SCORING if args.scoring == "both" else (args.scoring or supernet.default_scoring,):
         sync()
         t1 = time.perf_counter()
         scored_by[method] = supernet.score(pats, images=args.images, method=method)  # first call: capture (mixed)

@@ -109,12 +109,13 @@ def test_prefix_scoring_gives_the_mixed_scores(tmp_path, npz_data):
     patterns = [base, *flips, *FeasibleSet("micro", Budget.parse("4softmax")).sample(20, 1)]
     patterns += patterns[5:8]  # duplicates, not next to each other
     for pats in (patterns[7:8], patterns):
-        mixed, prefix = supernet.score(pats, images), supernet.score(pats, images, method="prefix")
+        mixed, prefix = supernet.score(pats, images, method="mixed"), supernet.score(pats, images, method="prefix")
         assert [r.val_top1 for r in prefix] == [r.val_top1 for r in mixed]
         assert [r.val_by_group for r in prefix] == [r.val_by_group for r in mixed]
         for a, b in zip(prefix, mixed, strict=True):
             assert a.val_loss == pytest.approx(b.val_loss, rel=1e-5)
     assert all(abs(r.val_loss - prefix[0].val_loss) > 1e-3 for r in prefix[1:11])  # every block's mixer counts
+    assert supernet.score(patterns[7:8], images)[0].mode == "supernet (prefix, eager)"  # the CPU's default
     with pytest.raises(SolaError, match="scoring method 'both'"):
         supernet.score(patterns, method="both")
 

@@ -79,7 +79,7 @@ DEFAULT_GROUPS = 4  # patterns per training step (sample groups of one batch)
 DEFAULT_CANDIDATES = 8  # uniform feasible draws per group, of which the balanced rule keeps one
 STEPS_FACTOR = 10  # default supernet steps: 10 x the proxy's (the `long` preset, the reference, is 10 x default)
 CHECKPOINT_EVERY = 100
-SCORING = ("mixed", "prefix")  # `Supernet.score`'s methods; mixed, the first, is the default
+SCORING = ("mixed", "prefix")  # `Supernet.score`'s methods (`default_scoring` picks one per device)
 # The prefix walk's cache bound (`Supernet.prefix_chunk`): `small` at width 0.5 and 64 px keeps ~0.3 MB an
 # image, so 2,000 validation images are one chunk of ~0.6 GB.
 PREFIX_CACHE_BYTES = 1 << 30
@@ -393,6 +393,13 @@ class Supernet:
         self.prefix_cache_bytes = PREFIX_CACHE_BYTES
 
     @property
+    def default_scoring(self) -> str:
+        """`score`'s method when none is given: on a CPU "prefix" (12.3x the mixed path's patterns a minute,
+        the same scores: `bench/supernet_fidelity.py --smoke --scoring both`, docs/performance.md); on a GPU
+        "mixed", the one CUDA graph, until a GPU has measured both."""
+        return "mixed" if self.data.device.type == "cuda" else "prefix"
+
+    @property
     def sha256(self) -> str:
         return self.meta["sha256"]
 
@@ -435,7 +442,7 @@ class Supernet:
         return forward
 
     def score(self, patterns: list[str | Pattern], images: int | None = None,
-              method: str = "mixed") -> list[ProxyResult]:
+              method: str | None = None) -> list[ProxyResult]:
         """Each pattern's validation top-1 and loss with the shared weights (and top-1 per group where
         the data has groups), one `ProxyResult` each, as `train_proxy` gives. `images`: only the first
         N validation images (default all). `method`: how the forward passes are organised, the same
@@ -444,6 +451,7 @@ class Supernet:
         t0 = time.perf_counter()
         if not patterns:
             raise SolaError("no patterns to score")
+        method = method or self.default_scoring
         if method not in SCORING:
             raise SolaError(f"scoring method {method!r}: expected {' or '.join(SCORING)}")
         patterns = [resolve_pattern(p, self.variant) for p in patterns]
