@@ -532,13 +532,11 @@ class Supernet:
     def cache_bytes_per_image(self) -> int:
         """The prefix cache's bytes for one image: the stem's output and every block's but the last, in
         fp32 (the residual stream stays fp32 under autocast: LayerNorm's output is)."""
-        side = -(-self.cfg.resolution // 4)  # the stem: two stride-2 convolutions (padding 1)
-        v = self.model.variant
-        floats = side * side * v.dims[0]
-        for s, (dim, depth) in enumerate(zip(v.dims, v.depths, strict=True)):
-            side = side if s == 0 else -(-side // 2)
-            floats += side * side * dim * depth
-        return 4 * (floats - side * side * v.dims[-1])  # the last block's output is not kept
+        v = self.model.variant  # a stage's side: the input's over its reduction (stride-2 convolutions, padding 1)
+        sides = [-(-self.cfg.resolution // f["reduction"]) for f in self.model.feature_info]
+        floats = sides[0] ** 2 * v.dims[0] + sum(n * n * dim * depth for n, dim, depth in zip(sides, v.dims, v.depths,
+                                                                                                strict=True))
+        return 4 * (floats - sides[-1] ** 2 * v.dims[-1])  # the last block's output is not kept
 
     def _sums_prefix(self, patterns: list[Pattern], v: int, groups: torch.Tensor | None, n_groups: int):
         """`_sums_mixed`'s sums, computed another way. Per chunk of images (`prefix_chunk`) the distinct
