@@ -90,7 +90,21 @@ def part(jobs: list[dict], spec: str) -> list[dict]:
 UNTRAINED = ("device", "eval_every")
 
 
-def merged(paths: list[str], jobs: list[dict]) -> list[dict]:
+def untrained(jobs: list[dict], have: set[tuple[str, str]], pack: int) -> list[dict]:
+    """The jobs' runs that `have` lacks, each label's regrouped into full packs (seeds kept with their patterns)."""
+    out: list[dict] = []
+    for label in dict.fromkeys(j["label"] for j in jobs):
+        mine = [j for j in jobs if j["label"] == label]
+        left = [(p, j["seeds"][i] if "seeds" in j else None) for j in mine for i, p in enumerate(j["patterns"])
+                if (label, p) not in have]
+        for i in range(0, len(left), pack):
+            part = left[i : i + pack]
+            out.append(mine[0] | dict(patterns=[p for p, _ in part])
+                       | ({"seeds": [s for _, s in part]} if "seeds" in mine[0] else {}))
+    return out
+
+
+def merged(paths: list[str], jobs: list[dict], flag: str = "--merge") -> list[dict]:
     """The runs of earlier parts, checked against this invocation's jobs (same patterns and configs)."""
     want = {(j["label"], p): j["config"] for j in jobs for p in j["patterns"]}
     same = lambda c: {k: v for k, v in c.items() if k not in UNTRAINED and not is_retired(k, v)}  # noqa: E731
@@ -99,14 +113,15 @@ def merged(paths: list[str], jobs: list[dict]) -> list[dict]:
         try:
             runs = json.loads(Path(path).read_text())["runs"]
         except (OSError, ValueError, KeyError) as e:
-            fail(f"--merge {path}: not a proxy_fidelity record ({type(e).__name__}: {e})")
+            fail(f"{flag} {path}: not a proxy_fidelity record ({type(e).__name__}: {e})")
         for d in runs:
             key = (d["label"], d["pattern"])
             if key not in want or same(d["config"]) != same(want[key]):
-                fail(f"--merge {path}: run {key} is not one of this benchmark's (options differ?)")
+                fail(f"{flag} {path}: run {key} is not one of this benchmark's (options differ?)")
             done[key] = d
     missing = len(want) - len(done)
-    print(f"merged {len(done)} runs from {len(paths)} record(s); {missing} of this benchmark's runs missing")
+    if flag == "--merge":
+        print(f"merged {len(done)} runs from {len(paths)} record(s); {missing} of this benchmark's runs missing")
     return list(done.values())
 
 
@@ -159,6 +174,8 @@ def main() -> None:
     ap.add_argument("--gpus", help="comma-separated GPU indices (default: all visible)")
     ap.add_argument("--only", nargs="+", metavar="LABEL", help="run only these runs, e.g. ref/s2 p250/s0")
     ap.add_argument("--part", help="K/N: run only the K-th of N parts (jobs balanced by training samples)")
+    ap.add_argument("--skip", nargs="+", metavar="JSON",
+                    help="train only the runs these earlier parts' records lack (merge them all afterwards)")
     ap.add_argument("--merge", nargs="+", metavar="JSON", help="no training: the tables from these parts' records")
     args = ap.parse_args()
 
@@ -189,7 +206,13 @@ def main() -> None:
     index = {p: i for i, (_, p) in enumerate(pats)}
     jobs = [dict(label=label, patterns=pack, seed=cfg.seed, config=cfg.to_dict(),
                  **({"seeds": [1000 * (cfg.seed + 1) + index[p] for p in pack]} if args.independent else {}))
-            for label, cfg in runs for pack in packs if not args.only or label in args.only]
+            for label, cfg in runs for pack in packs]
+    every = jobs
+    jobs = [j for j in jobs if not args.only or j["label"] in args.only]
+    if args.skip:
+        have = {(d["label"], d["pattern"]) for d in merged(args.skip, every, "--skip")}
+        jobs = untrained(jobs, have, args.pack)
+        print(f"--skip: {len(have)} runs already recorded; {sum(len(j['patterns']) for j in jobs)} to train")
     devs = devices(args.smoke, args.gpus)
     t0 = time.time()
     if args.merge:
