@@ -106,3 +106,15 @@ def test_bad_confirm_values_are_one_line_and_status_2(tmp_path, capsys, command,
     status, _, err = run(capsys, command, *target, "--confirm", value)
     assert status == 2 and message in err and err.count("\n") == 1
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_run_cut_by_its_time_limit_says_the_front_was_not_confirmed(tmp_path, npz_data, capsys, shared_ray):
+    """`--time` ends the search before `--confirm` could run: the summary says so and how to confirm later."""
+    runs = tmp_path / "runs"
+    status, out, err = run(capsys, "run", "--budget", "2softmax", "--variant", "micro", "--trials", "50", "--preset",
+                           "quick", "--steps", "2", "--data", npz_data, "--runs-dir", runs, "--name", "t", "--time",
+                           "0.1s", "--confirm", "2", "--quiet")
+    assert status == 0, err
+    assert "reached its time limit" in out
+    assert "the front was not confirmed: the time limit came first" in out
+    assert not confirmations(run_study(runs / "t").user_attrs)

@@ -630,6 +630,9 @@ class SearchLoop:
                         stopped = self.stop_reason() or "done"
                         if self.cfg.confirm and stopped in ("done", "exhausted"):
                             self.confirm_front(signals)
+                        elif self.cfg.confirm and stopped == "time":  # confirming would overrun the time asked
+                            self.confirmed = ("the front was not confirmed: the time limit came first "
+                                              "(`sola-search resume RUN --time T` continues the run and confirms it)")
                         return stopped
                     ready, _ = ray.wait([*self.inflight, *self.warming], num_returns=1, timeout=0.5)
                     for ref in ready:
