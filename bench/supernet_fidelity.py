@@ -7,16 +7,15 @@ per step, `--candidates` draws each), then scores the fidelity protocol's strati
 seed give the same set)
 with the shared weights. Measured: the training's GPU-minutes, and scoring speed in patterns per
 GPU-minute (the pattern set scored again and again in calls of `--pack` patterns, as a search's
-worker scores them, until `--speed-patterns` patterns are done; the first call, which captures and
-compiles, timed apart) for `--scoring`'s method of `Supernet.score` (mixed, prefix, or both in one
-run: their ratio and the largest top-1 and loss differences between them). With `--reference FILE`
+worker scores them, until `--speed-patterns` patterns are done; the first call timed apart) of
+`Supernet.score` (the prefix walk; the mixed path it replaced: docs/performance.md). With `--reference FILE`
 (a proxy_fidelity JSON record) it reports Kendall tau of the supernet scores against the reference
 mean, with a bootstrap 90 % interval over patterns, and top-5 overlap, ranked by top-1 and by loss.
 
     python bench/supernet_fidelity.py --data recall --variant small --budget 8softmax --steps 3000 \\
         --reference bench/out/proxy_fidelity.json --out bench/out/supernet_fidelity_recall.json
     python bench/supernet_fidelity.py --smoke      # a minute, on the CPU
-    python bench/supernet_fidelity.py --data recall:val=2000 --steps 300 --speed-patterns 1280 --scoring both
+    python bench/supernet_fidelity.py --data recall:val=2000 --steps 300 --speed-patterns 1280
 """
 
 from __future__ import annotations
@@ -35,7 +34,6 @@ from proxy_common import common_args, env_info, overrides, preset, table, write_
 from sola_search.proxies.supernet import (
     DEFAULT_CANDIDATES,
     DEFAULT_GROUPS,
-    SCORING,
     SupernetSpec,
     train_supernet,
 )
@@ -76,9 +74,6 @@ def main() -> None:
     ap.add_argument("--train-seed", type=int, default=0, help="the supernet's seed (weights, batches, sampling)")
     ap.add_argument("--pack", type=int, default=64, help="patterns per scoring call (a search worker's pack)")
     ap.add_argument("--speed-patterns", type=int, default=20000, help="patterns scored for the speed figure")
-    ap.add_argument("--scoring", choices=(*SCORING, "both"),
-                    help="Supernet.score's method (default: the device's, Supernet.default_scoring); both: each "
-                    "timed on the same supernet, patterns and images, with their ratio and largest score difference")
     ap.add_argument("--images", type=int, help="score on the first N validation images only (default all)")
     ap.add_argument("--reference", metavar="JSON", help="a proxy_fidelity record: tau against its reference mean")
     ap.add_argument("--dir", help="where the supernet is written (default a temporary directory; an existing "
@@ -110,44 +105,26 @@ def main() -> None:
     print(f"trained in {train_wall:.1f}s ({meta['train_s']}s loop, {meta['mode']}); softmax share per block "
           f"min {min(share):.2f} max {max(share):.2f}", flush=True)
 
-    speed: dict = {}
-    scored_by: dict = {}
-    for method in SCORING if args.scoring == "both" else (args.scoring or supernet.default_scoring,):
-        sync()
-        t1 = time.perf_counter()
-        scored_by[method] = supernet.score(pats, images=args.images, method=method)  # first call: capture (mixed)
-        sync()
-        first_s = time.perf_counter() - t1
-        calls, scored, t2 = 0, 0, time.perf_counter()
-        while scored < args.speed_patterns:
-            chunk = [pats[(scored + i) % len(pats)] for i in range(args.pack)]
-            supernet.score(chunk, images=args.images, method=method)
-            scored, calls = scored + len(chunk), calls + 1
-        sync()
-        speed_s = time.perf_counter() - t2
-        per_min = 60 * scored / speed_s
-        mode = supernet.mode if method == "mixed" else "eager"
-        images = scored_by[method][0].notes.split(", ")[-1]
-        extra = ""
-        if method == "prefix":
-            chunk_n = supernet.prefix_chunk(int(images.split()[0]))  # images: "N validation images"
-            cache_mib = chunk_n * supernet.cache_bytes_per_image() / 2**20
-            extra = f", chunks of {chunk_n} images, cache <= {cache_mib:.0f} MiB"
-        print(f"scoring ({method}): {per_min:,.0f} patterns per minute ({scored} patterns in {calls} calls of "
-              f"{args.pack}, {images}, {mode}{extra}); first call {first_s:.1f}s", flush=True)
-        speed[method] = dict(patterns_per_minute=round(per_min, 1), patterns=scored, calls=calls, pack=args.pack,
-                             first_call_s=round(first_s, 2), images=args.images, mode=mode)
-    if len(speed) == 2:
-        mixed, prefix = scored_by["mixed"], scored_by["prefix"]
-        speed["prefix_over_mixed"] = round(speed["prefix"]["patterns_per_minute"]
-                                           / speed["mixed"]["patterns_per_minute"], 3)
-        speed["max_abs_top1_diff"] = max(abs(a.val_top1 - b.val_top1) for a, b in zip(prefix, mixed, strict=True))
-        speed["max_rel_loss_diff"] = max(abs(a.val_loss - b.val_loss) / max(abs(b.val_loss), 1e-12)
-                                         for a, b in zip(prefix, mixed, strict=True))
-        print(f"prefix / mixed: {speed['prefix_over_mixed']:.2f}x; the two methods' scores differ by at most "
-              f"{speed['max_abs_top1_diff']:.6f} in top-1, {speed['max_rel_loss_diff']:.2e} relative in loss",
-              flush=True)
-    results = next(iter(scored_by.values()))  # the ranking below: mixed's scores when both ran
+    sync()
+    t1 = time.perf_counter()
+    results = supernet.score(pats, images=args.images)
+    sync()
+    first_s = time.perf_counter() - t1
+    calls, scored, t2 = 0, 0, time.perf_counter()
+    while scored < args.speed_patterns:
+        chunk = [pats[(scored + i) % len(pats)] for i in range(args.pack)]
+        supernet.score(chunk, images=args.images)
+        scored, calls = scored + len(chunk), calls + 1
+    sync()
+    speed_s = time.perf_counter() - t2
+    per_min = 60 * scored / speed_s
+    images = int(results[0].notes.split(", ")[-1].split()[0])  # notes end "N validation images"
+    chunk_n = supernet.prefix_chunk(images)
+    print(f"scoring: {per_min:,.0f} patterns per minute ({scored} patterns in {calls} calls of {args.pack}, "
+          f"{images} validation images, chunks of {chunk_n} images, cache <= "
+          f"{chunk_n * supernet.cache_bytes_per_image() / 2**20:.0f} MiB); first call {first_s:.1f}s", flush=True)
+    speed = dict(patterns_per_minute=round(per_min, 1), patterns=scored, calls=calls, pack=args.pack,
+                 first_call_s=round(first_s, 2), images=images, chunk=chunk_n, mode=results[0].mode)
 
     rows = [dict(pattern=str(r.pattern), softmax=str(r.pattern).count("S"), top1=r.val_top1, loss=r.val_loss)
             for r in results]

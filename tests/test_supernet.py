@@ -21,6 +21,7 @@ from sola_search.proxies.supernet import (
     WEIGHTS,
     BalancedSampler,
     SupernetSpec,
+    _autocast,
     load_supernet,
     train_supernet,
 )
@@ -87,11 +88,31 @@ def test_supernet_trains_resumes_to_the_same_weights_and_scores_deterministicall
     assert again.sha256 == whole.sha256
 
 
-def test_prefix_scoring_gives_the_mixed_scores(tmp_path, npz_data):
-    """`score(method="prefix")` (shared prefixes computed once per chunk of images, one mixer per block)
-    scores as the mixed path does: duplicates, a single pattern, several chunks, groups. The weights are
-    redrawn at unit gain and the input is 64 px (stage 4 keeps 2x2 tokens: at one token both mixers give
-    v) so that every block's mixer moves the scores; trained for one step they would hide a wrong reuse."""
+def _standalone_sums(supernet, pattern: Pattern, images: int, groups: torch.Tensor):
+    """A pattern's correct count, loss sum and correct count per group over the first `images`
+    validation images, from its own backbone (`build_backbone` with the pattern, so one mixer per block)
+    loaded with the supernet's weights: one forward over all the images, normalised and autocast as
+    scoring does."""
+    from sola_search.space import build_backbone
+
+    cfg, data = supernet.cfg, supernet.data
+    model = build_backbone(cfg.variant, pattern, width=cfg.width, num_classes=data.num_classes,
+                           in_chans=data.channels, layer_scale_init=cfg.layer_scale_init)
+    model.load_state_dict(supernet.model.state_dict())
+    with torch.no_grad(), _autocast(data.device, cfg)():
+        logits = model.eval()(data.normalize(data.val_x[:images], cfg.channels_last)).float()
+    y = data.val_y[:images]
+    hit = (logits.argmax(1) == y).long()
+    by_group = torch.zeros(int(groups.max()) + 1, dtype=torch.int64).index_add_(0, groups[:images], hit)
+    return hit.sum().item(), torch.nn.functional.cross_entropy(logits, y, reduction="sum").item(), by_group.tolist()
+
+
+def test_scores_are_each_patterns_own_backbone_with_the_shared_weights(tmp_path, npz_data):
+    """`score` (the prefix walk: shared prefixes computed once per chunk of images, one mixer per block)
+    gives each pattern what its own backbone with the supernet's weights gives alone: duplicates, a
+    single pattern, several chunks, groups. The weights are redrawn at unit gain and the input is 64 px
+    (stage 4 keeps 2x2 tokens: at one token both mixers give v) so that every block's mixer moves the
+    scores; trained for one step they would hide a wrong reuse of a cached prefix."""
     cfg = get_preset("quick", variant="micro", data=npz_data, steps=2, batch_size=16, resolution=64,
                      val_fraction=0.25, qk_init=2.0, layer_scale_init=1.0)
     supernet = train_supernet(SupernetSpec(cfg, "4softmax", steps=1), tmp_path)
@@ -101,23 +122,27 @@ def test_prefix_scoring_gives_the_mixed_scores(tmp_path, npz_data):
             if isinstance(m, torch.nn.Linear):
                 m.weight.normal_(0, 2 * m.in_features**-0.5)
     images = 40
-    supernet.data.val_groups = torch.arange(supernet.data.val_x.shape[0]) % 3
+    supernet.data.val_groups = groups = torch.arange(supernet.data.val_x.shape[0]) % 3
     supernet.prefix_cache_bytes = 16 * supernet.cache_bytes_per_image()  # chunks of 16 images, the last shorter
     assert supernet.prefix_chunk(images) == 16
     base = Pattern.parse("LL-LL-LLLL-LL", "micro")
     flips = [Pattern.from_bits([j == i for j in range(10)], "micro") for i in range(10)]  # each block apart
     patterns = [base, *flips, *FeasibleSet("micro", Budget.parse("4softmax")).sample(20, 1)]
     patterns += patterns[5:8]  # duplicates, not next to each other
+    alone = {str(p): _standalone_sums(supernet, p, images, groups) for p in patterns}
+    counts = torch.bincount(groups[:images]).tolist()
     for pats in (patterns[7:8], patterns):
-        mixed, prefix = supernet.score(pats, images, method="mixed"), supernet.score(pats, images, method="prefix")
-        assert [r.val_top1 for r in prefix] == [r.val_top1 for r in mixed]
-        assert [r.val_by_group for r in prefix] == [r.val_by_group for r in mixed]
-        for a, b in zip(prefix, mixed, strict=True):
-            assert a.val_loss == pytest.approx(b.val_loss, rel=1e-5)
-    assert all(abs(r.val_loss - prefix[0].val_loss) > 1e-3 for r in prefix[1:11])  # every block's mixer counts
-    assert supernet.score(patterns[7:8], images)[0].mode == "supernet (prefix, eager)"  # the CPU's default
-    with pytest.raises(SolaError, match="scoring method 'both'"):
-        supernet.score(patterns, method="both")
+        scored = supernet.score(pats, images)
+        assert [r.pattern for r in scored] == [str(p) for p in pats]
+        for r in scored:
+            correct, loss_sum, by_group = alone[r.pattern]
+            assert r.val_top1 == round(correct / images, 6)
+            assert r.val_loss == pytest.approx(loss_sum / images, rel=1e-5)
+            assert r.val_by_group == {str(g): round(c / n, 6)
+                                      for g, (c, n) in enumerate(zip(by_group, counts, strict=True))}
+            assert r.mode == "supernet (prefix, eager)"
+    losses = [alone[str(p)][1] for p in patterns[:11]]
+    assert all(abs(x - losses[0]) > 1e-3 * images for x in losses[1:])  # every block's mixer counts
 
 
 def test_mixing_gives_each_sample_its_own_patterns_forward():

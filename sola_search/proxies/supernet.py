@@ -3,9 +3,9 @@ sampled as it goes, then any pattern of the budget scored by evaluation alone.
 
 Every pattern has the same parameters (a block's two mixers share their projections), so one model
 serves them all: `SolaVision.set_mixing` gives each sample of a batch its own pattern (both mixers
-run, each sample keeps its own). Training and scoring are then one static computation whatever the
-patterns: on a GPU one CUDA graph (of eager blocks: see `_build_model`), replayed with
-new patterns copied into its mask; no model is built, and nothing compiled, per pattern.
+run, each sample keeps its own). Training is then one static computation whatever the patterns: on a
+GPU one CUDA graph (of eager blocks: see `_build_model`), replayed with new patterns copied into its
+mask; no model is built, and nothing compiled, per pattern.
 
 Training (`train_supernet`): the proxy's geometry, data stream, optimizer and schedule (warm-up,
 then cosine decay over the supernet's own steps, default `STEPS_FACTOR` x the proxy's); each step's
@@ -29,9 +29,9 @@ and optimizer state copied in, the data stream replayed to the step (batches dra
 the sampler is a function of (seed, step, counts), so it ends with the weights an uninterrupted run
 gives.
 
-Scoring (`Supernet.score`): evaluation only, in eval mode, on the validation split. The (pattern,
-image) pairs of a call are one list cut into batches of `eval_batch_size`, each the same shape (the
-last padded; padding counts for no pattern): many patterns per forward pass, one host read per call."""
+Scoring (`Supernet.score`): evaluation only, in eval mode, on the validation split, by a walk over the
+call's patterns that computes each prefix of blocks they share once, one mixer per block (`_sums`);
+one host read per call."""
 
 from __future__ import annotations
 
@@ -59,7 +59,6 @@ from sola_search.proxies.train import (
     _describe,
     _eager_step,
     _Fork,
-    _graph_of,
     _Model,
     _ModelPool,
     _on_device,
@@ -79,7 +78,6 @@ DEFAULT_GROUPS = 4  # patterns per training step (sample groups of one batch)
 DEFAULT_CANDIDATES = 8  # uniform feasible draws per group, of which the balanced rule keeps one
 STEPS_FACTOR = 10  # default supernet steps: 10 x the proxy's (the `long` preset, the reference, is 10 x default)
 CHECKPOINT_EVERY = 100
-SCORING = ("mixed", "prefix")  # `Supernet.score`'s methods (`default_scoring` picks one per device)
 # The prefix walk's cache bound (`Supernet.prefix_chunk`): `small` at width 0.5 and 64 px keeps ~0.3 MB an
 # image, so 2,000 validation images are one chunk of ~0.6 GB.
 PREFIX_CACHE_BYTES = 1 << 30
@@ -170,7 +168,7 @@ def _build_model(cfg: ProxyConfig, data: ProxyData) -> torch.nn.Module:
     """The proxy model `train_proxy` builds for the config's seed, its blocks never compiled (whatever
     `compile` says): on an H200 compiled blocks trained 300 supernet steps slower than eager ones (14.0 s
     against 9.4 s, compilation included) and scoring through them killed the worker process
-    (docs/performance.md, tenth session); CUDA graphs alone carry the GPU path."""
+    (docs/performance.md, tenth session); CUDA graphs alone carry the GPU training."""
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     return _ModelPool._build(cfg, data, fmt)
 
@@ -387,17 +385,7 @@ class Supernet:
     def __init__(self, model: torch.nn.Module, data: ProxyData, cfg: ProxyConfig, meta: dict, directory: Path):
         self.model, self.data, self.cfg, self.meta, self.directory = model, data, cfg, meta, Path(directory)
         self.variant = cfg.variant
-        self._forward: dict[int, Any] = {}  # batch size → forward (a CUDA graph's replay on a GPU)
-        self._choices: dict[int, torch.Tensor] = {}  # batch size → the patterns of its rows, as the model reads them
-        self.mode = "eager"
         self.prefix_cache_bytes = PREFIX_CACHE_BYTES
-
-    @property
-    def default_scoring(self) -> str:
-        """`score`'s method when none is given: on a CPU "prefix" (12.3x the mixed path's patterns a minute,
-        the same scores: `bench/supernet_fidelity.py --smoke --scoring both`, docs/performance.md); on a GPU
-        "mixed", the one CUDA graph, until a GPU has measured both."""
-        return "mixed" if self.data.device.type == "cuda" else "prefix"
 
     @property
     def sha256(self) -> str:
@@ -407,53 +395,13 @@ class Supernet:
     def steps(self) -> int:
         return int(self.cfg.steps)
 
-    def _forward_for(self, size: int):
-        """The model's eval forward for batches of `size`: on a GPU captured once as a CUDA graph (its
-        input and the model's `choices` are static tensors the caller fills), else eager."""
-        if size in self._forward:
-            return self._forward[size]
-        dev, cfg = self.data.device, self.cfg
-        autocast = _autocast(dev, cfg)
-
-        def eager(x):
-            with autocast():
-                return self.model(x)
-
-        forward = eager
-        if dev.type == "cuda" and cfg.cuda_graphs:
-            try:
-                static_x = torch.zeros(size, self.data.channels, cfg.resolution, cfg.resolution, device=dev)
-                static_x = static_x.contiguous(memory_format=torch.channels_last) if cfg.channels_last else static_x
-                for _ in range(3):  # cuDNN autotuning and lazily loaded kernels for this shape
-                    eager(static_x)
-                graph, static_out = _graph_of(lambda: eager(static_x))
-
-                def forward(x, graph=graph, static_x=static_x, static_out=static_out):
-                    static_x.copy_(x)
-                    graph.replay()
-                    return static_out
-
-                self.mode = "cuda-graphs"
-            except Exception as e:  # noqa: BLE001 — eager still works
-                if is_oom(e):
-                    raise
-                self.mode = f"eager (CUDA graphs off: {one_line(e)})"
-        self._forward[size] = forward
-        return forward
-
-    def score(self, patterns: list[str | Pattern], images: int | None = None,
-              method: str | None = None) -> list[ProxyResult]:
+    def score(self, patterns: list[str | Pattern], images: int | None = None) -> list[ProxyResult]:
         """Each pattern's validation top-1 and loss with the shared weights (and top-1 per group where
         the data has groups), one `ProxyResult` each, as `train_proxy` gives. `images`: only the first
-        N validation images (default all). `method`: how the forward passes are organised, the same
-        scores either way (`SCORING`: "mixed", every row of a batch its own pattern, both mixers per
-        block, one CUDA graph; "prefix", `_sums_prefix`)."""
+        N validation images (default all)."""
         t0 = time.perf_counter()
         if not patterns:
             raise SolaError("no patterns to score")
-        method = method or self.default_scoring
-        if method not in SCORING:
-            raise SolaError(f"scoring method {method!r}: expected {' or '.join(SCORING)}")
         patterns = [resolve_pattern(p, self.variant) for p in patterns]
         data, cfg, dev = self.data, self.cfg, self.data.device
         v = data.val_x.shape[0] if images is None else max(1, min(images, data.val_x.shape[0]))
@@ -462,22 +410,20 @@ class Supernet:
         n_groups = 0 if groups is None else int(groups.max()) + 1
         with _on_device(dev), torch.no_grad():
             self.model.eval()
-            sums = self._sums_prefix if method == "prefix" else self._sums_mixed
-            correct, loss_sum, by_group = sums(patterns, v, groups, n_groups)
+            correct, loss_sum, by_group = self._sums(patterns, v, groups, n_groups)
             correct, loss_sum = correct.tolist(), loss_sum.tolist()
             per_group = None if by_group is None else by_group.tolist()
         counts = [] if groups is None else torch.bincount(groups, minlength=n_groups).tolist()
         wall = round(time.perf_counter() - t0, 3)
         results = []
         params = sum(t.numel() for t in self.model.parameters())
-        mode = f"supernet ({self.mode})" if method == "mixed" else "supernet (prefix, eager)"
         for k, pattern in enumerate(patterns):
             loss = loss_sum[k] / v
             finite = math.isfinite(loss)
             res = ProxyResult(status="ok" if finite else "nan", reason="" if finite else "validation loss not finite",
                               val_top1=round(correct[k] / v, 6), val_loss=round(loss, 6) if finite else loss,
                               steps=self.steps, wall_s=wall, phases={"eval": wall}, device=_describe(dev),
-                              mode=mode, notes=f"supernet sha256 {self.sha256[:12]}, "
+                              mode="supernet (prefix, eager)", notes=f"supernet sha256 {self.sha256[:12]}, "
                               f"{self.steps} steps, {v} validation images", pattern=str(pattern), variant=self.variant,
                               params=params, packed=p_n, seed=cfg.seed,
                               images_per_s=round(p_n * v / max(wall, 1e-9), 1))
@@ -486,42 +432,6 @@ class Supernet:
                                     if counts[gi]}
             results.append(res)
         return results
-
-    def _sums_mixed(self, patterns: list[Pattern], v: int, groups: torch.Tensor | None, n_groups: int):
-        """Per pattern: correct count, loss sum, correct count per group (p, groups) or None, on the device.
-        The call's (pattern, image) pairs are one list cut into batches of `eval_batch_size` rows, every
-        batch the same shape (the last padded, its padding counted for no pattern); the model mixes
-        (`set_mixing`), so each row runs its own pattern."""
-        data, cfg, dev = self.data, self.cfg, self.data.device
-        p_n = len(patterns)
-        total = p_n * v
-        size = min(cfg.eval_batch_size, total)  # every batch this size (a call's last one padded)
-        bits = torch.tensor([p.bits for p in patterns] + [[False] * len(patterns[0].bits)], dtype=torch.bool,
-                            device=dev)  # the last row: the padding's
-        if size not in self._choices:  # kept: a captured graph reads this very tensor
-            self._choices[size] = torch.zeros(size, bits.shape[1], dtype=torch.bool, device=dev)
-        choices = self._choices[size]
-        if getattr(self.model, "mixing", None) is not choices:
-            self.model.set_mixing(choices)
-        forward = self._forward_for(size)
-        correct = torch.zeros(p_n + 1, dtype=torch.int64, device=dev)
-        loss_sum = torch.zeros(p_n + 1, dtype=torch.float64, device=dev)
-        by_group = None if groups is None else torch.zeros((p_n + 1) * n_groups, dtype=torch.int64, device=dev)
-        at = torch.arange(size, device=dev)
-        for start in range(0, total, size):
-            g = at + start
-            valid = g < total
-            p = torch.where(valid, g // v, p_n)
-            i = torch.where(valid, g % v, 0)
-            choices.copy_(bits[p])
-            logits = forward(data.normalize(data.val_x[i], cfg.channels_last)).float()
-            y = data.val_y[i]
-            hit = (logits.argmax(1) == y).long()
-            correct.index_add_(0, p, hit)
-            loss_sum.index_add_(0, p, F.cross_entropy(logits, y, reduction="none").double())
-            if by_group is not None:
-                by_group.index_add_(0, p * n_groups + groups[i], hit)
-        return correct[:p_n], loss_sum[:p_n], None if by_group is None else by_group.view(p_n + 1, n_groups)[:p_n]
 
     def prefix_chunk(self, v: int) -> int:
         """Validation images per chunk of the prefix walk: as many as keep its cache (one activation per
@@ -538,17 +448,20 @@ class Supernet:
                                                                                                 strict=True))
         return 4 * (floats - sides[-1] ** 2 * v.dims[-1])  # the last block's output is not kept
 
-    def _sums_prefix(self, patterns: list[Pattern], v: int, groups: torch.Tensor | None, n_groups: int):
-        """`_sums_mixed`'s sums, computed another way. Per chunk of images (`prefix_chunk`) the distinct
-        patterns are walked in lexicographic order of their choices, so neighbours share the longest
-        prefix of blocks; `cache[d]` holds the activation after the stem and the first d blocks of the
-        pattern last walked. Each pattern resumes from the cache at the depth of the prefix it shares
-        with that one (the same stem, the same first d choices: the same activation) and runs the rest
-        of its blocks with its one mixer each (`Block.forward(x, kind)`), then the head. Why: the mixed
-        path runs both mixers in every block and recomputes shared prefixes for every pattern; stage 1,
-        the most tokens, has at most 8 distinct prefixes. Eager: the control flow differs per pattern,
-        and at thousands of rows per call launches are not what costs. Memory: the cache holds at most
-        rows x blocks activations, the stem's and every block's but the last (`cache_bytes_per_image`)."""
+    def _sums(self, patterns: list[Pattern], v: int, groups: torch.Tensor | None, n_groups: int):
+        """Per pattern, on the device: correct count, loss sum over the first `v` validation images, and
+        correct count per group ((patterns, groups)) or None. Per chunk of images (`prefix_chunk`) the
+        distinct patterns are walked in lexicographic order of their choices, so neighbours share the
+        longest prefix of blocks; `cache[d]` holds the activation after the stem and the first d blocks
+        of the pattern last walked. Each pattern resumes from the cache at the depth of the prefix it
+        shares with that one (the same stem, the same first d choices: the same activation) and runs the
+        rest of its blocks with its one mixer each (`Block.forward(x, kind)`), then the head. Why: a
+        prefix shared by many patterns is computed once (stage 1, the most tokens, has at most 8
+        distinct prefixes), and each block runs one mixer, not both as the mixed training model does:
+        6.35x the mixed path's patterns a minute on an H200, 12.3x on a CPU, the same scores
+        (docs/performance.md). Eager: the control flow differs per pattern, and at thousands of rows per
+        call launches are not what costs. Memory: the cache holds at most rows x blocks activations, the
+        stem's and every block's but the last (`cache_bytes_per_image`)."""
         data, cfg, dev, model = self.data, self.cfg, self.data.device, self.model
         distinct = sorted({tuple(p.bits) for p in patterns})
         where = {b: k for k, b in enumerate(distinct)}
