@@ -9,8 +9,9 @@ import sys
 import pytest
 import torch
 
+from sola_search.cli import main
 from sola_search.errors import SolaError
-from sola_search.proxies import ProxyConfig, clear_cache, load_data, train_proxy
+from sola_search.proxies import ProxyConfig, clear_cache, get_preset, load_data, train_proxy, training_advice
 from sola_search.proxies.data import check_data
 from sola_search.proxies.recall import (
     GLYPHS,
@@ -136,3 +137,38 @@ def test_a_proxy_run_reports_top1_per_pair_count():
     assert sorted(r.val_by_group, key=int) == ["2", "3", "4", "5", "6"]
     assert r.val_top1 == pytest.approx(sum(r.val_by_group.values()) / 5, abs=1e-5)  # stratified: the mean
     assert json.loads(json.dumps(r.to_dict()))["val_by_group"] == r.val_by_group
+
+
+def test_a_training_no_measured_run_learnt_recall_from_is_warned_of():
+    """The default preset's 300 steps at lr 2e-3 left every pattern at recall's plateau on an H200:
+    a search there ranks nothing, and the user hears it before the GPU-hours."""
+    default = get_preset("default", variant="small", data="recall")
+    note, = training_advice(default)
+    assert "300 steps, fewer than the 900" in note and "lr 0.002" in note and "--steps 2400, --lr 1e-3" in note
+    assert training_advice(default.replace(steps=2400, lr=1e-3)) == []
+    note, = training_advice(default.replace(data="recall:grid=16", steps=4800, lr=1e-3))
+    assert "16x16 grid" in note and "grid=8" in note and "--steps" not in note
+    assert training_advice(default.replace(data="fashion-mnist")) == []  # measured on recall only
+    assert training_advice(default.replace(data="recall:pairs=9-3")) == []  # check_data says what is wrong
+
+
+def test_proxy_on_recall_warns_of_a_training_too_short_to_learn_it(capsys):
+    clear_cache()
+    rc = main(["proxy", "all-linear", "--variant", "micro", "--preset", "quick", "--data",
+               "recall:pairs=2-4,val=1000,test=1000", "--steps", "2", "--device", "cpu", "--json"])
+    out, err = capsys.readouterr()
+    assert rc == 0 and json.loads(out)["status"] == "ok"
+    assert err.count("warning: recall is learnt in one sudden jump") == 1 and "2 steps, fewer than" in err, err
+
+
+def test_a_supernet_run_is_warned_by_the_supernets_own_steps():
+    from sola_search.search.config import SearchConfig
+    from sola_search.search.runner import _trained_steps
+
+    proxy = get_preset("default", variant="small", data="recall", lr=1e-3)
+    train = SearchConfig(budget="8softmax", data="recall")
+    assert _trained_steps(train, proxy) == 300
+    assert _trained_steps(SearchConfig(budget="8softmax", data="recall", estimator="supernet"), proxy) == 3000
+    sn = SearchConfig(budget="8softmax", data="recall", estimator="supernet", supernet_steps=600)
+    assert _trained_steps(sn, proxy) == 600
+    assert training_advice(proxy.replace(steps=_trained_steps(sn, proxy)))

@@ -13,11 +13,12 @@ from sola_search.proxies.data import (
     load_data,
     load_proxy_data,
     resolve_device,
+    training_advice,
 )
 from sola_search.proxies.train import STATUSES, ProxyResult, lr_at, train_proxies, train_proxy, warm_up
 
 __all__ = [
     "PRESETS", "STATUSES", "ProxyConfig", "ProxyData", "ProxyResult", "augment_batch", "check_data", "check_fit",
     "clear_cache", "get_preset", "load_data", "load_proxy_data", "lr_at", "resolve_device", "seed_list",
-    "train_proxies", "train_proxy", "warm_up",
+    "train_proxies", "train_proxy", "training_advice", "warm_up",
 ]

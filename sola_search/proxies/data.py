@@ -350,6 +350,18 @@ def check_fit(cfg: ProxyConfig, images: int | None = None) -> list[str]:
     return notes
 
 
+def training_advice(cfg: ProxyConfig) -> list[str]:
+    """Warnings (one line each) about a training its data is known to learn nothing from, by what was
+    measured on that data: a search whose every trial sits at chance ranks nothing, and says so only at
+    the end. `cfg`: the training as it will run (a supernet's: its own steps). Empty for a spec that
+    does not parse: `check_data` says what is wrong."""
+    try:
+        source, _ = _source(cfg.data)
+    except SolaError:
+        return []
+    return source.advise(cfg)
+
+
 def image_count(spec: str) -> int | None:
     """The labelled training images `spec` names, counted without reading them (None when it
     cannot tell: `check_data` and the loader say what is wrong)."""
@@ -499,6 +511,7 @@ class DataSource:
     check: Callable[[str, str], int | None]  # a one-line SolaError if no trial could train on it, else
     #   the labelled training images before the split (None: generated data); see `check_data`
     count: Callable[[str, str], int | None]  # the same count cheaply, without reading the images; may raise
+    advise: Callable[[ProxyConfig], list[str]] = lambda cfg: []  # see `training_advice`
 
 
 def _from_arrays(read: Callable[[str, int, bool], tuple]) -> Callable[..., ProxyData]:
@@ -556,6 +569,12 @@ def _load_recall(spec, arg, resolution, dev, val_fraction, seed, test):
     return recall_data(spec, resolution, dev, seed, test)  # no split: generated, validation set included
 
 
+def _advise_recall(cfg: ProxyConfig) -> list[str]:
+    from sola_search.proxies.recall import training_advice
+
+    return training_advice(cfg)
+
+
 def _check_recall(spec: str, arg: str) -> None:
     from sola_search.proxies.recall import parse_recall
 
@@ -570,7 +589,8 @@ DATA_SOURCES: dict[str, DataSource] = {
                       _npz_count),
     "imagefolder": DataSource("imagefolder:PATH", True, _from_arrays(_read_imagefolder), _check_imagefolder,
                               _imagefolder_count),
-    "recall": DataSource("recall[:pairs=LO-HI,...]", False, _load_recall, _check_recall, lambda spec, arg: None),
+    "recall": DataSource("recall[:pairs=LO-HI,...]", False, _load_recall, _check_recall, lambda spec, arg: None,
+                         _advise_recall),
 }
 _FORMS = [s.forms for s in DATA_SOURCES.values()]
 SOURCES = ", ".join(_FORMS[:-1]) + " or " + _FORMS[-1]  # every spec form, for messages and help

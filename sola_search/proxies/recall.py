@@ -38,6 +38,13 @@ GLYPHS = 10  # classes
 PALETTE = 48  # key colours
 DEFAULTS = dict(pairs=(2, 24), grid=8, curriculum=0, val=20000, test=20000)
 MIN_VAL = 1000  # below this the split's standard error passes 1.5 points
+# Where a run learns recall at all, measured on an H200 (docs/performance.md, the `recall` sections; `small`
+# at width 0.5, 64 px, batch 128): at lr 1e-3 runs leave the ~0.21 plateau between steps 900 and 1,500 (91
+# of 96 learnt it in 2,400 steps); at lr 2e-3 whether a run learns is a coin flip per seed; a 16x16 grid was
+# learnt by no placement in 4,800 steps.
+EARLIEST_LEARNT_STEP = 900
+LEARNING_LR = 1e-3
+UNLEARNT_GRID = 16
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,33 @@ def parse_recall(spec: str) -> RecallSpec:
     if not MIN_VAL <= s.val <= 10**7 or not MIN_VAL <= s.test <= 10**7:
         raise SolaError(f"{where}: val={s.val}, test={s.test}: expected {MIN_VAL} to 10000000 samples each")
     return s
+
+
+def training_advice(cfg) -> list[str]:
+    """One warning when `cfg` (a `ProxyConfig` on recall data) trains where no measured run learnt recall:
+    every pattern would then score near chance and the search's front rank nothing, which a user should
+    hear before the GPU-hours, not after."""
+    try:
+        spec = parse_recall(cfg.data)
+    except SolaError:
+        return []
+    why, fix = [], []
+    if cfg.steps < EARLIEST_LEARNT_STEP:
+        why.append(f"{cfg.steps} steps, fewer than the {EARLIEST_LEARNT_STEP} by which the earliest measured run "
+                   "learnt it")
+        fix.append("--steps 2400")
+    if cfg.lr > LEARNING_LR:
+        why.append(f"lr {cfg.lr:g}, at which learning it at all was a coin flip per seed (at lr 1e-3, 91 of 96 "
+                   "runs learnt it in 2,400 steps)")
+        fix.append("--lr 1e-3")
+    if spec.grid >= UNLEARNT_GRID:
+        why.append(f"a {spec.grid}x{spec.grid} grid, which no placement learnt in 4,800 steps")
+        fix.append("the default grid=8")
+    if not why:
+        return []
+    return [f"recall is learnt in one sudden jump, which this training may never make: {'; '.join(why)} (measured "
+            f"with small at batch 128, docs/performance.md), so every pattern may score near chance; try "
+            f"{', '.join(fix)}, or `sola-search calibrate` first"]
 
 
 def cell_size(spec: RecallSpec, resolution: int) -> int:

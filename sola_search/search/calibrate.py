@@ -282,7 +282,7 @@ def _calibrate(cfg: CalibrationConfig, res, quiet: bool) -> CalibrationResult:
     import ray
 
     from sola_search import __version__
-    from sola_search.proxies import check_fit, seed_list
+    from sola_search.proxies import check_fit, seed_list, training_advice
     from sola_search.results import calibration as cal
     from sola_search.search.cluster import worker_actor
     from sola_search.search.progress import Progress
@@ -296,7 +296,7 @@ def _calibrate(cfg: CalibrationConfig, res, quiet: bool) -> CalibrationResult:
     out, records_path = cfg.out_path, cfg.records_path
     _refuse_other_output(out, identity)
     rungs = {steps: base.replace(steps=steps) for steps in cfg.ladder}  # what `run --steps` trains
-    notes = check_fit(rungs[cfg.ladder[0]])
+    notes = check_fit(rungs[cfg.ladder[0]]) + training_advice(rungs[cfg.ladder[-1]])  # the top rung: its longest
     pats = stratified_patterns(cfg.variant, Budget.parse(cfg.budget), cfg.patterns, cfg.seed, cfg.resolution)
     if len(pats) < cal.MIN_PATTERNS:
         raise SolaError(f"budget {cfg.budget} admits only {len(pats)} patterns of {cfg.variant}: a ranking needs "

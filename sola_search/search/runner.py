@@ -465,7 +465,7 @@ def _run(plan: RunPlan, quiet: bool) -> RunSummary:
     """Start (or join) Ray, settle what the machine decides (preset, workers), open the study, seed
     the baselines, and hand over to the loop."""
     from sola_search import __version__
-    from sola_search.proxies import check_fit, get_preset
+    from sola_search.proxies import check_fit, get_preset, training_advice
     from sola_search.search.encodings import enqueue_baselines, get_encoding
 
     cfg, run, resuming = plan.config, plan.run, plan.resuming
@@ -481,6 +481,7 @@ def _run(plan: RunPlan, quiet: bool) -> RunSummary:
                            compile="off" if cfg.estimator == "supernet" else cfg.compile,  # see supernet._build_model
                            **({"steps": cfg.steps} if cfg.steps else {}))
         notes = check_fit(proxy)  # a batch the data cannot fill fails here, not in every trial
+        notes += training_advice(proxy.replace(steps=_trained_steps(cfg, proxy)))
         # A resumed run keeps its stored configuration; only the count or time asked may change, and
         # what the machine decided (stored as None before Ray started) is stored now.
         run.write_config({**run.read_config(), "trials": cfg.trials, "time_limit_s": cfg.time_limit_s,
@@ -517,12 +518,21 @@ def _run(plan: RunPlan, quiet: bool) -> RunSummary:
                           time.monotonic() - started, loop.confirmed)
 
 
+def _trained_steps(cfg: SearchConfig, proxy) -> int:
+    """The steps one training of the run takes: a trial's, or with `--estimator supernet` the supernet's."""
+    if cfg.estimator != "supernet":
+        return proxy.steps
+    from sola_search.proxies.supernet import STEPS_FACTOR
+
+    return cfg.supernet_steps or STEPS_FACTOR * proxy.steps
+
+
 def _supernet_note(run: RunDir, cfg: SearchConfig, proxy) -> str:
-    from sola_search.proxies.supernet import META, STEPS_FACTOR
+    from sola_search.proxies.supernet import META
 
     if (run.path / META).exists():
         return f"trials are scored with the run's supernet ({run.path / META})"
-    steps = cfg.supernet_steps or STEPS_FACTOR * proxy.steps
+    steps = _trained_steps(cfg, proxy)
     return (f"training the run's supernet first ({steps} steps, checkpointed: a stopped run resumes it), then each "
             "trial is the pattern's score with its shared weights")
 
