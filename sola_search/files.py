@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import stat
 import sys
 from pathlib import Path
 
@@ -63,13 +64,29 @@ def parse_json(text: str, source: str) -> object:
     return data
 
 
-def read_json(path: str | os.PathLike, source: str, missing: str = "no such file") -> object:
-    """Read and parse a JSON file a user handed over; raises only `SolaError` naming `source`
-    (`missing` says what to do when there is no file)."""
+# Every file sola-search reads back (pattern, run, calibration, supernet and latency records) is far smaller.
+MAX_READ_BYTES = 64 << 20
+
+
+def read_text(path: str | os.PathLike, source: str, missing: str = "no such file") -> str:
+    """The UTF-8 text of a file a user handed over; raises only `SolaError` naming `source` (`missing`
+    says what to do when there is no file). Only a regular file of at most `MAX_READ_BYTES` is read: a
+    FIFO or a device (/dev/zero) would block or never end, a huge file fill the memory."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            raise SolaError(f"{source}: {kind}; expected a file")
+        if st.st_size > MAX_READ_BYTES:
+            raise SolaError(f"{source}: {st.st_size:,} bytes, more than the {MAX_READ_BYTES >> 20} MiB a file of "
+                            "sola-search holds")
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SolaError(f"{source}: {missing}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise SolaError(f"{source}: cannot read it ({type(e).__name__}: {e})") from None
-    return parse_json(text, source)
+
+
+def read_json(path: str | os.PathLike, source: str, missing: str = "no such file") -> object:
+    """Read and parse a JSON file a user handed over (`read_text`, then `parse_json`)."""
+    return parse_json(read_text(path, source, missing), source)

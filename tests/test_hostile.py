@@ -161,6 +161,32 @@ def test_hostile_pattern_files_are_one_line(runs, tmp_path, capsys, kind):
     assert path.read_bytes() == before
 
 
+def _not_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """Paths a user may hand over that are not pattern files to read: each with what the error says."""
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    (tmp_path / "dir.json").mkdir()
+    huge = tmp_path / "huge.json"
+    with open(huge, "wb") as f:  # sparse: no disk used
+        f.truncate((64 << 20) + 1)
+    return {"fifo": (fifo, "not a regular file"), "device": (Path("/dev/zero"), "not a regular file"),
+            "directory": (tmp_path / "dir.json", "a directory"),
+            "huge": (huge, "67,108,865 bytes, more than the 64 MiB")}
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory", "huge"])
+def test_a_fifo_a_device_a_directory_or_a_huge_file_is_refused_not_read(tmp_path, capsys, kind):
+    """`show FIFO` blocked for ever and `show /dev/zero` read until the memory ran out."""
+    path, message = _not_files(tmp_path)[kind]
+    _fails(capsys, ["show", path], f"pattern file {path}: {message}")
+    _fails(capsys, ["proxy", path, "--steps", "1"], f"pattern file {path}: {message}")
+    _fails(capsys, ["run", "--budget", "4softmax", "--variant", "micro", "--calibration", path, "--runs-dir",
+                    tmp_path / "runs", "--name", "x"], message)
+    _fails(capsys, ["run", "--budget", "4softmax", "--variant", "micro", "--latency", path, "--runs-dir",
+                    tmp_path / "runs", "--name", "x"], message)
+    assert not (tmp_path / "runs").exists()
+
+
 # --- read-only and full file systems ------------------------------------------------------------
 @pytest.fixture
 def read_only(tmp_path):

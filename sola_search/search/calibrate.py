@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sola_search.errors import SolaError, one_line
+from sola_search.files import read_text
 from sola_search.search.config import MAX_PACK, SearchConfig
 
 DEFAULT_LADDER = (150, 300, 600, 1200, 2400)
@@ -137,10 +138,7 @@ def read_records(path: Path) -> dict[tuple[str, int, int, str], dict]:
     a record, or a file with lines but no record, is someone else's file: refused."""
     if not path.exists():
         return {}
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise SolaError(f"{path}: cannot read the calibration records ({type(e).__name__}: {e})") from None
+    text = read_text(path, f"{path}: the calibration records")
     out, cut = {}, 0
     for i, line in enumerate(text.split("\n")):
         if not line.strip():

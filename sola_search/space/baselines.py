@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 
 from sola_search.errors import SolaError
-from sola_search.files import parse_json
+from sola_search.files import read_json
 from sola_search.space.budget import Budget
 from sola_search.space.cost import check_resolution
 from sola_search.space.pattern import Pattern
@@ -123,12 +123,7 @@ def _is_file_path(text: str) -> bool:
 
 def _read_pattern_file(path: str) -> dict:
     # Pattern files are plain JSON; only `layer_types` (or `pattern`) is needed to build the model.
-    try:
-        with open(path) as f:
-            text = f.read()
-    except (OSError, ValueError) as e:  # ValueError: not UTF-8 text
-        raise SolaError(f"pattern file {path}: {e}") from None
-    data = parse_json(text, f"pattern file {path}")
+    data = read_json(path, f"pattern file {path}")
     if not isinstance(data, dict) or not ("layer_types" in data or "pattern" in data):
         raise SolaError(f"pattern file {path}: expected a JSON object with 'layer_types' or 'pattern'")
     if "pattern" in data and not isinstance(data["pattern"], str):
