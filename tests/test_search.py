@@ -105,9 +105,9 @@ def _assert_workers_warmed_up(events: list[dict]) -> None:
 def test_a_long_trial_reports_its_progress_to_the_event_log(tmp_path, npz_data, monkeypatch):
     """Nothing was printed for minutes inside a trial: the driver asks the busy worker how far its
     training is, logs it (`trial_progress`: step, steps, images/s, time left) and shows it."""
-    import sola_search.search.runner as runner
+    import sola_search.search.pool as pool
 
-    monkeypatch.setattr(runner, "PROGRESS_POLL_S", 0.05)
+    monkeypatch.setattr(pool, "PROGRESS_POLL_S", 0.05)
     run_search(_config(tmp_path, npz_data, trials=1, steps=12), quiet=True)  # polled every 0.05 s: ~5 s is long
     events = _events(tmp_path / "runs" / "t")
     kinds = [e["event"] for e in events]
@@ -130,6 +130,20 @@ def test_failures_are_recorded_and_the_search_goes_on(tmp_path, npz_data):
         p: {"raise": "error", "oom": "oom", "nan": "nan"}[k] for p, k in faults.items()}
     assert all(t.user_attrs["reason"] for t in failed.values())
     assert "injected failure" in next(t for p, t in failed.items() if faults[p] == "raise").user_attrs["reason"]
+
+
+def test_a_worker_whose_process_dies_is_replaced_and_the_search_goes_on(tmp_path, npz_data):
+    """A worker killed mid-pack (segfault, OOM killer): its pack fails saying so, a new worker warms
+    up in its place and measures the rest."""
+    dead = str(next(iter(baselines("micro", Budget.parse(BUDGET), 224).values())))
+    summary = run_search(_config(tmp_path, npz_data, trials=2, faults={dead: "die"}), quiet=True)
+    assert summary.failed == 1 and summary.completed == 1
+    failed, = [t for t in run_study(tmp_path / "runs" / "t").trials if t.state == TrialState.FAIL]
+    assert failed.user_attrs["pattern"] == dead and "worker process died" in failed.user_attrs["reason"]
+    events = _events(tmp_path / "runs" / "t")
+    ready = [e["pid"] for e in events if e["event"] == "worker_ready"]
+    assert len(ready) == 2 and ready[0] != ready[1]  # the replacement
+    assert {e["worker"] for e in events if e["event"] == "trial_finished"} == {ready[1]}
 
 
 def test_a_search_in_packs_measures_what_one_trial_at_a_time_does(tmp_path, npz_data, plain_run):

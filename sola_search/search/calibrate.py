@@ -34,7 +34,6 @@ DEFAULT_LADDER = (150, 300, 600, 1200, 2400)
 RECORD = "sola-search-calibration-training"  # each records line's `record`
 # A training's identity beyond its config digest: where it ran does not change what it measures.
 NOT_IDENTITY = ("seed", "device")
-PROGRESS_POLL_S = 5.0
 
 
 def parse_ladder(text: str) -> tuple[int, ...]:
@@ -277,12 +276,11 @@ def _refuse_other_output(out: Path, identity: dict | None) -> None:
 
 
 def _calibrate(cfg: CalibrationConfig, res, quiet: bool) -> CalibrationResult:
-    import ray
-
     from sola_search import __version__
     from sola_search.proxies import check_fit, seed_list, training_advice
     from sola_search.results import calibration as cal
     from sola_search.search.cluster import worker_actor
+    from sola_search.search.pool import Warmed, WorkerPool
     from sola_search.search.progress import Progress
     from sola_search.search.runner import machine_layout, stop_signals
     from sola_search.space import Budget
@@ -329,58 +327,35 @@ def _calibrate(cfg: CalibrationConfig, res, quiet: bool) -> CalibrationResult:
             print(f"warning: {note}", file=sys.stderr, flush=True)
 
     if jobs:
-        actor_cls = worker_actor(options)
-        warming, idle, inflight, polls = {}, [], {}, {}
-
-        def start_worker() -> None:
-            actor = actor_cls.remote()
-            warming[actor.warm.remote(rungs[jobs[0][0]].to_dict(), per_pack, cfg.seeds)] = actor
-
-        for _ in range(min(n_workers, len(jobs))):
-            start_worker()
+        pool = WorkerPool(worker_actor(options), (rungs[jobs[0][0]].to_dict(), per_pack, cfg.seeds),
+                          min(n_workers, len(jobs)))
         queue = list(jobs)
-        next_poll = time.monotonic() + PROGRESS_POLL_S
         with Progress(quiet) as progress, stop_signals() as signals:
-            while queue or inflight:
+            while queue or pool.jobs:
                 if signals["stop"]:
                     raise KeyboardInterrupt
-                while idle and queue:
+                while pool.idle and queue:
                     steps, ps, first, k = job = queue.pop(0)
-                    actor = idle.pop()
-                    ref = actor.train.remote(ps, rungs[steps].replace(seed=first).to_dict(), None,
-                                             PROGRESS_POLL_S, k)
-                    inflight[ref] = (job, actor)
+                    pool.submit(job, ps, rungs[steps].replace(seed=first).to_dict(), None, pool.poll_s, k)
                     stats.rung = steps
-                stats.running = sum(len(ps) * k for (_, ps, _, k), _ in inflight.values())
-                stats.warming = len(warming)
+                stats.running = sum(len(ps) * k for _, ps, _, k in pool.running())
+                stats.warming = len(pool.warming)
                 progress.update(stats)
-                ready, _ = ray.wait([*inflight, *warming], num_returns=1, timeout=0.5)
-                for ref in ready:
-                    if ref in warming:
-                        actor = warming.pop(ref)
-                        try:
-                            ray.get(ref)
-                        except Exception as e:  # noqa: BLE001 — its packs fail and say why
-                            progress.note(f"worker warm-up failed: {one_line(e)}")
-                        idle.append(actor)
+                for end in pool.wait():
+                    if isinstance(end, Warmed):
+                        if end.error is not None:  # its packs fail and say why
+                            progress.note(f"worker warm-up failed: {one_line(end.error)}")
                         continue
-                    (steps, ps, first, k), actor = inflight.pop(ref)
-                    stats.training.pop(ref, None)
-                    try:
-                        results = ray.get(ref)
-                    except Exception as e:  # noqa: BLE001 — the pack failed whole; a dead worker is replaced
-                        results = None
-                        progress.note(f"a pack of {len(ps)} pattern(s) at {steps} steps failed: {one_line(e)}")
-                        if isinstance(e, ray.exceptions.RayActorError):
-                            actor = None
-                            if queue:
-                                start_worker()
-                    if actor is not None:
-                        idle.append(actor)
+                    steps, ps, first, k = end.job
+                    stats.training.pop(end.ref, None)
                     stats.work_done += steps * len(ps) * k
-                    if results is None:
+                    if end.error is not None:  # the pack failed whole; a dead worker is replaced
+                        progress.note(f"a pack of {len(ps)} pattern(s) at {steps} steps failed: {one_line(end.error)}")
+                        if end.worker_died and queue:
+                            pool.start()
                         stats.failed += len(ps) * k
                         continue
+                    results = end.results
                     new = [_record(p, steps, r, digests[steps]) for p, runs in zip(ps, results, strict=True)
                            for r in runs if r["status"] in ("ok", "nan")]  # oom, error: tried again next time
                     append_records(records_path, new)
@@ -395,20 +370,8 @@ def _calibrate(cfg: CalibrationConfig, res, quiet: bool) -> CalibrationResult:
                     if top1:
                         progress.note(f"{steps} steps: {len(ps)} pattern(s) x {k} seed(s) done, top-1 "
                                       f"{min(top1):.3f}-{max(top1):.3f}, {results[0][0].get('train_s', 0):.1f}s")
-                if time.monotonic() >= next_poll:
-                    next_poll = time.monotonic() + PROGRESS_POLL_S
-                    for ref, (_, actor) in inflight.items():
-                        polls[actor.progress.remote()] = ref
-                if polls:
-                    done_polls, _ = ray.wait(list(polls), num_returns=len(polls), timeout=0)
-                    for ref in done_polls:
-                        job = polls.pop(ref)
-                        try:
-                            info = ray.get(ref)
-                        except Exception:  # noqa: BLE001 — a dead worker: its pack says why
-                            continue
-                        if job in inflight and info:
-                            stats.training[job] = info
+                for ref, _, info in pool.poll():
+                    stats.training[ref] = info
 
     runs = {(steps, p, s): records[(p, steps, s, digests[steps])] for steps in cfg.ladder for p in texts
             for s in seeds if have(steps, p, s)}

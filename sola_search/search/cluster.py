@@ -255,7 +255,7 @@ class ProxyWorker:
 
         start = time.perf_counter()
         faults = faults or {}
-        for kind in ("raise", "oom"):
+        for kind in ("raise", "oom", "die"):
             if kind in faults.values():
                 self._inject(kind, [p for p in patterns if faults.get(p) == kind][0])
         if estimator == "supernet":
@@ -294,6 +294,8 @@ class ProxyWorker:
     def _inject(kind: str, pattern: str) -> None:
         if kind == "raise":
             raise RuntimeError(f"injected failure for {pattern}")
+        if kind == "die":  # the process ends as a segfault or the OOM killer would end it
+            os._exit(1)
         import torch
 
         raise torch.OutOfMemoryError("CUDA out of memory (injected)")

@@ -41,6 +41,7 @@ from sola_search.search.config import (
     pack_models,
 )
 from sola_search.search.confirm import confirmations
+from sola_search.search.pool import Done, Warmed, WorkerPool
 from sola_search.search.progress import Progress, SearchStats
 from sola_search.search.rundir import RunDir
 from sola_search.search.study import (
@@ -62,7 +63,6 @@ from sola_search.space.latency import LatencyTable
 MAX_DUPLICATE_STREAK = 200
 # How often the driver asks each busy worker how its pack is going, and the most often a worker's
 # training reports it (seconds).
-PROGRESS_POLL_S = 5.0
 
 
 @dataclass
@@ -568,40 +568,24 @@ class SearchLoop:
         self.stats.failed = sum(is_counted(t) and t.state == TrialState.FAIL for t in trials)
         self.failed_before = self.stats.failed  # --max-failures counts this session's: a resume may go on
         self.measured = measured_patterns(study)  # pattern → the trial that measured it (its values: the front)
-        self._actor = worker_actor(plan.options)
-        self.idle: list = []  # workers ready for a trial
-        self.warming: dict = {}  # ObjectRef of a worker's `warm` → (worker, start)
-        for _ in range(n_workers):
-            self._start_worker()
-        self.inflight: dict = {}  # ObjectRef → ([(trial, pattern), …], actor, start)
-        self.polls: dict = {}  # ObjectRef of a worker's `progress` → the ObjectRef of its pack
-        self.next_poll = time.monotonic() + PROGRESS_POLL_S
+        supernet = None
+        if cfg.estimator == "supernet":  # each worker trains or loads the run's supernet as it warms up
+            supernet = dict(directory=str(self.run_dir.path), budget=cfg.budget, resolution=cfg.resolution,
+                            steps=cfg.supernet_steps, latency=cfg.latency)
+        # Jobs: ("trial", [(trial, pattern), …]) for the search, ("confirm", [(trial number, pattern, seeds), …]).
+        self.pool = WorkerPool(worker_actor(plan.options), (self.proxy, self.pack_size, self.seeds, supernet),
+                               n_workers)
         self.running: dict[str, int] = {}  # pattern → trial number measuring it now
         self.waiting: dict[str, list[optuna.Trial]] = {}  # duplicates of a pattern being measured
         self.streak = 0  # proposals in a row that were already measured
         self.owed = owed_trials(study)  # re-queued work: asked before anything else, measured before the end
-        self.confirming: dict = {}  # ObjectRef → ([(trial number, pattern, seeds), …], actor, start): --confirm
         self.confirm_failed: set[int] = set()  # trials whose re-measure failed this session: not tried again
         self.confirmed: str | None = None  # what --confirm did, in words
         self._refresh_front()
 
-    def _start_worker(self) -> None:
-        """A new worker warms up (data on the device, kernels loaded) before its first trial, so
-        that no trial pays the process's one-off costs."""
-        actor = self._actor.remote()
-        supernet = None
-        if self.cfg.estimator == "supernet":
-            supernet = dict(directory=str(self.run_dir.path), budget=self.cfg.budget, resolution=self.cfg.resolution,
-                            steps=self.cfg.supernet_steps, latency=self.cfg.latency)
-        self.warming[actor.warm.remote(self.proxy, self.pack_size, self.seeds, supernet)] = (actor, time.monotonic())
-
-    def _warmed(self, ref) -> None:
-        import ray
-
-        actor, t0 = self.warming.pop(ref)
-        try:
-            info = ray.get(ref)
-        except Exception as e:  # its trials will fail and say why; a dead worker is replaced there
+    def _warmed(self, end: Warmed) -> None:
+        info, e = end.info, end.error
+        if e is not None:  # its trials will fail and say why; a dead worker is replaced there
             if self.cfg.estimator == "supernet":  # no trial can be scored: stop, saying why
                 cause = getattr(e, "cause", None) or e
                 if isinstance(cause, SolaError):
@@ -610,8 +594,7 @@ class SearchLoop:
                                  f"({one_line(cause)}); what was measured is kept, continue with: "
                                  f"sola-search resume {self.run_dir.path}") from None
             info = dict(status="error", reason=one_line(e))
-        self.idle.append(actor)
-        wall = time.monotonic() - t0
+        wall = end.wall
         self.run_dir.log("worker_ready", wall_s=round(wall, 3), **info)
         self.progress.note(f"worker {info.get('pid', '?')} ready after {wall:.1f}s"
                            + (f" (data {info['data_s']:.1f}s, kernels {info['kernels_s']:.1f}s)" if "data_s" in info
@@ -619,24 +602,22 @@ class SearchLoop:
 
     def run(self) -> str:
         """Returns why it stopped: done, time, failures or exhausted."""
-        import ray
-
         with Progress(self.quiet) as self.progress, stop_signals() as signals:
             try:
                 while True:
                     if signals["stop"]:
                         raise KeyboardInterrupt
-                    while self.idle:  # fill a pack, then hand it over (a short one when the run ends)
+                    while self.pool.idle:  # fill a pack, then hand it over (a short one when the run ends)
                         if len(self.pack) < self.pack_size and self.stop_reason() is None:
                             self.ask()
                         elif self.pack:
                             self.dispatch()
                         else:
                             break
-                    self.stats.running = sum(len(entries) for entries, _, _ in self.inflight.values())
-                    self.stats.warming = len(self.warming)
+                    self.stats.running = sum(len(entries) for _, entries in self.pool.running())
+                    self.stats.warming = len(self.pool.warming)
                     self.progress.update(self.stats)
-                    if not self.inflight and (not self.warming or self.stop_reason() is not None):
+                    if not self.pool.jobs and (not self.pool.warming or self.stop_reason() is not None):
                         stopped = self.stop_reason() or "done"
                         if self.cfg.confirm and stopped in ("done", "exhausted"):
                             self.confirm_front(signals)
@@ -644,12 +625,11 @@ class SearchLoop:
                             self.confirmed = ("the front was not confirmed: the time limit came first "
                                               "(`sola-search resume RUN --time T` continues the run and confirms it)")
                         return stopped
-                    ready, _ = ray.wait([*self.inflight, *self.warming], num_returns=1, timeout=0.5)
-                    for ref in ready:
-                        if ref in self.warming:
-                            self._warmed(ref)
+                    for end in self.pool.wait():
+                        if isinstance(end, Warmed):
+                            self._warmed(end)
                         else:
-                            self.collect(ref)
+                            self.collect(end)
                     self.poll_progress()
             except KeyboardInterrupt:
                 self.interrupt()
@@ -715,10 +695,9 @@ class SearchLoop:
         """Give the pack to an idle worker."""
         entries, self.pack = self.pack, []
         keys = [str(p) for _, p in entries]
-        actor = self.idle.pop()
         faults = {k: self.cfg.faults[k] for k in keys if k in self.cfg.faults}
-        ref = actor.train.remote(keys, self.proxy, faults, PROGRESS_POLL_S, self.seeds, self.cfg.estimator or "train")
-        self.inflight[ref] = (entries, actor, time.monotonic())
+        self.pool.submit(("trial", entries), keys, self.proxy, faults, self.pool.poll_s, self.seeds,
+                         self.cfg.estimator or "train")
         for trial, key in zip((t for t, _ in entries), keys, strict=True):
             self.run_dir.log("trial_started", trial=trial.number, pattern=key, pack=len(entries),
                              baseline=trial.user_attrs.get("baseline"))
@@ -726,44 +705,22 @@ class SearchLoop:
     def poll_progress(self) -> None:
         """Every few seconds ask each busy worker how its pack is going; what comes back goes to the
         event log (`trial_progress`) and the status line, so a long trial is not silent."""
-        import ray
+        for ref, (_, entries), info in self.pool.poll():
+            if info != self.stats.training.get(ref):
+                self.stats.training[ref] = info
+                self.run_dir.log("trial_progress", trials=[t.number for t, _ in entries], **info)
 
-        if self.polls:
-            ready, _ = ray.wait(list(self.polls), num_returns=len(self.polls), timeout=0)
-            for ref in ready:
-                job = self.polls.pop(ref)
-                try:
-                    info = ray.get(ref)
-                except Exception:  # noqa: BLE001 — a dead worker: its pack's own result says why
-                    continue
-                if job in self.inflight and info and info != self.stats.training.get(job):
-                    self.stats.training[job] = info
-                    trials = [t.number for t, _ in self.inflight[job][0]]
-                    self.run_dir.log("trial_progress", trials=trials, **info)
-        if time.monotonic() >= self.next_poll:
-            self.next_poll = time.monotonic() + PROGRESS_POLL_S
-            asked = set(self.polls.values())
-            for job, (_, actor, _) in self.inflight.items():
-                if job not in asked:
-                    self.polls[actor.progress.remote()] = job
-
-    def collect(self, ref) -> None:
+    def collect(self, end: Done) -> None:
         """Tell the study what one worker returned for its pack; a dead worker is replaced."""
-        import ray
-
-        entries, actor, t0 = self.inflight.pop(ref)
-        self.stats.training.pop(ref, None)
-        wall = time.monotonic() - t0
-        try:
-            results = ray.get(ref)  # per pattern, one result per seed
-            outcomes = [(runs, *_seeds_status(runs)) for runs in results]
-        except Exception as e:  # the worker raised or its process died: the whole pack failed
-            outcomes = [(None, *_classify(e))] * len(entries)
-            if isinstance(e, ray.exceptions.RayActorError):
-                actor = None  # dead: a new worker replaces it
-                self._start_worker()
-        if actor is not None:
-            self.idle.append(actor)
+        _, entries = end.job
+        self.stats.training.pop(end.ref, None)
+        wall = end.wall
+        if end.error is None:  # per pattern, one result per seed
+            outcomes = [(runs, *_seeds_status(runs)) for runs in end.results]
+        else:  # the worker raised or its process died: the whole pack failed
+            outcomes = [(None, *_classify(end.error))] * len(entries)
+            if end.worker_died:
+                self.pool.start()
         for (trial, pattern), (result, status, reason) in zip(entries, outcomes, strict=True):
             self._finish(trial, pattern, result, status, reason, wall)
 
@@ -809,8 +766,6 @@ class SearchLoop:
         (`search/confirm.py`: the rule, where re-measures live). The front is taken afresh from the
         merged values each round. Each finished re-measure is stored at once; a kill loses only
         those still training, and `resume` runs them again."""
-        import ray
-
         from sola_search.search.confirm import plan_round
 
         rounds, tied, outcome = 0, [], "separated"
@@ -829,23 +784,21 @@ class SearchLoop:
                                f"{', '.join(map(str, tied))} not separated (mean ± 2 se); "
                                + ", ".join(f"trial {n} +{len(s)} seed{'s' if len(s) > 1 else ''}" for n, _, s in jobs))
             pending = list(jobs)
-            while pending or self.confirming:
+            while pending or self.pool.jobs:
                 if signals["stop"]:
                     raise KeyboardInterrupt
-                while self.idle and pending:
+                while self.pool.idle and pending:
                     pack, pending = pending[:self.pack_size], pending[self.pack_size:]
                     keys = [p for _, p, _ in pack]
-                    actor = self.idle.pop()
                     faults = {k: self.cfg.faults[k] for k in keys if k in self.cfg.faults}
-                    ref = actor.train.remote(keys, self.proxy, faults, PROGRESS_POLL_S, [s for _, _, s in pack])
-                    self.confirming[ref] = (pack, actor, time.monotonic())
+                    self.pool.submit(("confirm", pack), keys, self.proxy, faults, self.pool.poll_s,
+                                     [s for _, _, s in pack])
                 self.progress.update(self.stats)
-                ready, _ = ray.wait([*self.confirming, *self.warming], num_returns=1, timeout=0.5)
-                for ref in ready:
-                    if ref in self.warming:
-                        self._warmed(ref)
+                for end in self.pool.wait():
+                    if isinstance(end, Warmed):
+                        self._warmed(end)
                     else:
-                        self._confirmed(ref)
+                        self._confirmed(end)
         done = f"{rounds} round(s) of confirmation" if rounds else "no confirmation seed"
         self.confirmed = {"separated": f"the front's top-1 intervals (mean ± 2 se) separate after {done}",
                           "spent": f"trial(s) {', '.join(map(str, tied))} of the front still tied after {done}: "
@@ -853,25 +806,20 @@ class SearchLoop:
                           "time": f"confirmation stopped at the time limit after {done}"}[outcome]
         self.run_dir.log("confirm_finished", outcome=outcome, rounds=rounds, unresolved=tied)
 
-    def _confirmed(self, ref) -> None:
+    def _confirmed(self, end: Done) -> None:
         """Store what one worker returned for a pack of re-measures (never a trial of its own): each
         pattern's seeds join its trial's record, and its pattern file is written again merged."""
-        import ray
-
         from sola_search.search.confirm import merged, record_confirmation
         from sola_search.space import Pattern
 
-        pack, actor, t0 = self.confirming.pop(ref)
-        wall = time.monotonic() - t0
-        try:
-            outcomes = [(runs, *_seeds_status(runs)) for runs in ray.get(ref)]
-        except Exception as e:  # the worker raised or its process died
-            outcomes = [(None, *_classify(e))] * len(pack)
-            if isinstance(e, ray.exceptions.RayActorError):
-                actor = None
-                self._start_worker()
-        if actor is not None:
-            self.idle.append(actor)
+        _, pack = end.job
+        wall = end.wall
+        if end.error is None:
+            outcomes = [(runs, *_seeds_status(runs)) for runs in end.results]
+        else:  # the worker raised or its process died
+            outcomes = [(None, *_classify(end.error))] * len(pack)
+            if end.worker_died:
+                self.pool.start()
         for (n, key, seeds), (runs, status, reason) in zip(pack, outcomes, strict=True):
             if status != "ok":
                 self.confirm_failed.add(n)
@@ -894,7 +842,8 @@ class SearchLoop:
 
     def interrupt(self) -> None:
         """Give the unfinished patterns back to the study so that `resume` measures them."""
-        unfinished = [t for entries, _, _ in self.inflight.values() for t, _ in entries] + [t for t, _ in self.pack]
+        unfinished = [t for kind, entries in self.pool.running() if kind == "trial" for t, _ in entries]
+        unfinished += [t for t, _ in self.pack]
         stored = self.study.get_trials(deepcopy=False)  # numbered in order: stored[n] is trial n
         for trial in unfinished:
             requeue(self.study, stored[trial.number], "interrupted (Ctrl-C or kill); re-queued")
