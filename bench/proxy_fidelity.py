@@ -10,6 +10,9 @@ A reference (the `long` preset, or --ref-steps) trained with >= 4 seeds; one or 
   all-seed mean, and the ceiling that reliability sets on any proxy's tau against that mean
   (tau = (2/pi)·arcsin r, r = sqrt(reliability));
 - between-pattern spread of the reference mean over its seed spread (the pooled within-pattern sd);
+- the reference's paired single-seed reliability (`icc`: the pattern's share of the variance once each
+  seed's shift common to all patterns is set aside) and the seeds per half a split-half tau of 0.7
+  would take (`results.fidelity.variance_components`; `bench/reference_anatomy.py` takes it further);
 - per proxy: tau of its seed mean against the reference mean with a bootstrap 90 % interval over
   patterns, its own seed-to-seed tau, top-5 overlap, and its compute per pattern (all its seeds) as
   a fraction of one reference run, in GPU-seconds and in training samples.
@@ -46,7 +49,14 @@ from proxy_common import common_args, devices, env_info, overrides, preset, run_
 
 from sola_search.proxies import ProxyConfig
 from sola_search.proxies.config import is_retired
-from sola_search.results.fidelity import bootstrap_tau, kendall_tau, split_half, spread_over_noise, top_k_overlap
+from sola_search.results.fidelity import (
+    bootstrap_tau,
+    kendall_tau,
+    split_half,
+    spread_over_noise,
+    top_k_overlap,
+    variance_components,
+)
 from sola_search.space import Budget
 from sola_search.space.feasible import stratified_patterns
 
@@ -266,6 +276,8 @@ def report(args, pats, names, done, cfg_ref, cfg_proxies, wall, devs) -> None:
         ref_p, ref_v = values(ref_labels)
         if len(ref_p) >= 3:
             s["ref"] = dict(patterns=len(ref_p), **(split_half(ref_v) or {}), **(spread_over_noise(ref_v) or {}))
+            if anova := variance_components(ref_v):  # the paired reliability, and the seeds a target would take
+                s["ref"] |= dict(icc=anova["icc"], seeds_per_half_tau_07=anova["seeds_per_half_tau_0.7"])
             ref_mean = dict(zip(ref_p, (statistics.fmean(v) for v in ref_v), strict=True))
             best = max(ref_mean, key=ref_mean.get)
             linear = next((p for n, p in pats if n == "all-linear"), None)

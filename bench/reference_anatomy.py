@@ -28,14 +28,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 from pathlib import Path
 
-from sola_search.results.fidelity import kendall_tau, split_half, tau_of_r
-
-TAUS = (0.6, 0.7)
+from sola_search.results.fidelity import kendall_tau, split_half, tau_of_r, variance_components
 
 
 def _crossing(curve: list[list[float]], target: float, falling: bool) -> float | None:
@@ -84,27 +81,14 @@ SCORES = ("top1", "loss", "auc", "val_jump", "loss_jump")
 
 
 def components(values: list[list[float]]) -> dict | None:
-    """Two-way ANOVA without replication of a patterns x seeds table: the pattern, seed and residual
-    variance components (the first two floored at 0), the paired single-seed reliability (ICC) and
-    what it projects."""
-    n, k = len(values), len(values[0]) if values else 0
-    if n < 3 or k < 2:
+    """`variance_components`, and the split-half tau its ICC projects for halves of k seeds."""
+    out = variance_components(values)
+    if out is None:
         return None
-    grand = statistics.fmean(v for row in values for v in row)
-    p_eff = [statistics.fmean(row) - grand for row in values]
-    s_eff = [statistics.fmean(row[j] for row in values) - grand for j in range(k)]
-    resid = sum((values[i][j] - grand - p_eff[i] - s_eff[j]) ** 2 for i in range(n) for j in range(k))
-    ms_r = resid / ((n - 1) * (k - 1))
-    var_p = max(0.0, (k * sum(e * e for e in p_eff) / (n - 1) - ms_r) / k)
-    var_s = max(0.0, (n * sum(e * e for e in s_eff) / (k - 1) - ms_r) / n)
-    icc = var_p / (var_p + ms_r) if var_p + ms_r > 0 else 0.0
-    out = dict(patterns=n, seeds=k, pattern_sd=math.sqrt(var_p), seed_sd=math.sqrt(var_s),
-               residual_sd=math.sqrt(ms_r), icc=icc)
-    for m in (k // 2, 8, 32):
+    icc = out["icc"]
+    out |= dict(patterns=len(values), seeds=len(values[0]))
+    for m in (len(values[0]) // 2, 8, 32):
         out[f"tau_halves_of_{m}"] = tau_of_r(icc * m / (1 + (m - 1) * icc)) if icc > 0 else 0.0
-    for t in TAUS:  # Spearman-Brown solved for the seeds giving reliability sin(t·pi/2)
-        r = math.sin(t * math.pi / 2)
-        out[f"seeds_per_half_tau_{t}"] = math.ceil(r * (1 - icc) / (icc * (1 - r))) if icc > 0 else None
     return out
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import statistics
 
 import pytest
 from cli_support import run
@@ -169,3 +170,23 @@ def test_run_calibration_refuses_what_is_not_one_or_does_not_match(tmp_path, cap
     assert (cfg.batch_size, cfg.lr) == (256, 1e-3)
     with pytest.raises(SolaError, match="lr 0.001, not 0.002"):
         apply_calibration(SearchConfig(budget="8softmax", lr=2e-3), str(path))
+
+
+def test_variance_components_set_the_seeds_common_shift_aside():
+    """A pattern effect (sd 1), each seed's shift common to every pattern (sd 5) and residual noise (sd
+    1): the shift moves no ranking, so the paired reliability stays near 1 / (1 + 1) = 0.5; without a
+    pattern effect it is 0 and no count of seeds ranks."""
+    from sola_search.results.fidelity import variance_components
+
+    rng = random.Random(3)
+    pattern = [rng.gauss(0, 1) for _ in range(400)]
+    shift = [rng.gauss(0, 5) for _ in range(6)]
+    c = variance_components([[p + s + rng.gauss(0, 1) for s in shift] for p in pattern])
+    assert c["icc"] == pytest.approx(0.5, abs=0.06)
+    assert c["pattern_sd"] == pytest.approx(1, abs=0.1) and c["residual_sd"] == pytest.approx(1, abs=0.05)
+    assert c["seed_sd"] == pytest.approx(statistics.stdev(shift), rel=0.05)
+    # ICC 0.5: the mean of k seeds has reliability k / (k + 1); tau 0.7 between halves needs r = 0.891
+    assert c["seeds_per_half_tau_0.7"] in (7, 8, 9, 10)
+    flat = variance_components([[s + rng.gauss(0, 1) for s in shift] for _ in range(50)])
+    assert flat["icc"] < 0.05 and (flat["seeds_per_half_tau_0.7"] is None or flat["seeds_per_half_tau_0.7"] > 100)
+    assert variance_components([[1.0, 2.0], [3.0, 4.0]]) is None  # two patterns

@@ -129,6 +129,31 @@ def spread_over_noise(values: list[list[float]]) -> dict[str, float] | None:
                 seed_sd_paired=paired, ratio_paired=between / paired if paired else float("inf"))
 
 
+def variance_components(values: list[list[float]]) -> dict[str, float] | None:
+    """Where a patterns x seeds table's variance lies (two-way ANOVA without replication): the pattern
+    and seed components (floored at 0) and the residual, as standard deviations; the paired
+    single-seed reliability `icc` (pattern variance over pattern plus residual: within a seed every
+    pattern starts from the same weights and sees the same batches, so the seed's common shift moves no
+    ranking); and the seeds per half that a split-half tau of 0.6 and 0.7 would take (Spearman-Brown;
+    None when no pattern variance shows). None below 3 patterns or 2 seeds."""
+    n, k = len(values), len(values[0]) if values else 0
+    if n < 3 or k < 2:
+        return None
+    grand = statistics.fmean(v for row in values for v in row)
+    p_eff = [statistics.fmean(row) - grand for row in values]
+    s_eff = [statistics.fmean(row[j] for row in values) - grand for j in range(k)]
+    ms_r = sum((values[i][j] - grand - p_eff[i] - s_eff[j]) ** 2 for i in range(n) for j in range(k)) / (
+        (n - 1) * (k - 1))
+    var_p = max(0.0, (k * sum(e * e for e in p_eff) / (n - 1) - ms_r) / k)
+    var_s = max(0.0, (n * sum(e * e for e in s_eff) / (k - 1) - ms_r) / n)
+    icc = var_p / (var_p + ms_r) if var_p + ms_r > 0 else 0.0
+    out = dict(pattern_sd=math.sqrt(var_p), seed_sd=math.sqrt(var_s), residual_sd=math.sqrt(ms_r), icc=icc)
+    for t in (0.6, 0.7):  # the seeds whose mean has reliability sin(t·pi/2): tau t between two such means
+        r = math.sin(t * math.pi / 2)
+        out[f"seeds_per_half_tau_{t}"] = math.ceil(r * (1 - icc) / (icc * (1 - r))) if icc > 0 else None
+    return out
+
+
 def bootstrap_tau(a: list[float], b: list[float], reps: int = 2000, seed: int = 0) -> tuple[float, float]:
     """A 90 % percentile interval of Kendall's tau over patterns resampled with replacement."""
     rng = random.Random(seed)
