@@ -733,7 +733,25 @@ def _reader_gone() -> int:
     return READER_GONE
 
 
+def _closed_streams_to_devnull() -> None:
+    """A standard stream the caller closed (`>&-`, `2>&-`) is opened on /dev/null. Left closed, its
+    descriptor goes to the next file opened (the study's database, a pattern file) and whatever then
+    writes to stdout or stderr (a warning, a Ray process inheriting it) writes into that file; and
+    Python's `sys.stdout` is None, on which the flush below raised."""
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+        except OSError:  # closed: /dev/null takes its number (the lowest free one, dup2 if not)
+            null = os.open(os.devnull, os.O_RDONLY if fd == 0 else os.O_WRONLY)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))  # noqa: SIM115 — for the process
+
+
 def main(argv: list[str] | None = None) -> int:
+    _closed_streams_to_devnull()
     try:
         return _main(argv)
     except BrokenPipeError:

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -328,3 +331,31 @@ def test_an_address_where_something_else_answers_is_one_line(tmp_path, npz_data,
     assert code == 2 and not out and err.count("\n") == 1, err
     assert f"--address 127.0.0.1:{port}: something answers there, but not a Ray head" in err
     assert not (tmp_path / "runs").exists()
+
+
+# --- closed standard streams --------------------------------------------------------------------
+def _with_closed(streams: str, *argv) -> subprocess.CompletedProcess:
+    """The command run as a shell runs `sola-search ARGS >&-` (`streams`: the redirections)."""
+    cmd = " ".join(shlex.quote(str(a)) for a in (sys.executable, "-m", "sola_search.cli", *argv))
+    return subprocess.run(["bash", "-c", f"exec {cmd} {streams}"], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("streams", [">&-", "2>&-", "<&-"])
+def test_a_closed_standard_stream_is_no_traceback(streams):
+    """`sola-search show all-linear >&-` ended in a traceback (sys.stdout is None)."""
+    p = _with_closed(streams, "show", "all-linear", "--variant", "micro")
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    assert _with_closed(streams, "show", "nosuch", "--variant", "micro").returncode == 2
+
+
+@pytest.mark.slow
+def test_a_run_with_stderr_closed_measures_and_stores_its_trials(tmp_path, npz_data):
+    """With stderr closed a run failed before starting (exit 1): the descriptor went to a file the run
+    opened, and what Ray's processes write to stderr went there."""
+    p = _with_closed("2>&-", "run", "--budget", "2softmax", "--variant", "micro", "--trials", "2", "--preset", "quick",
+                     "--steps", "2", "--data", npz_data, "--runs-dir", tmp_path / "runs", "--name", "c")
+    assert p.returncode == 0 and "reached its trial count: 2 measured" in p.stdout, p.stdout
+    import optuna
+
+    study = optuna.load_study(study_name="c", storage=f"sqlite:///{tmp_path / 'runs' / 'c' / 'study.db'}")
+    assert sum(t.state.name == "COMPLETE" for t in study.trials) == 2
