@@ -190,3 +190,18 @@ def test_variance_components_set_the_seeds_common_shift_aside():
     flat = variance_components([[s + rng.gauss(0, 1) for s in shift] for _ in range(50)])
     assert flat["icc"] < 0.05 and (flat["seeds_per_half_tau_0.7"] is None or flat["seeds_per_half_tau_0.7"] > 100)
     assert variance_components([[1.0, 2.0], [3.0, 4.0]]) is None  # two patterns
+
+
+def test_the_spread_is_set_against_the_noise_left_once_each_seeds_common_shift_is_aside():
+    """A seed that lifts every pattern alike (as a shared start and batches do) moves no ranking: the
+    table's spread/noise sets the patterns' spread against the rest of the seed noise only."""
+    rng = random.Random(4)
+    shift = {0: 0.0, 1: 0.3}
+    cal = analyse([4, 8], [0, 1], PATTERNS, _runs(lambda st, i, s: i / 100 + shift[s] + rng.gauss(0, 0.005),
+                                                (4, 8)))
+    top = cal["rungs"][-1]
+    assert top["spread_over_seed"] < 0.2 < 3 < top["spread_over_seed_paired"]
+    from sola_search.results.calibration import table_lines
+
+    lines = table_lines(dict(cal, seeds=[0, 1], patterns=PATTERNS))
+    assert "spread/noise" in lines[0] and f"{top['spread_over_seed_paired']:.1f}" in lines[2]

@@ -51,12 +51,15 @@ def analyse(ladder: Sequence[int], seeds: Sequence[int], patterns: Sequence[str]
     seeds scored (and, against the top rung, the top rung scored too).
 
     Per rung: seed-to-seed Kendall tau and r (mean over seed pairs), between-pattern spread over seed
-    spread, tau of the rung's seed mean against the top rung's seed mean with a bootstrap 90 %
-    interval over patterns (the top rung: its split-half tau and Spearman-Brown ceiling instead),
-    device-seconds per pattern (all seeds; a pack's training time shared by its models), and the
-    expected tau against the top rung's seed mean for 1..`max_seeds` seeds: r of means projected
-    from single seeds' correlations by Spearman-Brown (`projected_r`), tau = (2/pi)·asin r; `basis`
-    says whether that seeds count was measured or is projected (`measured_tau`: the measured one)."""
+    spread (`spread_over_seed`) and over the seed spread left once each seed's shift common to every
+    pattern is set aside (`spread_over_seed_paired`: within a seed the patterns share their start and
+    batches, so that shift moves no ranking; the table shows this one), tau of the rung's seed mean
+    against the top rung's seed mean with a bootstrap 90 % interval over patterns (the top rung: its
+    split-half tau and Spearman-Brown ceiling instead), device-seconds per pattern (all seeds; a pack's
+    training time shared by its models), and the expected tau against the top rung's seed mean for
+    1..`max_seeds` seeds: r of means projected from single seeds' correlations by Spearman-Brown
+    (`projected_r`), tau = (2/pi)·asin r; `basis` says whether that seeds count was measured or is
+    projected (`measured_tau`: the measured one)."""
     ladder, seeds, top = list(ladder), list(seeds), ladder[-1]
     n_seeds = len(seeds)
 
@@ -86,7 +89,8 @@ def analyse(ladder: Sequence[int], seeds: Sequence[int], patterns: Sequence[str]
             row |= seed_agreement(values) or {}
             spread = spread_over_noise(values) or {}
             row |= dict(between_sd=spread.get("between_sd"), seed_sd=spread.get("seed_sd"),
-                        spread_over_seed=spread.get("ratio"))
+                        spread_over_seed=spread.get("ratio"), seed_sd_paired=spread.get("seed_sd_paired"),
+                        spread_over_seed_paired=spread.get("ratio_paired"))
         common = [p for p in kept if p in top_by]
         if len(common) >= 3 and top_agree is not None:
             mine = [values[kept.index(p)] for p in common]
@@ -156,7 +160,7 @@ def table_lines(calibration: dict) -> list[str]:
     rungs = calibration["rungs"]
     n = len(calibration["seeds"])
     shown = sorted({*SHOWN_SEEDS, n} & set(range(1, calibration["max_seeds"] + 1)))
-    head = ["steps", "scored", "seed tau", "spread/seed", "tau vs top [90 %]", "device-s/pattern",
+    head = ["steps", "scored", "seed tau", "spread/noise", "tau vs top [90 %]", "device-s/pattern",
             *[f"{k} seed{'s' if k > 1 else ''}{'*' if k > n else ''}" for k in shown]]
     rows = []
     for r in rungs:
@@ -169,12 +173,13 @@ def table_lines(calibration: dict) -> list[str]:
             vs = "-"
         exp = {e["seeds"]: e["tau"] for e in r.get("expected", [])}
         rows.append([str(r["steps"]), f"{r['patterns_scored']}/{len(calibration['patterns'])}", _f(r.get("seed_tau")),
-                     _f(r.get("spread_over_seed"), ".1f"), vs, _f(r.get("gpu_s_per_pattern"), ".1f"),
+                     _f(r.get("spread_over_seed_paired"), ".1f"), vs, _f(r.get("gpu_s_per_pattern"), ".1f"),
                      *[_f(exp.get(k)) for k in shown]])
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in [head, *rows]]
     lines.append(f"expected tau against the top rung's {n}-seed mean for each seeds count (* projected by "
-                 f"Spearman-Brown from the measured {n} seeds); device-s/pattern: all {n} seeds")
+                 f"Spearman-Brown from the measured {n} seeds); device-s/pattern: all {n} seeds; spread/noise: "
+                 "the patterns' sd over the seeds' once each seed's shift common to all patterns is set aside")
     rec = calibration["recommendation"]
     if rec["ranks"]:
         lines.append(f"recommendation: --steps {rec['steps']} --seeds {rec['seeds']} (expected tau "
