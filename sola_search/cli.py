@@ -344,11 +344,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return 0
     a, b = reports[0].objectives
     w, wb = _width(rows, "run", 20), _width(rows, "budget", 12)
-    wt = 17 if any(r.get("best_top1_se") is not None for r in rows) else 10  # room for ± se
-    print(f"{'run':<{w}} {'variant':<7} {'budget':<{wb}} {'done':>5} {'failed':>6} {'front':>5} {'best top-1':>{wt}}"
-          f" {'at ' + b.short:>10} {'knee':>5} {'hypervolume':>11}")
+    wt = 17 if any(r.get(f"best_{a.key}_se") is not None for r in rows) else 10  # room for ± se
+    print(f"{'run':<{w}} {'variant':<7} {'budget':<{wb}} {'done':>5} {'failed':>6} {'front':>5} "
+          f"{'best ' + a.short:>{wt}} {'at ' + b.short:>10} {'knee':>5} {'hypervolume':>11}")
     for r in rows:
-        best = a.show(r["best_top1"], se=r.get("best_top1_se")).removeprefix("top-1 ")
+        best = _bare(a, r[f"best_{a.key}"], r.get(f"best_{a.key}_se"))
         at = b.cell(r.get(f"best_{b.key}"))
         print(f"{r['run']:<{w}} {r['variant'] or '?':<7} {r['budget'] or '?':<{wb}} {r['complete']:>5} {r['failed']:>6}"
               f" {r['front']:>5} {best:>{wt}} {at:>10} {'—' if r['knee'] is None else r['knee']:>5}"
@@ -361,6 +361,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    from sola_search.objectives import OBJECTIVES
     from sola_search.results.report import run_summary
     from sola_search.results.runs import find_runs, open_run
 
@@ -379,39 +380,42 @@ def cmd_runs(args: argparse.Namespace) -> int:
     # Default run names are longer than 20, and states such as 'finished (exhausted)' than 12.
     w, ws, wb = _width(rows, "run", 20), _width(rows, "state", 12), _width(rows, "budget", 12)
     print(f"{'run':<{w}} {'state':<{ws}} {'variant':<7} {'budget':<{wb}} {'done':>7} {'failed':>6} {'front':>5}"
-          f"  best top-1 within budget")
+          f"  best within budget")
     for r in rows:
         if "error" in r:
             print(f"{r['run']:<{w}} {r['state']:<{ws}} {r['error']}")
             continue
         done = f"{r['counted']}/{r['target']}" if r["target"] else str(r["counted"])
         tied = f"; tied with {', '.join(map(str, r['best_ties']))}" if r.get("best_ties") else ""
-        best = ("—" if r["best_top1"] is None else
-                f"{_top1(r['best_top1'], r.get('best_top1_se'))} at {r['best_gmacs']:.3f} GMACs "
+        a, b = (OBJECTIVES[n] for n in r["objectives"])
+        best = ("—" if r[f"best_{a.key}"] is None else
+                f"{a.show(r[f'best_{a.key}'], se=r.get(f'best_{a.key}_se'))} at {b.show(r[f'best_{b.key}'])} "
                 f"(trial {r['best_trial']}{tied})")
         print(f"{r['run']:<{w}} {r['state']:<{ws}} {r['variant'] or '?':<7} {r['budget'] or '?':<{wb}} {done:>7}"
               f" {r['failed']:>6} {r['front']:>5}  {best}")
     return 0
 
 
-def _top1(value: float | None, se: float | None = None) -> str:
-    """A top-1 in prose, `70.30%` or with seeds `70.30% ± 0.50%` (the objectives table's form)."""
-    from sola_search.objectives import OBJECTIVES
-
-    return OBJECTIVES["val_top1"].show(value, se=se).removeprefix("top-1 ")
+def _bare(objective, value: float | None, se: float | None = None) -> str:
+    """A value in the objectives table's form without its name: `70.30%`, with seeds `70.30% ± 0.50%`."""
+    return objective.show(value, se=se).removeprefix(objective.text.split("{")[0])
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from sola_search.objectives import OBJECTIVES, study_objectives
     from sola_search.results.export import export_pattern, tie_note
 
     run = _open_run(args)
     path, rec = export_pattern(run.study, args.pick, args.out, name=run.name)
     m = rec["metrics"]
-    top1 = _top1(m["val_top1"], m.get("val_top1_se"))
+    first = study_objectives(run.study)[0]
+    score = OBJECTIVES["val_top1"].show(m["val_top1"], se=m.get("val_top1_se"))
+    if first.name != "val_top1":  # the score the run ranked by first, then its top-1
+        score = f"{first.show(m.get(first.name), se=m.get(first.se_name))} ({score})"
     estimator = rec["proxy"].get("estimator", "train")
     scored = " (supernet score)" if estimator == "supernet" else ""
     print(f"{path}: trial {rec['provenance']['trial']} ({args.pick}) {rec['pattern']}  {rec['variant']}, "
-          f"top-1 {top1}{scored}, {m['gmacs']:.3f} GMACs, {m['params'] / 1e6:.2f} M params, "
+          f"{score}{scored}, {m['gmacs']:.3f} GMACs, {m['params'] / 1e6:.2f} M params, "
           f"{rec['softmax_layers']} softmax")
     print(f"  build it: sola_search.load_backbone({str(path)!r}, num_classes=...)  or  "
           f"timm.create_model('sola_vision_{rec['variant']}', pattern={str(path)!r})")
@@ -459,7 +463,7 @@ def _search(start, run_path) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sola_search.objectives import COST_OBJECTIVES
+    from sola_search.objectives import COST_OBJECTIVES, SCORE_OBJECTIVES
     from sola_search.search import SearchConfig, parse_duration, run_search
 
     cfg = SearchConfig(
@@ -469,7 +473,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         workers=args.workers, pack=args.pack, address=args.address, storage=args.storage, name=args.name,
         runs_dir=args.runs_dir, seed=args.seed, seeds=args.seeds, max_failures=args.max_failures, steps=args.steps,
         batch_size=args.batch_size, lr=args.lr, baselines=False if args.no_baselines else None, latency=args.latency,
-        objectives=None if args.objective is None else ["val_top1", COST_OBJECTIVES[args.objective]],
+        objectives=None if args.objective is None and args.score is None
+        else [SCORE_OBJECTIVES[args.score or "top1"], COST_OBJECTIVES[args.objective or "gmacs"]],
         compile=args.compile, confirm=args.confirm, estimator=args.estimator, supernet_steps=args.supernet_steps)
     if args.calibration:
         from sola_search.search.calibrate import apply_calibration
@@ -482,13 +487,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
+    from sola_search.objectives import SCORE_OBJECTIVES
     from sola_search.results.calibration import table_lines
     from sola_search.search.calibrate import CalibrationConfig, calibrate, parse_ladder
 
     cfg = CalibrationConfig(data=args.data, variant=args.variant, budget=args.budget, ladder=parse_ladder(args.ladder),
                             seeds=args.seeds, patterns=args.patterns, preset=args.preset, seed=args.seed,
                             resolution=args.resolution, batch_size=args.batch_size, lr=args.lr, compile=args.compile,
-                            out=args.out, pack=args.pack, workers=args.workers, address=args.address)
+                            out=args.out, pack=args.pack, workers=args.workers, address=args.address,
+                            score=SCORE_OBJECTIVES[args.score])
     try:
         result = calibrate(cfg, quiet=args.quiet)
     except KeyboardInterrupt:
@@ -594,6 +601,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "--latency), comma-joined")
     p.add_argument("--objective", choices=("gmacs", "latency"),
                    help="the cost traded against top-1: gmacs (default) or latency (the --latency table's ms)")
+    p.add_argument("--score", choices=("top1", "loss"),
+                   help="what ranks the patterns: the proxy's validation top-1 (default) or its validation loss "
+                   "(lower is better; on Fashion-MNIST it agreed between seeds more than top-1 did)")
     p.add_argument("--latency", metavar="FILE", help="a latency table (sola-search latency) for --objective latency "
                    "and ms budgets; each trial records its predicted latency")
     p.add_argument("--variant", help="micro, tiny, small or base (default small)")
@@ -663,6 +673,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "pattern's seeds always in one pack)")
     p.add_argument("--workers", type=int, help="worker processes (default: fill the GPUs; 1 on a CPU)")
     p.add_argument("--address", help="join a running Ray cluster (ray start --head) instead of starting one")
+    p.add_argument("--score", choices=("top1", "loss"), default="top1",
+                   help="what ranks the patterns, as `run --score` (default top1); the trainings are the same, so a "
+                   "rerun with the other score reuses every one")
     p.add_argument("--out", help="the calibration's JSON (default calibrations/DATA-VARIANT-BUDGET.json); the PNG "
                    "and the records of finished trainings (.records.jsonl, what a rerun reuses) beside it")
     p.add_argument("--quiet", action="store_true", help="no live progress")

@@ -161,6 +161,11 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
               text="top-1 {:.2%}", ref_text="top-1 {:g}", scale=100, digits=2, line="top-1 {:.4f}",
               compute=lambda m: float(m.result["val_top1"]), seeded=True,
               reference=lambda space: 0.0),  # the worst possible accuracy, the same for every run
+    # `run --score loss`: on Fashion-MNIST the validation loss ranked patterns more alike between seeds than
+    # top-1 (docs/performance.md); no worst value bounds it, so the hypervolume reference comes from the trials.
+    Objective("val_loss", "minimize", key="loss", short="val loss", column="val loss", axis="proxy val loss",
+              text="val loss {:.4f}", ref_text="val loss {:g}", scale=1, digits=4, line="loss {:.4f}",
+              compute=lambda m: float(m.result["val_loss"]), seeded=True),
     Objective("gmacs", "minimize", key="gmacs", short="GMACs", column="GMACs", axis="GMACs (full model)",
               text="{:.3f} GMACs", ref_text="{:.3f} GMACs", scale=1, digits=3,
               compute=lambda m: m.table.macs(m.pattern) / 1e9, from_attrs=_macs_to_gmacs,
@@ -172,6 +177,8 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
 )}
 # `run --objective NAME`: the run's second objective, the cost it trades top-1 against.
 COST_OBJECTIVES = {"gmacs": "gmacs", "latency": "latency_ms"}
+# `run --score NAME`: the run's first objective, what it ranks patterns by.
+SCORE_OBJECTIVES = {"top1": "val_top1", "loss": "val_loss"}
 # What a run optimises unless it says otherwise, and what a study that stored no metric names optimised.
 DEFAULT_OBJECTIVES = ("val_top1", "gmacs")
 

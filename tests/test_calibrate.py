@@ -205,3 +205,30 @@ def test_the_spread_is_set_against_the_noise_left_once_each_seeds_common_shift_i
 
     lines = table_lines(dict(cal, seeds=[0, 1], patterns=PATTERNS))
     assert "spread/noise" in lines[0] and f"{top['spread_over_seed_paired']:.1f}" in lines[2]
+
+
+def test_a_calibration_ranks_by_the_score_asked_and_run_takes_it():
+    """`calibrate --score loss`: the same trainings, ranked by validation loss (lower better). Here the
+    loss orders the patterns in every seed and top-1 is noise: only the loss calibration ranks; a run
+    given it ranks by val_loss, and a run asking for top-1 is refused."""
+    rng = random.Random(5)
+    runs = {(st, p, s): dict(status="ok", val_top1=rng.random(), val_loss=1 - i / 10 + rng.gauss(0, 0.001),
+                             train_s=st / 10, packed=2)
+            for st in (4, 8, 16) for i, p in enumerate(PATTERNS) for s in (0, 1)}
+    assert not analyse([4, 8, 16], [0, 1], PATTERNS, runs)["recommendation"]["ranks"]
+    by_loss = analyse([4, 8, 16], [0, 1], PATTERNS, runs, score="val_loss")
+    assert by_loss["score"] == "val_loss" and by_loss["rungs"][0]["seed_tau"] == 1  # lower loss ranks higher
+    assert (by_loss["recommendation"]["steps"], by_loss["recommendation"]["seeds"]) == (4, 1)
+
+
+def test_run_calibration_takes_the_score_the_calibration_ranked_by(tmp_path):
+    path = tmp_path / "cal.json"
+    path.write_text(json.dumps(CALIBRATION | dict(score="val_loss")))
+    cfg, notes = apply_calibration(SearchConfig(budget="8softmax"), str(path))
+    assert cfg.objectives == ["val_loss", "gmacs"] and "ranking by val_loss" in notes[0]
+    cfg, _ = apply_calibration(SearchConfig(budget="8softmax", objectives=["val_loss", "latency_ms"]), str(path))
+    assert cfg.objectives == ["val_loss", "latency_ms"]
+    with pytest.raises(SolaError, match="ranked patterns by val_loss, not val_top1"):
+        apply_calibration(SearchConfig(budget="8softmax", objectives=["val_top1", "gmacs"]), str(path))
+    path.write_text(json.dumps(CALIBRATION))  # a calibration of before scores: top-1
+    assert apply_calibration(SearchConfig(budget="8softmax"), str(path))[0].objectives is None

@@ -18,7 +18,14 @@ from optuna.trial import create_trial
 from test_results_support import make_run
 
 from sola_search.errors import SolaError
-from sola_search.objectives import DEFAULT_OBJECTIVES, OBJECTIVES, Measured, get_objectives, study_objectives
+from sola_search.objectives import (
+    DEFAULT_OBJECTIVES,
+    OBJECTIVES,
+    SCORE_OBJECTIVES,
+    Measured,
+    get_objectives,
+    study_objectives,
+)
 from sola_search.results.front import knee, pareto_front, reference_point, trials_frame
 from sola_search.results.patterns import load_pattern_file, pattern_record_from_trial, write_pattern_file
 from sola_search.results.report import _layers, front_report, plot, rows, write_reports
@@ -46,7 +53,8 @@ def _measured_study(tmp_path, objectives=DEFAULT_OBJECTIVES, n: int = 8) -> optu
     table, rng = cost_table("micro", 224), np.random.default_rng(0)
     for _ in range(n):
         p = Pattern.from_bits(rng.random(get_variant("micro").num_blocks) < 0.3, "micro")
-        m = Measured(p, {"val_top1": float(rng.uniform(0.4, 0.9))}, table, _micro_latency())
+        m = Measured(p, {"val_top1": float(rng.uniform(0.4, 0.9)), "val_loss": float(rng.uniform(0.3, 2))}, table,
+                     _micro_latency())
         study.add_trial(create_trial(values=[OBJECTIVES[o].compute(m) for o in objectives],
                                      user_attrs=dict(pattern=str(p), softmax_layers=p.softmax_layers,
                                                      macs=table.macs(p), params=table.params)))
@@ -55,8 +63,9 @@ def _measured_study(tmp_path, objectives=DEFAULT_OBJECTIVES, n: int = 8) -> optu
 
 @pytest.mark.parametrize("name", list(OBJECTIVES))
 def test_every_objective_round_trips_through_study_pattern_file_reports_and_plot(tmp_path, name):
-    study = _measured_study(tmp_path, ("val_top1", name) if OBJECTIVES[name].direction == "minimize"
-                            else DEFAULT_OBJECTIVES)
+    pair = ((name, "gmacs") if name in SCORE_OBJECTIVES.values() else  # what ranks, against a cost
+            ("val_top1", name))  # a cost, against top-1
+    study = _measured_study(tmp_path, pair)
     assert name in study.metric_names and [o.name for o in study_objectives(study)] == study.metric_names
     i = study.metric_names.index(name)
     o = OBJECTIVES[name]

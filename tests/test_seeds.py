@@ -171,3 +171,34 @@ def test_export_compare_and_runs_name_the_spread_and_the_ties(seeded, capsys, tm
     status, out, _ = run(capsys, "runs", "--runs-dir", seeded, "--json")
     best = next(r for r in json.loads(out) if r["run"] == "s")
     assert best["best_top1_se"] > 0 and isinstance(best["best_ties"], list)
+
+
+def test_a_run_ranked_by_validation_loss_keeps_its_mean_se_and_shows_it(tmp_path, capsys, npz_data, shared_ray):
+    """`run --score loss --seeds 2`: the study minimises val_loss (each trial the mean of its seeds, the
+    standard error kept), the pattern files hold it beside top-1, and pareto, runs, compare and export
+    show val loss where a top-1 run shows top-1."""
+    runs = tmp_path / "runs"
+    status, _, err = run(capsys, "run", "--budget", "2softmax", "--variant", "micro", "--trials", "2", "--preset",
+                         "quick", "--steps", "3", "--data", npz_data, "--runs-dir", runs, "--name", "l", "--seeds", "2",
+                         "--score", "loss", "--quiet")
+    assert status == 0, err
+    study = run_study(runs / "l")
+    assert study.metric_names == ["val_loss", "gmacs"] and study.directions[0].name == "MINIMIZE"
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(done) == 2
+    for t in done:
+        each = t.user_attrs["val_loss_seeds"]
+        assert t.values[0] == pytest.approx(statistics.fmean(each)) and len(each) == 2
+        assert t.user_attrs["val_loss_se"] == pytest.approx(statistics.stdev(each) / math.sqrt(2))
+        m = load_pattern_file(runs / "l" / "patterns" / f"{t.number}.json")["metrics"]
+        assert m["val_loss"] == pytest.approx(t.values[0]) and m["val_loss_se"] == pytest.approx(
+            t.user_attrs["val_loss_se"])
+        assert m["val_top1"] == t.user_attrs["proxy_result"]["val_top1"]  # the first seed's
+    status, out, _ = run(capsys, "pareto", runs / "l", "--no-reports")
+    assert status == 0 and "val loss" in out and "top-1 %" not in out
+    status, out, _ = run(capsys, "runs", "--runs-dir", runs)
+    assert status == 0 and "val loss" in out.splitlines()[1] and "GMACs" in out.splitlines()[1]
+    status, out, _ = run(capsys, "compare", runs / "l", runs / "l")
+    assert status == 0 and "best val loss" in out
+    status, out, _ = run(capsys, "export", runs / "l", "--pick", "best", "--out", tmp_path / "best.json")
+    assert status == 0 and "val loss " in out and "(top-1 " in out

@@ -3,7 +3,8 @@ ranks a stratified pattern set against the top rung, and the cheapest (steps, se
 
 Pure analysis of the trainings' records (`analyse`), the printed table (`table_lines`), the PNG
 (`plot_calibration`) and reading a calibration file back (`load_calibration`, for `run
---calibration`). The trainings themselves are `search/calibrate.py`'s. Ranking score: validation top-1."""
+--calibration`). The trainings themselves are `search/calibrate.py`'s. Ranking score: validation top-1, or
+the validation loss (`score`, as `run --score`)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ def _finite(x: Any) -> Any:
 
 
 def analyse(ladder: Sequence[int], seeds: Sequence[int], patterns: Sequence[str],
-            runs: dict[tuple[int, str, int], dict], bar: float = BAR, max_seeds: int = MAX_SEEDS) -> dict:
+            runs: dict[tuple[int, str, int], dict], bar: float = BAR, max_seeds: int = MAX_SEEDS,
+            score: str = "val_top1") -> dict:
     """The per-rung statistics and the recommendation, from `runs[(steps, pattern, seed)]` (a proxy
     result: status, val_top1, train_s, packed). A rung's statistics use the patterns every one of its
     seeds scored (and, against the top rung, the top rung scored too).
@@ -62,14 +64,15 @@ def analyse(ladder: Sequence[int], seeds: Sequence[int], patterns: Sequence[str]
     projected (`measured_tau`: the measured one)."""
     ladder, seeds, top = list(ladder), list(seeds), ladder[-1]
     n_seeds = len(seeds)
+    sign = -1 if score == "val_loss" else 1  # the statistics take higher as better
 
     def scored(steps: int) -> tuple[list[str], list[list[float]]]:
         kept, values = [], []
         for p in patterns:
             rs = [runs.get((steps, p, s)) for s in seeds]
-            if all(r is not None and r.get("status") == "ok" and r.get("val_top1") is not None for r in rs):
+            if all(r is not None and r.get("status") == "ok" and r.get(score) is not None for r in rs):
                 kept.append(p)
-                values.append([r["val_top1"] for r in rs])
+                values.append([sign * r[score] for r in rs])
         return kept, values
 
     top_p, top_v = scored(top)
@@ -118,7 +121,7 @@ def analyse(ladder: Sequence[int], seeds: Sequence[int], patterns: Sequence[str]
                 expected.append(entry)
             row["expected"] = expected
         rungs.append(row)
-    report = dict(bar=bar, max_seeds=max_seeds, score="val_top1", rungs=rungs,
+    report = dict(bar=bar, max_seeds=max_seeds, score=score, rungs=rungs,
                   recommendation=recommend(rungs, bar))
     return _finite(report)
 
@@ -177,7 +180,8 @@ def table_lines(calibration: dict) -> list[str]:
                      *[_f(exp.get(k)) for k in shown]])
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in [head, *rows]]
-    lines.append(f"expected tau against the top rung's {n}-seed mean for each seeds count (* projected by "
+    by = "" if calibration.get("score", "val_top1") == "val_top1" else f"patterns ranked by {calibration['score']}; "
+    lines.append(f"{by}expected tau against the top rung's {n}-seed mean for each seeds count (* projected by "
                  f"Spearman-Brown from the measured {n} seeds); device-s/pattern: all {n} seeds; spread/noise: "
                  "the patterns' sd over the seeds' once each seed's shift common to all patterns is set aside")
     rec = calibration["recommendation"]

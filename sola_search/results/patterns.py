@@ -259,9 +259,10 @@ def pattern_record_from_trial(study: Any, trial: Any) -> dict[str, Any]:
     seed = result.get("seed", sattrs.get("seed"))
     done = trial.datetime_complete
     return make_pattern_record(
-        variant, pattern, resolution=int(resolution), val_top1=values.get("val_top1", trial.values[0]), macs=int(macs),
-        params=int(params), val_loss=result.get("val_loss"), proxy=proxy, study=study.study_name,
-        trial=trial.number, seed=seed if isinstance(seed, int) else None,
+        # A run ranking by one of them (the mean over its seeds) has the other as its first seed's run gave it.
+        variant, pattern, resolution=int(resolution), val_top1=values.get("val_top1", result.get("val_top1")),
+        macs=int(macs), params=int(params), val_loss=values.get("val_loss", result.get("val_loss")), proxy=proxy,
+        study=study.study_name, trial=trial.number, seed=seed if isinstance(seed, int) else None,
         sola_search_version=sattrs.get("sola_search_version"), baseline=tattrs.get("baseline"),
         budget=sattrs.get("budget"),
         created=done.astimezone(UTC).isoformat(timespec="seconds") if done is not None else None,

@@ -578,4 +578,4 @@ def run_summary(run: Run) -> dict[str, Any]:
     target = run.config.get("trials") if isinstance(run.config.get("trials"), int) else None
     return dict(run=run.name, state=run_state(run, c["running"]), variant=a.get("variant"), budget=a.get("budget"),
                 complete=c["complete"], counted=c["counted"], failed=c["failed"], running=c["running"], target=target,
-                front=c["front"], **_best(rep))
+                front=c["front"], objectives=[o.name for o in rep.objectives], **_best(rep))

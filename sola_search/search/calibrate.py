@@ -81,6 +81,7 @@ class CalibrationConfig:
     pack: int | None = None
     workers: int | None = None
     address: str | None = None
+    score: str = "val_top1"  # what ranks the patterns: val_top1 or val_loss (`run --score`'s objectives)
 
     def check(self) -> CalibrationConfig:
         """One line per impossible value, before Ray starts; the budget in its canonical form."""
@@ -91,6 +92,8 @@ class CalibrationConfig:
 
         ladder = parse_ladder(",".join(map(str, self.ladder))) if not isinstance(self.ladder, str) \
             else parse_ladder(self.ladder)
+        if self.score not in ("val_top1", "val_loss"):
+            raise SolaError(f"score {self.score!r}: expected val_top1 or val_loss")
         if not 2 <= self.seeds <= MAX_PACK:
             raise SolaError(f"--seeds {self.seeds}: expected 2 to {MAX_PACK} (seed-to-seed agreement needs two "
                             "seeds; a pattern's seeds train in one pack)")
@@ -375,7 +378,7 @@ def _calibrate(cfg: CalibrationConfig, res, quiet: bool) -> CalibrationResult:
 
     runs = {(steps, p, s): records[(p, steps, s, digests[steps])] for steps in cfg.ladder for p in texts
             for s in seeds if have(steps, p, s)}
-    report = cal.analyse(cfg.ladder, seeds, texts, runs)
+    report = cal.analyse(cfg.ladder, seeds, texts, runs, score=cfg.score)
     calibration = dict(
         format=cal.FORMAT, version=cal.VERSION, identity=identity, data=cfg.data, variant=cfg.variant,
         budget=cfg.budget, preset=cfg.preset, ladder=list(cfg.ladder), seeds=seeds,
@@ -383,7 +386,7 @@ def _calibrate(cfg: CalibrationConfig, res, quiet: bool) -> CalibrationResult:
         proxy=base.to_dict(), rung_configs={str(st): dict(warmup_steps=c.warmup_steps, digest=digests[st])
                                             for st, c in rungs.items()},
         **report,
-        scores={str(st): {p: [runs[(st, p, s)].get("val_top1") if (st, p, s) in runs else None for s in seeds]
+        scores={str(st): {p: [runs[(st, p, s)].get(cfg.score) if (st, p, s) in runs else None for s in seeds]
                           for p in texts} for st in cfg.ladder},
         records=str(records_path.resolve()), trained=stats.done, reused=stats.reused,
         machine=dict(gpus=res.gpus, cpus=res.cpus, workers=n_workers if jobs else 0, pack=pack),
@@ -406,10 +409,11 @@ def _record(pattern: str, steps: int, r: dict, digest: str) -> dict:
 # --- run --calibration ----------------------------------------------------------------------------
 def apply_calibration(cfg: SearchConfig, path: str) -> tuple[SearchConfig, list[str]]:
     """`cfg` with the steps and seeds a calibration recommends (an explicit --steps or --seeds wins),
-    and its data, variant and preset where the run does not name them; the lines saying so. Refused
-    in one line: a file that is not a calibration, one measured on another variant, data, budget,
-    preset, batch size or learning rate (each named), or one that found no setting that ranks. The run
-    trains at the calibration's batch size and learning rate unless it names its own."""
+    and its data, variant, preset and score (what ranks the patterns) where the run does not name them;
+    the lines saying so. Refused in one line: a file that is not a calibration, one measured on another
+    variant, data, budget, preset, batch size or learning rate (each named), or one that found no
+    setting that ranks. The run trains at the calibration's batch size and learning rate unless it names
+    its own."""
     from sola_search.results.calibration import load_calibration
     from sola_search.space import Budget
 
@@ -421,6 +425,11 @@ def apply_calibration(cfg: SearchConfig, path: str) -> tuple[SearchConfig, list[
     if diff:
         raise SolaError(f"calibration {path} was measured with {'; '.join(diff)}: calibrate for this run, or run "
                         "without --calibration")
+    score = record.get("score", "val_top1")  # a calibration of before scores: by top-1
+    ranks_by = (cfg.objectives or [None])[0]
+    if ranks_by is not None and ranks_by != score:
+        raise SolaError(f"calibration {path} ranked patterns by {score}, not {ranks_by}: calibrate with that --score, "
+                        "or run without --calibration")
     rec = record["recommendation"]
     if not rec["ranks"]:
         raise SolaError(f"calibration {path} found no steps and seeds that rank placements ({rec.get('reason', '')});"
@@ -437,5 +446,7 @@ def apply_calibration(cfg: SearchConfig, path: str) -> tuple[SearchConfig, list[
     # The recommendation holds for the batch size and learning rate it was measured with: the run trains so too.
     out = replace(cfg, variant=cfg.variant or ident["variant"], data=cfg.data or ident["data"],
                   preset=cfg.preset or ident["preset"], batch_size=cfg.batch_size or ident.get("batch_size"),
-                  lr=cfg.lr or ident.get("lr"), steps=steps, seeds=seeds, calibration=note)
-    return out, [line + f"; running {steps} steps x {seeds} seeds"]
+                  lr=cfg.lr or ident.get("lr"), steps=steps, seeds=seeds, calibration=note,
+                  objectives=cfg.objectives or (None if score == "val_top1" else [score, "gmacs"]))
+    ranked = "" if score == "val_top1" else f", ranking by {score}"
+    return out, [line + f"; running {steps} steps x {seeds} seeds{ranked}"]
