@@ -98,6 +98,8 @@ def test_run_with_latency_as_objective_and_budget(tmp_path, npz_data, table_path
     assert status == 0 and "latency ms" in out
     status, out, _ = run(capsys, "compare", str(run_dir), "--plot", str(tmp_path / "c.png"))
     assert status == 0 and "at latency" in out and "(top-1 × latency)" in out and (tmp_path / "c.png").is_file()
+    status, out, _ = run(capsys, "runs", "--runs-dir", str(runs))  # it read best_gmacs, which such a run lacks
+    assert status == 0 and " ms (trial " in out.splitlines()[1] and "GMACs" not in out
 
     # A resume must price with the table the run was made with.
     data = json.loads(open(table_path).read())
