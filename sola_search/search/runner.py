@@ -800,7 +800,8 @@ class SearchLoop:
                     else:
                         self._confirmed(end)
         done = f"{rounds} round(s) of confirmation" if rounds else "no confirmation seed"
-        self.confirmed = {"separated": f"the front's top-1 intervals (mean ± 2 se) separate after {done}",
+        what = self.objectives[0].short
+        self.confirmed = {"separated": f"the front's {what} intervals (mean ± 2 se) separate after {done}",
                           "spent": f"trial(s) {', '.join(map(str, tied))} of the front still tied after {done}: "
                                    f"--confirm {self.cfg.confirm} seeds each spent",
                           "time": f"confirmation stopped at the time limit after {done}"}[outcome]
