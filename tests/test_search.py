@@ -119,31 +119,23 @@ def test_a_long_trial_reports_its_progress_to_the_event_log(tmp_path, npz_data, 
 
 
 def test_failures_are_recorded_and_the_search_goes_on(tmp_path, npz_data):
-    base = baselines("micro", Budget.parse(BUDGET), 224)
-    names = list(base)[:3]
-    faults = {str(base[n]): kind for n, kind in zip(names, ("raise", "oom", "nan"), strict=True)}
-    summary = run_search(_config(tmp_path, npz_data, faults=faults, max_failures=5), quiet=True)
-    assert summary.failed == 3 and summary.completed == 3
+    """A trial that raises, runs out of memory or diverges fails alone; a worker whose process dies
+    (segfault, OOM killer) fails its pack saying so, and a new worker warms up and measures the rest."""
+    base = baselines("micro", Budget.parse("4softmax"), 224)  # five baselines: four to fail, one to pass
+    names = list(base)[:4]
+    faults = {str(base[n]): kind for n, kind in zip(names, ("raise", "oom", "nan", "die"), strict=True)}
+    summary = run_search(_config(tmp_path, npz_data, budget="4softmax", faults=faults, max_failures=5), quiet=True)
+    assert summary.failed == 4 and summary.completed == 2
     failed = {t.user_attrs["pattern"]: t for t in run_study(tmp_path / "runs" / "t").trials
               if t.state == TrialState.FAIL}
     assert {p: t.user_attrs["status"] for p, t in failed.items()} == {
-        p: {"raise": "error", "oom": "oom", "nan": "nan"}[k] for p, k in faults.items()}
+        p: {"raise": "error", "oom": "oom", "nan": "nan", "die": "error"}[k] for p, k in faults.items()}
     assert all(t.user_attrs["reason"] for t in failed.values())
     assert "injected failure" in next(t for p, t in failed.items() if faults[p] == "raise").user_attrs["reason"]
-
-
-def test_a_worker_whose_process_dies_is_replaced_and_the_search_goes_on(tmp_path, npz_data):
-    """A worker killed mid-pack (segfault, OOM killer): its pack fails saying so, a new worker warms
-    up in its place and measures the rest."""
-    dead = str(next(iter(baselines("micro", Budget.parse(BUDGET), 224).values())))
-    summary = run_search(_config(tmp_path, npz_data, trials=2, faults={dead: "die"}), quiet=True)
-    assert summary.failed == 1 and summary.completed == 1
-    failed, = [t for t in run_study(tmp_path / "runs" / "t").trials if t.state == TrialState.FAIL]
-    assert failed.user_attrs["pattern"] == dead and "worker process died" in failed.user_attrs["reason"]
+    assert "worker process died" in next(t for p, t in failed.items() if faults[p] == "die").user_attrs["reason"]
     events = _events(tmp_path / "runs" / "t")
     ready = [e["pid"] for e in events if e["event"] == "worker_ready"]
     assert len(ready) == 2 and ready[0] != ready[1]  # the replacement
-    assert {e["worker"] for e in events if e["event"] == "trial_finished"} == {ready[1]}
 
 
 def test_a_search_in_packs_measures_what_one_trial_at_a_time_does(tmp_path, npz_data, plain_run):
