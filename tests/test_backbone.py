@@ -329,24 +329,27 @@ def test_a_custom_variant_scales_and_builds():
         half.scaled(0.25)
 
 
-@pytest.mark.parametrize("first", ["sola_search", "timm", "sola_search.proxies"])
-def test_importing_the_package_loads_no_torch_and_still_registers_with_timm(first):
+def test_importing_the_package_loads_no_torch_and_still_registers_with_timm():
     """`sola-search show` starts at once (no torch, no timm), and timm finds the models whichever
     of the two a user imports first. The training side (every Ray worker) loads torch but not timm,
-    which would pull in torchvision: ~3 s more of each process's start."""
+    which would pull in torchvision: ~3 s more of each process's start. Each first import in a fresh
+    interpreter of its own, the three side by side."""
     import subprocess
     import sys
 
     code = {"sola_search": "import sys, sola_search; assert 'torch' not in sys.modules and 'timm' not in sys.modules; ",
             "timm": "import timm, sola_search; ",
-            "sola_search.proxies": "import sys, sola_search.proxies; assert 'timm' not in sys.modules; "}[first]
-    code += ("import timm, torch; print(sorted(timm.list_models('sola_vision*'))); "
-             "m = timm.create_model('sola_vision_micro', pattern='all-linear', features_only=True); "
-             "print(len(m(torch.zeros(1, 3, 32, 32))))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert "sola_vision_micro" in out.stdout and "sola_vision_base" in out.stdout
-    assert out.stdout.splitlines()[-1] == "4"  # timm's features_only wrapper: the four stages
+            "sola_search.proxies": "import sys, sola_search.proxies; assert 'timm' not in sys.modules; "}
+    tail = ("import timm, torch; print(sorted(timm.list_models('sola_vision*'))); "
+            "m = timm.create_model('sola_vision_micro', pattern='all-linear', features_only=True); "
+            "print(len(m(torch.zeros(1, 3, 32, 32))))")
+    procs = {first: subprocess.Popen([sys.executable, "-c", c + tail], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True) for first, c in code.items()}
+    for first, proc in procs.items():
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, (first, err)
+        assert "sola_vision_micro" in out and "sola_vision_base" in out, first
+        assert out.splitlines()[-1] == "4", first  # timm's features_only wrapper: the four stages
 
 
 def test_a_pattern_files_resolution_sets_timms_data_config(tmp_path):

@@ -458,6 +458,7 @@ def test_real_fashion_mnist_learns_fast():
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # CI leaves it out (its 15 minutes): test_real_fashion_mnist_learns_fast stays
 @pytest.mark.skipif(not HAVE_FMNIST, reason=f"no Fashion-MNIST in {FASHION_MNIST_DIR}")
 def test_quick_preset_on_fashion_mnist():
     """The quick preset as shipped (100 steps, its batch, learning rate, warm-up, width, resolution and
@@ -558,6 +559,7 @@ def test_proxy_batch_size_and_the_warnings_of_a_small_data_set(tmp_path, capsys)
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # CI leaves it out (its 15 minutes): check_fit's warnings are tested on their own
 def test_run_takes_a_batch_size_and_warns_once_of_a_small_data_set(tmp_path, capsys, shared_ray):
     x, y = _images(60, 12, 2)
     data = _npz(tmp_path / "d.npz", x=x, y=y)

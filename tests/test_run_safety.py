@@ -43,6 +43,7 @@ def _measured(study: optuna.Study) -> dict[str, optuna.trial.FrozenTrial]:
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # CI leaves it out (its 15 minutes): the kill -9 and Ctrl-C tests resume re-queued work too
 def test_requeued_work_goes_ahead_of_the_queue_and_is_measured_before_the_run_ends(tmp_path, npz_data):
     """A killed driver's trial and a failed baseline's retry used to be queued behind the other
     baselines: `resume` reached --trials on those and reported done with both left WAITING."""
@@ -107,6 +108,7 @@ def test_a_pattern_file_of_another_study_is_never_overwritten(made, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # CI leaves it out (its 15 minutes): test_hostile's full disk during a study write stays
 def test_a_full_disk_when_a_pattern_file_is_written_stops_the_run_and_resume_writes_it(
         tmp_path, npz_data, capsys, monkeypatch):
     """The study had the trial COMPLETE, the file never appeared, the exit status said bad input
@@ -139,6 +141,7 @@ def test_a_full_disk_when_a_pattern_file_is_written_stops_the_run_and_resume_wri
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # CI leaves it out (its 15 minutes): test_search's kill -9 mid-run stays
 def test_kill_minus_nine_during_ray_start_up_leaves_a_run_that_resumes(tmp_path, npz_data):
     """run.json used to be stored after Ray had started: a kill -9 before then left study.db,
     .driver.lock and patterns/ that neither `resume` nor `run --name` would take."""
