@@ -32,6 +32,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from proxy_fidelity import score_of
+
 from sola_search.results.fidelity import kendall_tau, split_half, tau_of_r, variance_components
 
 
@@ -59,15 +61,10 @@ def targets(results: list[dict]) -> dict[str, float]:
 
 def score(result: dict, name: str, marks: dict[str, float]) -> float | None:
     """A run's score, higher better; None where the run has none (failed, or no curve)."""
+    if name in ("top1", "loss", "auc"):
+        return score_of(result, name)  # as proxy_fidelity ranks them
     if result.get("status") != "ok":
         return None
-    if name == "top1":
-        return result["val_top1"]
-    if name == "loss":
-        return -result["val_loss"]
-    if name == "auc":
-        curve = result.get("val_curve") or []
-        return statistics.fmean([a for _, a in curve] + [result["val_top1"]]) if curve else None
     if name in ("val_jump", "loss_jump"):
         curve = result.get("val_curve" if name == "val_jump" else "train_curve") or []
         if len(curve) < 2 or name not in marks:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sola_search.errors import SolaError
+from sola_search.objectives import OBJECTIVES
 from sola_search.results.fidelity import (
     bootstrap_tau,
     cross_r,
@@ -64,7 +65,7 @@ def analyse(ladder: Sequence[int], seeds: Sequence[int], patterns: Sequence[str]
     projected (`measured_tau`: the measured one)."""
     ladder, seeds, top = list(ladder), list(seeds), ladder[-1]
     n_seeds = len(seeds)
-    sign = -1 if score == "val_loss" else 1  # the statistics take higher as better
+    sign = 1 if OBJECTIVES[score].maximize else -1  # the statistics take higher as better
 
     def scored(steps: int) -> tuple[list[str], list[list[float]]]:
         kept, values = [], []

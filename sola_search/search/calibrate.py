@@ -28,6 +28,7 @@ from pathlib import Path
 
 from sola_search.errors import SolaError, one_line
 from sola_search.files import read_text
+from sola_search.objectives import SCORE_OBJECTIVES
 from sola_search.search.config import MAX_PACK, SearchConfig
 
 DEFAULT_LADDER = (150, 300, 600, 1200, 2400)
@@ -92,8 +93,8 @@ class CalibrationConfig:
 
         ladder = parse_ladder(",".join(map(str, self.ladder))) if not isinstance(self.ladder, str) \
             else parse_ladder(self.ladder)
-        if self.score not in ("val_top1", "val_loss"):
-            raise SolaError(f"score {self.score!r}: expected val_top1 or val_loss")
+        if self.score not in SCORE_OBJECTIVES.values():
+            raise SolaError(f"score {self.score!r}: expected {' or '.join(SCORE_OBJECTIVES.values())}")
         if not 2 <= self.seeds <= MAX_PACK:
             raise SolaError(f"--seeds {self.seeds}: expected 2 to {MAX_PACK} (seed-to-seed agreement needs two "
                             "seeds; a pattern's seeds train in one pack)")

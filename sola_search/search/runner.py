@@ -61,8 +61,6 @@ from sola_search.space.latency import LatencyTable
 
 # Consecutive proposals already measured before the search concludes the space is exhausted.
 MAX_DUPLICATE_STREAK = 200
-# How often the driver asks each busy worker how its pack is going, and the most often a worker's
-# training reports it (seconds).
 
 
 @dataclass
@@ -714,15 +712,17 @@ class SearchLoop:
         """Tell the study what one worker returned for its pack; a dead worker is replaced."""
         _, entries = end.job
         self.stats.training.pop(end.ref, None)
-        wall = end.wall
-        if end.error is None:  # per pattern, one result per seed
-            outcomes = [(runs, *_seeds_status(runs)) for runs in end.results]
-        else:  # the worker raised or its process died: the whole pack failed
-            outcomes = [(None, *_classify(end.error))] * len(entries)
-            if end.worker_died:
-                self.pool.start()
-        for (trial, pattern), (result, status, reason) in zip(entries, outcomes, strict=True):
-            self._finish(trial, pattern, result, status, reason, wall)
+        for (trial, pattern), (result, status, reason) in zip(entries, self._outcomes(end), strict=True):
+            self._finish(trial, pattern, result, status, reason, end.wall)
+
+    def _outcomes(self, end: Done) -> list[tuple[list[dict] | None, str, str]]:
+        """(runs, status, reason) for each pattern of a pack that ended (its runs: one per seed). A pack
+        whose worker raised or died failed whole; a dead worker is replaced."""
+        if end.error is None:
+            return [(runs, *_seeds_status(runs)) for runs in end.results]
+        if end.worker_died:
+            self.pool.start()
+        return [(None, *_classify(end.error))] * len(end.job[1])
 
     def _finish(self, trial: optuna.Trial, pattern, runs: list[dict] | None, status: str, reason: str,
                 wall: float) -> None:
@@ -815,13 +815,7 @@ class SearchLoop:
 
         _, pack = end.job
         wall = end.wall
-        if end.error is None:
-            outcomes = [(runs, *_seeds_status(runs)) for runs in end.results]
-        else:  # the worker raised or its process died
-            outcomes = [(None, *_classify(end.error))] * len(pack)
-            if end.worker_died:
-                self.pool.start()
-        for (n, key, seeds), (runs, status, reason) in zip(pack, outcomes, strict=True):
+        for (n, key, seeds), (runs, status, reason) in zip(pack, self._outcomes(end), strict=True):
             if status != "ok":
                 self.confirm_failed.add(n)
                 self.run_dir.log("confirm_failed", trial=n, pattern=key, seeds=seeds, status=status, reason=reason)
