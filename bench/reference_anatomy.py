@@ -101,11 +101,34 @@ def reference_runs(path: str, steps: int | None, group: str = "ref") -> list[dic
     return [dict(label=f"ref/s{r['seed']}", pattern=r["pattern"], result=r) for r in recs if r["steps"] == steps]
 
 
+def against(runs: list[dict], other: list[dict]) -> dict[str, tuple[float, int]]:
+    """Kendall tau between two references' seed means over the patterns both scored, by top-1 and by
+    loss: whether two settings (steps, geometry) rank the patterns alike. (tau, patterns) per score."""
+    def means(rs: list[dict], name: str) -> dict[str, float]:
+        by: dict[str, list[float]] = {}
+        for r in rs:
+            if (v := score_of(r["result"], name)) is not None:
+                by.setdefault(r["pattern"], []).append(v)
+        return {p: statistics.fmean(v) for p, v in by.items()}
+
+    out = {}
+    for name in ("top1", "loss"):
+        a, b = means(runs, name), means(other, name)
+        common = sorted(set(a) & set(b))
+        out[name] = (kendall_tau([a[p] for p in common], [b[p] for p in common]), len(common))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("record", help="a proxy_fidelity record with a reference of 2+ seeds, or calibration records")
     ap.add_argument("--steps", type=int, help="the rung of a calibration records file")
     ap.add_argument("--group", default="ref", help="the runs of a proxy_fidelity record to read (default ref)")
+    ap.add_argument("--against", metavar="RECORD", help="another reference of the same patterns (its own "
+                    "--against-group or --against-steps): tau between the two references' seed means, by top-1 "
+                    "and by loss")
+    ap.add_argument("--against-group", default="ref", help="the runs of --against to read (default ref)")
+    ap.add_argument("--against-steps", type=int, help="the rung of --against when it is calibration records")
     ap.add_argument("--out", help="write the figures as JSON here")
     args = ap.parse_args()
     runs = reference_runs(args.record, args.steps, args.group)
@@ -162,6 +185,11 @@ def main() -> None:
         for name, parts in within.items():
             print(f"  {name:<10} " + "   ".join(f"{g}: ICC {c['icc']:.2f}, pattern sd {c['pattern_sd']:.4g} "
                                              f"({c['patterns']} patterns)" for g, c in parts.items()))
+    if args.against:
+        report["against"] = dict(record=args.against, taus=against(runs, reference_runs(
+            args.against, args.against_steps, args.against_group)))
+        print(f"tau of seed means against {args.against}: " + ", ".join(
+            f"{k} {t:+.2f} ({n} patterns)" for k, (t, n) in report["against"]["taus"].items()))
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
         print(f"wrote {args.out}")
