@@ -34,7 +34,14 @@ from pathlib import Path
 
 from proxy_fidelity import score_of
 
-from sola_search.results.fidelity import kendall_tau, split_half, tau_of_r, variance_components
+from sola_search.results.fidelity import (
+    bootstrap_tau,
+    kendall_tau,
+    split_half,
+    tau_of_r,
+    top_k_overlap,
+    variance_components,
+)
 
 
 def _crossing(curve: list[list[float]], target: float, falling: bool) -> float | None:
@@ -90,10 +97,14 @@ def components(values: list[list[float]]) -> dict | None:
 
 
 def reference_runs(path: str, steps: int | None, group: str = "ref") -> list[dict]:
-    """The reference's runs as proxy_fidelity records them: label (`ref/sSEED`), pattern, result."""
+    """The reference's runs as proxy_fidelity records them: label (`ref/sSEED`), pattern, result. A
+    `bench/supernet_fidelity.py` record reads as one run per pattern (label `supernet`)."""
     if not path.endswith(".jsonl"):
-        runs = json.loads(Path(path).read_text())["runs"]
-        return [r for r in runs if r["label"] == group or r["label"].startswith(f"{group}/")]
+        record = json.loads(Path(path).read_text())
+        if record.get("bench") == "supernet_fidelity":
+            return [dict(label="supernet", pattern=p, result=dict(r, status="ok"))
+                    for p, r in record["scores"].items()]
+        return [r for r in record["runs"] if r["label"] == group or r["label"].startswith(f"{group}/")]
     recs = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
     rungs = sorted({r["steps"] for r in recs})
     if steps not in rungs:
@@ -101,9 +112,10 @@ def reference_runs(path: str, steps: int | None, group: str = "ref") -> list[dic
     return [dict(label=f"ref/s{r['seed']}", pattern=r["pattern"], result=r) for r in recs if r["steps"] == steps]
 
 
-def against(runs: list[dict], other: list[dict]) -> dict[str, tuple[float, int]]:
+def against(runs: list[dict], other: list[dict]) -> dict[str, dict]:
     """Kendall tau between two references' seed means over the patterns both scored, by top-1 and by
-    loss: whether two settings (steps, geometry) rank the patterns alike. (tau, patterns) per score."""
+    loss: whether two settings (steps, geometry), or a proxy and a reference, rank the patterns alike.
+    Per score: tau, its bootstrap 90 % interval over patterns, top-5 overlap, patterns."""
     def means(rs: list[dict], name: str) -> dict[str, float]:
         by: dict[str, list[float]] = {}
         for r in rs:
@@ -115,7 +127,9 @@ def against(runs: list[dict], other: list[dict]) -> dict[str, tuple[float, int]]
     for name in ("top1", "loss"):
         a, b = means(runs, name), means(other, name)
         common = sorted(set(a) & set(b))
-        out[name] = (kendall_tau([a[p] for p in common], [b[p] for p in common]), len(common))
+        x, y = [a[p] for p in common], [b[p] for p in common]
+        out[name] = dict(tau=kendall_tau(x, y), tau_90=list(bootstrap_tau(x, y)), top5_overlap=top_k_overlap(x, y),
+                         patterns=len(common))
     return out
 
 
@@ -125,8 +139,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, help="the rung of a calibration records file")
     ap.add_argument("--group", default="ref", help="the runs of a proxy_fidelity record to read (default ref)")
     ap.add_argument("--against", metavar="RECORD", help="another reference of the same patterns (its own "
-                    "--against-group or --against-steps): tau between the two references' seed means, by top-1 "
-                    "and by loss")
+                    "--against-group or --against-steps), or a supernet_fidelity record: tau between the two "
+                    "seed means, by top-1 and by loss, with a bootstrap 90%% interval and top-5 overlap")
     ap.add_argument("--against-group", default="ref", help="the runs of --against to read (default ref)")
     ap.add_argument("--against-steps", type=int, help="the rung of --against when it is calibration records")
     ap.add_argument("--out", help="write the figures as JSON here")
@@ -189,7 +203,8 @@ def main() -> None:
         report["against"] = dict(record=args.against, taus=against(runs, reference_runs(
             args.against, args.against_steps, args.against_group)))
         print(f"tau of seed means against {args.against}: " + ", ".join(
-            f"{k} {t:+.2f} ({n} patterns)" for k, (t, n) in report["against"]["taus"].items()))
+            f"{k} {t['tau']:+.2f} (90% {t['tau_90'][0]:+.2f} to {t['tau_90'][1]:+.2f}; top-5 overlap "
+            f"{t['top5_overlap']}; {t['patterns']} patterns)" for k, t in report["against"]["taus"].items()))
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
         print(f"wrote {args.out}")
