@@ -28,7 +28,7 @@ from sola_search.objectives import (
 )
 from sola_search.results.front import knee, pareto_front, reference_point, trials_frame
 from sola_search.results.patterns import load_pattern_file, pattern_record_from_trial, write_pattern_file
-from sola_search.results.report import _layers, front_report, plot, rows, write_reports
+from sola_search.results.report import _layers, front_report, plot, rows, summary_lines, write_reports
 from sola_search.results.runs import Run, open_run, run_state
 from sola_search.search.config import SearchConfig
 from sola_search.search.rundir import RunDir
@@ -76,6 +76,9 @@ def test_every_objective_round_trips_through_study_pattern_file_reports_and_plot
     run_dir.mkdir()
     rep = front_report(Run(study, "obj", run_dir))
     assert rep.frame[name].tolist() == [tr.values[i] for tr in study.trials]
+    knee = next(line for line in summary_lines(rep) if line.startswith("knee: "))  # named by what ranks
+    assert ("to most accurate" in knee) == (pair[0] == "val_top1") and f"to best {OBJECTIVES[pair[0]].short}" in \
+        knee.replace("most accurate", "best top-1")
     written = {p.name: p for p in write_reports(rep)}
     table = list(csv.DictReader(io.StringIO(written["pareto.csv"].read_text())))
     assert sorted(float(r[name]) for r in table) == sorted(tr.values[i] for tr in study.trials)

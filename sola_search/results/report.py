@@ -223,7 +223,8 @@ def summary_lines(report: FrontReport) -> list[str]:
         lines.append(f"{report.objectives[0].short}: scores with the run's weight-sharing supernet (estimator "
                      "supernet), not stand-alone proxy trainings")
     if report.knee is not None:
-        lines.append(f"knee: trial {report.knee} (farthest above the chord from cheapest to most accurate, "
+        best = "most accurate" if report.objectives[0].name == "val_top1" else f"best {report.objectives[0].short}"
+        lines.append(f"knee: trial {report.knee} (farthest above the chord from cheapest to {best}, "
                      "normalized)" + tie_text(report.ties(report.knee), report))
     a, b = report.objectives
     lines.append(f"hypervolume {report.hypervolume:.4f} ({a.short} × {b.short}) at reference "
