@@ -448,7 +448,7 @@ def test_bad_options_are_one_line_and_status_2(tmp_path, capsys, argv, message):
 # (`stop_signals`), so each case is one signal (a third run of ~30 s, every pairing, went for CI's time).
 @pytest.mark.parametrize("sig, pack", [  # both signals take stop_signals' one path: CI runs one (its 15 minutes)
     pytest.param(signal.SIGINT, 2, id="ctrl-c-packs"),
-    pytest.param(signal.SIGTERM, 1, id="kill", marks=pytest.mark.extended)])
+    pytest.param(signal.SIGHUP, 1, id="hang-up", marks=pytest.mark.extended)])
 def test_ctrl_c_requeues_running_trials_and_leaves_no_ray_process(tmp_path, npz_data, sig, pack):
     runs = tmp_path / "runs"
     run_dir = runs / "c"
@@ -472,6 +472,31 @@ def test_ctrl_c_requeues_running_trials_and_leaves_no_ray_process(tmp_path, npz_
                 if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs]
         assert len(done) == KILLED_RUN_TRIALS and len({t.user_attrs["pattern"] for t in done}) == KILLED_RUN_TRIALS
         assert {e["pack"] for e in _events(run_dir) if e["event"] == "trial_started"} <= {1, 2}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["ctrl-c", "kill", "hang-up"])
+def test_a_stop_signal_asks_the_loop_to_stop_and_nohup_keeps_its_run(sig):
+    """Each stop signal sets the flag the loops poll (SIGHUP's default would end the process at once,
+    cutting the packs in flight); a SIGHUP that `nohup` ignores stays ignored, and each signal's
+    handler is given back afterwards."""
+    from sola_search.search.runner import stop_signals
+
+    before = signal.signal(sig, signal.SIG_DFL)
+    try:
+        with stop_signals() as state:
+            os.kill(os.getpid(), sig)
+            time.sleep(0.01)  # the handler runs in the main thread between bytecodes
+            assert state["stop"]
+        assert signal.getsignal(sig) == signal.SIG_DFL
+        if sig == signal.SIGHUP:
+            signal.signal(sig, signal.SIG_IGN)  # as under nohup
+            with stop_signals() as state:
+                os.kill(os.getpid(), sig)
+                time.sleep(0.01)
+                assert not state["stop"]
+            assert signal.getsignal(sig) == signal.SIG_IGN
+    finally:
+        signal.signal(sig, before)
 
 
 def test_a_pack_that_fails_as_a_whole_is_retried_pattern_by_pattern(monkeypatch):

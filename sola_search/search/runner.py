@@ -10,6 +10,7 @@ steps run side by side in one CUDA graph, which fills the GPU where one small pr
 from __future__ import annotations
 
 import math
+import os
 import re
 import shutil
 import sys
@@ -81,9 +82,12 @@ class MaxFailures(SolaError):
 
 @contextmanager
 def stop_signals() -> Iterator[dict[str, bool]]:
-    """Ctrl-C (SIGINT) or `kill` (SIGTERM) asks the loop to stop at its next safe point: a
-    KeyboardInterrupt raised straight from a signal can land inside a library callback and be
-    swallowed there. A second Ctrl-C interrupts at once."""
+    """Ctrl-C (SIGINT), `kill` (SIGTERM) or a closed terminal (SIGHUP) asks the loop to stop at its
+    next safe point: a KeyboardInterrupt raised straight from a signal can land inside a library
+    callback and be swallowed there, and SIGHUP's default ends the process like kill -9, cutting
+    the packs in flight. A hang-up also points the terminal's streams at /dev/null, since nobody
+    reads them any more; under `nohup` (SIGHUP ignored) the run goes on. A second Ctrl-C
+    interrupts at once."""
     import signal
     import threading
 
@@ -93,16 +97,32 @@ def stop_signals() -> Iterator[dict[str, bool]]:
         return
 
     def handler(signum, frame):
+        if signum == signal.SIGHUP:
+            _detach_terminal()
         if state["stop"] and signum == signal.SIGINT:
             raise KeyboardInterrupt
         state["stop"] = True
 
-    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    sigs = [signal.SIGINT, signal.SIGTERM]
+    if signal.getsignal(signal.SIGHUP) == signal.SIG_DFL:  # not under nohup
+        sigs.append(signal.SIGHUP)
+    old = {sig: signal.signal(sig, handler) for sig in sigs}
     try:
         yield state
     finally:
         for sig, h in old.items():
             signal.signal(sig, h)
+
+
+def _detach_terminal() -> None:
+    """Standard streams that are a (hung-up) terminal now write to /dev/null: a write there fails."""
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        for fd in (0, 1, 2):
+            if os.isatty(fd):
+                os.dup2(null, fd)
+    finally:
+        os.close(null)
 
 
 def _classify(e: BaseException) -> tuple[str, str]:
