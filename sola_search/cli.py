@@ -492,7 +492,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from sola_search.search.calibrate import CalibrationConfig, calibrate, parse_ladder
 
     cfg = CalibrationConfig(data=args.data, variant=args.variant, budget=args.budget, ladder=parse_ladder(args.ladder),
-                            seeds=args.seeds, patterns=args.patterns, preset=args.preset, seed=args.seed,
+                            seeds=args.seeds, reference_seeds=args.reference_seeds, patterns=args.patterns,
+                            preset=args.preset, seed=args.seed,
                             resolution=args.resolution, batch_size=args.batch_size, lr=args.lr, compile=args.compile,
                             out=args.out, pack=args.pack, workers=args.workers, address=args.address,
                             score=SCORE_OBJECTIVES[args.score])
@@ -661,6 +662,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="increasing training steps, comma-separated; the last is the reference (default "
                    "150,300,600,1200,2400)")
     p.add_argument("--seeds", type=_count, default=2, help="seeds per pattern and rung, at least 2 (default 2)")
+    p.add_argument("--reference-seeds", type=_count, help="seeds per pattern of the top rung, the reference every "
+                   "rung is ranked against (default: --seeds); more make it agree with itself better, and the "
+                   "first --seeds of them are reused when it grows")
     p.add_argument("--patterns", type=_count, default=24, help="stratified patterns: baselines, softmax in each "
                    "stage alone, samples over the softmax counts (default 24, at least 6)")
     p.add_argument("--seed", type=_count, default=0, help="seed of the pattern sample and the first training seed "

@@ -14,6 +14,7 @@ from cli_support import run
 
 from sola_search.errors import SolaError
 from sola_search.results.calibration import analyse
+from sola_search.results.fidelity import projected_r, tau_of_r
 from sola_search.search.calibrate import apply_calibration, read_records
 from sola_search.search.config import SearchConfig
 from sola_search.space import Budget
@@ -49,6 +50,27 @@ def test_statistics_reliable_data_recommend_the_cheapest_rung_and_noise_cannot_r
                    _runs(lambda st, i, s: i / 10 + rng.gauss(0, 0.01) if st == 16 else rng.random(), (4, 16)))
     assert late["rungs"][0]["expected"][-1]["tau"] < 0.6
     assert (late["recommendation"]["steps"], late["recommendation"]["seeds"]) == (16, 1)
+
+
+def test_a_top_rung_with_more_seeds_is_the_reference_every_rung_is_ranked_against():
+    """`--reference-seeds 6`: the top rung scores a pattern only when all six of its seeds did; the lower
+    rungs keep their two, and their expected tau is against the six-seed mean (a closer reference
+    than two seeds: higher)."""
+    rng = random.Random(3)
+    truth = {p: i / 10 for i, p in enumerate(PATTERNS)}
+    runs = {(st, p, s): dict(status="ok", val_top1=truth[p] + rng.gauss(0, 0.25), train_s=st / 10, packed=2)
+            for st in (4, 16) for p in PATTERNS for s in range(6 if st == 16 else 2)}
+    del runs[(16, "p7", 5)]  # one reference training missing: p7 is not in the reference
+    six = analyse([4, 16], [0, 1], PATTERNS, runs, reference_seeds=range(6))
+    low, top = six["rungs"]
+    assert (low["seeds"], low["of"], low["trainings"]) == (2, 16, 16)
+    assert (top["seeds"], top["of"], top["trainings"], top["patterns_scored"]) == (6, 48, 47, 7)
+    assert top["gpu_s_per_pattern"] == pytest.approx(6 * 1.6 / 2)
+    for k in (1, 2, 4):  # projected against the six-seed mean of the reference, not a two-seed one
+        six_r, two_r = (projected_r(low["r_vs_top_single"], low["seed_r"], k, top["seed_r"], m) for m in (6, 2))
+        assert low["expected"][k - 1]["tau"] == pytest.approx(tau_of_r(six_r)) and six_r > two_r
+    two = analyse([4, 16], [0, 1], PATTERNS, runs)  # the same runs, the reference's first two seeds only
+    assert two["rungs"][1]["patterns_scored"] == 8 and two["rungs"][1]["seeds"] == 2
 
 
 def test_the_stratified_set_is_the_fidelity_protocols_and_deterministic():
@@ -98,6 +120,17 @@ def test_calibrate_writes_table_json_png_and_a_rerun_trains_only_what_is_missing
     assert status == 2 and "holds another calibration" in err and "ladder [1, 2] there, [1, 3] here" in err
     assert err.count("\n") == 1 and out.read_text() == before
 
+    # A reference of three seeds, the records copied beside another output: only the top rung's third seed
+    # trains (one per pattern); the table says the reference's seeds.
+    more = tmp_path / "cal" / "more.json"
+    (tmp_path / "cal" / "more.records.jsonl").write_bytes(records.read_bytes())
+    status, stdout, err = run(capsys, *[a if a != out else more for a in argv], "--reference-seeds", "3")
+    assert status == 0 and "6 trained, 24 from the records" in stdout, err
+    assert "the top rung's 3-seed mean" in stdout and "2 seeds, the top rung's 3" in stdout
+    grown = json.loads(more.read_text())
+    assert grown["seeds"] == [0, 1] and grown["reference_seeds"] == [0, 1, 2]
+    assert [len(v) for v in grown["scores"]["2"].values()] == [3] * 6 and grown["rungs"][1]["seeds"] == 3
+
     # run --calibration: this one ranks nothing (2 steps on noise), so it is refused, plainly.
     runs = tmp_path / "runs"
     status, _, err = run(capsys, "run", "--budget", "2softmax", "--calibration", out, "--runs-dir", runs)
@@ -113,6 +146,7 @@ def test_calibrate_writes_table_json_png_and_a_rerun_trains_only_what_is_missing
     (["--ladder", "300"], "expected at least two rungs"),
     (["--seeds", "0"], "--seeds 0: expected 2 to 64"),
     (["--seeds", "1"], "seed-to-seed agreement needs two seeds"),
+    (["--seeds", "3", "--reference-seeds", "2"], "--reference-seeds 2: expected 3 (--seeds) to 64"),
     (["--patterns", "5"], "--patterns 5: expected 6 to 1000"),
     (["--budget", "8bananas"], "budget"),
     (["--variant", "huge"], "huge"),

@@ -48,10 +48,11 @@ def _finite(x: Any) -> Any:
 
 def analyse(ladder: Sequence[int], seeds: Sequence[int], patterns: Sequence[str],
             runs: dict[tuple[int, str, int], dict], bar: float = BAR, max_seeds: int = MAX_SEEDS,
-            score: str = "val_top1") -> dict:
+            score: str = "val_top1", reference_seeds: Sequence[int] | None = None) -> dict:
     """The per-rung statistics and the recommendation, from `runs[(steps, pattern, seed)]` (a proxy
     result: status, val_top1, train_s, packed). A rung's statistics use the patterns every one of its
-    seeds scored (and, against the top rung, the top rung scored too).
+    seeds scored (and, against the top rung, the top rung scored too). The top rung is trained with
+    `reference_seeds` (default `seeds`; more: a reference that agrees with itself better).
 
     Per rung: seed-to-seed Kendall tau and r (mean over seed pairs), between-pattern spread over seed
     spread (`spread_over_seed`) and over the seed spread left once each seed's shift common to every
@@ -63,14 +64,18 @@ def analyse(ladder: Sequence[int], seeds: Sequence[int], patterns: Sequence[str]
     1..`max_seeds` seeds: r of means projected from single seeds' correlations by Spearman-Brown
     (`projected_r`), tau = (2/pi)·asin r; `basis` says whether that seeds count was measured or is
     projected (`measured_tau`: the measured one)."""
-    ladder, seeds, top = list(ladder), list(seeds), ladder[-1]
-    n_seeds = len(seeds)
+    ladder, top = list(ladder), ladder[-1]
+    top_seeds = list(reference_seeds or seeds)
+    n_top = len(top_seeds)
     sign = 1 if OBJECTIVES[score].maximize else -1  # the statistics take higher as better
+
+    def seeds_of(steps: int) -> list[int]:
+        return top_seeds if steps == top else list(seeds)
 
     def scored(steps: int) -> tuple[list[str], list[list[float]]]:
         kept, values = [], []
         for p in patterns:
-            rs = [runs.get((steps, p, s)) for s in seeds]
+            rs = [runs.get((steps, p, s)) for s in seeds_of(steps)]
             if all(r is not None and r.get("status") == "ok" and r.get(score) is not None for r in rs):
                 kept.append(p)
                 values.append([sign * r[score] for r in rs])
@@ -82,10 +87,11 @@ def analyse(ladder: Sequence[int], seeds: Sequence[int], patterns: Sequence[str]
     rungs = []
     for steps in ladder:
         kept, values = scored(steps)
-        done = [runs[(steps, p, s)] for p in patterns for s in seeds if (steps, p, s) in runs]
+        n_seeds = len(seeds_of(steps))
+        done = [runs[(steps, p, s)] for p in patterns for s in seeds_of(steps) if (steps, p, s) in runs]
         per_model = [r.get("train_s", 0.0) / max(1, r.get("packed", 1)) for r in done if r.get("status") == "ok"]
         per_seed = statistics.fmean(per_model) if per_model else None
-        row: dict[str, Any] = dict(steps=steps, trainings=len(done), of=len(patterns) * n_seeds,
+        row: dict[str, Any] = dict(steps=steps, seeds=n_seeds, trainings=len(done), of=len(patterns) * n_seeds,
                                    failed=sum(r.get("status") != "ok" for r in done), patterns_scored=len(kept),
                                    gpu_s_per_seed=per_seed, gpu_s_per_pattern=None if per_seed is None
                                    else per_seed * n_seeds)
@@ -113,7 +119,7 @@ def analyse(ladder: Sequence[int], seeds: Sequence[int], patterns: Sequence[str]
             row["r_vs_top_single"] = cross
             expected = []
             for k in range(1, max_seeds + 1):
-                tau = tau_of_r(projected_r(cross, row["seed_r"], k, top_agree["seed_r"], n_seeds))
+                tau = tau_of_r(projected_r(cross, row["seed_r"], k, top_agree["seed_r"], n_top))
                 entry = dict(seeds=k, tau=tau, basis="measured" if k <= n_seeds else "projected")
                 if k <= n_seeds and steps != top:  # the mean of every k of the measured seeds, against the top
                     entry["measured_tau"] = statistics.fmean(
@@ -162,8 +168,8 @@ def _f(x: Any, fmt: str = ".2f") -> str:
 def table_lines(calibration: dict) -> list[str]:
     """The printed table: one line per rung, then the recommendation."""
     rungs = calibration["rungs"]
-    n = len(calibration["seeds"])
-    shown = sorted({*SHOWN_SEEDS, n} & set(range(1, calibration["max_seeds"] + 1)))
+    n, n_top = len(calibration["seeds"]), len(reference_seeds(calibration))
+    shown = sorted({*SHOWN_SEEDS, n, n_top} & set(range(1, calibration["max_seeds"] + 1)))
     head = ["steps", "scored", "seed tau", "spread/noise", "tau vs top [90 %]", "device-s/pattern",
             *[f"{k} seed{'s' if k > 1 else ''}{'*' if k > n else ''}" for k in shown]]
     rows = []
@@ -182,8 +188,9 @@ def table_lines(calibration: dict) -> list[str]:
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in [head, *rows]]
     by = "" if calibration.get("score", "val_top1") == "val_top1" else f"patterns ranked by {calibration['score']}; "
-    lines.append(f"{by}expected tau against the top rung's {n}-seed mean for each seeds count (* projected by "
-                 f"Spearman-Brown from the measured {n} seeds); device-s/pattern: all {n} seeds; spread/noise: "
+    seeds = f"{n} seeds" if n == n_top else f"{n} seeds, the top rung's {n_top}"
+    lines.append(f"{by}expected tau against the top rung's {n_top}-seed mean for each seeds count (* projected by "
+                 f"Spearman-Brown from the measured {seeds}); device-s/pattern: all {seeds}; spread/noise: "
                  "the patterns' sd over the seeds' once each seed's shift common to all patterns is set aside")
     rec = calibration["recommendation"]
     if rec["ranks"]:
@@ -193,6 +200,11 @@ def table_lines(calibration: dict) -> list[str]:
     else:
         lines.append(f"recommendation: none; {rec['reason']}")
     return lines
+
+
+def reference_seeds(calibration: dict) -> list[int]:
+    """The top rung's seeds: `reference_seeds` where the calibration had more there, else `seeds`."""
+    return calibration.get("reference_seeds") or calibration["seeds"]
 
 
 def plot_calibration(calibration: dict, path: str | Path) -> Path:

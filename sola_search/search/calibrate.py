@@ -4,8 +4,10 @@ data at all, and how many steps and seeds it takes.
 A stratified set of patterns under the budget (`space.feasible.stratified_patterns`) is trained at
 every rung of a step ladder with several seeds, through the same Ray workers as `run` (packs of
 patterns x seeds on every GPU, one worker on a CPU), longest rungs first so that the reference (the
-top rung) is there early. Each rung trains the preset's proxy for that many steps with the preset's
-warm-up, so a rung is exactly what `run --steps` trains (a rung inside the warm-up is warned of).
+top rung) is there early; the top rung may have more seeds than the others (`--reference-seeds`:
+a reference that agrees with itself better; its first seeds are the other rungs'). Each rung
+trains the preset's proxy for that many steps with the preset's warm-up, so a rung is exactly what
+`run --steps` trains (a rung inside the warm-up is warned of).
 
 Resume: every finished training is appended, the moment its pack finishes, to a records file beside
 the output (`<out>.records.jsonl`, JSON lines) keyed by pattern, steps, seed and the digest of the
@@ -71,6 +73,7 @@ class CalibrationConfig:
     budget: str
     ladder: tuple[int, ...] = DEFAULT_LADDER
     seeds: int = 2
+    reference_seeds: int | None = None  # the top rung's seeds; None: `seeds`
     patterns: int = 24
     preset: str | None = None  # None: default on GPUs, quick on a CPU (as `run`)
     seed: int = 0  # the pattern sample's seed and the first training seed
@@ -98,6 +101,9 @@ class CalibrationConfig:
         if not 2 <= self.seeds <= MAX_PACK:
             raise SolaError(f"--seeds {self.seeds}: expected 2 to {MAX_PACK} (seed-to-seed agreement needs two "
                             "seeds; a pattern's seeds train in one pack)")
+        if self.reference_seeds is not None and not self.seeds <= self.reference_seeds <= MAX_PACK:
+            raise SolaError(f"--reference-seeds {self.reference_seeds}: expected {self.seeds} (--seeds) to {MAX_PACK} "
+                            "(the top rung is the reference: at least the other rungs' seeds, in one pack)")
         if not MIN_PATTERNS <= self.patterns <= 1000:
             raise SolaError(f"--patterns {self.patterns}: expected {MIN_PATTERNS} to 1000 (fewer leave Kendall's "
                             "tau and its bootstrap interval meaningless; 24 or more for a result)")
@@ -251,7 +257,8 @@ def _base(cfg: CalibrationConfig):
 
 def _identity(cfg: CalibrationConfig, base) -> dict:
     return dict(data=cfg.data, variant=cfg.variant, budget=cfg.budget, preset=cfg.preset, resolution=cfg.resolution,
-                ladder=list(cfg.ladder), seeds=cfg.seeds, patterns=cfg.patterns, seed=cfg.seed,
+                ladder=list(cfg.ladder), seeds=cfg.seeds, reference_seeds=cfg.reference_seeds or cfg.seeds,
+                patterns=cfg.patterns, seed=cfg.seed,
                 batch_size=base.batch_size, lr=base.lr, proxy=config_digest(base))
 
 
@@ -303,6 +310,11 @@ def _calibrate(cfg: CalibrationConfig, res, quiet: bool) -> CalibrationResult:
                         f"at least {cal.MIN_PATTERNS}")
     texts = [str(p) for _, p in pats]
     seeds = seed_list(cfg.seed, cfg.seeds)
+    top_seeds = seed_list(cfg.seed, cfg.reference_seeds or cfg.seeds)  # the same first ones, and more
+
+    def seeds_of(steps: int) -> list[int]:
+        return top_seeds if steps == cfg.ladder[-1] else seeds
+
     digests = {steps: config_digest(c) for steps, c in rungs.items()}
     records = read_records(records_path)
 
@@ -312,26 +324,29 @@ def _calibrate(cfg: CalibrationConfig, res, quiet: bool) -> CalibrationResult:
     pack, n_workers, options = machine_layout(
         SearchConfig(budget=cfg.budget, pack=cfg.pack, workers=cfg.workers, seeds=cfg.seeds),
         res.gpus, res.gpus_per_node, res.cpus)
-    per_pack = max(1, pack // cfg.seeds)
     jobs = []  # (steps, patterns, first seed, seeds): longest rungs first
     for steps in sorted(cfg.ladder, reverse=True):
-        whole = [p for p in texts if not any(have(steps, p, s) for s in seeds)]
-        jobs += [(steps, whole[i : i + per_pack], seeds[0], cfg.seeds) for i in range(0, len(whole), per_pack)]
-        for s in seeds:  # a pattern with some of its seeds recorded: the others, one seed each
+        mine = seeds_of(steps)
+        per_pack = max(1, pack // len(mine))
+        whole = [p for p in texts if not any(have(steps, p, s) for s in mine)]
+        jobs += [(steps, whole[i : i + per_pack], mine[0], len(mine)) for i in range(0, len(whole), per_pack)]
+        for s in mine:  # a pattern with some of its seeds recorded: the others, one seed each
             part = [p for p in texts if p not in whole and not have(steps, p, s)]
             jobs += [(steps, part[i : i + pack], s, 1) for i in range(0, len(part), pack)]
-    total = len(texts) * cfg.seeds * len(cfg.ladder)
+    total = len(texts) * sum(len(seeds_of(steps)) for steps in cfg.ladder)
     todo = sum(len(ps) * k for _, ps, _, k in jobs)
     stats = CalibrationStats(total=total, reused=total - todo, work=sum(st * len(ps) * k for st, ps, _, k in jobs))
     if not quiet:
-        print(f"{len(texts)} patterns x {cfg.seeds} seeds x rungs {','.join(map(str, cfg.ladder))} steps "
+        top_note = f" ({len(top_seeds)} at the top)" if len(top_seeds) != len(seeds) else ""
+        print(f"{len(texts)} patterns x {cfg.seeds} seeds{top_note} x rungs {','.join(map(str, cfg.ladder))} steps "
               f"({cfg.preset} preset): {total} trainings, {stats.reused} found in {records_path}, {todo} to train "
               f"on {n_workers} worker(s), packs of {pack} models", file=sys.stderr, flush=True)
         for note in notes:
             print(f"warning: {note}", file=sys.stderr, flush=True)
 
     if jobs:
-        pool = WorkerPool(worker_actor(options), (rungs[jobs[0][0]].to_dict(), per_pack, cfg.seeds),
+        first_steps, first_pats, _, first_k = jobs[0]  # workers warm up on the first pack's shape
+        pool = WorkerPool(worker_actor(options), (rungs[first_steps].to_dict(), len(first_pats), first_k),
                           min(n_workers, len(jobs)))
         queue = list(jobs)
         with Progress(quiet) as progress, stop_signals() as signals:
@@ -378,16 +393,16 @@ def _calibrate(cfg: CalibrationConfig, res, quiet: bool) -> CalibrationResult:
                     stats.training[ref] = info
 
     runs = {(steps, p, s): records[(p, steps, s, digests[steps])] for steps in cfg.ladder for p in texts
-            for s in seeds if have(steps, p, s)}
-    report = cal.analyse(cfg.ladder, seeds, texts, runs, score=cfg.score)
+            for s in seeds_of(steps) if have(steps, p, s)}
+    report = cal.analyse(cfg.ladder, seeds, texts, runs, score=cfg.score, reference_seeds=top_seeds)
     calibration = dict(
         format=cal.FORMAT, version=cal.VERSION, identity=identity, data=cfg.data, variant=cfg.variant,
-        budget=cfg.budget, preset=cfg.preset, ladder=list(cfg.ladder), seeds=seeds,
+        budget=cfg.budget, preset=cfg.preset, ladder=list(cfg.ladder), seeds=seeds, reference_seeds=top_seeds,
         patterns=[dict(name=n, pattern=str(p), softmax=p.softmax_layers) for n, p in pats],
         proxy=base.to_dict(), rung_configs={str(st): dict(warmup_steps=c.warmup_steps, digest=digests[st])
                                             for st, c in rungs.items()},
         **report,
-        scores={str(st): {p: [runs[(st, p, s)].get(cfg.score) if (st, p, s) in runs else None for s in seeds]
+        scores={str(st): {p: [runs[(st, p, s)].get(cfg.score) if (st, p, s) in runs else None for s in seeds_of(st)]
                           for p in texts} for st in cfg.ladder},
         records=str(records_path.resolve()), trained=stats.done, reused=stats.reused,
         machine=dict(gpus=res.gpus, cpus=res.cpus, workers=n_workers if jobs else 0, pack=pack),
