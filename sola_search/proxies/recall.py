@@ -44,7 +44,8 @@ MIN_VAL = 1000  # below this the split's standard error passes 1.5 points
 # learnt by no placement in 4,800 steps.
 EARLIEST_LEARNT_STEP = 900
 LEARNING_LR = 1e-3
-UNLEARNT_GRID = 16
+UNLEARNT_GRID = 16  # with cells smaller than UNLEARNT_GRID_CELL px (measured at 64 px: 4-px cells)
+UNLEARNT_GRID_CELL = 8
 
 
 @dataclass(frozen=True)
@@ -120,9 +121,10 @@ def training_advice(cfg) -> list[str]:
         why.append(f"lr {cfg.lr:g}, at which learning it at all was a coin flip per seed (at lr 1e-3, 91 of 96 "
                    "runs learnt it in 2,400 steps)")
         fix.append("--lr 1e-3")
-    if spec.grid >= UNLEARNT_GRID:
-        why.append(f"a {spec.grid}x{spec.grid} grid, which no placement learnt in 4,800 steps")
-        fix.append("the default grid=8")
+    if spec.grid >= UNLEARNT_GRID and cfg.resolution // spec.grid < UNLEARNT_GRID_CELL:
+        why.append(f"a {spec.grid}x{spec.grid} grid of {cfg.resolution // spec.grid}-px cells, which no placement "
+                   "learnt in 4,800 steps")
+        fix.append(f"the default grid=8 (or {UNLEARNT_GRID_CELL * spec.grid} px: untried)")
     if not why:
         return []
     return [f"recall is learnt in one sudden jump, which this training may never make: {'; '.join(why)} (measured "
