@@ -15,7 +15,7 @@ from cli_support import run
 from sola_search.errors import SolaError
 from sola_search.results.calibration import analyse
 from sola_search.results.fidelity import projected_r, tau_of_r
-from sola_search.search.calibrate import apply_calibration, read_records
+from sola_search.search.calibrate import apply_calibration, plan_jobs, read_records
 from sola_search.search.config import SearchConfig
 from sola_search.space import Budget
 from sola_search.space.feasible import stratified_patterns
@@ -73,6 +73,21 @@ def test_a_top_rung_with_more_seeds_is_the_reference_every_rung_is_ranked_agains
     assert two["rungs"][1]["patterns_scored"] == 8 and two["rungs"][1]["seeds"] == 2
 
 
+def test_only_missing_trainings_are_planned_and_a_grown_reference_trains_its_new_seeds_alone():
+    """Rung 4 done; the reference (rung 16) recorded with seeds 0-1 but p5's seed 1 lost, grown to four
+    seeds: each missing seed trains alone in packs of 4 patterns, nothing at rung 4. A rung with nothing
+    recorded trains each pattern's seeds together."""
+    pats = [f"p{i}" for i in range(6)]
+    done = {(st, p, s) for st in (4, 16) for p in pats for s in (0, 1)} - {(16, "p5", 1)}
+    seeds_of = lambda st: [0, 1, 2, 3] if st == 16 else [0, 1]  # noqa: E731
+    jobs = plan_jobs((4, 16), pats, seeds_of, lambda st, p, s: (st, p, s) in done, pack=4)
+    assert jobs == [(16, ["p5"], 1, 1), (16, pats[:4], 2, 1), (16, pats[4:], 2, 1), (16, pats[:4], 3, 1),
+                    (16, pats[4:], 3, 1)]
+    fresh = plan_jobs((4, 16), pats, seeds_of, lambda *_: False, pack=4)
+    assert fresh[:6] == [(16, [p], 0, 4) for p in pats]  # 4 seeds fill a pack of 4: one pattern each
+    assert fresh[6:] == [(4, pats[0:2], 0, 2), (4, pats[2:4], 0, 2), (4, pats[4:6], 0, 2)]
+
+
 def test_the_stratified_set_is_the_fidelity_protocols_and_deterministic():
     a = stratified_patterns("micro", Budget.parse("2softmax"), 8, seed=0)
     assert a == stratified_patterns("micro", Budget.parse("2softmax"), 8, seed=0)
@@ -124,8 +139,10 @@ def test_calibrate_writes_table_json_png_and_a_rerun_trains_only_what_is_missing
     # trains (one per pattern); the table says the reference's seeds.
     more = tmp_path / "cal" / "more.json"
     (tmp_path / "cal" / "more.records.jsonl").write_bytes(records.read_bytes())
-    status, stdout, err = run(capsys, *[a if a != out else more for a in argv], "--reference-seeds", "3")
+    status, stdout, err = run(capsys, *[a if a != out else more for a in argv if a != "--quiet"],
+                              "--reference-seeds", "3")
     assert status == 0 and "6 trained, 24 from the records" in stdout, err
+    assert "ready after" in err and "kernels" in err  # not quiet: where the start-up went
     assert "the top rung's 3-seed mean" in stdout and "2 seeds, the top rung's 3" in stdout
     grown = json.loads(more.read_text())
     assert grown["seeds"] == [0, 1] and grown["reference_seeds"] == [0, 1, 2]

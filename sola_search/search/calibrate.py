@@ -25,6 +25,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -324,15 +325,7 @@ def _calibrate(cfg: CalibrationConfig, res, quiet: bool) -> CalibrationResult:
     pack, n_workers, options = machine_layout(
         SearchConfig(budget=cfg.budget, pack=cfg.pack, workers=cfg.workers, seeds=cfg.seeds),
         res.gpus, res.gpus_per_node, res.cpus)
-    jobs = []  # (steps, patterns, first seed, seeds): longest rungs first
-    for steps in sorted(cfg.ladder, reverse=True):
-        mine = seeds_of(steps)
-        per_pack = max(1, pack // len(mine))
-        whole = [p for p in texts if not any(have(steps, p, s) for s in mine)]
-        jobs += [(steps, whole[i : i + per_pack], mine[0], len(mine)) for i in range(0, len(whole), per_pack)]
-        for s in mine:  # a pattern with some of its seeds recorded: the others, one seed each
-            part = [p for p in texts if p not in whole and not have(steps, p, s)]
-            jobs += [(steps, part[i : i + pack], s, 1) for i in range(0, len(part), pack)]
+    jobs = plan_jobs(cfg.ladder, texts, seeds_of, have, pack)
     total = len(texts) * sum(len(seeds_of(steps)) for steps in cfg.ladder)
     todo = sum(len(ps) * k for _, ps, _, k in jobs)
     stats = CalibrationStats(total=total, reused=total - todo, work=sum(st * len(ps) * k for st, ps, _, k in jobs))
@@ -364,6 +357,10 @@ def _calibrate(cfg: CalibrationConfig, res, quiet: bool) -> CalibrationResult:
                     if isinstance(end, Warmed):
                         if end.error is not None:  # its packs fail and say why
                             progress.note(f"worker warm-up failed: {one_line(end.error)}")
+                        else:  # as `run` says it: where a call's start-up goes
+                            info = end.info or {}
+                            progress.note(f"worker {info.get('pid', '?')} ready after {end.wall:.1f}s (data "
+                                          f"{info.get('data_s', 0):.1f}s, kernels {info.get('kernels_s', 0):.1f}s)")
                         continue
                     steps, ps, first, k = end.job
                     stats.training.pop(end.ref, None)
@@ -412,6 +409,24 @@ def _calibrate(cfg: CalibrationConfig, res, quiet: bool) -> CalibrationResult:
     write_atomic(out, json.dumps(calibration, indent=2, allow_nan=False) + "\n")
     png = cal.plot_calibration(calibration, out.with_suffix(".png"))
     return CalibrationResult(calibration, out, png, records_path, stats.done, stats.reused, stats.failed)
+
+
+def plan_jobs(ladder: tuple[int, ...], patterns: list[str], seeds_of: Callable[[int], list[int]],
+              have: Callable[[int, str, int], bool], pack: int) -> list[tuple[int, list[str], int, int]]:
+    """The trainings a calibration still lacks, as packs `(steps, patterns, first seed, seeds)`, longest
+    rungs first. A pattern with none of a rung's seeds recorded trains them all in one pack (beside
+    other such patterns: pack // seeds of them); one with some recorded (a run cut short, or a
+    reference grown with --reference-seeds) trains each missing seed alone, `pack` patterns a pack."""
+    jobs = []
+    for steps in sorted(ladder, reverse=True):
+        mine = seeds_of(steps)
+        per_pack = max(1, pack // len(mine))
+        whole = [p for p in patterns if not any(have(steps, p, s) for s in mine)]
+        jobs += [(steps, whole[i : i + per_pack], mine[0], len(mine)) for i in range(0, len(whole), per_pack)]
+        for s in mine:
+            part = [p for p in patterns if p not in whole and not have(steps, p, s)]
+            jobs += [(steps, part[i : i + pack], s, 1) for i in range(0, len(part), pack)]
+    return jobs
 
 
 def _record(pattern: str, steps: int, r: dict, digest: str) -> dict:
