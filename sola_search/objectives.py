@@ -122,6 +122,15 @@ def over_seeds(objectives: Sequence[Objective], measured: Sequence[Measured]) ->
     return values, attrs
 
 
+def companion_scores(objectives: Sequence[Objective], results: Sequence[dict] = ()) -> list[Objective]:
+    """The proxy scores a run measures but does not rank by (val_loss for a top-1 run, val_top1 for a
+    loss run), those every one of `results` (proxy results) holds as a number: kept per seed beside
+    the objectives, so that a pattern file's other score is the same seeds' mean, not the first's."""
+    names = {o.name for o in objectives}
+    return [OBJECTIVES[n] for n in SCORE_OBJECTIVES.values() if n not in names
+            and all(isinstance(r.get(n), int | float) and not isinstance(r.get(n), bool) for r in results)]
+
+
 def _macs_to_gmacs(attrs: dict) -> float | None:
     macs = attrs.get("macs")
     return macs / 1e9 if isinstance(macs, int | float) and not isinstance(macs, bool) else None

@@ -84,6 +84,10 @@ def test_confirm_gives_seeds_only_to_the_front_and_resume_continues(tmp_path, np
         assert file["metrics"]["val_top1_se"] == pytest.approx(statistics.stdev(each) / math.sqrt(len(each)))
         assert file["metrics"]["confirm_seeds"] == len(record["seeds"])
         assert file["provenance"]["seeds"] == [0, 1, *record["seeds"]]
+        assert len(record["val_loss"]) == len(record["seeds"])  # the score it does not rank by, re-measured too
+        if "val_loss_seeds" in before[n][1]:  # a trial the search measured: its loss over every seed too
+            loss = before[n][1]["val_loss_seeds"] + record["val_loss"]
+            assert file["metrics"]["val_loss_seeds"] == pytest.approx(loss)
     # pareto shows the merged values; a trial not confirmed keeps its two seeds.
     status, out, _ = run(capsys, "pareto", runs / "c", "--format", "json", "--all", "--no-reports")
     rows = {r["trial"]: r for r in json.loads(out)}

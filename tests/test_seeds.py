@@ -193,7 +193,10 @@ def test_a_run_ranked_by_validation_loss_keeps_its_mean_se_and_shows_it(tmp_path
         m = load_pattern_file(runs / "l" / "patterns" / f"{t.number}.json")["metrics"]
         assert m["val_loss"] == pytest.approx(t.values[0]) and m["val_loss_se"] == pytest.approx(
             t.user_attrs["val_loss_se"])
-        assert m["val_top1"] == t.user_attrs["proxy_result"]["val_top1"]  # the first seed's
+        top1 = t.user_attrs["val_top1_seeds"]  # the score it does not rank by: the same seeds' mean
+        assert len(top1) == 2 and top1[0] == t.user_attrs["proxy_result"]["val_top1"]
+        assert m["val_top1"] == pytest.approx(statistics.fmean(top1)) and m["val_top1_seeds"] == top1
+        assert m["val_top1_se"] == pytest.approx(t.user_attrs["val_top1_se"])
     status, out, _ = run(capsys, "pareto", runs / "l", "--no-reports")
     assert status == 0 and "val loss" in out and "top-1 %" not in out
     status, out, _ = run(capsys, "runs", "--runs-dir", runs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 from sola_search.errors import SolaError
 from sola_search.files import read_json, write_atomic
-from sola_search.objectives import DEFAULT_OBJECTIVES, OBJECTIVES, Objective
+from sola_search.objectives import DEFAULT_OBJECTIVES, OBJECTIVES, Objective, companion_scores, standard_error
 from sola_search.space.cost import check_resolution, model_cost
 from sola_search.space.pattern import Pattern
 from sola_search.space.variants import VARIANTS
@@ -246,20 +247,26 @@ def pattern_record_from_trial(study: Any, trial: Any) -> dict[str, Any]:
     names = study.metric_names or DEFAULT_OBJECTIVES
     source = tattrs.get("duplicate_of", trial.number)
     objectives = [OBJECTIVES[n] for n in names] if all(n in OBJECTIVES for n in names) else []
-    told, spread = merged(objectives, trial.values, tattrs, sattrs.get(confirm_key(source)), sattrs.get("seed"))
+    record = sattrs.get(confirm_key(source))
+    told, spread = merged(objectives, trial.values, tattrs, record, sattrs.get("seed"))
     values = dict(zip(names, told, strict=False))
+    result = tattrs.get("proxy_result") if isinstance(tattrs.get("proxy_result"), dict) else {}
+    for c in companion_scores(objectives):  # the score it does not rank by: the same seeds' mean
+        each = [*(tattrs.get(c.seeds_name) or [result.get(c.name)]), *((record or {}).get(c.name) or [])]
+        if all(isinstance(v, int | float) for v in each):
+            values[c.name] = statistics.fmean(each)
+            if len(each) > 1:
+                spread[c.seeds_name], spread[c.se_name] = each, standard_error(each)
     pattern = Pattern.parse(text, variant)
     macs, params = tattrs.get("macs"), tattrs.get("params")
     if macs is None or params is None:
         cost = model_cost(variant, pattern, int(resolution))
         macs, params = cost.macs if macs is None else macs, cost.params if params is None else params
-    result = tattrs.get("proxy_result") if isinstance(tattrs.get("proxy_result"), dict) else {}
     proxy = {"preset": sattrs.get("preset"), "config": sattrs.get("proxy"), "result": result or None,
              "estimator": tattrs.get("estimator", "train")}  # train: the pattern's own run; supernet: shared weights
     seed = result.get("seed", sattrs.get("seed"))
     done = trial.datetime_complete
     return make_pattern_record(
-        # A run ranking by one of them (the mean over its seeds) has the other as its first seed's run gave it.
         variant, pattern, resolution=int(resolution), val_top1=values.get("val_top1", result.get("val_top1")),
         macs=int(macs), params=int(params), val_loss=values.get("val_loss", result.get("val_loss")), proxy=proxy,
         study=study.study_name, trial=trial.number, seed=seed if isinstance(seed, int) else None,

@@ -27,7 +27,7 @@ from optuna.trial import TrialState
 
 from sola_search.errors import SolaError, StateError, is_oom, one_line, redact_url
 from sola_search.files import parse_json
-from sola_search.objectives import Measured, Objective, get_objectives, over_seeds
+from sola_search.objectives import Measured, Objective, companion_scores, get_objectives, over_seeds
 from sola_search.search.cluster import check_address, ray_session, worker_actor
 from sola_search.search.config import (
     DEFAULT_GPUS_PER_TRIAL,
@@ -760,7 +760,9 @@ class SearchLoop:
             for dup in self.waiting.pop(key, []):
                 self._tell_failed(dup, key, "duplicate", f"duplicate of failed trial {trial.number}")
             return
-        values, spread = over_seeds(self.objectives, [Measured(pattern, r, self.table, self.latency) for r in runs])
+        measured = [Measured(pattern, r, self.table, self.latency) for r in runs]
+        values, spread = over_seeds(self.objectives, measured)
+        spread |= over_seeds(companion_scores(self.objectives, runs), measured)[1]  # the other score, per seed
         for name, value in spread.items():
             trial.set_user_attr(name, value)
         if len(runs) > 1:
@@ -843,7 +845,7 @@ class SearchLoop:
                 continue
             pattern = Pattern.parse(key, self.encoding.variant)
             values = {o.name: [o.compute(Measured(pattern, r, self.table, self.latency)) for r in runs]
-                      for o in self.objectives if o.seeded}
+                      for o in [*self.objectives, *companion_scores(self.objectives, runs)] if o.seeded}
             record = record_confirmation(self.study, n, key, [r["seed"] for r in runs], values)
             trial = self.measured.get(key) or self.study.get_trials(deepcopy=False)[n]  # numbered in order
             write_trial_file(self.run_dir, self.study, trial)
