@@ -15,7 +15,7 @@ from cli_support import run
 from sola_search.errors import SolaError
 from sola_search.results.calibration import analyse
 from sola_search.results.fidelity import projected_r, tau_of_r
-from sola_search.search.calibrate import apply_calibration, plan_jobs, read_records
+from sola_search.search.calibrate import apply_calibration, other_configs, plan_jobs, read_records
 from sola_search.search.config import SearchConfig
 from sola_search.space import Budget
 from sola_search.space.feasible import stratified_patterns
@@ -83,6 +83,8 @@ def test_only_missing_trainings_are_planned_and_a_grown_reference_trains_its_new
     jobs = plan_jobs((4, 16), pats, seeds_of, lambda st, p, s: (st, p, s) in done, pack=4)
     assert jobs == [(16, ["p5"], 1, 1), (16, pats[:4], 2, 1), (16, pats[4:], 2, 1), (16, pats[:4], 3, 1),
                     (16, pats[4:], 3, 1)]
+    records = {("p0", 4, 0, "a"): {}, ("p0", 4, 1, "b"): {}, ("p1", 16, 0, "c"): {}, ("q", 4, 0, "b"): {}}
+    assert other_configs(records, pats, {4: "a", 16: "d"}) == 2  # p0's seed 1 at 4, p1 at 16; q is not ours
     fresh = plan_jobs((4, 16), pats, seeds_of, lambda *_: False, pack=4)
     assert fresh[:6] == [(16, [p], 0, 4) for p in pats]  # 4 seeds fill a pack of 4: one pattern each
     assert fresh[6:] == [(4, pats[0:2], 0, 2), (4, pats[2:4], 0, 2), (4, pats[4:6], 0, 2)]

@@ -326,6 +326,10 @@ def _calibrate(cfg: CalibrationConfig, res, quiet: bool) -> CalibrationResult:
         SearchConfig(budget=cfg.budget, pack=cfg.pack, workers=cfg.workers, seeds=cfg.seeds),
         res.gpus, res.gpus_per_node, res.cpus)
     jobs = plan_jobs(cfg.ladder, texts, seeds_of, have, pack)
+    if other := other_configs(records, texts, digests):
+        notes.append(f"{other} trainings in {records_path} of these patterns and rungs were made with another "
+                     "proxy configuration (the data spec as written, preset, batch size, lr ... are part of a "
+                     "training's identity) and are not reused")
     total = len(texts) * sum(len(seeds_of(steps)) for steps in cfg.ladder)
     todo = sum(len(ps) * k for _, ps, _, k in jobs)
     stats = CalibrationStats(total=total, reused=total - todo, work=sum(st * len(ps) * k for st, ps, _, k in jobs))
@@ -333,7 +337,9 @@ def _calibrate(cfg: CalibrationConfig, res, quiet: bool) -> CalibrationResult:
         top_note = f" ({len(top_seeds)} at the top)" if len(top_seeds) != len(seeds) else ""
         print(f"{len(texts)} patterns x {cfg.seeds} seeds{top_note} x rungs {','.join(map(str, cfg.ladder))} steps "
               f"({cfg.preset} preset): {total} trainings, {stats.reused} found in {records_path}, {todo} to train "
-              f"on {n_workers} worker(s), packs of {pack} models", file=sys.stderr, flush=True)
+              f"on {n_workers} worker(s), packs of {pack} models"
+              + (f" ({len(top_seeds)} at the top: a pattern's seeds in one pack)" if len(top_seeds) > pack else ""),
+              file=sys.stderr, flush=True)
         for note in notes:
             print(f"warning: {note}", file=sys.stderr, flush=True)
 
@@ -409,6 +415,13 @@ def _calibrate(cfg: CalibrationConfig, res, quiet: bool) -> CalibrationResult:
     write_atomic(out, json.dumps(calibration, indent=2, allow_nan=False) + "\n")
     png = cal.plot_calibration(calibration, out.with_suffix(".png"))
     return CalibrationResult(calibration, out, png, records_path, stats.done, stats.reused, stats.failed)
+
+
+def other_configs(records: dict, patterns: list[str], digests: dict[int, str]) -> int:
+    """How many records are of these patterns and rungs but another proxy configuration: what a user
+    who expected them reused (the same data under another path, say) should hear before training."""
+    wanted = set(patterns)
+    return sum(1 for p, steps, _, digest in records if p in wanted and steps in digests and digest != digests[steps])
 
 
 def plan_jobs(ladder: tuple[int, ...], patterns: list[str], seeds_of: Callable[[int], list[int]],
