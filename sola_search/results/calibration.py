@@ -171,7 +171,7 @@ def table_lines(calibration: dict) -> list[str]:
     n, n_top = len(calibration["seeds"]), len(reference_seeds(calibration))
     shown = sorted({*SHOWN_SEEDS, n, n_top} & set(range(1, calibration["max_seeds"] + 1)))
     head = ["steps", "scored", "seed tau", "spread/noise", "tau vs top [90 %]", "device-s/pattern",
-            *[f"{k} seed{'s' if k > 1 else ''}{'*' if k > n else ''}" for k in shown]]
+            *[f"{k} seed{'s' if k > 1 else ''}" for k in shown]]
     rows = []
     for r in rungs:
         if "split_half_tau" in r:
@@ -181,10 +181,10 @@ def table_lines(calibration: dict) -> list[str]:
             vs = f"{_f(r['tau_vs_top'])} [{_f(lo)}, {_f(hi)}]"
         else:
             vs = "-"
-        exp = {e["seeds"]: e["tau"] for e in r.get("expected", [])}
+        exp = {e["seeds"]: _f(e["tau"]) + ("*" if e["basis"] == "projected" else "") for e in r.get("expected", [])}
         rows.append([str(r["steps"]), f"{r['patterns_scored']}/{len(calibration['patterns'])}", _f(r.get("seed_tau")),
                      _f(r.get("spread_over_seed_paired"), ".1f"), vs, _f(r.get("gpu_s_per_pattern"), ".1f"),
-                     *[_f(exp.get(k)) for k in shown]])
+                     *[exp.get(k, "-") for k in shown]])
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in [head, *rows]]
     by = "" if calibration.get("score", "val_top1") == "val_top1" else f"patterns ranked by {calibration['score']}; "
