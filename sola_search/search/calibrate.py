@@ -292,7 +292,7 @@ def _calibrate(cfg: CalibrationConfig, res, quiet: bool) -> CalibrationResult:
     from sola_search.proxies import check_fit, seed_list, training_advice
     from sola_search.results import calibration as cal
     from sola_search.search.cluster import worker_actor
-    from sola_search.search.pool import Warmed, WorkerPool
+    from sola_search.search.pool import Warmed, WorkerPool, ready_note
     from sola_search.search.progress import Progress
     from sola_search.search.runner import machine_layout, stop_signals
     from sola_search.space import Budget
@@ -364,9 +364,7 @@ def _calibrate(cfg: CalibrationConfig, res, quiet: bool) -> CalibrationResult:
                         if end.error is not None:  # its packs fail and say why
                             progress.note(f"worker warm-up failed: {one_line(end.error)}")
                         else:  # as `run` says it: where a call's start-up goes
-                            info = end.info or {}
-                            progress.note(f"worker {info.get('pid', '?')} ready after {end.wall:.1f}s (data "
-                                          f"{info.get('data_s', 0):.1f}s, kernels {info.get('kernels_s', 0):.1f}s)")
+                            progress.note(ready_note(end.info or {}, end.wall))
                         continue
                     steps, ps, first, k = end.job
                     stats.training.pop(end.ref, None)

@@ -28,6 +28,14 @@ class Warmed:
     wall: float
 
 
+def ready_note(info: dict, wall: float) -> str:
+    """The progress line a worker's warm-up gets: how long it took and where the time went (data,
+    kernels), or why it failed (`reason`)."""
+    return (f"worker {info.get('pid', '?')} ready after {wall:.1f}s"
+            + (f" (data {info['data_s']:.1f}s, kernels {info['kernels_s']:.1f}s)" if "data_s" in info
+               else f": {info.get('reason', '')}"))
+
+
 @dataclass(frozen=True)
 class Done:
     """A job ended: its results, or the exception the worker raised (its process may have died:

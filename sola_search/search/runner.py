@@ -42,7 +42,7 @@ from sola_search.search.config import (
     pack_models,
 )
 from sola_search.search.confirm import confirmations
-from sola_search.search.pool import Done, Warmed, WorkerPool
+from sola_search.search.pool import Done, Warmed, WorkerPool, ready_note
 from sola_search.search.progress import Progress, SearchStats
 from sola_search.search.rundir import RunDir
 from sola_search.search.study import (
@@ -614,9 +614,7 @@ class SearchLoop:
             info = dict(status="error", reason=one_line(e))
         wall = end.wall
         self.run_dir.log("worker_ready", wall_s=round(wall, 3), **info)
-        self.progress.note(f"worker {info.get('pid', '?')} ready after {wall:.1f}s"
-                           + (f" (data {info['data_s']:.1f}s, kernels {info['kernels_s']:.1f}s)" if "data_s" in info
-                              else f": {info.get('reason', '')}"))
+        self.progress.note(ready_note(info, wall))
 
     def run(self) -> str:
         """Returns why it stopped: done, time, failures or exhausted."""
