@@ -18,7 +18,7 @@ from typing import Any
 
 from sola_search.errors import SolaError
 from sola_search.files import read_json, write_atomic
-from sola_search.objectives import DEFAULT_OBJECTIVES, OBJECTIVES, Objective, companion_scores, standard_error
+from sola_search.objectives import DEFAULT_OBJECTIVES, OBJECTIVES, Objective, companion_scores
 from sola_search.space.cost import check_resolution, model_cost
 from sola_search.space.pattern import Pattern
 from sola_search.space.variants import VARIANTS
@@ -247,16 +247,16 @@ def pattern_record_from_trial(study: Any, trial: Any) -> dict[str, Any]:
     names = study.metric_names or DEFAULT_OBJECTIVES
     source = tattrs.get("duplicate_of", trial.number)
     objectives = [OBJECTIVES[n] for n in names] if all(n in OBJECTIVES for n in names) else []
-    record = sattrs.get(confirm_key(source))
-    told, spread = merged(objectives, trial.values, tattrs, record, sattrs.get("seed"))
+    record, default_seed = sattrs.get(confirm_key(source)), sattrs.get("seed")
+    told, spread = merged(objectives, trial.values, tattrs, record, default_seed)
     values = dict(zip(names, told, strict=False))
     result = tattrs.get("proxy_result") if isinstance(tattrs.get("proxy_result"), dict) else {}
-    for c in companion_scores(objectives):  # the score it does not rank by: the same seeds' mean
-        each = [*(tattrs.get(c.seeds_name) or [result.get(c.name)]), *((record or {}).get(c.name) or [])]
-        if all(isinstance(v, int | float) for v in each):
-            values[c.name] = statistics.fmean(each)
-            if len(each) > 1:
-                spread[c.seeds_name], spread[c.se_name] = each, standard_error(each)
+    # The score it does not rank by, merged the same way: the mean over the search's seeds and the re-measures.
+    others = companion_scores(objectives, [result])
+    searched = [statistics.fmean(tattrs.get(c.seeds_name) or [result[c.name]]) for c in others]
+    other_told, other_spread = merged(others, searched, tattrs, record, default_seed)
+    values |= {c.name: v for c, v in zip(others, other_told, strict=True)}
+    spread |= other_spread
     pattern = Pattern.parse(text, variant)
     macs, params = tattrs.get("macs"), tattrs.get("params")
     if macs is None or params is None:
