@@ -25,6 +25,7 @@ The step's time as a multiple of the roofline is the figure to drive down.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from collections import defaultdict
 
@@ -36,8 +37,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 from sola_search.proxies import load_proxy_data
-from sola_search.proxies.compiled import compile_blocks, graphs_compiled
+from sola_search.proxies.compiled import compile_blocks, eager, graphs_compiled
 from sola_search.space import build_backbone, resolve_pattern
+from sola_search.space.backbone import ConvNorm, _nchw
 
 FAMILIES = ["linear matmuls", "MALA fp32 matmuls", "softmax attention (SDPA)", "depthwise conv",
             "dense conv (stem, downsampling)", "LayerNorm", "loss", "casts and copies", "gradient clipping",
@@ -70,6 +72,65 @@ def family(names: list[str], weight_shape: list | None = None) -> str:
                 or n.endswith("::contiguous"):
             return "casts and copies"
     return "elementwise and other"
+
+
+def conv3x3s2_as_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """Lever `--conv matmul`: `F.conv2d(x, weight, bias, stride=2, padding=1)` for a 3x3 `weight` as one
+    matmul over the input's nine shifted strided views (channels last, K = 9 C_in); (B, H_out, W_out, C_out)."""
+    _, _, h, w = x.shape
+    ho, wo = (h + 1) // 2, (w + 1) // 2
+    xp = F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1))
+    cols = torch.cat([xp[:, i:i + 2 * ho - 1:2, j:j + 2 * wo - 1:2, :] for i in range(3) for j in range(3)], -1)
+    return F.linear(cols, weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1), bias)
+
+
+def depthwise_as_shifts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """Lever `--dwconv shifts`: a same-padded k x k depthwise convolution of x (B, C, H, W; a permuted
+    channels-last tensor) as the sum of its k*k shifted views times one weight per channel, in fp32, so
+    that inductor fuses it with its neighbours (cuDNN's depthwise kernels were a fifth of the compiled step)."""
+    c, k = weight.shape[0], weight.shape[-1]
+    h, w, p = x.shape[2], x.shape[3], weight.shape[-1] // 2
+    dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
+    xp = F.pad(x.permute(0, 2, 3, 1).float(), (0, 0, p, p, p, p))
+    taps = weight.float().reshape(c, k * k).t()
+    out = bias.float() if bias is not None else 0.0
+    for i in range(k):
+        for j in range(k):
+            out = out + xp[:, i:i + h, j:j + w, :] * taps[i * k + j]
+    return out.to(dtype).permute(0, 3, 1, 2)
+
+
+def use_lever(model: torch.nn.Module, conv: str, dwconv: str) -> str:
+    """Swap the lever's functions into `model` and check them against the modules they replace (forward
+    and gradients, fp32, on the model's device); returns what was done and the largest differences."""
+    done = []
+    for m in model.modules():
+        if conv == "matmul" and isinstance(m, ConvNorm):
+            m.forward = lambda x, m=m: _nchw(m.norm(conv3x3s2_as_matmul(x, m.conv.weight, m.conv.bias)))
+            done.append(("conv", m.conv, lambda x, m=m: conv3x3s2_as_matmul(x, m.conv.weight, m.conv.bias)
+                         .permute(0, 3, 1, 2)))
+        if dwconv == "shifts" and isinstance(m, torch.nn.Conv2d) and m.groups == m.in_channels > 1:
+            ref = m.forward
+            m.forward = lambda x, m=m: depthwise_as_shifts(x, m.weight, m.bias)
+            done.append(("dwconv", ref, m.forward))
+    diffs = {}
+    for kind, ref, new in done[:6]:
+        mod = ref if isinstance(ref, torch.nn.Module) else ref.__self__
+        cin = mod.in_channels
+        x = torch.randn(2, cin, 9, 8, device=next(mod.parameters()).device, requires_grad=True)
+        outs = []
+        for fn in (ref, new):
+            x.grad = None
+            for q in mod.parameters():
+                q.grad = None
+            y = fn(x)
+            y.backward(torch.ones_like(y) * torch.arange(y.numel(), device=y.device).view_as(y).sin())
+            outs.append([y.detach(), x.grad.clone()] + [q.grad.clone() for q in mod.parameters()])
+        diffs[kind] = max(diffs.get(kind, 0.0), max(float((a - b).abs().max() / (a.abs().max() + 1e-12))
+                                                    for a, b in zip(*outs, strict=True)))
+    for q in model.parameters():
+        q.grad = None
+    return f"{len(done)} modules replaced; largest relative difference against them (fp32): {diffs}"
 
 
 def make_step(model, cfg, dev):
@@ -128,14 +189,44 @@ def by_family_profiled(step, x, y, n: int, dev, top: dict | None = None) -> dict
         names, shapes, e = [], None, ev
         while e is not None:
             names.append(e.name)
-            if shapes is None and "conv" in e.name.lower() and e.input_shapes and len(e.input_shapes) > 1:
-                shapes = e.input_shapes[1]
+            if shapes is None and "conv" in e.name.lower() and e.input_shapes and len(e.input_shapes) > 2:
+                # the weight: convolution(input, weight, ...), convolution_backward(grad_out, input, weight, ...)
+                shapes = e.input_shapes[2 if "backward" in e.name.lower() else 1]
             e = e.cpu_parent
         out[family(names, shapes)] += t / 1e6 / n
         if top is not None:
             key = " > ".join(reversed(names[:3])) + f" {ev.input_shapes}"
             top[key] = top.get(key, 0.0) + t / 1e6 / n
     return dict(out)
+
+
+KERNELS = [("inductor's fused Triton kernels", ("triton",)), ("softmax attention (SDPA)", ("sdpa", "flash", "fmha",
+             "attention")), ("depthwise convolutions (cuDNN)", ("c1_k1", "grouped")),
+           ("dense convolutions (cuDNN)", ("conv", "xmma_fprop", "dgrad", "wgrad", "implicit_gemm", "cudnn")),
+           ("matmuls (cuBLAS, CUTLASS)", ("gemm", "cutlass", "sm90_", "nvjet", "ampere_", "cublas")),
+           ("optimizer (fused AdamW)", ("adam",)), ("memcpy, memset", ("memcpy", "memset"))]
+
+
+def kernel_family(name: str) -> str:
+    """A kernel's family by its own name: what a compiled step can be charged to, where fused kernels
+    no longer belong to one aten op."""
+    low = name.lower()
+    return next((fam for fam, keys in KERNELS if any(k in low for k in keys)), "other kernels (ATen)")
+
+
+def by_kernel_profiled(step, x, y, n: int, dev) -> tuple[dict[str, float], list]:
+    """Seconds per step by kernel family, and the costliest kernels by name (GPU only)."""
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(n):
+            step(x, y)
+        torch.cuda.synchronize(dev)
+    fams: dict[str, float] = defaultdict(float)
+    names: dict[str, float] = defaultdict(float)
+    for ev in prof.events():
+        if ev.device_type == torch.autograd.DeviceType.CUDA and ev.device_time_total > 0:
+            fams[kernel_family(ev.name)] += ev.device_time_total / 1e6 / n
+            names[ev.name[:120]] += ev.device_time_total / 1e6 / n
+    return dict(fams), sorted(([k, v] for k, v in names.items()), key=lambda kv: -kv[1])[:40]
 
 
 class OpCounter(TorchDispatchMode):
@@ -214,6 +305,11 @@ def main() -> None:
                     help="lever: LayerNorm as is, without affine followed by `* weight + bias`, or "
                     "bench/triton_layernorm.py")
     ap.add_argument("--no-channels-last", action="store_true", help="lever: contiguous (NCHW) inputs and weights")
+    ap.add_argument("--conv", choices=["cudnn", "matmul"], default="cudnn", help="lever: the stem's and "
+                    "downsampling's 3x3 stride-2 convolutions as cuDNN's, or as one matmul over nine shifted views "
+                    "(conv3x3s2_as_matmul)")
+    ap.add_argument("--dwconv", choices=["cudnn", "shifts"], default="cudnn", help="lever: the blocks' depthwise "
+                    "convolutions (CPE, LePE, MLP) as cuDNN's, or as sums of shifted views (depthwise_as_shifts)")
     args = ap.parse_args()
 
     over = overrides(args)
@@ -234,6 +330,8 @@ def main() -> None:
         for m in model.modules():
             if isinstance(m, torch.nn.LayerNorm):
                 m.forward = lambda x, m=m: F.layer_norm(x, m.normalized_shape, None, None, m.eps) * m.weight + m.bias
+    if args.conv != "cudnn" or args.dwconv != "cudnn":
+        print("lever: " + use_lever(model, args.conv, args.dwconv), flush=True)
     compile_s = None
     if args.compile:
         t0 = time.perf_counter()
@@ -257,7 +355,8 @@ def main() -> None:
     x = data.normalize(xb, cfg.channels_last)
     n = 2 if args.smoke else args.steps
 
-    rec: dict = dict(config=cfg.to_dict(), pattern=str(pattern), env=env_info(), compile=args.compile, ln=args.ln)
+    rec: dict = dict(config=cfg.to_dict(), pattern=str(pattern), env=env_info(), compile=args.compile, ln=args.ln,
+                     conv=args.conv, dwconv=args.dwconv)
     peaks = measure_peaks(dev)
     rec["peaks"] = peaks
     for _ in range(3):  # warm: cuDNN autotuning, lazy kernels, AdamW state (and compilation)
@@ -290,14 +389,24 @@ def main() -> None:
           + f": step graph {1e3 * rec.get('graph_s', float('nan')):.3f} ms, eager {1e3 * rec['eager_s']:.3f} ms, "
           f"data {1e3 * rec['data_s']:.3f} ms; {rec['images_per_s']:,.0f} images/s", flush=True)
     write_json(args.out, rec)
-    if args.compile:  # the families are the eager model's (profile it without --compile)
-        return
-
+    n_prof = 1 if args.smoke else args.profile_steps
+    if dev.type == "cuda":  # by kernel name: the only split of a compiled step, whose kernels fuse many ops
+        rec["time_by_kernel"], rec["top_kernels"] = by_kernel_profiled(step, x, yb, n_prof, dev)
+        table([dict(kernels=f, ms=1e3 * t, share=t / sum(rec["time_by_kernel"].values()))
+               for f, t in sorted(rec["time_by_kernel"].items(), key=lambda kv: -kv[1])], ["kernels", "ms", "share"])
+        for k, v in rec["top_kernels"][:args.top]:
+            print(f"  {1e3 * v:7.3f}  {k}")
+        write_json(args.out, rec)
+    if args.compile:  # by op family and the roofline: the model run eager (the ops as written, unfused)
+        ctx = eager()
+    else:
+        ctx = contextlib.nullcontext()
     top: dict[str, float] = {}
-    rec["time_by_family"] = by_family_profiled(step, x, yb, 1 if args.smoke else args.profile_steps, dev, top)
+    with ctx:
+        rec["time_by_family"] = by_family_profiled(step, x, yb, n_prof, dev, top)
     rec["top_ops"] = sorted(([k, v] for k, v in top.items()), key=lambda kv: -kv[1])[:40]
     counter = OpCounter(peaks, peaks["bandwidth"])
-    with counter:
+    with ctx, counter:
         step(x, yb)
     rec["flops_by_family"], rec["bytes_by_family"] = dict(counter.flops), dict(counter.bytes)
     rec["roofline_by_family"], rec["ops_by_family"] = dict(counter.roof), dict(counter.ops)
@@ -306,6 +415,8 @@ def main() -> None:
                 tflops=sum(counter.flops.values()) / best / 1e12)
 
     total = sum(rec["time_by_family"].values()) or 1.0
+    if args.compile:
+        print("by op family: the same model run eager (its ops as written), for the roofline")
     rows = [dict(family=f, ms=1e3 * rec["time_by_family"].get(f, 0.0),
                  share=rec["time_by_family"].get(f, 0.0) / total,
                  gflop=counter.flops.get(f, 0) / 1e9, mbytes=counter.bytes.get(f, 0) / 2**20,
