@@ -100,6 +100,19 @@ def depthwise_as_shifts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
     return out.to(dtype).permute(0, 3, 1, 2)
 
 
+def depthwise_as_unfold(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """Lever `--dwconv unfold`: the same convolution as one weighted sum over an unfolded (B, H, W, C, k, k)
+    view of the padded input: one product and one reduction in the graph, not k*k of each (`shifts`
+    took inductor past 170 s to compile at the proxy's geometries)."""
+    k, p = weight.shape[-1], weight.shape[-1] // 2
+    dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
+    patches = F.pad(x.permute(0, 2, 3, 1).float(), (0, 0, p, p, p, p)).unfold(1, k, 1).unfold(2, k, 1)
+    out = (patches * weight.float().squeeze(1)).sum((-2, -1))
+    if bias is not None:
+        out = out + bias.float()
+    return out.to(dtype).permute(0, 3, 1, 2)
+
+
 def use_lever(model: torch.nn.Module, conv: str, dwconv: str) -> str:
     """Swap the lever's functions into `model` and check them against the modules they replace (forward
     and gradients, fp32, on the model's device); returns what was done and the largest differences."""
@@ -109,9 +122,9 @@ def use_lever(model: torch.nn.Module, conv: str, dwconv: str) -> str:
             m.forward = lambda x, m=m: _nchw(m.norm(conv3x3s2_as_matmul(x, m.conv.weight, m.conv.bias)))
             done.append(("conv", m.conv, lambda x, m=m: conv3x3s2_as_matmul(x, m.conv.weight, m.conv.bias)
                          .permute(0, 3, 1, 2)))
-        if dwconv == "shifts" and isinstance(m, torch.nn.Conv2d) and m.groups == m.in_channels > 1:
-            ref = m.forward
-            m.forward = lambda x, m=m: depthwise_as_shifts(x, m.weight, m.bias)
+        if dwconv != "cudnn" and isinstance(m, torch.nn.Conv2d) and m.groups == m.in_channels > 1:
+            ref, fn = m.forward, depthwise_as_shifts if dwconv == "shifts" else depthwise_as_unfold
+            m.forward = lambda x, m=m, fn=fn: fn(x, m.weight, m.bias)
             done.append(("dwconv", ref, m.forward))
     diffs = {}
     for kind, ref, new in done[:6]:
@@ -308,8 +321,9 @@ def main() -> None:
     ap.add_argument("--conv", choices=["cudnn", "matmul"], default="cudnn", help="lever: the stem's and "
                     "downsampling's 3x3 stride-2 convolutions as cuDNN's, or as one matmul over nine shifted views "
                     "(conv3x3s2_as_matmul)")
-    ap.add_argument("--dwconv", choices=["cudnn", "shifts"], default="cudnn", help="lever: the blocks' depthwise "
-                    "convolutions (CPE, LePE, MLP) as cuDNN's, or as sums of shifted views (depthwise_as_shifts)")
+    ap.add_argument("--dwconv", choices=["cudnn", "shifts", "unfold"], default="cudnn", help="lever: the blocks' "
+                    "depthwise convolutions (CPE, LePE, MLP) as cuDNN's, as sums of shifted views (depthwise_as_shifts)"
+                    ", or as one weighted sum over an unfolded view (depthwise_as_unfold)")
     args = ap.parse_args()
 
     over = overrides(args)

@@ -147,9 +147,11 @@ def test_a_training_no_measured_run_learnt_recall_from_is_warned_of():
     assert "300 steps, fewer than the 900" in note and "lr 0.002" in note and "--steps 2400, --lr 1e-3" in note
     assert training_advice(default.replace(steps=2400, lr=1e-3)) == []
     note, = training_advice(default.replace(data="recall:grid=16", steps=4800, lr=1e-3))
-    assert "16x16 grid of 4-px cells" in note and "grid=8" in note and "--steps" not in note
-    # 8-px cells (the default grid's at 64 px) on a 16x16 grid at 128 px: not measured, so not warned of
-    assert training_advice(default.replace(data="recall:grid=16", steps=4800, lr=1e-3, resolution=128)) == []
+    assert "16x16 grid (4-px cells)" in note and "grid=8" in note and "--steps" not in note
+    # 8-px cells (the default grid's at 64 px) on a 16x16 grid at 128 px: measured, not learnt either
+    note, = training_advice(default.replace(data="recall:grid=16", steps=2400, lr=1e-3, resolution=128))
+    assert "16x16 grid (8-px cells)" in note and "grid=8" in note
+    assert training_advice(default.replace(data="recall:grid=12", steps=2400, lr=1e-3, resolution=96)) == []
     assert training_advice(default.replace(data="fashion-mnist")) == []  # measured on recall only
     assert training_advice(default.replace(data="recall:pairs=9-3")) == []  # check_data says what is wrong
 
