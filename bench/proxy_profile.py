@@ -84,33 +84,37 @@ def conv3x3s2_as_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
     return F.linear(cols, weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1), bias)
 
 
-def depthwise_as_shifts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """Lever `--dwconv shifts`: a same-padded k x k depthwise convolution of x (B, C, H, W; a permuted
-    channels-last tensor) as the sum of its k*k shifted views times one weight per channel, in fp32, so
-    that inductor fuses it with its neighbours (cuDNN's depthwise kernels were a fifth of the compiled step)."""
-    c, k = weight.shape[0], weight.shape[-1]
-    h, w, p = x.shape[2], x.shape[3], weight.shape[-1] // 2
+def _depthwise_fp32(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, weighted_sum) -> torch.Tensor:
+    """A same-padded k x k depthwise convolution of x (B, C, H, W; a permuted channels-last tensor) in fp32,
+    its output in autocast's dtype as cuDNN's is: `weighted_sum(padded NHWC input, (C, k, k) weights, H, W)`
+    writes the sum over the taps, the rest is shared by the levers below."""
+    p = weight.shape[-1] // 2
     dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
     xp = F.pad(x.permute(0, 2, 3, 1).float(), (0, 0, p, p, p, p))
-    taps = weight.float().reshape(c, k * k).t()
-    out = bias.float() if bias is not None else 0.0
-    for i in range(k):
-        for j in range(k):
-            out = out + xp[:, i:i + h, j:j + w, :] * taps[i * k + j]
-    return out.to(dtype).permute(0, 3, 1, 2)
-
-
-def depthwise_as_unfold(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """Lever `--dwconv unfold`: the same convolution as one weighted sum over an unfolded (B, H, W, C, k, k)
-    view of the padded input: one product and one reduction in the graph, not k*k of each (`shifts`
-    took inductor past 170 s to compile at the proxy's geometries)."""
-    k, p = weight.shape[-1], weight.shape[-1] // 2
-    dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
-    patches = F.pad(x.permute(0, 2, 3, 1).float(), (0, 0, p, p, p, p)).unfold(1, k, 1).unfold(2, k, 1)
-    out = (patches * weight.float().squeeze(1)).sum((-2, -1))
+    out = weighted_sum(xp, weight.float().squeeze(1), x.shape[2], x.shape[3])
     if bias is not None:
         out = out + bias.float()
     return out.to(dtype).permute(0, 3, 1, 2)
+
+
+def depthwise_as_shifts(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """Lever `--dwconv shifts`: the sum of the input's k*k shifted views times one weight per channel, for
+    inductor to fuse with its neighbours (cuDNN's depthwise kernels were a fifth of the compiled step)."""
+    def weighted_sum(xp, w, h, wd):
+        k = w.shape[-1]
+        return sum(xp[:, i:i + h, j:j + wd, :] * w[:, i, j] for i in range(k) for j in range(k))
+
+    return _depthwise_fp32(x, weight, bias, weighted_sum)
+
+
+def depthwise_as_unfold(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """Lever `--dwconv unfold`: one weighted sum over an unfolded (B, H, W, C, k, k) view: one product and
+    one reduction in the graph, not k*k of each (`shifts` took inductor past 170 s to compile on an H200)."""
+    def weighted_sum(xp, w, h, wd):
+        k = w.shape[-1]
+        return (xp.unfold(1, k, 1).unfold(2, k, 1) * w).sum((-2, -1))
+
+    return _depthwise_fp32(x, weight, bias, weighted_sum)
 
 
 def use_lever(model: torch.nn.Module, conv: str, dwconv: str) -> str:
@@ -411,16 +415,14 @@ def main() -> None:
         for k, v in rec["top_kernels"][:args.top]:
             print(f"  {1e3 * v:7.3f}  {k}")
         write_json(args.out, rec)
-    if args.compile:  # by op family and the roofline: the model run eager (the ops as written, unfused)
-        ctx = eager()
-    else:
-        ctx = contextlib.nullcontext()
+    # by op family and the roofline: a compiled model run eager (the ops as written, unfused)
+    ctx = eager if args.compile else contextlib.nullcontext
     top: dict[str, float] = {}
-    with ctx:
+    with ctx():
         rec["time_by_family"] = by_family_profiled(step, x, yb, n_prof, dev, top)
     rec["top_ops"] = sorted(([k, v] for k, v in top.items()), key=lambda kv: -kv[1])[:40]
     counter = OpCounter(peaks, peaks["bandwidth"])
-    with ctx, counter:
+    with ctx(), counter:
         step(x, yb)
     rec["flops_by_family"], rec["bytes_by_family"] = dict(counter.flops), dict(counter.bytes)
     rec["roofline_by_family"], rec["ops_by_family"] = dict(counter.roof), dict(counter.ops)

@@ -40,8 +40,7 @@ DEFAULTS = dict(pairs=(2, 24), grid=8, curriculum=0, val=20000, test=20000)
 MIN_VAL = 1000  # below this the split's standard error passes 1.5 points
 # Where a run learns recall at all, measured on an H200 (docs/performance.md, the `recall` sections; `small`
 # at width 0.5, 64 px, batch 128): at lr 1e-3 runs leave the ~0.21 plateau between steps 900 and 1,500 (91
-# of 96 learnt it in 2,400 steps); at lr 2e-3 whether a run learns is a coin flip per seed; a 16x16 grid was
-# learnt by no placement in 4,800 steps.
+# of 96 learnt it in 2,400 steps); at lr 2e-3 whether a run learns is a coin flip per seed.
 EARLIEST_LEARNT_STEP = 900
 LEARNING_LR = 1e-3
 # A 16x16 grid was learnt by no placement with 4-px cells (64 px, 4,800 steps) nor with 8-px cells (128 px
