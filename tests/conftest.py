@@ -1,7 +1,22 @@
 """Shared test fixtures: kept small on purpose."""
 
+import os
+
 import numpy as np
 import pytest
+
+# Threads that spin waiting for a busy core: with a torch thread per core in a test process, beside a Ray
+# worker or the other test process of CI's two (pytest-xdist) on its two cores, a training that takes 2.5 s
+# alone took 72 s (docs/performance.md, "The test suite on two cores"). So a test process trains on one
+# thread, and under xdist the session's Ray instance has one CPU, which its workers take as their threads.
+# (The proxies' results, rounded as they are reported, are the same on one thread or two.)
+SHARED_RAY_CPUS = 1 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1 else None
+
+
+def pytest_configure(config):
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture
@@ -28,7 +43,7 @@ def _ray_up():
 
     if not ray.is_initialized():
         ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level="ERROR",
-                 configure_logging=True)
+                 configure_logging=True, num_cpus=SHARED_RAY_CPUS)
     return ray
 
 
@@ -43,9 +58,7 @@ def shared_ray():
 @pytest.fixture(scope="session")
 def plain_run(tmp_path_factory, npz_data):
     """One plain search (micro, 2softmax, quick at 3 steps, seed 0, 4 trials: the 3 baselines and one
-    proposal), made once for the tests that compare another run with it (packs, seeds), each of which
-    made this same run of its own, ~10 s of worker start-up and trainings apiece; a second driver of its study
-    is refused (test_search). Read it, never resume it."""
+    proposal) that a search in packs is compared with (test_search). Read it, never resume it."""
     from sola_search.search import SearchConfig, run_search
 
     _ray_up()

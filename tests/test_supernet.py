@@ -32,16 +32,6 @@ from sola_search.search import SearchConfig, run_search
 from sola_search.space import Budget, FeasibleSet, Pattern, cost_table
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread in this process: on a machine whose cores are busy, two threads' spinning
-    made a 1 s training take 40 s. Restored after each test."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _spec(npz_data: str, steps: int = 4) -> SupernetSpec:
     cfg = get_preset("quick", variant="micro", data=npz_data, steps=2, batch_size=16, resolution=16, qk_init=2.0)
     return SupernetSpec(cfg, "4softmax", steps=steps, groups=4)
