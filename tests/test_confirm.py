@@ -13,7 +13,7 @@ from cli_support import run, run_study
 from optuna.trial import TrialState, create_trial
 
 from sola_search.results.patterns import load_pattern_file
-from sola_search.search.confirm import confirm_key, confirmations
+from sola_search.search.confirm import confirm_key, confirmations, outcome_text
 from sola_search.space import Pattern, model_cost
 
 
@@ -122,3 +122,16 @@ def test_a_run_cut_by_its_time_limit_says_the_front_was_not_confirmed(tmp_path, 
     assert "reached its time limit" in out
     assert "the front was not confirmed: the time limit came first" in out
     assert not confirmations(run_study(runs / "t").user_attrs)
+
+
+def test_the_last_word_on_confirmation_says_what_the_front_became():
+    assert outcome_text("separated", 2, [], [0, 4], "top-1", 3) == \
+        "the front's top-1 intervals (mean ± 2 se) separate after 2 round(s) of confirmation"
+    # The README's run: every member's mean fell below the cheapest's, so nothing was left to separate.
+    assert outcome_text("separated", 4, [], [0], "top-1", 3) == (
+        "the front is trial 0 alone after 4 round(s) of confirmation: every other pattern measured costs as much "
+        "or more for a mean top-1 no better")
+    assert outcome_text("spent", 3, [2, 5], [], "val loss", 3) == \
+        "trial(s) 2, 5 of the front still tied after 3 round(s) of confirmation: --confirm 3 seeds each spent"
+    assert outcome_text("time", 0, [1], [], "top-1", 3) == "confirmation stopped at the time limit after no " \
+                                                            "confirmation seed"

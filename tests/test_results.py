@@ -110,6 +110,21 @@ def test_budget_and_feasible_attr_exclude_trials_without_constraints(tmp_path):
     assert "front: 2 of 4 completed trials (2 infeasible, 0 failed, 1 running); 1 proposals outside" in lines[1]
 
 
+def test_a_one_seed_front_says_how_close_its_neighbours_are_and_how_to_tell_that_from_the_seed(tmp_path):
+    s = _study(tmp_path)
+    _add(s, "LL-LL-LLLL-LL", 0.5)
+    from sola_search.results.report import front_report, summary_lines
+
+    assert not any("one seed" in line for line in summary_lines(front_report(Run(s, "s"))))  # one member
+    _add(s, "LL-LL-LLLL-LS", 0.503)
+    _add(s, "LL-LL-LLLS-LS", 0.7)
+    lines = summary_lines(front_report(Run(s, "s")))
+    assert "top-1: one seed each, no error bars; neighbours on the front differ by 0.30 points at the least," in lines
+    assert "which the seed alone may move: a run with --seeds 2 measures each pattern's spread" in lines
+    lines = summary_lines(front_report(Run(s, "s", tmp_path / "runs" / "s")))
+    assert f"sola-search resume {tmp_path / 'runs' / 's'} --confirm 3 gives them more seeds" in lines[3]
+
+
 def test_not_a_sola_search_study(tmp_path):
     s = optuna.create_study(directions=["minimize", "minimize"], storage=f"sqlite:///{tmp_path / 'x.db'}")
     with pytest.raises(SolaError, match="maximized"):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from sola_search.errors import SolaError
@@ -215,10 +216,21 @@ def summary_lines(report: FrontReport) -> list[str]:
              + (f"; {c['pruned']} proposals outside the budget skipped" if c["pruned"] else "")]
     for o in report.seeded:
         k = report.run.study.user_attrs.get("seeds")
+        k = k if isinstance(k, int) and k > 0 else 1
         confirmed = int((report.frame["confirm_seeds"] > 0).sum())
-        more = f" (more for the {confirmed} trial(s) --confirm measured again)" if confirmed else ""
-        lines.append(f"{o.short}: the mean of {k if isinstance(k, int) and k > 1 else 'several'} seeds{more} ± its "
-                     f"standard error; trials whose mean ± {TIE_SE:g} se overlap are tied")
+        tied = f"trials whose mean ± {TIE_SE:g} se overlap are tied"
+        if confirmed:
+            lines += [f"{o.short}: the mean of a trial's seeds ± its standard error; {tied}",
+                      f"seeds: {k} a trial in the search, more for the {confirmed} trial(s) --confirm measured again"]
+        else:
+            lines.append(f"{o.short}: the mean of {k} seeds ± its standard error; {tied}")
+    if (gap := one_seed_gap(report)) is not None:
+        o = report.objectives[0]
+        how = (f"sola-search resume {report.run.dir} --confirm 3 gives them more seeds"
+               if report.run.dir is not None else "a run with --seeds 2 measures each pattern's spread")
+        lines += [f"{o.short}: one seed each, no error bars; neighbours on the front differ by "
+                  f"{gap * o.scale:.{o.digits}f}{' points' if o.name == 'val_top1' else ''} at the least,",
+                  f"which the seed alone may move: {how}"]
     if "supernet" in set(report.frame["estimator"].dropna()):
         lines.append(f"{report.objectives[0].short}: scores with the run's weight-sharing supernet (estimator "
                      "supernet), not stand-alone proxy trainings")
@@ -230,6 +242,17 @@ def summary_lines(report: FrontReport) -> list[str]:
     lines.append(f"hypervolume {report.hypervolume:.4f} ({a.short} × {b.short}) at reference "
                  f"{ref_text(report.ref, _names(report))}")
     return lines
+
+
+def one_seed_gap(report: FrontReport) -> float | None:
+    """The smallest difference in the first objective between neighbours on the front, for a run whose
+    proxy value is one seed's (None: it has seeds, the value is not the proxy's, or the front has one
+    member). A seed alone can move a proxy's top-1 more than placement does (docs/performance.md)."""
+    o = report.objectives[0]
+    if not o.seeded or report.seeded or len(report.front) < 2:
+        return None
+    values = report.front.sort_values(report.objectives[1].name)[o.name].to_numpy()
+    return float(np.abs(np.diff(values)).min())
 
 
 def tie_text(tied: list[int], report: FrontReport) -> str:

@@ -338,7 +338,8 @@ def _calibrate(cfg: CalibrationConfig, res, quiet: bool) -> CalibrationResult:
         print(f"{len(texts)} patterns x {cfg.seeds} seeds{top_note} x rungs {','.join(map(str, cfg.ladder))} steps "
               f"({cfg.preset} preset): {total} trainings, {stats.reused} found in {records_path}, {todo} to train "
               f"on {n_workers} worker(s), packs of {pack} models"
-              + (f" (the top rung's: {len(top_seeds)}, a pattern's seeds in one pack)" if len(top_seeds) > pack else ""),
+              + (f" (the top rung's: {len(top_seeds)}, a pattern's seeds in one pack)"
+                 if len(top_seeds) > pack else ""),
               file=sys.stderr, flush=True)
         for note in notes:
             print(f"warning: {note}", file=sys.stderr, flush=True)

@@ -133,3 +133,17 @@ def plan_round(study, limit: int, step: int, skip: set[int] = frozenset()) -> tu
         used = [*search_seeds(t.user_attrs, default), *records.get(n, {}).get("seeds", [])]
         jobs.append((n, t.user_attrs["pattern"], next_seeds(used, take)))
     return jobs, tied
+
+
+def outcome_text(outcome: str, rounds: int, tied: Sequence[int], front: Sequence[int], what: str, limit: int) -> str:
+    """The run's last word on confirmation: the front separated (`front`: its trial numbers then), the
+    seeds spent with `tied` members still tied, or the time limit reached. A front of one trial has
+    nothing to separate: every other pattern is dominated on its mean, which is what it says."""
+    done = f"{rounds} round(s) of confirmation" if rounds else "no confirmation seed"
+    if outcome == "separated" and len(front) == 1:
+        return (f"the front is trial {front[0]} alone after {done}: every other pattern measured costs as much or "
+                f"more for a mean {what} no better")
+    return {"separated": f"the front's {what} intervals (mean ± 2 se) separate after {done}",
+            "spent": f"trial(s) {', '.join(map(str, tied))} of the front still tied after {done}: "
+                     f"--confirm {limit} seeds each spent",
+            "time": f"confirmation stopped at the time limit after {done}"}[outcome]
