@@ -180,7 +180,6 @@ CALIBRATION = dict(format="sola-search-calibration", version=1,
 
 
 @pytest.mark.slow
-@pytest.mark.extended  # CI leaves it out (its 15 minutes): apply_calibration is tested on its own
 def test_run_calibration_takes_steps_and_seeds_and_explicit_ones_win(tmp_path, npz_data, capsys, shared_ray):
     good = tmp_path / "good.json"
     good.write_text(json.dumps(CALIBRATION | dict(identity=dict(data=npz_data, variant="micro", budget="2softmax",
