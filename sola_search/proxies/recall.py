@@ -21,8 +21,16 @@ Everything is generated on the training device: a fresh batch every step (no fil
 augmentation: a flipped or shifted canvas would break the key→value layout), the validation set
 once from `split_seed` (the same for every trial) and the test set from another stream.
 
+`keys=shape` (not yet measured on a GPU): a key is one of 48 fixed 4×4 bit shapes instead of a solid
+colour, drawn in a colour chosen at random per cell (so colour tells nothing), and the query shows the
+shape inside its frame. A shape is whole only in a token that covers its cell: stage 2 of the backbone
+at 64 px with 8-px cells, stage 3 at 128 px with 16-px cells (a stage-1 token sees a quarter of it). It
+asks whether softmax placed where tokens are cells beats other placements, where with `keys=colour` one
+stage-1 token's colour was enough to match (measured: stage-1 softmax is the one placement that helps).
+
 Spec: `recall` or `recall:KEY=VALUE,...` with keys pairs (N or LO-HI, default 2-24), grid (4-16,
-default 8), curriculum (batches, default 0), val and test (samples, default 20000 each)."""
+default 8), curriculum (batches, default 0), val and test (samples, default 20000 each), keys (colour or
+shape, default colour)."""
 
 from __future__ import annotations
 
@@ -36,7 +44,8 @@ from sola_search.proxies.data import ProxyData, channel_stats
 
 GLYPHS = 10  # classes
 PALETTE = 48  # key colours
-DEFAULTS = dict(pairs=(2, 24), grid=8, curriculum=0, val=20000, test=20000)
+DEFAULTS = dict(pairs=(2, 24), grid=8, curriculum=0, val=20000, test=20000, keys="colour")
+KEYS = ("colour", "shape")  # what tells keys apart: a solid colour, or a 4x4 shape in a colour that tells nothing
 MIN_VAL = 1000  # below this the split's standard error passes 1.5 points
 # Where a run learns recall at all, measured on an H200 (docs/performance.md, the `recall` sections; `small`
 # at width 0.5, 64 px, batch 128): at lr 1e-3 runs leave the ~0.21 plateau between steps 900 and 1,500 (91
@@ -55,6 +64,7 @@ class RecallSpec:
     curriculum: int
     val: int
     test: int
+    keys: str = "colour"
 
     @property
     def slots(self) -> int:
@@ -65,7 +75,7 @@ class RecallSpec:
     def __str__(self) -> str:
         lo, hi = self.pairs
         return (f"recall:pairs={lo}-{hi},grid={self.grid},curriculum={self.curriculum},"
-                f"val={self.val},test={self.test}")
+                f"val={self.val},test={self.test}" + (f",keys={self.keys}" if self.keys != "colour" else ""))
 
 
 def parse_recall(spec: str) -> RecallSpec:
@@ -84,12 +94,16 @@ def parse_recall(spec: str) -> RecallSpec:
             if key == "pairs":
                 lo, _, hi = value.partition("-")
                 values[key] = (int(lo), int(hi or lo))
+            elif key == "keys":
+                values[key] = value.strip()
             else:
                 values[key] = int(value)
         except ValueError:
             expected = "N or LO-HI, whole numbers" if key == "pairs" else "a whole number"
             raise SolaError(f"{where}: {key}={value!r}, expected {expected}") from None
     s = RecallSpec(**values)
+    if s.keys not in KEYS:
+        raise SolaError(f"{where}: keys={s.keys!r}, expected one of {', '.join(KEYS)}")
     if not 4 <= s.grid <= 16 or s.grid % 2:
         raise SolaError(f"{where}: grid={s.grid}, expected an even number of cells per side from 4 to 16")
     lo, hi = s.pairs
@@ -134,9 +148,11 @@ def training_advice(cfg) -> list[str]:
 
 def cell_size(spec: RecallSpec, resolution: int) -> int:
     cell = resolution // spec.grid
-    if cell < 4:
-        raise SolaError(f"data {spec}: a {spec.grid}x{spec.grid} grid needs at least {4 * spec.grid} px "
-                        f"(4 px a cell), the proxy has {resolution}")
+    least = 6 if spec.keys == "shape" else 4  # a shape needs its margin inside the query's frame
+    if cell < least:
+        raise SolaError(f"data {spec}: a {spec.grid}x{spec.grid} grid needs at least {least * spec.grid} px "
+                        f"({least} px a cell{' for keys=shape' if spec.keys == 'shape' else ''}), the proxy has "
+                        f"{resolution}")
     return cell
 
 
@@ -158,6 +174,29 @@ def glyph_bits() -> torch.Tensor:
         if 4 <= int(cand.sum()) <= 6 and all(int((cand ^ c).sum()) >= 3 for c in chosen):
             chosen.append(cand)
     return torch.stack(chosen).view(GLYPHS, 3, 3)
+
+
+def shape_bits() -> torch.Tensor:
+    """48 fixed 4×4 bit patterns (bool), each with 6-10 bits set, any two at Hamming distance >= 4: the
+    keys of `keys=shape`."""
+    g = torch.Generator().manual_seed(4321)
+    chosen: list[torch.Tensor] = []
+    while len(chosen) < PALETTE:
+        cand = torch.rand(16, generator=g) < 0.5
+        if 6 <= int(cand.sum()) <= 10 and all(int((cand ^ c).sum()) >= 4 for c in chosen):
+            chosen.append(cand)
+    return torch.stack(chosen).view(PALETTE, 4, 4)
+
+
+def _shape_masks(cell: int, dev: torch.device) -> torch.Tensor:
+    """The 48 key shapes as masks (48, c, c) of a cell of `cell` px, inside the margin `_masks` keeps."""
+    m = 0 if cell < 6 else 1 if cell < 12 else 2
+    inner = cell - 2 * m
+    bit = inner // 4
+    out = torch.zeros((PALETTE, cell, cell), dtype=torch.bool)
+    off = m + (inner - 4 * bit) // 2
+    out[:, off : off + 4 * bit, off : off + 4 * bit] = shape_bits().repeat_interleave(bit, 1).repeat_interleave(bit, 2)
+    return out.to(dev)
 
 
 def _masks(cell: int, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -210,6 +249,9 @@ def generate(spec: RecallSpec, resolution: int, pairs: torch.Tensor, labels: tor
     col_of[:, 0] = query_colour
 
     glyphs, key, frame = _masks(cell, dev)
+    if spec.keys == "shape":  # col_of names the key's shape; the colour it is drawn in is noise
+        key = _shape_masks(cell, dev)[col_of][:, :, None]  # (n, G², 1, c, c)
+        col_of = torch.randint(0, PALETTE, (n, g * g), device=dev, generator=generator)
     rgb = palette().to(dev)[col_of]  # (n, G², 3)
     k = kind[:, :, None, None, None]
     colour_px = rgb[:, :, :, None, None].expand(n, g * g, 3, cell, cell)
