@@ -138,7 +138,9 @@ def test_failures_are_recorded_and_the_search_goes_on(tmp_path, npz_data):
     assert len(ready) == 2 and ready[0] != ready[1]  # the replacement
 
 
-@pytest.mark.slow  # back in CI since its suite stopped spinning threads (23 s + the plain run's 15 s)
+@pytest.mark.slow
+@pytest.mark.extended  # CI's 15 minutes (23 s + the plain run's 15 s; a fresh clone's CI took 781 s with it); packs
+# are also run by the Ctrl-C and `--pack` tests, and a pack's results equal each run alone in test_proxies
 def test_a_search_in_packs_measures_what_one_trial_at_a_time_does(tmp_path, npz_data, plain_run):
     """--pack 3: a worker trains three trials together; each trial's result is its run alone (the
     session's plain run: this configuration one trial at a time). A pattern that diverges fails
