@@ -165,55 +165,60 @@ def palette() -> torch.Tensor:
     return torch.tensor(cube[:PALETTE], dtype=torch.uint8)
 
 
-def glyph_bits() -> torch.Tensor:
-    """10 fixed 3×3 bit patterns (bool), each with 4-6 bits set, any two at Hamming distance >= 3."""
-    g = torch.Generator().manual_seed(1234)
+def _distinct_bits(count: int, side: int, seed: int, least: int, most: int, distance: int) -> torch.Tensor:
+    """`count` fixed side×side bit patterns (bool) with `least`..`most` bits set, any two at Hamming
+    distance >= `distance`: drawn from a fixed seed, so every process and version draws the same."""
+    g = torch.Generator().manual_seed(seed)
     chosen: list[torch.Tensor] = []
-    while len(chosen) < GLYPHS:
-        cand = torch.rand(9, generator=g) < 0.5
-        if 4 <= int(cand.sum()) <= 6 and all(int((cand ^ c).sum()) >= 3 for c in chosen):
+    while len(chosen) < count:
+        cand = torch.rand(side * side, generator=g) < 0.5
+        if least <= int(cand.sum()) <= most and all(int((cand ^ c).sum()) >= distance for c in chosen):
             chosen.append(cand)
-    return torch.stack(chosen).view(GLYPHS, 3, 3)
+    return torch.stack(chosen).view(count, side, side)
+
+
+def glyph_bits() -> torch.Tensor:
+    """10 fixed 3×3 bit patterns, each with 4-6 bits set, any two at Hamming distance >= 3: the values."""
+    return _distinct_bits(GLYPHS, 3, 1234, 4, 6, 3)
 
 
 def shape_bits() -> torch.Tensor:
-    """48 fixed 4×4 bit patterns (bool), each with 6-10 bits set, any two at Hamming distance >= 4: the
-    keys of `keys=shape`."""
-    g = torch.Generator().manual_seed(4321)
-    chosen: list[torch.Tensor] = []
-    while len(chosen) < PALETTE:
-        cand = torch.rand(16, generator=g) < 0.5
-        if 6 <= int(cand.sum()) <= 10 and all(int((cand ^ c).sum()) >= 4 for c in chosen):
-            chosen.append(cand)
-    return torch.stack(chosen).view(PALETTE, 4, 4)
+    """48 fixed 4×4 bit patterns, each with 6-10 bits set, any two at Hamming distance >= 4: the keys of
+    `keys=shape`."""
+    return _distinct_bits(PALETTE, 4, 4321, 6, 10, 4)
+
+
+def _margin(cell: int) -> int:
+    """The blank margin of a cell (none below 6 px, one pixel below 12, else two): it keeps neighbours
+    apart, and a key's shape inside the query's frame."""
+    return 0 if cell < 6 else 1 if cell < 12 else 2
+
+
+def _drawn(bits: torch.Tensor, cell: int) -> torch.Tensor:
+    """Bit patterns (K, b, b) as masks (K, c, c) of a cell of `cell` px: each bit a square of whole
+    pixels, centred inside the margin."""
+    m = _margin(cell)
+    inner, side = cell - 2 * m, bits.shape[-1]
+    bit = inner // side
+    out = torch.zeros((bits.shape[0], cell, cell), dtype=torch.bool)
+    off = m + (inner - side * bit) // 2
+    out[:, off : off + side * bit, off : off + side * bit] = bits.repeat_interleave(bit, 1).repeat_interleave(bit, 2)
+    return out
 
 
 def _shape_masks(cell: int, dev: torch.device) -> torch.Tensor:
-    """The 48 key shapes as masks (48, c, c) of a cell of `cell` px, inside the margin `_masks` keeps."""
-    m = 0 if cell < 6 else 1 if cell < 12 else 2
-    inner = cell - 2 * m
-    bit = inner // 4
-    out = torch.zeros((PALETTE, cell, cell), dtype=torch.bool)
-    off = m + (inner - 4 * bit) // 2
-    out[:, off : off + 4 * bit, off : off + 4 * bit] = shape_bits().repeat_interleave(bit, 1).repeat_interleave(bit, 2)
-    return out.to(dev)
+    """The 48 key shapes of `keys=shape` as masks (48, c, c) of a cell of `cell` px."""
+    return _drawn(shape_bits(), cell).to(dev)
 
 
 def _masks(cell: int, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(glyph masks (10, c, c), key mask (c, c), query frame mask (c, c)) for a cell of `cell` px:
-    a blank margin (none below 6 px, one pixel below 12, else two) keeps neighbours apart."""
-    m = 0 if cell < 6 else 1 if cell < 12 else 2
-    inner = cell - 2 * m
-    bit = inner // 3
-    glyphs = torch.zeros((GLYPHS, cell, cell), dtype=torch.bool)
-    scaled = glyph_bits().repeat_interleave(bit, 1).repeat_interleave(bit, 2)
-    off = m + (inner - 3 * bit) // 2
-    glyphs[:, off : off + 3 * bit, off : off + 3 * bit] = scaled
+    """(glyph masks (10, c, c), key mask (c, c), query frame mask (c, c)) for a cell of `cell` px."""
+    m = _margin(cell)
     key = torch.zeros((cell, cell), dtype=torch.bool)
     key[m : cell - m, m : cell - m] = True
     frame = torch.zeros((cell, cell), dtype=torch.bool)
     frame[:, :1] = frame[:, -1:] = frame[:1] = frame[-1:] = True
-    return glyphs.to(dev), key.to(dev), frame.to(dev)
+    return _drawn(glyph_bits(), cell).to(dev), key.to(dev), frame.to(dev)
 
 
 def generate(spec: RecallSpec, resolution: int, pairs: torch.Tensor, labels: torch.Tensor,
