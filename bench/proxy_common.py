@@ -59,12 +59,17 @@ def preset(name: str, over: dict[str, Any], **more: Any) -> ProxyConfig:
 
 
 def devices(smoke: bool, gpus: str | None = None) -> list[str]:
-    """The devices to spread runs over: every visible GPU (or the --gpus list), or the CPU."""
-    if smoke or not torch.cuda.is_available():
+    """The devices to spread runs over: every visible GPU (or the --gpus list), or the CPU. A --gpus list
+    that names no visible GPU is an error, not a silent run on the CPU."""
+    if smoke:
         return ["cpu"]
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if gpus:
-        return [f"cuda:{int(i)}" for i in gpus.split(",")]
-    return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+        chosen = [i.strip() for i in gpus.split(",")]
+        if not all(i.isdigit() and int(i) < count for i in chosen):
+            raise SystemExit(f"bench: --gpus {gpus}: expected indices of the {count} visible GPU(s), comma-joined")
+        return [f"cuda:{int(i)}" for i in chosen]
+    return [f"cuda:{i}" for i in range(count)] or ["cpu"]
 
 
 def env_info() -> dict[str, Any]:
