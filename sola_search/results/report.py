@@ -215,15 +215,16 @@ def summary_lines(report: FrontReport) -> list[str]:
              f"{c['failed']} failed, {c['running']} running)"
              + (f"; {c['pruned']} proposals outside the budget skipped" if c["pruned"] else "")]
     for o in report.seeded:
-        k = report.run.study.user_attrs.get("seeds")
-        k = k if isinstance(k, int) and k > 0 else 1
+        k = report.run.study.user_attrs.get("seeds")  # None: the run's one seed
         confirmed = int((report.frame["confirm_seeds"] > 0).sum())
         tied = f"trials whose mean ± {TIE_SE:g} se overlap are tied"
         if confirmed:
             lines += [f"{o.short}: the mean of a trial's seeds ± its standard error; {tied}",
-                      f"seeds: {k} a trial in the search, more for the {confirmed} trial(s) --confirm measured again"]
+                      f"seeds: {k or 1} a trial in the search, more for the {confirmed} trial(s) --confirm "
+                      "measured again"]
         else:
-            lines.append(f"{o.short}: the mean of {k} seeds ± its standard error; {tied}")
+            lines.append(f"{o.short}: the mean of {k if isinstance(k, int) and k > 1 else 'several'} seeds ± its "
+                         f"standard error; {tied}")
     if (gap := one_seed_gap(report)) is not None:
         o = report.objectives[0]
         how = (f"sola-search resume {report.run.dir} --confirm 3 gives them more seeds"

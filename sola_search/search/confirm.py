@@ -109,16 +109,22 @@ def next_seeds(used: Sequence[int], n: int) -> list[int]:
     return [(start + i) % 2**32 for i in range(n)]
 
 
+def merged_front(study):
+    """The front as it stands: from every trial's values merged with its re-measures, duplicates left out
+    (a trials frame's rows)."""
+    from sola_search.results.front import pareto_front, trials_frame
+
+    frame = trials_frame(study)
+    return pareto_front(frame[frame["duplicate_of"].isna()])
+
+
 def plan_round(study, limit: int, step: int, skip: set[int] = frozenset()) -> tuple[list[tuple[int, str, list[int]]],
                                                                                         list[int]]:
     """The next round of confirmation: (trial number, pattern, new seeds) for each unresolved front
     member with confirmation seeds left (`step` more each, at most `limit` in all), and the unresolved
     members. An empty round: separated (no unresolved member) or spent. `skip`: trials whose
     re-measure failed this session (they would fail again)."""
-    from sola_search.results.front import pareto_front, trials_frame
-
-    frame = trials_frame(study)
-    front = pareto_front(frame[frame["duplicate_of"].isna()])
+    front = merged_front(study)
     tied = unresolved(front)
     records = confirmations(study.user_attrs)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}

@@ -819,18 +819,11 @@ class SearchLoop:
                         self._warmed(end)
                     else:
                         self._confirmed(end)
-        from sola_search.search.confirm import outcome_text
+        from sola_search.search.confirm import merged_front, outcome_text
 
-        front = self._front_numbers() if outcome == "separated" else []
+        front = merged_front(self.study)["number"].astype(int).tolist() if outcome == "separated" else []
         self.confirmed = outcome_text(outcome, rounds, tied, front, self.objectives[0].short, self.cfg.confirm)
         self.run_dir.log("confirm_finished", outcome=outcome, rounds=rounds, unresolved=tied)
-
-    def _front_numbers(self) -> list[int]:
-        """The trial numbers on the front, from the values merged with every re-measure."""
-        from sola_search.results.front import pareto_front, trials_frame
-
-        frame = trials_frame(self.study)
-        return pareto_front(frame[frame["duplicate_of"].isna()])["number"].astype(int).tolist()
 
     def _confirmed(self, end: Done) -> None:
         """Store what one worker returned for a pack of re-measures (never a trial of its own): each
