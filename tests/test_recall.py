@@ -193,6 +193,10 @@ def test_a_training_no_measured_run_learnt_recall_from_is_warned_of():
     note, = training_advice(default.replace(data="recall:grid=16", steps=2400, lr=1e-3, resolution=128))
     assert "16x16 grid (8-px cells)" in note and "grid=8" in note
     assert training_advice(default.replace(data="recall:grid=12", steps=2400, lr=1e-3, resolution=96)) == []
+    # shape keys: 2-24 pairs unlearnt in 6,000 steps by every placement; 2-6 learnt (stage-1 softmax, one seed)
+    note, = training_advice(default.replace(data="recall:keys=shape", steps=6000, lr=1e-3))
+    assert "keys=shape with up to 24 pairs" in note and "try pairs=2-6" in note
+    assert training_advice(default.replace(data="recall:keys=shape,pairs=2-6", steps=2400, lr=1e-3)) == []
     assert training_advice(default.replace(data="fashion-mnist")) == []  # measured on recall only
     assert training_advice(default.replace(data="recall:pairs=9-3")) == []  # check_data says what is wrong
 

@@ -55,6 +55,10 @@ LEARNING_LR = 1e-3
 # A 16x16 grid was learnt by no placement with 4-px cells (64 px, 4,800 steps) nor with 8-px cells (128 px
 # at width 0.25, 2,400 steps; fifteenth session): its 256 cells, not the cell's size, are what is not learnt.
 UNLEARNT_GRID = 16
+# keys=shape with 2-24 pairs was learnt by no placement in 6,000 steps (8 patterns; every run named the glyph
+# most pairs carry); with 2-6 pairs the stage-1 softmax patterns learnt it by step 1,500 at one seed of two
+# (seventeenth session).
+SHAPE_LEARNT_PAIRS = 6
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,10 @@ def training_advice(cfg) -> list[str]:
         why.append(f"a {spec.grid}x{spec.grid} grid ({cfg.resolution // spec.grid}-px cells), which no placement "
                    "learnt with 4-px cells in 4,800 steps nor with 8-px cells in 2,400")
         fix.append("the default grid=8")
+    if spec.keys == "shape" and spec.pairs[1] > SHAPE_LEARNT_PAIRS:
+        why.append(f"keys=shape with up to {spec.pairs[1]} pairs, which no placement learnt in 6,000 steps with "
+                   f"2-24 pairs (with 2-{SHAPE_LEARNT_PAIRS}, softmax in stage 1 learnt it at one seed of two)")
+        fix.append(f"pairs=2-{SHAPE_LEARNT_PAIRS}")
     if not why:
         return []
     return [f"recall is learnt in one sudden jump, which this training may never make: {'; '.join(why)} (measured "
