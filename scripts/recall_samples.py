@@ -1,8 +1,6 @@
-"""Draw a few `recall` canvases with their pair counts and labels: docs/recall.png and docs/recall-shape.png
-(the README's pictures).
+"""Draw a few `recall` canvases with their pair counts and labels: docs/recall.png (the README's picture).
 
-    .venv/bin/python scripts/recall_samples.py [OUT.png] [SPEC]      # SPEC: recall:pairs=2-24 by default
-    .venv/bin/python scripts/recall_samples.py docs/recall-shape.png recall:pairs=2-24,keys=shape
+    .venv/bin/python scripts/recall_samples.py [OUT.png]
 """
 
 import sys
@@ -14,7 +12,7 @@ from PIL import Image, ImageDraw
 from sola_search.proxies.recall import generate, parse_recall
 
 out = sys.argv[1] if len(sys.argv) > 1 else "docs/recall.png"
-spec = parse_recall(sys.argv[2] if len(sys.argv) > 2 else "recall:pairs=2-24")
+spec = parse_recall("recall:pairs=2-24")
 pairs, labels = torch.tensor([2, 4, 8, 12, 16, 24]), torch.tensor([3, 7, 0, 5, 9, 1])
 x = generate(spec, 64, pairs, labels, torch.Generator().manual_seed(0))
 scale, pad, text = 3, 6, 16

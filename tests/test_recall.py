@@ -16,12 +16,10 @@ from sola_search.proxies.data import check_data
 from sola_search.proxies.recall import (
     GLYPHS,
     _masks,
-    _shape_masks,
     generate,
     glyph_bits,
     palette,
     parse_recall,
-    shape_bits,
     stratified,
 )
 
@@ -53,44 +51,6 @@ def test_a_canvas_shows_its_answer_and_its_pairs():
         assert x.shape == (8, 3, res, res) and x.dtype == torch.uint8
         for i in range(8):
             assert decode(x[i], 8, cell) == (pairs[i].item(), labels[i].item())
-
-
-def decode_shapes(canvas: torch.Tensor, grid: int, cell: int) -> tuple[int, int, bool]:
-    """`keys=shape`: (pairs, label, whether the query's colour is its key's) read back: the shape inside
-    the query's frame, the one key cell of that shape, the glyph to its right."""
-    cells = canvas.view(3, grid, cell, grid, cell).permute(1, 3, 0, 2, 4).reshape(grid * grid, 3, cell, cell)
-    glyphs, _, frame = _masks(cell, CPU)
-    shapes = _shape_masks(cell, CPU)
-    lit = cells.amax(1) > 0  # (G², c, c)
-    query = lit[0] & ~frame
-    keys = [i for i in range(2, grid * grid, 2) if lit[i].any()]
-    for i in keys:
-        assert sum(torch.equal(lit[i], m) for m in shapes) == 1, "every key is one of the 48 shapes"
-    match = [i for i in keys if torch.equal(lit[i], query)]
-    assert len(match) == 1, "exactly one key has the query's shape"
-    value = cells[match[0] + 1][0] == 255
-    label = [g for g in range(GLYPHS) if torch.equal(value, glyphs[g])]
-    assert len(label) == 1
-    colour = lambda c: tuple(c[:, c.shape[1] // 2, :].amax(1).tolist())  # noqa: E731
-    return len(keys), label[0], colour(cells[0][:, 1:-1, 1:-1]) == colour(cells[match[0]])
-
-
-def test_shape_keys_show_their_answer_and_their_colour_tells_nothing():
-    spec = parse_recall("recall:pairs=1-31,keys=shape")
-    assert str(spec).endswith(",keys=shape") and "keys" not in str(parse_recall("recall"))
-    pairs, labels = stratified(spec, 300, CPU)
-    same_colour = 0
-    for res, cell in ((64, 8), (48, 6), (128, 16)):
-        x = generate(spec, res, pairs, labels, torch.Generator().manual_seed(4))
-        for i in range(0, 300, 7 if res != 64 else 1):
-            p, label, same = decode_shapes(x[i], 8, cell)
-            assert (p, label) == (pairs[i].item(), labels[i].item())
-            same_colour += same and res == 64
-    assert same_colour < 30  # chance is 300/48, about 6: the query's colour is not its key's
-    bits = shape_bits().view(48, 16)
-    assert all(int((bits[a] ^ bits[b]).sum()) >= 4 for a in range(48) for b in range(a))
-    with pytest.raises(SolaError, match="needs at least 48 px .6 px a cell for keys=shape"):
-        generate(spec, 40, pairs[:1], labels[:1], torch.Generator())
 
 
 def test_palette_and_glyphs_are_distinct():
@@ -148,7 +108,6 @@ def test_training_batches_are_fresh_balanced_and_follow_the_curriculum():
     ("recall:grid=5", "grid=5"),
     ("recall:val=10", "val=10"),
     ("recall:curriculum=-1", "curriculum=-1"),
-    ("recall:keys=texture", "keys='texture', expected one of colour, shape"),
 ])
 def test_bad_specs_are_one_line_errors(spec, part):
     with pytest.raises(SolaError) as e:
@@ -193,10 +152,6 @@ def test_a_training_no_measured_run_learnt_recall_from_is_warned_of():
     note, = training_advice(default.replace(data="recall:grid=16", steps=2400, lr=1e-3, resolution=128))
     assert "16x16 grid (8-px cells)" in note and "grid=8" in note
     assert training_advice(default.replace(data="recall:grid=12", steps=2400, lr=1e-3, resolution=96)) == []
-    # shape keys: 2-24 pairs unlearnt in 6,000 steps by every placement; 2-6 learnt (stage-1 softmax, one seed)
-    note, = training_advice(default.replace(data="recall:keys=shape", steps=6000, lr=1e-3))
-    assert "keys=shape with up to 24 pairs" in note and "try pairs=2-6" in note
-    assert training_advice(default.replace(data="recall:keys=shape,pairs=2-6", steps=2400, lr=1e-3)) == []
     assert training_advice(default.replace(data="fashion-mnist")) == []  # measured on recall only
     assert training_advice(default.replace(data="recall:pairs=9-3")) == []  # check_data says what is wrong
 

@@ -21,16 +21,8 @@ Everything is generated on the training device: a fresh batch every step (no fil
 augmentation: a flipped or shifted canvas would break the key→value layout), the validation set
 once from `split_seed` (the same for every trial) and the test set from another stream.
 
-`keys=shape` (not yet measured on a GPU): a key is one of 48 fixed 4×4 bit shapes instead of a solid
-colour, drawn in a colour chosen at random per cell (so colour tells nothing), and the query shows the
-shape inside its frame. A shape is whole only in a token that covers its cell: stage 2 of the backbone
-at 64 px with 8-px cells, stage 3 at 128 px with 16-px cells (a stage-1 token sees a quarter of it). It
-asks whether softmax placed where tokens are cells beats other placements, where with `keys=colour` one
-stage-1 token's colour was enough to match (measured: stage-1 softmax is the one placement that helps).
-
 Spec: `recall` or `recall:KEY=VALUE,...` with keys pairs (N or LO-HI, default 2-24), grid (4-16,
-default 8), curriculum (batches, default 0), val and test (samples, default 20000 each), keys (colour or
-shape, default colour)."""
+default 8), curriculum (batches, default 0), val and test (samples, default 20000 each)."""
 
 from __future__ import annotations
 
@@ -44,8 +36,7 @@ from sola_search.proxies.data import ProxyData, channel_stats
 
 GLYPHS = 10  # classes
 PALETTE = 48  # key colours
-DEFAULTS = dict(pairs=(2, 24), grid=8, curriculum=0, val=20000, test=20000, keys="colour")
-KEYS = ("colour", "shape")  # what tells keys apart: a solid colour, or a 4x4 shape in a colour that tells nothing
+DEFAULTS = dict(pairs=(2, 24), grid=8, curriculum=0, val=20000, test=20000)
 MIN_VAL = 1000  # below this the split's standard error passes 1.5 points
 # Where a run learns recall at all, measured on an H200 (docs/performance.md, the `recall` sections; `small`
 # at width 0.5, 64 px, batch 128): at lr 1e-3 runs leave the ~0.21 plateau between steps 900 and 1,500 (91
@@ -55,10 +46,6 @@ LEARNING_LR = 1e-3
 # A 16x16 grid was learnt by no placement with 4-px cells (64 px, 4,800 steps) nor with 8-px cells (128 px
 # at width 0.25, 2,400 steps; fifteenth session): its 256 cells, not the cell's size, are what is not learnt.
 UNLEARNT_GRID = 16
-# keys=shape with 2-24 pairs was learnt by no placement in 6,000 steps (8 patterns; every run named the glyph
-# most pairs carry); with 2-6 pairs the stage-1 softmax patterns learnt it by step 1,500 at one seed of two
-# (seventeenth session).
-SHAPE_LEARNT_PAIRS = 6
 
 
 @dataclass(frozen=True)
@@ -68,7 +55,6 @@ class RecallSpec:
     curriculum: int
     val: int
     test: int
-    keys: str = "colour"
 
     @property
     def slots(self) -> int:
@@ -79,7 +65,7 @@ class RecallSpec:
     def __str__(self) -> str:
         lo, hi = self.pairs
         return (f"recall:pairs={lo}-{hi},grid={self.grid},curriculum={self.curriculum},"
-                f"val={self.val},test={self.test}" + (f",keys={self.keys}" if self.keys != "colour" else ""))
+                f"val={self.val},test={self.test}")
 
 
 def parse_recall(spec: str) -> RecallSpec:
@@ -98,16 +84,12 @@ def parse_recall(spec: str) -> RecallSpec:
             if key == "pairs":
                 lo, _, hi = value.partition("-")
                 values[key] = (int(lo), int(hi or lo))
-            elif key == "keys":
-                values[key] = value.strip()
             else:
                 values[key] = int(value)
         except ValueError:
             expected = "N or LO-HI, whole numbers" if key == "pairs" else "a whole number"
             raise SolaError(f"{where}: {key}={value!r}, expected {expected}") from None
     s = RecallSpec(**values)
-    if s.keys not in KEYS:
-        raise SolaError(f"{where}: keys={s.keys!r}, expected one of {', '.join(KEYS)}")
     if not 4 <= s.grid <= 16 or s.grid % 2:
         raise SolaError(f"{where}: grid={s.grid}, expected an even number of cells per side from 4 to 16")
     lo, hi = s.pairs
@@ -143,10 +125,6 @@ def training_advice(cfg) -> list[str]:
         why.append(f"a {spec.grid}x{spec.grid} grid ({cfg.resolution // spec.grid}-px cells), which no placement "
                    "learnt with 4-px cells in 4,800 steps nor with 8-px cells in 2,400")
         fix.append("the default grid=8")
-    if spec.keys == "shape" and spec.pairs[1] > SHAPE_LEARNT_PAIRS:
-        why.append(f"keys=shape with up to {spec.pairs[1]} pairs, which no placement learnt in 6,000 steps with "
-                   f"2-24 pairs (with 2-{SHAPE_LEARNT_PAIRS}, softmax in stage 1 learnt it at one seed of two)")
-        fix.append(f"pairs=2-{SHAPE_LEARNT_PAIRS}")
     if not why:
         return []
     return [f"recall is learnt in one sudden jump, which this training may never make: {'; '.join(why)} (measured "
@@ -156,11 +134,9 @@ def training_advice(cfg) -> list[str]:
 
 def cell_size(spec: RecallSpec, resolution: int) -> int:
     cell = resolution // spec.grid
-    least = 6 if spec.keys == "shape" else 4  # a shape needs its margin inside the query's frame
-    if cell < least:
-        raise SolaError(f"data {spec}: a {spec.grid}x{spec.grid} grid needs at least {least * spec.grid} px "
-                        f"({least} px a cell{' for keys=shape' if spec.keys == 'shape' else ''}), the proxy has "
-                        f"{resolution}")
+    if cell < 4:
+        raise SolaError(f"data {spec}: a {spec.grid}x{spec.grid} grid needs at least {4 * spec.grid} px "
+                        f"(4 px a cell), the proxy has {resolution}")
     return cell
 
 
@@ -173,60 +149,32 @@ def palette() -> torch.Tensor:
     return torch.tensor(cube[:PALETTE], dtype=torch.uint8)
 
 
-def _distinct_bits(count: int, side: int, seed: int, least: int, most: int, distance: int) -> torch.Tensor:
-    """`count` fixed side×side bit patterns (bool) with `least`..`most` bits set, any two at Hamming
-    distance >= `distance`: drawn from a fixed seed, so every process and version draws the same."""
-    g = torch.Generator().manual_seed(seed)
-    chosen: list[torch.Tensor] = []
-    while len(chosen) < count:
-        cand = torch.rand(side * side, generator=g) < 0.5
-        if least <= int(cand.sum()) <= most and all(int((cand ^ c).sum()) >= distance for c in chosen):
-            chosen.append(cand)
-    return torch.stack(chosen).view(count, side, side)
-
-
 def glyph_bits() -> torch.Tensor:
-    """10 fixed 3×3 bit patterns, each with 4-6 bits set, any two at Hamming distance >= 3: the values."""
-    return _distinct_bits(GLYPHS, 3, 1234, 4, 6, 3)
-
-
-def shape_bits() -> torch.Tensor:
-    """48 fixed 4×4 bit patterns, each with 6-10 bits set, any two at Hamming distance >= 4: the keys of
-    `keys=shape`."""
-    return _distinct_bits(PALETTE, 4, 4321, 6, 10, 4)
-
-
-def _margin(cell: int) -> int:
-    """The blank margin of a cell (none below 6 px, one pixel below 12, else two): it keeps neighbours
-    apart, and a key's shape inside the query's frame."""
-    return 0 if cell < 6 else 1 if cell < 12 else 2
-
-
-def _drawn(bits: torch.Tensor, cell: int) -> torch.Tensor:
-    """Bit patterns (K, b, b) as masks (K, c, c) of a cell of `cell` px: each bit a square of whole
-    pixels, centred inside the margin."""
-    m = _margin(cell)
-    inner, side = cell - 2 * m, bits.shape[-1]
-    bit = inner // side
-    out = torch.zeros((bits.shape[0], cell, cell), dtype=torch.bool)
-    off = m + (inner - side * bit) // 2
-    out[:, off : off + side * bit, off : off + side * bit] = bits.repeat_interleave(bit, 1).repeat_interleave(bit, 2)
-    return out
-
-
-def _shape_masks(cell: int, dev: torch.device) -> torch.Tensor:
-    """The 48 key shapes of `keys=shape` as masks (48, c, c) of a cell of `cell` px."""
-    return _drawn(shape_bits(), cell).to(dev)
+    """10 fixed 3×3 bit patterns (bool), each with 4-6 bits set, any two at Hamming distance >= 3."""
+    g = torch.Generator().manual_seed(1234)
+    chosen: list[torch.Tensor] = []
+    while len(chosen) < GLYPHS:
+        cand = torch.rand(9, generator=g) < 0.5
+        if 4 <= int(cand.sum()) <= 6 and all(int((cand ^ c).sum()) >= 3 for c in chosen):
+            chosen.append(cand)
+    return torch.stack(chosen).view(GLYPHS, 3, 3)
 
 
 def _masks(cell: int, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(glyph masks (10, c, c), key mask (c, c), query frame mask (c, c)) for a cell of `cell` px."""
-    m = _margin(cell)
+    """(glyph masks (10, c, c), key mask (c, c), query frame mask (c, c)) for a cell of `cell` px:
+    a blank margin (none below 6 px, one pixel below 12, else two) keeps neighbours apart."""
+    m = 0 if cell < 6 else 1 if cell < 12 else 2
+    inner = cell - 2 * m
+    bit = inner // 3
+    glyphs = torch.zeros((GLYPHS, cell, cell), dtype=torch.bool)
+    scaled = glyph_bits().repeat_interleave(bit, 1).repeat_interleave(bit, 2)
+    off = m + (inner - 3 * bit) // 2
+    glyphs[:, off : off + 3 * bit, off : off + 3 * bit] = scaled
     key = torch.zeros((cell, cell), dtype=torch.bool)
     key[m : cell - m, m : cell - m] = True
     frame = torch.zeros((cell, cell), dtype=torch.bool)
     frame[:, :1] = frame[:, -1:] = frame[:1] = frame[-1:] = True
-    return _drawn(glyph_bits(), cell).to(dev), key.to(dev), frame.to(dev)
+    return glyphs.to(dev), key.to(dev), frame.to(dev)
 
 
 def generate(spec: RecallSpec, resolution: int, pairs: torch.Tensor, labels: torch.Tensor,
@@ -262,9 +210,6 @@ def generate(spec: RecallSpec, resolution: int, pairs: torch.Tensor, labels: tor
     col_of[:, 0] = query_colour
 
     glyphs, key, frame = _masks(cell, dev)
-    if spec.keys == "shape":  # col_of names the key's shape; the colour it is drawn in is noise
-        key = _shape_masks(cell, dev)[col_of][:, :, None]  # (n, G², 1, c, c)
-        col_of = torch.randint(0, PALETTE, (n, g * g), device=dev, generator=generator)
     rgb = palette().to(dev)[col_of]  # (n, G², 3)
     k = kind[:, :, None, None, None]
     colour_px = rgb[:, :, :, None, None].expand(n, g * g, 3, cell, cell)
