@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -437,8 +438,8 @@ def _print_run_end(summary) -> None:
     if summary.confirmed:
         print(summary.confirmed)
     rp.render_table(rp.front_report(open_run(summary.path)))
-    print(f"next: sola-search pareto {summary.path} --plot front.png   |   "
-          f"sola-search export {summary.path} --pick knee")
+    path = shlex.quote(str(summary.path))  # a path with spaces still pastes as one argument
+    print(f"next: sola-search pareto {path} --plot front.png   |   sola-search export {path} --pick knee")
 
 
 def _search(start, run_path) -> int:
@@ -509,7 +510,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     print(f"{result.trained} trained, {result.reused} from the records{failed}; wrote {result.out}, {result.plot} "
           f"(records {result.records})")
     if result.calibration["recommendation"]["ranks"]:
-        print(f"next: sola-search run --budget {cfg.budget} --calibration {result.out}")
+        print(f"next: sola-search run --budget {cfg.budget} --calibration {shlex.quote(str(result.out))}")
     return 0
 
 

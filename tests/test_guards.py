@@ -103,6 +103,19 @@ def test_resume_of_a_renamed_run_directory_says_so(run, capsys):
     assert _digest(moved) == before
 
 
+def test_a_run_directory_whose_path_has_url_characters_keeps_its_study_inside(tmp_path, capsys):
+    """`?` would cut the path of a plain `sqlite:///` URL and `%20` would be decoded: the study then
+    lands in another file (shared by every such run) and the run looks empty."""
+    from sola_search.search.rundir import RunDir
+    from sola_search.search.study import sqlite_file
+
+    run = make_run(tmp_path / "q?x ü%20#", "r", n=4)
+    assert sqlite_file(RunDir(run).default_storage) == str(run.resolve() / "study.db")
+    assert main(["pareto", str(run), "--no-reports"]) == 0
+    assert "front:" in capsys.readouterr().out
+    assert [p.name for p in tmp_path.iterdir()] == ["q?x ü%20#"]  # no stray database beside it
+
+
 def test_a_relative_sqlite_url_is_stored_absolute(tmp_path, npz, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = prepare(SearchConfig(budget="4softmax", variant="micro", data=npz, runs_dir=str(tmp_path / "runs"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import optuna
@@ -19,7 +20,7 @@ from sola_search.space import Budget, Pattern, baselines, get_variant, model_cos
 def fast_sqlite(path: Path) -> optuna.storages.RDBStorage:
     """A SQLite storage that skips fsync (tests only): adding trials is ~10× faster; the file is an
     ordinary study database that `optuna.load_study` and sola-search open as usual."""
-    storage = optuna.storages.RDBStorage(f"sqlite:///{path}")
+    storage = optuna.storages.RDBStorage(f"sqlite:///{quote(str(path), safe='/')}")
     storage.engine.dispose()
     sqlalchemy.event.listen(storage.engine, "connect", lambda conn, _: conn.execute("PRAGMA synchronous=OFF"))
     return storage

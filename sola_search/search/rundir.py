@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 from sola_search.errors import SolaError, StateError
 from sola_search.files import write_atomic
@@ -60,7 +61,9 @@ class RunDir:
 
     @property
     def default_storage(self) -> str:
-        return f"sqlite:///{self.study_db.resolve()}"
+        """The run's SQLite URL, its path percent-quoted: a `?`, `#` or `%` in a folder name would
+        otherwise cut or decode the path and put the study in another file."""
+        return f"sqlite:///{quote(str(self.study_db.resolve()), safe='/')}"
 
     def exists(self) -> bool:
         return self.run_json.is_file()
