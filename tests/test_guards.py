@@ -116,6 +116,25 @@ def test_a_run_directory_whose_path_has_url_characters_keeps_its_study_inside(tm
     assert [p.name for p in tmp_path.iterdir()] == ["q?x ü%20#"]  # no stray database beside it
 
 
+def test_resume_confirm_of_a_supernet_run_is_refused_before_run_json_changes(run, capsys):
+    """`run --estimator supernet --confirm N` is refused; so is adding it on `resume`, which once stored it
+    in run.json, after which no resume of the run could pass that check again."""
+    config = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**config, "estimator": "supernet", "supernet_steps": 5}))
+    before = _digest(run)
+    _fails(capsys, ["resume", run, "--confirm", "2"], "--confirm 2 with --estimator supernet")
+    assert _digest(run) == before
+
+
+def test_resume_of_a_supernet_run_that_lost_its_supernet_json_never_retrains_over_its_weights(run, capsys):
+    config = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**config, "estimator": "supernet", "supernet_steps": 5}))
+    (run / "supernet.safetensors").write_bytes(b"the weights that scored the run's trials")
+    before = _digest(run)
+    _fails(capsys, ["resume", run, "--trials", "40"], "supernet.json, which says what trained it, is missing")
+    assert _digest(run) == before
+
+
 def test_a_relative_sqlite_url_is_stored_absolute(tmp_path, npz, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = prepare(SearchConfig(budget="4softmax", variant="micro", data=npz, runs_dir=str(tmp_path / "runs"),

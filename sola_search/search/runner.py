@@ -224,6 +224,7 @@ def prepare(cfg: SearchConfig, stored: SearchConfig | None = None) -> RunPlan:
     for key, value in DEFAULTS.items():
         if getattr(cfg, key) is None:
             setattr(cfg, key, value)
+    cfg.check()  # what is given now with what was stored: e.g. `resume --confirm N` of a supernet run
     budget = Budget.parse(cfg.budget).priced(check_latency(cfg))
     cfg.budget = str(budget)
     variant = get_variant(cfg.variant)
@@ -256,14 +257,19 @@ def check_supernet(run: RunDir, cfg: SearchConfig) -> None:
     """A resumed supernet run reuses the supernet in its directory: one of another variant, budget,
     data or seed, or weights that do not match its supernet.json, is refused before anything starts
     (and never trained over). No supernet yet (a run stopped while training it) is fine: it resumes
-    from its checkpoint."""
-    from sola_search.proxies.supernet import META, read_meta
+    from its checkpoint. Weights without their supernet.json are refused: retraining would overwrite the
+    weights that scored the run's trials."""
+    from sola_search.proxies.supernet import CHECKPOINT, META, WEIGHTS, read_meta
 
     if (run.path / META).exists():
         expected = dict(variant=cfg.variant, budget=cfg.budget, data=cfg.data, seed=cfg.seed, resolution=cfg.resolution)
         if cfg.supernet_steps is not None:
             expected["steps"] = cfg.supernet_steps
         read_meta(run.path, expected)
+    elif (run.path / WEIGHTS).exists() and not (run.path / CHECKPOINT).exists():
+        raise SolaError(f"{run.path / WEIGHTS} is there but {META}, which says what trained it, is missing: put it "
+                        f"back (or move {WEIGHTS} away to train the supernet again, beside trials its old weights "
+                        "scored); nothing was changed")
 
 
 def check_latency(cfg: SearchConfig) -> LatencyTable | None:
