@@ -281,6 +281,12 @@ def test_compare_warns_when_the_proxies_differ(runs, capsys, tmp_path):
     make_run(tmp_path, "old", n=6, proxy={"width": 0.25, "resolution": 32, "steps": 10, "task": "classify",
                                           "build_on_device": False})
     assert _run(capsys, "compare", runs / "a", tmp_path / "old")[2] == ""
+    # Scores of a weight-sharing supernet are not trained top-1 values: the same proxy settings or not.
+    supernet = make_run(tmp_path, "shared", n=6)
+    (supernet / "run.json").write_text(json.dumps({**json.loads((supernet / "run.json").read_text()),
+                                                   "estimator": "supernet"}))
+    assert _run(capsys, "compare", runs / "a", supernet)[2] == (
+        "warning: these runs differ in estimator (train, supernet): their top-1 values are not comparable\n")
 
 
 def test_runs_listing(runs, capsys, tmp_path):
