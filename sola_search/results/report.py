@@ -584,13 +584,13 @@ _FIRST = ("variant", "data", "estimator")  # what a user most often compares by 
 
 def proxy_differences(reports: Sequence[FrontReport]) -> list[str]:
     """What the runs' top-1 values were measured differently in, as 'steps (100, 20)': the variant
-    (another proxy model), the data, the estimator (trained, or scored by a supernet) and the proxy settings. Their top-1
-    values are then not comparable (their fronts and GMACs still are)."""
+    (another proxy model), the data, the estimator (trained, or scored by a supernet) and the proxy
+    settings. Their top-1 values are then not comparable (their fronts and GMACs still are)."""
     from sola_search.proxies.config import is_retired
 
     configs = [{**{k: v for k, v in (r.run.study.user_attrs.get("proxy") or {}).items() if not is_retired(k, v)},
                 "variant": r.run.study.user_attrs.get("variant"),
-                "estimator": r.run.config.get("estimator") or "train"} for r in reports]  # a supernet scores, not trains
+                "estimator": r.run.config.get("estimator") or "train"} for r in reports]
     measured = {k for c in configs for k in c} - _EXECUTION
     keys = [k for k in _FIRST if k in measured] + sorted(measured - set(_FIRST))
     return [f"{k} ({', '.join(str(c.get(k)) for c in configs)})" for k in keys
