@@ -99,7 +99,7 @@ def test_resume_of_a_renamed_run_directory_says_so(run, capsys):
     moved = run.rename(run.parent / "renamed")
     before = _digest(moved)
     err = _fails(capsys, ["resume", moved], "no study 'renamed' in sqlite:///")
-    assert "it holds 'r': was the directory renamed? name it back; nothing was resumed" in err
+    assert "the database holds 'r': was the directory renamed? name it back; nothing was resumed" in err
     assert _digest(moved) == before
 
 

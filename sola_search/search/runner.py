@@ -315,8 +315,9 @@ def check_study_kept(run: RunDir, storage: optuna.storages.BaseStorage | None,
         storage = storage_for(url)
     names = optuna.get_all_study_names(storage)
     if run.name not in names:
-        renamed = f"; it holds {names[0]!r}: was the directory renamed? name it back" if len(names) == 1 else ""
-        raise SolaError(f"run {run.name}: no study {run.name!r} in {redact_url(url)}{renamed}{evidence}; "
+        renamed = (f"; the database holds {names[0]!r}: was the directory renamed? name it back"
+                   if len(names) == 1 else "")
+        raise SolaError(f"run {run.name}: no study {run.name!r} in {redact_url(url)}{evidence}{renamed}; "
                         "nothing was resumed")
     return storage
 
