@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import statistics
 
 import pytest
@@ -219,6 +220,49 @@ def test_run_calibration_refuses_what_is_not_one_or_does_not_match(tmp_path, cap
     assert (cfg.batch_size, cfg.lr) == (256, 1e-3)
     with pytest.raises(SolaError, match="lr 0.001, not 0.002"):
         apply_calibration(SearchConfig(budget="8softmax", lr=2e-3), str(path))
+
+
+def _forged(recommendation=None, identity=None, **top) -> dict:
+    """CALIBRATION with some fields replaced (None: the field removed), as a hand edit leaves it."""
+    def edit(d: dict, changes: dict | None) -> dict:
+        d = d | (changes or {})
+        return {k: v for k, v in d.items() if v is not None}
+
+    return CALIBRATION | dict(recommendation=edit(CALIBRATION["recommendation"], recommendation),
+                              identity=edit(CALIBRATION["identity"], identity), **top)
+
+
+@pytest.mark.parametrize("record, message", [
+    (_forged(recommendation=dict(expected_tau=None)), "recommendation expected_tau missing, expected a tau"),
+    (_forged(recommendation=dict(expected_tau="high")), "recommendation expected_tau 'high', expected a tau"),
+    (_forged(recommendation=dict(steps=True)), "recommendation steps True, expected a whole number"),
+    (_forged(recommendation=dict(seeds=True)), "recommendation seeds True, expected 1 to 64"),
+    (_forged(recommendation=dict(seeds=100)), "recommendation seeds 100, expected 1 to 64"),
+    (_forged(recommendation=dict(steps=0)), "recommendation steps 0, expected a whole number >= 1"),
+    (_forged(recommendation=dict(steps=2.5)), "recommendation steps 2.5, expected a whole number"),
+    (_forged(identity=dict(batch_size="abc")), "identity batch_size 'abc', expected a whole number"),
+    (_forged(identity=dict(batch_size=True)), "identity batch_size True, expected a whole number"),
+    (_forged(identity=dict(lr=-1)), "identity lr -1, expected a number above 0 and below 1"),
+    (_forged(score="accuracy"), "score 'accuracy', expected val_top1 or val_loss"),
+])
+def test_run_calibration_refuses_a_forged_value_in_one_line_naming_the_field(tmp_path, capsys, record, message):
+    """A hand-edited calibration fails before anything is written, naming the file and its field (not a
+    traceback, nor a flag the user never passed); an existing run of that name is left as it was."""
+    path = tmp_path / "cal.json"
+    path.write_text(json.dumps(record))
+    runs = tmp_path / "runs"
+    stored = runs / "r" / "run.json"
+    stored.parent.mkdir(parents=True)
+    stored.write_text(json.dumps(SearchConfig(budget="8softmax", steps=600, seeds=2).to_dict()))
+    before = {p: p.read_bytes() for p in runs.rglob("*") if p.is_file()}
+    for name in ("r", "new"):
+        status, out, err = run(capsys, "run", "--budget", "8softmax", "--calibration", path, "--runs-dir", runs,
+                               "--name", name, "--quiet")
+        assert status == 2 and err.startswith(f"sola-search: error: calibration {path}: {message}"), err
+        assert err.count("\n") == 1 and out == ""
+    assert {p: p.read_bytes() for p in runs.rglob("*") if p.is_file()} == before and not (runs / "new").exists()
+    with pytest.raises(SolaError, match=re.escape(f"calibration {path}: {message}")):
+        apply_calibration(SearchConfig(budget="8softmax"), str(path))
 
 
 def test_variance_components_set_the_seeds_common_shift_aside():

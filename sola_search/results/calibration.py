@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sola_search.errors import SolaError
-from sola_search.objectives import OBJECTIVES
+from sola_search.objectives import OBJECTIVES, SCORE_OBJECTIVES
 from sola_search.results.fidelity import (
     bootstrap_tau,
     cross_r,
@@ -266,7 +266,7 @@ def is_calibration(record: object) -> bool:
 
 def load_calibration(path: str | Path) -> dict:
     """A calibration file (`sola-search calibrate --out`), checked; raises only `SolaError`: not a
-    calibration, another version, or a field missing."""
+    calibration, another version, a field missing, or a value a run cannot take (named)."""
     from sola_search.files import read_json
 
     record = read_json(path, str(path))
@@ -279,7 +279,33 @@ def load_calibration(path: str | Path) -> dict:
     if not isinstance(ident, dict) or not all(isinstance(ident.get(k), str) for k in ("data", "variant", "budget",
                                                                                       "preset")):
         raise SolaError(f"{path}: a calibration without its identity (data, variant, budget, preset)")
-    if not isinstance(rec, dict) or not isinstance(rec.get("ranks"), bool) or (
-            rec["ranks"] and not all(isinstance(rec.get(k), int) and rec[k] >= 1 for k in ("steps", "seeds"))):
+    if not isinstance(rec, dict) or not isinstance(rec.get("ranks"), bool):
         raise SolaError(f"{path}: a calibration without a readable recommendation")
+    from sola_search.search.config import MAX_PACK
+
+    # What `run --calibration` takes from the file, checked here so that a hand-edited value fails in
+    # one line naming the file and field: not as a traceback, a flag never given, or a run.json that
+    # cannot be resumed. The identity's numbers may be absent (a file from before them: the preset's).
+    whole, number = (int,), (int, float)
+    _check_field(path, "identity", ident, "batch_size", whole, lambda v: v >= 1, "a whole number >= 1", optional=True)
+    _check_field(path, "identity", ident, "lr", number, lambda v: 0 < v < 1, "a number above 0 and below 1",
+                 optional=True)
+    if rec["ranks"]:
+        _check_field(path, "recommendation", rec, "steps", whole, lambda v: v >= 1, "a whole number >= 1")
+        _check_field(path, "recommendation", rec, "seeds", whole, lambda v: 1 <= v <= MAX_PACK, f"1 to {MAX_PACK}")
+        _check_field(path, "recommendation", rec, "expected_tau", number, lambda v: -1 <= v <= 1, "a tau from -1 to 1")
+    if record.get("score", "val_top1") not in SCORE_OBJECTIVES.values():
+        raise SolaError(f"calibration {path}: score {record.get('score')!r}, expected "
+                        f"{' or '.join(SCORE_OBJECTIVES.values())}")
     return record
+
+
+def _check_field(path: str | Path, part: str, d: dict, key: str, types: tuple, ok, expected: str,
+                 optional: bool = False) -> None:
+    """One value of a calibration's `part`: of `types` (a bool is no number) and `ok`, else one line."""
+    value = d.get(key)
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, types) or not ok(value):
+        found = "missing" if key not in d else repr(value)
+        raise SolaError(f"calibration {path}: {part} {key} {found}, expected {expected}")
