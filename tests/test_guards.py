@@ -143,6 +143,30 @@ def test_a_relative_sqlite_url_is_stored_absolute(tmp_path, npz, monkeypatch):
     assert absolute_sqlite("postgresql://u:secret@h/db") == "postgresql://u:secret@h/db"
 
 
+def test_a_resume_may_name_the_presets_own_value_but_not_another(tmp_path, npz, capsys):
+    """run.json stores None for steps, batch size and lr left to the preset: naming the preset's own
+    value again (`--lr 2e-3` with quick) is the same run and continues it; another value is refused,
+    named as the preset's, and nothing changes. A preset not chosen yet (None) cannot be compared."""
+    from sola_search.proxies import PRESETS
+
+    runs = tmp_path / "runs"
+    common = dict(budget="4softmax", variant="micro", data=npz, runs_dir=str(runs))
+    for name, preset in (("r2", "quick"), ("r3", None)):
+        (runs / name).mkdir(parents=True)
+        (runs / name / "run.json").write_text(json.dumps(SearchConfig(**common, name=name, preset=preset).to_dict()))
+    before = _digest(runs)
+    for key in ("steps", "batch_size", "lr"):
+        plan = prepare(SearchConfig(**common, name="r2", preset="quick", **{key: getattr(PRESETS["quick"], key)}))
+        assert plan.resuming and getattr(plan.config, key) is None  # as stored: the preset's
+    argv = ["run", "--budget", "4softmax", "--variant", "micro", "--preset", "quick", "--data", npz, "--runs-dir",
+            runs, "--name", "r2"]
+    _fails(capsys, [*argv, "--lr", "1e-3"], "run r2 was made with lr the preset's 0.002, not 0.001: resume it")
+    _fails(capsys, [*argv, "--batch-size", "64"], "run r2 was made with batch_size the preset's 128, not 64")
+    with pytest.raises(SolaError, match="run r3 was made with lr the preset's, not 0.002"):
+        prepare(SearchConfig(**common, name="r3", lr=2e-3))
+    assert _digest(runs) == before
+
+
 @pytest.mark.parametrize("text, message", [
     ("[1, 2]", "expected a JSON object, found list"),
     ('{"variant": "micro"}', "'budget' is None, expected text"),

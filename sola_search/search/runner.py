@@ -137,6 +137,15 @@ def _classify(e: BaseException) -> tuple[str, str]:
 
 # What a resumed run takes from its run.json when it is not given again (its identity it always takes).
 RESUMED_OPTIONS = ("trials", "time_limit_s", "workers", "gpus_per_trial", "pack", "max_failures", "faults", "confirm")
+# Identity options whose None in run.json means the preset's value: a resume naming that value asks for the same run.
+PRESET_OPTIONS = ("steps", "batch_size", "lr")
+
+
+def _preset_value(preset: str | None, key: str) -> object:
+    """What the preset trains with for `key`; None while the preset is not known (the machine picks it)."""
+    from sola_search.proxies import PRESETS
+
+    return getattr(PRESETS[preset], key) if preset in PRESETS else None
 
 
 @dataclass(frozen=True)
@@ -214,10 +223,13 @@ def prepare(cfg: SearchConfig, stored: SearchConfig | None = None) -> RunPlan:
                 old = DEFAULTS[key]
             if key == "preset" and old is None:  # stored before Ray started, before the machine chose one
                 continue
-            if new is not None and new != old:
-                raise SolaError(f"run {cfg.name} was made with {key} {old!r}, not {new!r}: "
+            by_preset = old is None and key in PRESET_OPTIONS  # the preset's value, which `new` may name
+            effective = _preset_value(cfg.preset, key) if by_preset else old
+            if new is not None and new != effective:
+                was = repr(old) if not by_preset else "the preset's" + ("" if effective is None else f" {effective!r}")
+                raise SolaError(f"run {cfg.name} was made with {key} {was}, not {new!r}: "
                                 f"resume it as it is, or choose another --name")
-            setattr(cfg, key, old)
+            setattr(cfg, key, old)  # a preset's value stays None: the identity as stored
         for key in RESUMED_OPTIONS:
             if getattr(cfg, key) in (None, {}):
                 setattr(cfg, key, getattr(stored, key))
