@@ -104,6 +104,8 @@ def test_training_batches_are_fresh_balanced_and_follow_the_curriculum():
     ("recall:pairs=9-3", "pairs=9-3"),
     ("recall:pairs=2-40", "pairs=2-40"),
     ("recall:pairs=x", "pairs='x'"),
+    ("recall:pairs=2-", "pairs='2-', expected N or LO-HI"),
+    ("recall:pairs=2-4,pairs=3-5", "pairs= given twice"),
     ("recall:colour=3", "unknown term 'colour=3'"),
     ("recall:grid=5", "grid=5"),
     ("recall:val=10", "val=10"),

@@ -75,14 +75,20 @@ def parse_recall(spec: str) -> RecallSpec:
         raise SolaError(f"data {spec!r}: not a recall spec")
     where = f"data {spec!r}"
     values: dict = dict(DEFAULTS)
+    seen: set[str] = set()
     for term in filter(None, arg.split(",")):
         key, sep, value = term.partition("=")
         key = key.strip()
         if not sep or key not in DEFAULTS:
             raise SolaError(f"{where}: unknown term {term!r} (expected {', '.join(k + '=...' for k in DEFAULTS)})")
+        if key in seen:  # silently keeping the last would hide a typo in the other
+            raise SolaError(f"{where}: {key}= given twice, expected each term once")
+        seen.add(key)
         try:
             if key == "pairs":
-                lo, _, hi = value.partition("-")
+                lo, dash, hi = value.partition("-")
+                if dash and not hi:
+                    raise ValueError  # `2-` is a range cut short, not `2`
                 values[key] = (int(lo), int(hi or lo))
             else:
                 values[key] = int(value)
