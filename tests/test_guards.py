@@ -227,6 +227,20 @@ def test_show_checks_a_pattern_files_resolution(tmp_path, capsys, resolution):
     _fails(capsys, ["show", path], f"'resolution' is {resolution}, expected 32 to 4096 pixels")
 
 
+@pytest.mark.parametrize("resolution", ["abc", 1e9, 224.0, True, None])
+def test_show_refuses_a_pattern_files_resolution_that_is_no_whole_number(tmp_path, capsys, resolution):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"pattern": "LL-LL-LLLL-LL", "resolution": resolution}))
+    _fails(capsys, ["show", path], f"'resolution' is {json.dumps(resolution)}, expected a whole number of pixels")
+
+
+def test_show_uses_a_pattern_files_resolution(tmp_path, capsys):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"pattern": "LL-LL-LLLL-LL", "variant": "micro", "resolution": 160}))
+    assert main(["show", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["resolution"] == 160
+
+
 def test_an_image_folder_without_images_fails_before_the_search(tmp_path):
     for c in ("cat", "dog"):
         (tmp_path / c).mkdir()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable
@@ -111,9 +112,12 @@ def pattern_file_defaults(pattern: str | os.PathLike) -> dict:
     out = {}
     if isinstance(data.get("variant"), str):
         out["variant"] = data["variant"]
-    if isinstance(data.get("resolution"), int) and not isinstance(data.get("resolution"), bool):
-        out["resolution"] = check_resolution(data["resolution"], f"pattern file {text}: 'resolution' is "
-                                                                 f"{data['resolution']}, ")
+    if "resolution" in data:  # a bad one is refused, not replaced by 224: the file meant some other size
+        res = data["resolution"]
+        prefix = f"pattern file {text}: 'resolution' is {json.dumps(res)}, "
+        if not isinstance(res, int) or isinstance(res, bool):
+            raise SolaError(f"{prefix}expected a whole number of pixels from 32 to 4096")
+        out["resolution"] = check_resolution(res, prefix)
     return out
 
 
