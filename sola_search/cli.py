@@ -297,9 +297,13 @@ def _open_run(args: argparse.Namespace):
 
 
 def cmd_pareto(args: argparse.Namespace) -> int:
+    from sola_search.objectives import study_objectives
     from sola_search.results import report as rp
 
-    rep = rp.front_report(_open_run(args), rp.parse_ref(args.ref))
+    run = _open_run(args)
+    rep = rp.front_report(run, rp.parse_ref(args.ref, [o.name for o in study_objectives(run.study)]))
+    if note := rp.ref_warning(rep):
+        print(f"warning: {note}", file=sys.stderr)
     if args.plot:
         rp.plot([rep], args.plot)
     written = rp.write_reports(rep) if not args.no_reports else []
@@ -331,6 +335,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     rp.check_comparable(reports)
     ref = rp.parse_ref(args.ref, [o.name for o in reports[0].objectives]) or rp.common_reference(reports)
     reports = [rp.front_report(r, ref) for r in runs]
+    for r in reports:
+        if note := rp.ref_warning(r):
+            print(f"warning: run {r.run.name}: {note}", file=sys.stderr)
     if differ := rp.proxy_differences(reports):
         print(f"warning: these runs differ in {'; '.join(differ)}: their top-1 values are not comparable",
               file=sys.stderr)
@@ -705,7 +712,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output (default table)")
     p.add_argument("--plot", help="also draw every trial and the front to FILE.png, .svg, .pdf or .html")
     p.add_argument("--all", action="store_true", help="list every trial, not only the front")
-    p.add_argument("--ref", help="hypervolume reference point TOP1,GMACS (default: 0 and 1.1 x the costliest pattern)")
+    p.add_argument("--ref", help="hypervolume reference point TOP1,GMACS, top-1 a fraction, e.g. 0.5,5.5 (default: 0 "
+                   "and 1.1 x the costliest pattern)")
     p.add_argument("--no-reports", action="store_true", help="do not write runs/<name>/reports/pareto.{csv,json}")
     p.set_defaults(func=cmd_pareto)
 
@@ -713,7 +721,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", help="run directories")
     p.add_argument("--plot", help="draw the fronts to FILE.png, .svg, .pdf or .html")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output (default table)")
-    p.add_argument("--ref", help="common reference point TOP1,GMACS (default: the loosest of the runs' own)")
+    p.add_argument("--ref", help="common reference point TOP1,GMACS, top-1 a fraction (default: the loosest of the "
+                   "runs' own)")
     p.set_defaults(func=cmd_compare)
 
     p = command("runs", "each run's state, trials done/failed, front size, best within budget")

@@ -335,6 +335,39 @@ def test_runs_table_stays_aligned_with_long_states(tmp_path, capsys):
     assert "finished (time)" in lines[1] and "finished (exhausted)" in lines[2]
 
 
+def test_a_top1_reference_in_percent_is_refused(runs, capsys):
+    """`--ref 50,1` meant 50 %: it printed hypervolume 0.0000 and exited 0."""
+    for ref in ("50,1", "-0.1,1"):
+        code, out, err = _run(capsys, "pareto", runs / "a", f"--ref={ref}", "--no-reports")
+        assert code == 2 and not out and err.count("\n") == 1
+        assert f"--ref '{ref}': top-1 {ref.split(',')[0]} is outside 0 to 1" in err and "0.5 for 50 %" in err, err
+    assert _run(capsys, "compare", runs / "a", runs / "b", "--ref", "50,1")[0] == 2
+
+
+def test_a_loss_reference_may_exceed_1(tmp_path, capsys):
+    """Only top-1 is a fraction: a `--score loss` run's reference is a loss, any size."""
+    make_run(tmp_path, "loss", n=6, score="val_loss")
+    code, out, err = _run(capsys, "pareto", tmp_path / "loss", "--ref", "50,1", "--no-reports")
+    assert code == 0 and not err and "at reference (val loss 50, 1.000 GMACs)" in out
+    hv = float(re.search(r"hypervolume (\S+)", out).group(1))
+    assert hv > 0
+
+
+def test_a_reference_no_point_beats_is_warned_of(runs, tmp_path, capsys):
+    """A hypervolume of 0 because the reference is beyond the front says so, and still exits 0."""
+    code, out, err = _run(capsys, "pareto", runs / "a", "--ref", "1,1", "--no-reports")
+    assert code == 0 and "hypervolume 0.0000" in out
+    assert err.count("\n") == 1 and err.startswith("warning: no point of the front is better than the reference "
+                                                    "(top-1 1, 1.000 GMACs)"), err
+    code, out, err = _run(capsys, "pareto", runs / "a", "--ref", "0.3,1", "--no-reports")
+    assert code == 0 and not err
+    make_run(tmp_path, "loss", n=6, score="val_loss")
+    code, _, err = _run(capsys, "pareto", tmp_path / "loss", "--ref", "0.1,1", "--no-reports")
+    assert code == 0 and "than the reference (val loss 0.1, 1.000 GMACs)" in err and "higher val loss" in err
+    code, _, err = _run(capsys, "compare", runs / "a", runs / "b", "--ref", "1,1")
+    assert code == 0 and err.count("warning: run a: no point of the front") == 1 and "warning: run b:" in err
+
+
 @pytest.mark.parametrize("argv,message", [
     (["pareto", "{tmp}/nope"], "no such run directory"),
     (["pareto", "{tmp}"], "no study.db"),

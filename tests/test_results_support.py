@@ -29,7 +29,7 @@ def fast_sqlite(path: Path) -> optuna.storages.RDBStorage:
 def make_run(root: Path, name: str = "r1", *, variant: str = "micro", budget: str = "4softmax", n: int = 24,
              failed: int = 3, infeasible: int = 2, seed: int = 0, resolution: int = 224,
              events: list[dict] | None = None, proxy: dict | None = None, seeds: int = 1,
-             spread: float = 0.01) -> Path:
+             spread: float = 0.01, score: str = "val_top1") -> Path:
     """runs/<name>/ with run.json, study.db (study name = run name) and optional events.jsonl.
 
     Trials: the budget's baselines first, then `n` random feasible patterns (top-1 rising with the
@@ -37,7 +37,8 @@ def make_run(root: Path, name: str = "r1", *, variant: str = "micro", budget: st
     and the best top-1 of all (so they would dominate if counted), `failed` OOM failures, and one
     duplicate of trial 0 (which carries no `pattern` attribute, as the search writes it). With
     `seeds` > 1 each completed trial's top-1 is the mean of that many seeds' values spread ± `spread`
-    around it, with their standard error, as `run --seeds` records them."""
+    around it, with their standard error, as `run --seeds` records them. `score="val_loss"` makes a
+    `run --score loss` run: each trial's loss is 1.5 - its top-1, minimized."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rng = np.random.default_rng(seed)
     v, b = get_variant(variant), Budget.parse(budget)
@@ -47,10 +48,10 @@ def make_run(root: Path, name: str = "r1", *, variant: str = "micro", budget: st
     if events is not None:
         (run_dir / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     study = optuna.create_study(study_name=name, storage=fast_sqlite(run_dir / "study.db"),
-                                directions=["maximize", "minimize"])
+                                directions=["maximize" if score == "val_top1" else "minimize", "minimize"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names(["val_top1", "gmacs"])
+        study.set_metric_names([score, "gmacs"])
     for key, value in dict(sola_search_version="0.1.0", variant=variant, budget=str(b), resolution=resolution,
                            preset="quick", proxy=proxy or {"width": 0.25, "resolution": 32, "steps": 10, "seed": seed},
                            encoding="topk", seed=seed, seeds=seeds).items():
@@ -72,7 +73,8 @@ def make_run(root: Path, name: str = "r1", *, variant: str = "micro", budget: st
                 each = [val + spread * (2 * i / (seeds - 1) - 1) for i in range(seeds)]
                 val = float(np.mean(each))
                 a |= dict(val_top1_seeds=each, val_top1_se=standard_error(each), seeds=list(range(seed, seed + seeds)))
-            t = create_trial(state=state, values=[val, a["macs"] / 1e9], user_attrs=a,
+            told = val if score == "val_top1" else 1.5 - val  # what the study is told
+            t = create_trial(state=state, values=[told, a["macs"] / 1e9], user_attrs=a,
                              constraints=constraints or {"softmax": float(p.softmax_layers - (b.max_softmax or 99))})
         else:
             t = create_trial(state=state, user_attrs=a)

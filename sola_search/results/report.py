@@ -129,7 +129,22 @@ def parse_ref(text: str | None, objectives: Sequence[str] = DEFAULT_OBJECTIVES) 
         raise SolaError(f"--ref {text!r}: expected {names}, e.g. 0,5.5") from None
     if not (math.isfinite(a) and math.isfinite(b)):
         raise SolaError(f"--ref {text!r}: expected finite numbers")
+    for o, value in zip(get_objectives(objectives), (a, b), strict=True):
+        if o.name == "val_top1" and not 0 <= value <= 1:  # 50 meant 50 %: a silent hypervolume of 0 otherwise
+            raise SolaError(f"--ref {text!r}: top-1 {value:g} is outside 0 to 1; top-1 is a fraction, e.g. 0.5 "
+                            "for 50 %")
     return a, b
+
+
+def ref_warning(report: FrontReport) -> str | None:
+    """Why a hypervolume is 0 although the front has points: none of them is better than the
+    reference on both objectives (a --ref top-1 above the best, say), which a bare 0.0000 hides."""
+    if report.front.empty or report.hypervolume > 0:
+        return None
+    a, b = report.objectives
+    return (f"no point of the front is better than the reference {ref_text(report.ref, _names(report))} on both "
+            f"{a.short} and {b.short}, so the hypervolume is 0; a {'lower' if a.maximize else 'higher'} {a.short} "
+            f"or {'lower' if b.maximize else 'higher'} {b.short} reference measures the front")
 
 
 def draw_pattern(text: Any) -> str:
