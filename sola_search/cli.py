@@ -63,9 +63,9 @@ def _learning_rate(text: str) -> float:
 
 
 _LR_HELP = "peak AdamW learning rate of the proxy training (default: the preset's, 2e-3)"
-_CONFIRM_HELP = ("once the trials are done, give the front's patterns up to N extra seeds each, round by round, "
-                 "until their top-1 intervals (mean ± 2 se) separate (default 0: off; a --time limit that ends "
-                 "the search leaves it to resume)")
+_CONFIRM_HELP = ("once the trials are done, give the front's patterns up to N (at most 64) extra seeds each, round "
+                 "by round, until their top-1 intervals (mean ± 2 se) separate (default 0: off; a --time limit that "
+                 "ends the search leaves it to resume)")
 
 
 def _print_json(obj) -> None:

@@ -112,6 +112,14 @@ def test_bad_confirm_values_are_one_line_and_status_2(tmp_path, capsys, command,
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_confirm_past_64_seeds_is_one_line(tmp_path, capsys):
+    """A 20-digit --confirm was stored and would have trained seeds until the intervals separated."""
+    status, _, err = run(capsys, "run", "--budget", "2softmax", "--variant", "micro", "--name", "x", "--runs-dir",
+                         tmp_path / "runs", "--confirm", "99999999999999999999")
+    assert status == 2 and "--confirm 99999999999999999999: expected 0 (off) to 64 extra seeds" in err
+    assert err.count("\n") == 1 and not (tmp_path / "runs").exists()
+
+
 def test_a_run_cut_by_its_time_limit_says_the_front_was_not_confirmed(tmp_path, npz_data, capsys, shared_ray):
     """`--time` ends the search before `--confirm` could run: the summary says so and how to confirm later."""
     runs = tmp_path / "runs"

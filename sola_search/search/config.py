@@ -135,8 +135,8 @@ class SearchConfig:
             raise SolaError(f"--pack {self.pack or 1} x --gpus-per-trial {self.gpus_per_trial:g}"
                             f"{f' with --seeds {self.seeds}' if (self.seeds or 1) > 1 else ''} is more than one GPU: "
                             f"a pack trains on one GPU")
-        if self.confirm is not None and self.confirm < 0:
-            raise SolaError(f"--confirm {self.confirm}: expected 0 (off) or more extra seeds per front member")
+        if self.confirm is not None and not 0 <= self.confirm <= MAX_PACK:
+            raise SolaError(f"--confirm {self.confirm}: expected 0 (off) to {MAX_PACK} extra seeds per front member")
         if self.estimator is not None and self.estimator not in ESTIMATORS:
             raise SolaError(f"--estimator {self.estimator!r}: expected {' or '.join(ESTIMATORS)}")
         if self.supernet_steps is not None and self.supernet_steps < 1:
