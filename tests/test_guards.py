@@ -167,6 +167,22 @@ def test_a_resume_may_name_the_presets_own_value_but_not_another(tmp_path, npz, 
     assert _digest(runs) == before
 
 
+def test_a_resume_may_spell_its_recall_spec_another_way_but_not_name_other_data(tmp_path):
+    """`recall` and `recall:pairs = 2-24,grid=8` are one task: the run continues, its data as stored;
+    other parameters are other data."""
+    from sola_search.proxies.data import same_data
+
+    runs = tmp_path / "runs"
+    (runs / "r").mkdir(parents=True)
+    common = dict(budget="4softmax", variant="micro", runs_dir=str(runs), name="r", preset="quick")
+    (runs / "r" / "run.json").write_text(json.dumps(SearchConfig(**common, data="recall").to_dict()))
+    plan = prepare(SearchConfig(**common, data="recall:pairs = 2-24,grid=8"))
+    assert plan.resuming and plan.config.data == "recall"
+    with pytest.raises(SolaError, match="was made with data 'recall', not 'recall:pairs=2-16'"):
+        prepare(SearchConfig(**common, data="recall:pairs=2-16"))
+    assert not same_data("recall:pairs=2-", "recall") and not same_data("fashion-mnist", "recall")
+
+
 @pytest.mark.parametrize("text, message", [
     ("[1, 2]", "expected a JSON object, found list"),
     ('{"variant": "micro"}', "'budget' is None, expected text"),

@@ -596,6 +596,21 @@ _FORMS = [s.forms for s in DATA_SOURCES.values()]
 SOURCES = ", ".join(_FORMS[:-1]) + " or " + _FORMS[-1]  # every spec form, for messages and help
 
 
+def same_data(a: str, b: str) -> bool:
+    """Whether two specs name the same data: recall specs by their parameters (so `recall` and
+    `recall:pairs = 2-24` are one task, as a resumed run must see), others as written."""
+    if a == b:
+        return True
+    if a.partition(":")[0] == b.partition(":")[0] == "recall":
+        from sola_search.proxies.recall import parse_recall  # recall builds on this module
+
+        try:
+            return str(parse_recall(a)) == str(parse_recall(b))
+        except SolaError:
+            return False
+    return False
+
+
 def _source(spec: str) -> tuple[DataSource, str]:
     """The source `spec` names and its ARG; a spec of no source is one line that lists them."""
     kind, _, arg = spec.partition(":")

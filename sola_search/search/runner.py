@@ -214,6 +214,8 @@ def prepare(cfg: SearchConfig, stored: SearchConfig | None = None) -> RunPlan:
             raise SolaError(f"{run.path} exists but is not a sola-search run (no run.json): "
                             "choose another --name or move it away; nothing was changed")
     if resuming:
+        from sola_search.proxies.data import same_data
+
         stored = (stored or SearchConfig.from_dict(run.read_config(), str(run.run_json))).check()
         for key in IDENTITY:
             new, old = getattr(cfg, key), getattr(stored, key)
@@ -225,7 +227,7 @@ def prepare(cfg: SearchConfig, stored: SearchConfig | None = None) -> RunPlan:
                 continue
             by_preset = old is None and key in PRESET_OPTIONS  # the preset's value, which `new` may name
             effective = _preset_value(cfg.preset, key) if by_preset else old
-            if new is not None and new != effective:
+            if new is not None and new != effective and not (key == "data" and same_data(new, old)):
                 was = repr(old) if not by_preset else "the preset's" + ("" if effective is None else f" {effective!r}")
                 raise SolaError(f"run {cfg.name} was made with {key} {was}, not {new!r}: "
                                 f"resume it as it is, or choose another --name")
