@@ -243,6 +243,13 @@ def test_show_checks_a_pattern_files_resolution(tmp_path, capsys, resolution):
     _fails(capsys, ["show", path], f"'resolution' is {resolution}, expected 32 to 4096 pixels")
 
 
+@pytest.mark.parametrize("variant", [3, None, ["small"]])
+def test_show_refuses_a_pattern_files_variant_that_is_no_name(tmp_path, capsys, variant):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"pattern": "LL-LL-LLLL-LL", "variant": variant}))
+    _fails(capsys, ["show", path], f"'variant' is {json.dumps(variant)}, expected a name such as small")
+
+
 @pytest.mark.parametrize("resolution", ["abc", 1e9, 224.0, True, None])
 def test_show_refuses_a_pattern_files_resolution_that_is_no_whole_number(tmp_path, capsys, resolution):
     path = tmp_path / "p.json"

@@ -110,7 +110,10 @@ def pattern_file_defaults(pattern: str | os.PathLike) -> dict:
         return {}
     data = _read_pattern_file(text)
     out = {}
-    if isinstance(data.get("variant"), str):
+    if "variant" in data:  # a variant that is not a name is refused, not replaced by the preset's
+        if not isinstance(data["variant"], str):
+            raise SolaError(f"pattern file {text}: 'variant' is {json.dumps(data['variant'])}, expected a name such "
+                            "as small")
         out["variant"] = data["variant"]
     if "resolution" in data:  # a bad one is refused, not replaced by 224: the file meant some other size
         res = data["resolution"]
