@@ -167,9 +167,9 @@ def test_a_resume_may_name_the_presets_own_value_but_not_another(tmp_path, npz, 
     assert _digest(runs) == before
 
 
-def test_a_resume_may_spell_its_recall_spec_another_way_but_not_name_other_data(tmp_path):
-    """`recall` and `recall:pairs = 2-24,grid=8` are one task: the run continues, its data as stored;
-    other parameters are other data."""
+def test_a_resume_may_spell_its_data_another_way_but_not_name_other_data(tmp_path):
+    """`recall` and `recall:pairs = 2-24,grid=8` are one task, `fashion-mnist` and its folder named
+    one data set: the run continues, its data as stored; other parameters or folders are other data."""
     from sola_search.proxies.data import same_data
 
     runs = tmp_path / "runs"
@@ -181,6 +181,8 @@ def test_a_resume_may_spell_its_recall_spec_another_way_but_not_name_other_data(
     with pytest.raises(SolaError, match="was made with data 'recall', not 'recall:pairs=2-16'"):
         prepare(SearchConfig(**common, data="recall:pairs=2-16"))
     assert not same_data("recall:pairs=2-", "recall") and not same_data("fashion-mnist", "recall")
+    assert same_data("fashion-mnist", "fashion-mnist:/usr/share/datasets/fashion-mnist/")
+    assert not same_data("fashion-mnist", f"fashion-mnist:{tmp_path}")
 
 
 @pytest.mark.parametrize("text, message", [

@@ -598,10 +598,14 @@ SOURCES = ", ".join(_FORMS[:-1]) + " or " + _FORMS[-1]  # every spec form, for m
 
 def same_data(a: str, b: str) -> bool:
     """Whether two specs name the same data: recall specs by their parameters (so `recall` and
-    `recall:pairs = 2-24` are one task, as a resumed run must see), others as written."""
+    `recall:pairs = 2-24` are one task, as a resumed run must see), Fashion-MNIST by its folder
+    (`fashion-mnist` is `fashion-mnist:/usr/share/datasets/fashion-mnist`), others as written."""
     if a == b:
         return True
-    if a.partition(":")[0] == b.partition(":")[0] == "recall":
+    (kind_a, _, arg_a), (kind_b, _, arg_b) = a.partition(":"), b.partition(":")
+    if kind_a == kind_b == "fashion-mnist":
+        return os.path.realpath(arg_a or FASHION_MNIST_DIR) == os.path.realpath(arg_b or FASHION_MNIST_DIR)
+    if kind_a == kind_b == "recall":
         from sola_search.proxies.recall import parse_recall  # recall builds on this module
 
         try:
