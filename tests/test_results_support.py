@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from urllib.parse import quote
 
 import numpy as np
 import optuna
@@ -14,13 +13,14 @@ import sqlalchemy
 from optuna.trial import TrialState, create_trial
 
 from sola_search.objectives import standard_error
+from sola_search.search.rundir import sqlite_url
 from sola_search.space import Budget, Pattern, baselines, get_variant, model_cost
 
 
 def fast_sqlite(path: Path) -> optuna.storages.RDBStorage:
     """A SQLite storage that skips fsync (tests only): adding trials is ~10× faster; the file is an
     ordinary study database that `optuna.load_study` and sola-search open as usual."""
-    storage = optuna.storages.RDBStorage(f"sqlite:///{quote(str(path), safe='/')}")
+    storage = optuna.storages.RDBStorage(sqlite_url(path))
     storage.engine.dispose()
     sqlalchemy.event.listen(storage.engine, "connect", lambda conn, _: conn.execute("PRAGMA synchronous=OFF"))
     return storage

@@ -35,6 +35,12 @@ def versions() -> dict[str, str]:
 STUDY_DB = "study.db"  # a run's own SQLite study, unless run.json names a --storage
 
 
+def sqlite_url(path: Path) -> str:
+    """A SQLite URL of `path`, percent-quoted: a `?`, `#` or `%` in a folder name would otherwise cut or
+    decode the path and put the study in another file."""
+    return f"sqlite:///{quote(str(path), safe='/')}"
+
+
 @dataclass(frozen=True)
 class RunDir:
     path: Path
@@ -61,9 +67,7 @@ class RunDir:
 
     @property
     def default_storage(self) -> str:
-        """The run's SQLite URL, its path percent-quoted: a `?`, `#` or `%` in a folder name would
-        otherwise cut or decode the path and put the study in another file."""
-        return f"sqlite:///{quote(str(self.study_db.resolve()), safe='/')}"
+        return sqlite_url(self.study_db.resolve())
 
     def exists(self) -> bool:
         return self.run_json.is_file()

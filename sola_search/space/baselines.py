@@ -117,10 +117,7 @@ def pattern_file_defaults(pattern: str | os.PathLike) -> dict:
         out["variant"] = data["variant"]
     if "resolution" in data:  # a bad one is refused, not replaced by 224: the file meant some other size
         res = data["resolution"]
-        prefix = f"pattern file {text}: 'resolution' is {json.dumps(res)}, "
-        if not isinstance(res, int) or isinstance(res, bool):
-            raise SolaError(f"{prefix}expected a whole number of pixels from 32 to 4096")
-        out["resolution"] = check_resolution(res, prefix)
+        out["resolution"] = check_resolution(res, f"pattern file {text}: 'resolution' is {json.dumps(res)}, ")
     return out
 
 

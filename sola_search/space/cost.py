@@ -14,10 +14,12 @@ from sola_search.space.pattern import Pattern
 from sola_search.space.variants import Variant, get_variant
 
 
-def check_resolution(value: int, prefix: str) -> int:
+def check_resolution(value: object, prefix: str) -> int:
     """The one rule for an input size, wherever one is given (an option, run.json, a pattern file).
     The error is `prefix` (which names the value and ends with its separator, e.g. "--resolution
     16: ") followed by the rule."""
+    if isinstance(value, bool) or not isinstance(value, int):  # 224.0, "abc", true, null in a file
+        raise SolaError(f"{prefix}expected a whole number of pixels from 32 to 4096")
     if not 32 <= value <= 4096:
         raise SolaError(f"{prefix}expected 32 to 4096 pixels")
     return value

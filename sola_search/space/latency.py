@@ -156,9 +156,7 @@ class LatencyTable:
             raise SolaError(f"{source}: variant {name!r}: expected one of {', '.join(VARIANTS)}")
         v = VARIANTS[name]
         resolution = data["resolution"]
-        if not _whole(resolution):
-            raise SolaError(f"{source}: resolution {resolution!r}: expected a whole number of pixels")
-        check_resolution(resolution, f"{source}: resolution {resolution}: ")
+        check_resolution(resolution, f"{source}: resolution {resolution!r}: ")
         if not _whole(data["batch"]) or data["batch"] < 1:
             raise SolaError(f"{source}: batch {data['batch']!r}: expected a whole number >= 1")
         if data["device"] not in DEVICES or data["dtype"] not in DTYPES:
