@@ -8,7 +8,8 @@ seed give the same set)
 with the shared weights. Measured: the training's GPU-minutes, and scoring speed in patterns per
 GPU-minute (the pattern set scored again and again in calls of `--pack` patterns, as a search's
 worker scores them, until `--speed-patterns` patterns are done; the first call timed apart) of
-`Supernet.score` (the prefix walk; the mixed path it replaced: docs/performance.md). With `--reference FILE`
+`Supernet.score` (the prefix walk; the mixed path it replaced: docs/performance.md), at one or more memory
+bounds (`--memory`). With `--reference FILE`
 (a proxy_fidelity JSON record) it reports Kendall tau of the supernet scores against the reference
 mean, with a bootstrap 90 % interval over patterns, and top-5 overlap, ranked by top-1 and by loss.
 
@@ -39,7 +40,7 @@ from sola_search.proxies.supernet import (
 )
 from sola_search.results.fidelity import bootstrap_tau, kendall_tau, top_k_overlap
 from sola_search.space import Budget
-from sola_search.space.feasible import stratified_patterns
+from sola_search.space.feasible import FeasibleSet, stratified_patterns
 
 
 def reference_means(path: str, pats: list[str]) -> dict[str, dict[str, float]]:
@@ -73,7 +74,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="seed of the pattern set (as proxy_fidelity)")
     ap.add_argument("--train-seed", type=int, default=0, help="the supernet's seed (weights, batches, sampling)")
     ap.add_argument("--pack", type=int, default=64, help="patterns per scoring call (a search worker's pack)")
-    ap.add_argument("--speed-patterns", type=int, default=20000, help="patterns scored for the speed figure")
+    ap.add_argument("--speed-patterns", type=int, default=20000,
+                    help="patterns scored for the speed figure: drawn uniformly from the feasible set, as a "
+                         "search's first proposals are (distinct, almost surely)")
+    ap.add_argument("--memory", nargs="+", default=["auto"], metavar="GIB",
+                    help="the prefix walk's memory bound in GiB (auto: Supernet's own); several: each timed on the "
+                         "same patterns")
     ap.add_argument("--images", type=int, help="score on the first N validation images only (default all)")
     ap.add_argument("--reference", metavar="JSON", help="a proxy_fidelity record: tau against its reference mean")
     ap.add_argument("--dir", help="where the supernet is written (default a temporary directory; an existing "
@@ -105,26 +111,42 @@ def main() -> None:
     print(f"trained in {train_wall:.1f}s ({meta['train_s']}s loop, {meta['mode']}); softmax share per block "
           f"min {min(share):.2f} max {max(share):.2f}", flush=True)
 
-    sync()
-    t1 = time.perf_counter()
-    results = supernet.score(pats, images=args.images)
-    sync()
-    first_s = time.perf_counter() - t1
-    calls, scored, t2 = 0, 0, time.perf_counter()
-    while scored < args.speed_patterns:
-        chunk = [pats[(scored + i) % len(pats)] for i in range(args.pack)]
-        supernet.score(chunk, images=args.images)
-        scored, calls = scored + len(chunk), calls + 1
-    sync()
-    speed_s = time.perf_counter() - t2
-    per_min = 60 * scored / speed_s
-    images = int(results[0].notes.split(", ")[-1].split()[0])  # notes end "N validation images"
-    chunk_n = supernet.prefix_chunk(images)
-    print(f"scoring: {per_min:,.0f} patterns per minute ({scored} patterns in {calls} calls of {args.pack}, "
-          f"{images} validation images, chunks of {chunk_n} images, cache <= "
-          f"{chunk_n * supernet.cache_bytes_per_image() / 2**20:.0f} MiB); first call {first_s:.1f}s", flush=True)
-    speed = dict(patterns_per_minute=round(per_min, 1), patterns=scored, calls=calls, pack=args.pack,
-                 first_call_s=round(first_s, 2), images=images, chunk=chunk_n, mode=results[0].mode)
+    # A search's first proposals: distinct patterns drawn uniformly (a repeated pattern is computed once).
+    speed_pats = [str(p) for p in FeasibleSet(args.variant, Budget.parse(args.budget)).sample(args.speed_patterns, 1)]
+    speeds, auto = {}, supernet.prefix_cache_bytes
+    for bound in args.memory:
+        supernet.prefix_cache_bytes = auto if bound == "auto" else int(float(bound) * 2**30)
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        sync()
+        t1 = time.perf_counter()
+        results = supernet.score(pats, images=args.images)
+        sync()
+        first_s = time.perf_counter() - t1
+        calls, chunk, t2 = 0, 0, time.perf_counter()
+        for at in range(0, len(speed_pats), args.pack):
+            supernet.score(speed_pats[at : at + args.pack], images=args.images)
+            calls, chunk = calls + 1, max(chunk, supernet.chunk)
+        sync()
+        per_min = 60 * len(speed_pats) / (time.perf_counter() - t2)
+        images = int(results[0].notes.split(", ")[-1].split()[0])  # notes end "N validation images"
+        peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
+        print(f"scoring, memory bound {supernet.prefix_cache_bytes / 2**30:.1f} GiB ({bound}): {per_min:,.0f} "
+              f"patterns per minute ({len(speed_pats)} patterns, {len(set(speed_pats))} distinct, in {calls} calls "
+              f"of {args.pack}; {images} validation images in chunks of {chunk}); first call {first_s:.1f}s"
+              + (f"; peak memory {peak:.1f} GiB" if peak else ""), flush=True)
+        speeds[bound] = dict(patterns_per_minute=round(per_min, 1), patterns=len(speed_pats),
+                             distinct=len(set(speed_pats)), calls=calls, pack=args.pack, first_call_s=round(first_s, 2),
+                             images=images, chunk=chunk, bound_gib=supernet.prefix_cache_bytes / 2**30,
+                             peak_gib=peak, mode=results[0].mode, scores=[(r.val_top1, r.val_loss) for r in results])
+    if len(speeds) > 1:
+        a, b = (speeds[m] for m in args.memory[:2])
+        pairs = list(zip(a["scores"], b["scores"], strict=True))
+        print(f"memory {args.memory[1]} over {args.memory[0]}: "
+              f"{b['patterns_per_minute'] / a['patterns_per_minute']:.2f}x; top-1 equal on "
+              f"{sum(x[0] == y[0] for x, y in pairs)} of {len(pats)}, largest loss difference "
+              f"{max(abs(x[1] - y[1]) / abs(x[1]) for x, y in pairs):.1e} relative", flush=True)
+    speed = speeds[args.memory[0]] | {"by_memory": speeds}
 
     rows = [dict(pattern=str(r.pattern), softmax=str(r.pattern).count("S"), top1=r.val_top1, loss=r.val_loss)
             for r in results]

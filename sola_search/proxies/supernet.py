@@ -78,8 +78,9 @@ DEFAULT_GROUPS = 4  # patterns per training step (sample groups of one batch)
 DEFAULT_CANDIDATES = 8  # uniform feasible draws per group, of which the balanced rule keeps one
 STEPS_FACTOR = 10  # default supernet steps: 10 x the proxy's (the `long` preset, the reference, is 10 x default)
 CHECKPOINT_EVERY = 100
-# The prefix walk's cache bound (`Supernet.prefix_chunk`): `small` at width 0.5 and 64 px keeps ~0.3 MB an
-# image, so 2,000 validation images are one chunk of ~0.6 GB.
+# The prefix walk's cache bound (`Supernet.prefix_chunk`): 1 GiB on a CPU, a quarter of a GPU's free memory when
+# the supernet is loaded. `small` at width 0.5 and 64 px keeps ~0.3 MB an image, so 20,000 validation images are
+# one chunk of ~6 GB.
 PREFIX_CACHE_BYTES = 1 << 30
 # What a ProxyConfig says about how a run executes, not what it computes: not part of a supernet's identity.
 _RUN_MODE = ("device", "compile", "cuda_graphs", "eval_every", "eval_batch_size", "log_points", "test")
@@ -385,7 +386,9 @@ class Supernet:
     def __init__(self, model: torch.nn.Module, data: ProxyData, cfg: ProxyConfig, meta: dict, directory: Path):
         self.model, self.data, self.cfg, self.meta, self.directory = model, data, cfg, meta, Path(directory)
         self.variant = cfg.variant
-        self.prefix_cache_bytes = PREFIX_CACHE_BYTES
+        self.prefix_cache_bytes = PREFIX_CACHE_BYTES if data.device.type != "cuda" else \
+            torch.cuda.mem_get_info(data.device)[0] // 4
+        self.chunk = 0  # images per chunk in the last `score` call (a bench reports it)
 
     @property
     def sha256(self) -> str:
@@ -458,9 +461,9 @@ class Supernet:
         rest of its blocks with its one mixer each (`Block.forward(x, kind)`), then the head. Why: a
         prefix shared by many patterns is computed once (stage 1, the most tokens, has at most 8
         distinct prefixes), and each block runs one mixer, not both as the mixed training model does:
-        6.35x the mixed path's patterns a minute on an H200, 12.3x on a CPU, the same scores
+        about 2.4x the mixed path's distinct patterns a minute on an H200, 4.6x on a CPU, the same scores
         (docs/performance.md). Eager: the control flow differs per pattern, and at thousands of rows per
-        call launches are not what costs. Memory: the cache holds at most rows x blocks activations, the
+        call launches are not what costs (ten times the images per call: 1.31x the rate on an H200). Memory: the cache holds at most rows x blocks activations, the
         stem's and every block's but the last (`cache_bytes_per_image`)."""
         data, cfg, dev, model = self.data, self.cfg, self.data.device, self.model
         distinct = sorted({tuple(p.bits) for p in patterns})
@@ -474,7 +477,7 @@ class Supernet:
         correct = torch.zeros(u, dtype=torch.int64, device=dev)
         loss_sum = torch.zeros(u, dtype=torch.float64, device=dev)
         by_group = None if groups is None else torch.zeros(u, n_groups, dtype=torch.int64, device=dev)
-        chunk = self.prefix_chunk(v)
+        chunk = self.chunk = self.prefix_chunk(v)
         autocast = _autocast(dev, cfg)
         for start in range(0, v, chunk):
             i = slice(start, min(v, start + chunk))
