@@ -126,6 +126,19 @@ def test_resume_confirm_of_a_supernet_run_is_refused_before_run_json_changes(run
     assert _digest(run) == before
 
 
+def test_a_supernet_run_json_that_stored_confirm_says_how_to_clear_it(run, capsys):
+    """A run.json an older sola-search wrote with `confirm` beside `estimator supernet` refuses a plain resume in
+    one line that names the file and the way out; `resume --confirm 0` clears it and passes the check."""
+    config = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**config, "estimator": "supernet", "supernet_steps": 5, "confirm": 2}))
+    before = _digest(run)
+    _fails(capsys, ["resume", run, "--trials", "40"], "resume with --confirm 0")
+    assert _digest(run) == before
+    stored = SearchConfig.from_dict(json.loads((run / "run.json").read_text()))
+    again = SearchConfig(budget=stored.budget, name="r", runs_dir=str(run.parent), confirm=0)
+    assert prepare(again, stored).config.confirm == 0
+
+
 def test_resume_of_a_supernet_run_that_lost_its_supernet_json_never_retrains_over_its_weights(run, capsys):
     config = json.loads((run / "run.json").read_text())
     (run / "run.json").write_text(json.dumps({**config, "estimator": "supernet", "supernet_steps": 5}))

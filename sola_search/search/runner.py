@@ -216,7 +216,13 @@ def prepare(cfg: SearchConfig, stored: SearchConfig | None = None) -> RunPlan:
     if resuming:
         from sola_search.proxies.data import same_data
 
-        stored = (stored or SearchConfig.from_dict(run.read_config(), str(run.run_json))).check()
+        stored = stored or SearchConfig.from_dict(run.read_config(), str(run.run_json))
+        if stored.estimator == "supernet" and stored.confirm:  # stored by an older version: `--confirm 0` clears it
+            if cfg.confirm != 0:
+                raise SolaError(f"{run.run_json} stores confirm {stored.confirm} with estimator supernet, which an "
+                                "older sola-search accepted and no run can use: resume with --confirm 0 to clear it")
+            stored = replace(stored, confirm=0)
+        stored.check()
         for key in IDENTITY:
             new, old = getattr(cfg, key), getattr(stored, key)
             if key == "budget":
