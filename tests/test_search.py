@@ -529,6 +529,19 @@ def test_a_pack_that_fails_as_a_whole_is_retried_pattern_by_pattern(monkeypatch)
     assert [runs[0]["pattern"] for runs in out] == pats
 
 
+def test_a_supernet_worker_that_cannot_see_the_run_directory_trains_nothing(tmp_path, npz_data):
+    """On a cluster the supernet worker may sit on another node than the driver: it must not train a supernet
+    into a directory of that node's own (the run would never see it, and a resume would train again)."""
+    from sola_search.proxies import ProxyConfig
+    from sola_search.search.cluster import ProxyWorker
+
+    elsewhere = tmp_path / "runs" / "r"  # what the driver's path is on a node that lacks it: no run.json
+    cfg = ProxyConfig(variant="micro", data=npz_data, device="cpu").to_dict()
+    with pytest.raises(SolaError, match="is not on .*storage every GPU node sees"):
+        ProxyWorker(1).warm(cfg, supernet=dict(directory=str(elsewhere), budget="4softmax", resolution=224))
+    assert not tmp_path.joinpath("runs").exists()
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("SOLA_TEST_POSTGRES"),
                     reason="set SOLA_TEST_POSTGRES=postgresql://... (.ci/run starts a server)")

@@ -228,6 +228,12 @@ class ProxyWorker:
         from sola_search.proxies.supernet import SupernetSpec, train_supernet
         from sola_search.space.latency import LatencyTable
 
+        directory = spec["directory"]
+        if not os.path.isfile(os.path.join(directory, "run.json")):  # a worker on another node than the driver
+            raise SolaError(f"the run directory {directory} is not on {socket.gethostname()}, where the run's "
+                            "supernet worker runs: --estimator supernet trains and keeps its weights there, so on a "
+                            "cluster put the runs directory on storage every GPU node sees (--runs-dir), or start "
+                            "the run on a GPU node; nothing was trained")
         latency = LatencyTable.load(spec["latency"]) if spec.get("latency") else None
         s = SupernetSpec(cfg, spec["budget"], spec["resolution"], spec.get("steps"))
 
@@ -235,7 +241,7 @@ class ProxyWorker:
             self._progress = dict(phase="supernet", step=step, steps=steps, pid=self.pid)
 
         try:
-            return train_supernet(s, spec["directory"], data, latency=latency, progress=report)
+            return train_supernet(s, directory, data, latency=latency, progress=report)
         finally:
             self._progress = {}
 
