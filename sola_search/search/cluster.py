@@ -232,8 +232,8 @@ class ProxyWorker:
         if not os.path.isfile(os.path.join(directory, "run.json")):  # a worker on another node than the driver
             raise SolaError(f"the run directory {directory} is not on {socket.gethostname()}, where the run's "
                             "supernet worker runs: --estimator supernet trains and keeps its weights there, so on a "
-                            "cluster put the runs directory on storage every GPU node sees (--runs-dir), or start "
-                            "the run on a GPU node; nothing was trained")
+                            "cluster put the runs directory on storage every GPU node sees (--runs-dir); nothing "
+                            "was trained")
         latency = LatencyTable.load(spec["latency"]) if spec.get("latency") else None
         s = SupernetSpec(cfg, spec["budget"], spec["resolution"], spec.get("steps"))
 
