@@ -463,8 +463,9 @@ class Supernet:
         distinct prefixes), and each block runs one mixer, not both as the mixed training model does:
         about 2.4x the mixed path's distinct patterns a minute on an H200, 4.6x on a CPU, the same scores
         (docs/performance.md). Eager: the control flow differs per pattern, and at thousands of rows per
-        call launches are not what costs (ten times the images per call: 1.31x the rate on an H200). Memory: the cache holds at most rows x blocks activations, the
-        stem's and every block's but the last (`cache_bytes_per_image`)."""
+        call launches are not what costs (ten times the images per call: 1.31x the rate on an H200).
+        Memory: the cache holds at most rows x blocks activations, the stem's and every block's but the
+        last (`cache_bytes_per_image`)."""
         data, cfg, dev, model = self.data, self.cfg, self.data.device, self.model
         distinct = sorted({tuple(p.bits) for p in patterns})
         where = {b: k for k, b in enumerate(distinct)}
