@@ -148,6 +148,31 @@ def test_resume_of_a_supernet_run_that_lost_its_supernet_json_never_retrains_ove
     assert _digest(run) == before
 
 
+def test_a_relative_data_path_is_stored_absolute_and_a_resume_elsewhere_reads_the_same_file(tmp_path, monkeypatch):
+    """`run --data npz:d.npz` resumed from another directory read that directory's d.npz: the study mixed two
+    datasets without a word. The run now stores the path absolute; naming the same file again by another
+    relative path is the same data, another file is refused."""
+    from sola_search.proxies.data import absolute_data, same_data
+
+    for d, n in (("a", 20), ("b", 30)):
+        (tmp_path / d).mkdir()
+        np.savez(tmp_path / d / "d.npz", x=np.zeros((n, 8, 8), np.uint8), y=np.arange(n) % 2)
+    monkeypatch.chdir(tmp_path / "a")
+    runs = str(tmp_path / "runs")
+    first = prepare(SearchConfig(budget="4softmax", variant="micro", data="npz:d.npz", runs_dir=runs, name="r"))
+    assert first.config.data == f"npz:{tmp_path / 'a' / 'd.npz'}"
+    first.run.path.mkdir(parents=True)
+    first.run.write_config(first.config.to_dict())
+    monkeypatch.chdir(tmp_path / "b")
+    again = prepare(SearchConfig(budget="4softmax", name="r", runs_dir=runs))
+    assert again.config.data == f"npz:{tmp_path / 'a' / 'd.npz'}"
+    assert prepare(SearchConfig(budget="4softmax", name="r", runs_dir=runs, data="npz:../a/d.npz")).resuming
+    with pytest.raises(SolaError, match="was made with data"):
+        prepare(SearchConfig(budget="4softmax", name="r", runs_dir=runs, data="npz:d.npz"))
+    assert absolute_data("recall:pairs=2-8") == "recall:pairs=2-8" and absolute_data("fashion-mnist") == "fashion-mnist"
+    assert same_data("imagefolder:x/../y", f"imagefolder:{tmp_path / 'b' / 'y'}")
+
+
 def test_a_relative_sqlite_url_is_stored_absolute(tmp_path, npz, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = prepare(SearchConfig(budget="4softmax", variant="micro", data=npz, runs_dir=str(tmp_path / "runs"),

@@ -512,6 +512,7 @@ class DataSource:
     #   the labelled training images before the split (None: generated data); see `check_data`
     count: Callable[[str, str], int | None]  # the same count cheaply, without reading the images; may raise
     advise: Callable[[ProxyConfig], list[str]] = lambda cfg: []  # see `training_advice`
+    path_arg: bool = False  # ARG is a file or folder: a run stores it absolute (`absolute_data`)
 
 
 def _from_arrays(read: Callable[[str, int, bool], tuple]) -> Callable[..., ProxyData]:
@@ -584,11 +585,11 @@ def _check_recall(spec: str, arg: str) -> None:
 
 DATA_SOURCES: dict[str, DataSource] = {
     "fashion-mnist": DataSource("fashion-mnist, fashion-mnist:DIR", False, _from_arrays(_fashion_mnist_arrays),
-                                _fashion_mnist_count, _fashion_mnist_count),
+                                _fashion_mnist_count, _fashion_mnist_count, path_arg=True),
     "npz": DataSource("npz:PATH", True, _from_arrays(_npz_arrays), lambda spec, arg: len(_read_npz(arg)[1]),
-                      _npz_count),
+                      _npz_count, path_arg=True),
     "imagefolder": DataSource("imagefolder:PATH", True, _from_arrays(_read_imagefolder), _check_imagefolder,
-                              _imagefolder_count),
+                              _imagefolder_count, path_arg=True),
     "recall": DataSource("recall[:pairs=LO-HI,...]", False, _load_recall, _check_recall, lambda spec, arg: None,
                          _advise_recall),
 }
@@ -596,15 +597,26 @@ _FORMS = [s.forms for s in DATA_SOURCES.values()]
 SOURCES = ", ".join(_FORMS[:-1]) + " or " + _FORMS[-1]  # every spec form, for messages and help
 
 
+def absolute_data(spec: str) -> str:
+    """`spec` with its file or folder made absolute (from the current directory), for the sources that
+    read one; others as written. A run stores its data so: resumed from another directory, a relative
+    `npz:d.npz` would read another file, and the study would mix two datasets."""
+    kind, _, arg = spec.partition(":")
+    source = DATA_SOURCES.get(kind)
+    return f"{kind}:{os.path.abspath(arg)}" if source is not None and source.path_arg and arg else spec
+
+
 def same_data(a: str, b: str) -> bool:
     """Whether two specs name the same data: recall specs by their parameters (so `recall` and
-    `recall:pairs = 2-24` are one task, as a resumed run must see), Fashion-MNIST by its folder
-    (`fashion-mnist` is `fashion-mnist:/usr/share/datasets/fashion-mnist`), others as written."""
+    `recall:pairs = 2-24` are one task, as a resumed run must see), files and folders by where they
+    resolve (`fashion-mnist` is `fashion-mnist:/usr/share/datasets/fashion-mnist`)."""
     if a == b:
         return True
     (kind_a, _, arg_a), (kind_b, _, arg_b) = a.partition(":"), b.partition(":")
     if kind_a == kind_b == "fashion-mnist":
         return os.path.realpath(arg_a or FASHION_MNIST_DIR) == os.path.realpath(arg_b or FASHION_MNIST_DIR)
+    if kind_a == kind_b and kind_a in DATA_SOURCES and DATA_SOURCES[kind_a].path_arg and arg_a and arg_b:
+        return os.path.realpath(arg_a) == os.path.realpath(arg_b)
     if kind_a == kind_b == "recall":
         from sola_search.proxies.recall import parse_recall  # recall builds on this module
 

@@ -198,11 +198,15 @@ def prepare(cfg: SearchConfig, stored: SearchConfig | None = None) -> RunPlan:
     that name is resumed with its stored configuration (`stored`, read from its run.json when not
     given), and only the count or time may change. `cfg` is left as given: the plan holds a settled
     copy. What the machine decides is settled by `_settle_machine`."""
+    from sola_search.proxies.data import absolute_data, same_data
+
     cfg = replace(cfg).check().named()
     if cfg.storage:
         cfg.storage = absolute_sqlite(cfg.storage)  # run.json must name the same file from any directory
     if cfg.latency:
         cfg.latency = str(Path(cfg.latency).absolute())  # likewise
+    if cfg.data:
+        cfg.data = absolute_data(cfg.data)  # likewise: resumed elsewhere, a relative path reads other data
     run = RunDir(Path(cfg.runs_dir) / cfg.name)
     try:
         resuming = run.exists()
@@ -214,7 +218,6 @@ def prepare(cfg: SearchConfig, stored: SearchConfig | None = None) -> RunPlan:
             raise SolaError(f"{run.path} exists but is not a sola-search run (no run.json): "
                             "choose another --name or move it away; nothing was changed")
     if resuming:
-        from sola_search.proxies.data import same_data
 
         stored = stored or SearchConfig.from_dict(run.read_config(), str(run.run_json))
         if stored.estimator == "supernet" and stored.confirm:  # stored by an older version: `--confirm 0` clears it
