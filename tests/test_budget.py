@@ -1,6 +1,7 @@
 """Budget: the grammar (each unit; FLOPs = 2 × MACs), every error, canonical text, admits()."""
 
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -186,3 +187,14 @@ def test_softmax_limit_is_clamped_to_the_blocks_once():
                         (Budget.parse("1gmacs"), 10)):
         assert b.softmax_limit(10) == expected
         assert FeasibleSet("micro", b).max_softmax == BudgetCheck("micro", b).max_softmax == expected
+
+
+@pytest.mark.parametrize("text, most", [("2000001gflops", "2e+06 gflops"), ("1000000001mparams", "1e+09 mparams"),
+                                        ("1000001gmacs", "1e+06 gmacs"), ("1" + "0" * 16 + "ms", "1e+15 ms")])
+def test_too_large_a_limit_names_the_largest_in_its_own_unit(text, most):
+    """The largest limit a term takes is said in the unit it was written in (1e6 gmacs is 2e6 gflops and
+    1e9 mparams), and that largest limit is taken."""
+    with pytest.raises(SolaError, match=re.escape(f"too large a limit (at most {most})")):
+        Budget.parse(text)
+    number, unit = most.split()
+    Budget.parse(f"{float(number):.0f}{unit}")

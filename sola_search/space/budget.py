@@ -49,6 +49,7 @@ _TERM = re.compile(rf"^(\d+(?:\.\d*)?|\.\d+)({'|'.join(_UNITS)})$")
 # Longer numbers are refused before conversion: float() would overflow to inf and int() stops at
 # 4,300 digits, both with a traceback; no limit needs more than 20 characters.
 _MAX_DIGITS = 20
+_MAX_LIMIT = 10**15  # in the cost's own units (MACs, params, ms), whichever unit the limit is written in
 _EXPECTED = (f"expected a number followed by {', '.join(list(_UNITS)[:-1])} or {list(_UNITS)[-1]}, "
              "comma-joined (e.g. 8softmax,2.5gmacs)")
 
@@ -90,8 +91,9 @@ class Budget:
                 value = round(value) if term.rounded else value
                 if value <= 0:
                     raise SolaError(f"budget term {part!r}: expected a positive limit")
-                if value > 10**15:  # counts are int64 further on; no backbone comes near
-                    raise SolaError(f"budget term {part!r}: too large a limit (at most 1e6 {unit})")
+                if value > _MAX_LIMIT:  # counts are int64 further on; no backbone comes near
+                    raise SolaError(f"budget term {part!r}: too large a limit (at most "
+                                    f"{_MAX_LIMIT / term.units[unit]:g} {unit})")
                 limits[term.field] = value
         return cls(**limits)
 
