@@ -237,3 +237,31 @@ def test_the_latency_command_runs_without_optuna_or_ray(tmp_path):
         assert any(line.startswith(stage) for line in done.stdout.splitlines())
     t = LatencyTable.load(out, "micro", 64)
     assert t.batch == 1 and t.settings["threads"] == 1 and math.isfinite(t.validation["median_rel_error"])
+
+
+def test_an_out_path_under_a_file_is_one_line_before_measuring(capsys, tmp_path, monkeypatch):
+    """--out under a regular file is refused before minutes of measuring, in one line."""
+    import sola_search.space.latency as latency
+
+    other = tmp_path / "notes.json"
+    other.write_text('{"mine": 1}')
+    monkeypatch.setattr(latency, "_measure", lambda *a, **k: pytest.fail("measured before refusing --out"))
+    status, out, err = run(capsys, "latency", "--variant", "micro", "--resolution", "64", "--device", "cpu",
+                           "--out", str(other / "t.json"))
+    assert status == 2 and out == "" and err.count("\n") == 1 and "is not a directory" in err
+    assert other.read_text() == '{"mine": 1}'
+
+
+def test_a_table_that_cannot_be_written_is_one_line(table, tmp_path, monkeypatch):
+    """A file system that refuses the table (full, read-only, /proc) is a SolaError naming the file, not an OSError."""
+    import errno
+
+    import sola_search.space.latency as latency
+
+    def full(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(latency, "write_atomic", full)
+    with pytest.raises(SolaError, match="cannot write latency table .*t.json: No space left on device") as e:
+        table.save(tmp_path / "t.json")
+    assert "\n" not in str(e.value)

@@ -130,7 +130,11 @@ class LatencyTable:
         return hashlib.sha256(text.encode()).hexdigest()
 
     def save(self, path: str | os.PathLike) -> Path:
-        return write_atomic(path, json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n")
+        """Write the table atomically; a file system that refuses it is a one-line `SolaError`."""
+        try:
+            return write_atomic(path, json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n")
+        except OSError as e:
+            raise SolaError(f"cannot write latency table {path}: {e.strerror or e}") from None
 
     @classmethod
     def load(cls, path: str | os.PathLike, variant: str | Variant | None = None,
@@ -185,6 +189,9 @@ def refuse_overwrite(path: str | os.PathLike) -> None:
     p = Path(path)
     if str(path).endswith(os.sep) or p.is_dir():
         raise SolaError(f"--out {path}: a directory; expected the table's file name (e.g. {p / 'latency.json'})")
+    above = next((a for a in p.absolute().parents if a.exists()), None)  # where the writer would make folders
+    if above is not None and not above.is_dir():
+        raise SolaError(f"--out {path}: {above} is not a directory; expected the table's file name in a folder")
     if not (p.exists() or p.is_symlink()):
         return
     if not p.is_file():
