@@ -208,8 +208,12 @@ class _progress:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        self.bar = None
+        console = Console(stderr=True)
+        if not console.is_terminal:  # piped or captured: a transient bar would leave an empty line there
+            return lambda done, total, what: None
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+                            TimeElapsedColumn(), console=console, transient=True)
         self.bar.__enter__()
         self.task = self.bar.add_task(self.title, total=None)
         return self.update
@@ -218,7 +222,8 @@ class _progress:
         self.bar.update(self.task, completed=done, total=total, description=f"{self.title}: {what}")
 
     def __exit__(self, *exc) -> None:
-        self.bar.__exit__(*exc)
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
 
 
 _COMPILE_HELP = ("on a GPU, torch.compile each backbone block before the step's CUDA graph is captured: off or "

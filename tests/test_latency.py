@@ -265,3 +265,12 @@ def test_a_table_that_cannot_be_written_is_one_line(table, tmp_path, monkeypatch
     with pytest.raises(SolaError, match="cannot write latency table .*t.json: No space left on device") as e:
         table.save(tmp_path / "t.json")
     assert "\n" not in str(e.value)
+
+
+def test_the_latency_command_writes_nothing_to_a_stderr_that_is_not_a_terminal(capsys, tmp_path):
+    """The progress bar is for a terminal: piped or captured, stderr holds only warnings and errors (it held
+    an empty line, which made an error after the measuring its second line)."""
+    status, out, err = run(capsys, "latency", "--variant", "micro", "--resolution", "64", "--batch", "1",
+                           "--device", "cpu", "--reps", "1", "--warmup", "0", "--patterns", "0", "--threads", "1",
+                           "--out", str(tmp_path / "t.json"))
+    assert status == 0 and "wrote" in out and err == ""
