@@ -161,3 +161,20 @@ def test_the_front_and_under_filter_with_the_one_budget_test(tmp_path):
             else:
                 best = keep.sort_values(["val_top1", "gmacs", "number"], ascending=[False, True, True]).iloc[0]
                 assert pick_trial(study, f"under:{text}") == best["number"]
+
+
+def test_under_a_latency_limit_reads_the_latency_each_trial_recorded(tmp_path):
+    """A run with --latency (objective gmacs) records each trial's latency_ms: `under:...ms` picks by it
+    (it found no trial within any ms limit), a duplicate by its source's; a run without a table says so."""
+    study = open_run(make_run(tmp_path, "lat", n=12, latency=True)).study
+    frame = trials_frame(study)
+    ok = frame[frame["feasible"] & (frame["softmax_layers"] <= 2)]
+    best = ok.sort_values(["val_top1", "gmacs", "number"], ascending=[False, True, True]).iloc[0]
+    assert pick_trial(study, "under:12ms") == best["number"]
+    assert frame["latency_ms"].tolist()[-1] == frame["latency_ms"].tolist()[0]  # the duplicate of trial 0
+    with pytest.raises(SolaError, match="no completed feasible trial within 9ms"):
+        pick_trial(study, "under:9ms")
+    plain = open_run(make_run(tmp_path, "plain", n=4)).study
+    with pytest.raises(SolaError, match=r"--pick under:12ms: run plain recorded no latency .*--latency") as e:
+        pick_trial(plain, "under:12ms")
+    assert "\n" not in str(e.value)

@@ -29,7 +29,7 @@ def fast_sqlite(path: Path) -> optuna.storages.RDBStorage:
 def make_run(root: Path, name: str = "r1", *, variant: str = "micro", budget: str = "4softmax", n: int = 24,
              failed: int = 3, infeasible: int = 2, seed: int = 0, resolution: int = 224,
              events: list[dict] | None = None, proxy: dict | None = None, seeds: int = 1,
-             spread: float = 0.01, score: str = "val_top1") -> Path:
+             spread: float = 0.01, score: str = "val_top1", latency: bool = False) -> Path:
     """runs/<name>/ with run.json, study.db (study name = run name) and optional events.jsonl.
 
     Trials: the budget's baselines first, then `n` random feasible patterns (top-1 rising with the
@@ -38,7 +38,8 @@ def make_run(root: Path, name: str = "r1", *, variant: str = "micro", budget: st
     duplicate of trial 0 (which carries no `pattern` attribute, as the search writes it). With
     `seeds` > 1 each completed trial's top-1 is the mean of that many seeds' values spread ± `spread`
     around it, with their standard error, as `run --seeds` records them. `score="val_loss"` makes a
-    `run --score loss` run: each trial's loss is 1.5 - its top-1, minimized."""
+    `run --score loss` run: each trial's loss is 1.5 - its top-1, minimized. `latency` gives each trial
+    but the duplicate a `latency_ms` attribute (10 + its softmax blocks), as a run with `--latency` records them."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rng = np.random.default_rng(seed)
     v, b = get_variant(variant), Budget.parse(budget)
@@ -59,7 +60,8 @@ def make_run(root: Path, name: str = "r1", *, variant: str = "micro", budget: st
 
     def attrs(p: Pattern, **extra) -> dict:
         c = model_cost(v, p, resolution)
-        return dict(pattern=str(p), softmax_layers=p.softmax_layers, macs=c.macs, params=c.params, **extra)
+        ms = dict(latency_ms=10.0 + p.softmax_layers) if latency else {}
+        return dict(pattern=str(p), softmax_layers=p.softmax_layers, macs=c.macs, params=c.params, **ms, **extra)
 
     def top1(p: Pattern) -> float:
         return float(np.clip(0.5 + 0.04 * p.softmax_layers + rng.normal(0, 0.03), 0, 1))

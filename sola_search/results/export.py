@@ -48,6 +48,9 @@ def pick_trial(study: Any, pick: str) -> int:
         return n
     if text.startswith("under:"):
         budget = Budget.parse(text.removeprefix("under:"))
+        if budget.max_ms is not None and not frame["latency_ms"].notna().any():
+            raise SolaError(f"--pick {pick}: run {study.study_name} recorded no latency (it was made without "
+                            "--latency FILE): pick under a softmax, gmacs or mparams limit")
         ok = frame[frame["feasible"]]
         ok = ok.loc[[budget.within(row) for row in ok.to_dict("records")]]  # a cost the trial lacks is not within
         if ok.empty:

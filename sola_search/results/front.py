@@ -53,10 +53,11 @@ def hypervolume(top1: np.ndarray, cost: np.ndarray, ref: tuple[float, float]) ->
 # --- the study's trials as a table -----------------------------------------------------------
 def columns(objectives: tuple[Objective, Objective]) -> list[str]:
     """The trials frame's columns: the run's objectives after number and state, then the standard
-    error of each seeded one (NaN in a run without seeds); last, how many of a trial's seeds
-    `run --confirm` added (`confirm_seeds`)."""
+    error of each seeded one (NaN in a run without seeds); `latency_ms` where it is not an objective (NaN
+    in a run without a latency table); last, how many of a trial's seeds `run --confirm` added (`confirm_seeds`)."""
+    latency = [] if any(o.name == "latency_ms" for o in objectives) else ["latency_ms"]
     return ["number", "state", *(o.name for o in objectives), *(o.se_name for o in objectives if o.seeded), "macs",
-            "params", "softmax_layers", "pattern", "baseline", "status", "reason", "duplicate_of", "feasible",
+            *latency, "params", "softmax_layers", "pattern", "baseline", "status", "reason", "duplicate_of", "feasible",
             "confirm_seeds", "estimator"]
 
 
@@ -93,8 +94,11 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     objectives = study_objectives(study)
     budget = study_budget(study)
     records = confirmations(study.user_attrs)
+    trials = study.get_trials(deepcopy=False)
+    # A run with a latency table records each trial's latency_ms (a duplicate: its source's), a cost its budget reads.
+    latency = {t.number: _number(t.user_attrs.get("latency_ms")) for t in trials}
     rows = []
-    for t in study.get_trials(deepcopy=False):
+    for t in trials:
         a = t.user_attrs
         done = t.state == optuna.trial.TrialState.COMPLETE and t.values is not None
         record = records.get(a.get("duplicate_of", t.number)) if done else None
@@ -105,12 +109,13 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
                   for i, o in enumerate(objectives)}
         macs, gmacs = a.get("macs"), values.get("gmacs", np.nan)
         softmax = a.get("softmax_layers", np.nan)
+        ms = values.get("latency_ms", _or_nan(latency.get(a.get("duplicate_of", t.number))))
         ok = done and all(c <= 0 for c in t.constraints.values()) and a.get("feasible", True) is not False
         ok = ok and _within_budget(budget, dict(softmax_layers=softmax, macs=macs if macs is not None else gmacs * 1e9,
-                                                params=a.get("params", np.nan)))
+                                                params=a.get("params", np.nan), latency_ms=ms))
         spread = {o.se_name: _or_nan(_number(a.get(o.se_name))) for o in objectives if o.seeded}
         rows.append(dict(
-            number=t.number, state=t.state.name, **values, **spread,
+            number=t.number, state=t.state.name, **({"latency_ms": ms} | values), **spread,
             macs=macs if macs is not None else (round(gmacs * 1e9) if gmacs == gmacs else None),
             params=a.get("params"), softmax_layers=softmax, pattern=a.get("pattern"), baseline=a.get("baseline"),
             status=a.get("status", "ok" if done else None), reason=a.get("reason"),
