@@ -211,6 +211,24 @@ def test_timm_create_model_with_a_pattern_file(tmp_path):
     assert build_backbone("micro", str(text_file)).pattern == p
 
 
+def test_a_pattern_file_named_without_json_in_this_directory(tmp_path, monkeypatch):
+    """`export --out knee` writes `knee` and prints `timm.create_model(..., pattern='knee')`: that file is
+    read (it was parsed as the pattern text 'KNEE'); a directory of that name is named as one; text and
+    baseline names stay what they are, a file of that name or not."""
+    p = mixed("micro")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "knee").write_text(json.dumps({"variant": "micro", "layer_types": p.layer_types}))
+    assert timm.create_model("sola_vision_micro", pattern="knee").pattern == p
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(SolaError, match="pattern file folder: a directory; expected a file"):
+        build_backbone("micro", "folder")
+    for name in ("all-linear", "LL-LL-LLLL-LL"):
+        (tmp_path / name).write_text("not a pattern file")
+        assert build_backbone("micro", name).pattern == Pattern.parse("LL-LL-LLLL-LL")
+    with pytest.raises(SolaError, match="pattern stage 1 'NONSENSE'"):
+        build_backbone("micro", "nonsense")
+
+
 @pytest.mark.parametrize("content, match", [
     (None, "pattern file .*missing.json"),
     ("{not json", "pattern file .*bad.json"),

@@ -121,8 +121,15 @@ def pattern_file_defaults(pattern: str | os.PathLike) -> dict:
     return out
 
 
+# Text a pattern is written in: what is more than this, and names a file or directory here, is that file.
+_PATTERN_TEXT = re.compile(r"[LSls\s-]*")
+
+
 def _is_file_path(text: str) -> bool:
-    return text.endswith(".json") or os.path.sep in text
+    """A pattern file's path, not pattern text or a baseline name: a .json name, a path with a separator,
+    or a name that is neither text nor a baseline and is there (`export --out knee` writes `knee`)."""
+    return (text.endswith(".json") or os.path.sep in text
+            or (not _PATTERN_TEXT.fullmatch(text) and not is_baseline_name(text) and os.path.lexists(text)))
 
 
 def _read_pattern_file(path: str) -> dict:
