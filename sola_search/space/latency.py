@@ -176,6 +176,11 @@ class LatencyTable:
                                 f"{v.name} (depths {'-'.join(map(str, v.depths))})")
         rest = dict(zip(data["rest_ms"], _times(list(data["rest_ms"].values()), f"{source}: rest_ms"), strict=True))
         fixed, gap = (_signed(data.get(k, 0.0), f"{source}: {k}") for k in ("fixed_ms", "gap_ms"))
+        with np.errstate(over="ignore"):  # the slowest pattern: each block's slower choice
+            slowest = fixed + np.maximum(times["linear_ms"], times["softmax_ms"]).sum()
+        if not math.isfinite(slowest):
+            raise SolaError(f"{source}: its times add up to more than a number holds (a corrupted table? measure "
+                            "it again)")
         if fixed + times["linear_ms"].sum() <= 0:
             raise SolaError(f"{source}: fixed_ms {fixed!r}: the all-linear model would take no time")
         return cls(v, resolution, data["batch"], data["device"], data["dtype"], float(fixed), times["linear_ms"],
