@@ -198,3 +198,19 @@ def test_too_large_a_limit_names_the_largest_in_its_own_unit(text, most):
         Budget.parse(text)
     number, unit = most.split()
     Budget.parse(f"{float(number):.0f}{unit}")
+
+
+@pytest.mark.parametrize("argv", [
+    ["space", "--variant", "micro", "--budget", "2softmax,5ms"],
+    ["calibrate", "--data", "fashion-mnist", "--variant", "micro", "--budget", "5ms", "--out", "c.json"],
+    ["latency", "--variant", "micro", "--device", "cpu", "--budget", "5ms", "--out", "t.json"],
+])
+def test_an_ms_limit_where_no_table_can_be_given_says_only_run_takes_one(capsys, tmp_path, monkeypatch, argv):
+    """`space`, `calibrate` and `latency` take --budget but no --latency: the error told them to pass one."""
+    from cli_support import run
+
+    monkeypatch.chdir(tmp_path)
+    status, out, err = run(capsys, *argv)
+    assert status == 2 and out == "" and err.count("\n") == 1
+    assert "a latency limit (ms) needs a latency table, which only run takes (--latency FILE" in err
+    assert not list(tmp_path.iterdir())

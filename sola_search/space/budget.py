@@ -120,8 +120,8 @@ class Budget:
         """This budget with the latency table (or None) that prices its `ms` limit; an `ms` limit
         without a table is a one-line error: only a measured table says what a pattern's ms are."""
         if self.max_ms is not None and latency is None:
-            raise SolaError(f"budget {self}: a latency limit (ms) needs a latency table: pass --latency FILE "
-                            "(made by sola-search latency)")
+            raise SolaError(f"budget {self}: a latency limit (ms) needs a latency table, which only run takes "
+                            "(--latency FILE, made by sola-search latency)")
         return replace(self, latency=latency)
 
     def costs(self, table: CostTable, bits: np.ndarray | tuple[int, ...]) -> dict[str, float]:
