@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import struct
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from sola_search.proxies import (
     train_proxies,
     train_proxy,
 )
+from sola_search.proxies import data as data_mod
 from sola_search.proxies import train as train_mod
 from sola_search.proxies.data import FASHION_MNIST_DIR, data_dir_exists
 
@@ -185,6 +187,57 @@ def test_bad_npz_data_is_refused_before_any_training(tmp_path, arrays, message):
     assert "\n" not in str(e.value)
     with pytest.raises(SolaError, match=message):
         load_data(spec, 16, "cpu", 0.2, 0, test=True)
+
+
+def _damaged_npz(path: Path, kind: str) -> str:
+    """An .npz (or what claims to be one) damaged in one way."""
+    import io
+    import zipfile
+
+    def npy(a) -> bytes:
+        b = io.BytesIO()
+        np.save(b, a)
+        return b.getvalue()
+
+    x, y = _xy()
+    if kind == "bad crc":
+        np.savez(path, x=x, y=y)
+        raw = bytearray(path.read_bytes())
+        raw[300] ^= 0xFF  # inside x's data: stored, not compressed, so only the CRC tells
+        path.write_bytes(bytes(raw))
+    elif kind == "member not npy":
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("x.npy", npy(x))
+            z.writestr("y.npy", b"garbage")
+    elif kind == "huge shape":
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("x.npy", npy(np.zeros((2, 2), np.uint8)).replace(b"(2, 2)", b"(999999999, 999999)"))
+            z.writestr("y.npy", npy(y))
+    elif kind == "scalar y":
+        np.savez(path, x=np.uint8(3), y=np.int64(1))
+    elif kind == "an npy":
+        np.save(path, x)  # np.save adds .npy to a name without it
+        path.with_name(path.name + ".npy").rename(path)
+    return f"npz:{path}"
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("bad crc", "Bad CRC-32 for file 'x.npy'"), ("member not npy", "member y is not a .npy array"),
+    ("huge shape", "MemoryError: Unable to allocate"), ("scalar y", "x has dtype uint8 and shape ()"),
+    ("an npy", "not an .npz archive")])
+def test_a_damaged_npz_is_one_line(tmp_path, capsys, kind, message):
+    """A bad CRC, a member that is not an array, a header claiming 909 TiB (tracebacks from `run`'s
+    check) and a scalar y or a plain .npy (tracebacks from the image count `proxy` warns with)."""
+    spec = _damaged_npz(tmp_path / "d.npz", kind)
+    data_mod.image_count(spec)  # only a hint: never raises
+    with pytest.raises(SolaError, match=re.escape(message)) as e:
+        check_data(spec)
+    assert "\n" not in str(e.value)
+    with pytest.raises(SolaError, match=re.escape(message)):
+        load_data(spec, 16, "cpu", 0.2, 0)
+    assert main(["proxy", "LL-LL-LLLL-LL", "--variant", "micro", "--preset", "quick", "--steps", "1",
+                 "--batch-size", "2", "--data", spec]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_good_npz_data_passes_the_check(tmp_path):

@@ -257,8 +257,14 @@ def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as e:
-        raise SolaError(f"data npz:{path}: {e}") from None
+    # A damaged archive: a bad CRC (BadZipFile), a cut array (EOFError), a header that claims a
+    # shape no memory holds (MemoryError) are bad input like any other.
+    except (OSError, ValueError, EOFError, MemoryError, zipfile.BadZipFile) as e:
+        raise SolaError(f"data npz:{path}: {one_line(e)}") from None
+    raw = sorted(k for k, v in arrays.items() if not isinstance(v, np.ndarray))  # numpy hands those as bytes
+    if raw:
+        raise SolaError(f"data npz:{path}: member{'s' if len(raw) > 1 else ''} {', '.join(raw)} "
+                        f"{'are' if len(raw) > 1 else 'is'} not a .npy array (numpy.savez writes arrays x and y)")
     if "x" not in arrays or "y" not in arrays:
         raise SolaError(f"data npz:{path}: found arrays {sorted(arrays)}, expected x (uint8 images) and y (labels)")
     x, y = _check_xy(arrays["x"], arrays["y"], f"data npz:{path}")
@@ -368,7 +374,7 @@ def image_count(spec: str) -> int | None:
     try:
         source, arg = _source(spec)
         return source.count(spec, arg)
-    except (SolaError, OSError, ValueError, KeyError, zipfile.BadZipFile):
+    except Exception:  # noqa: BLE001 — any file at all may be named (a .npy, a scalar y): a count is only a hint
         return None
 
 
