@@ -232,7 +232,7 @@ _COMPILE_HELP = ("on a GPU, torch.compile each backbone block before the step's 
 
 # --- proxies ----------------------------------------------------------------------------------
 def cmd_proxy(args: argparse.Namespace) -> int:
-    from sola_search.proxies import check_fit, get_preset, train_proxy, training_advice
+    from sola_search.proxies import check_data, check_fit, get_preset, train_proxy, training_advice
     from sola_search.space import pattern_file_defaults, resolve_pattern
 
     if args.supernet:
@@ -246,7 +246,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
                      seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr, device=args.device,
                      test=args.test or None, compile=args.compile)
     pattern = resolve_pattern(args.pattern, cfg.variant)
-    for note in check_fit(cfg) + training_advice(cfg):
+    for note in check_fit(cfg, check_data(cfg.data)) + training_advice(cfg):  # bad data: its one line, no warnings
         print(f"warning: {note}", file=sys.stderr)
     result = train_proxy(pattern, cfg)
     if args.json:

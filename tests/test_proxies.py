@@ -570,6 +570,16 @@ def test_run_refuses_bad_data_before_ray_starts(tmp_path, capsys, bad):
     assert not (tmp_path / "runs" / "r").exists()
 
 
+def test_proxy_on_bad_data_is_its_one_line_without_warnings(tmp_path, capsys):
+    """`proxy` warned of the validation split and the warm-up that data it then refused would have had
+    (three lines; 'the validation split has 1 image (0.05 of 7)' for an archive of garbage members)."""
+    x, y = _xy(120)
+    rc = main(["proxy", "all-linear", "--variant", "micro", "--preset", "quick", "--steps", "1", "--device", "cpu",
+               "--data", _npz(tmp_path / "d.npz", x=x, y=np.zeros_like(y))])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "every label is 0" in err, err
+
+
 def test_check_fit_warns_of_a_small_validation_split_and_a_run_inside_its_warm_up():
     cfg = get_preset("quick", data="npz:unused")  # 5 % for validation, 10 warm-up steps of 100
     assert check_fit(cfg, images=4000) == []  # 200 validation images
