@@ -287,6 +287,38 @@ def test_fake_fashion_mnist_dir(fake_fmnist):
     assert d.classes[0] == "T-shirt/top" and d.train_x.shape[1:] == (1, 28, 28)
 
 
+@pytest.mark.parametrize("damage, message", [
+    ("cut", r"unreadable idx file train-images-idx3-ubyte.gz \(Compressed file ended"),
+    ("short", r"train-labels-idx1-ubyte.gz \(its header says 400 bytes of data, it holds 399\)"),
+    ("negative count", r"train-labels-idx1-ubyte.gz \(its header says -5 bytes of data, it holds 400\)"),
+    ("label 200", r"y holds 10 labels \(0, 1, 2, 3, …, 8, 200\), expected the class indices 0\.\.9"),
+    ("swapped", r"x has dtype uint8 and shape \(400,\)")])
+def test_a_damaged_fashion_mnist_folder_is_refused_by_the_check(fake_fmnist, tmp_path, damage, message):
+    """`fashion-mnist:DIR` was checked only for its files being there: a cut download or other labels
+    passed, then every trial failed and `run` exited 0 ("0 measured, 1 failed")."""
+    d = tmp_path / "fm"
+    d.mkdir()
+    for f in fake_fmnist.iterdir():
+        (d / f.name).write_bytes(f.read_bytes())
+    images, labels = d / "train-images-idx3-ubyte.gz", d / "train-labels-idx1-ubyte.gz"
+    raw = gzip.decompress(labels.read_bytes())
+    if damage == "cut":
+        images.write_bytes(images.read_bytes()[:-100])
+    elif damage == "short":
+        labels.write_bytes(gzip.compress(raw[:-1]))
+    elif damage == "negative count":
+        labels.write_bytes(gzip.compress(raw[:4] + struct.pack(">i", -5) + raw[8:]))
+    elif damage == "label 200":
+        labels.write_bytes(gzip.compress(raw[:8] + bytes(200 if b == 9 else b for b in raw[8:])))
+    else:
+        images.write_bytes(labels.read_bytes())
+    with pytest.raises(SolaError, match=message) as e:
+        check_data(f"fashion-mnist:{d}")
+    assert "\n" not in str(e.value)
+    with pytest.raises(SolaError, match=message):
+        load_data(f"fashion-mnist:{d}", 28, "cpu", 0.1, 0)
+
+
 def test_missing_fashion_mnist_names_the_package(tmp_path):
     with pytest.raises(SolaError) as e:
         load_data(f"fashion-mnist:{tmp_path}", 32, "cpu", 0.1, 0)

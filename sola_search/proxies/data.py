@@ -12,6 +12,7 @@ worker (a Ray actor) keeps it between trials."""
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 import warnings
@@ -290,6 +291,9 @@ def _read_idx(path: Path) -> np.ndarray:
     if magic >> 8 != 0x08 or ndim not in (1, 3):  # 0x08: unsigned byte
         raise SolaError(f"{path}: not an idx file of unsigned bytes (magic {magic:#x})")
     shape = struct.unpack(f">{ndim}i", raw[4 : 4 + 4 * ndim])
+    held = len(raw) - 4 - 4 * ndim
+    if min(shape) < 0 or held != math.prod(shape):  # a cut download; numpy would take one negative as "the rest"
+        raise ValueError(f"its header says {'×'.join(map(str, shape))} bytes of data, it holds {held}")
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape).copy()  # writable for torch
 
 
@@ -321,7 +325,7 @@ def check_data(spec: str) -> int | None:
     folder: every image is opened and checked, but not decoded in full, so that a big folder costs
     a fraction of the read every worker makes anyway — a PNG by its chunks' checksums (truncation,
     flipped bits; nothing inflated), a JPEG decoded at 1/8 scale (truncation), other formats
-    decoded. Fashion-MNIST: the files are there (a Debian package)."""
+    decoded. Fashion-MNIST: the training files are read and checked as npz arrays are."""
     source, arg = _source(spec)
     return source.check(spec, arg)
 
@@ -418,15 +422,20 @@ def _check_classes(where: str, folder: Path, empty: list[str]) -> None:
 
 def _read_fashion_mnist(root: str, test: bool):
     files = _fashion_mnist_files(root, test)
-    try:
-        x = _read_idx(files["train-images-idx3-ubyte"])
-        y = _read_idx(files["train-labels-idx1-ubyte"])
-        xt = _read_idx(files["t10k-images-idx3-ubyte"]) if test else None
-        yt = _read_idx(files["t10k-labels-idx1-ubyte"]) if test else None
-    except (OSError, EOFError, ValueError, struct.error) as e:
-        raise SolaError(f"Fashion-MNIST in {root}: unreadable idx file ({e})") from None
+
+    def read(stem: str) -> np.ndarray:
+        try:
+            return _read_idx(files[stem])
+        except (OSError, EOFError, ValueError, struct.error) as e:
+            raise SolaError(f"Fashion-MNIST in {root}: unreadable idx file {files[stem].name} ({e})") from None
+
+    x, y = read("train-images-idx3-ubyte"), read("train-labels-idx1-ubyte")
+    xt = read("t10k-images-idx3-ubyte") if test else None
+    yt = read("t10k-labels-idx1-ubyte") if test else None
     x, y = _check_xy(x, y, f"Fashion-MNIST in {root}")
-    return x, y, xt, None if yt is None else yt.astype(np.int64)
+    if test:
+        xt, yt = _check_xy(xt, yt, f"Fashion-MNIST in {root} (test)", int(y.max()) + 1)
+    return x, y, xt, yt
 
 
 def _class_folders(root: Path) -> list[Path]:
@@ -533,6 +542,12 @@ def _fashion_mnist_arrays(arg: str, resolution: int, test: bool) -> tuple:
     return *_read_fashion_mnist(arg or FASHION_MNIST_DIR, test), FASHION_MNIST_CLASSES
 
 
+def _check_fashion_mnist(spec: str, arg: str) -> int:
+    """The training files read whole and checked as npz arrays are: a folder given with
+    `fashion-mnist:DIR` may hold a cut download, another file under the name or other labels."""
+    return len(_read_fashion_mnist(arg or FASHION_MNIST_DIR, test=False)[1])
+
+
 def _fashion_mnist_count(spec: str, arg: str) -> int:
     files = _fashion_mnist_files(arg or FASHION_MNIST_DIR, test=False)
     return _idx_count(files["train-labels-idx1-ubyte"])
@@ -591,7 +606,7 @@ def _check_recall(spec: str, arg: str) -> None:
 
 DATA_SOURCES: dict[str, DataSource] = {
     "fashion-mnist": DataSource("fashion-mnist, fashion-mnist:DIR", False, _from_arrays(_fashion_mnist_arrays),
-                                _fashion_mnist_count, _fashion_mnist_count, path_arg=True),
+                                _check_fashion_mnist, _fashion_mnist_count, path_arg=True),
     "npz": DataSource("npz:PATH", True, _from_arrays(_npz_arrays), lambda spec, arg: len(_read_npz(arg)[1]),
                       _npz_count, path_arg=True),
     "imagefolder": DataSource("imagefolder:PATH", True, _from_arrays(_read_imagefolder), _check_imagefolder,
