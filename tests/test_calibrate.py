@@ -91,6 +91,27 @@ def test_only_missing_trainings_are_planned_and_a_grown_reference_trains_its_new
     assert fresh[6:] == [(4, pats[0:2], 0, 2), (4, pats[2:4], 0, 2), (4, pats[4:6], 0, 2)]
 
 
+@pytest.mark.parametrize("values, message", [
+    (dict(val_top1="abc"), "val_top1 'abc'"), (dict(val_top1=float("inf")), "val_top1 inf"),
+    (dict(val_top1=-5), "val_top1 -5"), (dict(train_s="x"), "train_s 'x'"), (dict(packed=0), "packed 0"),
+    (dict(status="weird"), "status 'weird'"), (dict(val_loss="x"), "val_loss 'x'"),
+    (dict(val_by_group=5), "val_by_group 5")])
+def test_a_record_with_values_no_training_writes_is_one_line(tmp_path, values, message):
+    """A records line edited by hand (or damaged into other JSON) was taken, then `calibrate` ended in a
+    traceback in the analysis (val_top1 'abc' or inf, train_s 'x', packed 'x') or used a top-1 of -5."""
+    from sola_search.search.calibrate import RECORD
+
+    good = dict(record=RECORD, pattern="LL-LL-LLLL-LL", steps=4, seed=0, config="c", status="ok", val_top1=0.5,
+                val_loss=1.2, train_s=1.0, wall_s=1.1, packed=2, images_per_s=9.0, val_by_group={})
+    diverged = good | dict(seed=1, status="nan", val_loss=float("nan"))  # what a diverged training writes
+    path = tmp_path / "c.records.jsonl"
+    path.write_text(json.dumps(good) + "\n" + json.dumps(diverged) + "\n")
+    assert len(read_records(path)) == 2
+    path.write_text(json.dumps(good) + "\n" + json.dumps(good | dict(seed=2) | values) + "\n")
+    with pytest.raises(SolaError, match=f"c.records.jsonl, line 2: a calibration record with {re.escape(message)}"):
+        read_records(path)
+
+
 def test_the_stratified_set_is_the_fidelity_protocols_and_deterministic():
     a = stratified_patterns("micro", Budget.parse("2softmax"), 8, seed=0)
     assert a == stratified_patterns("micro", Budget.parse("2softmax"), 8, seed=0)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import sys
@@ -165,9 +166,34 @@ def read_records(path: Path) -> dict[tuple[str, int, int, str], dict]:
         except (KeyError, TypeError, ValueError):
             raise SolaError(f"{path}, line {i + 1}: not a calibration record; this file is not sola-search "
                             "calibrate's records: move it away or pass another --out") from None
+        if bad := _bad_values(rec):
+            raise SolaError(f"{path}, line {i + 1}: a calibration record with {bad}; repair or delete that line "
+                            "(its training then runs again)")
     if cut and not out:
         raise SolaError(f"{path} holds no calibration record: move it away or pass another --out")
     return out
+
+
+def _bad_values(rec: dict) -> str:
+    """What a record holds that no training writes ('' when nothing): the analysis reads these values."""
+    from sola_search.proxies import STATUSES
+
+    def number(v) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+    if rec.get("status") not in STATUSES:
+        return f"status {rec.get('status')!r} (expected one of {', '.join(STATUSES)})"
+    ranges = dict(val_top1=(0, 1), val_loss=(0, math.inf), train_s=(0, math.inf), wall_s=(0, math.inf),
+                  images_per_s=(0, math.inf), packed=(1, math.inf))
+    for key, (lo, hi) in ranges.items():
+        v = rec.get(key)
+        if key == "val_loss" and rec["status"] == "nan" and isinstance(v, float):  # a diverged training's
+            continue
+        if v is not None and not (number(v) and lo <= v <= hi):
+            return f"{key} {v!r} (expected a number from {lo} to {hi})"
+    if not isinstance(rec.get("val_by_group") or {}, dict):
+        return f"val_by_group {rec['val_by_group']!r} (expected an object)"
+    return ""
 
 
 def append_records(path: Path, records: list[dict]) -> None:
