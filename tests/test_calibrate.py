@@ -112,6 +112,17 @@ def test_a_record_with_values_no_training_writes_is_one_line(tmp_path, values, m
         read_records(path)
 
 
+def test_an_output_whose_identity_is_damaged_is_refused_in_one_line(tmp_path, npz_data, capsys):
+    """`"identity": 5` in an existing --out was a traceback (AttributeError) before anything started."""
+    out = tmp_path / "c.json"
+    out.write_text(json.dumps(dict(format="sola-search-calibration", version=1, identity=5)))
+    before = out.read_text()
+    status, _, err = run(capsys, "calibrate", "--data", npz_data, "--variant", "micro", "--budget", "2softmax",
+                         "--ladder", "1,2", "--patterns", "6", "--out", out, "--quiet")
+    assert status == 2 and "exists and is not a calibration; nothing was changed" in err and err.count("\n") == 1, err
+    assert out.read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == ["c.json"]
+
+
 def test_the_stratified_set_is_the_fidelity_protocols_and_deterministic():
     a = stratified_patterns("micro", Budget.parse("2softmax"), 8, seed=0)
     assert a == stratified_patterns("micro", Budget.parse("2softmax"), 8, seed=0)

@@ -301,11 +301,11 @@ def _refuse_other_output(out: Path, identity: dict | None) -> None:
         record = parse_json(out.read_text(encoding="utf-8"), str(out))
     except (OSError, UnicodeDecodeError, SolaError):
         record = None
-    if not is_calibration(record):
+    old = record.get("identity", {}) if is_calibration(record) else None
+    if not isinstance(old, dict):  # not one, or one whose identity is damaged: nothing says it is this one
         raise SolaError(f"{out} exists and is not a calibration; nothing was changed: pass another --out or move it")
     if identity is None:
         return
-    old = record.get("identity", {})
     # A key the file lacks was added to the identity since it was written: the proxy digest covers it.
     diff = [f"{k} {old.get(k)!r} there, {v!r} here" for k, v in identity.items() if k in old and old[k] != v]
     if diff:
