@@ -50,6 +50,24 @@ def compare(a_path: str, b_path: str) -> dict:
     return out
 
 
+def _eval_without_autotune() -> None:
+    """Evaluation with cuDNN's autotuning off: its batches (eval_batch_size and the split's remainder) are
+    shapes training never ran, and autotuning each costs seconds in a worker's warm-up."""
+    from sola_search.proxies import train
+
+    inner = train._evaluate_pack
+
+    def evaluate_pack(pack):
+        saved = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = False
+        try:
+            inner(pack)
+        finally:
+            torch.backends.cudnn.benchmark = saved
+
+    train._evaluate_pack = evaluate_pack
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     common_args(ap, "compile_blocks")
@@ -58,6 +76,10 @@ def main() -> None:
     ap.add_argument("--pack", type=int, default=8, help="patterns per pack (default 8, a search worker's)")
     ap.add_argument("--packs", type=int, default=2, help="packs trained after the warm-up (default 2)")
     ap.add_argument("--budget", default="8softmax", help="the patterns are drawn within it (default 8softmax)")
+    ap.add_argument("--profile-warm-up", action="store_true",
+                    help="run the warm-up under cProfile and print where its seconds went (the process's main thread)")
+    ap.add_argument("--eval-autotune", default="on", choices=("on", "off"),
+                    help="off: evaluation runs with cuDNN's autotuning off (its batch shapes are new to the process)")
     ap.add_argument("--compare", nargs=2, metavar="JSON", help="compare two records' loss curves and top-1")
     args = ap.parse_args()
     if args.compare:
@@ -73,14 +95,33 @@ def main() -> None:
     patterns = [str(p) for p in FeasibleSet(cfg.variant, Budget.parse(args.budget)).sample(args.pack * args.packs, 0)]
     t0 = time.perf_counter()
     data = load_proxy_data(cfg)
+    if args.eval_autotune == "off":
+        _eval_without_autotune()
     t1 = time.perf_counter()
-    warm = warm_up(cfg, data, args.pack)
+    if args.profile_warm_up:
+        import cProfile
+        import io
+        import pstats
+
+        prof = cProfile.Profile()
+        warm = prof.runcall(warm_up, cfg, data, args.pack)
+        for key, n in (("cumulative", 70), ("tottime", 30)):
+            buf = io.StringIO()
+            pstats.Stats(prof, stream=buf).sort_stats(key).print_stats(n)
+            print(buf.getvalue(), flush=True)
+    else:
+        warm = warm_up(cfg, data, args.pack)
     t2 = time.perf_counter()
     rec |= dict(warm_data_s=round(t1 - t0, 2), warm_kernels_s=round(t2 - t1, 2), warm_status=warm.status,
-                warm_reason=warm.reason, graphs_after_warm_up=graphs_compiled() if args.compile == "blocks" else 0)
-    print(f"compile {args.compile}: warm-up {t2 - t0:.1f} s (data {t1 - t0:.1f}, kernels {t2 - t1:.1f}), "
-          f"{rec['graphs_after_warm_up']} graphs compiled, cache {cache} had {rec['cache_files_before']} files",
-          flush=True)
+                warm_reason=warm.reason, warm_phases=warm.phases,
+                graphs_after_warm_up=graphs_compiled() if args.compile == "blocks" else 0)
+    print(f"compile {args.compile}: warm-up {t2 - t0:.1f} s (data {t1 - t0:.1f}, kernels {t2 - t1:.1f}: "
+          f"phases {warm.phases}), {rec['graphs_after_warm_up']} graphs compiled, cache {cache} had "
+          f"{rec['cache_files_before']} files", flush=True)
+    if args.compile == "blocks":  # where the warm-up's compilation time went (dynamo's own accounting)
+        from torch._dynamo.utils import compile_times
+        rec["compile_times"] = compile_times(repr="str", aggregate=True)
+        print(rec["compile_times"], flush=True)
     rec["packs"], rec["results"] = [], []
     for i in range(args.packs):
         t = time.perf_counter()
@@ -98,7 +139,7 @@ def main() -> None:
                                 train_curve=r.train_curve, status=r.status) for r in results]
         print(f"pack {i}: wall {wall:.1f} s, train {train_s:.1f} s, {pack['images_per_s']:,} images/s "
               f"({pack['ms_per_model_step']} ms per model-step), {pack['mode']}, {pack['notes']}, "
-              f"graphs {pack['graphs']}, top-1 {[r.val_top1 for r in results]}", flush=True)
+              f"graphs {pack['graphs']}, phases {pack['phases']}, top-1 {[r.val_top1 for r in results]}", flush=True)
     if torch.cuda.is_available():
         rec["peak_mem_mb"] = results[0].peak_mem_mb
     write_json(args.out, rec)
