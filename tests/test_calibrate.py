@@ -357,3 +357,35 @@ def test_run_calibration_takes_the_score_the_calibration_ranked_by(tmp_path):
         apply_calibration(SearchConfig(budget="8softmax", objectives=["val_top1", "gmacs"]), str(path))
     path.write_text(json.dumps(CALIBRATION))  # a calibration of before scores: top-1
     assert apply_calibration(SearchConfig(budget="8softmax"), str(path))[0].objectives is None
+
+
+def test_run_calibration_matches_the_data_wherever_run_is_and_however_it_is_named(tmp_path, monkeypatch):
+    """A calibration records its data as `run` stores it (a file made absolute): a run from another directory,
+    with the data spelled absolute or as the same task's defaults, takes it; other data is refused, named."""
+    from sola_search.search.calibrate import CalibrationConfig, _base, _identity
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    data_path = "npz:" + str(tmp_path / "a" / "d.npz")
+    cal = CalibrationConfig(data="npz:d.npz", variant="micro", budget="2softmax", preset="quick")
+    assert _identity(cal, _base(cal))["data_path"] == data_path
+    path = tmp_path / "cal.json"
+    path.write_text(json.dumps(CALIBRATION | dict(identity=CALIBRATION["identity"] | dict(data="npz:d.npz",
+                                                                                            data_path=data_path))))
+    monkeypatch.chdir(tmp_path / "b")  # the relative spec as written would name b/d.npz here
+    cfg, _ = apply_calibration(SearchConfig(budget="8softmax"), str(path))
+    assert cfg.data == data_path
+    cfg, _ = apply_calibration(SearchConfig(budget="8softmax", data=data_path), str(path))
+    assert cfg.data == data_path
+    with pytest.raises(SolaError, match="data 'npz:.*a/d.npz', not 'npz:d.npz'"):
+        apply_calibration(SearchConfig(budget="8softmax", data="npz:d.npz"), str(path))
+    # recall by its parameters: the defaults spelled out are the same task
+    path.write_text(json.dumps(CALIBRATION))
+    cfg, _ = apply_calibration(SearchConfig(budget="8softmax", data="recall:pairs=2-24"), str(path))
+    assert cfg.data == "recall:pairs=2-24"
+    with pytest.raises(SolaError, match="data 'recall', not 'recall:pairs=2-9'"):
+        apply_calibration(SearchConfig(budget="8softmax", data="recall:pairs=2-9"), str(path))
+    path.write_text(json.dumps(CALIBRATION | dict(identity=CALIBRATION["identity"] | dict(data_path=5))))
+    with pytest.raises(SolaError, match="identity data_path 5, expected a data spec"):
+        apply_calibration(SearchConfig(budget="8softmax"), str(path))

@@ -287,6 +287,7 @@ def load_calibration(path: str | Path) -> dict:
     # one line naming the file and field: not as a traceback, a flag never given, or a run.json that
     # cannot be resumed. The identity's numbers may be absent (a file from before them: the preset's).
     whole, number = (int,), (int, float)
+    _check_field(path, "identity", ident, "data_path", (str,), bool, "a data spec", optional=True)
     _check_field(path, "identity", ident, "batch_size", whole, lambda v: v >= 1, "a whole number >= 1", optional=True)
     _check_field(path, "identity", ident, "lr", number, lambda v: 0 < v < 1, "a number above 0 and below 1",
                  optional=True)

@@ -283,7 +283,13 @@ def _base(cfg: CalibrationConfig):
 
 
 def _identity(cfg: CalibrationConfig, base) -> dict:
-    return dict(data=cfg.data, variant=cfg.variant, budget=cfg.budget, preset=cfg.preset, resolution=cfg.resolution,
+    """What the result depends on. `data_path`: the data as `run` stores it (a file or folder made
+    absolute), so that a run from another directory, or one that names the data otherwise, is
+    matched with what was measured."""
+    from sola_search.proxies.data import absolute_data
+
+    return dict(data=cfg.data, data_path=absolute_data(cfg.data), variant=cfg.variant, budget=cfg.budget,
+                preset=cfg.preset, resolution=cfg.resolution,
                 ladder=list(cfg.ladder), seeds=cfg.seeds, reference_seeds=cfg.reference_seeds or cfg.seeds,
                 patterns=cfg.patterns, seed=cfg.seed,
                 batch_size=base.batch_size, lr=base.lr, proxy=config_digest(base))
@@ -483,14 +489,18 @@ def apply_calibration(cfg: SearchConfig, path: str) -> tuple[SearchConfig, list[
     variant, data, budget, preset, batch size or learning rate (each named), or one that found no
     setting that ranks. The run trains at the calibration's batch size and learning rate unless it names
     its own."""
+    from sola_search.proxies.data import absolute_data, same_data
     from sola_search.results.calibration import load_calibration
     from sola_search.space import Budget
 
     record = load_calibration(path)
     ident = record["identity"]
-    given = dict(variant=cfg.variant, data=cfg.data, budget=str(Budget.parse(cfg.budget)), preset=cfg.preset,
+    measured_on = ident.get("data_path", ident["data"])  # a calibration of before data_path: as written
+    given = dict(variant=cfg.variant, budget=str(Budget.parse(cfg.budget)), preset=cfg.preset,
                  batch_size=cfg.batch_size, lr=cfg.lr)
     diff = [f"{k} {ident.get(k)!r}, not {v!r}" for k, v in given.items() if v is not None and v != ident.get(k)]
+    if cfg.data is not None and not same_data(absolute_data(cfg.data), measured_on):
+        diff.insert(0, f"data {measured_on!r}, not {cfg.data!r}")
     if diff:
         raise SolaError(f"calibration {path} was measured with {'; '.join(diff)}: calibrate for this run, or run "
                         "without --calibration")
@@ -513,7 +523,7 @@ def apply_calibration(cfg: SearchConfig, path: str) -> tuple[SearchConfig, list[
     if won:
         line += f"; {' and '.join(won)} given: {'they win' if len(won) > 1 else 'it wins'} over the calibration's"
     # The recommendation holds for the batch size and learning rate it was measured with: the run trains so too.
-    out = replace(cfg, variant=cfg.variant or ident["variant"], data=cfg.data or ident["data"],
+    out = replace(cfg, variant=cfg.variant or ident["variant"], data=cfg.data or measured_on,
                   preset=cfg.preset or ident["preset"], batch_size=cfg.batch_size or ident.get("batch_size"),
                   lr=cfg.lr or ident.get("lr"), steps=steps, seeds=seeds, calibration=note,
                   objectives=cfg.objectives or (None if score == "val_top1" else [score, "gmacs"]))
