@@ -189,6 +189,30 @@ def test_bad_supernet_files_are_one_line_and_nothing_is_changed(tmp_path, npz_da
         _spec(npz_data, steps=0)
 
 
+def test_proxy_with_a_supernet_whose_training_was_stopped_says_how_far_it_got(tmp_path, npz_data, capsys):
+    """A stopped training leaves its checkpoint and no supernet.json: `proxy --supernet` said "no supernet
+    there ... train one", as if nothing had been trained. It now says how far the training got, in one line,
+    nothing changed; an unreadable checkpoint is one line too."""
+    d = tmp_path / "sn"
+
+    def kill_at_3(step, steps):
+        if step == 3:
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        train_supernet(_spec(npz_data), d, checkpoint_every=2, progress=kill_at_3)
+    ckpt = (d / CHECKPOINT).read_bytes()
+    status, out, err = cli(capsys, "proxy", "LL-LL-LLLL-LL", "--supernet", d)
+    assert status == 2 and not out and len(err.strip().splitlines()) == 1
+    assert f"{d}: its supernet is only trained to step 2 of 4 (its training was stopped" in err
+    assert "no supernet there" not in err
+    assert sorted(p.name for p in d.iterdir()) == [CHECKPOINT] and (d / CHECKPOINT).read_bytes() == ckpt
+    (d / CHECKPOINT).write_bytes(ckpt[:100])  # cut off mid-header
+    status, out, err = cli(capsys, "proxy", "LL-LL-LLLL-LL", "--supernet", d)
+    assert status == 2 and not out and len(err.strip().splitlines()) == 1
+    assert "not a readable supernet checkpoint" in err and (d / CHECKPOINT).read_bytes() == ckpt[:100]
+
+
 @pytest.mark.usefixtures("shared_ray")
 def test_run_with_the_supernet_estimator_end_to_end(tmp_path, npz_data, capsys):
     base = dict(budget="2softmax", variant="micro", preset="quick", steps=2, batch_size=32, data=npz_data,

@@ -312,6 +312,30 @@ def _restore(path: Path, spec: SupernetSpec, model, params, opt, counts: np.ndar
     return int(meta["step"])
 
 
+def checkpoint_progress(directory: str | Path) -> tuple[int, int] | None:
+    """How far the stopped training whose checkpoint is in `directory` got: (its step, the steps it
+    trains to), read from the file's header alone (no tensors, no torch); None without a checkpoint.
+    An unreadable one raises `SolaError`, as its resume would."""
+    path = Path(directory) / CHECKPOINT
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            if not 0 < size <= 100_000_000:
+                raise ValueError(f"header size {size}")
+            header = json.loads(f.read(size))
+        meta = json.loads(header["__metadata__"]["sola_search"])
+        step, steps = meta["step"], meta["identity"]["steps"]
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in (step, steps)) or not 0 < step < steps:
+            raise ValueError(f"step {step!r} of {steps!r}")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as e:  # cut off, foreign, another format
+        why = f"{type(e).__name__} {e}" if isinstance(e, KeyError) else one_line(e)
+        raise SolaError(f"{path}: not a readable supernet checkpoint ({why}); move it away to train the supernet "
+                        "from the start") from None
+    return step, steps
+
+
 def _differences(meta: Any, want: dict) -> str:
     have = meta.get("identity") if isinstance(meta, dict) else None
     if not isinstance(have, dict):
@@ -323,10 +347,17 @@ def _differences(meta: Any, want: dict) -> str:
 # --- loading -----------------------------------------------------------------------------------
 def read_meta(directory: str | Path, expected: dict[str, Any] | None = None) -> dict[str, Any]:
     """A directory's supernet.json, checked: its format, and (with `expected`) each identity key given
-    there; then the weights file's sha256 against it. Raises only `SolaError`. Needs no torch."""
+    there; then the weights file's sha256 against it. Without one, a stopped training's checkpoint is
+    said to be one (how far it got, how to finish it). Raises only `SolaError`. Needs no torch."""
     directory = Path(directory)
     path = directory / META
     if not path.exists():
+        progress = checkpoint_progress(directory)
+        if progress is not None:  # a stopped training: the checkpoint is not weights to score with
+            finish = f"sola-search resume {directory}" if (directory / "run.json").exists() else \
+                "train_supernet there resumes it"
+            raise SolaError(f"{directory}: its supernet is only trained to step {progress[0]} of {progress[1]} (its "
+                            f"training was stopped; {META} is written when it ends): finish it with {finish}")
         raise SolaError(f"{directory}: no supernet there ({META} is missing): train one with "
                         "sola-search run --estimator supernet")
     meta = read_json(path, str(path))
