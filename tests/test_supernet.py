@@ -14,7 +14,7 @@ from cli_support import run_study
 from optuna.trial import TrialState
 
 from sola_search.errors import SolaError
-from sola_search.proxies import get_preset
+from sola_search.proxies import ProxyConfig, get_preset
 from sola_search.proxies.supernet import (
     CHECKPOINT,
     META,
@@ -246,6 +246,50 @@ def test_run_with_the_supernet_estimator_end_to_end(tmp_path, npz_data, capsys):
     (run_dir / WEIGHTS).write_bytes(b"not weights")
     status, _, err = cli(capsys, "resume", run_dir, "--trials", "60")
     assert status == 2 and "corrupted or was replaced" in err and (run_dir / WEIGHTS).read_bytes() == b"not weights"
+
+
+@pytest.mark.usefixtures("shared_ray")
+def test_a_run_stopped_while_it_trained_its_supernet_says_it_resumes_from_the_checkpoint(tmp_path, npz_data, capsys):
+    """A run killed while it trained its supernet leaves the checkpoint, no weights and no supernet.json. Its
+    resume printed "training the run's supernet first (4 steps, ...)", as if from scratch, though it went on
+    from the checkpoint; it now says from which step of how many. Until then `proxy --supernet` says how far
+    the training got and how to finish it; an unreadable checkpoint is refused before anything starts."""
+    runs = tmp_path / "runs"
+    status, _, _ = cli(capsys, "run", "--budget", "2softmax", "--variant", "micro", "--preset", "quick", "--steps", 2,
+                       "--batch-size", 32, "--data", npz_data, "--name", "sn", "--runs-dir", runs, "--seed", 0,
+                       "--estimator", "supernet", "--supernet-steps", 4, "--trials", 3)
+    run_dir = runs / "sn"
+    assert status == 0 and (run_dir / META).is_file()
+    # What a kill during the supernet's training leaves: its checkpoint at step 2 of 4, alone.
+    proxy = ProxyConfig.from_dict(run_study(run_dir).user_attrs["proxy"])
+    (run_dir / META).unlink()
+    (run_dir / WEIGHTS).unlink()
+
+    def kill_at_3(step, steps):
+        if step == 3:
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        train_supernet(SupernetSpec(proxy, "2softmax", steps=4), run_dir, checkpoint_every=2, progress=kill_at_3)
+    ckpt = (run_dir / CHECKPOINT).read_bytes()
+
+    status, _, err = cli(capsys, "proxy", "LL-LL-LLLL-LL", "--supernet", run_dir)
+    assert status == 2 and len(err.strip().splitlines()) == 1
+    assert f"{run_dir}: its supernet is only trained to step 2 of 4" in err
+    assert err.strip().endswith(f"finish it with sola-search resume {run_dir}")
+    (run_dir / CHECKPOINT).write_bytes(b"\x08" + bytes(7) + b"not json")
+    status, _, err = cli(capsys, "resume", run_dir, "--trials", 5)
+    assert status == 2 and len(err.strip().splitlines()) == 1 and "not a readable supernet checkpoint" in err
+    assert (run_dir / CHECKPOINT).read_bytes() == b"\x08" + bytes(7) + b"not json"
+    (run_dir / CHECKPOINT).write_bytes(ckpt)
+
+    status, _, err = cli(capsys, "resume", run_dir, "--trials", 5)
+    assert status == 0
+    assert "resuming the run's supernet's training from its checkpoint at step 2 of 4, then each trial" in err
+    assert "training the run's supernet first" not in err
+    assert json.loads((run_dir / META).read_text())["resumed_from"] == 2 and not (run_dir / CHECKPOINT).exists()
+    status, out, _ = cli(capsys, "proxy", "LL-LL-LLLL-LL", "--supernet", run_dir, "--json")
+    assert status == 0 and json.loads(out)["estimator"] == "supernet"
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -282,7 +282,7 @@ def check_supernet(run: RunDir, cfg: SearchConfig) -> None:
     (and never trained over). No supernet yet (a run stopped while training it) is fine: it resumes
     from its checkpoint. Weights without their supernet.json are refused: retraining would overwrite the
     weights that scored the run's trials."""
-    from sola_search.proxies.supernet import CHECKPOINT, META, WEIGHTS, read_meta
+    from sola_search.proxies.supernet import CHECKPOINT, META, WEIGHTS, checkpoint_progress, read_meta
 
     if (run.path / META).exists():
         expected = dict(variant=cfg.variant, budget=cfg.budget, data=cfg.data, seed=cfg.seed, resolution=cfg.resolution)
@@ -293,6 +293,8 @@ def check_supernet(run: RunDir, cfg: SearchConfig) -> None:
         raise SolaError(f"{run.path / WEIGHTS} is there but {META}, which says what trained it, is missing: put it "
                         f"back (or move {WEIGHTS} away to train the supernet again, beside trials its old weights "
                         "scored); nothing was changed")
+    else:
+        checkpoint_progress(run.path)  # an unreadable checkpoint: its one line now, not after Ray and the data
 
 
 def check_latency(cfg: SearchConfig) -> LatencyTable | None:
@@ -576,11 +578,15 @@ def _trained_steps(cfg: SearchConfig, proxy) -> int:
 
 
 def _supernet_note(run: RunDir, cfg: SearchConfig, proxy) -> str:
-    from sola_search.proxies.supernet import META
+    from sola_search.proxies.supernet import META, checkpoint_progress
 
     if (run.path / META).exists():
         return f"trials are scored with the run's supernet ({run.path / META})"
     steps = _trained_steps(cfg, proxy)
+    progress = checkpoint_progress(run.path)  # a run stopped while it trained its supernet
+    if progress is not None:
+        return (f"resuming the run's supernet's training from its checkpoint at step {progress[0]} of {progress[1]}, "
+                "then each trial is the pattern's score with its shared weights")
     return (f"training the run's supernet first ({steps} steps, checkpointed: a stopped run resumes it), then each "
             "trial is the pattern's score with its shared weights")
 
