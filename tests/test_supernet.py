@@ -12,6 +12,7 @@ import torch
 from cli_support import run as cli
 from cli_support import run_study
 from optuna.trial import TrialState
+from test_results_support import make_run
 
 from sola_search.errors import SolaError
 from sola_search.proxies import ProxyConfig, get_preset
@@ -211,6 +212,29 @@ def test_proxy_with_a_supernet_whose_training_was_stopped_says_how_far_it_got(tm
     status, out, err = cli(capsys, "proxy", "LL-LL-LLLL-LL", "--supernet", d)
     assert status == 2 and not out and len(err.strip().splitlines()) == 1
     assert "not a readable supernet checkpoint" in err and (d / CHECKPOINT).read_bytes() == ckpt[:100]
+
+
+def test_proxy_supernet_of_no_directory_or_of_a_run_without_a_supernet_says_which(tmp_path, capsys):
+    """A path that is not there, a run of the train estimator and a supernet run that never trained its
+    supernet all said "no supernet there (supernet.json is missing): train one with sola-search run
+    --estimator supernet"; each now says which it is, in one line, status 2, nothing changed."""
+    runs = tmp_path / "runs"
+    train, explicit, pending = (make_run(runs, name, n=4) for name in ("t", "e", "s"))  # run.json names no estimator
+    for run, estimator in ((explicit, "train"), (pending, "supernet")):
+        config = json.loads((run / "run.json").read_text())
+        (run / "run.json").write_text(json.dumps({**config, "estimator": estimator}))
+    before = {p: p.read_bytes() for p in sorted(runs.rglob("*")) if p.is_file()}
+    for where, message in ((tmp_path / "nope", f"{tmp_path / 'nope'}: no such directory"),
+                           (train, f"{train}: a run of estimator 'train', which trains each pattern on its own: it "
+                                   "has no supernet"),
+                           (explicit, f"{explicit}: a run of estimator 'train'"),
+                           (pending, f"{pending}: its supernet is not trained yet (no supernet.json, no checkpoint): "
+                                     f"train it with sola-search resume {pending}"),
+                           (train / "run.json", f"{train / 'run.json'}: not a directory"),
+                           (runs, f"{runs}: no supernet there")):
+        status, out, err = cli(capsys, "proxy", "LL-LL-LLLL-LL", "--supernet", where)
+        assert status == 2 and not out and len(err.strip().splitlines()) == 1 and message in err, err
+    assert {p: p.read_bytes() for p in sorted(runs.rglob("*")) if p.is_file()} == before
 
 
 @pytest.mark.usefixtures("shared_ray")

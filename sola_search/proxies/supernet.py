@@ -358,6 +358,16 @@ def read_meta(directory: str | Path, expected: dict[str, Any] | None = None) -> 
                 "train_supernet there resumes it"
             raise SolaError(f"{directory}: its supernet is only trained to step {progress[0]} of {progress[1]} (its "
                             f"training was stopped; {META} is written when it ends): finish it with {finish}")
+        if not directory.is_dir():
+            what = "not a directory" if directory.exists() else "no such directory"
+            raise SolaError(f"{directory}: {what} (expected a run made with --estimator supernet)")
+        estimator = _run_estimator(directory)
+        if estimator not in (None, "supernet"):
+            raise SolaError(f"{directory}: a run of estimator {estimator!r}, which trains each pattern on its own: it "
+                            "has no supernet (score with a run made with --estimator supernet)")
+        if estimator == "supernet" and not (directory / WEIGHTS).exists():
+            raise SolaError(f"{directory}: its supernet is not trained yet (no {META}, no checkpoint): train it with "
+                            f"sola-search resume {directory}")
         raise SolaError(f"{directory}: no supernet there ({META} is missing): train one with "
                         "sola-search run --estimator supernet")
     meta = read_json(path, str(path))
@@ -384,6 +394,16 @@ def read_meta(directory: str | Path, expected: dict[str, Any] | None = None) -> 
         raise SolaError(f"{weights}: its content does not match {META} (sha256 {digest[:12]}…, recorded "
                         f"{str(meta['sha256'])[:12]}…): the file is corrupted or was replaced; nothing was changed")
     return meta
+
+
+def _run_estimator(directory: Path) -> str | None:
+    """The estimator of the run whose directory this is ('train' where its run.json names none, as
+    `SearchConfig` reads it); None where there is no readable run.json."""
+    try:
+        config = json.loads((directory / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return (config.get("estimator") or "train") if isinstance(config, dict) else None
 
 
 def load_supernet(directory: str | Path, expected: dict[str, Any] | None = None, data: ProxyData | None = None,
