@@ -181,7 +181,16 @@ def test_bad_supernet_files_are_one_line_and_nothing_is_changed(tmp_path, npz_da
     (d / WEIGHTS).write_bytes(weights[:-8] + b"\0" * 8)
     status, _, err = cli(capsys, "proxy", "LL-LL-LLLL-LL", "--supernet", d)
     assert status == 2 and "corrupted or was replaced" in err and len(err.strip().splitlines()) == 1
+    (d / WEIGHTS).write_bytes(weights)
     meta = (d / META).read_text()
+    for key, value in (("width", "x"), ("variant", 5)):  # hand-edited: a TypeError traceback, a line naming no file
+        edited = json.dumps({**json.loads(meta), "config": {**json.loads(meta)["config"], key: value}})
+        (d / META).write_text(edited)
+        status, _, err = cli(capsys, "proxy", "LL-LL-LLLL-LL", "--supernet", d)
+        assert status == 2 and len(err.strip().splitlines()) == 1, err
+        assert f"{d / META}: its config is not one this sola-search reads (" in err and "edited or corrupted" in err
+        assert (d / META).read_text() == edited and (d / WEIGHTS).read_bytes() == weights
+    (d / WEIGHTS).write_bytes(weights[:-8] + b"\0" * 8)
     (d / META).write_text(meta[:50])
     status, _, err = cli(capsys, "proxy", "LL-LL-LLLL-LL", "--supernet", d)
     assert status == 2 and "not JSON" in err

@@ -414,7 +414,12 @@ def load_supernet(directory: str | Path, expected: dict[str, Any] | None = None,
 
     directory = Path(directory)
     meta = read_meta(directory, expected)
-    cfg = ProxyConfig.from_dict(meta["config"])
+    try:
+        cfg = ProxyConfig.from_dict(meta["config"])
+    except (SolaError, TypeError, ValueError) as e:  # a hand-edited value: `width "x"` failed in a comparison
+        why = str(e) if isinstance(e, SolaError) else one_line(e)
+        raise SolaError(f"{directory / META}: its config is not one this sola-search reads ({why}): the file was "
+                        "edited or corrupted; nothing was changed") from None
     if device is not None:
         cfg = cfg.replace(device=device)
     dev = data.device if data is not None else resolve_device(cfg.device)
