@@ -177,6 +177,9 @@ def _xy(n: int = 20, classes: int = 2, size: int = 8):
      r"y_test has labels 2, 5 that the training labels 0\.\.1 do not have"),
     (dict(**dict(zip("xy", _xy(), strict=True)), x_test=np.zeros((4, 8, 8, 3), np.uint8), y_test=np.arange(4) % 2),
      "x_test has 3 channels and x 1"),
+    # half a test split was ignored and another carved from the training images
+    (dict(**dict(zip("xy", _xy(), strict=True)), x_test=_xy(4)[0]), "has x_test but no y_test"),
+    (dict(**dict(zip("xy", _xy(), strict=True)), y_test=_xy(4)[1]), "has y_test but no x_test"),
 ])
 def test_bad_npz_data_is_refused_before_any_training(tmp_path, arrays, message):
     """Issue 19: such data passed the up-front check and then failed every trial (as 'oom', an

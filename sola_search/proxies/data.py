@@ -269,7 +269,11 @@ def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.
     if "x" not in arrays or "y" not in arrays:
         raise SolaError(f"data npz:{path}: found arrays {sorted(arrays)}, expected x (uint8 images) and y (labels)")
     x, y = _check_xy(arrays["x"], arrays["y"], f"data npz:{path}")
-    if "x_test" in arrays and "y_test" in arrays:
+    half = [(a, b) for a, b in (("x_test", "y_test"), ("y_test", "x_test")) if a in arrays and b not in arrays]
+    if half:  # a test split cut in half is a mistake, not an absence: carving another would hide it
+        has, lacks = half[0]
+        raise SolaError(f"data npz:{path}: has {has} but no {lacks}; expected both (the test split) or neither")
+    if "x_test" in arrays:
         xt, yt = _check_xy(arrays["x_test"], arrays["y_test"], f"data npz:{path} (test)", int(y.max()) + 1)
         if _channels(xt) != _channels(x):
             raise SolaError(f"data npz:{path}: x_test has {_channels(xt)} channels and x {_channels(x)}, "
