@@ -109,6 +109,9 @@ def test_training_batches_are_fresh_balanced_and_follow_the_curriculum():
     ("recall:colour=3", "unknown term 'colour=3'"),
     ("recall:grid=5", "grid=5"),
     ("recall:val=10", "val=10"),
+    # issue: 10**7 was accepted, then generating it asked for ~30 GB (32 px) to 123 GB (64 px)
+    ("recall:val=10000000", "val=10000000, expected 1000 to 100000 samples"),
+    ("recall:test=100001", "test=100001, expected 1000 to 100000 samples"),
     ("recall:curriculum=-1", "curriculum=-1"),
 ])
 def test_bad_specs_are_one_line_errors(spec, part):
@@ -122,6 +125,18 @@ def test_bad_spec_on_the_command_line_exits_2_in_one_line():
                         "--preset", "quick", "--data", "recall:pairs=9-3"], capture_output=True, text=True)
     assert p.returncode == 2, p.stderr
     assert p.stderr.count("\n") == 1 and "pairs=9-3" in p.stderr
+
+
+def test_run_refuses_an_evaluation_set_too_large_before_starting(tmp_path, capsys, monkeypatch):
+    """`recall:val=10000000` was accepted, then each worker tried to generate ~30 GB of canvases."""
+    import sola_search.search.runner as runner
+
+    monkeypatch.setattr(runner, "ray_session", lambda *a, **k: pytest.fail("workers started"))
+    rc = main(["run", "--budget", "2softmax", "--variant", "micro", "--data", "recall:val=10000000",
+               "--runs-dir", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "val=10000000, expected 1000 to 100000 samples" in err, err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_grid_too_fine_for_the_resolution_is_refused():
