@@ -12,7 +12,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from sola_search.errors import SolaError, StateError
+from sola_search.errors import SolaError, StateError, ascii_float, ascii_int
 from sola_search.space.pattern import LINEAR_MARK, SOFTMAX_MARK
 
 
@@ -23,7 +23,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _resolution(text: str) -> int:
     try:
-        value = int(text)
+        value = ascii_int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"resolution {text!r}: expected a whole number of pixels, e.g. 224") from None
     from sola_search.space.cost import check_resolution
@@ -39,7 +39,7 @@ def _whole(minimum: int):
 
     def parse(text: str) -> int:
         try:
-            value = int(text)
+            value = ascii_int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number >= {minimum}") from None
         if value < minimum:
@@ -52,9 +52,22 @@ def _whole(minimum: int):
 _positive_int, _count = _whole(1), _whole(0)
 
 
+def _int(text: str) -> int:
+    """argparse's `type=int` in ASCII digits only (the command checks the range)."""
+    return ascii_int(text)
+
+
+def _float(text: str) -> float:
+    """argparse's `type=float` in ASCII digits only (the command checks the range)."""
+    return ascii_float(text)
+
+
+_int.__name__, _float.__name__ = "int", "float"  # argparse's own one line: "invalid int value: '８'"
+
+
 def _learning_rate(text: str) -> float:
     try:
-        value = float(text)
+        value = ascii_float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a learning rate such as 1e-3") from None
     if not 0 < value < 1:  # NaN fails too
@@ -584,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patterns", type=_count, default=50,
                    help="random patterns timed end to end to validate the table (default 50)")
     p.add_argument("--budget", help="draw the validation patterns within this budget (default: any pattern)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the validation patterns (default 0)")
+    p.add_argument("--seed", type=_int, default=0, help="seed of the validation patterns (default 0)")
     p.add_argument("--threads", type=_positive_int, help="torch's CPU threads while measuring (default: torch's)")
     p.add_argument("--eager", action="store_true",
                    help="on a GPU, time eager calls (kernel launches included) instead of CUDA-graph replays")
@@ -598,7 +611,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", help="quick (CPU), default (GPU) or long (default: default on a GPU, else quick)")
     p.add_argument("--data", help="fashion-mnist (default), fashion-mnist:DIR, npz:PATH, imagefolder:PATH or "
                    "recall[:pairs=LO-HI,...]")
-    p.add_argument("--seed", type=int, help="model init and batch order (default 0)")
+    p.add_argument("--seed", type=_int, help="model init and batch order (default 0)")
     p.add_argument("--steps", type=_positive_int, help="training steps (default: the preset's)")
     p.add_argument("--batch-size", type=_positive_int, help="training batch size (default: the preset's)")
     p.add_argument("--lr", type=_learning_rate, help=_LR_HELP)
@@ -621,7 +634,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency", metavar="FILE", help="a latency table (sola-search latency) for --objective latency "
                    "and ms budgets; each trial records its predicted latency")
     p.add_argument("--variant", help="micro, tiny, small or base (default small)")
-    p.add_argument("--trials", type=int, help="patterns to measure (default: 8 on a CPU, 64 on GPUs; 2000 with "
+    p.add_argument("--trials", type=_int, help="patterns to measure (default: 8 on a CPU, 64 on GPUs; 2000 with "
                    "--estimator supernet)")
     p.add_argument("--estimator", help="how a trial's top-1 is obtained: train (default: each pattern's own proxy "
                    "training) or supernet (one weight-sharing supernet trained first, then each pattern scored "
@@ -634,28 +647,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", help="proxy preset: quick (CPU), default (GPU), long")
     p.add_argument("--data", help="fashion-mnist (default), fashion-mnist:DIR, npz:PATH, imagefolder:PATH or "
                    "recall[:pairs=LO-HI,...]")
-    p.add_argument("--steps", type=int, help="proxy training steps (default: the preset's)")
+    p.add_argument("--steps", type=_int, help="proxy training steps (default: the preset's)")
     p.add_argument("--batch-size", type=_positive_int, help="proxy training batch size (default: the preset's)")
     p.add_argument("--lr", type=_learning_rate, help=_LR_HELP)
     p.add_argument("--compile", help=_COMPILE_HELP)
     p.add_argument("--resolution", type=_resolution, help="resolution the cost is counted at (default 224)")
-    p.add_argument("--gpus-per-trial", type=float, help="GPU fraction per trial; a worker takes this times "
+    p.add_argument("--gpus-per-trial", type=_float, help="GPU fraction per trial; a worker takes this times "
                    "--pack (default 1/8: a pack of 8 per GPU)")
-    p.add_argument("--workers", type=int, help="worker processes (default: fill the GPUs; 1 on a CPU)")
-    p.add_argument("--pack", type=int, help="models a worker trains together (default 8 on GPUs, 1 on a CPU); "
+    p.add_argument("--workers", type=_int, help="worker processes (default: fill the GPUs; 1 on a CPU)")
+    p.add_argument("--pack", type=_int, help="models a worker trains together (default 8 on GPUs, 1 on a CPU); "
                    "with --seeds K a pattern's K seeds are K of them, always in one pack")
     p.add_argument("--address", help="join a running Ray cluster (ray start --head) instead of starting one")
     p.add_argument("--storage", help="study storage URL (default sqlite in the run directory)")
     p.add_argument("--name", help="run name (default: variant, budget and time); an existing run is resumed")
     p.add_argument("--runs-dir", default="runs", help="where runs live (default runs)")
-    p.add_argument("--seed", type=int, help="seed of the sampler and the proxy trainings (default 0)")
+    p.add_argument("--seed", type=_int, help="seed of the sampler and the proxy trainings (default 0)")
     p.add_argument("--seeds", type=_positive_int, help="train each pattern with K seeds (--seed, --seed + 1, …; "
                    "each its own initial weights and batches): top-1 is their mean, with its standard error "
                    "(default 1)")
     p.add_argument("--confirm", type=_count, metavar="N", help=_CONFIRM_HELP)
     p.add_argument("--calibration", metavar="FILE", help="take --steps and --seeds (and the data, variant and preset "
                    "when not given) from a calibration's recommendation (sola-search calibrate); explicit ones win")
-    p.add_argument("--max-failures", type=int, help="stop after this many failed trials (default: a quarter)")
+    p.add_argument("--max-failures", type=_int, help="stop after this many failed trials (default: a quarter)")
     p.add_argument("--no-baselines", action="store_true",
                    help="skip the named baseline patterns the search measures first (kept by a resume)")
     p.add_argument("--quiet", action="store_true", help="no live progress (the event log is still written)")
@@ -686,9 +699,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, help="proxy training batch size (default: the preset's)")
     p.add_argument("--lr", type=_learning_rate, help=_LR_HELP)
     p.add_argument("--compile", help=_COMPILE_HELP)
-    p.add_argument("--pack", type=int, help="models a worker trains together (default 8 on GPUs, 1 on a CPU; a "
+    p.add_argument("--pack", type=_int, help="models a worker trains together (default 8 on GPUs, 1 on a CPU; a "
                    "pattern's seeds always in one pack)")
-    p.add_argument("--workers", type=int, help="worker processes (default: fill the GPUs; 1 on a CPU)")
+    p.add_argument("--workers", type=_int, help="worker processes (default: fill the GPUs; 1 on a CPU)")
     p.add_argument("--address", help="join a running Ray cluster (ray start --head) instead of starting one")
     p.add_argument("--score", choices=("top1", "loss"), default="top1",
                    help="what ranks the patterns, as `run --score` (default top1); the trainings are the same, so a "
@@ -700,10 +713,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("resume", "continue a run that stopped or was killed")
     p.add_argument("run", help="run directory, runs/<name>")
-    p.add_argument("--trials", type=int, help="a new total trial count")
+    p.add_argument("--trials", type=_int, help="a new total trial count")
     p.add_argument("--time", help="a new time limit, e.g. 30m")
     p.add_argument("--address", help="join a running Ray cluster")
-    p.add_argument("--max-failures", type=int, help="stop after this many trials fail in this session")
+    p.add_argument("--max-failures", type=_int, help="stop after this many trials fail in this session")
     p.add_argument("--confirm", type=_count, metavar="N", help=_CONFIRM_HELP + "; kept for later resumes")
     p.add_argument("--quiet", action="store_true", help="no live progress")
     p.set_defaults(func=cmd_resume)

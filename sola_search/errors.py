@@ -1,5 +1,5 @@
 """User-facing errors: the CLI prints their message as one line and exits with status 2 (bad input)
-or 1 (`StateError`: a state of the machine the user must fix)."""
+or 1 (`StateError`: a state of the machine the user must fix); and the numbers a user types, in ASCII."""
 
 
 class SolaError(ValueError):
@@ -9,6 +9,23 @@ class SolaError(ValueError):
 class StateError(SolaError):
     """Not bad input: the machine stopped a command (a read-only or full file system, a failing study
     storage). The message says what happened, where, and how to continue; the CLI exits with status 1."""
+
+
+def ascii_int(text: str) -> int:
+    """`int(text)` for a number a user typed (an option, a term of a spec or a budget): ASCII digits only.
+    Python's int() also takes the digits of other scripts (full-width `８`, Arabic-Indic `٨`), which
+    sola-search would then store and print as other text than was typed. Raises ValueError as int() does,
+    so each caller's one-line error for a bad number covers these too."""
+    if not str(text).isascii():
+        raise ValueError(f"{text!r}: expected the ASCII digits 0-9")
+    return int(text)
+
+
+def ascii_float(text: str) -> float:
+    """`float(text)` for a number a user typed, ASCII only (see `ascii_int`)."""
+    if not str(text).isascii():
+        raise ValueError(f"{text!r}: expected the ASCII digits 0-9")
+    return float(text)
 
 
 def one_line(e: BaseException) -> str:

@@ -14,6 +14,7 @@ import numpy as np
 import optuna
 import psutil
 import pytest
+from cli_support import run as cli_run
 from test_results_support import make_run
 
 from sola_search.cli import main
@@ -274,6 +275,57 @@ def test_export_from_an_empty_study(tmp_path, capsys):
 ])
 def test_more_bad_input_is_one_line(capsys, argv, message):
     _fails(capsys, argv, message)
+
+
+# Python's int() and float() take the digits of every script: full-width ８ and Arabic-Indic ٢ passed as 8 and 2.
+_MICRO_RUN = ["run", "--budget", "2softmax", "--variant", "micro"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["space", "--variant", "micro", "--budget", "８softmax"], "budget term '８softmax' not understood"),
+    (["space", "--variant", "micro", "--budget", "2softmax,１２ms"], "budget term '１２ms' not understood"),
+    (["space", "--variant", "micro", "--budget", "٢.٥gmacs"], "not understood"),
+    (["show", "last-８", "--variant", "micro"], "pattern"),
+    (["show", "all-linear", "--variant", "micro", "--resolution", "２２４"], "expected a whole number of pixels"),
+    (["proxy", "all-linear", "--variant", "micro", "--data", "recall:pairs=２-５"], "pairs='２-５', expected N"),
+    (["proxy", "all-linear", "--variant", "micro", "--data", "recall:val=٢٠٠٠"], "val='٢٠٠٠', expected a whole number"),
+    (["proxy", "all-linear", "--variant", "micro", "--device", "cuda:٣"], "expected auto, cpu, cuda or cuda:N"),
+    (["latency", "--variant", "micro", "--device", "cpu", "--batch", "٤"], "'٤': expected a whole number >= 1"),
+    (["calibrate", "--data", "recall", "--variant", "micro", "--budget", "2softmax", "--ladder", "１５０,３００"],
+     "--ladder '１５０,３００': expected increasing whole numbers"),
+    ([*_MICRO_RUN, "--time", "３０m"], "duration '３０m': expected"),
+    ([*_MICRO_RUN, "--seed", "８"], "invalid int value: '８'"),
+    ([*_MICRO_RUN, "--trials", "١٠"], "invalid int value: '١٠'"),
+    ([*_MICRO_RUN, "--gpus-per-trial", "０.５"], "invalid float value: '０.５'"),
+    ([*_MICRO_RUN, "--lr", "０.００１"], "expected a learning rate"),
+])
+def test_numbers_in_other_scripts_digits_are_one_line(tmp_path, capsys, monkeypatch, argv, message):
+    import sola_search.proxies
+    import sola_search.search.cluster
+    import sola_search.search.runner
+    import sola_search.space.latency
+
+    def work(*a, **k):
+        pytest.fail("the number was taken: work started")
+
+    for module, name in ((sola_search.search.runner, "ray_session"), (sola_search.search.cluster, "ray_session"),
+                         (sola_search.proxies, "train_proxy"), (sola_search.space.latency, "_measure")):
+        monkeypatch.setattr(module, name, work)
+    monkeypatch.chdir(tmp_path)  # where latency and calibrate would write
+    status, out, err = cli_run(capsys, *argv, *(["--runs-dir", tmp_path / "runs"] if argv[0] == "run" else []))
+    assert status == 2 and not out and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["export", "{run}", "--pick", "trial:３", "--out", "{tmp}/x.json"], "expected trial:N with N a trial number"),
+    (["export", "{run}", "--pick", "under:２softmax", "--out", "{tmp}/x.json"], "not understood"),
+    (["pareto", "{run}", "--ref", "０.５,１", "--no-reports"], "--ref '０.５,１': expected"),
+])
+def test_numbers_in_other_scripts_digits_are_one_line_on_a_run(run, tmp_path, capsys, argv, message):
+    before = _digest(run)
+    _fails(capsys, [a.format(run=run, tmp=tmp_path) for a in argv], message)
+    assert _digest(run) == before and not (tmp_path / "x.json").exists()
 
 
 @pytest.mark.parametrize("resolution", [100_000_000, 1, -5])

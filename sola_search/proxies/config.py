@@ -88,7 +88,7 @@ class ProxyConfig:
             raise bad("compile", " or ".join(COMPILE_MODES))
         if self.amp not in ("auto", "bf16", "fp32"):
             raise bad("amp", "auto, bf16 or fp32")
-        if not (self.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", self.device)):
+        if not (self.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:[0-9]+", self.device)):
             raise bad("device", "auto, cpu, cuda or cuda:N")
         for name in ("seed", "split_seed"):  # torch and numpy take seeds below 2**32
             if not isinstance(getattr(self, name), int) or not 0 <= getattr(self, name) < 2**32:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sola_search.errors import SolaError
+from sola_search.errors import SolaError, ascii_int
 from sola_search.proxies.data import ProxyData, channel_stats
 
 GLYPHS = 10  # classes
@@ -93,9 +93,9 @@ def parse_recall(spec: str) -> RecallSpec:
                 lo, dash, hi = value.partition("-")
                 if dash and not hi:
                     raise ValueError  # `2-` is a range cut short, not `2`
-                values[key] = (int(lo), int(hi or lo))
+                values[key] = (ascii_int(lo), ascii_int(hi or lo))
             else:
-                values[key] = int(value)
+                values[key] = ascii_int(value)
         except ValueError:
             expected = "N or LO-HI, whole numbers" if key == "pairs" else "a whole number"
             raise SolaError(f"{where}: {key}={value!r}, expected {expected}") from None

@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from sola_search.errors import SolaError
+from sola_search.errors import SolaError, ascii_int
 from sola_search.results.patterns import load_pattern_file
 
 PICKS = "knee, best, trial:N or under:<budget> (e.g. under:2.5gmacs, under:4softmax,3gmacs)"
@@ -35,7 +35,7 @@ def pick_trial(study: Any, pick: str) -> int:
         return int(front.sort_values(by, ascending=ascending).iloc[0]["number"])
     if text.startswith("trial:"):
         try:
-            n = int(text.removeprefix("trial:"))
+            n = ascii_int(text.removeprefix("trial:"))
         except ValueError:
             raise SolaError(f"--pick {pick}: expected trial:N with N a trial number") from None
         rows = frame[frame["number"] == n]

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sola_search.errors import SolaError
+from sola_search.errors import SolaError, ascii_float
 from sola_search.objectives import DEFAULT_OBJECTIVES, Objective, get_objectives
 from sola_search.results.front import (
     TIE_SE,
@@ -123,7 +123,7 @@ def parse_ref(text: str | None, objectives: Sequence[str] = DEFAULT_OBJECTIVES) 
     if text is None:
         return None
     try:
-        a, b = (float(x) for x in text.split(","))
+        a, b = (ascii_float(x) for x in text.split(","))
     except ValueError:
         names = ",".join(o.key.upper() for o in get_objectives(objectives))
         raise SolaError(f"--ref {text!r}: expected {names}, e.g. 0,5.5") from None

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from sola_search.errors import SolaError, one_line
+from sola_search.errors import SolaError, ascii_int, one_line
 from sola_search.files import read_text
 from sola_search.objectives import SCORE_OBJECTIVES
 from sola_search.search.config import MAX_PACK, SearchConfig
@@ -45,7 +45,7 @@ def parse_ladder(text: str) -> tuple[int, ...]:
     """`150,300,600` → (150, 300, 600): whole numbers of steps, increasing, at least two rungs."""
     parts = [t.strip() for t in str(text).split(",")]
     try:
-        steps = tuple(int(t) for t in parts)
+        steps = tuple(ascii_int(t) for t in parts)
     except ValueError:
         raise SolaError(f"--ladder {text!r}: expected increasing whole numbers of steps, e.g. 150,300,600") from None
     if len(steps) < 2:

@@ -194,7 +194,7 @@ def check_name(name: str) -> str:
 
 def parse_duration(text: str) -> float:
     """`90s`, `30m`, `2h`, `1h30m` → seconds."""
-    parts = re.findall(r"(\d+(?:\.\d+)?)([smh])", text.strip().lower())
+    parts = re.findall(r"([0-9]+(?:\.[0-9]+)?)([smh])", text.strip().lower())  # ASCII digits: not \d
     if not parts or "".join(n + u for n, u in parts) != text.strip().lower():
         raise SolaError(f"duration {text!r}: expected e.g. 90s, 30m, 2h or 1h30m")
     seconds = sum(float(n) * {"s": 1, "m": 60, "h": 3600}[u] for n, u in parts)

@@ -52,7 +52,7 @@ def baseline(name: str, variant: str | Variant) -> Pattern:
     v = get_variant(variant)
     if name in FIXED:
         return FIXED[name](v)
-    m = re.fullmatch(r"(last|interleave)-(\d+)", name)
+    m = re.fullmatch(r"(last|interleave)-([0-9]+)", name)
     if m:
         kind, k = m.group(1), int(m.group(2))
         if not 0 < k <= _max_k(kind, v):
@@ -64,7 +64,7 @@ def baseline(name: str, variant: str | Variant) -> Pattern:
 
 
 def is_baseline_name(text: str) -> bool:
-    return text in FIXED or re.fullmatch(r"(last|interleave)-\d+", text) is not None
+    return text in FIXED or re.fullmatch(r"(last|interleave)-[0-9]+", text) is not None
 
 
 def resolve(text: str, variant: str | Variant) -> Pattern:

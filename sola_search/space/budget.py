@@ -45,7 +45,7 @@ TERMS: tuple[Term, ...] = (
     Term("max_ms", "latency_ms", {"ms": 1}, rounded=False),
 )
 _UNITS = {unit: term for term in TERMS for unit in term.units}
-_TERM = re.compile(rf"^(\d+(?:\.\d*)?|\.\d+)({'|'.join(_UNITS)})$")
+_TERM = re.compile(rf"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)({'|'.join(_UNITS)})$")  # ASCII digits: not \d
 # Longer numbers are refused before conversion: float() would overflow to inf and int() stops at
 # 4,300 digits, both with a traceback; no limit needs more than 20 characters.
 _MAX_DIGITS = 20
