@@ -602,7 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eager", action="store_true",
                    help="on a GPU, time eager calls (kernel launches included) instead of CUDA-graph replays")
     p.add_argument("--out", help="the table's JSON file (default latency-VARIANT-Rpx-bBATCH-DTYPE-DEVICE.json: "
-                   "tables of other settings do not replace each other)")
+                   "tables of other settings do not replace each other); an existing table is never replaced")
     p.set_defaults(func=cmd_latency)
 
     p = command("proxy", "train one pattern's proxy and print its validation top-1 and speed")

@@ -225,6 +225,25 @@ def test_latency_refuses_to_overwrite_what_is_not_a_table(capsys, tmp_path):
     assert status == 2 and "a directory" in err
 
 
+@pytest.mark.parametrize("damaged", [False, True])
+def test_latency_refuses_to_replace_a_table_before_measuring(capsys, saved, monkeypatch, damaged):
+    """A table was silently replaced by a new measurement: a run made with it (run --latency stores its
+    digest) then refused to resume, and the old times were gone. As calibrate --out: one line, nothing changed."""
+    import sola_search.space.latency as latency
+
+    if damaged:  # a table all the same: not the command's to replace
+        with open(saved, "w") as f:
+            f.write(json.dumps({"format": FORMAT, "version": 1}))
+    before = open(saved, "rb").read()
+    monkeypatch.setattr(latency, "_measure", lambda *a, **k: pytest.fail("measured before refusing --out"))
+    status, out, err = run(capsys, "latency", "--variant", "micro", "--resolution", "64", "--device", "cpu",
+                           "--batch", "1", "--out", saved)
+    assert status == 2 and out == "" and err.count("\n") == 1, err
+    assert f"--out {saved}: holds a latency table already" in err and "pass another --out, or move it away" in err
+    assert damaged or "(micro at 64px, batch 1, fp32 on cpu, sha256 " in err
+    assert open(saved, "rb").read() == before
+
+
 def test_the_latency_command_runs_without_optuna_or_ray(tmp_path):
     """The device that measures has torch and timm but no optuna or ray: the command must not need them."""
     out = tmp_path / "t.json"

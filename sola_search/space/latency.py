@@ -189,8 +189,10 @@ class LatencyTable:
 
 
 def refuse_overwrite(path: str | os.PathLike) -> None:
-    """A table is written where nothing is, or over another latency table (its format tag): never
-    over a file that is something else, a directory, or anything that is not a regular file."""
+    """A table is written where nothing is: never over another latency table (a run made with it
+    stores its digest and refuses to resume with another one, and times measured once cannot be
+    measured again), a file that is something else, a directory, or anything that is not a regular
+    file. As `calibrate --out`: one line, nothing changed, pass another --out or move it away."""
     p = Path(path)
     if str(path).endswith(os.sep) or p.is_dir():
         raise SolaError(f"--out {path}: a directory; expected the table's file name (e.g. {p / 'latency.json'})")
@@ -207,6 +209,14 @@ def refuse_overwrite(path: str | os.PathLike) -> None:
         data = None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise SolaError(f"--out {path}: exists and is not a latency table; refusing to overwrite it")
+    try:
+        t = LatencyTable.from_dict(data, str(path))
+        what = (f" ({t.variant.name} at {t.resolution}px, batch {t.batch}, {t.dtype} on {t.device}, "
+                f"sha256 {t.digest[:12]}…)")
+    except SolaError:  # a damaged one: still nobody's to replace
+        what = ""
+    raise SolaError(f"--out {path}: holds a latency table already{what}; a run made with it (--latency) refuses to "
+                    "resume with another, so it is not replaced: pass another --out, or move it away")
 
 
 def _whole(x: object) -> bool:
