@@ -312,6 +312,44 @@ def test_runs_listing(runs, capsys, tmp_path):
     assert code == 0 and "no runs" in out
 
 
+def test_a_trial_a_killed_driver_left_running_is_interrupted_not_running(tmp_path, capsys):
+    """kill -9 of the driver mid-trial leaves that trial RUNNING in the study, with nothing measuring it:
+    `pareto` said `(0 infeasible, 0 failed, 1 running)` and `runs --json` `running: 1`, as if it were
+    being measured. Without a live driver it is interrupted (and `resume` measures it again); while a
+    driver holds the run it is running. Reading changes nothing in the run."""
+    from cli_support import run_study
+    from test_guards import _digest
+
+    from sola_search.search.rundir import RunDir
+
+    run = make_run(tmp_path / "runs", "k", n=4, failed=0, infeasible=0, events=[{"event": "run_started"}])
+    cut = run_study(run).ask()  # what kill -9 mid-trial leaves: a trial taken, never told
+    cut.set_user_attr("pattern", "LL-LL-LLLL-SS")
+    before = _digest(run)
+    code, out, err = _run(capsys, "pareto", run, "--all", "--no-reports")
+    assert code == 0 and not err
+    assert "0 failed, 1 interrupted)" in out and "running)" not in out
+    assert (f"trial {cut.number} was left running when the run stopped (no driver is measuring it): "
+            f"sola-search resume {run} measures it again") in " ".join(out.split())  # as rich wraps it or not
+    row = next(line for line in out.splitlines() if line.startswith(f"│ {cut.number:>5} │"))
+    assert "interrupted: the run stopped before this trial finished; resume measures it again" in row
+    rows = json.loads(_run(capsys, "pareto", run, "--all", "--no-reports", "--format", "json")[1])
+    assert [(r["state"], r["status"]) for r in rows if r["trial"] == cut.number] == [("RUNNING", "interrupted")]
+    listed = json.loads(_run(capsys, "runs", "--runs-dir", tmp_path / "runs", "--json")[1])[0]
+    assert (listed["state"], listed["running"], listed["left_running"]) == ("stopped", 0, 1)
+    assert _digest(run) == before  # read-only: the trial stays RUNNING until `resume` recovers it
+
+    live = RunDir(run)
+    live.acquire()  # a live driver (this process) holds the run: its trial is being measured
+    try:
+        out = _run(capsys, "pareto", run, "--all", "--no-reports")[1]
+        listed = json.loads(_run(capsys, "runs", "--runs-dir", tmp_path / "runs", "--json")[1])[0]
+    finally:
+        live.release()
+    assert "0 failed, 1 running)" in out and "interrupted" not in out and "left running" not in out
+    assert (listed["state"], listed["running"], listed["left_running"]) == ("running", 1, 0)
+
+
 def test_tables_stay_aligned_with_long_names(tmp_path, capsys):
     """Default run names (small-8softmax-20261129-033346) are longer than the table's 20 columns."""
     root = tmp_path / "runs"

@@ -9,9 +9,10 @@ import io
 import json
 import math
 import os
+import shlex
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ class FrontReport:
     knee: int | None
     ref: tuple[float, float]
     hypervolume: float
+    stale: list[int] = field(default_factory=list)  # trials left RUNNING by a driver that is gone (`front_report`)
 
     @property
     def objectives(self) -> tuple[Objective, Objective]:
@@ -80,10 +82,12 @@ class FrontReport:
         s = self.frame["state"]
         f = self.frame
         interrupted = (s == "FAIL") & (f["status"] == "interrupted")
+        stale = f["number"].isin(self.stale)
         counted = sum(is_counted(t) for t in self.run.study.get_trials(deepcopy=False))
         return dict(trials=len(self.frame), complete=int((s == "COMPLETE").sum()),
                     failed=int(((s == "FAIL") & ~interrupted).sum()), interrupted=int(interrupted.sum()),
-                    running=int((s == "RUNNING").sum()), pruned=int((s == "PRUNED").sum()),
+                    running=int(((s == "RUNNING") & ~stale).sum()), stale=int(stale.sum()),
+                    pruned=int((s == "PRUNED").sum()),
                     infeasible=int(((s == "COMPLETE") & ~f["feasible"]).sum()), counted=counted,
                     front=len(self.front))
 
@@ -94,7 +98,25 @@ def front_report(run: Run, ref: tuple[float, float] | None = None) -> FrontRepor
     front = pareto_front(frame)
     k = knee(front)
     ref = ref if ref is not None else reference_point(run.study, frame)
-    return FrontReport(run, frame, front, None if k is None else int(k["number"]), ref, front_hypervolume(front, ref))
+    return FrontReport(run, frame, front, None if k is None else int(k["number"]), ref, front_hypervolume(front, ref),
+                       _stale(run, frame))
+
+
+STALE_REASON = "the run stopped before this trial finished; resume measures it again"
+
+
+def _stale(run: Run, frame: pd.DataFrame) -> list[int]:
+    """The trials a driver that is gone (kill -9, a lost machine) left RUNNING: nothing measures them,
+    and `resume` re-queues them (`search.study.recover_interrupted`). Their rows say so (status
+    `interrupted`, in the report only: the study is not changed). Read after the trials, so that a
+    driver that dies in between still counts as gone; with no run directory (a study by URL) nothing
+    tells, and RUNNING trials stay `running`."""
+    running = frame["state"] == "RUNNING"
+    if not running.any() or run.driver_alive() is not False:
+        return []
+    frame.loc[running, "status"] = "interrupted"
+    frame.loc[running, "reason"] = STALE_REASON
+    return frame.loc[running, "number"].astype(int).tolist()
 
 
 def check_comparable(reports: Sequence[FrontReport]) -> None:
@@ -145,6 +167,16 @@ def ref_warning(report: FrontReport) -> str | None:
     return (f"no point of the front is better than the reference {ref_text(report.ref, _names(report))} on both "
             f"{a.short} and {b.short}, so the hypervolume is 0; a {'lower' if a.maximize else 'higher'} {a.short} "
             f"or {'lower' if b.maximize else 'higher'} {b.short} reference measures the front")
+
+
+def stale_line(report: FrontReport) -> str:
+    """What the summary says of trials a driver that is gone left RUNNING, and what measures them."""
+    n = report.stale
+    them = "it" if len(n) == 1 else "them"
+    where = shlex.quote(str(report.run.dir))
+    return (f"trial{'s' if len(n) > 1 else ''} {', '.join(map(str, n))} {'was' if len(n) == 1 else 'were'} left "
+            f"running when the run stopped (no driver is measuring {them}): sola-search resume {where} measures "
+            f"{them} again")
 
 
 def draw_pattern(text: Any) -> str:
@@ -227,8 +259,11 @@ def summary_lines(report: FrontReport) -> list[str]:
             head += f", {a[key]}px" if label == "px" else f", {label} {a[key]}"
     lines = [head,
              f"front: {c['front']} of {c['complete']} completed trials ({c['infeasible']} infeasible, "
-             f"{c['failed']} failed, {c['running']} running)"
+             f"{c['failed']} failed, "
+             + (f"{c['stale']} interrupted)" if c["stale"] else f"{c['running']} running)")
              + (f"; {c['pruned']} proposals outside the budget skipped" if c["pruned"] else "")]
+    if report.stale:
+        lines.append(stale_line(report))
     for o in report.seeded:
         k = report.run.study.user_attrs.get("seeds")  # None: the run's one seed
         confirmed = int((report.frame["confirm_seeds"] > 0).sum())
@@ -317,7 +352,9 @@ def render_table(report: FrontReport, all_trials: bool = False, console: Any = N
             notes.append(f"baseline {r['baseline']}")
         if r["duplicate_of"] is not None:
             notes.append(f"= trial {r['duplicate_of']}")
-        if all_trials and r["state"] != "COMPLETE":
+        if all_trials and r["trial"] in report.stale:
+            notes.append(f"interrupted: {r['reason']}")
+        elif all_trials and r["state"] != "COMPLETE":
             notes.append(r["state"].lower() + (f": {r['reason']}" if r["reason"] else ""))
         elif all_trials and not r["feasible"]:
             notes.append("infeasible")
@@ -617,6 +654,7 @@ def run_summary(run: Run) -> dict[str, Any]:
     rep = front_report(run)
     c, a = rep.counts, run.study.user_attrs
     target = run.config.get("trials") if isinstance(run.config.get("trials"), int) else None
-    return dict(run=run.name, state=run_state(run, c["running"]), variant=a.get("variant"), budget=a.get("budget"),
-                complete=c["complete"], counted=c["counted"], failed=c["failed"], running=c["running"], target=target,
+    return dict(run=run.name, state=run_state(run, c["running"] + c["stale"]), variant=a.get("variant"),
+                budget=a.get("budget"), complete=c["complete"], counted=c["counted"], failed=c["failed"],
+                running=c["running"], left_running=c["stale"], target=target,
                 front=c["front"], objectives=[o.name for o in rep.objectives], **_best(rep))

@@ -34,6 +34,13 @@ class Run:
     def reports_dir(self) -> Path | None:
         return self.dir / "reports" if self.dir is not None else None
 
+    def driver_alive(self) -> bool | None:
+        """Whether a live driver holds the run now (its lock: pid and start time): its RUNNING trials
+        are being measured. False: none does, so a trial left RUNNING was cut off by a driver that died
+        (kill -9, a lost machine) and only `resume` measures it. None: a study opened by URL alone, with
+        no run directory to tell by."""
+        return None if self.dir is None else RunDir(self.dir).driver_pid() is not None
+
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
@@ -133,7 +140,7 @@ def run_state(run: Run, running_trials: int) -> str:
     run-level event the search logged (a start with no end means the driver died: `stopped`), or from
     the study alone (`stored`, or `stopped` when trials were left RUNNING)."""
     run_dir = RunDir(run.dir) if run.dir is not None else None
-    if run_dir is not None and run_dir.driver_pid() is not None:
+    if run.driver_alive():
         return "running"
     events = (run_dir.read_events() or []) if run_dir is not None else []
     last = next((ev for ev in reversed(events) if ev.get("event") in RUN_EVENTS), None)
