@@ -66,6 +66,47 @@ def test_requeued_work_goes_ahead_of_the_queue_and_is_measured_before_the_run_en
     assert summary.stopped == "done" and summary.completed == 2 and summary.failed == 2
 
 
+@pytest.mark.slow
+def test_resume_says_what_it_recovered_from_a_killed_run(tmp_path, npz_data, capsys):
+    """`resume` after a kill -9 mid-trial found that trial RUNNING, failed it as interrupted and queued
+    its pattern again, and said nothing of it. It now says so in one line."""
+    base = baselines("micro", Budget.parse("8softmax"), 224)
+    name, pattern = list(base.items())[1]
+    run_search(_config(tmp_path, npz_data, trials=1), quiet=True)
+    run_dir = tmp_path / "runs" / "k"
+    cut = run_study(run_dir).ask()  # what kill -9 mid-trial leaves: the next baseline taken, training, never told
+    cut.set_user_attr("pattern", str(pattern))
+
+    assert main(["resume", str(run_dir), "--trials", "2"]) == 0
+    err = capsys.readouterr().err
+    after = run_study(run_dir)
+    [retry] = [t.number for t in after.trials if t.user_attrs.get("retry_of") == cut.number]
+    line = (f"recovered: trial {cut.number} ({pattern}, baseline {name}) was left running when the run stopped: "
+            f"marked interrupted, its pattern is measured again first, as trial {retry}\n")
+    assert err.count("recovered:") == 1 and line in err, err
+    assert after.trials[cut.number].user_attrs["status"] == "interrupted"
+    assert _measured(after)[str(pattern)].number == retry  # what the line said was done
+
+
+def test_the_recovery_line_names_each_trial_and_what_became_of_it():
+    """Trials of both kinds a kill leaves RUNNING: one with its pattern (queued again) and one cut off
+    before it had a pattern (nothing to measure)."""
+    from sola_search.search.runner import _recovered_note
+    from sola_search.search.study import recover_interrupted
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for params in ({"b0": 0}, {"b0": 1}):
+        study.enqueue_trial(params)
+    for _ in range(2):
+        study.ask().set_user_attr("pattern", "LL-LL-LLLL-LS")
+    study.ask()  # nothing queued: a trial with no parameters, killed before its suggestions
+    numbers = recover_interrupted(study)
+    assert _recovered_note(study, numbers) == (
+        "recovered: trials 0 (LL-LL-LLLL-LS), 1 (LL-LL-LLLL-LS) were left running when the run stopped: marked "
+        "interrupted, their patterns are measured again first, as trials 3, 4; trial 2 had no pattern yet: marked "
+        "interrupted, nothing to measure again")
+
+
 def _with_pattern_files(run: Path) -> list[int]:
     study = run_study(run)
     done = [t for t in study.trials if t.state == TrialState.COMPLETE and "pattern" in t.user_attrs][:3]

@@ -548,6 +548,8 @@ def _run(plan: RunPlan, quiet: bool) -> RunSummary:
         run.log("run_resumed" if resuming else "run_started", config=cfg.to_dict(), workers=n_workers, pack=pack,
                 resources={"cpus": res.cpus, "gpus": res.gpus, "address": res.address}, retried=retried,
                 baselines=queued)
+        if retried and not quiet:
+            print(_recovered_note(study, retried), file=sys.stderr, flush=True)
         if queued and not quiet:
             print(_baselines_note(queued, cfg.trials), file=sys.stderr, flush=True)
         for note in notes:  # once a session, not once a trial
@@ -589,6 +591,32 @@ def _supernet_note(run: RunDir, cfg: SearchConfig, proxy) -> str:
                 "then each trial is the pattern's score with its shared weights")
     return (f"training the run's supernet first ({steps} steps, checkpointed: a stopped run resumes it), then each "
             "trial is the pattern's score with its shared weights")
+
+
+def _recovered_note(study: optuna.Study, numbers: list[int]) -> str:
+    """One line on what `recover_interrupted` did with the trials a stopped driver (kill -9, a lost
+    machine) left RUNNING: each is failed as `interrupted`, and one that had its pattern (or a
+    baseline's fixed one) is queued again, measured before any new proposal. A trial cut off before
+    it had a pattern leaves nothing to measure."""
+    trials = study.get_trials(deepcopy=False)  # numbered in order: trials[n] is trial n
+    copies = {t.user_attrs["retry_of"]: t.number for t in trials if "retry_of" in t.user_attrs}  # the latest
+    again, empty = [], []
+    for n in numbers:
+        a = trials[n].user_attrs
+        what = ", ".join(x for x in (a.get("pattern"), f"baseline {a['baseline']}" if a.get("baseline") else None) if x)
+        (again if n in copies else empty).append(f"{n} ({what})" if what else str(n))
+    as_ = ", ".join(str(copies[n]) for n in numbers if n in copies)
+    parts = []
+    if again:
+        one = len(again) == 1
+        parts.append(f"trial{'' if one else 's'} {', '.join(again)} {'was' if one else 'were'} left running when "
+                     f"the run stopped: marked interrupted, {'its pattern is' if one else 'their patterns are'} "
+                     f"measured again first, as trial{'' if one else 's'} {as_}")
+    if empty:
+        one = len(empty) == 1
+        parts.append(f"trial{'' if one else 's'} {', '.join(empty)} had no pattern yet: marked interrupted, "
+                     "nothing to measure again")
+    return "recovered: " + "; ".join(parts)
 
 
 def _baselines_note(queued: list[str], trials: int | None) -> str:
