@@ -292,9 +292,10 @@ def _wait_gone(pids: set[int], seconds: float = 20) -> list[psutil.Process]:
 
 
 @pytest.mark.slow
-def test_kill_minus_nine_then_resume(tmp_path, npz_data):
-    """kill -9 of the driver mid-run: no Ray process survives it; resume keeps every completed
-    trial, re-measures the interrupted ones and reaches the requested count exactly."""
+def test_kill_minus_nine_then_resume(tmp_path, npz_data, capsys):
+    """kill -9 of the driver mid-run: no Ray process survives it; `pareto` calls the trials it cut off
+    interrupted, not running; resume says it recovered them, keeps every completed trial, re-measures
+    the interrupted ones and reaches the requested count exactly."""
     runs = tmp_path / "runs"
     run_dir = runs / "k"
     proc, seen = _start_run(runs, "k", npz_data, finished=3, stderr=subprocess.DEVNULL)
@@ -308,7 +309,12 @@ def test_kill_minus_nine_then_resume(tmp_path, npz_data):
     running_before = [t for t in before.trials if t.state == TrialState.RUNNING]
     assert len(completed_before) >= 3
 
-    assert main(["resume", str(run_dir), "--quiet"]) == 0
+    assert main(["pareto", str(run_dir), "--no-reports"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"0 failed, {len(running_before)} interrupted)" in out and "left running when the run stopped" in out
+    assert main(["resume", str(run_dir)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("recovered: ") == 1 and "left running when the run stopped: marked interrupted" in err, err
     after = run_study(run_dir)
     measured = [t for t in after.trials if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs]
     assert len(measured) == KILLED_RUN_TRIALS
