@@ -532,6 +532,7 @@ class DataSource:
     count: Callable[[str, str], int | None]  # the same count cheaply, without reading the images; may raise
     advise: Callable[[ProxyConfig], list[str]] = lambda cfg: []  # see `training_advice`
     path_arg: bool = False  # ARG is a file or folder: a run stores it absolute (`absolute_data`)
+    default_path: str = ""  # the file or folder a spec without ARG reads (path_arg sources)
 
 
 def _from_arrays(read: Callable[[str, int, bool], tuple]) -> Callable[..., ProxyData]:
@@ -610,7 +611,8 @@ def _check_recall(spec: str, arg: str) -> None:
 
 DATA_SOURCES: dict[str, DataSource] = {
     "fashion-mnist": DataSource("fashion-mnist, fashion-mnist:DIR", False, _from_arrays(_fashion_mnist_arrays),
-                                _check_fashion_mnist, _fashion_mnist_count, path_arg=True),
+                                _check_fashion_mnist, _fashion_mnist_count, path_arg=True,
+                                default_path=FASHION_MNIST_DIR),
     "npz": DataSource("npz:PATH", True, _from_arrays(_npz_arrays), lambda spec, arg: len(_read_npz(arg)[1]),
                       _npz_count, path_arg=True),
     "imagefolder": DataSource("imagefolder:PATH", True, _from_arrays(_read_imagefolder), _check_imagefolder,
@@ -638,10 +640,10 @@ def same_data(a: str, b: str) -> bool:
     if a == b:
         return True
     (kind_a, _, arg_a), (kind_b, _, arg_b) = a.partition(":"), b.partition(":")
-    if kind_a == kind_b == "fashion-mnist":
-        return os.path.realpath(arg_a or FASHION_MNIST_DIR) == os.path.realpath(arg_b or FASHION_MNIST_DIR)
-    if kind_a == kind_b and kind_a in DATA_SOURCES and DATA_SOURCES[kind_a].path_arg and arg_a and arg_b:
-        return os.path.realpath(arg_a) == os.path.realpath(arg_b)
+    source = DATA_SOURCES.get(kind_a) if kind_a == kind_b else None
+    if source is not None and source.path_arg:
+        path_a, path_b = arg_a or source.default_path, arg_b or source.default_path
+        return bool(path_a and path_b) and os.path.realpath(path_a) == os.path.realpath(path_b)
     if kind_a == kind_b == "recall":
         from sola_search.proxies.recall import parse_recall  # recall builds on this module
 
