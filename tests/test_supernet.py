@@ -281,6 +281,7 @@ def test_run_with_the_supernet_estimator_end_to_end(tmp_path, npz_data, capsys):
     assert status == 2 and "corrupted or was replaced" in err and (run_dir / WEIGHTS).read_bytes() == b"not weights"
 
 
+@pytest.mark.slow  # a real run, stopped and resumed (~40 s)
 @pytest.mark.usefixtures("shared_ray")
 def test_a_run_stopped_while_it_trained_its_supernet_says_it_resumes_from_the_checkpoint(tmp_path, npz_data, capsys):
     """A run killed while it trained its supernet leaves the checkpoint, no weights and no supernet.json. Its
