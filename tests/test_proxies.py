@@ -390,6 +390,46 @@ def test_presets_and_round_trip():
             ProxyConfig(**bad)
 
 
+@pytest.mark.parametrize("field, value, expected", [
+    ("width", "x", "a number in (0, 1]"),  # was: '<' not supported between instances of 'int' and 'str'
+    ("width", True, "a number in (0, 1]"),  # a bool is no number (was accepted as width 1)
+    ("resolution", 64.0, "a whole number of pixels, 16 to 1024"),  # a float is no whole number (was accepted)
+    ("resolution", "64", "a whole number of pixels, 16 to 1024"),
+    ("steps", True, "a whole number >= 1"),
+    ("lr", None, "a positive number"),
+    ("weight_decay", "x", "a number"),  # was accepted, to fail in the optimizer
+    ("label_smoothing", "x", "a number in [0, 1)"),
+    ("val_fraction", [0.1], "a number in (0, 1)"),
+    ("max_train", 1.5, "a whole number >= 1 or None"),
+    ("seed", 1.0, "a whole number from 0 to 2**32 - 1"),
+    ("augment", "yes", "true or false"),
+    ("test", 1, "true or false"),
+    ("variant", ["small"], "a variant name: micro, tiny, small, base"),  # was: unhashable type: 'list'
+    ("data", 5, "a data spec"),
+    ("device", 0, "auto, cpu, cuda or cuda:N"),  # was: expected string or bytes-like object
+])
+def test_a_value_of_the_wrong_type_says_what_the_field_expects(field, value, expected):
+    """A hand-edited run.json or supernet.json, a `--set` value: one line in plain words, the field's
+    own wording, never Python's comparison error, and no wrong type taken as if it were right."""
+    with pytest.raises(SolaError) as e:
+        ProxyConfig.from_dict(PRESETS["quick"].to_dict() | {field: value})
+    assert str(e.value).startswith(f"proxy {field} {value!r}: expected {expected}"), str(e.value)
+    with pytest.raises(SolaError, match=re.escape(f"proxy {field} {value!r}")):
+        PRESETS["quick"].replace(**{field: value})
+
+
+def test_every_wrongly_typed_field_is_named_and_valid_configs_are_unchanged():
+    from sola_search.proxies.supernet import config_digest
+
+    with pytest.raises(SolaError) as e:
+        ProxyConfig(width="x", steps=2.0)
+    assert str(e.value) == ("proxy width 'x': expected a number in (0, 1]; "
+                            "proxy steps 2.0: expected a whole number >= 1")
+    # an int where a number is expected, None for max_train: as before, and so are the digests
+    assert ProxyConfig(width=1, lr=1, max_train=None).width == 1
+    assert config_digest(PRESETS["quick"])[:12] == "0d5c39469463"  # the digest before the type checks
+
+
 def test_lr_schedule():
     cfg = ProxyConfig(steps=100, warmup_steps=10, lr=1.0)
     assert lr_at(0, cfg) == pytest.approx(0.1) and lr_at(9, cfg) == pytest.approx(1.0)

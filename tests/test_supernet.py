@@ -189,6 +189,7 @@ def test_bad_supernet_files_are_one_line_and_nothing_is_changed(tmp_path, npz_da
         status, _, err = cli(capsys, "proxy", "LL-LL-LLLL-LL", "--supernet", d)
         assert status == 2 and len(err.strip().splitlines()) == 1, err
         assert f"{d / META}: its config is not one this sola-search reads (" in err and "edited or corrupted" in err
+        assert f"(proxy {key} {value!r}: expected " in err and "not supported" not in err, err  # the field's words
         assert (d / META).read_text() == edited and (d / WEIGHTS).read_bytes() == weights
     (d / WEIGHTS).write_bytes(weights[:-8] + b"\0" * 8)
     (d / META).write_text(meta[:50])

@@ -5,12 +5,13 @@ store it in the study and a pattern file can say exactly which proxy measured it
 
 from __future__ import annotations
 
+import numbers
 import re
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from sola_search.errors import SolaError
-from sola_search.space.variants import get_variant
+from sola_search.space.variants import VARIANTS, get_variant
 
 # Options earlier versions had, each with the value whose behaviour is now the only one: a config
 # stored then (a study's `proxy` attribute, a bench record) holds them.
@@ -19,6 +20,7 @@ RETIRED: dict[str, Any] = {"build_on_device": False, "task": "classify"}
 # the whole model and ran it without CUDA graphs; compiling each block, then capturing, replaced it).
 RENAMED_VALUES: dict[str, dict[Any, Any]] = {"compile": {False: "off", True: "blocks"}}
 COMPILE_MODES = ("off", "blocks")
+AMP_MODES = ("auto", "bf16", "fp32")
 
 
 def is_retired(key: str, value: Any) -> bool:
@@ -62,37 +64,41 @@ class ProxyConfig:
     #   per hour of a `run` (docs/performance.md); the CPU runs eager either way
 
     def __post_init__(self) -> None:
-        def bad(name: str, expected: str) -> SolaError:
-            return SolaError(f"proxy {name} {getattr(self, name)!r}: expected {expected}")
+        def bad(name: str) -> SolaError:
+            return SolaError(_wrong(name, getattr(self, name)))
 
+        # Types first, every field: a hand-edited run.json or supernet.json (`"width": "x"`) or a `--set`
+        # value would otherwise fail in a comparison below with Python's own words, or not at all.
+        wrong = [_wrong(f.name, getattr(self, f.name)) for f in fields(self)
+                 if not _of_kind(getattr(self, f.name), EXPECTED[f.name][0])]
+        if wrong:
+            raise SolaError("; ".join(wrong))
         get_variant(self.variant)  # names the known variants if this one is not
         if not 0 < self.width <= 1:
-            raise bad("width", "a number in (0, 1]")
+            raise bad("width")
         if not 16 <= self.resolution <= 1024:
-            raise bad("resolution", "16 to 1024 pixels")
-        for name in ("steps", "batch_size", "eval_batch_size", "log_points"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise bad(name, "a whole number >= 1")
+            raise bad("resolution")
+        for name in ("steps", "batch_size", "eval_batch_size", "log_points", "max_train"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise bad(name)
         for name in ("warmup_steps", "eval_every"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise bad(name, "a whole number >= 0")
+            if getattr(self, name) < 0:
+                raise bad(name)
         if not self.lr > 0:
-            raise bad("lr", "a positive number")
+            raise bad("lr")
         if not 0 <= self.label_smoothing < 1:
-            raise bad("label_smoothing", "a number in [0, 1)")
+            raise bad("label_smoothing")
         if not 0 < self.val_fraction < 1:
-            raise bad("val_fraction", "a number in (0, 1)")
-        if self.max_train is not None and self.max_train < 1:
-            raise bad("max_train", "a whole number >= 1 or None")
+            raise bad("val_fraction")
         if self.compile not in COMPILE_MODES:
-            raise bad("compile", " or ".join(COMPILE_MODES))
-        if self.amp not in ("auto", "bf16", "fp32"):
-            raise bad("amp", "auto, bf16 or fp32")
+            raise bad("compile")
+        if self.amp not in AMP_MODES:
+            raise bad("amp")
         if not (self.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:[0-9]+", self.device)):
-            raise bad("device", "auto, cpu, cuda or cuda:N")
+            raise bad("device")
         for name in ("seed", "split_seed"):  # torch and numpy take seeds below 2**32
-            if not isinstance(getattr(self, name), int) or not 0 <= getattr(self, name) < 2**32:
-                raise bad(name, "a whole number from 0 to 2**32 - 1")
+            if not 0 <= getattr(self, name) < 2**32:
+                raise bad(name)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,6 +118,60 @@ class ProxyConfig:
 
     def replace(self, **overrides: Any) -> ProxyConfig:
         return _replace(self, overrides)
+
+
+# Each field's kind of value and, in plain words, what it takes: the one wording of both its type check
+# and its range check (`ProxyConfig.__post_init__`).
+_NUMBER, _WHOLE, _WHOLE_OR_NONE, _FLAG, _TEXT = "number", "whole", "whole or none", "flag", "text"
+EXPECTED: dict[str, tuple[str, str]] = {
+    "variant": (_TEXT, f"a variant name: {', '.join(VARIANTS)}"),
+    "width": (_NUMBER, "a number in (0, 1]"),
+    "resolution": (_WHOLE, "a whole number of pixels, 16 to 1024"),
+    "steps": (_WHOLE, "a whole number >= 1"),
+    "batch_size": (_WHOLE, "a whole number >= 1"),
+    "lr": (_NUMBER, "a positive number"),
+    "weight_decay": (_NUMBER, "a number"),
+    "warmup_steps": (_WHOLE, "a whole number >= 0"),
+    "label_smoothing": (_NUMBER, "a number in [0, 1)"),
+    "grad_clip": (_NUMBER, "a number (0 disables)"),
+    "layer_scale_init": (_NUMBER, "a number"),
+    "qk_init": (_NUMBER, "a number"),
+    "drop_path_rate": (_NUMBER, "a number"),
+    "augment": (_FLAG, "true or false"),
+    "seed": (_WHOLE, "a whole number from 0 to 2**32 - 1"),
+    "data": (_TEXT, "a data spec such as fashion-mnist, npz:PATH, imagefolder:PATH or recall"),
+    "val_fraction": (_NUMBER, "a number in (0, 1)"),
+    "split_seed": (_WHOLE, "a whole number from 0 to 2**32 - 1"),
+    "max_train": (_WHOLE_OR_NONE, "a whole number >= 1 or None"),
+    "test": (_FLAG, "true or false"),
+    "eval_every": (_WHOLE, "a whole number >= 0"),
+    "eval_batch_size": (_WHOLE, "a whole number >= 1"),
+    "log_points": (_WHOLE, "a whole number >= 1"),
+    "device": (_TEXT, "auto, cpu, cuda or cuda:N"),
+    "channels_last": (_FLAG, "true or false"),
+    "amp": (_TEXT, ", ".join(AMP_MODES[:-1]) + " or " + AMP_MODES[-1]),
+    "cuda_graphs": (_FLAG, "true or false"),
+    "compile": (_TEXT, " or ".join(COMPILE_MODES)),
+}
+
+
+def _of_kind(value: Any, kind: str) -> bool:
+    """Whether `value` is of a field's kind; a bool is no number (True is an int to Python), a float no
+    whole number (64.0 included)."""
+    if kind == _FLAG:
+        return isinstance(value, bool)
+    if kind == _TEXT:
+        return isinstance(value, str)
+    if isinstance(value, bool):
+        return False
+    if kind == _NUMBER:
+        return isinstance(value, numbers.Real)
+    return isinstance(value, int) or (kind == _WHOLE_OR_NONE and value is None)
+
+
+def _wrong(name: str, value: Any) -> str:
+    """One field's value refused, in the words of what it expects."""
+    return f"proxy {name} {value!r}: expected {EXPECTED[name][1]}"
 
 
 def _renamed(key: str, value: Any) -> Any:
