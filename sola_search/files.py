@@ -7,6 +7,8 @@ import os
 import secrets
 import stat
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sola_search.errors import SolaError
@@ -90,3 +92,43 @@ def read_text(path: str | os.PathLike, source: str, missing: str = "no such file
 def read_json(path: str | os.PathLike, source: str, missing: str = "no such file") -> object:
     """Read and parse a JSON file a user handed over (`read_text`, then `parse_json`)."""
     return parse_json(read_text(path, source, missing), source)
+
+
+# --- output files ---------------------------------------------------------------------------------
+# A command that writes a file a user names (`pareto --plot`, `compare --plot`, `export --out`,
+# `latency --out`, `calibrate --out`) makes the missing directories above it, as `mkdir -p` would, but
+# only once its input is checked: a command that fails on bad input creates nothing.
+def missing_parents(path: str | os.PathLike, option: str) -> list[Path]:
+    """The directories above output file `path` that do not exist yet, outermost first; none is made
+    here. Raises `SolaError` (naming `option` and `path`) when something on the way is not a directory."""
+    missing = []
+    for parent in Path(path).absolute().parents:
+        if parent.is_dir():
+            break
+        if parent.exists() or parent.is_symlink():  # a file, or a link to nothing
+            raise SolaError(f"{option} {os.fspath(path)}: {parent} is not a directory; expected a file name in a "
+                            "folder")
+        missing.append(parent)
+    return missing[::-1]
+
+
+@contextmanager
+def output_parents(path: str | os.PathLike, option: str) -> Iterator[None]:
+    """Make the missing directories above output file `path` (`missing_parents`) for the writes in
+    the body; when the body fails, the directories made here are removed again (those left empty)."""
+    made: list[Path] = []
+    try:
+        for d in missing_parents(path, option):
+            try:
+                d.mkdir(exist_ok=True)
+            except OSError as e:
+                raise SolaError(f"{option} {os.fspath(path)}: cannot make directory {d} ({e.strerror or e})") from None
+            made.append(d)
+        yield
+    except BaseException:
+        for d in reversed(made):
+            try:
+                d.rmdir()
+            except OSError:  # something was written there after all: left as it is
+                break
+        raise

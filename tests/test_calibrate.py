@@ -123,6 +123,21 @@ def test_an_output_whose_identity_is_damaged_is_refused_in_one_line(tmp_path, np
     assert out.read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == ["c.json"]
 
 
+def test_an_out_under_a_file_is_refused_before_ray_starts(tmp_path, npz_data, capsys, monkeypatch):
+    """`--out afile/c.json` started Ray, trained the first pack, then ended in a FileExistsError traceback
+    (the records beside --out could not be written): now one line before anything starts. A missing folder
+    is made once trainings finish, as every command that writes a file makes its folders."""
+    import sola_search.search.cluster as cluster
+
+    monkeypatch.setattr(cluster, "ray_session", lambda *a, **k: pytest.fail("Ray started before --out was checked"))
+    (tmp_path / "afile").write_text("mine")
+    status, out, err = run(capsys, "calibrate", "--data", npz_data, "--variant", "micro", "--budget", "2softmax",
+                           "--ladder", "1,2", "--patterns", "6", "--out", tmp_path / "afile" / "c.json", "--quiet")
+    assert status == 2 and not out and err.count("\n") == 1, err
+    assert f"--out {tmp_path / 'afile' / 'c.json'}: {tmp_path / 'afile'} is not a directory" in err
+    assert (tmp_path / "afile").read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
 def test_the_stratified_set_is_the_fidelity_protocols_and_deterministic():
     a = stratified_patterns("micro", Budget.parse("2softmax"), 8, seed=0)
     assert a == stratified_patterns("micro", Budget.parse("2softmax"), 8, seed=0)

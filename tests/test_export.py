@@ -38,6 +38,28 @@ def test_out_may_name_a_directory(run, capsys, tmp_path):
     assert load_pattern_file(tmp_path / "r-trial3.json")["provenance"]["trial"] == 3
 
 
+def test_out_makes_its_missing_folders_and_refuses_a_file_on_the_way(run, capsys, tmp_path, monkeypatch):
+    """Like every command that writes a file (pareto and compare --plot, latency and calibrate --out): the
+    missing folders are made once the input is checked; a file on the way is one line naming it, and a
+    write that fails leaves no folder behind."""
+    assert main(["export", str(run), "--pick", "knee", "--out", str(tmp_path / "a" / "b" / "k.json")]) == 0
+    assert load_pattern_file(tmp_path / "a" / "b" / "k.json")["provenance"]["pick"] == "knee"
+    capsys.readouterr()
+    (tmp_path / "f").write_text("mine")
+    assert main(["export", str(run), "--pick", "knee", "--out", str(tmp_path / "f" / "g" / "k.json")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'f'} is not a directory" in err and err.count("\n") == 1, err
+    assert main(["export", str(run), "--pick", "trial:999", "--out", str(tmp_path / "n" / "k.json")]) == 2
+    assert not (tmp_path / "n").exists()
+
+    def full(path, text):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("sola_search.results.patterns.write_atomic", full)
+    assert main(["export", str(run), "--pick", "knee", "--out", str(tmp_path / "n" / "m" / "k.json")]) == 2
+    assert "No space left on device" in capsys.readouterr().err and not (tmp_path / "n").exists()
+
+
 def test_picks(run, capsys, tmp_path):
     study = open_run(run).study
     frame = trials_frame(study)

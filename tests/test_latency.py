@@ -273,6 +273,25 @@ def test_an_out_path_under_a_file_is_one_line_before_measuring(capsys, tmp_path,
     assert other.read_text() == '{"mine": 1}'
 
 
+def test_a_table_makes_its_missing_folders_and_a_failed_write_leaves_none(table, tmp_path, monkeypatch):
+    """As every command that writes a file: missing folders above --out are made (after measuring, once
+    everything is checked), and a write that fails removes the ones it made."""
+    import errno
+
+    import sola_search.space.latency as latency
+
+    table.save(tmp_path / "a" / "b" / "t.json")
+    assert LatencyTable.load(tmp_path / "a" / "b" / "t.json").batch == table.batch
+
+    def full(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(latency, "write_atomic", full)
+    with pytest.raises(SolaError, match="No space left on device"):
+        table.save(tmp_path / "n" / "m" / "t.json")
+    assert not (tmp_path / "n").exists()
+
+
 def test_a_table_that_cannot_be_written_is_one_line(table, tmp_path, monkeypatch):
     """A file system that refuses the table (full, read-only, /proc) is a SolaError naming the file, not an OSError."""
     import errno

@@ -153,6 +153,31 @@ def test_plot_png_and_html(runs, capsys, tmp_path):
     assert "front (HV" in html and "knee (trial" in html and "failed, no top-1" in html and "infeasible" in html
 
 
+def test_a_plot_makes_the_folders_it_goes_in_as_export_does_and_bad_input_makes_none(runs, capsys, tmp_path,
+                                                                                       monkeypatch):
+    """`pareto --plot new/dir/f.png` said "directory new/dir does not exist" while `export --out new/dir/x.json`
+    made it: every command that writes a file now makes the missing folders above it, once its input is
+    checked, and a command that fails makes none."""
+    code, out, err = _run(capsys, "pareto", runs / "a", "--plot", tmp_path / "p" / "q" / "f.png", "--no-reports")
+    assert code == 0 and not err and f"wrote {tmp_path / 'p' / 'q' / 'f.png'}" in out
+    assert matplotlib.image.imread(tmp_path / "p" / "q" / "f.png").shape[:2] == (500, 800)
+    code, out, err = _run(capsys, "compare", runs / "a", runs / "b", "--plot", tmp_path / "c" / "f.svg")
+    assert code == 0 and f"wrote {tmp_path / 'c' / 'f.svg'}" in out and (tmp_path / "c" / "f.svg").is_file()
+    for argv in (["pareto", runs / "a", "--plot", tmp_path / "n" / "f.jpg"],  # not a plot's suffix
+                 ["pareto", runs / "a", "--ref", "x", "--plot", tmp_path / "n" / "f.png"],
+                 ["pareto", tmp_path / "nope", "--plot", tmp_path / "n" / "f.png"],
+                 ["compare", runs / "a", tmp_path / "nope", "--plot", tmp_path / "n" / "f.png"]):
+        code, out, err = _run(capsys, *argv)
+        assert code == 2 and err.count("\n") == 1 and not (tmp_path / "n").exists(), err
+
+    def fails(fig, *a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("matplotlib.figure.Figure.savefig", fails)  # a write that fails leaves no folder behind
+    code, _, err = _run(capsys, "pareto", runs / "a", "--plot", tmp_path / "n" / "m" / "f.png", "--no-reports")
+    assert code == 2 and "No space left on device" in err and not (tmp_path / "n").exists(), err
+
+
 def _drawn(monkeypatch, argv) -> list[tuple[float, float, str]]:
     """Run the command and return what its PNG drew: (x, y, 'data' or 'x-axis') for every point and
     line vertex, and every legend label as (nan, nan, label)."""
@@ -415,11 +440,12 @@ def test_a_reference_no_point_beats_is_warned_of(runs, tmp_path, capsys):
     (["pareto", "--storage", "sqlite:///{runs}/a/study.db", "--study", "zz"], "no study 'zz'"),
     (["pareto", "--storage", "bogus://x"], "cannot open storage"),
     (["pareto", "{runs}/a", "--plot", "{tmp}/f.jpg"], "expected a file name ending in .png, .svg, .pdf or .html"),
-    (["pareto", "{runs}/a", "--plot", "{tmp}/no/dir/f.png"], "does not exist"),
+    (["pareto", "{runs}/a", "--plot", "{runs}/a/study.db/f.png"], "study.db is not a directory"),
+    (["compare", "{runs}/a", "--plot", "{runs}/a/run.json/f.png"], "run.json is not a directory"),
     (["pareto", "{runs}/a", "--ref", "x"], "--ref 'x': expected TOP1,GMACS"),
     (["compare", "{runs}/a", "{tmp}/nope"], "no such run directory"),
     (["runs", "--runs-dir", "{tmp}/nope"], "no such directory"),
-    (["export", "{runs}/a", "--pick", "knee", "--out", "{runs}/a/study.db/k.json"], "cannot write pattern file"),
+    (["export", "{runs}/a", "--pick", "knee", "--out", "{runs}/a/study.db/k.json"], "study.db is not a directory"),
 ])
 def test_bad_input_is_one_line_and_exit_2(runs, capsys, tmp_path, argv, message):
     code, out, err = _run(capsys, *[a.format(tmp=tmp_path, runs=runs) for a in argv])

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sola_search.errors import SolaError, ascii_int
+from sola_search.files import missing_parents, output_parents
 from sola_search.results.patterns import load_pattern_file
 
 PICKS = "knee, best, trial:N or under:<budget> (e.g. under:2.5gmacs, under:4softmax,3gmacs)"
@@ -87,7 +88,8 @@ def export_pattern(study: Any, pick: str, out: str | os.PathLike | None = None,
     trial = next(t for t in study.get_trials(deepcopy=False) if t.number == n)
     record = pattern_record_from_trial(study, trial)
     record["provenance"]["pick"] = pick
-    write_pattern_file(target, record)
+    with output_parents(target, "--out"):  # missing folders made now that everything is checked
+        write_pattern_file(target, record)
     return Path(text), record
 
 
@@ -103,7 +105,8 @@ def _check_out(out: Path) -> Path:
     try:
         mode = os.stat(real).st_mode
     except (FileNotFoundError, NotADirectoryError):
-        return real  # a new file (or one under a file, which the writer refuses to make)
+        missing_parents(out, "--out")  # a new file: a file on the way to it is refused here, in these words
+        return real
     except OSError as e:
         raise SolaError(f"--out {out}: cannot check it ({e.strerror or e})") from None
     if stat.S_ISDIR(mode):

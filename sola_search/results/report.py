@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from sola_search.errors import SolaError, ascii_float
+from sola_search.files import output_parents
 from sola_search.objectives import DEFAULT_OBJECTIVES, Objective, get_objectives
 from sola_search.results.front import (
     TIE_SE,
@@ -493,10 +494,9 @@ def plot(reports: Sequence[FrontReport], path: str | Path) -> Path:
     suffix = path.suffix.lower()
     if suffix not in (*STATIC_PLOTS, ".html", ".htm"):
         raise SolaError(f"--plot {path}: expected a file name ending in .png, .svg, .pdf or .html")
-    if not path.parent.is_dir():
-        raise SolaError(f"--plot {path}: directory {path.parent} does not exist")
     try:
-        (_plot_static if suffix in STATIC_PLOTS else _plot_html)(list(reports), path)
+        with output_parents(path, "--plot"):  # missing folders made, as export and latency --out make theirs
+            (_plot_static if suffix in STATIC_PLOTS else _plot_html)(list(reports), path)
     except OSError as e:  # a directory of that name, no permission, a full disk
         raise SolaError(f"--plot {path}: cannot write it ({e.strerror or e})") from None
     return path

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sola_search.errors import SolaError, ascii_int, one_line
-from sola_search.files import read_text
+from sola_search.files import missing_parents, read_text
 from sola_search.objectives import SCORE_OBJECTIVES
 from sola_search.search.config import MAX_PACK, SearchConfig
 
@@ -263,6 +263,7 @@ def calibrate(cfg: CalibrationConfig, quiet: bool = False) -> CalibrationResult:
     cfg = cfg.check()
     # Before Ray starts: a file that is not a calibration, or (with the preset given) another calibration.
     known = cfg.preset and _identity(cfg, _base(cfg))
+    missing_parents(cfg.out_path, "--out")  # a file on the way failed once the first pack had trained
     _refuse_other_output(cfg.out_path, known or None)
     read_records(cfg.records_path)  # someone else's file: before Ray starts too
     if cfg.address:

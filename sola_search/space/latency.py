@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from sola_search.errors import SolaError
-from sola_search.files import parse_json, read_json, write_atomic
+from sola_search.files import missing_parents, output_parents, parse_json, read_json, write_atomic
 from sola_search.space.cost import check_resolution
 from sola_search.space.pattern import Pattern
 from sola_search.space.variants import VARIANTS, Variant, get_variant
@@ -132,7 +132,8 @@ class LatencyTable:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the table atomically; a file system that refuses it is a one-line `SolaError`."""
         try:
-            return write_atomic(path, json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n")
+            with output_parents(path, "--out"):
+                return write_atomic(path, json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n")
         except OSError as e:
             raise SolaError(f"cannot write latency table {path}: {e.strerror or e}") from None
 
@@ -196,9 +197,7 @@ def refuse_overwrite(path: str | os.PathLike) -> None:
     p = Path(path)
     if str(path).endswith(os.sep) or p.is_dir():
         raise SolaError(f"--out {path}: a directory; expected the table's file name (e.g. {p / 'latency.json'})")
-    above = next((a for a in p.absolute().parents if a.exists()), None)  # where the writer would make folders
-    if above is not None and not above.is_dir():
-        raise SolaError(f"--out {path}: {above} is not a directory; expected the table's file name in a folder")
+    missing_parents(path, "--out")  # the writer makes the missing ones; a file on the way is refused here
     if not (p.exists() or p.is_symlink()):
         return
     if not p.is_file():
