@@ -80,6 +80,25 @@ def test_run_never_takes_or_removes_a_directory_it_did_not_make(tmp_path, npz, c
     assert (mine / "notes.txt").read_text() == "precious" and (mine / "sub").is_dir()
 
 
+def test_a_file_where_a_directory_is_expected_is_named_not_a_directory(tmp_path, npz, capsys):
+    """A path that exists but is a file said "no such directory" (runs), "no such run directory" (pareto,
+    export, compare), "run.json is unreadable ([Errno 20] ...)" (resume) and "cannot make the run directory
+    ...: Not a directory" (run): each now says it is not a directory; one that is missing says so as before."""
+    f = tmp_path / "afile"
+    f.write_text("mine")
+    _fails(capsys, ["runs", "--runs-dir", f], f"runs directory {f}: not a directory")
+    _fails(capsys, ["runs", "--runs-dir", tmp_path / "nope"], "no such directory")
+    for argv in (["pareto", f], ["export", f], ["compare", f]):
+        _fails(capsys, argv, f"run {f}: not a directory")
+    _fails(capsys, ["pareto", tmp_path / "nope"], "no such run directory")
+    _fails(capsys, ["resume", f], f"no run at {f}: not a directory")
+    _fails(capsys, ["resume", tmp_path / "nope"], "run.json is missing")
+    new = ["run", "--budget", "4softmax", "--variant", "micro", "--name", "x", "--data", npz, "--runs-dir"]
+    _fails(capsys, [*new, f], f"--runs-dir {f}: not a directory")
+    _fails(capsys, [*new, f / "sub"], f"--runs-dir {f / 'sub'}: not a directory ({f} is not one)")
+    assert f.read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["afile", "d.npz"]
+
+
 def test_resume_refuses_a_run_whose_study_is_lost(run, capsys):
     (run / "study.db").unlink()
     before = _digest(run)

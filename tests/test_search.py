@@ -402,7 +402,7 @@ def test_a_runs_dir_that_is_a_file_is_one_line(tmp_path, capsys):
     (tmp_path / "file").write_text("")
     assert main(["run", "--budget", "8softmax", "--runs-dir", str(tmp_path / "file")]) == 2
     err = capsys.readouterr().err
-    assert "cannot make the run directory" in err and len(err.strip().splitlines()) == 1
+    assert f"--runs-dir {tmp_path / 'file'}: not a directory" in err and len(err.strip().splitlines()) == 1
 
 
 def test_a_refused_token_says_what_to_do():

@@ -109,7 +109,8 @@ def open_run(path: str | os.PathLike | None = None, *, storage: str | None = Non
         if d.is_file() and d.name == STUDY_DB:
             d = d.parent
         if not d.is_dir():
-            raise SolaError(f"run {os.fspath(path)}: no such run directory")
+            what = "not a directory (a run is one, runs/<name>)" if d.exists() else "no such run directory"
+            raise SolaError(f"run {os.fspath(path)}: {what}")
         config = _read_json(d / "run.json")
         name = study or config.get("study_name") or config.get("name") or d.name
         if storage is None:
@@ -131,7 +132,7 @@ def find_runs(runs_dir: str | os.PathLike) -> list[Path]:
     """The run directories under `runs_dir` (those holding a study.db or a run.json), by name."""
     root = Path(runs_dir)
     if not root.is_dir():
-        raise SolaError(f"runs directory {os.fspath(runs_dir)}: no such directory")
+        raise SolaError(f"runs directory {os.fspath(runs_dir)}: {'not a' if root.exists() else 'no such'} directory")
     return sorted(p for p in root.iterdir() if p.is_dir() and ((p / STUDY_DB).is_file() or (p / "run.json").is_file()))
 
 

@@ -76,6 +76,8 @@ class RunDir:
         self.patterns.mkdir(parents=True, exist_ok=True)
 
     def read_config(self) -> dict:
+        if self.path.exists() and not self.path.is_dir():  # was: "run.json is unreadable ([Errno 20] ...)"
+            raise SolaError(f"no run at {self.path}: not a directory (a run is one, runs/<name>)")
         try:
             return json.loads(self.run_json.read_text())
         except FileNotFoundError:

@@ -193,6 +193,16 @@ class RunPlan:
         return cost_table(self.variant, self.config.resolution)
 
 
+def _check_runs_dir(runs_dir: str) -> None:
+    """`--runs-dir` is a directory, or one a run can make: a file there, or on the way to it, is one line
+    before anything starts (it was "cannot make the run directory ...: Not a directory")."""
+    path = Path(runs_dir).absolute()
+    first = next((d for d in (path, *path.parents) if d.exists() or d.is_symlink()), None)  # the deepest there
+    if first is not None and not first.is_dir():
+        where = "" if first == path else f" ({first} is not one)"
+        raise SolaError(f"--runs-dir {runs_dir}: not a directory{where}")
+
+
 def prepare(cfg: SearchConfig, stored: SearchConfig | None = None) -> RunPlan:
     """Check the configuration (before Ray starts) and bind it to a run directory; an existing run of
     that name is resumed with its stored configuration (`stored`, read from its run.json when not
@@ -207,6 +217,7 @@ def prepare(cfg: SearchConfig, stored: SearchConfig | None = None) -> RunPlan:
         cfg.latency = str(Path(cfg.latency).absolute())  # likewise
     if cfg.data:
         cfg.data = absolute_data(cfg.data)  # likewise: resumed elsewhere, a relative path reads other data
+    _check_runs_dir(cfg.runs_dir)
     run = RunDir(Path(cfg.runs_dir) / cfg.name)
     try:
         resuming = run.exists()
