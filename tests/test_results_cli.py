@@ -479,3 +479,15 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(runs, argv):
     status 141 (128 + SIGPIPE) that a coreutils tool killed by SIGPIPE leaves for `set -o pipefail`."""
     p = _gone_reader(*[a.format(runs=runs) for a in argv])
     assert (p.returncode, p.stderr) == (141, "")
+
+
+def test_piped_summary_lines_are_whole(runs, capsys):
+    """Piped, `pareto`'s summary lines were wrapped at the table's width (`knee: trial 2 (farthest … chord
+    from cheapest to most accurate,` then `normalized)` on a line of its own; a long run path cut the one-seed
+    note's second line too):
+    a pipe or a file now gets each summary line whole, as pareto.json keeps it; a terminal still wraps."""
+    code, out, _ = _run(capsys, "pareto", runs / "a")  # stdout is not a terminal here
+    summary = json.loads((runs / "a" / "reports" / "pareto.json").read_text())["summary"]
+    assert code == 0 and any(len(line) > 120 for line in summary)
+    lines = out.splitlines()
+    assert all(line in lines for line in summary), (summary, lines)

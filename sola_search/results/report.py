@@ -367,8 +367,8 @@ def render_table(report: FrontReport, all_trials: bool = False, console: Any = N
         console.width = max(console.width, Measurement.get(console, console.options.update_width(10**5),
                                                            table).maximum)
     console.print(table)
-    for line in summary_lines(report):
-        console.print(line, highlight=False, markup=False)
+    for line in summary_lines(report):  # a pipe gets each line whole (wrapped at the table's width, grep missed it)
+        console.print(line, highlight=False, markup=False, soft_wrap=not console.is_terminal)
 
 
 def write_reports(report: FrontReport) -> list[Path]:
