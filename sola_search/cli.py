@@ -666,8 +666,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "each its own initial weights and batches): top-1 is their mean, with its standard error "
                    "(default 1)")
     p.add_argument("--confirm", type=_count, metavar="N", help=_CONFIRM_HELP)
-    p.add_argument("--calibration", metavar="FILE", help="take --steps and --seeds (and the data, variant and preset "
-                   "when not given) from a calibration's recommendation (sola-search calibrate); explicit ones win")
+    p.add_argument("--calibration", metavar="FILE", help="take --steps and --seeds (and the data, variant, preset, "
+                   "batch size, learning rate and score when not given) from a calibration's recommendation "
+                   "(sola-search calibrate); explicit ones win")
     p.add_argument("--max-failures", type=_int, help="stop after this many failed trials (default: a quarter)")
     p.add_argument("--no-baselines", action="store_true",
                    help="skip the named baseline patterns the search measures first (kept by a resume)")

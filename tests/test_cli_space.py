@@ -193,6 +193,19 @@ def test_help_speaks_to_users():
         assert all(x in " ".join(sub.choices[cmd].format_help().split()) for x in sources), cmd
 
 
+def test_run_calibration_help_names_everything_it_takes():
+    """`run --help` said --calibration takes the data, variant and preset when not given; it takes the
+    calibration's batch size, learning rate and score too (apply_calibration, as the README says): a user
+    who left --lr out to get the preset's got the calibration's."""
+    import argparse
+
+    from sola_search.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    action = next(a for a in sub.choices["run"]._actions if a.dest == "calibration")
+    assert all(w in action.help for w in ("data", "variant", "preset", "batch size", "learning rate", "score")), \
+        action.help
+
 def test_the_readme_journey_follows_from_its_set_up_command():
     """The journey used `sola-search` (not on PATH without activating .venv) and runs/first (the
     set-up command's run is named small-8softmax-<time>): each `$` line must work, pasted in order
