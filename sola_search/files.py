@@ -98,18 +98,22 @@ def read_json(path: str | os.PathLike, source: str, missing: str = "no such file
 # A command that writes a file a user names (`pareto --plot`, `compare --plot`, `export --out`,
 # `latency --out`, `calibrate --out`) makes the missing directories above it, as `mkdir -p` would, but
 # only once its input is checked: a command that fails on bad input creates nothing.
+def deepest_existing(path: str | os.PathLike) -> Path | None:
+    """The deepest of `path` (made absolute) and the directories above it that exists, a link to nothing
+    included: where a path that is not there yet would be made, and what could stand in its way."""
+    p = Path(path).absolute()
+    return next((d for d in (p, *p.parents) if d.exists() or d.is_symlink()), None)
+
+
 def missing_parents(path: str | os.PathLike, option: str) -> list[Path]:
     """The directories above output file `path` that do not exist yet, outermost first; none is made
     here. Raises `SolaError` (naming `option` and `path`) when something on the way is not a directory."""
-    missing = []
-    for parent in Path(path).absolute().parents:
-        if parent.is_dir():
-            break
-        if parent.exists() or parent.is_symlink():  # a file, or a link to nothing
-            raise SolaError(f"{option} {os.fspath(path)}: {parent} is not a directory; expected a file name in a "
-                            "folder")
-        missing.append(parent)
-    return missing[::-1]
+    parent = Path(path).absolute().parent
+    there = deepest_existing(parent)
+    if there is not None and not there.is_dir():  # a file, or a link to nothing
+        raise SolaError(f"{option} {os.fspath(path)}: {there} is not a directory; expected a file name in a folder")
+    depth = len(there.parts) if there is not None else 0
+    return [d for d in (*reversed(parent.parents), parent) if len(d.parts) > depth]
 
 
 @contextmanager

@@ -26,7 +26,7 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from sola_search.errors import SolaError, StateError, is_oom, one_line, redact_url
-from sola_search.files import parse_json
+from sola_search.files import deepest_existing, parse_json
 from sola_search.objectives import Measured, Objective, companion_scores, get_objectives, over_seeds
 from sola_search.search.cluster import check_address, ray_session, worker_actor
 from sola_search.search.config import (
@@ -196,10 +196,9 @@ class RunPlan:
 def _check_runs_dir(runs_dir: str) -> None:
     """`--runs-dir` is a directory, or one a run can make: a file there, or on the way to it, is one line
     before anything starts (it was "cannot make the run directory ...: Not a directory")."""
-    path = Path(runs_dir).absolute()
-    first = next((d for d in (path, *path.parents) if d.exists() or d.is_symlink()), None)  # the deepest there
+    first = deepest_existing(runs_dir)
     if first is not None and not first.is_dir():
-        where = "" if first == path else f" ({first} is not one)"
+        where = "" if first == Path(runs_dir).absolute() else f" ({first} is not one)"
         raise SolaError(f"--runs-dir {runs_dir}: not a directory{where}")
 
 
@@ -229,7 +228,6 @@ def prepare(cfg: SearchConfig, stored: SearchConfig | None = None) -> RunPlan:
             raise SolaError(f"{run.path} exists but is not a sola-search run (no run.json): "
                             "choose another --name or move it away; nothing was changed")
     if resuming:
-
         stored = stored or SearchConfig.from_dict(run.read_config(), str(run.run_json))
         if stored.estimator == "supernet" and stored.confirm:  # stored by an older version: `--confirm 0` clears it
             if cfg.confirm != 0:
