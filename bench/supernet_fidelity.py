@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 from proxy_common import common_args, env_info, overrides, preset, table, write_json
 
+from sola_search.proxies.compiled import compile_blocks
 from sola_search.proxies.supernet import (
     DEFAULT_CANDIDATES,
     DEFAULT_GROUPS,
@@ -80,6 +81,9 @@ def main() -> None:
     ap.add_argument("--memory", nargs="+", default=["auto"], metavar="GIB",
                     help="the prefix walk's memory bound in GiB (auto: Supernet's own); several: each timed on the "
                          "same patterns")
+    ap.add_argument("--scoring-compile", nargs="+", default=["off"], choices=("off", "blocks"),
+                    help="blocks: the prefix walk's blocks torch.compile'd (static shapes; a lever, unmerged); "
+                         "several: each timed on the same patterns, in order (compiled last)")
     ap.add_argument("--images", type=int, help="score on the first N validation images only (default all)")
     ap.add_argument("--reference", metavar="JSON", help="a proxy_fidelity record: tau against its reference mean")
     ap.add_argument("--dir", help="where the supernet is written (default a temporary directory; an existing "
@@ -114,7 +118,10 @@ def main() -> None:
     # A search's first proposals: distinct patterns drawn uniformly (a repeated pattern is computed once).
     speed_pats = [str(p) for p in FeasibleSet(args.variant, Budget.parse(args.budget)).sample(args.speed_patterns, 1)]
     speeds, auto = {}, supernet.prefix_cache_bytes
-    for bound in args.memory:
+    runs = [(bound, mode) for mode in args.scoring_compile for bound in args.memory]
+    for bound, mode in runs:
+        if mode == "blocks":
+            compile_blocks(supernet.model)
         supernet.prefix_cache_bytes = auto if bound == "auto" else int(float(bound) * 2**30)
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
@@ -131,22 +138,22 @@ def main() -> None:
         per_min = 60 * len(speed_pats) / (time.perf_counter() - t2)
         images = int(results[0].notes.split(", ")[-1].split()[0])  # notes end "N validation images"
         peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
-        print(f"scoring, memory bound {supernet.prefix_cache_bytes / 2**30:.1f} GiB ({bound}): {per_min:,.0f} "
+        print(f"scoring ({mode}), memory bound {supernet.prefix_cache_bytes / 2**30:.1f} GiB ({bound}): {per_min:,.0f} "
               f"patterns per minute ({len(speed_pats)} patterns, {len(set(speed_pats))} distinct, in {calls} calls "
               f"of {args.pack}; {images} validation images in chunks of {chunk}); first call {first_s:.1f}s"
               + (f"; peak memory {peak:.1f} GiB" if peak else ""), flush=True)
-        speeds[bound] = dict(patterns_per_minute=round(per_min, 1), patterns=len(speed_pats),
+        speeds[bound if len(args.scoring_compile) == 1 else f"{bound}/{mode}"] = dict(compile=mode, patterns_per_minute=round(per_min, 1), patterns=len(speed_pats),
                              distinct=len(set(speed_pats)), calls=calls, pack=args.pack, first_call_s=round(first_s, 2),
                              images=images, chunk=chunk, bound_gib=supernet.prefix_cache_bytes / 2**30,
                              peak_gib=peak, mode=results[0].mode, scores=[(r.val_top1, r.val_loss) for r in results])
     if len(speeds) > 1:
-        a, b = (speeds[m] for m in args.memory[:2])
+        (ka, a), (kb, b) = list(speeds.items())[:2]
         pairs = list(zip(a["scores"], b["scores"], strict=True))
-        print(f"memory {args.memory[1]} over {args.memory[0]}: "
+        print(f"{kb} over {ka}: "
               f"{b['patterns_per_minute'] / a['patterns_per_minute']:.2f}x; top-1 equal on "
               f"{sum(x[0] == y[0] for x, y in pairs)} of {len(pats)}, largest loss difference "
               f"{max(abs(x[1] - y[1]) / abs(x[1]) for x, y in pairs):.1e} relative", flush=True)
-    speed = speeds[args.memory[0]] | {"by_memory": speeds}
+    speed = next(iter(speeds.values())) | {"by_memory": speeds}
 
     rows = [dict(pattern=str(r.pattern), softmax=str(r.pattern).count("S"), top1=r.val_top1, loss=r.val_loss)
             for r in results]

@@ -3,6 +3,7 @@ statuses, the presets, a real Fashion-MNIST run and the `proxy` command."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import re
@@ -739,3 +740,26 @@ def test_cli_bad_input_is_one_line_exit_2(argv, what, capsys):
         rc = e.code
     err = capsys.readouterr().err
     assert rc == 2 and what in err and err.count("\n") == 1
+
+
+def test_graphed_evaluation_pads_the_last_batch_and_gives_the_eager_sums():
+    """A GPU evaluates at the training's batch shape (`_GraphedEval`: the split's last batch padded and
+    its padding ignored); on the CPU the same batches run eagerly: the sums must be the eager
+    evaluation's, per group too (recall has groups), whatever the padding holds."""
+    cfg = get_preset("quick").replace(variant="micro", data="recall:pairs=2-6,val=1000,test=1000", device="cpu",
+                                      batch_size=96, test=True)
+    data = load_proxy_data(cfg)
+    models = [train_mod._ModelPool._build(cfg, data, torch.channels_last).set_pattern(p)
+              for p in ("LL-LL-LLLL-LL", "SS-LS-LLSL-LS")]
+    pack = train_mod._Pack(cfg, data, train_mod._Fork(data.device, len(models)), bf16=False)
+    runs = [type("Run", (), {"model": m}) for m in models]
+    n_groups = int(data.val_groups.max()) + 1
+    graphed = train_mod._GraphedEval(pack, runs, n_groups)
+    for x_all, y_all, groups in ((data.val_x, data.val_y, data.val_groups), (data.test_x, data.test_y, data.test_groups)):
+        assert x_all.shape[0] % cfg.batch_size  # the last batch is padded
+        got = [(c.item(), s.item(), g.tolist()) for c, s, g in graphed(x_all, y_all, groups)]
+        for m, (correct, loss_sum, by_group) in zip(models, got, strict=True):
+            c, s, g = train_mod._evaluate(m, x_all, y_all, data, cfg, contextlib.nullcontext, groups, n_groups)
+            assert correct == c.item() and by_group == g.tolist()
+            assert loss_sum == pytest.approx(s.item(), rel=1e-6)
+        assert all(m.training for m in models)  # back in training mode

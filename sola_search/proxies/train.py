@@ -438,16 +438,22 @@ def _train_loop(pack: _Pack, batches, first, graphed, progress, progress_every: 
 
 def _evaluate_pack(pack: _Pack) -> None:
     """Evaluate: every model that did not diverge on the validation (and, when asked, test) split,
-    each on its own stream, one host sync per split; per-group top-1 where the data has groups."""
+    one host sync per split; per-group top-1 where the data has groups. On a GPU with CUDA graphs
+    the pack's forwards are one graph at the training's batch shape (`_GraphedEval`); else each model
+    on its own stream, eagerly, in batches of `eval_batch_size`."""
     cfg, data = pack.cfg, pack.data
     scored = [run for run in pack.runs if not run.diverged]
     splits = [("val", data.val_x, data.val_y, data.val_groups)] + (
         [("test", data.test_x, data.test_y, data.test_groups)] if cfg.test and data.test_x is not None else [])
+    n_groups = max((int(g.max()) + 1 for _, _, _, g in splits if g is not None and g.numel()), default=0)
+    graphed = _GraphedEval.build(pack, scored, n_groups) if scored and pack.cuda and cfg.cuda_graphs else None
     for split, x_all, y_all, groups in splits:
-        counts = [] if groups is None else torch.bincount(groups).tolist()
-        n_groups = len(counts)
-        sums = pack.fork([lambda run=run, x=x_all, y=y_all, g=groups, n=n_groups:
-                          _evaluate(run.model, x, y, data, cfg, pack.autocast, g, n) for run in scored])
+        counts = [] if groups is None else torch.bincount(groups, minlength=n_groups).tolist()
+        if graphed is not None:
+            sums = graphed(x_all, y_all, groups)
+        else:
+            sums = pack.fork([lambda run=run, x=x_all, y=y_all, g=groups:
+                              _evaluate(run.model, x, y, data, cfg, pack.autocast, g, n_groups) for run in scored])
         for run, (correct, loss_sum, by_group) in zip(scored, sums, strict=True):
             n = max(1, x_all.shape[0])
             top1, loss = round(correct.item() / n, 6), round(loss_sum.item() / n, 6)
@@ -455,9 +461,104 @@ def _evaluate_pack(pack: _Pack) -> None:
             setattr(run.res, f"{split}_loss", loss)
             if split == "val" and by_group is not None:
                 run.res.val_by_group = _per_group(by_group, counts)
+    del graphed  # its graph's memory pool with it
     for run in scored:
         if not math.isfinite(run.res.val_loss):
             run.res.status, run.res.reason = "nan", "validation loss not finite"
+
+
+# Evaluation graphs' shapes this process has run eagerly once, with up to how many models: a first run
+# loads kernels and workspaces lazily, which a capture may not.
+_EVAL_WARM: dict[tuple, int] = {}
+_IGNORE = -100  # the padding rows' label: cross-entropy skips it, no argmax equals it
+
+
+class _GraphedEval:
+    """A pack's evaluation on a GPU as one CUDA graph: every scored model's forward on a batch of
+    the training's shape (one static buffer; the split's last batch padded, its padding labelled
+    `_IGNORE`), and the sums (correct, loss, correct per group) accumulated on the device, replayed
+    batch by batch. Why: eager evaluation at `eval_batch_size` ran each convolution at shapes training
+    never ran, 6-9 s of a worker's warm-up spent choosing their kernels, and a pack's evaluation was
+    hundreds of eager launches a batch (docs/performance.md, issue 16). Same sums as the eager way up
+    to the arithmetic of another batch size."""
+
+    def __init__(self, pack: _Pack, scored: list[_Model], n_groups: int):
+        cfg, data = pack.cfg, pack.data
+        dev, b = data.device, cfg.batch_size
+        self.x = torch.zeros((b, *data.val_x.shape[1:]), dtype=data.val_x.dtype, device=dev)
+        self.y = torch.full((b,), _IGNORE, dtype=torch.int64, device=dev)
+        self.g = torch.zeros(b, dtype=torch.int64, device=dev)
+        self.sums = [(torch.zeros((), dtype=torch.int64, device=dev), torch.zeros((), dtype=torch.float64, device=dev),
+                      torch.zeros(n_groups, dtype=torch.int64, device=dev) if n_groups else None) for _ in scored]
+        self.models = [run.model for run in scored]
+
+        def batch() -> None:
+            x = data.normalize(self.x, cfg.channels_last)
+            with pack.autocast():
+                outs = pack.fork([lambda m=m: m(x).float() for m in self.models])
+            for out, (correct, loss_sum, by_group) in zip(outs, self.sums, strict=True):
+                loss_sum += F.cross_entropy(out, self.y, reduction="sum", ignore_index=_IGNORE).double()
+                hit = out.argmax(1) == self.y
+                correct += hit.sum()
+                if by_group is not None:
+                    by_group.index_add_(0, self.g, hit.long())
+
+        self.pack, self.batch, self.graph = pack, batch, None
+        if not pack.cuda:  # the CPU runs the same batches eagerly (what the tests check the padding with)
+            return
+        key = (str(dev), tuple(self.x.shape), pack.compiled, n_groups)
+        with torch.no_grad(), self._eval_mode():
+            if _EVAL_WARM.get(key, 0) < len(scored):
+                batch()
+                _EVAL_WARM[key] = len(scored)
+            self.graph, _ = _graph_of(batch)
+
+    @classmethod
+    def build(cls, pack: _Pack, scored: list[_Model], n_groups: int) -> _GraphedEval | None:
+        """The graph, or None where it cannot be captured (then evaluation runs eagerly, as before)."""
+        try:
+            return cls(pack, scored, n_groups)
+        except Exception as e:  # noqa: BLE001 — eager evaluation still works
+            if is_oom(e):
+                raise
+            return None
+
+    @contextlib.contextmanager
+    def _eval_mode(self):
+        """The models in eval mode (compiled blocks run eager: they were compiled for training)."""
+        for m in self.models:
+            m.eval()
+        try:
+            with eager() if self.pack.compiled else contextlib.nullcontext():
+                yield
+        finally:
+            for m in self.models:
+                m.train()
+
+    def __call__(self, x_all: torch.Tensor, y_all: torch.Tensor, groups: torch.Tensor | None) -> list[tuple]:
+        """Each model's (correct, loss sum, correct per group or None) over one split."""
+        for correct, loss_sum, by_group in self.sums:
+            correct.zero_()
+            loss_sum.zero_()
+            if by_group is not None:
+                by_group.zero_()
+        b = self.x.shape[0]
+        for i in range(0, x_all.shape[0], b):
+            k = min(b, x_all.shape[0] - i)
+            self.x[:k].copy_(x_all[i : i + k])
+            self.y[:k].copy_(y_all[i : i + k])
+            if groups is not None:
+                self.g[:k].copy_(groups[i : i + k])
+            if k < b:
+                self.x[k:].zero_()
+                self.y[k:].fill_(_IGNORE)
+                self.g[k:].zero_()
+            if self.graph is not None:
+                self.graph.replay()
+            else:
+                with torch.no_grad(), self._eval_mode():
+                    self.batch()
+        return [(c, s, g if groups is not None else None) for c, s, g in self.sums]
 
 
 def _release(pack: _Pack) -> None:
