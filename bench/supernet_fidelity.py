@@ -142,7 +142,8 @@ def main() -> None:
               f"patterns per minute ({len(speed_pats)} patterns, {len(set(speed_pats))} distinct, in {calls} calls "
               f"of {args.pack}; {images} validation images in chunks of {chunk}); first call {first_s:.1f}s"
               + (f"; peak memory {peak:.1f} GiB" if peak else ""), flush=True)
-        speeds[bound if len(args.scoring_compile) == 1 else f"{bound}/{mode}"] = dict(compile=mode, patterns_per_minute=round(per_min, 1), patterns=len(speed_pats),
+        key = bound if len(args.scoring_compile) == 1 else f"{bound}/{mode}"
+        speeds[key] = dict(compile=mode, patterns_per_minute=round(per_min, 1), patterns=len(speed_pats),
                              distinct=len(set(speed_pats)), calls=calls, pack=args.pack, first_call_s=round(first_s, 2),
                              images=images, chunk=chunk, bound_gib=supernet.prefix_cache_bytes / 2**30,
                              peak_gib=peak, mode=results[0].mode, scores=[(r.val_top1, r.val_loss) for r in results])

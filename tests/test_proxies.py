@@ -755,7 +755,8 @@ def test_graphed_evaluation_pads_the_last_batch_and_gives_the_eager_sums():
     runs = [type("Run", (), {"model": m}) for m in models]
     n_groups = int(data.val_groups.max()) + 1
     graphed = train_mod._GraphedEval(pack, runs, n_groups)
-    for x_all, y_all, groups in ((data.val_x, data.val_y, data.val_groups), (data.test_x, data.test_y, data.test_groups)):
+    splits = (data.val_x, data.val_y, data.val_groups), (data.test_x, data.test_y, data.test_groups)
+    for x_all, y_all, groups in splits:
         assert x_all.shape[0] % cfg.batch_size  # the last batch is padded
         got = [(c.item(), s.item(), g.tolist()) for c, s, g in graphed(x_all, y_all, groups)]
         for m, (correct, loss_sum, by_group) in zip(models, got, strict=True):
