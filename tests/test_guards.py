@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -69,6 +70,31 @@ def test_a_dead_drivers_lock_is_taken_over(run, npz):
 
     RunDir(run).acquire()
     assert (run / ".driver.lock").read_text().split()[0] == str(psutil.Process().pid)
+
+
+def test_a_driver_on_another_host_keeps_the_run(run, capsys):
+    """On a cluster (run directory on a shared file system) the lock's pid cannot be checked from
+    another host: there it looked dead, and `resume` (or `run --name` of the run) took over a live run."""
+    lock = run / ".driver.lock"
+    lock.write_text("999999999 12.0 gpu-node-7\n")  # no process here has that pid: it runs on gpu-node-7
+    before = _digest(run)
+    for argv in (["resume", run, "--trials", "9"],
+                 ["run", "--budget", "4softmax", "--variant", "micro", "--runs-dir", run.parent, "--name", "r"]):
+        err = _fails(capsys, argv, "run r is held by a driver on gpu-node-7 (pid 999999999), which cannot be "
+                                   "checked from ")
+        assert f"remove {lock} by hand" in err and "nothing was changed" in err
+        assert _digest(run) == before
+
+
+def test_the_lock_names_its_host_and_release_removes_only_its_own(run):
+    from sola_search.search.rundir import RunDir
+
+    rd, me = RunDir(run), psutil.Process()
+    rd.acquire()
+    assert rd.lock.read_text() == f"{me.pid} {me.create_time()} {socket.gethostname()}\n"
+    rd.lock.write_text(f"{me.pid} {me.create_time()} gpu-node-7\n")  # the same pid: another host's driver
+    rd.release()
+    assert rd.lock.exists()
 
 
 def test_run_never_takes_or_removes_a_directory_it_did_not_make(tmp_path, npz, capsys):

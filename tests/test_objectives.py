@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import os
+import socket
 from dataclasses import replace
 
 import numpy as np
@@ -31,7 +32,7 @@ from sola_search.results.patterns import load_pattern_file, pattern_record_from_
 from sola_search.results.report import _layers, front_report, plot, rows, summary_lines, write_reports
 from sola_search.results.runs import Run, open_run, run_state
 from sola_search.search.config import SearchConfig
-from sola_search.search.rundir import RunDir
+from sola_search.search.rundir import Driver, RunDir
 from sola_search.search.study import is_counted, open_study
 from sola_search.space import Pattern, cost_table, get_variant
 from sola_search.space.latency import LatencyTable
@@ -159,14 +160,14 @@ def test_static_and_html_plots_draw_the_same_layers(tmp_path):
 def test_rundir_owns_the_lock_the_event_log_and_the_study_path(tmp_path):
     run = RunDir(tmp_path / "r")
     run.create()
-    assert run.read_events() == [] and run.driver_pid() is None
+    assert run.read_events() == [] and run.driver() is None
     run.log("run_started")
     r = Run(None, "r", run.path)  # type: ignore[arg-type]
     assert run_state(r, 0) == "stopped"
     run.acquire()
-    assert run.driver_pid() == os.getpid() and run_state(r, 0) == "running"
+    assert run.driver() == Driver(os.getpid(), socket.gethostname()) and run_state(r, 0) == "running"
     run.release()
-    assert run.driver_pid() is None
+    assert run.driver() is None
     run.log("run_interrupted")
     run.log("resumed")  # not an event the search writes: it does not change the state
     with open(run.events, "a") as f:

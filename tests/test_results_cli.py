@@ -9,6 +9,7 @@ import math
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -372,6 +373,43 @@ def test_a_trial_a_killed_driver_left_running_is_interrupted_not_running(tmp_pat
     finally:
         live.release()
     assert "0 failed, 1 running)" in out and "interrupted" not in out and "left running" not in out
+    assert (listed["state"], listed["running"], listed["left_running"]) == ("running", 1, 0)
+
+
+def test_a_driver_on_another_host_is_running_there_not_interrupted(tmp_path, capsys):
+    """On a cluster (run directory on a shared file system) `pareto`/`runs` on another host than the
+    driver's checked the lock's pid here, found no such process and called the live run `stopped` and
+    its RUNNING trials interrupted. A lock naming another host counts as live and says where it runs;
+    a lock with no host (an older version's) is checked by pid as before. Reading changes nothing."""
+    import psutil
+    from cli_support import run_study
+    from test_guards import _digest
+
+    run = make_run(tmp_path / "runs", "k", n=4, failed=0, infeasible=0, events=[{"event": "run_started"}])
+    run_study(run).ask().set_user_attr("pattern", "LL-LL-LLLL-SS")  # a trial being measured
+    lock, there = run / ".driver.lock", "running on gpu-node-7 (pid 999999999), not checked from here"
+    assert socket.gethostname() != "gpu-node-7"
+    lock.write_text("999999999 12.0 gpu-node-7\n")  # no process here has that pid: it runs on gpu-node-7
+    before = _digest(run)
+    code, out, err = _run(capsys, "pareto", run, "--all", "--no-reports")
+    assert code == 0 and not err
+    assert "0 failed, 1 running)" in out and "interrupted" not in out and "left running" not in out
+    assert f"driver: {there}" in " ".join(out.split())  # as rich wraps it or not
+    listed = json.loads(_run(capsys, "runs", "--runs-dir", tmp_path / "runs", "--json")[1])[0]
+    assert (listed["state"], listed["running"], listed["left_running"]) == (there, 1, 0)
+    assert there in _run(capsys, "runs", "--runs-dir", tmp_path / "runs")[1]
+    assert _digest(run) == before
+
+    lock.write_text("999999999 12.0\n")  # an older version's lock, of a pid dead here: as before
+    out = _run(capsys, "pareto", run, "--all", "--no-reports")[1]
+    listed = json.loads(_run(capsys, "runs", "--runs-dir", tmp_path / "runs", "--json")[1])[0]
+    assert "0 failed, 1 interrupted)" in out and "driver:" not in out
+    assert (listed["state"], listed["running"], listed["left_running"]) == ("stopped", 0, 1)
+    me = psutil.Process()
+    lock.write_text(f"{me.pid} {me.create_time()}\n")  # an older version's lock, of a live pid
+    out = _run(capsys, "pareto", run, "--all", "--no-reports")[1]
+    listed = json.loads(_run(capsys, "runs", "--runs-dir", tmp_path / "runs", "--json")[1])[0]
+    assert "0 failed, 1 running)" in out and "driver:" not in out
     assert (listed["state"], listed["running"], listed["left_running"]) == ("running", 1, 0)
 
 

@@ -265,6 +265,8 @@ def summary_lines(report: FrontReport) -> list[str]:
              + (f"; {c['pruned']} proposals outside the budget skipped" if c["pruned"] else "")]
     if report.stale:
         lines.append(stale_line(report))
+    if (driver := report.run.driver()) is not None and driver.remote:
+        lines.append(f"driver: {driver.unchecked}")
     for o in report.seeded:
         k = report.run.study.user_attrs.get("seeds")  # None: the run's one seed
         confirmed = int((report.frame["confirm_seeds"] > 0).sum())

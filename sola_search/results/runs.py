@@ -18,7 +18,7 @@ from typing import Any
 import optuna
 
 from sola_search.errors import SolaError, redact_url
-from sola_search.search.rundir import STUDY_DB, RunDir
+from sola_search.search.rundir import STUDY_DB, Driver, RunDir
 
 
 @dataclass
@@ -34,12 +34,17 @@ class Run:
     def reports_dir(self) -> Path | None:
         return self.dir / "reports" if self.dir is not None else None
 
+    def driver(self) -> Driver | None:
+        """The driver that holds the run (`RunDir.driver`); None when none does, or with no run directory."""
+        return None if self.dir is None else RunDir(self.dir).driver()
+
     def driver_alive(self) -> bool | None:
-        """Whether a live driver holds the run now (its lock: pid and start time): its RUNNING trials
-        are being measured. False: none does, so a trial left RUNNING was cut off by a driver that died
-        (kill -9, a lost machine) and only `resume` measures it. None: a study opened by URL alone, with
-        no run directory to tell by."""
-        return None if self.dir is None else RunDir(self.dir).driver_pid() is not None
+        """Whether a live driver holds the run now (its lock: pid, start time, host): its RUNNING trials
+        are being measured. A driver on another host counts as live, as its pid cannot be checked from
+        here. False: none does, so a trial left RUNNING was cut off by a driver that died (kill -9, a
+        lost machine) and only `resume` measures it. None: a study opened by URL alone, with no run
+        directory to tell by."""
+        return None if self.dir is None else self.driver() is not None
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -137,12 +142,13 @@ def find_runs(runs_dir: str | os.PathLike) -> list[Path]:
 
 
 def run_state(run: Run, running_trials: int) -> str:
-    """A run's state in a word: `running` while its driver holds the lock; otherwise from the last
-    run-level event the search logged (a start with no end means the driver died: `stopped`), or from
-    the study alone (`stored`, or `stopped` when trials were left RUNNING)."""
+    """A run's state in a word: `running` while its driver holds the lock (with where it runs, when
+    that is another host, which cannot be checked from here); otherwise from the last run-level event
+    the search logged (a start with no end means the driver died: `stopped`), or from the study alone
+    (`stored`, or `stopped` when trials were left RUNNING)."""
     run_dir = RunDir(run.dir) if run.dir is not None else None
-    if run.driver_alive():
-        return "running"
+    if (driver := run.driver()) is not None:
+        return driver.unchecked if driver.remote else "running"
     events = (run_dir.read_events() or []) if run_dir is not None else []
     last = next((ev for ev in reversed(events) if ev.get("event") in RUN_EVENTS), None)
     if last is None:

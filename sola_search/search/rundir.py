@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import socket
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +40,26 @@ def sqlite_url(path: Path) -> str:
     """A SQLite URL of `path`, percent-quoted: a `?`, `#` or `%` in a folder name would otherwise cut or
     decode the path and put the study in another file."""
     return f"sqlite:///{quote(str(path), safe='/')}"
+
+
+@dataclass(frozen=True)
+class Driver:
+    """The driver a run's lock names: its pid, and its host (None in a lock an older version wrote,
+    which held pid and start time only)."""
+
+    pid: int
+    host: str | None = None
+
+    @property
+    def remote(self) -> bool:
+        """On another host of a cluster (a run directory on a shared file system): its pid means nothing
+        here, so whether it is alive cannot be checked from here."""
+        return self.host is not None and self.host != socket.gethostname()
+
+    @property
+    def unchecked(self) -> str:
+        """How reports name a remote driver, instead of calling its run stopped or its trials interrupted."""
+        return f"running on {self.host} (pid {self.pid}), not checked from here"
 
 
 @dataclass(frozen=True)
@@ -119,36 +140,50 @@ class RunDir:
     def lock(self) -> Path:
         return self.path / ".driver.lock"
 
-    def driver_pid(self) -> int | None:
-        """The pid of the live driver that holds the lock (pid and start time), None when no driver
-        does: no lock, an unreadable one, or one a dead driver left (kill -9)."""
+    def driver(self) -> Driver | None:
+        """The driver that holds the lock (pid, start time, host): a live one on this host, or one on
+        another host, taken as live since its pid cannot be checked from here. None when no driver does:
+        no lock, an unreadable one, or one a dead driver on this host left (kill -9)."""
         import psutil
 
         try:
-            pid, started = (float(x) for x in self.lock.read_text().split())
-            proc = psutil.Process(int(pid))
+            fields = self.lock.read_text().split()
+            if len(fields) not in (2, 3):
+                return None
+            driver = Driver(int(float(fields[0])), fields[2] if len(fields) == 3 else None)
+            started = float(fields[1])
+            if driver.remote:
+                return driver
+            proc = psutil.Process(driver.pid)
             alive = abs(proc.create_time() - started) < 1.0 and proc.is_running()
         except (OSError, ValueError, psutil.Error):
             return None
-        return int(pid) if alive else None
+        return driver if alive else None
 
     def acquire(self) -> None:
-        """Claim the run for this process; a lock left by a dead driver (kill -9) is taken over."""
+        """Claim the run for this process; a lock left by a dead driver (kill -9) on this host is taken
+        over, one from another host never (its driver may be alive: only the user can tell)."""
         import psutil
 
-        if (pid := self.driver_pid()) is not None:
-            raise SolaError(f"run {self.name} is in progress (driver pid {pid}); wait for it or stop it first")
+        if (driver := self.driver()) is not None and driver.remote:
+            raise SolaError(f"run {self.name} is held by a driver on {driver.host} (pid {driver.pid}), which "
+                            f"cannot be checked from {socket.gethostname()}: wait for it or stop it there; if it is "
+                            f"dead, remove {self.lock} by hand and try again; nothing was changed")
+        if driver is not None:
+            raise SolaError(f"run {self.name} is in progress (driver pid {driver.pid}); wait for it or stop it first")
         me = psutil.Process()
         try:
-            write_atomic(self.lock, f"{me.pid} {me.create_time()}\n")
+            write_atomic(self.lock, f"{me.pid} {me.create_time()} {socket.gethostname()}\n")
         except OSError as e:  # a read-only file system, a full disk: nothing else was written yet
             raise StateError(f"run {self.name}: cannot write its lock file {self.lock} ({e.strerror or e}); "
                              f"a run goes on only where it can write: make {self.path} writable (or copy the "
                              "run directory elsewhere) and resume it there") from None
 
     def release(self) -> None:
+        """Remove the lock if it is this process's: the same pid on another host is another driver."""
         try:
-            if self.lock.read_text().split()[0] == str(os.getpid()):
+            fields = self.lock.read_text().split()
+            if fields[0] == str(os.getpid()) and fields[2:] == [socket.gethostname()]:
                 self.lock.unlink()
         except (OSError, IndexError):
             pass
