@@ -50,100 +50,6 @@ def compare(a_path: str, b_path: str) -> dict:
     return out
 
 
-def _eval_without_autotune() -> None:
-    """Evaluation with cuDNN's autotuning off: its batches (eval_batch_size and the split's remainder) are
-    shapes training never ran, and autotuning each costs seconds in a worker's warm-up."""
-    from sola_search.proxies import train
-
-    inner = train._evaluate_pack
-
-    def evaluate_pack(pack):
-        saved = torch.backends.cudnn.benchmark
-        torch.backends.cudnn.benchmark = False
-        try:
-            inner(pack)
-        finally:
-            torch.backends.cudnn.benchmark = saved
-
-    train._evaluate_pack = evaluate_pack
-
-
-_EVAL_WARM: set = set()  # (device, batch shape, models) whose eval forward ran eagerly once in this process
-
-
-@torch.no_grad()
-def evaluate_pack_graphed(pack) -> None:
-    """`train._evaluate_pack` at the training's batch size: each batch copied into one static buffer (the last
-    one padded with zeros, its padding's logits dropped), every scored model's forward one CUDA graph (branches on
-    the pack's streams) replayed per batch; on the CPU the same batches run eagerly. Same sums as the eager way
-    up to the arithmetic of another batch size."""
-    import math
-
-    import torch.nn.functional as F
-
-    from sola_search.proxies.compiled import eager
-    from sola_search.proxies.train import _graph_of, _per_group
-
-    cfg, data = pack.cfg, pack.data
-    scored = [run for run in pack.runs if not run.diverged]
-    splits = [("val", data.val_x, data.val_y, data.val_groups)] + (
-        [("test", data.test_x, data.test_y, data.test_groups)] if cfg.test and data.test_x is not None else [])
-    b = cfg.batch_size
-    static = torch.zeros((b, *data.val_x.shape[1:]), dtype=data.val_x.dtype, device=data.val_x.device)
-    for run in scored:
-        run.model.eval()
-
-    def forward():
-        x = data.normalize(static, cfg.channels_last)
-        with pack.autocast():
-            return pack.fork([lambda m=run.model: m(x).float() for run in scored])
-
-    with eager():
-        graph, logits = None, None
-        if pack.cuda:
-            key = (str(data.device), tuple(static.shape), len(scored))
-            if key not in _EVAL_WARM:  # first time: lazily loaded kernels and workspaces outside a capture
-                forward()
-                _EVAL_WARM.add(key)
-            graph, logits = _graph_of(forward)
-        for split, x_all, y_all, groups in splits:
-            counts = [] if groups is None else torch.bincount(groups).tolist()
-            n = x_all.shape[0]
-            correct = [torch.zeros((), dtype=torch.int64, device=x_all.device) for _ in scored]
-            loss_sum = [torch.zeros((), dtype=torch.float64, device=x_all.device) for _ in scored]
-            by_group = [None if groups is None else torch.zeros(len(counts), dtype=torch.int64, device=x_all.device)
-                        for _ in scored]
-            for i in range(0, n, b):
-                k = min(b, n - i)
-                static[:k].copy_(x_all[i : i + k])
-                if k < b:
-                    static[k:].zero_()
-                if graph is not None:
-                    graph.replay()
-                    outs = logits
-                else:
-                    outs = forward()
-                y = y_all[i : i + k]
-                for j, out in enumerate(outs):
-                    lo = out[:k]
-                    loss_sum[j] += F.cross_entropy(lo, y, reduction="sum").double()
-                    hit = lo.argmax(1) == y
-                    correct[j] += hit.sum()
-                    if by_group[j] is not None:
-                        by_group[j].index_add_(0, groups[i : i + k], hit.long())
-            for j, run in enumerate(scored):
-                top1, loss = round(correct[j].item() / max(1, n), 6), round(loss_sum[j].item() / max(1, n), 6)
-                setattr(run.res, f"{split}_top1", top1)
-                setattr(run.res, f"{split}_loss", loss)
-                if split == "val" and by_group[j] is not None:
-                    run.res.val_by_group = _per_group(by_group[j], counts)
-    del graph
-    for run in scored:
-        run.model.train()
-        if not math.isfinite(run.res.val_loss):
-            run.res.status, run.res.reason = "nan", "validation loss not finite"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     common_args(ap, "compile_blocks")
@@ -154,11 +60,6 @@ def main() -> None:
     ap.add_argument("--budget", default="8softmax", help="the patterns are drawn within it (default 8softmax)")
     ap.add_argument("--profile-warm-up", action="store_true",
                     help="run the warm-up under cProfile and print where its seconds went (the process's main thread)")
-    ap.add_argument("--eval-autotune", default="on", choices=("on", "off"),
-                    help="off: evaluation runs with cuDNN's autotuning off (its batch shapes are new to the process)")
-    ap.add_argument("--eval", default="eager", choices=("eager", "graph"),
-                    help="graph: evaluation at the training's batch shape (the last batch padded), every model's "
-                         "forward one CUDA graph replayed per batch: no shape training did not run (a lever, unmerged)")
     ap.add_argument("--compare", nargs=2, metavar="JSON", help="compare two records' loss curves and top-1")
     args = ap.parse_args()
     if args.compare:
@@ -174,12 +75,6 @@ def main() -> None:
     patterns = [str(p) for p in FeasibleSet(cfg.variant, Budget.parse(args.budget)).sample(args.pack * args.packs, 0)]
     t0 = time.perf_counter()
     data = load_proxy_data(cfg)
-    if args.eval_autotune == "off":
-        _eval_without_autotune()
-    if args.eval == "graph":
-        from sola_search.proxies import train
-
-        train._evaluate_pack = evaluate_pack_graphed
     t1 = time.perf_counter()
     if args.profile_warm_up:
         import cProfile
