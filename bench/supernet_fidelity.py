@@ -32,7 +32,6 @@ from pathlib import Path
 import torch
 from proxy_common import common_args, env_info, overrides, preset, table, write_json
 
-from sola_search.proxies.compiled import compile_blocks
 from sola_search.proxies.supernet import (
     DEFAULT_CANDIDATES,
     DEFAULT_GROUPS,
@@ -82,7 +81,7 @@ def main() -> None:
                     help="the prefix walk's memory bound in GiB (auto: Supernet's own); several: each timed on the "
                          "same patterns")
     ap.add_argument("--scoring-compile", nargs="+", default=["off"], choices=("off", "blocks"),
-                    help="blocks: the prefix walk's blocks torch.compile'd (static shapes; a lever, unmerged); "
+                    help="blocks: the prefix walk's blocks torch.compile'd (`Supernet.compile`, static shapes); "
                          "several: each timed on the same patterns, in order (compiled last)")
     ap.add_argument("--images", type=int, help="score on the first N validation images only (default all)")
     ap.add_argument("--reference", metavar="JSON", help="a proxy_fidelity record: tau against its reference mean")
@@ -121,7 +120,7 @@ def main() -> None:
     runs = [(bound, mode) for mode in args.scoring_compile for bound in args.memory]
     for bound, mode in runs:
         if mode == "blocks":
-            compile_blocks(supernet.model)
+            supernet.compile()
         supernet.prefix_cache_bytes = auto if bound == "auto" else int(float(bound) * 2**30)
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()

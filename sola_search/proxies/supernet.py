@@ -50,6 +50,7 @@ import torch.nn.functional as F
 
 from sola_search.errors import SolaError, is_oom, one_line
 from sola_search.files import read_json, write_atomic
+from sola_search.proxies.compiled import compile_blocks
 from sola_search.proxies.config import ProxyConfig
 from sola_search.proxies.data import ProxyData, load_proxy_data, resolve_device
 from sola_search.proxies.train import (
@@ -166,10 +167,11 @@ def _autocast(dev: torch.device, cfg: ProxyConfig):
 
 
 def _build_model(cfg: ProxyConfig, data: ProxyData) -> torch.nn.Module:
-    """The proxy model `train_proxy` builds for the config's seed, its blocks never compiled (whatever
-    `compile` says): on an H200 compiled blocks trained 300 supernet steps slower than eager ones (14.0 s
-    against 9.4 s, compilation included) and scoring through them killed the worker process
-    (docs/performance.md, tenth session); CUDA graphs alone carry the GPU training."""
+    """The proxy model `train_proxy` builds for the config's seed, its blocks not compiled for training
+    (whatever `compile` says): on an H200 compiled blocks trained 300 supernet steps slower than eager
+    ones (14.0 s against 9.4 s, compilation included) and the mixed forward's scoring through them
+    killed the worker process (docs/performance.md, tenth session); CUDA graphs alone carry the GPU
+    training. Scoring may compile them (`Supernet.compile`)."""
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     return _ModelPool._build(cfg, data, fmt)
 
@@ -445,6 +447,19 @@ class Supernet:
         self.prefix_cache_bytes = PREFIX_CACHE_BYTES if data.device.type != "cuda" else \
             torch.cuda.mem_get_info(data.device)[0] // 4
         self.chunk = 0  # images per chunk in the last `score` call (a bench reports it)
+        self.mode = "supernet (prefix, eager)"
+
+    def compile(self, backend: str = "inductor") -> Supernet:
+        """On a GPU, the prefix walk's blocks and strided convolutions `torch.compile`d (static shapes:
+        each (stage, mixer) compiles once per validation chunk's shape, at the first `score`). Why: on
+        20,000 validation images the walk is bound by the blocks' arithmetic, which compiling fuses: 1.91x
+        the patterns a minute on an H200, after ~46 s of compilation with an empty cache; on 2,000 images
+        1.06x (docs/performance.md). What a `run --estimator supernet --compile blocks` worker does. The
+        CPU never compiles (`backend="eager"`: traced without generated code, what the tests check)."""
+        if self.data.device.type == "cuda" or backend == "eager":
+            compile_blocks(self.model, backend)
+            self.mode = "supernet (prefix, compiled blocks)"
+        return self
 
     @property
     def sha256(self) -> str:
@@ -482,7 +497,7 @@ class Supernet:
             res = ProxyResult(status="ok" if finite else "nan", reason="" if finite else "validation loss not finite",
                               val_top1=round(correct[k] / v, 6), val_loss=round(loss, 6) if finite else loss,
                               steps=self.steps, wall_s=wall, phases={"eval": wall}, device=_describe(dev),
-                              mode="supernet (prefix, eager)", notes=f"supernet sha256 {self.sha256[:12]}, "
+                              mode=self.mode, notes=f"supernet sha256 {self.sha256[:12]}, "
                               f"{self.steps} steps, {v} validation images", pattern=str(pattern), variant=self.variant,
                               params=params, packed=p_n, seed=cfg.seed,
                               images_per_s=round(p_n * v / max(wall, 1e-9), 1))

@@ -214,6 +214,8 @@ class ProxyWorker:
         t2 = time.perf_counter()
         if supernet is not None:
             self.supernet = self._supernet(cfg, data, supernet)
+            if cfg.compile == "blocks":  # `run --estimator supernet --compile blocks`: compiled scoring
+                self.supernet.compile()
             info = dict(status="ok", reason="", supernet_sha256=self.supernet.sha256,
                         supernet_train_s=self.supernet.meta.get("train_s"))
         else:

@@ -165,9 +165,6 @@ class SearchConfig:
 
             if self.compile not in COMPILE_MODES:
                 raise SolaError(f"--compile {self.compile!r}: expected {' or '.join(COMPILE_MODES)}")
-            if self.compile == "blocks" and self.estimator == "supernet":
-                raise SolaError("--compile blocks with --estimator supernet: the supernet's blocks run eager "
-                                "(compiled, its scoring killed the worker on an H200)")
         if self.resolution is not None:
             check_resolution(self.resolution, f"--resolution {self.resolution}: ")
         if self.objectives is not None:
