@@ -11,6 +11,7 @@ pack's wall, training seconds and images/s, and each pattern's loss curve and to
     python bench/compile_blocks.py --compile blocks --out bench/out/blocks.json [--data ...] [--set ...]
     python bench/compile_blocks.py --compare bench/out/off.json bench/out/blocks.json
     python bench/compile_blocks.py --smoke
+    python bench/compile_blocks.py --check-eval    # each pack's models evaluated both ways (graphed, eager)
 """
 
 from __future__ import annotations
@@ -50,6 +51,39 @@ def compare(a_path: str, b_path: str) -> dict:
     return out
 
 
+def check_evaluation(record: list) -> None:
+    """After each pack's evaluation (on a GPU one CUDA graph at the training's batch shape), the same
+    trained models evaluated again the eager way (CUDA graphs off for evaluation only, batches of
+    `eval_batch_size`): both ways' top-1 and loss per model into `record`; the pack keeps the first."""
+    from dataclasses import replace
+
+    from sola_search.proxies import train
+
+    inner = train._evaluate_pack
+
+    def evaluate_pack(pack) -> None:
+        inner(pack)
+        first = [(r.res.val_top1, r.res.val_loss) for r in pack.runs]
+        t = time.perf_counter()
+        inner(replace(pack, cfg=pack.cfg.replace(cuda_graphs=False)))
+        eager_s = time.perf_counter() - t
+        second = [(r.res.val_top1, r.res.val_loss) for r in pack.runs]
+        for run, (top1, loss) in zip(pack.runs, first, strict=True):
+            run.res.val_top1, run.res.val_loss = top1, loss
+        pairs = [(a, b) for a, b in zip(first, second, strict=True) if a[0] is not None and b[0] is not None]
+        row = dict(graphed=first, eager=second, eager_s=round(eager_s, 3),
+                   max_top1_diff=max((abs(a[0] - b[0]) for a, b in pairs), default=None),
+                   max_rel_loss_diff=max((abs(a[1] - b[1]) / abs(b[1]) for a, b in pairs), default=None),
+                   mean_top1=[sum(a[0] for a, _ in pairs) / max(1, len(pairs)),
+                              sum(b[0] for _, b in pairs) / max(1, len(pairs))])
+        record.append(row)
+        print(f"evaluation check: {'graphed' if pack.cuda and pack.cfg.cuda_graphs else 'eager'} against eager, "
+              f"top-1 differs by at most {row['max_top1_diff']}, loss by {row['max_rel_loss_diff']:.1e} relative; "
+              f"means {row['mean_top1'][0]:.5f} / {row['mean_top1'][1]:.5f}", flush=True)
+
+    train._evaluate_pack = evaluate_pack
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     common_args(ap, "compile_blocks")
@@ -60,6 +94,8 @@ def main() -> None:
     ap.add_argument("--budget", default="8softmax", help="the patterns are drawn within it (default 8softmax)")
     ap.add_argument("--profile-warm-up", action="store_true",
                     help="run the warm-up under cProfile and print where its seconds went (the process's main thread)")
+    ap.add_argument("--check-eval", action="store_true",
+                    help="after each pack's evaluation, evaluate its trained models again the eager way and compare")
     ap.add_argument("--compare", nargs=2, metavar="JSON", help="compare two records' loss curves and top-1")
     args = ap.parse_args()
     if args.compare:
@@ -75,6 +111,9 @@ def main() -> None:
     patterns = [str(p) for p in FeasibleSet(cfg.variant, Budget.parse(args.budget)).sample(args.pack * args.packs, 0)]
     t0 = time.perf_counter()
     data = load_proxy_data(cfg)
+    rec["eval_check"] = []
+    if args.check_eval:
+        check_evaluation(rec["eval_check"])
     t1 = time.perf_counter()
     if args.profile_warm_up:
         import cProfile
