@@ -12,7 +12,7 @@ import os
 import shlex
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,12 @@ class FrontReport:
     knee: int | None
     ref: tuple[float, float]
     hypervolume: float
-    stale: list[int] = field(default_factory=list)  # trials left RUNNING by a driver that is gone (`front_report`)
+
+    @property
+    def stale(self) -> list[int]:
+        """The trials a driver that is gone left RUNNING (their rows marked by `_mark_stale`)."""
+        f = self.frame
+        return f.loc[(f["state"] == "RUNNING") & (f["status"] == "interrupted"), "number"].astype(int).tolist()
 
     @property
     def objectives(self) -> tuple[Objective, Objective]:
@@ -83,7 +88,7 @@ class FrontReport:
         s = self.frame["state"]
         f = self.frame
         interrupted = (s == "FAIL") & (f["status"] == "interrupted")
-        stale = f["number"].isin(self.stale)
+        stale = (s == "RUNNING") & (f["status"] == "interrupted")  # `stale`'s rows
         counted = sum(is_counted(t) for t in self.run.study.get_trials(deepcopy=False))
         return dict(trials=len(self.frame), complete=int((s == "COMPLETE").sum()),
                     failed=int(((s == "FAIL") & ~interrupted).sum()), interrupted=int(interrupted.sum()),
@@ -99,25 +104,23 @@ def front_report(run: Run, ref: tuple[float, float] | None = None) -> FrontRepor
     front = pareto_front(frame)
     k = knee(front)
     ref = ref if ref is not None else reference_point(run.study, frame)
-    return FrontReport(run, frame, front, None if k is None else int(k["number"]), ref, front_hypervolume(front, ref),
-                       _stale(run, frame))
+    _mark_stale(run, frame)
+    return FrontReport(run, frame, front, None if k is None else int(k["number"]), ref, front_hypervolume(front, ref))
 
 
 STALE_REASON = "the run stopped before this trial finished; resume measures it again"
 
 
-def _stale(run: Run, frame: pd.DataFrame) -> list[int]:
+def _mark_stale(run: Run, frame: pd.DataFrame) -> None:
     """The trials a driver that is gone (kill -9, a lost machine) left RUNNING: nothing measures them,
     and `resume` re-queues them (`search.study.recover_interrupted`). Their rows say so (status
     `interrupted`, in the report only: the study is not changed). Read after the trials, so that a
     driver that dies in between still counts as gone; with no run directory (a study by URL) nothing
     tells, and RUNNING trials stay `running`."""
     running = frame["state"] == "RUNNING"
-    if not running.any() or run.driver_alive() is not False:
-        return []
-    frame.loc[running, "status"] = "interrupted"
-    frame.loc[running, "reason"] = STALE_REASON
-    return frame.loc[running, "number"].astype(int).tolist()
+    if running.any() and run.driver_alive() is False:
+        frame.loc[running, "status"] = "interrupted"
+        frame.loc[running, "reason"] = STALE_REASON
 
 
 def check_comparable(reports: Sequence[FrontReport]) -> None:
@@ -344,7 +347,7 @@ def render_table(report: FrontReport, all_trials: bool = False, console: Any = N
                        ("softmax", "right"), ("pattern", "left")):
         table.add_column(name, justify=just, no_wrap=True)
     table.add_column("", justify="left", overflow="fold")
-    on_front = set(report.front["number"])
+    on_front, stale = set(report.front["number"]), set(report.stale)
     for r in rows(report, all_trials):
         notes = []
         if all_trials and r["trial"] in on_front:
@@ -355,7 +358,7 @@ def render_table(report: FrontReport, all_trials: bool = False, console: Any = N
             notes.append(f"baseline {r['baseline']}")
         if r["duplicate_of"] is not None:
             notes.append(f"= trial {r['duplicate_of']}")
-        if all_trials and r["trial"] in report.stale:
+        if all_trials and r["trial"] in stale:
             notes.append(f"interrupted: {r['reason']}")
         elif all_trials and r["state"] != "COMPLETE":
             notes.append(r["state"].lower() + (f": {r['reason']}" if r["reason"] else ""))
