@@ -1,0 +1,162 @@
+"""The backbone's depthwise convolutions, cuDNN against the Triton kernels (`bench/triton_dwconv.py`),
+at every shape one proxy step runs them (issue 16).
+
+Each depthwise convolution of a model of the preset's geometry is called as training calls it (its input's
+shape and strides recorded by a forward hook: channels-last, LePE's a strided chunk of qkvg's output), under
+bf16 autocast: forward and backward (input, weight and bias gradients), each way as one CUDA graph of
+`--reps` calls, timed with CUDA events. Checked first, both ways on the same input: outputs and gradients
+in fp32 (no autocast; the kernels against cuDNN to float rounding) and under bf16 autocast.
+
+    python bench/dwconv_speed.py [--preset default] [--set batch_size=128 width=0.25 resolution=128]
+    python bench/dwconv_speed.py --smoke     # the checks on the CPU (TRITON_INTERPRET=1), no timing
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+if "--smoke" in sys.argv:  # before Triton is imported: its kernels then run on the CPU
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from proxy_common import OUT, common_args, env_info, overrides, preset, table, write_json  # noqa: E402
+from triton_dwconv import depthwise_conv2d, fits  # noqa: E402
+
+from sola_search.space import build_backbone  # noqa: E402
+
+
+def shapes(cfg, dev: torch.device, channels: int, classes: int) -> list[dict]:
+    """Every depthwise convolution's input in one forward pass of the preset's model: name, kernel, shape
+    and strides (the same shape once per block and kind)."""
+    model = build_backbone(cfg.variant, None, width=cfg.width, num_classes=classes, in_chans=channels).to(
+        dev, memory_format=torch.channels_last)
+    seen: list[dict] = []
+
+    def hook(name):
+        def record(mod, args):
+            x = args[0]
+            seen.append(dict(name=name, k=mod.kernel_size[0], shape=tuple(x.shape), stride=tuple(x.stride())))
+        return record
+
+    for name, m in model.named_modules():
+        if fits(m):
+            m.register_forward_pre_hook(hook(name))
+    x = torch.randn(cfg.batch_size, channels, cfg.resolution, cfg.resolution, device=dev).to(
+        memory_format=torch.channels_last)
+    with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+        model(x)
+    return seen
+
+
+def make_input(row: dict, dev: torch.device, dtype) -> torch.Tensor:
+    """A tensor of the recorded shape and strides (a strided chunk where training's was one)."""
+    size = max(sum((n - 1) * s for n, s in zip(row["shape"], row["stride"], strict=True)) + 1, 1)
+    base = torch.randn(size, device=dev, dtype=dtype)
+    return torch.as_strided(base, row["shape"], row["stride"]).detach().requires_grad_(True)
+
+
+def both(x, w, b, k, autocast: bool):
+    """cuDNN's and the kernels' output and (input, weight, bias) gradients for one upstream gradient."""
+    out = []
+    g = None
+    for fn in (lambda: F.conv2d(x, w, b, padding=k // 2, groups=w.shape[0]), lambda: depthwise_conv2d(x, w, b, False)):
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
+            y = fn()
+        if g is None:
+            g = torch.randn_like(y)
+        grads = torch.autograd.grad(y, (x, w, b), g)
+        out.append([y.detach().float(), *(t.float() for t in grads)])
+    return out
+
+
+def check(row: dict, dev: torch.device) -> dict:
+    """Largest difference of the kernels against cuDNN, relative to the largest magnitude, per output."""
+    res = {}
+    for mode, autocast in (("fp32", False), ("bf16", dev.type == "cuda")):
+        C, k = row["shape"][1], row["k"]
+        x = make_input(row, dev, torch.float32)
+        w = torch.randn(C, 1, k, k, device=dev, requires_grad=True)
+        b = torch.randn(C, device=dev, requires_grad=True)
+        ref, got = both(x, w, b, k, autocast)
+        res[mode] = [round(float((a - r).abs().max() / r.abs().max().clamp_min(1e-12)), 7) for r, a in zip(ref, got,
+                                                                                                          strict=True)]
+    return res
+
+
+def time_way(row: dict, dev: torch.device, way: str, reps: int) -> float:
+    """ms per forward + backward, one CUDA graph of `reps` calls."""
+    C, k = row["shape"][1], row["k"]
+    x = make_input(row, dev, torch.bfloat16)
+    w = torch.randn(C, 1, k, k, device=dev, requires_grad=True)
+    b = torch.randn(C, device=dev, requires_grad=True)
+
+    def step():
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            y = (F.conv2d(x, w, b, padding=k // 2, groups=C) if way == "cudnn" else depthwise_conv2d(x, w, b, False))
+        return torch.autograd.grad(y, (x, w, b), torch.ones_like(y))
+
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(s)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(reps):
+            step()
+    graph.replay()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(5):
+        graph.replay()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / (5 * reps)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common_args(ap, "dwconv_speed")
+    ap.add_argument("--preset", default="default")
+    ap.add_argument("--reps", type=int, default=20, help="calls per CUDA graph (default 20)")
+    args = ap.parse_args()
+    cfg = preset(args.preset, overrides(args))
+    dev = torch.device("cpu" if args.smoke or not torch.cuda.is_available() else "cuda")
+    torch.backends.cudnn.benchmark = True  # as training has it
+    channels, classes = (1, 10)
+    rows, distinct = [], {}
+    for r in shapes(cfg, dev, channels, classes):
+        key = (r["k"], r["shape"], r["stride"])
+        if key in distinct:
+            distinct[key]["calls"] += 1
+            continue
+        r = dict(r, calls=1, shape=r["shape"], stride=r["stride"])
+        r.update(check(r, dev))
+        if dev.type == "cuda":
+            r["cudnn_ms"] = round(time_way(r, dev, "cudnn", args.reps), 4)
+            r["triton_ms"] = round(time_way(r, dev, "triton", args.reps), 4)
+            r["speedup"] = round(r["cudnn_ms"] / r["triton_ms"], 2)
+        distinct[key] = r
+        rows.append(r)
+    for r in rows:
+        r["what"] = f"{r['name'].split('.')[-1]} {r['k']}x{r['k']} {'x'.join(map(str, r['shape']))}"
+        r["worst fp32"], r["worst bf16"] = max(r["fp32"]), max(r["bf16"])
+    cols = ["what", "calls", "worst fp32", "worst bf16"] + (["cudnn_ms", "triton_ms", "speedup"] if dev.type == "cuda"
+                                                           else [])
+    table(rows, cols)
+    total = {}
+    if dev.type == "cuda":
+        total = {w: round(sum(r[f"{w}_ms"] * r["calls"] for r in rows), 3) for w in ("cudnn", "triton")}
+        print(f"one model's step, every depthwise convolution forward + backward: cuDNN {total['cudnn']} ms, "
+              f"Triton {total['triton']} ms ({total['cudnn'] / total['triton']:.2f}x)")
+    write_json(args.out or str(OUT / "dwconv_speed.json"), dict(env=env_info(), config=cfg.to_dict(), rows=rows,
+                                                                 total_ms=total))
+
+
+if __name__ == "__main__":
+    main()
