@@ -55,10 +55,14 @@ class FrontReport:
     hypervolume: float
 
     @property
+    def _stale_rows(self) -> pd.Series:
+        """The rows of trials a driver that is gone left RUNNING (marked by `_mark_stale`)."""
+        return (self.frame["state"] == "RUNNING") & (self.frame["status"] == "interrupted")
+
+    @property
     def stale(self) -> list[int]:
-        """The trials a driver that is gone left RUNNING (their rows marked by `_mark_stale`)."""
-        f = self.frame
-        return f.loc[(f["state"] == "RUNNING") & (f["status"] == "interrupted"), "number"].astype(int).tolist()
+        """Those trials' numbers."""
+        return self.frame.loc[self._stale_rows, "number"].astype(int).tolist()
 
     @property
     def objectives(self) -> tuple[Objective, Objective]:
@@ -88,7 +92,7 @@ class FrontReport:
         s = self.frame["state"]
         f = self.frame
         interrupted = (s == "FAIL") & (f["status"] == "interrupted")
-        stale = (s == "RUNNING") & (f["status"] == "interrupted")  # `stale`'s rows
+        stale = self._stale_rows
         counted = sum(is_counted(t) for t in self.run.study.get_trials(deepcopy=False))
         return dict(trials=len(self.frame), complete=int((s == "COMPLETE").sum()),
                     failed=int(((s == "FAIL") & ~interrupted).sum()), interrupted=int(interrupted.sum()),
