@@ -146,19 +146,27 @@ class RunDir:
         no lock, an unreadable one, or one a dead driver on this host left (kill -9)."""
         import psutil
 
+        if (held := self._read_lock()) is None:
+            return None
+        driver, started = held
+        if driver.remote:
+            return driver
+        try:
+            proc = psutil.Process(driver.pid)
+            alive = abs(proc.create_time() - started) < 1.0 and proc.is_running()
+        except psutil.Error:
+            return None
+        return driver if alive else None
+
+    def _read_lock(self) -> tuple[Driver, float] | None:
+        """The lock's driver and its process's start time; None with no lock or an unreadable one."""
         try:
             fields = self.lock.read_text().split()
             if len(fields) not in (2, 3):
                 return None
-            driver = Driver(int(float(fields[0])), fields[2] if len(fields) == 3 else None)
-            started = float(fields[1])
-            if driver.remote:
-                return driver
-            proc = psutil.Process(driver.pid)
-            alive = abs(proc.create_time() - started) < 1.0 and proc.is_running()
-        except (OSError, ValueError, psutil.Error):
+            return Driver(int(float(fields[0])), fields[2] if len(fields) == 3 else None), float(fields[1])
+        except (OSError, ValueError):
             return None
-        return driver if alive else None
 
     def acquire(self) -> None:
         """Claim the run for this process; a lock left by a dead driver (kill -9) on this host is taken
@@ -181,12 +189,12 @@ class RunDir:
 
     def release(self) -> None:
         """Remove the lock if it is this process's: the same pid on another host is another driver."""
-        try:
-            fields = self.lock.read_text().split()
-            if fields[0] == str(os.getpid()) and fields[2:] == [socket.gethostname()]:
+        held = self._read_lock()
+        if held is not None and held[0] == Driver(os.getpid(), socket.gethostname()):
+            try:
                 self.lock.unlink()
-        except (OSError, IndexError):
-            pass
+            except OSError:
+                pass
 
 
 def new_run_name(budget: str, variant: str) -> str:
