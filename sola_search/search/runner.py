@@ -582,7 +582,8 @@ def _run(plan: RunPlan, quiet: bool) -> RunSummary:
 def _compile_mode(cfg: SearchConfig) -> str | None:
     """What the proxy config's `compile` is: the preset's (None) or `--compile` for trained trials; for
     a supernet run only `--compile blocks` compiles, and only its scoring (`Supernet.compile`): 1.91x the
-    patterns a minute on 20,000 validation images, after ~46 s of compilation (docs/performance.md)."""
+    patterns a minute on 20,000 validation images in a bench, after ~46 s of compilation; off unless asked,
+    as a run's rate is bound by the study's per-trial cost, not the scoring (docs/performance.md)."""
     return (cfg.compile or "off") if cfg.estimator == "supernet" else cfg.compile
 
 
