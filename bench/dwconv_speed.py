@@ -135,7 +135,7 @@ def main() -> None:
         if key in distinct:
             distinct[key]["calls"] += 1
             continue
-        r = dict(r, calls=1, shape=r["shape"], stride=r["stride"])
+        r = dict(r, calls=1)
         r.update(check(r, dev))
         if dev.type == "cuda":
             r["cudnn_ms"] = round(time_way(r, dev, "cudnn", args.reps), 4)

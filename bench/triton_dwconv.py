@@ -11,79 +11,69 @@ They are custom ops (`torch.library`), so dynamo and inductor treat them as opaq
 compiled block, and CUDA graphs capture them like any kernel.
 
 Under autocast (bf16, the proxy's only mixed precision) they see what cuDNN would: input, weights and
-bias cast to bf16, accumulation in fp32, output in bf16. The CPU never runs them (`TritonDepthwiseConv2d` falls back to
-`F.conv2d`), so CPU results are unchanged to the last digit; `TRITON_INTERPRET=1` runs the kernels on
-the CPU for the tests."""
+bias cast to bf16, accumulation in fp32, output in bf16. `TRITON_INTERPRET=1` runs the kernels on the CPU
+(`bench/dwconv_speed.py --smoke`). The trial in the package switched each depthwise `nn.Conv2d` that `fits`
+to a subclass whose CUDA forward called `depthwise_conv2d`, when `compile_blocks` marked a model."""
 
 from __future__ import annotations
 
 import torch
+import triton
+import triton.language as tl
 from torch import nn
 
-try:
-    import triton
-    import triton.language as tl
-except ImportError:  # a CPU install without Triton: the CUDA path is never taken there
-    triton = None
 
-
-def available() -> bool:
-    """Whether the Triton kernels can run: Triton importable (a CUDA build of torch brings it)."""
-    return triton is not None
-
-
-if triton is not None:
-    @triton.jit
-    def _dw_kernel(x_ptr, w_ptr, b_ptr, y_ptr, N, H, W, C,
-                   sxb, sxc, sxh, sxw, syb, syc, syh, syw,
-                   K: tl.constexpr, FLIP: tl.constexpr, HAS_BIAS: tl.constexpr,
-                   BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
-        """y[b, c, h, w] = sum_ij x[b, c, h + i - K//2, w + j - K//2] * w[c, i, j] (+ bias[c]), zero padding;
-        FLIP reads w[c, K-1-i, K-1-j] (the input's gradient). A program: BLOCK_P positions x BLOCK_C channels."""
-        p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
-        c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-        pm, cm = p < N, c < C
-        b, hw = p // (H * W), p % (H * W)
-        h, w = hw // W, hw % W
-        acc = tl.zeros((BLOCK_P, BLOCK_C), dtype=tl.float32)
-        for i in tl.static_range(K):
-            for j in tl.static_range(K):
-                hh, ww = h + (i - K // 2), w + (j - K // 2)
-                m = pm & (hh >= 0) & (hh < H) & (ww >= 0) & (ww < W)
-                xv = tl.load(x_ptr + (b * sxb + hh * sxh + ww * sxw)[:, None] + (c * sxc)[None, :],
-                             mask=m[:, None] & cm[None, :], other=0.0)
-                tap = (K - 1 - i) * K + (K - 1 - j) if FLIP else i * K + j
-                wv = tl.load(w_ptr + c * (K * K) + tap, mask=cm, other=0.0)
-                acc += xv.to(tl.float32) * wv.to(tl.float32)[None, :]
-        if HAS_BIAS:
-            acc += tl.load(b_ptr + c, mask=cm, other=0.0).to(tl.float32)[None, :]
-        tl.store(y_ptr + (b * syb + h * syh + w * syw)[:, None] + (c * syc)[None, :],
-                 acc.to(y_ptr.dtype.element_ty), mask=pm[:, None] & cm[None, :])
-
-    @triton.jit
-    def _dw_wgrad_kernel(g_ptr, x_ptr, part_ptr, N, H, W, C,
-                         sgb, sgc, sgh, sgw, sxb, sxc, sxh, sxw,
-                         K: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
-        """part[prog, tap, c] = this program's share of sum_{b,h,w} g[b, c, h, w] * x[b, c, h + i - K//2, w + j - K//2]
-        for tap = i * K + j (grid axis 2); the programs of axis 0 stride over the positions."""
-        prog, n_prog, tap = tl.program_id(0), tl.num_programs(0), tl.program_id(2)
-        i, j = tap // K, tap % K
-        c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-        cm = c < C
-        acc = tl.zeros((BLOCK_P, BLOCK_C), dtype=tl.float32)
-        for start in range(prog * BLOCK_P, N, n_prog * BLOCK_P):
-            p = start + tl.arange(0, BLOCK_P)
-            pm = p < N
-            b, hw = p // (H * W), p % (H * W)
-            h, w = hw // W, hw % W
+@triton.jit
+def _dw_kernel(x_ptr, w_ptr, b_ptr, y_ptr, N, H, W, C,
+               sxb, sxc, sxh, sxw, syb, syc, syh, syw,
+               K: tl.constexpr, FLIP: tl.constexpr, HAS_BIAS: tl.constexpr,
+               BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+    """y[b, c, h, w] = sum_ij x[b, c, h + i - K//2, w + j - K//2] * w[c, i, j] (+ bias[c]), zero padding;
+    FLIP reads w[c, K-1-i, K-1-j] (the input's gradient). A program: BLOCK_P positions x BLOCK_C channels."""
+    p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
+    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    pm, cm = p < N, c < C
+    b, hw = p // (H * W), p % (H * W)
+    h, w = hw // W, hw % W
+    acc = tl.zeros((BLOCK_P, BLOCK_C), dtype=tl.float32)
+    for i in tl.static_range(K):
+        for j in tl.static_range(K):
             hh, ww = h + (i - K // 2), w + (j - K // 2)
             m = pm & (hh >= 0) & (hh < H) & (ww >= 0) & (ww < W)
-            gv = tl.load(g_ptr + (b * sgb + h * sgh + w * sgw)[:, None] + (c * sgc)[None, :],
-                         mask=pm[:, None] & cm[None, :], other=0.0)
             xv = tl.load(x_ptr + (b * sxb + hh * sxh + ww * sxw)[:, None] + (c * sxc)[None, :],
                          mask=m[:, None] & cm[None, :], other=0.0)
-            acc += gv.to(tl.float32) * xv.to(tl.float32)
-        tl.store(part_ptr + (prog * K * K + tap) * C + c, tl.sum(acc, axis=0), mask=cm)
+            tap = (K - 1 - i) * K + (K - 1 - j) if FLIP else i * K + j
+            wv = tl.load(w_ptr + c * (K * K) + tap, mask=cm, other=0.0)
+            acc += xv.to(tl.float32) * wv.to(tl.float32)[None, :]
+    if HAS_BIAS:
+        acc += tl.load(b_ptr + c, mask=cm, other=0.0).to(tl.float32)[None, :]
+    tl.store(y_ptr + (b * syb + h * syh + w * syw)[:, None] + (c * syc)[None, :],
+             acc.to(y_ptr.dtype.element_ty), mask=pm[:, None] & cm[None, :])
+
+@triton.jit
+def _dw_wgrad_kernel(g_ptr, x_ptr, part_ptr, N, H, W, C,
+                     sgb, sgc, sgh, sgw, sxb, sxc, sxh, sxw,
+                     K: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+    """part[prog, tap, c] = this program's share of sum_{b,h,w} g[b, c, h, w] * x[b, c, h + i - K//2, w + j - K//2]
+    for tap = i * K + j (grid axis 2); the programs of axis 0 stride over the positions."""
+    prog, n_prog, tap = tl.program_id(0), tl.num_programs(0), tl.program_id(2)
+    i, j = tap // K, tap % K
+    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    cm = c < C
+    acc = tl.zeros((BLOCK_P, BLOCK_C), dtype=tl.float32)
+    for start in range(prog * BLOCK_P, N, n_prog * BLOCK_P):
+        p = start + tl.arange(0, BLOCK_P)
+        pm = p < N
+        b, hw = p // (H * W), p % (H * W)
+        h, w = hw // W, hw % W
+        hh, ww = h + (i - K // 2), w + (j - K // 2)
+        m = pm & (hh >= 0) & (hh < H) & (ww >= 0) & (ww < W)
+        gv = tl.load(g_ptr + (b * sgb + h * sgh + w * sgw)[:, None] + (c * sgc)[None, :],
+                     mask=pm[:, None] & cm[None, :], other=0.0)
+        xv = tl.load(x_ptr + (b * sxb + hh * sxh + ww * sxw)[:, None] + (c * sxc)[None, :],
+                     mask=m[:, None] & cm[None, :], other=0.0)
+        acc += gv.to(tl.float32) * xv.to(tl.float32)
+    tl.store(part_ptr + (prog * K * K + tap) * C + c, tl.sum(acc, axis=0), mask=cm)
 
 
 def _blocks(C: int) -> tuple[int, int]:
@@ -161,27 +151,8 @@ depthwise_conv2d.register_autograd(_backward, setup_context=_setup_context)
 torch.library.register_autocast("sola::depthwise_conv2d", "cuda", torch.bfloat16)
 
 
-class TritonDepthwiseConv2d(nn.Conv2d):
-    """An `nn.Conv2d` (depthwise, stride 1, padding k // 2, odd k) whose CUDA forward is the Triton
-    kernels above; everywhere else, and for the parameters and state dict, it is the `nn.Conv2d` it was."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return depthwise_conv2d(x, self.weight, self.bias, False) if x.is_cuda else super().forward(x)
-
-
 def fits(m: nn.Module) -> bool:
     """A depthwise convolution the kernels compute: stride 1, padding k // 2, odd square k, no dilation."""
     return (type(m) is nn.Conv2d and m.groups == m.in_channels == m.out_channels and m.stride == (1, 1)
             and m.dilation == (1, 1) and m.kernel_size[0] == m.kernel_size[1] and m.kernel_size[0] % 2 == 1
             and m.padding == (m.kernel_size[0] // 2,) * 2 and m.padding_mode == "zeros")
-
-
-def use_triton_dwconv(model: nn.Module) -> int:
-    """Switch every depthwise convolution of `model` that the kernels compute to them (its class only:
-    parameters, state dict and CPU behaviour stay); returns how many. Idempotent."""
-    n = 0
-    for m in model.modules():
-        if fits(m):
-            m.__class__ = TritonDepthwiseConv2d
-            n += 1
-    return n
