@@ -12,6 +12,7 @@ pack's wall, training seconds and images/s, and each pattern's loss curve and to
     python bench/compile_blocks.py --compare bench/out/off.json bench/out/blocks.json
     python bench/compile_blocks.py --smoke
     python bench/compile_blocks.py --check-eval    # each pack's models evaluated both ways (graphed, eager)
+    python bench/compile_blocks.py --ahead         # then the same packs each prepared while the one before trains
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ def check_evaluation(record: list) -> None:
 
     inner = train._evaluate_pack
 
-    def evaluate_pack(pack) -> None:
-        inner(pack)
+    def evaluate_pack(pack, prepared=None) -> None:
+        inner(pack, prepared)
         first = [(r.res.val_top1, r.res.val_loss) for r in pack.runs]
         t = time.perf_counter()
         inner(replace(pack, cfg=pack.cfg.replace(cuda_graphs=False)))
@@ -96,6 +97,8 @@ def main() -> None:
                     help="run the warm-up under cProfile and print where its seconds went (the process's main thread)")
     ap.add_argument("--check-eval", action="store_true",
                     help="after each pack's evaluation, evaluate its trained models again the eager way and compare")
+    ap.add_argument("--ahead", action="store_true",
+                    help="then the same packs again from two threads: each prepared while the one before trains")
     ap.add_argument("--compare", nargs=2, metavar="JSON", help="compare two records' loss curves and top-1")
     args = ap.parse_args()
     if args.compare:
@@ -104,7 +107,7 @@ def main() -> None:
 
     cfg = preset(args.preset, overrides(args), compile=args.compile)
     if args.smoke:
-        args.pack, args.packs = 2, 1
+        args.pack, args.packs = 2, 3 if args.ahead else 1
     cache = cache_dir()
     rec: dict = dict(bench="compile_blocks", env=env_info(), config=cfg.to_dict(), cache_dir=cache,
                      cache_files_before=sum(len(f) for _, _, f in os.walk(cache)) if os.path.isdir(cache) else 0)
@@ -139,27 +142,61 @@ def main() -> None:
         from torch._dynamo.utils import compile_times
         rec["compile_times"] = compile_times(repr="str", aggregate=True)
         print(rec["compile_times"], flush=True)
-    rec["packs"], rec["results"] = [], []
-    for i in range(args.packs):
-        t = time.perf_counter()
-        results = train_proxies(patterns[i * args.pack : (i + 1) * args.pack], cfg, data)
-        wall = time.perf_counter() - t
-        train_s = results[0].train_s
-        images = sum(r.steps for r in results) * cfg.batch_size
-        pack = dict(wall_s=round(wall, 2), train_s=train_s, phases=results[0].phases,
-                    images_per_s=round(images / train_s),
-                    ms_per_model_step=round(1e3 * train_s / cfg.steps / len(results), 3),
-                    graphs=graphs_compiled() if args.compile == "blocks" else 0, mode=results[0].mode,
-                    notes=results[0].notes, statuses=[r.status for r in results])
-        rec["packs"].append(pack)
-        rec["results"] += [dict(pattern=r.pattern, val_top1=r.val_top1, val_loss=r.val_loss,
-                                train_curve=r.train_curve, status=r.status) for r in results]
-        print(f"pack {i}: wall {wall:.1f} s, train {train_s:.1f} s, {pack['images_per_s']:,} images/s "
-              f"({pack['ms_per_model_step']} ms per model-step), {pack['mode']}, {pack['notes']}, "
-              f"graphs {pack['graphs']}, phases {pack['phases']}, top-1 {[r.val_top1 for r in results]}", flush=True)
+    rec["packs"], rec["results"], rec["spans"] = [], [], []
+    ways = ["one after another"] + (["ahead"] if args.ahead else [])
+    for way in ways:
+        outs, t0 = train_packs(patterns, cfg, data, args, ahead=way == "ahead")
+        span = max(end for _, _, end, _ in outs) - t0
+        for i, start, end, results in sorted(outs, key=lambda o: o[1]):
+            train_s = results[0].train_s
+            images = sum(r.steps for r in results) * cfg.batch_size
+            pack = dict(way=way, wall_s=round(end - start, 2), train_s=train_s, phases=results[0].phases,
+                        images_per_s=round(images / train_s),
+                        ms_per_model_step=round(1e3 * train_s / cfg.steps / len(results), 3),
+                        graphs=graphs_compiled() if args.compile == "blocks" else 0, mode=results[0].mode,
+                        notes=results[0].notes, statuses=[r.status for r in results],
+                        peak_mem_mb=results[0].peak_mem_mb)
+            rec["packs"].append(pack)
+            rec["results"] += [dict(way=way, pattern=r.pattern, val_top1=r.val_top1, val_loss=r.val_loss,
+                                    train_curve=r.train_curve, status=r.status) for r in results]
+            print(f"{way}, pack {i}: wall {end - start:.1f} s, train {train_s:.1f} s, {pack['images_per_s']:,} "
+                  f"images/s ({pack['ms_per_model_step']} ms per model-step), {pack['mode']}, {pack['notes']}, "
+                  f"graphs {pack['graphs']}, phases {pack['phases']}, top-1 {[r.val_top1 for r in results]}",
+                  flush=True)
+        images = args.packs * args.pack * cfg.steps * cfg.batch_size
+        rec["spans"].append(dict(way=way, span_s=round(span, 2), s_per_pack=round(span / args.packs, 2),
+                                 images_per_s=round(images / span)))
+        print(f"{way}: {args.packs} packs in {span:.1f} s, {span / args.packs:.2f} s a pack, "
+              f"{images / span:,.0f} images/s over the span", flush=True)
+    if len(ways) == 2:
+        by = {(r["way"], r["pattern"]): r["val_top1"] for r in rec["results"]}
+        diffs = [abs(by[(ways[0], p)] - by[(ways[1], p)]) for w, p in by if w == ways[0]
+                 if by[(ways[0], p)] is not None and by.get((ways[1], p)) is not None]
+        rec["ahead_vs_one_after_another"] = dict(
+            speed=round(rec["spans"][0]["span_s"] / rec["spans"][1]["span_s"], 3),
+            max_top1_diff=max(diffs, default=None))
+        print(f"ahead: {rec['ahead_vs_one_after_another']}", flush=True)
     if torch.cuda.is_available():
-        rec["peak_mem_mb"] = results[0].peak_mem_mb
+        rec["peak_mem_mb"] = max(p["peak_mem_mb"] for p in rec["packs"])
     write_json(args.out, rec)
+
+
+def train_packs(patterns: list[str], cfg, data, args, ahead: bool) -> tuple[list, float]:
+    """Train `args.packs` packs: one after another, or from two threads, so that each pack waits for the
+    device while the one before trains and is prepared by it (a search worker's `--ahead 1`). Returns
+    (index, start, end, results) per pack, and the start."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int):
+        start = time.perf_counter()
+        results = train_proxies(patterns[i * args.pack : (i + 1) * args.pack], cfg, data)
+        return i, start, time.perf_counter(), results
+
+    t0 = time.perf_counter()
+    if not ahead:
+        return [one(i) for i in range(args.packs)], t0
+    with ThreadPoolExecutor(2) as pool:
+        return [f.result() for f in [pool.submit(one, i) for i in range(args.packs)]], t0
 
 
 if __name__ == "__main__":

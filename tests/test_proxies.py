@@ -483,6 +483,75 @@ def test_a_pack_of_seeds_trains_each_seed_as_it_would_alone(npz_file):
         train_proxies(patterns, cfg, seeds=[0])
 
 
+def _two_callers(monkeypatch, first: tuple, second: tuple, fail_ahead: bool = False):
+    """`train_proxies(*first)` in one thread and, once it holds the device, `train_proxies(*second)` in
+    another; the first waits in its loop (where it takes the next pack) until the second has posted."""
+    import threading
+    import time as clock
+
+    monkeypatch.setattr(train_mod, "AHEAD_STEPS", 2)
+    take = train_mod._AHEAD.take
+
+    waited = []
+
+    def waiting_take(dev):  # the first call only: the second caller posts while the first one trains
+        deadline = clock.monotonic() + (0 if waited else 20)
+        waited.append(1)
+        while train_mod._AHEAD.request is None and clock.monotonic() < deadline:
+            clock.sleep(0.01)
+        return take(dev)
+
+    monkeypatch.setattr(train_mod._AHEAD, "take", waiting_take)
+    if fail_ahead:
+        prepare = train_mod._prepare
+
+        def failing(*args, **kw):
+            if kw.get("group") == 1:
+                raise RuntimeError("capture failed (injected)")
+            return prepare(*args, **kw)
+
+        monkeypatch.setattr(train_mod, "_prepare", failing)
+    out: dict = {}
+    a = threading.Thread(target=lambda: out.__setitem__("first", train_proxies(*first)))
+    a.start()
+    deadline = clock.monotonic() + 20
+    while not train_mod._AHEAD.device.locked() and clock.monotonic() < deadline:
+        clock.sleep(0.005)
+    b = threading.Thread(target=lambda: out.__setitem__("second", train_proxies(*second)))
+    b.start()
+    a.join(600)
+    b.join(600)
+    return out["first"], out["second"]
+
+
+def test_a_pack_waiting_for_the_device_is_prepared_by_the_one_training(npz_file, monkeypatch):
+    """`_Ahead`: a second caller waits for the device; the pack training builds (on a GPU: captures) the
+    waiting one between its steps. Both train exactly as they would one after the other, and the
+    second's build and capture cost its own wall nothing (`phases`: `ahead`, `queued`)."""
+    cfg = tiny(f"npz:{npz_file}", resolution=20, steps=8)
+    one, two = ["LL-LS-LSLL-SS", "all-linear"], ["SS-LL-LLLL-LS", "LS-LS-LSLS-LS"]
+    first, second = _two_callers(monkeypatch, (one, cfg), (two, cfg.replace(seed=3)))
+    alone = train_proxies(one, cfg) + train_proxies(two, cfg.replace(seed=3))
+    for a, b in zip(alone, first + second, strict=True):
+        assert b.status == "ok", b.reason
+        assert (a.train_curve, a.val_top1, a.val_loss, a.steps) == (b.train_curve, b.val_top1, b.val_loss, b.steps)
+    assert "ahead" not in first[0].phases and first[0].phases["build"] > 0
+    p = second[0].phases
+    assert p["ahead"] > 0 and p["build"] == p["capture"] == 0.0 and p["queued"] > 0
+    assert second[0].wall_s < p["queued"] + p["train"] + p["eval"] + p["cleanup"] + p["data"] + 1
+    assert train_mod._AHEAD.request is None and not train_mod._AHEAD.device.locked()
+
+
+def test_a_pack_whose_preparation_ahead_fails_prepares_itself(npz_file, monkeypatch):
+    """A failure while the pack on the device prepares the next one costs neither: the first trains on,
+    the second builds in its own turn and trains as it would alone."""
+    cfg = tiny(f"npz:{npz_file}", resolution=20, steps=8)
+    first, second = _two_callers(monkeypatch, (["LL-LS-LSLL-SS"], cfg), (["all-linear"], cfg), fail_ahead=True)
+    assert first[0].status == second[0].status == "ok"
+    assert "ahead" not in second[0].phases and second[0].phases["build"] > 0 and second[0].phases["queued"] > 0
+    assert second[0].train_curve == train_proxy("all-linear", cfg).train_curve
+
+
 def test_progress_is_reported_from_the_loop_and_changes_nothing(npz_file):
     """A long run is not silent: the callback hears step/steps, images/s and the time left, at most
     every `progress_every` seconds, and the run's arithmetic is the same without it."""

@@ -14,7 +14,9 @@ host never waits for the device inside the loop.
 One proxy model is far too small to fill a GPU, and processes sharing one take turns on it. So
 `train_proxies` trains a pack of patterns together on the same batches, every model's step a
 branch of the one graph, and their kernels overlap (docs/performance.md: "Packs"). A process runs
-one pack at a time."""
+one pack at a time on its device; a second caller (a worker's next pack) waits, and the pack training
+builds and captures it between its own steps, so that the GPU does not idle through a capture
+(`_Ahead`)."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import contextlib
 import gc
 import math
 import resource
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -150,26 +153,45 @@ def train_proxies(patterns: list[str | Pattern], config: ProxyConfig | None = No
         if data is None:  # missing or malformed data is a SolaError; running out of memory here is 'oom'
             data = load_proxy_data(cfg, dev)
         phases["data"] = round(time.perf_counter() - t0, 3)
-        with _on_device(dev):
-            _train_on(patterns, [configs[s] for s in seeds], data, results, phases, progress, progress_every)
     except SolaError:
         raise
     except Exception as e:  # noqa: BLE001 — a worker must survive whatever a training run does
-        for res in results:
-            res.status, res.reason = ("oom" if is_oom(e) else "error"), one_line(e)
-    finally:
-        t_clean = time.perf_counter()
-        if any(r.status != "ok" for r in results):
-            gc.collect()  # an exception's traceback holds the run's frames, and their tensors, in cycles
-        if dev.type == "cuda" and (any(r.status == "oom" for r in results) or _memory_low(dev)):
-            # A dead graph's private memory pool returns to the device only here, and a capture cannot
-            # free memory: without this a worker's graphs fill the GPU, pack after pack.
-            torch.cuda.empty_cache()
-        phases["cleanup"] = round(time.perf_counter() - t_clean, 3)
-        for res in results:
-            res.phases = dict(phases)
-            res.wall_s = round(time.perf_counter() - t0, 3)
+        _failed(results, e)
+    request = _Request(patterns, [configs[s] for s in seeds], data, results)
+    with _AHEAD.turn(request) as prepared:  # one pack on the device at a time; cleaned up before the next
+        phases.update(request.phases)
+        try:
+            if data is not None:
+                with _on_device(dev):
+                    _train_on(patterns, request.configs, data, results, phases, progress, progress_every, prepared)
+        except SolaError:
+            raise
+        except Exception as e:  # noqa: BLE001 — a worker must survive whatever a training run does
+            _failed(results, e)
+        finally:
+            _clean_up(dev, results, phases)
+            for res in results:
+                res.phases = dict(phases)
+                res.wall_s = round(time.perf_counter() - t0 - phases.get("queued", 0.0), 3)
     return results
+
+
+def _failed(results: list[ProxyResult], e: BaseException) -> None:
+    for res in results:
+        res.status, res.reason = ("oom" if is_oom(e) else "error"), one_line(e)
+
+
+def _clean_up(dev: torch.device, results: list[ProxyResult], phases: dict[str, float]) -> None:
+    """After a pack, on its device: the collector where it failed, and the allocator's cache where memory
+    runs low."""
+    t_clean = time.perf_counter()
+    if any(r.status != "ok" for r in results):
+        gc.collect()  # an exception's traceback holds the run's frames, and their tensors, in cycles
+    if dev.type == "cuda" and (any(r.status == "oom" for r in results) or _memory_low(dev)):
+        # A dead graph's private memory pool returns to the device only here, and a capture cannot
+        # free memory: without this a worker's graphs fill the GPU, pack after pack.
+        torch.cuda.empty_cache()
+    phases["cleanup"] = round(time.perf_counter() - t_clean, 3)
 
 
 def warm_up(config: ProxyConfig, data: ProxyData, pack: int = 1, seeds: int = 1) -> ProxyResult:
@@ -197,15 +219,16 @@ def _describe(dev: torch.device) -> str:
     return "cpu"
 
 
-# The process's CUDA streams per device: a pack runs on the first (never on the legacy default
-# stream, which a graph capture may not use), each of its models on one of the others.
-_STREAMS: dict[torch.device, list[torch.cuda.Stream]] = {}
+# The process's CUDA streams per device and group: a pack runs on group 0's first (never on the legacy
+# default stream, which a graph capture may not use), each of its models on one of the others; a pack
+# prepared ahead (`_Ahead`) is built and captured on group 1's, apart from the pack training meanwhile.
+_STREAMS: dict[tuple[torch.device, int], list[torch.cuda.Stream]] = {}
 
 
-def _streams(dev: torch.device, n: int) -> list[torch.cuda.Stream]:
+def _streams(dev: torch.device, n: int, group: int = 0) -> list[torch.cuda.Stream]:
     """The pack's stream (index 0) and n side streams, one per model of a pack (kept: CUDA hands out
     streams from a small pool)."""
-    streams = _STREAMS.setdefault(dev, [])
+    streams = _STREAMS.setdefault((dev, group), [])
     while len(streams) < n + 1:
         streams.append(torch.cuda.Stream(dev))
     return streams[: n + 1]
@@ -235,8 +258,8 @@ class _Fork:
     joined back to the run's stream (inside a capture that makes parallel branches of one graph);
     on the CPU one after the other."""
 
-    def __init__(self, dev: torch.device, n: int):
-        self.streams = _streams(dev, n) if dev.type == "cuda" else None
+    def __init__(self, dev: torch.device, n: int, group: int = 0):
+        self.streams = _streams(dev, n, group) if dev.type == "cuda" else None
 
     @property
     def main(self) -> torch.cuda.Stream | None:
@@ -296,15 +319,25 @@ class _Pack:
         return torch.autocast(self.data.device.type, dtype=torch.bfloat16, enabled=self.bf16, cache_enabled=False)
 
 
-def _train_on(patterns: list[Pattern], configs: list[ProxyConfig], data: ProxyData, results: list[ProxyResult],
-              phases: dict[str, float], progress=None, progress_every: float = PROGRESS_EVERY_S) -> None:
-    """The pack's run, phase by phase, each phase's seconds into `phases`: build (data's first batch
-    included), capture, train, eval. `configs`: each model's (they differ only in the seed)."""
+@dataclass
+class _Prepared:
+    """A pack built and ready to train: its models and optimizers, data streams and first batches, and
+    on a GPU its captured training step (and, prepared ahead, its evaluation graph)."""
+
+    pack: _Pack
+    batches: list
+    first: list
+    graphed: Any
+    eval_graph: Any = None
+
+
+def _prepare(patterns: list[Pattern], configs: list[ProxyConfig], data: ProxyData, results: list[ProxyResult],
+             phases: dict[str, float], group: int = 0) -> _Prepared:
+    """Build (data's first batch included) and capture, each phase's seconds into `phases`. `configs`: each
+    model's (they differ only in the seed); `group`: the streams it is captured on (`_streams`)."""
     cfg, dev = configs[0], data.device
     bf16 = cfg.amp == "bf16" or (cfg.amp == "auto" and dev.type == "cuda")
-    pack = _Pack(cfg, data, _Fork(dev, len(patterns)), bf16)
-    if pack.cuda:
-        torch.cuda.reset_peak_memory_stats(dev)
+    pack = _Pack(cfg, data, _Fork(dev, len(patterns), group), bf16)
     streams = list(dict.fromkeys(c.seed for c in configs))  # one data stream per seed
     batches = [_batches(cfg.replace(seed=s), data) for s in streams]
     t_build = time.perf_counter()
@@ -317,20 +350,118 @@ def _train_on(patterns: list[Pattern], configs: list[ProxyConfig], data: ProxyDa
     graphed = _set_up_steps(pack, first)
     if pack.cuda:
         pack.fork.main.synchronize()
+    phases["capture"] = round(time.perf_counter() - t_capture, 3)
+    return _Prepared(pack, batches, first, graphed)
+
+
+def _train_on(patterns: list[Pattern], configs: list[ProxyConfig], data: ProxyData, results: list[ProxyResult],
+              phases: dict[str, float], progress=None, progress_every: float = PROGRESS_EVERY_S,
+              prepared: _Prepared | None = None) -> None:
+    """The pack's run, phase by phase, each phase's seconds into `phases`: build and capture (unless
+    `prepared` ahead: then they cost this pack's wall nothing), train, eval."""
+    if prepared is None:
+        if data.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(data.device)
+        prepared = _prepare(patterns, configs, data, results, phases)
+    elif prepared.pack.cuda:  # its streams were group 1's: it trains on this pack's, once its set-up is done
+        torch.cuda.current_stream().wait_stream(prepared.pack.fork.main)
+        prepared.pack.fork = _Fork(data.device, len(patterns))
+    pack = prepared.pack
     t_loop = time.perf_counter()
-    phases["capture"] = round(t_loop - t_capture, 3)
-    _train_loop(pack, batches, first, graphed, progress, progress_every)
+    _train_loop(pack, prepared.batches, prepared.first, prepared.graphed, progress, progress_every)
     train_s = round(time.perf_counter() - t_loop, 3)
     phases["train"] = train_s
     t_eval = time.perf_counter()
     for run in pack.runs:
         run.res.train_s = train_s
-        run.res.images_per_s = round(run.res.steps * cfg.batch_size / max(train_s, 1e-9), 1)
+        run.res.images_per_s = round(run.res.steps * pack.cfg.batch_size / max(train_s, 1e-9), 1)
         if run.diverged:
             run.res.status, run.res.reason = "nan", f"training loss not finite by step {run.res.train_curve[-1][0]}"
-    _evaluate_pack(pack)
+    _evaluate_pack(pack, prepared.eval_graph)
     phases["eval"] = round(time.perf_counter() - t_eval, 3)
     _release(pack)
+
+
+@dataclass
+class _Request:
+    """A pack waiting for the device (`_Ahead`): what it trains, and what the pack on the device prepared
+    for it."""
+
+    patterns: list[Pattern]
+    configs: list[ProxyConfig]
+    data: ProxyData | None
+    results: list[ProxyResult]
+    state: str = "posted"  # posted → taken (being prepared) → done | failed; or withdrawn by its caller
+    prepared: _Prepared | None = None
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+class _Ahead:
+    """One pack on a process's device at a time, and the next one prepared while this one trains.
+
+    Why: building a pack and capturing its step as a CUDA graph takes about a second of host time,
+    in which the GPU would idle (docs/performance.md, issue 16). A caller that finds the device busy
+    (a worker's next pack) posts its request and waits; the pack training takes it once, between its
+    steps, and builds and captures it on other streams while the GPU works off the steps already
+    queued. The next pack then starts training the moment this one ends."""
+
+    def __init__(self):
+        self.device = threading.Lock()
+        self._slot = threading.Lock()
+        self.request: _Request | None = None
+
+    @contextlib.contextmanager
+    def turn(self, request: _Request):
+        """Hold the device for `request`'s pack; yields what was prepared for it ahead, or None.
+        Seconds spent waiting go to `request.phases["queued"]`, and those the previous pack spent
+        preparing it to `request.phases["ahead"]`."""
+        if not self.device.acquire(blocking=False):
+            with self._slot:
+                if self.request is None and request.data is not None:
+                    self.request = request
+            t = time.perf_counter()
+            self.device.acquire()
+            request.phases["queued"] = round(time.perf_counter() - t, 3)
+        try:
+            with self._slot:
+                if self.request is request:
+                    self.request, request.state = None, "withdrawn"
+            yield request.prepared if request.state == "done" else None
+        finally:
+            request.prepared = None  # its pack's models are the run's to release
+            self.device.release()
+
+    def take(self, dev: torch.device) -> _Request | None:
+        """The request waiting for `dev`, for the pack on it to prepare (each request once), or None."""
+        with self._slot:
+            request = self.request
+            if request is None or request.state != "posted" or request.data.device != dev:
+                return None
+            self.request, request.state = None, "taken"
+            return request
+
+    @staticmethod
+    def prepare(request: _Request) -> None:
+        """Build and capture `request`'s pack now, on stream group 1, the process's random state as it
+        was (a model built here seeds the CPU's generator; the pack training meanwhile must not see
+        it). A failure leaves the request to prepare itself when its turn comes, and say why there."""
+        t0, phases = time.perf_counter(), {}
+        dev = request.data.device
+        try:
+            with torch.random.fork_rng(devices=[]), \
+                    (torch.cuda.stream(_streams(dev, 0, 1)[0]) if dev.type == "cuda" else contextlib.nullcontext()):
+                prepared = _prepare(request.patterns, request.configs, request.data, request.results, phases, group=1)
+                prepared.eval_graph = _GraphedEval.ahead(prepared.pack)
+            request.prepared, request.state = prepared, "done"
+            request.phases.update(build=0.0, capture=0.0, ahead=round(time.perf_counter() - t0, 3))
+        except Exception:  # noqa: BLE001 — the request's own turn meets the error again and reports it
+            request.prepared, request.state = None, "failed"
+
+
+_AHEAD = _Ahead()
+# The pack on the device prepares the next one once at least this many of its steps are queued ahead of
+# the device and as many are left: they keep the GPU busy through the capture (~1 s for 8 models).
+AHEAD_STEPS = 32
 
 
 def _batches(cfg: ProxyConfig, data: ProxyData):
@@ -387,7 +518,6 @@ def _set_up_steps(pack: _Pack, first: list[tuple[torch.Tensor, torch.Tensor]]):
     for run in runs:
         run.res.mode, run.res.notes = mode, notes
         run.res.params = sum(p.numel() for p in run.model.parameters())
-        run.loss_acc = torch.zeros((), device=data.device)
     return graphed
 
 
@@ -397,6 +527,11 @@ def _train_loop(pack: _Pack, batches, first, graphed, progress, progress_every: 
     the device has finished."""
     cfg, data, runs, cuda = pack.cfg, pack.data, pack.runs, pack.cuda
     log_every = max(1, cfg.steps // cfg.log_points)
+    # Losses are read back `lag` logging intervals late: on a GPU enough steps stay queued that the
+    # device keeps working while the host prepares the next pack (`_Ahead`).
+    lag = max(1, math.ceil(AHEAD_STEPS / log_every)) if cuda else 1
+    for run in runs:  # on the loop's stream: a tensor freed while its kernels are queued must be this stream's
+        run.loss_acc = torch.zeros((), device=data.device)
     t_loop = time.perf_counter()
     report_at = t_loop + progress_every if progress is not None else math.inf
     for step in range(cfg.steps):
@@ -418,12 +553,14 @@ def _train_loop(pack: _Pack, batches, first, graphed, progress, progress_every: 
             losses = pack.fork([lambda run=run, b=xy[run.stream]: run.step(*b) for run in live])
         for run, loss in zip(runs if graphed is not None else live, losses, strict=True):
             if not run.diverged:
-                _account(run, loss, step + 1, log_every, cfg.steps, cuda)
+                _account(run, loss, step + 1, log_every, cfg.steps, cuda, lag)
         if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
             for run in runs:
                 if not run.diverged:
                     correct, _, _ = _evaluate(run.model, data.val_x, data.val_y, data, cfg, pack.autocast)
                     run.res.val_curve.append([step + 1, round(correct.item() / max(1, data.val_x.shape[0]), 6)])
+        if AHEAD_STEPS <= step + 1 <= cfg.steps - AHEAD_STEPS and (request := _AHEAD.take(data.device)):
+            _AHEAD.prepare(request)  # the next pack, while the device works off the steps queued
         if (now := time.perf_counter()) >= report_at:  # the host's clock only: no device sync
             report_at = now + progress_every
             rate = (step + 1) / max(now - t_loop, 1e-9)
@@ -436,17 +573,26 @@ def _train_loop(pack: _Pack, batches, first, graphed, progress, progress_every: 
         pack.fork.main.synchronize()
 
 
-def _evaluate_pack(pack: _Pack) -> None:
-    """Evaluate: every model that did not diverge on the validation (and, when asked, test) split,
-    one host sync per split; per-group top-1 where the data has groups. On a GPU with CUDA graphs
-    the pack's forwards are one graph at the training's batch shape (`_GraphedEval`); else each model
-    on its own stream, eagerly, in batches of `eval_batch_size`."""
+def _splits(pack: _Pack) -> tuple[list[tuple], int]:
+    """The splits a pack is scored on, (name, x, y, groups) each, and the number of groups."""
     cfg, data = pack.cfg, pack.data
-    scored = [run for run in pack.runs if not run.diverged]
     splits = [("val", data.val_x, data.val_y, data.val_groups)] + (
         [("test", data.test_x, data.test_y, data.test_groups)] if cfg.test and data.test_x is not None else [])
-    n_groups = max((int(g.max()) + 1 for _, _, _, g in splits if g is not None and g.numel()), default=0)
-    graphed = _GraphedEval.build(pack, scored, n_groups) if scored and pack.cuda and cfg.cuda_graphs else None
+    return splits, max((int(g.max()) + 1 for _, _, _, g in splits if g is not None and g.numel()), default=0)
+
+
+def _evaluate_pack(pack: _Pack, prepared: _GraphedEval | None = None) -> None:
+    """Evaluate: every model that did not diverge on the validation (and, when asked, test) split,
+    one host sync per split; per-group top-1 where the data has groups. On a GPU with CUDA graphs
+    the pack's forwards are one graph at the training's batch shape (`_GraphedEval`; `prepared`: the
+    one captured with the pack, used when every model is scored); else each model on its own stream,
+    eagerly, in batches of `eval_batch_size`."""
+    cfg, data = pack.cfg, pack.data
+    scored = [run for run in pack.runs if not run.diverged]
+    splits, n_groups = _splits(pack)
+    graphed = prepared if prepared is not None and len(scored) == len(pack.runs) else None
+    if graphed is None and scored and pack.cuda and cfg.cuda_graphs:
+        graphed = _GraphedEval.build(pack, scored, n_groups)
     for split, x_all, y_all, groups in splits:
         counts = [] if groups is None else torch.bincount(groups, minlength=n_groups).tolist()
         if graphed is not None:
@@ -522,6 +668,14 @@ class _GraphedEval:
             if is_oom(e):
                 raise
             return None
+
+    @classmethod
+    def ahead(cls, pack: _Pack) -> _GraphedEval | None:
+        """The graph of every model of a pack being prepared ahead (it reads the weights where they will
+        be once trained), or None where evaluation will be built after training."""
+        if not (pack.cuda and pack.cfg.cuda_graphs and pack.runs):
+            return None
+        return cls.build(pack, pack.runs, _splits(pack)[1])
 
     @contextlib.contextmanager
     def _eval_mode(self):
@@ -642,7 +796,9 @@ class _ModelPool:
 
     @staticmethod
     def _build(cfg: ProxyConfig, data: ProxyData, fmt) -> torch.nn.Module:
-        torch.manual_seed(cfg.seed)  # the global RNG: the seed alone decides the weights
+        # The global CPU generator (weights are drawn on the CPU): the seed alone decides them. Not the
+        # GPU's, which a pack training meanwhile may be drawing from (`_Ahead`).
+        torch.random.default_generator.manual_seed(cfg.seed)
         model = build_backbone(cfg.variant, None, width=cfg.width, num_classes=data.num_classes,
                                in_chans=data.channels, layer_scale_init=cfg.layer_scale_init,
                                drop_path_rate=cfg.drop_path_rate)
@@ -672,9 +828,10 @@ def _eager_step(model, run: _Model, cfg: ProxyConfig, cuda: bool, autocast):
     return step
 
 
-def _account(run: _Model, loss: torch.Tensor, steps: int, log_every: int, total: int, cuda: bool) -> None:
+def _account(run: _Model, loss: torch.Tensor, steps: int, log_every: int, total: int, cuda: bool,
+             lag: int = 1) -> None:
     """Add a step's loss; every `log_every` steps queue the mean for the host (through pinned memory,
-    read one interval late so that the host never waits for the device inside the loop)."""
+    read `lag` intervals late so that the host never waits for the device inside the loop)."""
     run.loss_acc += loss.detach()
     run.n_acc += 1
     run.res.steps = steps
@@ -690,7 +847,7 @@ def _account(run: _Model, loss: torch.Tensor, steps: int, log_every: int, total:
     else:
         run.pending.append((steps, mean.clone(), None))
     run.loss_acc, run.n_acc = torch.zeros_like(run.loss_acc), 0
-    while len(run.pending) > (1 if steps < total else 0):
+    while len(run.pending) > (lag if steps < total else 0):
         run.diverged |= _read_loss(run.pending.popleft(), run.res)
 
 

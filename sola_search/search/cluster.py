@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -155,17 +156,21 @@ def _join_failure(e: BaseException) -> str:
 # (a 28 s trial took 150-390 s). So workers keep the priority they inherit: the driver's, on the
 # embedded instance. Ray reads the setting from the worker's environment (as its job supervisor does).
 WORKER_ENV = {"RAY_worker_niceness": "0"}
+TRAIN_THREADS = 2  # packs a worker holds: one training, one waiting (and prepared meanwhile)
 
 
 def worker_actor(options: dict):
     """The `ProxyWorker` actor class with Ray's `options` (num_cpus, num_gpus): workers not niced
-    below the driver, and a concurrency group of its own for `progress`, so that the driver can ask
-    how a training is going while `train` runs (train and warm stay on one thread, in order)."""
+    below the driver; a concurrency group of its own for `progress`, so that the driver can ask how a
+    training is going while `train` runs; and two threads for `train`, so that a pack the driver
+    queues behind the one training is prepared while it trains (`train_proxies` lets one pack at a
+    time use the device)."""
     import ray
 
     ray.method(concurrency_group="progress")(ProxyWorker.progress)  # marks the method, once is enough
+    ray.method(concurrency_group="train")(ProxyWorker.train)
     # Ray merges these variables into a job's own runtime_env (key by key), keeping the rest of it.
-    actor = ray.remote(concurrency_groups={"progress": 1})(ProxyWorker)
+    actor = ray.remote(concurrency_groups={"progress": 1, "train": TRAIN_THREADS})(ProxyWorker)
     return actor.options(**options, runtime_env={"env_vars": WORKER_ENV})
 
 
@@ -190,6 +195,7 @@ class ProxyWorker:
             pass
         self.pid = os.getpid()
         self._progress: dict = {}
+        self._scoring = threading.Lock()  # a supernet scores one pack at a time
 
     def progress(self) -> dict:
         """How the pack being trained is going (step, steps, images/s, ETA), as its training last
@@ -267,9 +273,12 @@ class ProxyWorker:
             if kind in faults.values():
                 self._inject(kind, [p for p in patterns if faults.get(p) == kind][0])
         if estimator == "supernet":
-            scored = self.supernet.score(patterns)
+            with self._scoring:
+                queued, start = time.perf_counter() - start, time.perf_counter()
+                scored = self.supernet.score(patterns)
             wall = time.perf_counter() - start
-            return [[{**r.to_dict(), "worker_s": wall, "worker_pid": self.pid}] for r in scored]
+            return [[{**r.to_dict(), "worker_s": wall, "queued_s": round(queued, 3), "worker_pid": self.pid}]
+                    for r in scored]
         cfg = ProxyConfig.from_dict(config)
         diverging = [p for p in patterns if faults.get(p) == "nan"]
         packed = [p for p in patterns if p not in diverging]
@@ -280,10 +289,13 @@ class ProxyWorker:
         each = (dict(zip(patterns, seeds, strict=True)) if isinstance(seeds, list)
                 else dict.fromkeys(patterns, seed_list(cfg.seed, seeds)))
 
+        queued = []  # each call's seconds waiting for the pack before it to leave the device
+
         def train(pack: list[str], cfg: ProxyConfig) -> dict[str, list]:
             """pattern → its seeds' results, the pack's patterns and seeds trained together."""
             flat = train_proxies([p for p in pack for _ in each[p]], cfg, seeds=[s for p in pack for s in each[p]],
                                  progress=report, progress_every=progress_every)
+            queued.append(flat[0].phases.get("queued", 0.0))
             ends = [0, *itertools.accumulate(len(each[p]) for p in pack)]
             return {p: flat[ends[i] : ends[i + 1]] for i, p in enumerate(pack)}
 
@@ -295,8 +307,10 @@ class ProxyWorker:
                 results[p] = train([p], cfg.replace(lr=1e6))[p]
         finally:
             self._progress = {}
-        wall = time.perf_counter() - start
-        return [[{**r.to_dict(), "worker_s": wall, "worker_pid": self.pid} for r in results[p]] for p in patterns]
+        # The pack's own wall: not the seconds it waited for the pack before it to leave the device.
+        wall = time.perf_counter() - start - sum(queued)
+        return [[{**r.to_dict(), "worker_s": wall, "queued_s": round(sum(queued), 3), "worker_pid": self.pid}
+                 for r in results[p]] for p in patterns]
 
     @staticmethod
     def _inject(kind: str, pattern: str) -> None:
