@@ -99,6 +99,7 @@ def main() -> None:
                     help="after each pack's evaluation, evaluate its trained models again the eager way and compare")
     ap.add_argument("--ahead", action="store_true",
                     help="then the same packs again from two threads: each prepared while the one before trains")
+    ap.add_argument("--ahead-only", action="store_true", help="only the packs prepared ahead")
     ap.add_argument("--compare", nargs=2, metavar="JSON", help="compare two records' loss curves and top-1")
     args = ap.parse_args()
     if args.compare:
@@ -143,7 +144,7 @@ def main() -> None:
         rec["compile_times"] = compile_times(repr="str", aggregate=True)
         print(rec["compile_times"], flush=True)
     rec["packs"], rec["results"], rec["spans"] = [], [], []
-    ways = ["one after another"] + (["ahead"] if args.ahead else [])
+    ways = (["one after another"] if not args.ahead_only else []) + (["ahead"] if args.ahead or args.ahead_only else [])
     for way in ways:
         outs, t0 = train_packs(patterns, cfg, data, args, ahead=way == "ahead")
         span = max(end for _, _, end, _ in outs) - t0
@@ -189,14 +190,22 @@ def train_packs(patterns: list[str], cfg, data, args, ahead: bool) -> tuple[list
 
     def one(i: int):
         start = time.perf_counter()
+        print(f"pack {i} called at {start - t0:.1f} s", flush=True)
         results = train_proxies(patterns[i * args.pack : (i + 1) * args.pack], cfg, data)
         return i, start, time.perf_counter(), results
 
     t0 = time.perf_counter()
     if not ahead:
         return [one(i) for i in range(args.packs)], t0
-    with ThreadPoolExecutor(2) as pool:
-        return [f.result() for f in [pool.submit(one, i) for i in range(args.packs)]], t0
+    import faulthandler
+    import sys
+
+    faulthandler.dump_traceback_later(120, repeat=True, file=sys.stderr)  # every thread's stack, should it hang
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            return [f.result() for f in [pool.submit(one, i) for i in range(args.packs)]], t0
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 if __name__ == "__main__":
