@@ -46,11 +46,12 @@ STATUSES = ("ok", "nan", "oom", "error")
 # `train_proxies` tells its progress callback how the loop is going at most this often (seconds).
 PROGRESS_EVERY_S = 5.0
 
-# Input shapes this process has captured before → the largest pack captured with them: cuDNN's
-# autotuning, lazily loaded kernels and each stream's cuBLAS workspace are then in place, so a pack
-# no larger is captured without eager warm-up steps (else three first). With compiled blocks also
-# the (stage, mixer) pairs compiled for those shapes: a new pair compiles in the warm-up steps, never
-# inside a capture.
+# Input shapes this process has captured before, by thread and stream group → the largest pack
+# captured with them: cuDNN's autotuning, lazily loaded kernels and each stream's cuBLAS workspace
+# (cuBLAS and cuDNN handles are the thread's own) are then in place, so a pack no larger is captured
+# without eager warm-up steps (else three first: a capture cannot create a handle or workspace).
+# With compiled blocks also the (stage, mixer) pairs compiled for those shapes: a new pair compiles
+# in the warm-up steps, never inside a capture.
 _CAPTURED: dict[tuple, int] = {}
 _COMPILED_PAIRS: dict[tuple, set[tuple[int, str]]] = {}
 
@@ -260,6 +261,7 @@ class _Fork:
 
     def __init__(self, dev: torch.device, n: int, group: int = 0):
         self.streams = _streams(dev, n, group) if dev.type == "cuda" else None
+        self.group = group
 
     @property
     def main(self) -> torch.cuda.Stream | None:
@@ -497,7 +499,8 @@ def _set_up_steps(pack: _Pack, first: list[tuple[torch.Tensor, torch.Tensor]]):
     graphs_before = graphs_compiled() if pack.compiled else 0
     if pack.cuda and cfg.cuda_graphs:
         try:
-            shapes = (tuple(first[0][0].shape), str(data.device), pack.bf16, cfg.variant, cfg.width, pack.compiled)
+            shapes = (tuple(first[0][0].shape), str(data.device), pack.bf16, cfg.variant, cfg.width, pack.compiled,
+                      threading.get_ident(), pack.fork.group)
             pairs = {(i, kind) for run in runs for i, kind in _mixers(run.model)} if pack.compiled else set()
             warm = len(runs) <= _CAPTURED.get(shapes, 0) and pairs <= _COMPILED_PAIRS.get(shapes, set())
             xy = [(data.normalize(x, cfg.channels_last), y) for x, y in first]
@@ -613,8 +616,9 @@ def _evaluate_pack(pack: _Pack, prepared: _GraphedEval | None = None) -> None:
             run.res.status, run.res.reason = "nan", "validation loss not finite"
 
 
-# Evaluation graphs' shapes this process has run eagerly once, with up to how many models: a first run
-# loads kernels and workspaces lazily, which a capture may not.
+# Evaluation graphs' shapes this process has run eagerly once (by thread and stream group, as
+# `_CAPTURED`), with up to how many models: a first run loads kernels and workspaces lazily, which a
+# capture may not.
 _EVAL_WARM: dict[tuple, int] = {}
 _IGNORE = -100  # the padding rows' label: cross-entropy skips it, no argmax equals it
 
@@ -652,7 +656,7 @@ class _GraphedEval:
         self.pack, self.batch, self.graph = pack, batch, None
         if not pack.cuda:  # the CPU runs the same batches eagerly (what the tests check the padding with)
             return
-        key = (str(dev), tuple(self.x.shape), pack.compiled, n_groups)
+        key = (str(dev), tuple(self.x.shape), pack.compiled, n_groups, threading.get_ident(), pack.fork.group)
         with torch.no_grad(), self._eval_mode():
             if _EVAL_WARM.get(key, 0) < len(scored):
                 batch()

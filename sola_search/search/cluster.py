@@ -168,7 +168,10 @@ def worker_actor(options: dict):
     import ray
 
     ray.method(concurrency_group="progress")(ProxyWorker.progress)  # marks the method, once is enough
-    ray.method(concurrency_group="train")(ProxyWorker.train)
+    # warm in train's threads too: cuBLAS and cuDNN handles are a thread's own, and a thread's first pack
+    # captures only after eager warm-up steps (`train._CAPTURED`)
+    for method in (ProxyWorker.warm, ProxyWorker.train):
+        ray.method(concurrency_group="train")(method)
     # Ray merges these variables into a job's own runtime_env (key by key), keeping the rest of it.
     actor = ray.remote(concurrency_groups={"progress": 1, "train": TRAIN_THREADS})(ProxyWorker)
     return actor.options(**options, runtime_env={"env_vars": WORKER_ENV})
