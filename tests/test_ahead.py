@@ -53,7 +53,8 @@ def test_a_time_limit_with_asking_ahead_takes_nothing_back(tmp_path, npz_data, m
         return ref
 
     monkeypatch.setattr(WorkerPool, "submit", counting)
-    summary = run_search(_config(tmp_path, npz_data, trials=None, time_limit_s=25, workers=2, name="tl"), quiet=True)
+    cfg = _config(tmp_path, npz_data, budget="4softmax", trials=None, time_limit_s=25, workers=2, name="tl")
+    summary = run_search(cfg, quiet=True)  # 386 patterns: the time ends the run, not the space (2softmax: 56)
     assert summary.stopped == "time" and summary.completed >= 3
     study = run_study(tmp_path / "runs" / "tl")
     assert not [t for t in study.trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]

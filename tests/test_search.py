@@ -226,11 +226,13 @@ def test_progress_line_shows_workers_warming_up():
 
 def test_max_failures_stops_the_run_and_a_resume_goes_on(tmp_path, npz_data):
     """--max-failures counts one session's failures: a resume goes on, and retries each failed
-    baseline once (the faults are part of the run's configuration, so they fail again)."""
+    baseline once (the faults are part of the run's configuration, so they fail again). One pack at a
+    time (`--ahead 0`, kept by the resume): a pack asked ahead before the limit was reached would still
+    run, and fail a third time, as the packs of other workers do."""
     base = baselines("micro", Budget.parse(BUDGET), 224)
     faults = {str(p): "raise" for p in base.values()}
     with pytest.raises(MaxFailures, match="stopped after 2 failed trials"):
-        run_search(_config(tmp_path, npz_data, faults=faults, max_failures=2), quiet=True)
+        run_search(_config(tmp_path, npz_data, faults=faults, max_failures=2, ahead=0), quiet=True)
     run_dir = tmp_path / "runs" / "t"
     summary = resume_search(run_dir, max_failures=4, quiet=True)
     assert summary.stopped == "done" and summary.failed == 5 and summary.completed == 1
