@@ -1,7 +1,8 @@
 """A real `sola-search run` measured: trials per hour, GPU utilization through the run (nvidia-smi
 sampled every second, from the first trial's start to the last trial's end, and from the run's start,
-worker warm-up included) and per-trial overhead (driver-side trial wall time minus the proxy's own
-training time, with the worker's phases: model build, graph capture, evaluation, clean-up).
+worker warm-up included) and per-trial overhead (the trial's wall time, driver-side from dispatch or, for a
+pack asked ahead, its worker's, minus the proxy's own training time, with the worker's phases: model build,
+graph capture, evaluation, clean-up).
 
     python bench/search_run.py --out bench/out/search_run.json -- --budget 8softmax --trials 64 ...
     python bench/search_run.py --smoke      # a few micro trials on the CPU
@@ -100,7 +101,8 @@ def main() -> None:
     last = max(_ts(e["time"]) for e in finished + failed)
     span = last - first
     # Per-trial overhead: trial wall minus training minus validation (scoring is the measurement, not
-    # overhead), graph capture counted in; also with validation counted.
+    # overhead), graph capture counted in; also with validation counted. A pack asked ahead (`run --ahead 1`,
+    # `queued`) has its worker's wall: its dispatch overlapped the pack before it, which is what asking ahead is for.
     def _eval(e: dict) -> float:
         return (e.get("phases") or {}).get("eval", 0.0)
 
@@ -122,6 +124,7 @@ def main() -> None:
     record = dict(
         bench="search_run", args=run_args, exit_status=proc.returncode, wall_s=round(wall, 1),
         trials_finished=len(finished), trials_failed=len(failed), span_s=round(span, 1),
+        trials_queued=sum(bool(e.get("queued")) for e in finished),
         trials_per_hour=round(len(finished) / span * 3600, 1),
         trial_wall_s_median=round(statistics.median(e["wall_s"] for e in finished), 2),
         train_s_median=round(statistics.median(e["train_s"] for e in finished if e.get("train_s") is not None), 2),

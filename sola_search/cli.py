@@ -496,9 +496,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         budget=args.budget, variant=args.variant, trials=args.trials,
         time_limit_s=parse_duration(args.time) if args.time else None, encoding=args.sampler,
         preset=args.preset, data=args.data, resolution=args.resolution, gpus_per_trial=args.gpus_per_trial,
-        workers=args.workers, pack=args.pack, address=args.address, storage=args.storage, name=args.name,
-        runs_dir=args.runs_dir, seed=args.seed, seeds=args.seeds, max_failures=args.max_failures, steps=args.steps,
-        batch_size=args.batch_size, lr=args.lr, baselines=False if args.no_baselines else None, latency=args.latency,
+        workers=args.workers, pack=args.pack, ahead=args.ahead, address=args.address, storage=args.storage,
+        name=args.name, runs_dir=args.runs_dir, seed=args.seed, seeds=args.seeds, max_failures=args.max_failures,
+        steps=args.steps, batch_size=args.batch_size, lr=args.lr, baselines=False if args.no_baselines else None,
+        latency=args.latency,
         objectives=None if args.objective is None and args.score is None
         else [SCORE_OBJECTIVES[args.score or "top1"], COST_OBJECTIVES[args.objective or "gmacs"]],
         compile=args.compile, confirm=args.confirm, estimator=args.estimator, supernet_steps=args.supernet_steps)
@@ -657,6 +658,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_int, help="worker processes (default: fill the GPUs; 1 on a CPU)")
     p.add_argument("--pack", type=_int, help="models a worker trains together (default 8 on GPUs, 1 on a CPU); "
                    "with --seeds K a pattern's K seeds are K of them, always in one pack")
+    p.add_argument("--ahead", type=_int, metavar="{0,1}", help="packs queued behind each busy worker's running one "
+                   "(default 1: it goes from pack to pack while the driver records results; with --time only a pack "
+                   "expected to start before the limit); 0: a worker gets a pack when it has none")
     p.add_argument("--address", help="join a running Ray cluster (ray start --head) instead of starting one")
     p.add_argument("--storage", help="study storage URL (default sqlite in the run directory)")
     p.add_argument("--name", help="run name (default: variant, budget and time); an existing run is resumed")

@@ -120,14 +120,19 @@ def test_a_long_trial_reports_its_progress_to_the_event_log(tmp_path, npz_data, 
 
 def test_failures_are_recorded_and_the_search_goes_on(tmp_path, npz_data):
     """A trial that raises, runs out of memory or diverges fails alone; a worker whose process dies
-    (segfault, OOM killer) fails its pack saying so, and a new worker warms up and measures the rest."""
+    (segfault, OOM killer) fails its pack saying so, and a new worker warms up and measures the rest.
+    The pack queued behind the one it died in (`--ahead`, the default) never ran: re-queued, not failed."""
     base = baselines("micro", Budget.parse("4softmax"), 224)  # five baselines: four to fail, one to pass
     names = list(base)[:4]
     faults = {str(base[n]): kind for n, kind in zip(names, ("raise", "oom", "nan", "die"), strict=True)}
     summary = run_search(_config(tmp_path, npz_data, budget="4softmax", faults=faults, max_failures=5), quiet=True)
     assert summary.failed == 4 and summary.completed == 2
-    failed = {t.user_attrs["pattern"]: t for t in run_study(tmp_path / "runs" / "t").trials
-              if t.state == TrialState.FAIL}
+    study = run_study(tmp_path / "runs" / "t")
+    failed = {t.user_attrs["pattern"]: t for t in study.trials
+              if t.state == TrialState.FAIL and t.user_attrs["status"] != "interrupted"}
+    measured = {t.user_attrs["pattern"] for t in study.trials if t.state == TrialState.COMPLETE}
+    assert all(t.user_attrs["pattern"] in measured for t in study.trials
+               if t.user_attrs.get("status") == "interrupted")  # re-queued and measured after all
     assert {p: t.user_attrs["status"] for p, t in failed.items()} == {
         p: {"raise": "error", "oom": "oom", "nan": "nan", "die": "error"}[k] for p, k in faults.items()}
     assert all(t.user_attrs["reason"] for t in failed.values())
@@ -221,11 +226,13 @@ def test_progress_line_shows_workers_warming_up():
 
 def test_max_failures_stops_the_run_and_a_resume_goes_on(tmp_path, npz_data):
     """--max-failures counts one session's failures: a resume goes on, and retries each failed
-    baseline once (the faults are part of the run's configuration, so they fail again)."""
+    baseline once (the faults are part of the run's configuration, so they fail again). One pack at a
+    time (`--ahead 0`, kept by the resume): a pack asked ahead before the limit was reached would still
+    run, and fail a third time, as the packs of other workers do."""
     base = baselines("micro", Budget.parse(BUDGET), 224)
     faults = {str(p): "raise" for p in base.values()}
     with pytest.raises(MaxFailures, match="stopped after 2 failed trials"):
-        run_search(_config(tmp_path, npz_data, faults=faults, max_failures=2), quiet=True)
+        run_search(_config(tmp_path, npz_data, faults=faults, max_failures=2, ahead=0), quiet=True)
     run_dir = tmp_path / "runs" / "t"
     summary = resume_search(run_dir, max_failures=4, quiet=True)
     assert summary.stopped == "done" and summary.failed == 5 and summary.completed == 1
@@ -295,7 +302,8 @@ def _wait_gone(pids: set[int], seconds: float = 20) -> list[psutil.Process]:
 def test_kill_minus_nine_then_resume(tmp_path, npz_data, capsys):
     """kill -9 of the driver mid-run: no Ray process survives it; `pareto` calls the trials it cut off
     interrupted, not running; resume says it recovered them, keeps every completed trial, re-measures
-    the interrupted ones and reaches the requested count exactly."""
+    the interrupted ones and reaches the requested count exactly. Those cut off include packs asked
+    ahead (`--ahead 1`, the default), queued behind a worker's running one."""
     runs = tmp_path / "runs"
     run_dir = runs / "k"
     proc, seen = _start_run(runs, "k", npz_data, finished=3, stderr=subprocess.DEVNULL)
@@ -308,6 +316,8 @@ def test_kill_minus_nine_then_resume(tmp_path, npz_data, capsys):
     completed_before = {t.user_attrs["pattern"] for t in before.trials if t.state == TrialState.COMPLETE}
     running_before = [t for t in before.trials if t.state == TrialState.RUNNING]
     assert len(completed_before) >= 3
+    queued = {e["trial"] for e in _events(run_dir) if e["event"] == "trial_started" and e.get("queued")}
+    assert queued & {t.number for t in running_before}
 
     assert main(["pareto", str(run_dir), "--no-reports"]) == 0
     out = " ".join(capsys.readouterr().out.split())
@@ -429,6 +439,7 @@ def test_a_refused_token_says_what_to_do():
     (["run", "--budget", "8softmax", "--variant", "huge"], "unknown variant 'huge'"),
     (["run", "--budget", "8softmax", "--gpus-per-trial", "-1"], "--gpus-per-trial -1"),
     (["run", "--budget", "8softmax", "--pack", "0"], "--pack 0"),
+    (["run", "--budget", "8softmax", "--ahead", "2"], "--ahead 2: expected 0"),
     (["run", "--budget", "8softmax", "--pack", "8", "--gpus-per-trial", "0.25"], "a pack trains on one GPU"),
     (["run", "--budget", "0.001gmacs", "--variant", "micro"], "admits no pattern"),
     (["run", "--budget", "8softmax", "--data", "npz:/nonexistent.npz"], "nonexistent"),

@@ -12,7 +12,7 @@ from sola_search.space.cost import check_resolution
 # What a new run uses for options left unset; a resumed run keeps what it was made with.
 # A run stored before an option existed had what its default gives now.
 DEFAULTS = {"variant": "small", "data": "fashion-mnist", "resolution": 224, "seed": 0, "baselines": True,
-            "objectives": list(DEFAULT_OBJECTIVES), "seeds": 1, "estimator": "train"}
+            "objectives": list(DEFAULT_OBJECTIVES), "seeds": 1, "estimator": "train", "ahead": 1}
 # What identifies a run's search: a resume may not change these (nor can its study: `open_study`).
 IDENTITY = ("budget", "variant", "resolution", "encoding", "preset", "data", "steps", "batch_size", "lr", "seed",
             "storage", "baselines", "objectives", "latency", "latency_digest", "seeds", "estimator", "supernet_steps")
@@ -46,7 +46,7 @@ _STORED_TYPES = dict(budget=(str,), variant=_TEXT, trials=_INT, time_limit_s=_NU
                      data=_TEXT, resolution=_INT, gpus_per_trial=_NUM, workers=_INT, pack=_INT, address=_TEXT,
                      storage=_TEXT, name=_TEXT, runs_dir=(str,), seed=_INT, max_failures=_INT, steps=_INT,
                      batch_size=_INT, lr=_NUM, baselines=(bool, type(None)), objectives=(list, type(None)),
-                     faults=(dict,),
+                     faults=(dict,), ahead=_INT,
                      latency=_TEXT, latency_digest=_TEXT, seeds=_INT, compile=_TEXT,
                      confirm=_INT, calibration=(dict, type(None)), estimator=_TEXT, supernet_steps=_INT)
 
@@ -64,6 +64,7 @@ class SearchConfig:
     gpus_per_trial: float | None = None
     workers: int | None = None  # worker processes; None: fill the GPUs, or one on a CPU machine
     pack: int | None = None  # trials a worker trains together; None: DEFAULT_PACK on GPUs, 1 on a CPU
+    ahead: int | None = None  # packs queued behind each busy worker's running one, 0 or 1 (`--ahead`); None: 1
     address: str | None = None
     storage: str | None = None  # None: runs/<name>/study.db
     name: str | None = None
@@ -128,6 +129,9 @@ class SearchConfig:
             raise SolaError(f"--workers {self.workers}: expected at least 1")
         if self.pack is not None and not 1 <= self.pack <= MAX_PACK:
             raise SolaError(f"--pack {self.pack}: expected 1 to {MAX_PACK} models")
+        if self.ahead is not None and self.ahead not in (0, 1):
+            raise SolaError(f"--ahead {self.ahead}: expected 0 (a worker gets a pack when it has none) or 1 (one "
+                            "more pack queued behind each busy worker's)")
         if self.seeds is not None and not 1 <= self.seeds <= MAX_PACK:
             raise SolaError(f"--seeds {self.seeds}: expected 1 to {MAX_PACK} (a pattern's seeds train in one pack)")
         models = pack_models(self.pack or 1, self.seeds or 1)

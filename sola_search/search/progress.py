@@ -14,6 +14,7 @@ class SearchStats:
     done: int = 0
     failed: int = 0
     running: int = 0
+    queued: int = 0  # trials in packs queued behind a busy worker's running one (`--ahead`)
     duplicates: int = 0
     infeasible: int = 0  # proposals outside the budget, never trained
     front_size: int = 0
@@ -47,7 +48,8 @@ class SearchStats:
         eta = _clock(self.eta) if self.eta is not None else "–"
         warming = f"{self.warming} worker(s) warming up (data, kernels) │ " if self.warming else ""
         prefix = warming + self._training()
-        return (f"{prefix}trials {self.done}{total} done, {self.running} running, {self.failed} failed"
+        queued = f", {self.queued} queued" if self.queued else ""
+        return (f"{prefix}trials {self.done}{total} done, {self.running} running{queued}, {self.failed} failed"
                 f"{f', {self.duplicates} answered from storage' if self.duplicates else ''}"
                 f"{f', {self.infeasible} outside the budget' if self.infeasible else ''} │ front {self.front_size}"
                 f" │ best top-1 {best} │ {_clock(self.elapsed)} elapsed, ETA {eta}")
