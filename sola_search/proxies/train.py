@@ -461,6 +461,12 @@ class _Ahead:
 
 
 _AHEAD = _Ahead()
+
+
+def wait_for_device() -> None:
+    """Return once no pack holds this process's device (`_Ahead`)."""
+    with _AHEAD.device:
+        pass
 # The pack on the device prepares the next one once at least this many of its steps are queued ahead of
 # the device and as many are left: they keep the GPU busy through the capture (~1 s for 8 models).
 AHEAD_STEPS = 32

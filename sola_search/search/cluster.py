@@ -319,7 +319,11 @@ class ProxyWorker:
     def _inject(kind: str, pattern: str) -> None:
         if kind == "raise":
             raise RuntimeError(f"injected failure for {pattern}")
-        if kind == "die":  # the process ends as a segfault or the OOM killer would end it
+        if kind == "die":  # the process ends as a segfault or the OOM killer would end it, in this pack's turn
+            from sola_search.proxies.train import wait_for_device
+
+            wait_for_device()  # a pack queued behind another dies when it would train, not before
+            time.sleep(0.5)  # the pack before it has returned its results by then
             os._exit(1)
         import torch
 
