@@ -1,4 +1,4 @@
-"""`run --ahead 1` (the default): a pack queued behind each busy worker's running one. The same trials and
+"""`run --ahead 1`: a pack queued behind each busy worker's running one. The same trials and
 results as one pack at a time, `--time` left with nothing to take back, a worker that dies with two
 packs, and the option stored and checked like the others. Real runs on a real local Ray."""
 
@@ -26,17 +26,17 @@ def _measured(run_dir) -> dict[int, tuple[str, tuple]]:
 
 @pytest.mark.slow
 def test_asking_ahead_measures_what_one_pack_at_a_time_does(tmp_path, npz_data, plain_run):
-    """The session's plain run asked ahead (the default); `--ahead 0` is today's loop: the same trials,
-    numbered alike, with the same patterns (the seeded sampler sees the same trials, running or done) and
-    the same values, nothing measured twice or lost."""
-    summary = run_search(_config(tmp_path, npz_data, trials=4, ahead=0, name="a0"), quiet=True)
+    """The session's plain run is one pack at a time (`--ahead 0`, the default); asked ahead, the same
+    trials, numbered alike, with the same patterns (the seeded sampler sees the same trials, running or
+    done) and the same values, nothing measured twice or lost."""
+    summary = run_search(_config(tmp_path, npz_data, trials=4, ahead=1, name="a1"), quiet=True)
     assert summary.completed == 4 and summary.failed == 0
-    one_at_a_time, ahead = _measured(tmp_path / "runs" / "a0"), _measured(plain_run)
+    ahead, one_at_a_time = _measured(tmp_path / "runs" / "a1"), _measured(plain_run)
     assert ahead == one_at_a_time and len({p for p, _ in ahead.values()}) == 4
-    assert not [e for e in _events(tmp_path / "runs" / "a0") if e.get("queued")]
-    queued = [e for e in _events(plain_run) if e["event"] == "trial_started" and e.get("queued")]
-    assert queued  # the plain run did ask ahead
-    assert json.loads((tmp_path / "runs" / "a0" / "run.json").read_text())["ahead"] == 0
+    assert not [e for e in _events(plain_run) if e.get("queued")]
+    queued = [e for e in _events(tmp_path / "runs" / "a1") if e["event"] == "trial_started" and e.get("queued")]
+    assert queued  # it did ask ahead
+    assert json.loads((tmp_path / "runs" / "a1" / "run.json").read_text())["ahead"] == 1
 
 
 @pytest.mark.slow
@@ -53,7 +53,8 @@ def test_a_time_limit_with_asking_ahead_takes_nothing_back(tmp_path, npz_data, m
         return ref
 
     monkeypatch.setattr(WorkerPool, "submit", counting)
-    cfg = _config(tmp_path, npz_data, budget="4softmax", trials=None, time_limit_s=25, workers=2, name="tl")
+    cfg = _config(tmp_path, npz_data, budget="4softmax", trials=None, time_limit_s=25, workers=2, ahead=1,
+                  name="tl")
     summary = run_search(cfg, quiet=True)  # 386 patterns: the time ends the run, not the space (2softmax: 56)
     assert summary.stopped == "time" and summary.completed >= 3
     study = run_study(tmp_path / "runs" / "tl")
@@ -70,7 +71,7 @@ def test_a_worker_that_dies_with_two_packs(tmp_path, npz_data):
     """The first pack's worker dies with the second queued behind it: the first fails (its worker died),
     the second never ran and is re-queued, measured by the one replacement worker."""
     first, second = list(baselines("micro", Budget.parse(BUDGET), 224).values())[:2]
-    summary = run_search(_config(tmp_path, npz_data, trials=3, faults={str(first): "die"}), quiet=True)
+    summary = run_search(_config(tmp_path, npz_data, trials=3, faults={str(first): "die"}, ahead=1), quiet=True)
     assert summary.completed == 2 and summary.failed == 1
     run_dir = tmp_path / "runs" / "t"
     trials = run_study(run_dir).trials
@@ -97,15 +98,15 @@ def test_a_pack_is_asked_ahead_only_when_it_would_start_before_the_time_limit():
     assert not starts_in_time(100.0, [10.0, 20.0, 90.0], 120.0)
 
 
-def test_ahead_is_stored_and_a_run_stored_before_it_existed_asks_ahead(tmp_path, npz_data):
+def test_ahead_is_stored_and_a_run_stored_before_it_existed_does_not_ask_ahead(tmp_path, npz_data):
     runs = tmp_path / "runs"
     (runs / "old").mkdir(parents=True)
     stored = _config(tmp_path, npz_data, name="old").to_dict()
     del stored["ahead"]  # run.json of a run made before --ahead
     (runs / "old" / "run.json").write_text(json.dumps(stored))
-    assert prepare(_config(tmp_path, npz_data, name="old")).config.ahead == 1
-    assert prepare(_config(tmp_path, npz_data, name="old", ahead=0)).config.ahead == 0  # given again: this session
-    stored["ahead"] = 0
+    assert prepare(_config(tmp_path, npz_data, name="old")).config.ahead == 0
+    assert prepare(_config(tmp_path, npz_data, name="old", ahead=1)).config.ahead == 1  # given again: this session
+    stored["ahead"] = 1
     (runs / "old" / "run.json").write_text(json.dumps(stored))
-    assert prepare(_config(tmp_path, npz_data, name="old")).config.ahead == 0  # kept by a resume
-    assert prepare(_config(tmp_path, npz_data, name="new")).config.ahead == 1  # a new run's default
+    assert prepare(_config(tmp_path, npz_data, name="old")).config.ahead == 1  # kept by a resume
+    assert prepare(_config(tmp_path, npz_data, name="new")).config.ahead == 0  # a new run's default

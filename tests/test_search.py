@@ -121,7 +121,7 @@ def test_a_long_trial_reports_its_progress_to_the_event_log(tmp_path, npz_data, 
 def test_failures_are_recorded_and_the_search_goes_on(tmp_path, npz_data):
     """A trial that raises, runs out of memory or diverges fails alone; a worker whose process dies
     (segfault, OOM killer) fails its pack saying so, and a new worker warms up and measures the rest.
-    The pack queued behind the one it died in (`--ahead`, the default) never ran: re-queued, not failed."""
+    (With `--ahead 1` a pack queued behind the one it died in never ran: re-queued, not failed: test_ahead.)"""
     base = baselines("micro", Budget.parse("4softmax"), 224)  # five baselines: four to fail, one to pass
     names = list(base)[:4]
     faults = {str(base[n]): kind for n, kind in zip(names, ("raise", "oom", "nan", "die"), strict=True)}
@@ -303,10 +303,10 @@ def test_kill_minus_nine_then_resume(tmp_path, npz_data, capsys):
     """kill -9 of the driver mid-run: no Ray process survives it; `pareto` calls the trials it cut off
     interrupted, not running; resume says it recovered them, keeps every completed trial, re-measures
     the interrupted ones and reaches the requested count exactly. Those cut off include packs asked
-    ahead (`--ahead 1`, the default), queued behind a worker's running one."""
+    ahead (`--ahead 1`), queued behind a worker's running one."""
     runs = tmp_path / "runs"
     run_dir = runs / "k"
-    proc, seen = _start_run(runs, "k", npz_data, finished=3, stderr=subprocess.DEVNULL)
+    proc, seen = _start_run(runs, "k", npz_data, finished=3, extra=("--ahead", "1"), stderr=subprocess.DEVNULL)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     left = _wait_gone(seen)

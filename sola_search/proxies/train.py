@@ -463,10 +463,11 @@ class _Ahead:
 _AHEAD = _Ahead()
 
 
-def wait_for_device() -> None:
-    """Return once no pack holds this process's device (`_Ahead`)."""
+@contextlib.contextmanager
+def device_turn():
+    """Hold this process's device as a pack does (`_Ahead`), once the pack on it has left."""
     with _AHEAD.device:
-        pass
+        yield
 # The pack on the device prepares the next one once at least this many of its steps are queued ahead of
 # the device and as many are left: they keep the GPU busy through the capture (~1 s for 8 models).
 AHEAD_STEPS = 32

@@ -156,15 +156,14 @@ def _join_failure(e: BaseException) -> str:
 # (a 28 s trial took 150-390 s). So workers keep the priority they inherit: the driver's, on the
 # embedded instance. Ray reads the setting from the worker's environment (as its job supervisor does).
 WORKER_ENV = {"RAY_worker_niceness": "0"}
-TRAIN_THREADS = 2  # packs a worker holds: one training, one waiting (and prepared meanwhile)
 
 
-def worker_actor(options: dict):
+def worker_actor(options: dict, train_threads: int = 1):
     """The `ProxyWorker` actor class with Ray's `options` (num_cpus, num_gpus): workers not niced
     below the driver; a concurrency group of its own for `progress`, so that the driver can ask how a
-    training is going while `train` runs; and two threads for `train`, so that a pack the driver
-    queues behind the one training is prepared while it trains (`train_proxies` lets one pack at a
-    time use the device)."""
+    training is going while `train` runs; and `train_threads` threads for `warm` and `train` (2 for
+    `run --ahead 1`: a pack the driver queues behind the one training enters `train_proxies` at once,
+    and is built and captured by that one between its steps; one pack at a time uses the device)."""
     import ray
 
     ray.method(concurrency_group="progress")(ProxyWorker.progress)  # marks the method, once is enough
@@ -173,7 +172,7 @@ def worker_actor(options: dict):
     for method in (ProxyWorker.warm, ProxyWorker.train):
         ray.method(concurrency_group="train")(method)
     # Ray merges these variables into a job's own runtime_env (key by key), keeping the rest of it.
-    actor = ray.remote(concurrency_groups={"progress": 1, "train": TRAIN_THREADS})(ProxyWorker)
+    actor = ray.remote(concurrency_groups={"progress": 1, "train": train_threads})(ProxyWorker)
     return actor.options(**options, runtime_env={"env_vars": WORKER_ENV})
 
 
@@ -320,11 +319,11 @@ class ProxyWorker:
         if kind == "raise":
             raise RuntimeError(f"injected failure for {pattern}")
         if kind == "die":  # the process ends as a segfault or the OOM killer would end it, in this pack's turn
-            from sola_search.proxies.train import wait_for_device
+            from sola_search.proxies.train import device_turn
 
-            wait_for_device()  # a pack queued behind another dies when it would train, not before
-            time.sleep(0.5)  # the pack before it has returned its results by then
-            os._exit(1)
+            with device_turn():  # a pack queued behind another dies when it would train, not before
+                time.sleep(0.5)  # the pack before it has returned its results by then
+                os._exit(1)
         import torch
 
         raise torch.OutOfMemoryError("CUDA out of memory (injected)")
