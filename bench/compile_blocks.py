@@ -125,13 +125,13 @@ def main() -> None:
         import pstats
 
         prof = cProfile.Profile()
-        warm = prof.runcall(warm_up, cfg, data, args.pack)
+        warm = prof.runcall(warm_up, cfg, data, args.pack, ahead=args.ahead or args.ahead_only)
         for key, n in (("cumulative", 70), ("tottime", 30)):
             buf = io.StringIO()
             pstats.Stats(prof, stream=buf).sort_stats(key).print_stats(n)
             print(buf.getvalue(), flush=True)
     else:
-        warm = warm_up(cfg, data, args.pack)
+        warm = warm_up(cfg, data, args.pack, ahead=args.ahead or args.ahead_only)  # as a worker with --ahead 1
     t2 = time.perf_counter()
     rec |= dict(warm_data_s=round(t1 - t0, 2), warm_kernels_s=round(t2 - t1, 2), warm_status=warm.status,
                 warm_reason=warm.reason, warm_phases=warm.phases,

@@ -552,6 +552,39 @@ def test_a_pack_whose_preparation_ahead_fails_prepares_itself(npz_file, monkeypa
     assert second[0].train_curve == train_proxy("all-linear", cfg).train_curve
 
 
+def test_the_device_thread_runs_gpu_work_on_one_thread_and_raises_on_the_callers():
+    """`_DeviceThread`: a GPU's work from any thread runs on one thread (a nested call at once); its value
+    or exception comes back to the caller; the CPU's runs on the caller's thread."""
+    import threading
+
+    dev = train_mod._DeviceThread()
+    gpu, cpu = torch.device("cuda"), torch.device("cpu")
+    names = [dev.run(gpu, lambda: threading.current_thread().name) for _ in range(2)]
+    other = []
+    t = threading.Thread(target=lambda: other.append(dev.run(gpu, lambda: threading.current_thread().name)))
+    t.start()
+    t.join()
+    assert names == other * 2 == ["sola-device"] * 2
+    assert dev.run(gpu, lambda: dev.run(gpu, lambda: 7)) == 7
+    assert dev.run(cpu, lambda: threading.current_thread().name) == threading.current_thread().name
+    with pytest.raises(ValueError, match="boom"):
+        dev.run(gpu, lambda: (_ for _ in ()).throw(ValueError("boom")))
+
+
+def test_a_warm_up_for_packs_prepared_ahead_keeps_a_second_packs_models(npz_file, monkeypatch):
+    """`warm_up(ahead=True)`: its pack prepared once more as a pack ahead is, and those models kept, so that
+    a worker holding two packs builds none while one trains."""
+    monkeypatch.setattr(train_mod, "_MODELS", train_mod._ModelPool())
+    cfg = tiny(f"npz:{npz_file}", resolution=20)
+    data = load_proxy_data(cfg)
+    assert train_mod.warm_up(cfg, data, pack=2).ok
+    assert sum(len(m) for m in train_mod._MODELS.spare.values()) == 2
+    monkeypatch.setattr(train_mod, "_MODELS", train_mod._ModelPool())
+    assert train_mod.warm_up(cfg, data, pack=2, ahead=True).ok
+    assert sum(len(m) for m in train_mod._MODELS.spare.values()) == 4
+    assert not train_mod._AHEAD.device.locked()
+
+
 def test_progress_is_reported_from_the_loop_and_changes_nothing(npz_file):
     """A long run is not silent: the callback hears step/steps, images/s and the time left, at most
     every `progress_every` seconds, and the run's arithmetic is the same without it."""

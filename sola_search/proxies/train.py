@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
+import queue
 import resource
 import threading
 import time
@@ -159,8 +160,8 @@ def train_proxies(patterns: list[str | Pattern], config: ProxyConfig | None = No
     except Exception as e:  # noqa: BLE001 — a worker must survive whatever a training run does
         _failed(results, e)
     request = _Request(patterns, [configs[s] for s in seeds], data, results)
-    with _AHEAD.turn(request) as prepared:  # one pack on the device at a time; cleaned up before the next
-        phases.update(request.phases)
+
+    def run(prepared: _Prepared | None) -> None:
         try:
             if data is not None:
                 with _on_device(dev):
@@ -171,10 +172,58 @@ def train_proxies(patterns: list[str | Pattern], config: ProxyConfig | None = No
             _failed(results, e)
         finally:
             _clean_up(dev, results, phases)
+
+    with _AHEAD.turn(request) as prepared:  # one pack on the device at a time; cleaned up before the next
+        phases.update(request.phases)
+        try:
+            _DEVICE.run(dev, lambda: run(prepared))
+        finally:
             for res in results:
                 res.phases = dict(phases)
                 res.wall_s = round(time.perf_counter() - t0 - phases.get("queued", 0.0), 3)
     return results
+
+
+class _DeviceThread:
+    """One thread for all of a process's GPU training (the CPU trains on the caller's thread).
+
+    Why: cuBLAS and cuDNN handles belong to a thread (and each stream's cuBLAS workspace to its
+    handle), and a capture cannot create them: a thread's first capture follows eager warm-up steps.
+    A worker's packs come on Ray's threads (`run --ahead 1`: two); here they all use one."""
+
+    def __init__(self):
+        self._jobs: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
+
+    def run(self, dev: torch.device, fn: Callable[[], Any]) -> Any:
+        """`fn()` on the device thread for a GPU (already there: at once), on this thread for the CPU;
+        its value, or its exception raised here."""
+        if dev.type != "cuda" or threading.current_thread() is self._thread:
+            return fn()
+        with self._start:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="sola-device", daemon=True)
+                self._thread.start()
+        done, out = threading.Event(), {}
+        self._jobs.put((fn, done, out))
+        done.wait()
+        if "error" in out:
+            raise out["error"]
+        return out.get("value")
+
+    def _serve(self) -> None:
+        while True:
+            fn, done, out = self._jobs.get()
+            try:
+                out["value"] = fn()
+            except BaseException as e:  # noqa: BLE001 — raised again on the caller's thread
+                out["error"] = e
+            finally:
+                done.set()
+
+
+_DEVICE = _DeviceThread()
 
 
 def _failed(results: list[ProxyResult], e: BaseException) -> None:
@@ -195,17 +244,43 @@ def _clean_up(dev: torch.device, results: list[ProxyResult], phases: dict[str, f
     phases["cleanup"] = round(time.perf_counter() - t_clean, 3)
 
 
-def warm_up(config: ProxyConfig, data: ProxyData, pack: int = 1, seeds: int = 1) -> ProxyResult:
+def warm_up(config: ProxyConfig, data: ProxyData, pack: int = 1, seeds: int = 1, ahead: bool = False) -> ProxyResult:
     """Pay a process's one-off costs before its first real run: one two-step run of a full pack of
     an alternating pattern (both mixers in every stage, at every stage's shapes), `pack` patterns
     with `seeds` seeds each, so that cuDNN's autotuning, lazily loaded kernels, each stream's
-    workspace and the kept models (one per seed's initial weights) are in place."""
+    workspace and the kept models (one per seed's initial weights) are in place. `ahead` (a worker
+    whose next pack is prepared while one trains, `run --ahead 1`): that pack also prepared once on the
+    streams a pack prepared ahead uses, so that the first one is captured without eager warm-up steps,
+    and its models kept for the second pack a worker then holds."""
     from sola_search.space import get_variant
 
     mixed = "-".join("".join("LS"[i % 2] for i in range(d)) for d in get_variant(config.variant).depths)
     each = seed_list(config.seed, seeds)
-    return train_proxies([mixed] * (pack * seeds), config.replace(steps=2, warmup_steps=1, log_points=1, test=False),
-                         data, seeds=each * pack)[0]
+    cfg = config.replace(steps=2, warmup_steps=1, log_points=1, test=False)
+    request = None
+    if ahead:  # first, so that the run below builds models of its own beside these
+        patterns = [resolve_pattern(mixed, cfg.variant)] * (pack * seeds)
+        request = _Request(patterns, [cfg.replace(seed=s) for s in each * pack], data,
+                           [ProxyResult(status="ok") for _ in patterns])
+        with _AHEAD.device:
+            _DEVICE.run(data.device, lambda: _warm_ahead(request, release=False))
+    try:
+        return train_proxies([mixed] * (pack * seeds), cfg, data, seeds=each * pack)[0]
+    finally:
+        if request is not None:
+            with _AHEAD.device:
+                _DEVICE.run(data.device, lambda: _warm_ahead(request, release=True))
+
+
+def _warm_ahead(request: _Request, release: bool) -> None:
+    """`warm_up(ahead=True)`: `request`'s pack prepared as a pack ahead is (a capture that fails here is
+    paid again by the first pack prepared ahead), and later its models back to the pool."""
+    with _on_device(request.data.device):
+        if not release:
+            _Ahead.prepare(request)
+        elif request.prepared is not None:
+            _release(request.prepared.pack)
+            request.prepared = None
 
 
 def _memory_low(dev: torch.device) -> bool:

@@ -167,9 +167,7 @@ def worker_actor(options: dict, train_threads: int = 1):
     import ray
 
     ray.method(concurrency_group="progress")(ProxyWorker.progress)  # marks the method, once is enough
-    # warm in train's threads too: cuBLAS and cuDNN handles are a thread's own, and a thread's first pack
-    # captures only after eager warm-up steps (`train._CAPTURED`)
-    for method in (ProxyWorker.warm, ProxyWorker.train):
+    for method in (ProxyWorker.warm, ProxyWorker.train):  # in order, on one thread unless ahead
         ray.method(concurrency_group="train")(method)
     # Ray merges these variables into a job's own runtime_env (key by key), keeping the rest of it.
     actor = ray.remote(concurrency_groups={"progress": 1, "train": train_threads})(ProxyWorker)
@@ -204,13 +202,15 @@ class ProxyWorker:
         reported it; empty between packs. Runs beside `train` (its own concurrency group)."""
         return dict(self._progress)
 
-    def warm(self, config: dict, pack: int = 1, seeds: int = 1, supernet: dict | None = None) -> dict:
+    def warm(self, config: dict, pack: int = 1, seeds: int = 1, supernet: dict | None = None, ahead: int = 0) -> dict:
         """Pay a worker's one-off costs before its first trial: imports, the CUDA context, the
         dataset on the device, and one two-step run of a full pack (`pack` patterns, `seeds` seeds
         each) through every kernel a trial uses (cuDNN's autotuning, lazily loaded kernels and the
         models are then kept by the process). With `supernet` (the run's `--estimator supernet`:
         its directory, budget, resolution, steps, latency table) the run's supernet instead: trained
-        there (resuming its checkpoint) or loaded, and kept for `train` to score with. Returns seconds."""
+        there (resuming its checkpoint) or loaded, and kept for `train` to score with. `ahead` (`run --ahead
+        1`): the warm-up's pack also prepared once as a pack queued behind another is (`warm_up`). Returns
+        seconds."""
         t0 = time.perf_counter()
         import torch
 
@@ -227,7 +227,7 @@ class ProxyWorker:
             info = dict(status="ok", reason="", supernet_sha256=self.supernet.sha256,
                         supernet_train_s=self.supernet.meta.get("train_s"))
         else:
-            warm = warm_up(cfg, data, pack, seeds)
+            warm = warm_up(cfg, data, pack, seeds, ahead=bool(ahead))
             info = dict(status=warm.status, reason=warm.reason)
         t3 = time.perf_counter()
         return dict(pid=self.pid, import_s=round(t1 - t0, 3), data_s=round(t2 - t1, 3), kernels_s=round(t3 - t2, 3),
