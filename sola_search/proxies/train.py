@@ -262,25 +262,25 @@ def warm_up(config: ProxyConfig, data: ProxyData, pack: int = 1, seeds: int = 1,
         patterns = [resolve_pattern(mixed, cfg.variant)] * (pack * seeds)
         request = _Request(patterns, [cfg.replace(seed=s) for s in each * pack], data,
                            [ProxyResult(status="ok") for _ in patterns])
-        with _AHEAD.device:
-            _DEVICE.run(data.device, lambda: _warm_ahead(request, release=False))
+        _on_the_device(data.device, lambda: _Ahead.prepare(request))  # a failed capture: paid by the first pack
     try:
         return train_proxies([mixed] * (pack * seeds), cfg, data, seeds=each * pack)[0]
     finally:
-        if request is not None:
-            with _AHEAD.device:
-                _DEVICE.run(data.device, lambda: _warm_ahead(request, release=True))
-
-
-def _warm_ahead(request: _Request, release: bool) -> None:
-    """`warm_up(ahead=True)`: `request`'s pack prepared as a pack ahead is (a capture that fails here is
-    paid again by the first pack prepared ahead), and later its models back to the pool."""
-    with _on_device(request.data.device):
-        if not release:
-            _Ahead.prepare(request)
-        elif request.prepared is not None:
-            _release(request.prepared.pack)
+        if request is not None and request.prepared is not None:
+            _on_the_device(data.device, lambda: _release(request.prepared.pack))
             request.prepared = None
+
+
+def _on_the_device(dev: torch.device, fn: Callable[[], Any]) -> Any:
+    """`fn()` as a pack's work runs: holding the device (`device_turn`), on its thread (`_DeviceThread`),
+    with its settings and stream (`_on_device`)."""
+
+    def on_device():
+        with _on_device(dev):
+            return fn()
+
+    with device_turn():
+        return _DEVICE.run(dev, on_device)
 
 
 def _memory_low(dev: torch.device) -> bool:
@@ -543,6 +543,8 @@ def device_turn():
     """Hold this process's device as a pack does (`_Ahead`), once the pack on it has left."""
     with _AHEAD.device:
         yield
+
+
 # The pack on the device prepares the next one once at least this many of its steps are queued ahead of
 # the device and as many are left: they keep the GPU busy through the capture (~1 s for 8 models).
 AHEAD_STEPS = 32
