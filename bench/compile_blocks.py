@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from proxy_common import common_args, env_info, overrides, preset, write_json
 
-from sola_search.proxies import load_proxy_data, train_proxies, warm_up
+from sola_search.proxies import load_proxy_data, train, train_proxies, warm_up
 from sola_search.proxies.compiled import cache_dir, graphs_compiled
 from sola_search.space import Budget, FeasibleSet
 
@@ -57,8 +57,6 @@ def check_evaluation(record: list) -> None:
     trained models evaluated again the eager way (CUDA graphs off for evaluation only, batches of
     `eval_batch_size`): both ways' top-1 and loss per model into `record`; the pack keeps the first."""
     from dataclasses import replace
-
-    from sola_search.proxies import train
 
     inner = train._evaluate_pack
 
@@ -100,6 +98,9 @@ def main() -> None:
     ap.add_argument("--ahead", action="store_true",
                     help="then the same packs again from two threads: each prepared while the one before trains")
     ap.add_argument("--ahead-only", action="store_true", help="only the packs prepared ahead")
+    ap.add_argument("--ahead-steps", type=int, nargs="+", metavar="N",
+                    help="the packs prepared ahead once per value of train.AHEAD_STEPS (the steps the pack training "
+                         "runs before it hands the next pack to be prepared; default: the package's)")
     ap.add_argument("--compare", nargs=2, metavar="JSON", help="compare two records' loss curves and top-1")
     args = ap.parse_args()
     if args.compare:
@@ -144,9 +145,13 @@ def main() -> None:
         rec["compile_times"] = compile_times(repr="str", aggregate=True)
         print(rec["compile_times"], flush=True)
     rec["packs"], rec["results"], rec["spans"] = [], [], []
-    ways = (["one after another"] if not args.ahead_only else []) + (["ahead"] if args.ahead or args.ahead_only else [])
+    steps = args.ahead_steps or [train.AHEAD_STEPS]
+    ways = (["one after another"] if not args.ahead_only else []) + (
+        [f"ahead {n}" if args.ahead_steps else "ahead" for n in steps] if args.ahead or args.ahead_only else [])
     for way in ways:
-        outs, t0 = train_packs(patterns, cfg, data, args, ahead=way == "ahead")
+        if way != "one after another":
+            train.AHEAD_STEPS = int(way.split()[1]) if args.ahead_steps else train.AHEAD_STEPS
+        outs, t0 = train_packs(patterns, cfg, data, args, ahead=way != "one after another", way=way)
         span = max(end for _, _, end, _ in outs) - t0
         for i, start, end, results in sorted(outs, key=lambda o: o[1]):
             train_s = results[0].train_s
@@ -169,20 +174,22 @@ def main() -> None:
                                  images_per_s=round(images / span)))
         print(f"{way}: {args.packs} packs in {span:.1f} s, {span / args.packs:.2f} s a pack, "
               f"{images / span:,.0f} images/s over the span", flush=True)
-    if len(ways) == 2:
+    if len(ways) >= 2 and ways[0] == "one after another":
         by = {(r["way"], r["pattern"]): r["val_top1"] for r in rec["results"]}
-        diffs = [abs(by[(ways[0], p)] - by[(ways[1], p)]) for w, p in by if w == ways[0]
-                 if by[(ways[0], p)] is not None and by.get((ways[1], p)) is not None]
-        rec["ahead_vs_one_after_another"] = dict(
-            speed=round(rec["spans"][0]["span_s"] / rec["spans"][1]["span_s"], 3),
-            max_top1_diff=max(diffs, default=None))
+        rec["ahead_vs_one_after_another"] = {}
+        for i, way in enumerate(ways[1:], 1):
+            diffs = [abs(by[(ways[0], p)] - by[(way, p)]) for w, p in by if w == ways[0]
+                     if by[(ways[0], p)] is not None and by.get((way, p)) is not None]
+            rec["ahead_vs_one_after_another"][way] = dict(
+                speed=round(rec["spans"][0]["span_s"] / rec["spans"][i]["span_s"], 3),
+                max_top1_diff=max(diffs, default=None))
         print(f"ahead: {rec['ahead_vs_one_after_another']}", flush=True)
     if torch.cuda.is_available():
         rec["peak_mem_mb"] = max(p["peak_mem_mb"] for p in rec["packs"])
     write_json(args.out, rec)
 
 
-def train_packs(patterns: list[str], cfg, data, args, ahead: bool) -> tuple[list, float]:
+def train_packs(patterns: list[str], cfg, data, args, ahead: bool, way: str = "") -> tuple[list, float]:
     """Train `args.packs` packs: one after another, or from two threads, so that each pack waits for the
     device while the one before trains and is prepared by it (a search worker's `--ahead 1`). Returns
     (index, start, end, results) per pack, and the start."""
@@ -192,7 +199,9 @@ def train_packs(patterns: list[str], cfg, data, args, ahead: bool) -> tuple[list
         start = time.perf_counter()
         print(f"pack {i} called at {start - t0:.1f} s", flush=True)
         results = train_proxies(patterns[i * args.pack : (i + 1) * args.pack], cfg, data)
-        return i, start, time.perf_counter(), results
+        end = time.perf_counter()
+        print(f"pack {i} ({way}) done at {end - t0:.1f} s: phases {results[0].phases}", flush=True)
+        return i, start, end, results
 
     t0 = time.perf_counter()
     if not ahead:

@@ -557,7 +557,7 @@ def test_the_device_thread_runs_gpu_work_on_one_thread_and_raises_on_the_callers
     or exception comes back to the caller; the CPU's runs on the caller's thread."""
     import threading
 
-    dev = train_mod._DeviceThread()
+    dev = train_mod._DeviceThread("sola-device")
     gpu, cpu = torch.device("cuda"), torch.device("cpu")
     names = [dev.run(gpu, lambda: threading.current_thread().name) for _ in range(2)]
     other = []
@@ -569,6 +569,32 @@ def test_the_device_thread_runs_gpu_work_on_one_thread_and_raises_on_the_callers
     assert dev.run(cpu, lambda: threading.current_thread().name) == threading.current_thread().name
     with pytest.raises(ValueError, match="boom"):
         dev.run(gpu, lambda: (_ for _ in ()).throw(ValueError("boom")))
+    gate = threading.Event()
+    job = dev.start(lambda: gate.wait(30) and "after")  # start(): the caller goes on meanwhile
+    assert not job.done.is_set()
+    gate.set()
+    assert job.wait() == "after"
+
+
+def test_the_cycle_collector_is_off_while_any_thread_captures():
+    """`_COLLECTOR_PAUSED` (around every capture): off from the first capture's start to the last's end,
+    then as it was."""
+    import gc
+
+    pause = train_mod._CollectorPause()
+    assert gc.isenabled()
+    with pause:
+        with pause:
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with pause:
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_a_warm_up_for_packs_prepared_ahead_keeps_a_second_packs_models(npz_file, monkeypatch):

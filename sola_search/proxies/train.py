@@ -15,8 +15,8 @@ One proxy model is far too small to fill a GPU, and processes sharing one take t
 `train_proxies` trains a pack of patterns together on the same batches, every model's step a
 branch of the one graph, and their kernels overlap (docs/performance.md: "Packs"). A process runs
 one pack at a time on its device; a second caller (a worker's next pack) waits, and the pack training
-builds and captures it between its own steps, so that the GPU does not idle through a capture
-(`_Ahead`)."""
+has it built and captured on a second thread meanwhile, so that the GPU does not idle through a
+capture (`_Ahead`)."""
 
 from __future__ import annotations
 
@@ -185,45 +185,62 @@ def train_proxies(patterns: list[str | Pattern], config: ProxyConfig | None = No
 
 
 class _DeviceThread:
-    """One thread for all of a process's GPU training (the CPU trains on the caller's thread).
+    """One long-lived thread for one kind of a process's GPU work (the CPU works on the caller's thread).
 
     Why: cuBLAS and cuDNN handles belong to a thread (and each stream's cuBLAS workspace to its
     handle), and a capture cannot create them: a thread's first capture follows eager warm-up steps.
-    A worker's packs come on Ray's threads (`run --ahead 1`: two); here they all use one."""
+    A worker's packs come on Ray's threads (`run --ahead 1`: two); they all train on `_DEVICE`, and
+    the next pack is prepared on `_PREPARER` while one trains (`_Ahead`)."""
 
-    def __init__(self):
+    def __init__(self, name: str):
+        self.name = name
         self._jobs: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
 
     def run(self, dev: torch.device, fn: Callable[[], Any]) -> Any:
-        """`fn()` on the device thread for a GPU (already there: at once), on this thread for the CPU;
+        """`fn()` on this thread for a GPU (already there: at once), on the caller's for the CPU;
         its value, or its exception raised here."""
         if dev.type != "cuda" or threading.current_thread() is self._thread:
             return fn()
+        return self.start(fn).wait()
+
+    def start(self, fn: Callable[[], Any]) -> _Job:
+        """`fn()` on this thread, without waiting for it."""
         with self._start:
             if self._thread is None:
-                self._thread = threading.Thread(target=self._serve, name="sola-device", daemon=True)
+                self._thread = threading.Thread(target=self._serve, name=self.name, daemon=True)
                 self._thread.start()
-        done, out = threading.Event(), {}
-        self._jobs.put((fn, done, out))
-        done.wait()
-        if "error" in out:
-            raise out["error"]
-        return out.get("value")
+        job = _Job()
+        self._jobs.put((fn, job))
+        return job
 
     def _serve(self) -> None:
         while True:
-            fn, done, out = self._jobs.get()
+            fn, job = self._jobs.get()
             try:
-                out["value"] = fn()
+                job.value = fn()
             except BaseException as e:  # noqa: BLE001 — raised again on the caller's thread
-                out["error"] = e
+                job.error = e
             finally:
-                done.set()
+                job.done.set()
 
 
-_DEVICE = _DeviceThread()
+class _Job:
+    """A function given to a `_DeviceThread`: wait() for its value or its exception."""
+
+    def __init__(self):
+        self.done, self.value, self.error = threading.Event(), None, None
+
+    def wait(self) -> Any:
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+_DEVICE = _DeviceThread("sola-device")
+_PREPARER = _DeviceThread("sola-prepare")
 
 
 def _failed(results: list[ProxyResult], e: BaseException) -> None:
@@ -262,25 +279,26 @@ def warm_up(config: ProxyConfig, data: ProxyData, pack: int = 1, seeds: int = 1,
         patterns = [resolve_pattern(mixed, cfg.variant)] * (pack * seeds)
         request = _Request(patterns, [cfg.replace(seed=s) for s in each * pack], data,
                            [ProxyResult(status="ok") for _ in patterns])
-        _on_the_device(data.device, lambda: _Ahead.prepare(request))  # a failed capture: paid by the first pack
+        # on the thread that prepares packs ahead; a failed capture: paid by the first pack
+        _on_the_device(data.device, lambda: _Ahead.prepare(request), _PREPARER)
     try:
         return train_proxies([mixed] * (pack * seeds), cfg, data, seeds=each * pack)[0]
     finally:
         if request is not None and request.prepared is not None:
-            _on_the_device(data.device, lambda: _release(request.prepared.pack))
+            _on_the_device(data.device, lambda: _release(request.prepared.pack), _PREPARER)
             request.prepared = None
 
 
-def _on_the_device(dev: torch.device, fn: Callable[[], Any]) -> Any:
-    """`fn()` as a pack's work runs: holding the device (`device_turn`), on its thread (`_DeviceThread`),
-    with its settings and stream (`_on_device`)."""
+def _on_the_device(dev: torch.device, fn: Callable[[], Any], thread: _DeviceThread | None = None) -> Any:
+    """`fn()` as a pack's work runs: holding the device (`device_turn`), on its thread (`_DEVICE`, or
+    `thread`), with its settings and stream (`_on_device`)."""
 
     def on_device():
         with _on_device(dev):
             return fn()
 
     with device_turn():
-        return _DEVICE.run(dev, on_device)
+        return (thread or _DEVICE).run(dev, on_device)
 
 
 def _memory_low(dev: torch.device) -> bool:
@@ -478,9 +496,9 @@ class _Ahead:
 
     Why: building a pack and capturing its step as a CUDA graph takes about a second of host time,
     in which the GPU would idle (docs/performance.md, issue 16). A caller that finds the device busy
-    (a worker's next pack) posts its request and waits; the pack training takes it once, between its
-    steps, and builds and captures it on other streams while the GPU works off the steps already
-    queued. The next pack then starts training the moment this one ends."""
+    (a worker's next pack) posts its request and waits; the pack training takes it once and has it
+    built and captured on other streams by a second thread (`_PREPARER`) while it goes on feeding the
+    device. The next pack then starts training the moment this one ends."""
 
     def __init__(self):
         self.device = threading.Lock()
@@ -524,15 +542,30 @@ class _Ahead:
         it). A failure leaves the request to prepare itself when its turn comes, and say why there."""
         t0, phases = time.perf_counter(), {}
         dev = request.data.device
+        cuda = dev.type == "cuda"
         try:
-            with torch.random.fork_rng(devices=[]), \
-                    (torch.cuda.stream(_streams(dev, 0, 1)[0]) if dev.type == "cuda" else contextlib.nullcontext()):
+            with torch.random.fork_rng(devices=[]), (torch.cuda.device(dev) if cuda else contextlib.nullcontext()), \
+                    (torch.cuda.stream(_streams(dev, 0, 1)[0]) if cuda else contextlib.nullcontext()):
                 prepared = _prepare(request.patterns, request.configs, request.data, request.results, phases, group=1)
                 prepared.eval_graph = _GraphedEval.ahead(prepared.pack)
             request.prepared, request.state = prepared, "done"
-            request.phases.update(build=0.0, capture=0.0, ahead=round(time.perf_counter() - t0, 3))
+            request.phases.update(build=0.0, capture=0.0, ahead=round(time.perf_counter() - t0, 3),
+                                  ahead_build=phases["build"], ahead_capture=phases["capture"])
         except Exception:  # noqa: BLE001 — the request's own turn meets the error again and reports it
             request.prepared, request.state = None, "failed"
+
+    @staticmethod
+    def start(request: _Request) -> _Job:
+        """`prepare(request)` on the thread that prepares packs (`_PREPARER`) on a GPU, so that the pack
+        training keeps the device's queue filled meanwhile (a step's graph launch waits for room in
+        it, so the loop itself cannot run far ahead of the device: call 2 of the twenty-third session
+        measured 1.55 of a 1.86 s preparation idle when it ran between the steps); on the CPU at once."""
+        if request.data.device.type == "cuda":
+            return _PREPARER.start(lambda: _Ahead.prepare(request))
+        job = _Job()
+        _Ahead.prepare(request)
+        job.done.set()
+        return job
 
 
 _AHEAD = _Ahead()
@@ -545,9 +578,9 @@ def device_turn():
         yield
 
 
-# The pack on the device prepares the next one once at least this many of its steps are queued ahead of
-# the device and as many are left: they keep the GPU busy through the capture (~1 s for 8 models).
-AHEAD_STEPS = 32
+# The pack on the device hands the next one to be prepared once it has run this many steps (its own
+# first steps queued), and while at least as many are left.
+AHEAD_STEPS = 8
 
 
 def _batches(cfg: ProxyConfig, data: ProxyData):
@@ -611,53 +644,57 @@ def _set_up_steps(pack: _Pack, first: list[tuple[torch.Tensor, torch.Tensor]]):
 def _train_loop(pack: _Pack, batches, first, graphed, progress, progress_every: float) -> None:
     """Train: `steps` steps of every model that has not diverged, the loss read back one logging
     interval late, validation every `eval_every` steps, progress from the host's clock; returns once
-    the device has finished."""
+    the device has finished, and the next pack, when it was given one to prepare, is ready."""
     cfg, data, runs, cuda = pack.cfg, pack.data, pack.runs, pack.cuda
     log_every = max(1, cfg.steps // cfg.log_points)
-    # Losses are read back `lag` logging intervals late: on a GPU enough steps stay queued that the
-    # device keeps working while the host prepares the next pack (`_Ahead`).
-    lag = max(1, math.ceil(AHEAD_STEPS / log_every)) if cuda else 1
     for run in runs:  # on the loop's stream: a tensor freed while its kernels are queued must be this stream's
         run.loss_acc = torch.zeros((), device=data.device)
     t_loop = time.perf_counter()
     report_at = t_loop + progress_every if progress is not None else math.inf
-    for step in range(cfg.steps):
-        live = [run for run in runs if not run.diverged]
-        if not live:
-            break
-        lr = lr_at(step, cfg)
-        if cuda:
-            pack.lr_t.fill_(lr)
-        else:
-            for run in live:
-                for g in run.opt.param_groups:
-                    g["lr"] = lr
-        drawn = first if step == 0 else [next(b) for b in batches]  # one batch per seed's stream
-        xy = [(data.normalize(xb, cfg.channels_last), yb) for xb, yb in drawn]
-        if graphed is not None:
-            losses = graphed(xy)  # every model steps, a diverged one too (its result is final)
-        else:
-            losses = pack.fork([lambda run=run, b=xy[run.stream]: run.step(*b) for run in live])
-        for run, loss in zip(runs if graphed is not None else live, losses, strict=True):
-            if not run.diverged:
-                _account(run, loss, step + 1, log_every, cfg.steps, cuda, lag)
-        if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
-            for run in runs:
+    preparing = None
+    try:
+        for step in range(cfg.steps):
+            live = [run for run in runs if not run.diverged]
+            if not live:
+                break
+            lr = lr_at(step, cfg)
+            if cuda:
+                pack.lr_t.fill_(lr)
+            else:
+                for run in live:
+                    for g in run.opt.param_groups:
+                        g["lr"] = lr
+            drawn = first if step == 0 else [next(b) for b in batches]  # one batch per seed's stream
+            xy = [(data.normalize(xb, cfg.channels_last), yb) for xb, yb in drawn]
+            if graphed is not None:
+                losses = graphed(xy)  # every model steps, a diverged one too (its result is final)
+            else:
+                losses = pack.fork([lambda run=run, b=xy[run.stream]: run.step(*b) for run in live])
+            for run, loss in zip(runs if graphed is not None else live, losses, strict=True):
                 if not run.diverged:
-                    correct, _, _ = _evaluate(run.model, data.val_x, data.val_y, data, cfg, pack.autocast)
-                    run.res.val_curve.append([step + 1, round(correct.item() / max(1, data.val_x.shape[0]), 6)])
-        if AHEAD_STEPS <= step + 1 <= cfg.steps - AHEAD_STEPS and (request := _AHEAD.take(data.device)):
-            _AHEAD.prepare(request)  # the next pack, while the device works off the steps queued
-        if (now := time.perf_counter()) >= report_at:  # the host's clock only: no device sync
-            report_at = now + progress_every
-            rate = (step + 1) / max(now - t_loop, 1e-9)
-            progress(dict(phase="train", step=step + 1, steps=cfg.steps,
-                          images_per_s=round(rate * cfg.batch_size, 1), eta_s=round((cfg.steps - step - 1) / rate, 1)))
-    for run in runs:
-        while run.pending:
-            run.diverged |= _read_loss(run.pending.popleft(), run.res)
-    if cuda:
-        pack.fork.main.synchronize()
+                    _account(run, loss, step + 1, log_every, cfg.steps, cuda)
+            if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
+                for run in runs:
+                    if not run.diverged:
+                        correct, _, _ = _evaluate(run.model, data.val_x, data.val_y, data, cfg, pack.autocast)
+                        run.res.val_curve.append([step + 1, round(correct.item() / max(1, data.val_x.shape[0]), 6)])
+            if (preparing is None and AHEAD_STEPS <= step + 1 <= cfg.steps - AHEAD_STEPS
+                    and (request := _AHEAD.take(data.device))):
+                preparing = _Ahead.start(request)  # the next pack, while this one trains
+            if (now := time.perf_counter()) >= report_at:  # the host's clock only: no device sync
+                report_at = now + progress_every
+                rate = (step + 1) / max(now - t_loop, 1e-9)
+                progress(dict(phase="train", step=step + 1, steps=cfg.steps,
+                              images_per_s=round(rate * cfg.batch_size, 1),
+                              eta_s=round((cfg.steps - step - 1) / rate, 1)))
+        for run in runs:
+            while run.pending:
+                run.diverged |= _read_loss(run.pending.popleft(), run.res)
+        if cuda:
+            pack.fork.main.synchronize()
+    finally:
+        if preparing is not None:  # its capture uses this pack's settings: it ends before they do
+            preparing.wait()
 
 
 def _splits(pack: _Pack) -> tuple[list[tuple], int]:
@@ -916,10 +953,9 @@ def _eager_step(model, run: _Model, cfg: ProxyConfig, cuda: bool, autocast):
     return step
 
 
-def _account(run: _Model, loss: torch.Tensor, steps: int, log_every: int, total: int, cuda: bool,
-             lag: int = 1) -> None:
+def _account(run: _Model, loss: torch.Tensor, steps: int, log_every: int, total: int, cuda: bool) -> None:
     """Add a step's loss; every `log_every` steps queue the mean for the host (through pinned memory,
-    read `lag` intervals late so that the host never waits for the device inside the loop)."""
+    read one interval late so that the host never waits for the device inside the loop)."""
     run.loss_acc += loss.detach()
     run.n_acc += 1
     run.res.steps = steps
@@ -935,7 +971,7 @@ def _account(run: _Model, loss: torch.Tensor, steps: int, log_every: int, total:
     else:
         run.pending.append((steps, mean.clone(), None))
     run.loss_acc, run.n_acc = torch.zeros_like(run.loss_acc), 0
-    while len(run.pending) > (lag if steps < total else 0):
+    while len(run.pending) > (1 if steps < total else 0):
         run.diverged |= _read_loss(run.pending.popleft(), run.res)
 
 
@@ -944,12 +980,39 @@ def _graph_of(fn):
     synchronizes the whole device and empties the allocator's cache at every pack; thread-local, so that
     the process's other threads (a Ray actor's) are none of the capture's business."""
     graph = torch.cuda.CUDAGraph()
-    graph.capture_begin(capture_error_mode="thread_local")
-    try:
-        out = fn()
-    finally:
-        graph.capture_end()
+    with _COLLECTOR_PAUSED:
+        graph.capture_begin(capture_error_mode="thread_local")
+        try:
+            out = fn()
+        finally:
+            graph.capture_end()
     return graph, out
+
+
+class _CollectorPause:
+    """Python's cycle collector off while any thread captures a graph: a collection in the middle of one
+    may free an earlier pack's graph, whose destruction a capture under way does not permit; the capture
+    then fails and its pack trains eagerly, ~15x slower (call 2 of the twenty-third session: "operation
+    not permitted when stream is capturing (function reset)")."""
+
+    def __init__(self):
+        self._lock, self._captures, self._was_on = threading.Lock(), 0, False
+
+    def __enter__(self):
+        with self._lock:
+            if self._captures == 0:
+                self._was_on = gc.isenabled()
+                gc.disable()
+            self._captures += 1
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self._captures -= 1
+            if self._captures == 0 and self._was_on:
+                gc.enable()
+
+
+_COLLECTOR_PAUSED = _CollectorPause()
 
 
 def _capture(runs: list[_Model], fork: _Fork, xy: list[tuple[torch.Tensor, torch.Tensor]], lr_t: torch.Tensor,

@@ -163,7 +163,7 @@ def worker_actor(options: dict, train_threads: int = 1):
     below the driver; a concurrency group of its own for `progress`, so that the driver can ask how a
     training is going while `train` runs; and `train_threads` threads for `warm` and `train` (2 for
     `run --ahead 1`: a pack the driver queues behind the one training enters `train_proxies` at once,
-    and is built and captured by that one between its steps; one pack at a time uses the device)."""
+    and is built and captured meanwhile on a second thread; one pack at a time uses the device)."""
     import ray
 
     ray.method(concurrency_group="progress")(ProxyWorker.progress)  # marks the method, once is enough
