@@ -101,6 +101,9 @@ def main() -> None:
     ap.add_argument("--ahead-steps", type=int, nargs="+", metavar="N",
                     help="the packs prepared ahead once per value of train.AHEAD_STEPS (the steps the pack training "
                          "runs before it hands the next pack to be prepared; default: the package's)")
+    ap.add_argument("--queue-steps", type=int, nargs="+", metavar="N",
+                    help="then the packs prepared ahead again with at most N steps queued on the device "
+                         "(train.QUEUE_STEPS: the loop waits on an event, not inside a graph launch), once per value")
     ap.add_argument("--compare", nargs=2, metavar="JSON", help="compare two records' loss curves and top-1")
     args = ap.parse_args()
     if args.compare:
@@ -146,11 +149,13 @@ def main() -> None:
         print(rec["compile_times"], flush=True)
     rec["packs"], rec["results"], rec["spans"] = [], [], []
     steps = args.ahead_steps or [train.AHEAD_STEPS]
-    ways = (["one after another"] if not args.ahead_only else []) + (
-        [f"ahead {n}" if args.ahead_steps else "ahead" for n in steps] if args.ahead or args.ahead_only else [])
+    ahead = [f"ahead {n}" if args.ahead_steps else "ahead" for n in steps] if args.ahead or args.ahead_only else []
+    ways = (["one after another"] if not args.ahead_only else []) + ahead + (
+        [f"ahead, queue {n}" for n in args.queue_steps or []] if ahead else [])
     for way in ways:
-        if way != "one after another":
-            train.AHEAD_STEPS = int(way.split()[1]) if args.ahead_steps else train.AHEAD_STEPS
+        if way.startswith("ahead "):
+            train.AHEAD_STEPS = int(way.split()[1])
+        train.QUEUE_STEPS = int(way.split()[-1]) if ", queue " in way else None
         outs, t0 = train_packs(patterns, cfg, data, args, ahead=way != "one after another", way=way)
         span = max(end for _, _, end, _ in outs) - t0
         for i, start, end, results in sorted(outs, key=lambda o: o[1]):

@@ -581,6 +581,11 @@ def device_turn():
 # The pack on the device hands the next one to be prepared once it has run this many steps (its own
 # first steps queued), and while at least as many are left.
 AHEAD_STEPS = 8
+# On a GPU, at most this many steps queued on the device: the loop waits on an event (the interpreter's lock
+# released) instead of inside a graph launch that waits for room in the device's queue. None: no limit.
+# A lever under measurement (`bench/compile_blocks.py --queue-steps`): a launch that waits may hold up the
+# thread preparing the next pack (docs/performance.md, twenty-third session).
+QUEUE_STEPS: int | None = None
 
 
 def _batches(cfg: ProxyConfig, data: ProxyData):
@@ -651,7 +656,7 @@ def _train_loop(pack: _Pack, batches, first, graphed, progress, progress_every: 
         run.loss_acc = torch.zeros((), device=data.device)
     t_loop = time.perf_counter()
     report_at = t_loop + progress_every if progress is not None else math.inf
-    preparing = None
+    preparing, queued = None, deque()
     try:
         for step in range(cfg.steps):
             live = [run for run in runs if not run.diverged]
@@ -673,6 +678,11 @@ def _train_loop(pack: _Pack, batches, first, graphed, progress, progress_every: 
             for run, loss in zip(runs if graphed is not None else live, losses, strict=True):
                 if not run.diverged:
                     _account(run, loss, step + 1, log_every, cfg.steps, cuda)
+            if cuda and QUEUE_STEPS:
+                queued.append(torch.cuda.Event())
+                queued[-1].record()
+                if len(queued) > QUEUE_STEPS:
+                    queued.popleft().synchronize()
             if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
                 for run in runs:
                     if not run.diverged:
