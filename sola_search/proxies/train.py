@@ -688,9 +688,11 @@ def _train_loop(pack: _Pack, batches, first, graphed, progress, progress_every: 
                     if not run.diverged:
                         correct, _, _ = _evaluate(run.model, data.val_x, data.val_y, data, cfg, pack.autocast)
                         run.res.val_curve.append([step + 1, round(correct.item() / max(1, data.val_x.shape[0]), 6)])
-            if (preparing is None and AHEAD_STEPS <= step + 1 <= cfg.steps - AHEAD_STEPS
-                    and (request := _AHEAD.take(data.device))):
-                preparing = _Ahead.start(request)  # the next pack, while this one trains
+            # The next pack, while this one trains; not beside a GPU pack that trains eagerly (it calls compiled
+            # blocks, and the preparation's evaluation graph is captured under the process-wide eager stance).
+            if (preparing is None and (graphed is not None or not cuda)
+                    and AHEAD_STEPS <= step + 1 <= cfg.steps - AHEAD_STEPS and (request := _AHEAD.take(data.device))):
+                preparing = _Ahead.start(request)
             if (now := time.perf_counter()) >= report_at:  # the host's clock only: no device sync
                 report_at = now + progress_every
                 rate = (step + 1) / max(now - t_loop, 1e-9)
