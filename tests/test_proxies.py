@@ -570,10 +570,11 @@ def test_the_device_thread_runs_gpu_work_on_one_thread_and_raises_on_the_callers
     with pytest.raises(ValueError, match="boom"):
         dev.run(gpu, lambda: (_ for _ in ()).throw(ValueError("boom")))
     gate = threading.Event()
-    job = dev.start(lambda: gate.wait(30) and "after")  # start(): the caller goes on meanwhile
+    job = dev.start(gpu, lambda: gate.wait(30) and "after")  # start(): the caller goes on meanwhile
     assert not job.done.is_set()
     gate.set()
     assert job.wait() == "after"
+    assert dev.start(cpu, lambda: threading.current_thread().name).wait() == threading.current_thread().name
 
 
 def test_the_cycle_collector_is_off_while_any_thread_captures():

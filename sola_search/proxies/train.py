@@ -201,29 +201,27 @@ class _DeviceThread:
     def run(self, dev: torch.device, fn: Callable[[], Any]) -> Any:
         """`fn()` on this thread for a GPU (already there: at once), on the caller's for the CPU;
         its value, or its exception raised here."""
-        if dev.type != "cuda" or threading.current_thread() is self._thread:
+        if threading.current_thread() is self._thread:
             return fn()
-        return self.start(fn).wait()
+        return self.start(dev, fn).wait()
 
-    def start(self, fn: Callable[[], Any]) -> _Job:
-        """`fn()` on this thread, without waiting for it."""
+    def start(self, dev: torch.device, fn: Callable[[], Any]) -> _Job:
+        """`fn()` on this thread for a GPU, without waiting for it; for the CPU at once, on the caller's."""
+        job = _Job()
+        if dev.type != "cuda":
+            job.finish(fn)
+            return job
         with self._start:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._serve, name=self.name, daemon=True)
                 self._thread.start()
-        job = _Job()
         self._jobs.put((fn, job))
         return job
 
     def _serve(self) -> None:
         while True:
             fn, job = self._jobs.get()
-            try:
-                job.value = fn()
-            except BaseException as e:  # noqa: BLE001 — raised again on the caller's thread
-                job.error = e
-            finally:
-                job.done.set()
+            job.finish(fn)
 
 
 class _Job:
@@ -231,6 +229,14 @@ class _Job:
 
     def __init__(self):
         self.done, self.value, self.error = threading.Event(), None, None
+
+    def finish(self, fn: Callable[[], Any]) -> None:
+        try:
+            self.value = fn()
+        except BaseException as e:  # noqa: BLE001 — raised again on the waiting thread
+            self.error = e
+        finally:
+            self.done.set()
 
     def wait(self) -> Any:
         self.done.wait()
@@ -554,19 +560,6 @@ class _Ahead:
         except Exception:  # noqa: BLE001 — the request's own turn meets the error again and reports it
             request.prepared, request.state = None, "failed"
 
-    @staticmethod
-    def start(request: _Request) -> _Job:
-        """`prepare(request)` on the thread that prepares packs (`_PREPARER`) on a GPU, so that the pack
-        training keeps the device's queue filled meanwhile (a step's graph launch waits for room in
-        it, so the loop itself cannot run far ahead of the device: call 2 of the twenty-third session
-        measured 1.55 of a 1.86 s preparation idle when it ran between the steps); on the CPU at once."""
-        if request.data.device.type == "cuda":
-            return _PREPARER.start(lambda: _Ahead.prepare(request))
-        job = _Job()
-        _Ahead.prepare(request)
-        job.done.set()
-        return job
-
 
 _AHEAD = _Ahead()
 
@@ -688,11 +681,14 @@ def _train_loop(pack: _Pack, batches, first, graphed, progress, progress_every: 
                     if not run.diverged:
                         correct, _, _ = _evaluate(run.model, data.val_x, data.val_y, data, cfg, pack.autocast)
                         run.res.val_curve.append([step + 1, round(correct.item() / max(1, data.val_x.shape[0]), 6)])
-            # The next pack, while this one trains; not beside a GPU pack that trains eagerly (it calls compiled
+            # The next pack, on a GPU on the thread that prepares packs while this one goes on launching steps:
+            # a step's graph launch waits for room in the device's queue, so the loop cannot run far ahead
+            # of the device, which idled through 1.55 of a 1.86 s preparation made between the steps (call 2
+            # of the twenty-third session). Not beside a GPU pack that trains eagerly (it calls compiled
             # blocks, and the preparation's evaluation graph is captured under the process-wide eager stance).
             if (preparing is None and (graphed is not None or not cuda)
                     and AHEAD_STEPS <= step + 1 <= cfg.steps - AHEAD_STEPS and (request := _AHEAD.take(data.device))):
-                preparing = _Ahead.start(request)
+                preparing = _PREPARER.start(data.device, lambda: _Ahead.prepare(request))
             if (now := time.perf_counter()) >= report_at:  # the host's clock only: no device sync
                 report_at = now + progress_every
                 rate = (step + 1) / max(now - t_loop, 1e-9)
