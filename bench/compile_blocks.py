@@ -104,6 +104,9 @@ def main() -> None:
     ap.add_argument("--queue-steps", type=int, nargs="+", metavar="N",
                     help="then the packs prepared ahead again with at most N steps queued on the device "
                          "(train.QUEUE_STEPS: the loop waits on an event, not inside a graph launch), once per value")
+    ap.add_argument("--eval-blocks", choices=["compiled", "eager"], default="compiled",
+                    help="evaluation through the compiled blocks' training forward (the package's way, default) "
+                         "or eager in eval mode (train.EVAL_COMPILED off: the peer)")
     ap.add_argument("--compare", nargs=2, metavar="JSON", help="compare two records' loss curves and top-1")
     args = ap.parse_args()
     if args.compare:
@@ -111,6 +114,7 @@ def main() -> None:
         return
 
     cfg = preset(args.preset, overrides(args), compile=args.compile)
+    train.EVAL_COMPILED = args.eval_blocks == "compiled"
     if args.smoke:
         args.pack, args.packs = 2, 3 if args.ahead else 1
     cache = cache_dir()

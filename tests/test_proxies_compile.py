@@ -82,3 +82,19 @@ def test_blocks_of_one_shape_share_their_compiled_graphs():
     with eager(), torch.no_grad():
         models[1].eval()(torch.randn(3, 1, 32, 32))
     assert graphs_compiled() - start == first + 1
+
+
+def test_evaluation_through_the_compiled_training_forward_is_eval_modes_function():
+    """What `_GraphedEval` relies on (a GPU evaluates through the blocks' compiled training forward): at
+    drop-path 0 train mode with grad on computes eval mode's logits, and calls nothing new to compile."""
+    model = compile_blocks(build_backbone("micro", "LS-LL-LLLL-LS", width=0.25, num_classes=4, in_chans=1),
+                           backend="eager")
+    x = torch.randn(3, 1, 32, 32)
+    model(torch.randn(3, 1, 32, 32)).sum().backward()  # as training compiled it
+    start = graphs_compiled()
+    with torch.no_grad(), torch.enable_grad():  # as `_GraphedEval._eval_mode` runs it
+        trained_way = model(x).float().detach()
+    assert graphs_compiled() == start
+    with eager(), torch.no_grad():
+        eval_way = model.eval()(x)
+    assert torch.equal(trained_way, eval_way)

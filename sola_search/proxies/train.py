@@ -575,10 +575,10 @@ def device_turn():
 # first steps queued), and while at least as many are left.
 AHEAD_STEPS = 8
 # On a GPU, at most this many steps queued on the device: the loop waits on an event (the interpreter's lock
-# released) instead of inside a graph launch that waits for room in the device's queue. None: no limit.
-# A lever under measurement (`bench/compile_blocks.py --queue-steps`): a launch that waits may hold up the
-# thread preparing the next pack (docs/performance.md, twenty-third session).
-QUEUE_STEPS: int | None = None
+# released) instead of inside a graph launch that waits for room in the device's queue, which held up the
+# thread preparing the next pack: its preparation took 15.8-16.2 s beside the training, 2.3-3.2 s with 2
+# (`bench/compile_blocks.py --queue-steps`, docs/performance.md, twenty-fourth session). None: no limit.
+QUEUE_STEPS: int | None = 2
 
 
 def _batches(cfg: ProxyConfig, data: ProxyData):
@@ -750,6 +750,9 @@ def _evaluate_pack(pack: _Pack, prepared: _GraphedEval | None = None) -> None:
 # capture may not.
 _EVAL_WARM: dict[tuple, int] = {}
 _IGNORE = -100  # the padding rows' label: cross-entropy skips it, no argmax equals it
+# Evaluation through compiled blocks' training forward (`_GraphedEval._eval_mode`); the bench's
+# `--eval-blocks eager` turns it off to measure it.
+EVAL_COMPILED = True
 
 
 class _GraphedEval:
@@ -774,7 +777,7 @@ class _GraphedEval:
         def batch() -> None:
             x = data.normalize(self.x, cfg.channels_last)
             with pack.autocast():
-                outs = pack.fork([lambda m=m: m(x).float() for m in self.models])
+                outs = pack.fork([lambda m=m: m(x).float().detach() for m in self.models])
             for out, (correct, loss_sum, by_group) in zip(outs, self.sums, strict=True):
                 loss_sum += F.cross_entropy(out, self.y, reduction="sum", ignore_index=_IGNORE).double()
                 hit = out.argmax(1) == self.y
@@ -812,7 +815,14 @@ class _GraphedEval:
 
     @contextlib.contextmanager
     def _eval_mode(self):
-        """The models in eval mode (compiled blocks run eager: they were compiled for training)."""
+        """The models as evaluation runs them. Compiled blocks were compiled for training (train mode,
+        grad on): at drop-path 0 train mode computes eval mode's function, so they stay so and
+        evaluation runs their compiled training forward, its saved activations dropped with each batch
+        (a pack's evaluation 0.45 s against 0.88-0.93 eager); at other rates eval mode, blocks eager."""
+        if self.pack.compiled and self.pack.cfg.drop_path_rate == 0 and EVAL_COMPILED:
+            with torch.enable_grad():
+                yield
+            return
         for m in self.models:
             m.eval()
         try:
