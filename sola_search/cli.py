@@ -660,8 +660,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "with --seeds K a pattern's K seeds are K of them, always in one pack")
     p.add_argument("--ahead", type=_int, metavar="{0,1}", help="packs queued behind each busy worker's running one; "
                    "1: built and captured on a second thread while that one trains, the driver's results and asks "
-                   "between packs hidden too (for long GPU runs, see README); with --time only a pack expected to "
-                   "start before the limit (default 0: a worker gets a pack when it has none)")
+                   "between packs hidden too (see README); with --time only a pack expected to start before the "
+                   "limit; 0: a worker gets a pack when it has none (default 1 on GPUs, 0 on a CPU)")
     p.add_argument("--address", help="join a running Ray cluster (ray start --head) instead of starting one")
     p.add_argument("--storage", help="study storage URL (default sqlite in the run directory)")
     p.add_argument("--name", help="run name (default: variant, budget and time); an existing run is resumed")

@@ -13,7 +13,7 @@ from test_search import BUDGET, _config, _events
 
 from sola_search.search import run_search
 from sola_search.search.pool import Done, WorkerPool
-from sola_search.search.runner import pack_wall, prepare, starts_in_time
+from sola_search.search.runner import _settle_machine, pack_wall, prepare, starts_in_time
 from sola_search.space import Budget, baselines
 
 pytestmark = pytest.mark.usefixtures("shared_ray")
@@ -98,15 +98,21 @@ def test_a_pack_is_asked_ahead_only_when_it_would_start_before_the_time_limit():
     assert not starts_in_time(100.0, [10.0, 20.0, 90.0], 120.0)
 
 
-def test_ahead_is_stored_and_a_run_stored_before_it_existed_does_not_ask_ahead(tmp_path, npz_data):
+def test_ahead_is_stored_and_left_unset_the_machine_decides(tmp_path, npz_data):
+    """A run made before --ahead, or without it, asks ahead where its workers have GPUs (1), not on a
+    CPU or for the supernet (0); a value given or stored is kept."""
     runs = tmp_path / "runs"
     (runs / "old").mkdir(parents=True)
     stored = _config(tmp_path, npz_data, name="old").to_dict()
     del stored["ahead"]  # run.json of a run made before --ahead
     (runs / "old" / "run.json").write_text(json.dumps(stored))
-    assert prepare(_config(tmp_path, npz_data, name="old")).config.ahead == 0
-    assert prepare(_config(tmp_path, npz_data, name="old", ahead=1)).config.ahead == 1  # given again: this session
-    stored["ahead"] = 1
+    old = prepare(_config(tmp_path, npz_data, name="old"))
+    assert old.config.ahead is None
+    assert _settle_machine(old, 1.0, 1.0, 8.0).config.ahead == 1 and _settle_machine(old, 0, 0, 8.0).config.ahead == 0
+    assert prepare(_config(tmp_path, npz_data, name="old", ahead=0)).config.ahead == 0  # given again: this session
+    stored["ahead"] = 0
     (runs / "old" / "run.json").write_text(json.dumps(stored))
-    assert prepare(_config(tmp_path, npz_data, name="old")).config.ahead == 1  # kept by a resume
-    assert prepare(_config(tmp_path, npz_data, name="new")).config.ahead == 0  # a new run's default
+    kept = prepare(_config(tmp_path, npz_data, name="old"))
+    assert kept.config.ahead == 0 and _settle_machine(kept, 1.0, 1.0, 8.0).config.ahead == 0  # kept by a resume
+    new = prepare(_config(tmp_path, npz_data, name="new", estimator="supernet"))
+    assert _settle_machine(new, 1.0, 1.0, 8.0).config.ahead == 0

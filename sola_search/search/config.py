@@ -12,7 +12,7 @@ from sola_search.space.cost import check_resolution
 # What a new run uses for options left unset; a resumed run keeps what it was made with.
 # A run stored before an option existed had what its default gives now.
 DEFAULTS = {"variant": "small", "data": "fashion-mnist", "resolution": 224, "seed": 0, "baselines": True,
-            "objectives": list(DEFAULT_OBJECTIVES), "seeds": 1, "estimator": "train", "ahead": 0}
+            "objectives": list(DEFAULT_OBJECTIVES), "seeds": 1, "estimator": "train"}
 # What identifies a run's search: a resume may not change these (nor can its study: `open_study`).
 IDENTITY = ("budget", "variant", "resolution", "encoding", "preset", "data", "steps", "batch_size", "lr", "seed",
             "storage", "baselines", "objectives", "latency", "latency_digest", "seeds", "estimator", "supernet_steps")
@@ -64,7 +64,8 @@ class SearchConfig:
     gpus_per_trial: float | None = None
     workers: int | None = None  # worker processes; None: fill the GPUs, or one on a CPU machine
     pack: int | None = None  # trials a worker trains together; None: DEFAULT_PACK on GPUs, 1 on a CPU
-    ahead: int | None = None  # packs queued behind each busy worker's running one, 0 or 1 (`--ahead`); None: 0
+    ahead: int | None = None  # packs queued behind each busy worker's running one, 0 or 1 (`--ahead`); None: 1 on GPUs
+    # (trainings), else 0 (the machine decides: `runner._settle_machine`)
     address: str | None = None
     storage: str | None = None  # None: runs/<name>/study.db
     name: str | None = None

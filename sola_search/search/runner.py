@@ -493,7 +493,10 @@ def _settle_machine(plan: RunPlan, gpus: float, gpus_per_node: float, cpus: floa
     supernet = plan.config.estimator == "supernet"
     if trials is None and plan.config.time_limit_s is None:
         trials = SUPERNET_TRIALS if supernet else DEFAULT_TRIALS.get(preset, 8)
-    cfg = replace(plan.config, preset=preset, trials=trials)
+    # A GPU worker prepares its next pack while one trains (1.07x its trials an hour, docs/performance.md);
+    # a CPU has no second device stream to gain from, and the supernet scores a pack in seconds.
+    ahead = plan.config.ahead if plan.config.ahead is not None else int(bool(gpus) and not supernet)
+    cfg = replace(plan.config, preset=preset, trials=trials, ahead=ahead)
     pack, n_workers, options = machine_layout(cfg, gpus, gpus_per_node, cpus)
     return replace(plan, config=cfg, pack=pack, workers=n_workers, options=options)
 
