@@ -26,7 +26,7 @@ def _measured(run_dir) -> dict[int, tuple[str, tuple]]:
 
 @pytest.mark.slow
 def test_asking_ahead_measures_what_one_pack_at_a_time_does(tmp_path, npz_data, plain_run):
-    """The session's plain run is one pack at a time (`--ahead 0`, the default); asked ahead, the same
+    """The session's plain run is one pack at a time (`--ahead 0`, a CPU's default); asked ahead, the same
     trials, numbered alike, with the same patterns (the seeded sampler sees the same trials, running or
     done) and the same values, nothing measured twice or lost."""
     summary = run_search(_config(tmp_path, npz_data, trials=4, ahead=1, name="a1"), quiet=True)
