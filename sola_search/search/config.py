@@ -64,8 +64,9 @@ class SearchConfig:
     gpus_per_trial: float | None = None
     workers: int | None = None  # worker processes; None: fill the GPUs, or one on a CPU machine
     pack: int | None = None  # trials a worker trains together; None: DEFAULT_PACK on GPUs, 1 on a CPU
-    ahead: int | None = None  # packs queued behind each busy worker's running one, 0 or 1 (`--ahead`); None: 1 on GPUs
-    # (trainings), else 0 (the machine decides: `runner._settle_machine`)
+    # Packs queued behind each busy worker's running one, 0 or 1 (`--ahead`); None: the machine decides
+    # (`runner._settle_machine`: 1 where workers train on GPUs, else 0).
+    ahead: int | None = None
     address: str | None = None
     storage: str | None = None  # None: runs/<name>/study.db
     name: str | None = None
