@@ -15,12 +15,11 @@ clipping and step and timed over `--steps` replays; the parameters after one ste
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
-from proxy_common import common_args, env_info, overrides, preset, table, write_json
+from proxy_common import common_args, env_info, overrides, preset, table, timed, write_json
 
-from sola_search.proxies.train import make_optimizer
+from sola_search.proxies.train import _Fork, make_optimizer
 from sola_search.space import build_backbone
 
 
@@ -37,83 +36,46 @@ def models_with_grads(cfg, n: int, dev: torch.device) -> list[torch.nn.Module]:
     return out
 
 
-def per_model(models, cfg, dev):
+def per_model(models, cfg, dev, fork: _Fork):
     """A pack's way: each model's clipping and AdamW on its own stream."""
     opts = [make_optimizer(m, cfg, dev) for m in models]
-    streams = [torch.cuda.Stream(dev) for _ in models] if dev.type == "cuda" else [None] * len(models)
 
-    def step() -> None:
-        main = torch.cuda.current_stream(dev) if dev.type == "cuda" else None
-        for (params, opt), s in zip(opts, streams, strict=True):
-            if s is not None:
-                s.wait_stream(main)
-            with torch.cuda.stream(s) if s is not None else _null():
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=dev.type == "cuda")
-                opt.step()
-            if s is not None:
-                main.wait_stream(s)
+    def clip_and_step(params, opt) -> None:
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=dev.type == "cuda")
+        opt.step()
 
-    return step
+    return lambda: fork([lambda p=p, o=o: clip_and_step(p, o) for p, o in opts])
 
 
-def one_optimizer(models, cfg, dev):
+def one_optimizer(models, cfg, dev, fork: _Fork):
     """The lever: clipping per model on its own stream, then one AdamW over every model's parameters."""
     pairs = [make_optimizer(m, cfg, dev) for m in models]
-    groups = [dict(params=[p for g in (o.param_groups[k]["params"] for _, o in pairs) for p in g],
+    groups = [dict(params=[p for _, o in pairs for p in o.param_groups[k]["params"]],
                    weight_decay=pairs[0][1].param_groups[k]["weight_decay"]) for k in (0, 1)]
     cuda = dev.type == "cuda"
     opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), fused=cuda, capturable=cuda)
     for _, o in pairs:
         opt.state.update(o.state)  # the same state tensors make_optimizer created, as a capture needs
-    streams = [torch.cuda.Stream(dev) for _ in models] if cuda else [None] * len(models)
 
     def step() -> None:
-        main = torch.cuda.current_stream(dev) if cuda else None
-        for (params, _), s in zip(pairs, streams, strict=True):
-            if s is not None:
-                s.wait_stream(main)
-            with torch.cuda.stream(s) if s is not None else _null():
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=cuda)
-            if s is not None:
-                main.wait_stream(s)
+        fork([lambda p=p: torch.nn.utils.clip_grad_norm_(p, cfg.grad_clip, foreach=cuda) for p, _ in pairs])
         opt.step()
 
     return step
 
 
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-def timed(step, dev: torch.device, n: int) -> float:
-    """Seconds per call: a CUDA graph of `step` replayed `n` times on a GPU, else `step` itself."""
+def seconds_per_step(step, dev: torch.device, fork: _Fork, n: int) -> float:
+    """`step` as a CUDA graph on the fork's main stream (three eager calls first, for the foreach kernels'
+    workspaces), replayed `n` times; on the CPU `step` itself."""
     if dev.type != "cuda":
-        t = time.perf_counter()
-        for _ in range(n):
+        return timed(step, n, dev)
+    with torch.cuda.stream(fork.main):
+        for _ in range(3):
             step()
-        return (time.perf_counter() - t) / n
-    s = torch.cuda.Stream(dev)
-    s.wait_stream(torch.cuda.current_stream(dev))
-    with torch.cuda.stream(s):
-        for _ in range(3):  # eager warm-up before the capture (cuBLAS/foreach workspaces)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, stream=fork.main):
             step()
-    torch.cuda.current_stream(dev).wait_stream(s)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        step()
-    graph.replay()
-    torch.cuda.synchronize(dev)
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(n):
-        graph.replay()
-    end.record()
-    end.synchronize()
-    return start.elapsed_time(end) / 1e3 / n
+    return timed(graph.replay, n, dev)
 
 
 def main() -> None:
@@ -130,10 +92,11 @@ def main() -> None:
         args.pack = 2
 
     # Equality first: one step each way from the same weights, gradients and (zero) state.
+    fork = _Fork(dev, args.pack)  # a pack's streams: its main one and one per model
     after = []
     for make in (per_model, one_optimizer):
         models = models_with_grads(cfg, args.pack, dev)
-        make(models, cfg, dev)()
+        make(models, cfg, dev, fork)()
         after.append([p.detach().clone() for m in models for p in m.parameters()])
     equal = all(torch.equal(a, b) for a, b in zip(*after, strict=True))
     params = sum(t.numel() for t in after[0]) // args.pack
@@ -141,7 +104,7 @@ def main() -> None:
     rows = []
     for name, make in (("each model's AdamW, own stream", per_model), ("one AdamW over the pack", one_optimizer)):
         models = models_with_grads(cfg, args.pack, dev)
-        s = timed(make(models, cfg, dev), dev, n)
+        s = seconds_per_step(make(models, cfg, dev, fork), dev, fork, n)
         rows.append(dict(way=name, ms_per_pack_step=round(1e3 * s, 4)))
     for r in rows:
         r["vs_per_model"] = round(rows[0]["ms_per_pack_step"] / r["ms_per_pack_step"], 3)

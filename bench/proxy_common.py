@@ -81,6 +81,23 @@ def env_info() -> dict[str, Any]:
     return info
 
 
+def timed(fn, n: int, dev) -> float:
+    """Seconds per call of `fn` over `n` calls (CUDA events on a GPU)."""
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        for _ in range(n):
+            fn()
+        b.record()
+        b.synchronize()
+        return a.elapsed_time(b) / 1e3 / n
+    t = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - t) / n
+
+
 def write_json(path: str, record: dict[str, Any], quiet: bool = False) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ from collections import defaultdict
 
 import torch
 import torch.nn.functional as F
-from proxy_common import common_args, env_info, overrides, preset, table, write_json
+from proxy_common import common_args, env_info, overrides, preset, table, timed, write_json
 from torch.profiler import ProfilerActivity, profile
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
@@ -170,23 +170,6 @@ def make_step(model, cfg, dev):
         return loss
 
     return step
-
-
-def timed(fn, n: int, dev) -> float:
-    """Seconds per call of `fn` over `n` calls (CUDA events on a GPU)."""
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        for _ in range(n):
-            fn()
-        b.record()
-        b.synchronize()
-        return a.elapsed_time(b) / 1e3 / n
-    t = time.perf_counter()
-    for _ in range(n):
-        fn()
-    return (time.perf_counter() - t) / n
 
 
 def by_family_profiled(step, x, y, n: int, dev, top: dict | None = None) -> dict[str, float]:
