@@ -1,0 +1,175 @@
+"""What a pack's step loses at its joins, and to its per-model optimizers (issue 16).
+
+Why: a pack's training step is one CUDA graph with one branch per model, forked from the pack's stream and joined
+back to it at the end of every step; the next step's graph starts only when the slowest model has finished, and
+while the last models finish their small kernels the GPU is partly idle. How much of a ~52 ms pack-step that costs
+is what each way here measures, from the same pack (`train._prepare`: the package's models, compiled blocks, data
+and captured step), each way as CUDA graphs replayed `--steps` times without data copies (learning rate 0):
+
+- `one graph a step`: the package's graph (the peer; every ratio is against it);
+- `K steps a graph`: each model's branch runs K steps before the join (one join per K steps);
+- `a graph per model`: each model's one-step graph replayed on its own stream, never joined until the end (the
+  most that fewer joins can give);
+- `one AdamW over the pack`: each branch forward, backward and clipping, then after the join one fused AdamW over
+  every model's parameters (the same update, elementwise), against an AdamW per model in its branch.
+
+    python bench/pack_joins.py --data fashion-mnist:DIR --pack 8
+    python bench/pack_joins.py --smoke      # the CPU: each way's code runs eagerly, nothing timed on a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+
+import torch
+import torch.nn.functional as F
+from proxy_common import common_args, env_info, overrides, preset, table, write_json
+
+from sola_search.proxies import ProxyResult, load_proxy_data, train
+from sola_search.space import Budget, FeasibleSet, resolve_pattern
+
+
+def repeated(step, k: int):
+    """A model's step run k times on the same batch (its branch in a graph of k steps)."""
+    def steps(x, y):
+        for _ in range(k):
+            loss = step(x, y)
+        return loss
+    return steps
+
+
+def without_optimizer(run, pack):
+    """A model's step up to its clipping: what a branch does when one AdamW steps the whole pack."""
+    cfg = pack.cfg
+
+    def step(x, y):
+        run.opt.zero_grad(set_to_none=True)
+        with pack.autocast():
+            logits = run.model(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(run.params, cfg.grad_clip, foreach=pack.cuda)
+        return loss
+    return step
+
+
+def pack_optimizer(pack) -> torch.optim.Optimizer:
+    """One AdamW over every model's parameters, with their own state tensors and the pack's learning rate."""
+    cuda = pack.cuda
+    groups = [dict(params=[p for r in pack.runs for p in r.opt.param_groups[k]["params"]],
+                   weight_decay=pack.runs[0].opt.param_groups[k]["weight_decay"],
+                   lr=pack.lr_t if cuda else pack.cfg.lr) for k in (0, 1)]
+    opt = torch.optim.AdamW(groups, lr=pack.cfg.lr, betas=(0.9, 0.999), fused=cuda, capturable=cuda)
+    for r in pack.runs:
+        opt.state.update(r.opt.state)
+    return opt
+
+
+def ways(pack, xy, ks: list[int]) -> list[tuple[str, int, list]]:
+    """(name, steps a replay, [(body, stream index)]): each body is captured as one graph on its stream
+    (0: the pack's, which forks; i: model i's side stream) and every graph is replayed once a round."""
+    fork, runs = pack.fork, pack.runs
+    x = lambda run: xy[run.stream]  # noqa: E731
+    out = [("one graph a step", 1, [(lambda: fork([lambda r=r: r.step(*x(r)) for r in runs]), 0)])]
+    for k in ks:
+        out.append((f"{k} steps a graph", k,
+                    [(lambda k=k: fork([lambda r=r: repeated(r.step, k)(*x(r)) for r in runs]), 0)]))
+    out.append(("a graph per model", 1, [(lambda r=r: r.step(*x(r)), i + 1) for i, r in enumerate(runs)]))
+    opt = pack_optimizer(pack)
+    steps = [without_optimizer(r, pack) for r in runs]
+
+    def one_adamw():
+        losses = fork([lambda r=r, s=s: s(*x(r)) for r, s in zip(runs, steps, strict=True)])
+        opt.step()
+        return losses
+    out.append(("one AdamW over the pack", 1, [(one_adamw, 0)]))
+    return out
+
+
+def ms_per_step(bodies: list, k: int, pack, n: int) -> float:
+    """Each body once eagerly, then captured on its stream and the graphs replayed n // k rounds; ms per step."""
+    streams = pack.fork.streams
+    main = streams[0]
+    graphs = []
+    for body, s in bodies:
+        streams[s].wait_stream(main)
+        with torch.cuda.stream(streams[s]):
+            body()
+            graphs.append((train._graph_of(body)[0], streams[s]))
+        main.wait_stream(streams[s])
+    torch.cuda.synchronize()
+    rounds = max(1, n // k)
+    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    a.record(main)
+    for _, s in graphs:
+        s.wait_stream(main)
+    for _ in range(rounds):
+        for g, s in graphs:
+            with torch.cuda.stream(s):
+                g.replay()
+    for _, s in graphs:
+        main.wait_stream(s)
+    b.record(main)
+    b.synchronize()
+    ms = a.elapsed_time(b) / (rounds * k)
+    del graphs
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    return ms
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common_args(ap, "pack_joins")
+    ap.add_argument("--preset", default="default")
+    ap.add_argument("--pack", type=int, default=8, help="models in the pack (default 8, a search worker's)")
+    ap.add_argument("--steps", type=int, default=200, help="pack-steps timed per way (default 200)")
+    ap.add_argument("--k", type=int, nargs="+", default=[2, 4], help="steps per graph tried (default 2 4)")
+    ap.add_argument("--budget", default="8softmax")
+    ap.add_argument("--repeat", type=int, default=2, help="times every way is timed, in turn (default 2)")
+    args = ap.parse_args()
+    cfg = preset(args.preset, overrides(args), compile="off" if args.smoke else "blocks")
+    if args.smoke:
+        args.pack, args.k = 2, [2]
+    t0 = time.perf_counter()
+    data = load_proxy_data(cfg)
+    patterns = [resolve_pattern(str(p), cfg.variant)
+                for p in FeasibleSet(cfg.variant, Budget.parse(args.budget)).sample(args.pack, 0)]
+    results = [ProxyResult(status="ok") for _ in patterns]
+    rows: list[dict] = []
+    with train._on_device(data.device):
+        prepared = train._prepare(patterns, [cfg] * len(patterns), data, results, {})
+        pack = prepared.pack
+        print(f"pack of {len(patterns)} prepared in {time.perf_counter() - t0:.1f} s ({results[0].mode}, "
+              f"{results[0].notes})", flush=True)
+        xy = [(data.normalize(xb, cfg.channels_last), yb) for xb, yb in prepared.first]
+        all_ways = ways(pack, xy, args.k)
+        if not pack.cuda:  # the smoke: each way's bodies run eagerly, twice
+            for name, _, bodies in all_ways:
+                for _ in range(2):
+                    for body, _ in bodies:
+                        body()
+                rows.append(dict(way=name, ms_per_pack_step=None))
+        else:
+            prepared.graphed = None  # its graph's memory back before the ways capture theirs
+            torch.cuda.empty_cache()
+            pack.lr_t.fill_(0.0)
+            for rep in range(args.repeat):
+                for name, k, bodies in all_ways:
+                    ms = ms_per_step(bodies, k, pack, args.steps)
+                    rows.append(dict(way=name, repeat=rep, ms_per_pack_step=round(ms, 3),
+                                     ms_per_model_step=round(ms / len(patterns), 3)))
+                    print(f"{name} (round {rep}): {ms:.3f} ms a pack-step", flush=True)
+            peer = {r["repeat"]: r["ms_per_pack_step"] for r in rows if r["way"] == "one graph a step"}
+            for r in rows:
+                r["speed_vs_one_graph_a_step"] = round(peer[r["repeat"]] / r["ms_per_pack_step"], 4)
+    table(rows, [c for c in ("way", "repeat", "ms_per_pack_step", "ms_per_model_step", "speed_vs_one_graph_a_step")
+                 if c in rows[0]])
+    write_json(args.out, dict(bench="pack_joins", env=env_info(), config=cfg.to_dict(), pack=len(patterns),
+                              patterns=[str(p) for p in patterns], mode=results[0].mode, rows=rows))
+
+
+if __name__ == "__main__":
+    main()
