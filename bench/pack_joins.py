@@ -6,6 +6,8 @@ while the last models finish their small kernels the GPU is partly idle. How muc
 is what each way here measures, from the same pack (`train._prepare`: the package's models, compiled blocks, data
 and captured step), each way as CUDA graphs replayed `--steps` times without data copies (learning rate 0):
 
+- `the training loop`: the package's `_train_loop` over the config's steps with that graph (data drawn and augmented,
+  learning rate set, losses summed between replays; `--ways loop`), against the same graph replayed as many times;
 - `one graph a step`: the package's graph (the peer; every ratio is against it);
 - `K steps a graph`: each model's branch runs K steps before the join (one join per K steps);
 - `a graph per model`: each model's one-step graph replayed on its own stream, never joined until the end (the
@@ -13,7 +15,7 @@ and captured step), each way as CUDA graphs replayed `--steps` times without dat
 - `one AdamW over the pack`: each branch forward, backward and clipping, then after the join one fused AdamW over
   every model's parameters (the same update, elementwise), against an AdamW per model in its branch.
 
-    python bench/pack_joins.py --data fashion-mnist:DIR --pack 8
+    python bench/pack_joins.py --data fashion-mnist:DIR --pack 8 [--ways loop graph k per-model adamw]
     python bench/pack_joins.py --smoke      # the CPU: each way's code runs eagerly, nothing timed on a GPU
 """
 
@@ -67,25 +69,53 @@ def pack_optimizer(pack) -> torch.optim.Optimizer:
     return opt
 
 
-def ways(pack, xy, ks: list[int]) -> list[tuple[str, int, list]]:
+def ways(pack, xy, ks: list[int], names: list[str]) -> list[tuple[str, int, list]]:
     """(name, steps a replay, [(body, stream index)]): each body is captured as one graph on its stream
     (0: the pack's, which forks; i: model i's side stream) and every graph is replayed once a round."""
     fork, runs = pack.fork, pack.runs
     x = lambda run: xy[run.stream]  # noqa: E731
     out = [("one graph a step", 1, [(lambda: fork([lambda r=r: r.step(*x(r)) for r in runs]), 0)])]
-    for k in ks:
-        out.append((f"{k} steps a graph", k,
-                    [(lambda k=k: fork([lambda r=r: repeated(r.step, k)(*x(r)) for r in runs]), 0)]))
-    out.append(("a graph per model", 1, [(lambda r=r: r.step(*x(r)), i + 1) for i, r in enumerate(runs)]))
-    opt = pack_optimizer(pack)
-    steps = [without_optimizer(r, pack) for r in runs]
+    if "k" in names:
+        for k in ks:
+            out.append((f"{k} steps a graph", k,
+                        [(lambda k=k: fork([lambda r=r: repeated(r.step, k)(*x(r)) for r in runs]), 0)]))
+    if "per-model" in names:
+        out.append(("a graph per model", 1, [(lambda r=r: r.step(*x(r)), i + 1) for i, r in enumerate(runs)]))
+    if "adamw" in names:
+        opt = pack_optimizer(pack)
+        steps = [without_optimizer(r, pack) for r in runs]
 
-    def one_adamw():
-        losses = fork([lambda r=r, s=s: s(*x(r)) for r, s in zip(runs, steps, strict=True)])
-        opt.step()
-        return losses
-    out.append(("one AdamW over the pack", 1, [(one_adamw, 0)]))
+        def one_adamw():
+            losses = fork([lambda r=r, s=s: s(*x(r)) for r, s in zip(runs, steps, strict=True)])
+            opt.step()
+            return losses
+        out.append(("one AdamW over the pack", 1, [(one_adamw, 0)]))
     return out
+
+
+def loop_against_replays(prepared, rounds: int) -> list[dict]:
+    """The package's training loop with the prepared graph, then the same graph replayed as often alone
+    (wall clock, the device synchronized at both ends of each): what the loop adds a step."""
+    pack, cfg = prepared.pack, prepared.pack.cfg
+    rows = []
+    for r in range(rounds):
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        train._train_loop(pack, prepared.batches, prepared.first, prepared.graphed, None, 5.0)
+        loop = (time.perf_counter() - t) / cfg.steps
+        graph = prepared.graphed.graph
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        for _ in range(cfg.steps):
+            graph.replay()
+        torch.cuda.synchronize()
+        alone = (time.perf_counter() - t) / cfg.steps
+        for way, s in (("the training loop", loop), ("its graph replayed alone", alone)):
+            rows.append(dict(way=way, repeat=r, ms_per_pack_step=round(1e3 * s, 3),
+                             ms_per_model_step=round(1e3 * s / len(pack.runs), 3),
+                             speed_vs_replayed_alone=round(alone / s, 4)))
+            print(f"{way} (round {r}): {1e3 * s:.3f} ms a pack-step", flush=True)
+    return rows
 
 
 def ms_per_step(bodies: list, k: int, pack, n: int) -> float:
@@ -129,6 +159,8 @@ def main() -> None:
     ap.add_argument("--k", type=int, nargs="+", default=[2, 4], help="steps per graph tried (default 2 4)")
     ap.add_argument("--budget", default="8softmax")
     ap.add_argument("--repeat", type=int, default=2, help="times every way is timed, in turn (default 2)")
+    ap.add_argument("--ways", nargs="+", default=["loop", "graph"], choices=["loop", "graph", "k", "per-model", "adamw"],
+                    help="what is timed (default: loop graph)")
     args = ap.parse_args()
     cfg = preset(args.preset, overrides(args), compile="off" if args.smoke else "blocks")
     if args.smoke:
@@ -145,7 +177,7 @@ def main() -> None:
         print(f"pack of {len(patterns)} prepared in {time.perf_counter() - t0:.1f} s ({results[0].mode}, "
               f"{results[0].notes})", flush=True)
         xy = [(data.normalize(xb, cfg.channels_last), yb) for xb, yb in prepared.first]
-        all_ways = ways(pack, xy, args.k)
+        all_ways = ways(pack, xy, args.k, args.ways)
         if not pack.cuda:  # the smoke: each way's bodies run eagerly, twice
             for name, _, bodies in all_ways:
                 for _ in range(2):
@@ -153,6 +185,7 @@ def main() -> None:
                         body()
                 rows.append(dict(way=name, ms_per_pack_step=None))
         else:
+            loop_rows = loop_against_replays(prepared, args.repeat) if "loop" in args.ways else []
             prepared.graphed = None  # its graph's memory back before the ways capture theirs
             torch.cuda.empty_cache()
             pack.lr_t.fill_(0.0)
@@ -165,8 +198,9 @@ def main() -> None:
             peer = {r["repeat"]: r["ms_per_pack_step"] for r in rows if r["way"] == "one graph a step"}
             for r in rows:
                 r["speed_vs_one_graph_a_step"] = round(peer[r["repeat"]] / r["ms_per_pack_step"], 4)
-    table(rows, [c for c in ("way", "repeat", "ms_per_pack_step", "ms_per_model_step", "speed_vs_one_graph_a_step")
-                 if c in rows[0]])
+            rows = loop_rows + rows
+    table(rows, [c for c in ("way", "repeat", "ms_per_pack_step", "ms_per_model_step", "speed_vs_replayed_alone",
+                             "speed_vs_one_graph_a_step") if any(c in r for r in rows)])
     write_json(args.out, dict(bench="pack_joins", env=env_info(), config=cfg.to_dict(), pack=len(patterns),
                               patterns=[str(p) for p in patterns], mode=results[0].mode, rows=rows))
 

@@ -98,3 +98,26 @@ def test_evaluation_through_the_compiled_training_forward_is_eval_modes_function
     with eager(), torch.no_grad():
         eval_way = model.eval()(x)
     assert torch.equal(trained_way, eval_way)
+
+
+@pytest.mark.parametrize("augment", [True, False])
+def test_training_batches_and_the_evaluation_buffer_reach_the_stem_in_one_layout(npz_file, augment):
+    """A one-channel batch is channels-last to torch whatever its strides, but compiled code guards on
+    them: a GPU's evaluation buffer (zeros, NCHW) compiled the stem a second time. `normalize` writes
+    channels-last strides, so the training batch and the buffer run one compiled stem."""
+    from sola_search.proxies import load_proxy_data
+
+    cfg = ProxyConfig(variant="micro", width=0.25, resolution=20, batch_size=4, data=f"npz:{npz_file}",
+                      val_fraction=0.2, device="cpu")
+    data = load_proxy_data(cfg)
+    x, _ = next(data.batches(4, torch.Generator().manual_seed(0), augment=augment))
+    buffer = torch.zeros((4, *data.val_x.shape[1:]), dtype=data.val_x.dtype)  # as `_GraphedEval` makes it
+    batch, evaluated = data.normalize(x), data.normalize(buffer)
+    assert batch.stride() == evaluated.stride() and batch.is_contiguous(memory_format=torch.channels_last)
+    model = compile_blocks(build_backbone("micro", "all-linear", width=0.25, num_classes=4, in_chans=1),
+                           backend="eager").to(memory_format=torch.channels_last)
+    model(batch).sum().backward()
+    start = graphs_compiled()
+    with torch.no_grad(), torch.enable_grad():
+        model(evaluated)
+    assert graphs_compiled() == start

@@ -73,8 +73,13 @@ class ProxyData:
             mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1) * 255
             self._stats[key] = mean, 1 / (torch.tensor(self.std, device=x.device).view(1, -1, 1, 1) * 255)
         mean, inv_std = self._stats[key]
-        x = (x.float() - mean) * inv_std
-        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+        if not channels_last:
+            return (x.float() - mean) * inv_std
+        # Written straight into channels-last strides, whatever the input's: with one channel a batch is
+        # channels-last either way to torch, yet compiled code guards on the strides, and an evaluation
+        # buffer that kept NCHW's compiled the stem a second time (docs/performance.md, issue 16).
+        out = torch.empty(x.shape, dtype=torch.float32, device=x.device, memory_format=torch.channels_last)
+        return torch.mul(x.float() - mean, inv_std, out=out)
 
     def batches(self, batch_size: int, generator: torch.Generator, augment: bool = True,
                 limit: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
