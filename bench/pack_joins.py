@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -159,8 +158,8 @@ def main() -> None:
     ap.add_argument("--k", type=int, nargs="+", default=[2, 4], help="steps per graph tried (default 2 4)")
     ap.add_argument("--budget", default="8softmax")
     ap.add_argument("--repeat", type=int, default=2, help="times every way is timed, in turn (default 2)")
-    ap.add_argument("--ways", nargs="+", default=["loop", "graph"], choices=["loop", "graph", "k", "per-model", "adamw"],
-                    help="what is timed (default: loop graph)")
+    ap.add_argument("--ways", nargs="+", default=["loop", "graph"],
+                    choices=["loop", "graph", "k", "per-model", "adamw"], help="what is timed (default: loop graph)")
     args = ap.parse_args()
     cfg = preset(args.preset, overrides(args), compile="off" if args.smoke else "blocks")
     if args.smoke:

@@ -90,7 +90,7 @@ def main() -> None:
         for name, fn in ways(cuda).items():
             try:
                 got = fwd_bwd(fn, q, k, v, g)  # also the compiled ways' compilation, before any capture
-                err = max(((a.double().cpu() - r).abs().max() / r.abs().max()).item() for a, r in zip(got, ref))
+                err = max(((a.double().cpu() - r).abs().max() / r.abs().max()).item() for a, r in zip(got, ref, strict=True))
                 if cuda:
                     for _ in range(2):
                         fwd_bwd(fn, q, k, v, g)
@@ -100,7 +100,7 @@ def main() -> None:
                             fwd_bwd(fn, q, k, v, g)
                     ms = 1e3 * timed(graph.replay, args.reps, dev) / args.calls
                 else:
-                    ms = 1e3 * timed(lambda fn=fn: fwd_bwd(fn, q, k, v, g), 2, dev)
+                    ms = 1e3 * timed(lambda fn=fn, t=(q, k, v, g): fwd_bwd(fn, *t), 2, dev)
                 rows.append(dict(stage=stage, shape=f"{b}x{h}x{n}x{d}", way=name, ms=round(ms, 4),
                                  max_rel_err=float(f"{err:.2e}")))
             except Exception as e:  # noqa: BLE001 — a backend may not take a shape: say so and go on
