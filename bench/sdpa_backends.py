@@ -90,7 +90,8 @@ def main() -> None:
         for name, fn in ways(cuda).items():
             try:
                 got = fwd_bwd(fn, q, k, v, g)  # also the compiled ways' compilation, before any capture
-                err = max(((a.double().cpu() - r).abs().max() / r.abs().max()).item() for a, r in zip(got, ref, strict=True))
+                err = max(((a.double().cpu() - r).abs().max() / r.abs().max()).item()
+                          for a, r in zip(got, ref, strict=True))
                 if cuda:
                     for _ in range(2):
                         fwd_bwd(fn, q, k, v, g)
