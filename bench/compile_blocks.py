@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from proxy_common import common_args, env_info, overrides, preset, write_json
 
 from sola_search.proxies import load_proxy_data, train, train_proxies, warm_up
@@ -83,6 +84,21 @@ def check_evaluation(record: list) -> None:
     train._evaluate_pack = evaluate_pack
 
 
+def plain_attention(tokens: int) -> None:
+    """The backbone's softmax attention over at most `tokens` tokens as two matmuls and a softmax."""
+    import types
+
+    from sola_search.space import backbone
+
+    def sdpa(q, k, v, *a, **kw):
+        if a or kw or q.shape[-2] > tokens:
+            return F.scaled_dot_product_attention(q, k, v, *a, **kw)
+        return torch.softmax((q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5, dim=-1) @ v
+
+    backbone.F = types.SimpleNamespace(**({n: getattr(F, n) for n in dir(F) if not n.startswith("__")}
+                                          | dict(scaled_dot_product_attention=sdpa)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     common_args(ap, "compile_blocks")
@@ -107,6 +123,9 @@ def main() -> None:
     ap.add_argument("--eval-blocks", choices=["compiled", "eager"], default="compiled",
                     help="evaluation through the compiled blocks' training forward (the package's way, default) "
                          "or eager in eval mode (train.EVAL_COMPILED off: the peer)")
+    ap.add_argument("--plain-attention", type=int, default=0, metavar="TOKENS",
+                    help="softmax attention over at most TOKENS tokens as matmuls and a softmax (inductor fuses them) "
+                         "instead of torch's SDPA kernel (a lever, bench only; default 0: off)")
     ap.add_argument("--compare", nargs=2, metavar="JSON", help="compare two records' loss curves and top-1")
     args = ap.parse_args()
     if args.compare:
@@ -114,6 +133,8 @@ def main() -> None:
         return
 
     cfg = preset(args.preset, overrides(args), compile=args.compile)
+    if args.plain_attention:
+        plain_attention(args.plain_attention)
     train.EVAL_COMPILED = args.eval_blocks == "compiled"
     if args.smoke:
         args.pack, args.packs = 2, 3 if args.ahead else 1
