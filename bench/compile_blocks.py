@@ -88,12 +88,14 @@ def plain_attention(tokens: int) -> None:
     """The backbone's softmax attention over at most `tokens` tokens as two matmuls and a softmax."""
     import types
 
+    from sdpa_backends import plain
+
     from sola_search.space import backbone
 
     def sdpa(q, k, v, *a, **kw):
         if a or kw or q.shape[-2] > tokens:
             return F.scaled_dot_product_attention(q, k, v, *a, **kw)
-        return torch.softmax((q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5, dim=-1) @ v
+        return plain(q, k, v)
 
     backbone.F = types.SimpleNamespace(**({n: getattr(F, n) for n in dir(F) if not n.startswith("__")}
                                           | dict(scaled_dot_product_attention=sdpa)))

@@ -159,7 +159,8 @@ def main() -> None:
     ap.add_argument("--budget", default="8softmax")
     ap.add_argument("--repeat", type=int, default=2, help="times every way is timed, in turn (default 2)")
     ap.add_argument("--ways", nargs="+", default=["loop", "graph"],
-                    choices=["loop", "graph", "k", "per-model", "adamw"], help="what is timed (default: loop graph)")
+                    choices=["loop", "graph", "k", "per-model", "adamw"],
+                    help="what is timed besides one graph a step, the peer, which always runs (default: loop graph)")
     args = ap.parse_args()
     cfg = preset(args.preset, overrides(args), compile="off" if args.smoke else "blocks")
     if args.smoke:
