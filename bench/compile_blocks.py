@@ -84,19 +84,6 @@ def check_evaluation(record: list) -> None:
     train._evaluate_pack = evaluate_pack
 
 
-def sdpa_backends(names: str) -> list | None:
-    """`--sdpa`: 'auto' (torch's choice) or backend names, comma-separated, in the order tried."""
-    from torch.nn.attention import SDPBackend
-
-    known = dict(efficient=SDPBackend.EFFICIENT_ATTENTION, cudnn=SDPBackend.CUDNN_ATTENTION,
-                 flash=SDPBackend.FLASH_ATTENTION, math=SDPBackend.MATH)
-    if names == "auto":
-        return None
-    if bad := [n for n in names.split(",") if n not in known]:
-        raise ValueError(f"--sdpa takes auto or {', '.join(known)}, not {bad[0]!r}")
-    return [known[n] for n in names.split(",")]
-
-
 def plain_attention(tokens: int) -> None:
     """The backbone's softmax attention over at most `tokens` tokens as two matmuls and a softmax."""
     import types
@@ -141,9 +128,6 @@ def main() -> None:
     ap.add_argument("--plain-attention", type=int, default=0, metavar="TOKENS",
                     help="softmax attention over at most TOKENS tokens as matmuls and a softmax (inductor fuses them) "
                          "instead of torch's SDPA kernel (a lever, bench only; default 0: off)")
-    ap.add_argument("--sdpa", default="auto", metavar="BACKENDS",
-                    help="softmax attention's kernels in the proxies (train.SDPA_BACKENDS): auto (torch's choice, "
-                         "the default) or backends by name, comma-separated: efficient, cudnn, flash, math")
     ap.add_argument("--compare", nargs=2, metavar="JSON", help="compare two records' loss curves and top-1")
     args = ap.parse_args()
     if args.compare:
@@ -154,14 +138,10 @@ def main() -> None:
     if args.plain_attention:
         plain_attention(args.plain_attention)
     train.EVAL_COMPILED = args.eval_blocks == "compiled"
-    try:
-        train.SDPA_BACKENDS = sdpa_backends(args.sdpa)
-    except ValueError as e:
-        ap.error(str(e))
     if args.smoke:
         args.pack, args.packs = 2, 3 if args.ahead else 1
     cache = cache_dir()
-    rec: dict = dict(bench="compile_blocks", env=env_info(), config=cfg.to_dict(), cache_dir=cache, sdpa=args.sdpa,
+    rec: dict = dict(bench="compile_blocks", env=env_info(), config=cfg.to_dict(), cache_dir=cache,
                      cache_files_before=sum(len(f) for _, _, f in os.walk(cache)) if os.path.isdir(cache) else 0)
     patterns = [str(p) for p in FeasibleSet(cfg.variant, Budget.parse(args.budget)).sample(args.pack * args.packs, 0)]
     t0 = time.perf_counter()

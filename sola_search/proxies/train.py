@@ -34,7 +34,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from sola_search.errors import SolaError, is_oom, one_line
 from sola_search.proxies.compiled import compile_blocks, eager, graphs_compiled
@@ -417,14 +416,8 @@ class _Pack:
         """Compiled blocks: asked for, and on a GPU (the CPU runs eager, its results as they were)."""
         return self.cuda and self.cfg.compile == "blocks"
 
-    @contextlib.contextmanager
     def autocast(self):
-        """The pack's arithmetic: bf16 autocast and, on a GPU, softmax attention's kernels (`SDPA_BACKENDS`;
-        compiled blocks bake in the kernel they are traced with, and every trace happens in here)."""
-        kernels = sdpa_kernel(SDPA_BACKENDS) if self.cuda and SDPA_BACKENDS else contextlib.nullcontext()
-        with kernels, torch.autocast(self.data.device.type, dtype=torch.bfloat16, enabled=self.bf16,
-                                     cache_enabled=False):
-            yield
+        return torch.autocast(self.data.device.type, dtype=torch.bfloat16, enabled=self.bf16, cache_enabled=False)
 
 
 @dataclass
@@ -586,10 +579,6 @@ AHEAD_STEPS = 8
 # thread preparing the next pack: its preparation took 15.8-16.2 s beside the training, 2.3-3.2 s with 2
 # (`bench/compile_blocks.py --queue-steps`, docs/performance.md, twenty-fourth session). None: no limit.
 QUEUE_STEPS: int | None = 2
-# On a GPU, softmax attention's kernels in a proxy's training and evaluation (`torch.nn.attention.sdpa_kernel`:
-# the backends allowed). None: torch's choice (cuDNN's on an H200). `bench/sdpa_backends.py` and
-# `bench/compile_blocks.py --sdpa` measure it (docs/performance.md, issue 16). The CPU always takes torch's choice.
-SDPA_BACKENDS: list[SDPBackend] | None = None
 
 
 def _batches(cfg: ProxyConfig, data: ProxyData):
