@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from proxy_common import common_args, env_info, overrides, preset, write_json
 
 from sola_search.proxies import load_proxy_data, train, train_proxies, warm_up
@@ -84,21 +83,25 @@ def check_evaluation(record: list) -> None:
     train._evaluate_pack = evaluate_pack
 
 
-def plain_attention(tokens: int) -> None:
-    """The backbone's softmax attention over at most `tokens` tokens as two matmuls and a softmax."""
-    import types
+def inductor_config(settings: list[str]) -> None:
+    """`--inductor NAME=VALUE ...`: set inductor's config (VALUE a Python literal; dotted names reach its
+    sub-configs, e.g. triton.persistent_reductions=False) before anything compiles."""
+    import ast
 
-    from sdpa_backends import plain
+    from torch._inductor import config
 
-    from sola_search.space import backbone
-
-    def sdpa(q, k, v, *a, **kw):
-        if a or kw or q.shape[-2] > tokens:
-            return F.scaled_dot_product_attention(q, k, v, *a, **kw)
-        return plain(q, k, v)
-
-    backbone.F = types.SimpleNamespace(**({n: getattr(F, n) for n in dir(F) if not n.startswith("__")}
-                                          | dict(scaled_dot_product_attention=sdpa)))
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        *path, leaf = name.split(".")
+        obj = config
+        for part in path:
+            obj = getattr(obj, part, None)
+        if obj is None or not hasattr(obj, leaf) or not value:
+            raise ValueError(f"--inductor takes NAME=VALUE with NAME one of torch._inductor.config's: {setting!r}")
+        try:
+            setattr(obj, leaf, ast.literal_eval(value))
+        except (ValueError, SyntaxError):
+            raise ValueError(f"--inductor {setting!r}: VALUE must be a Python literal (True, 1, 'x')") from None
 
 
 def main() -> None:
@@ -125,9 +128,8 @@ def main() -> None:
     ap.add_argument("--eval-blocks", choices=["compiled", "eager"], default="compiled",
                     help="evaluation through the compiled blocks' training forward (the package's way, default) "
                          "or eager in eval mode (train.EVAL_COMPILED off: the peer)")
-    ap.add_argument("--plain-attention", type=int, default=0, metavar="TOKENS",
-                    help="softmax attention over at most TOKENS tokens as matmuls and a softmax (inductor fuses them) "
-                         "instead of torch's SDPA kernel (a lever, bench only; default 0: off)")
+    ap.add_argument("--inductor", nargs="+", default=[], metavar="NAME=VALUE",
+                    help="torch._inductor.config settings for this run (a lever), e.g. coordinate_descent_tuning=True")
     ap.add_argument("--compare", nargs=2, metavar="JSON", help="compare two records' loss curves and top-1")
     args = ap.parse_args()
     if args.compare:
@@ -135,13 +137,16 @@ def main() -> None:
         return
 
     cfg = preset(args.preset, overrides(args), compile=args.compile)
-    if args.plain_attention:
-        plain_attention(args.plain_attention)
     train.EVAL_COMPILED = args.eval_blocks == "compiled"
+    try:
+        inductor_config(args.inductor)
+    except ValueError as e:
+        ap.error(str(e))
     if args.smoke:
         args.pack, args.packs = 2, 3 if args.ahead else 1
     cache = cache_dir()
     rec: dict = dict(bench="compile_blocks", env=env_info(), config=cfg.to_dict(), cache_dir=cache,
+                     inductor=args.inductor,
                      cache_files_before=sum(len(f) for _, _, f in os.walk(cache)) if os.path.isdir(cache) else 0)
     patterns = [str(p) for p in FeasibleSet(cfg.variant, Budget.parse(args.budget)).sample(args.pack * args.packs, 0)]
     t0 = time.perf_counter()

@@ -13,7 +13,11 @@ and captured step), each way as CUDA graphs replayed `--steps` times without dat
 - `a graph per model`: each model's one-step graph replayed on its own stream, never joined until the end (the
   most that fewer joins can give);
 - `one AdamW over the pack`: each branch forward, backward and clipping, then after the join one fused AdamW over
-  every model's parameters (the same update, elementwise), against an AdamW per model in its branch.
+  every model's parameters (the same update, elementwise), against an AdamW per model in its branch;
+- `evaluation beside training` (`--ways eval`): the pack's evaluation graph (`train._GraphedEval`, every batch of
+  the validation split) replayed on a side stream while its training graph replays `--steps` times, against the
+  two one after the other (the package's order): how much of a pack's evaluation the next pack's training could
+  hide.
 
     python bench/pack_joins.py --data fashion-mnist:DIR --pack 8 [--ways loop graph k per-model adamw]
     python bench/pack_joins.py --smoke      # the CPU: each way's code runs eagerly, nothing timed on a GPU
@@ -117,6 +121,55 @@ def loop_against_replays(prepared, rounds: int) -> list[dict]:
     return rows
 
 
+def eval_beside(prepared, steps: int, rounds: int) -> list[dict]:
+    """The training graph replayed `steps` times and the pack's evaluation, one after the other and side by side
+    (the evaluation on its own stream, queued first); device time from events, ms for the whole."""
+    pack, data = prepared.pack, prepared.pack.data
+    graph = prepared.graphed.graph
+    evaluation = train._GraphedEval(pack, pack.runs, 0)
+    main, side = torch.cuda.current_stream(), torch.cuda.Stream()
+
+    def evaluate():
+        with torch.cuda.stream(side):
+            evaluation(data.val_x, data.val_y, None)
+
+    def timed(fn) -> float:
+        torch.cuda.synchronize()
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record(main)
+        side.wait_stream(main)
+        fn()
+        main.wait_stream(side)
+        b.record(main)
+        b.synchronize()
+        return a.elapsed_time(b)
+
+    def train_only():
+        for _ in range(steps):
+            graph.replay()
+
+    def after():
+        train_only()
+        side.wait_stream(main)
+        evaluate()
+
+    def beside():
+        evaluate()
+        train_only()
+
+    rows = []
+    for r in range(rounds):
+        ms = {name: timed(fn) for name, fn in (("training alone", train_only), ("evaluation alone", evaluate),
+                                               ("evaluation after training", after),
+                                               ("evaluation beside training", beside))}
+        hidden = (ms["evaluation after training"] - ms["evaluation beside training"]) / ms["evaluation alone"]
+        for name, t in ms.items():
+            rows.append(dict(way=name, repeat=r, ms=round(t, 2), steps=steps,
+                             eval_hidden=round(hidden, 3) if name == "evaluation beside training" else None))
+            print(f"{name} (round {r}): {t:.2f} ms", flush=True)
+    return rows
+
+
 def ms_per_step(bodies: list, k: int, pack, n: int) -> float:
     """Each body once eagerly, then captured on its stream and the graphs replayed n // k rounds; ms per step."""
     streams = pack.fork.streams
@@ -159,7 +212,7 @@ def main() -> None:
     ap.add_argument("--budget", default="8softmax")
     ap.add_argument("--repeat", type=int, default=2, help="times every way is timed, in turn (default 2)")
     ap.add_argument("--ways", nargs="+", default=["loop", "graph"],
-                    choices=["loop", "graph", "k", "per-model", "adamw"],
+                    choices=["loop", "graph", "k", "per-model", "adamw", "eval"],
                     help="what is timed besides one graph a step, the peer, which always runs (default: loop graph)")
     args = ap.parse_args()
     cfg = preset(args.preset, overrides(args), compile="off" if args.smoke else "blocks")
@@ -184,8 +237,12 @@ def main() -> None:
                     for body, _ in bodies:
                         body()
                 rows.append(dict(way=name, ms_per_pack_step=None))
+            if "eval" in args.ways:  # the evaluation's batches, eagerly on the CPU
+                train._GraphedEval(pack, pack.runs, 0)(data.val_x, data.val_y, None)
+                rows.append(dict(way="evaluation beside training", ms=None))
         else:
             loop_rows = loop_against_replays(prepared, args.repeat) if "loop" in args.ways else []
+            loop_rows += eval_beside(prepared, args.steps, args.repeat) if "eval" in args.ways else []
             prepared.graphed = None  # its graph's memory back before the ways capture theirs
             torch.cuda.empty_cache()
             pack.lr_t.fill_(0.0)
@@ -199,8 +256,8 @@ def main() -> None:
             for r in rows:
                 r["speed_vs_one_graph_a_step"] = round(peer[r["repeat"]] / r["ms_per_pack_step"], 4)
             rows = loop_rows + rows
-    table(rows, [c for c in ("way", "repeat", "ms_per_pack_step", "ms_per_model_step", "speed_vs_replayed_alone",
-                             "speed_vs_one_graph_a_step") if any(c in r for r in rows)])
+    table(rows, [c for c in ("way", "repeat", "ms", "eval_hidden", "ms_per_pack_step", "ms_per_model_step",
+                             "speed_vs_replayed_alone", "speed_vs_one_graph_a_step") if any(c in r for r in rows)])
     write_json(args.out, dict(bench="pack_joins", env=env_info(), config=cfg.to_dict(), pack=len(patterns),
                               patterns=[str(p) for p in patterns], mode=results[0].mode, rows=rows))
 

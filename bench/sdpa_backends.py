@@ -92,11 +92,15 @@ def main() -> None:
                 got = fwd_bwd(fn, q, k, v, g)  # also the compiled ways' compilation, before any capture
                 err = max(((a.double().cpu() - r).abs().max() / r.abs().max()).item()
                           for a, r in zip(got, ref, strict=True))
-                if cuda:
-                    for _ in range(2):
-                        fwd_bwd(fn, q, k, v, g)
+                if cuda:  # warmed up on the stream it is captured on, the capture's errors this thread's only (as
+                    side = torch.cuda.Stream()  # the package captures): stage 0's captures failed twice without
+                    side.wait_stream(torch.cuda.current_stream())  # ("operation failed due to a previous error
+                    with torch.cuda.stream(side):  # during capture"; the side stream alone did not mend it)
+                        for _ in range(2):
+                            fwd_bwd(fn, q, k, v, g)
+                    torch.cuda.current_stream().wait_stream(side)
                     graph = torch.cuda.CUDAGraph()
-                    with torch.cuda.graph(graph):
+                    with torch.cuda.graph(graph, stream=side, capture_error_mode="thread_local"):
                         for _ in range(args.calls):
                             fwd_bwd(fn, q, k, v, g)
                     ms = 1e3 * timed(graph.replay, args.reps, dev) / args.calls
