@@ -14,9 +14,10 @@ from sola_search.search.pool import Done, Warmed, WorkerPool
 pytestmark = pytest.mark.usefixtures("shared_ray")
 
 
-def _stand_in():
-    """A `ProxyWorker` stand-in as Ray's actor class: `train` sleeps (or its process dies), `progress` says
-    which job it is on; `progress` has a concurrency group of its own, as `cluster.worker_actor` gives it.
+def _stand_in(train_threads: int = 1):
+    """A `ProxyWorker` stand-in as Ray's actor class: `train` sleeps (or raises at once, or its process dies),
+    `progress` says which job it is on; each has a concurrency group of its own, as `cluster.worker_actor`
+    gives them (`train_threads` 2: a worker of `run --ahead 1`, whose queued call runs on a second thread).
     Made in a function, so that Ray ships the class by value to its worker processes."""
     import os
 
@@ -29,9 +30,11 @@ def _stand_in():
         def warm(self) -> dict:
             return {"pid": os.getpid()}
 
-        def train(self, name: str, seconds: float = 0.3, die: bool = False) -> list:
+        def train(self, name: str, seconds: float = 0.3, die: bool = False, fail: bool = False) -> list:
             if die:
                 os._exit(1)
+            if fail:
+                raise ValueError(f"{name} failed at once")
             self.on = name
             time.sleep(seconds)
             self.on = None
@@ -41,11 +44,12 @@ def _stand_in():
             return {"on": self.on} if self.on else {}
 
     ray.method(concurrency_group="progress")(StandIn.progress)
-    return ray.remote(concurrency_groups={"progress": 1})(StandIn).options(num_cpus=0)
+    ray.method(concurrency_group="train")(StandIn.train)
+    return ray.remote(concurrency_groups={"progress": 1, "train": train_threads})(StandIn).options(num_cpus=0)
 
 
-def _warm_pool(size: int = 1, depth: int = 2) -> WorkerPool:
-    pool = WorkerPool(_stand_in(), (), size, depth=depth)
+def _warm_pool(size: int = 1, depth: int = 2, train_threads: int = 1) -> WorkerPool:
+    pool = WorkerPool(_stand_in(train_threads), (), size, depth=depth)
     deadline = time.monotonic() + 120
     while pool.warming:
         assert time.monotonic() < deadline, "the stand-in workers did not start"
@@ -79,6 +83,23 @@ def test_a_worker_holds_its_running_job_and_one_queued_behind_it():
     [b] = _next_done(pool)
     assert (b.job, b.queued, b.started) == ("b", True, True)
     assert b.wall >= b.results[0][0]["worker_s"]  # from submit: the wait behind a is in it
+    assert pool.idle == [worker] and not pool.jobs
+
+
+def test_a_queued_job_that_fails_at_once_leaves_the_running_job_as_it_was():
+    """On a worker with two train threads the queued call runs beside the running one, and may end first
+    (it raised at entry): the running job keeps its start (what `--time` reckons its end from)."""
+    pool = _warm_pool(train_threads=2)
+    [worker] = pool.idle
+    pool.submit("a", "a", 1.5)
+    [(_, started)] = pool.room()
+    time.sleep(0.2)
+    pool.submit("b", "b", 0.0, False, True, worker=worker)
+    [b] = _next_done(pool)
+    assert (b.job, type(b.error).__name__ if b.error else None) == ("b", "RayTaskError(ValueError)")
+    assert pool.room() == [(worker, started)] and pool.running() == ["a"] and pool.waiting() == []
+    [a] = _next_done(pool)
+    assert (a.job, a.error, a.started) == ("a", None, True)
     assert pool.idle == [worker] and not pool.jobs
 
 

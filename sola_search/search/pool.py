@@ -154,12 +154,15 @@ class WorkerPool:
         return out
 
     def _ended(self, ref: Any, results: Any, error: BaseException | None) -> Done:
-        """A job its worker finished (or raised in): the next job it holds is now its running one."""
+        """A job its worker finished (or raised in): the next job it holds is now its running one. A queued
+        job may end first (on a worker's second train thread it raised at entry): the running one goes on,
+        its start as it was."""
         j = self.jobs.pop(ref)
         now = time.monotonic()
         rest = self._held(j.worker)
         if rest:
-            self.jobs[rest[0]].started = now
+            if self.jobs[rest[0]].started is None:
+                self.jobs[rest[0]].started = now
         else:
             self.idle.append(j.worker)
         return Done(ref, j.job, results, error, now - j.submitted, queued=j.queued)
