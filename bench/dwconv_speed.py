@@ -8,6 +8,7 @@ bf16 autocast: forward and backward (input, weight and bias gradients), each way
 in fp32 (no autocast; the kernels against cuDNN to float rounding) and under bf16 autocast.
 
     python bench/dwconv_speed.py [--preset default] [--set batch_size=128 width=0.25 resolution=128]
+    python bench/dwconv_speed.py --tiles 4096:4:64 2048:4:64 8192:8:64 4096:4:256   # the kernels' tilings
     python bench/dwconv_speed.py --smoke     # the checks on the CPU (TRITON_INTERPRET=1), no timing
 """
 
@@ -22,6 +23,7 @@ if "--smoke" in sys.argv:  # before Triton is imported: its kernels then run on 
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+import triton_dwconv  # noqa: E402
 from proxy_common import OUT, common_args, env_info, overrides, preset, table, write_json  # noqa: E402
 from triton_dwconv import depthwise_conv2d, fits  # noqa: E402
 
@@ -124,7 +126,15 @@ def main() -> None:
     common_args(ap, "dwconv_speed")
     ap.add_argument("--preset", default="default")
     ap.add_argument("--reps", type=int, default=20, help="calls per CUDA graph (default 20)")
+    ap.add_argument("--tiles", nargs="+", default=[], metavar="ELEMS:WARPS:PROGS",
+                    help="the Triton way timed at each tiling too (triton_dwconv.TILES: elements and warps a "
+                         "program, the weights' gradient's most programs); each shape's fastest is reported")
     args = ap.parse_args()
+    try:
+        tilings = [dict(zip(("elems", "warps", "wgrad_progs"), map(int, t.split(":")), strict=True))
+                   for t in args.tiles]
+    except ValueError:
+        ap.error(f"--tiles takes ELEMS:WARPS:PROGS, three whole numbers, e.g. 4096:4:64, not {args.tiles}")
     cfg = preset(args.preset, overrides(args))
     dev = torch.device("cpu" if args.smoke or not torch.cuda.is_available() else "cuda")
     torch.backends.cudnn.benchmark = True  # as training has it
@@ -141,19 +151,33 @@ def main() -> None:
             r["cudnn_ms"] = round(time_way(r, dev, "cudnn", args.reps), 4)
             r["triton_ms"] = round(time_way(r, dev, "triton", args.reps), 4)
             r["speedup"] = round(r["cudnn_ms"] / r["triton_ms"], 2)
+            if tilings:
+                default = dict(triton_dwconv.TILES)
+                r["tiles_ms"] = {}
+                for t in tilings:
+                    triton_dwconv.TILES.update(t)
+                    r["tiles_ms"][":".join(map(str, t.values()))] = round(time_way(r, dev, "triton", args.reps), 4)
+                triton_dwconv.TILES.update(default)
+                r["best_tiles"], r["best_ms"] = min(r["tiles_ms"].items(), key=lambda kv: kv[1])
+                r["best_speedup"] = round(r["cudnn_ms"] / r["best_ms"], 2)
         distinct[key] = r
         rows.append(r)
     for r in rows:
         r["what"] = f"{r['name'].split('.')[-1]} {r['k']}x{r['k']} {'x'.join(map(str, r['shape']))}"
         r["worst fp32"], r["worst bf16"] = max(r["fp32"]), max(r["bf16"])
     cols = ["what", "calls", "worst fp32", "worst bf16"] + (["cudnn_ms", "triton_ms", "speedup"] if dev.type == "cuda"
-                                                           else [])
+                                                           else []) + (
+        ["best_tiles", "best_ms", "best_speedup"] if tilings and dev.type == "cuda" else [])
     table(rows, cols)
     total = {}
     if dev.type == "cuda":
         total = {w: round(sum(r[f"{w}_ms"] * r["calls"] for r in rows), 3) for w in ("cudnn", "triton")}
         print(f"one model's step, every depthwise convolution forward + backward: cuDNN {total['cudnn']} ms, "
               f"Triton {total['triton']} ms ({total['cudnn'] / total['triton']:.2f}x)")
+        if tilings:  # each shape at its fastest tiling: what per-shape tuning could give
+            total["triton_best"] = round(sum(r["best_ms"] * r["calls"] for r in rows), 3)
+            print(f"with each shape's fastest tiling: Triton {total['triton_best']} ms "
+                  f"({total['cudnn'] / total['triton_best']:.2f}x cuDNN)")
     write_json(args.out or str(OUT / "dwconv_speed.json"), dict(env=env_info(), config=cfg.to_dict(), rows=rows,
                                                                  total_ms=total))
 

@@ -76,11 +76,17 @@ def _dw_wgrad_kernel(g_ptr, x_ptr, part_ptr, N, H, W, C,
     tl.store(part_ptr + (prog * K * K + tap) * C + c, tl.sum(acc, axis=0), mask=cm)
 
 
+# The launch's tiling: elements a program (positions x channels), warps a program, and the most programs the
+# weights' gradient spreads the positions over. `bench/dwconv_speed.py --tiles` sweeps them; the twenty-first
+# session measured only these.
+TILES = dict(elems=4096, warps=4, wgrad_progs=64)
+
+
 def _blocks(C: int) -> tuple[int, int]:
-    """(positions, channels) per program: channels as wide as the tensor's (up to 64), about 4,096
-    elements a program."""
+    """(positions, channels) per program: channels as wide as the tensor's (up to 64), about
+    `TILES["elems"]` elements a program."""
     block_c = min(64, triton.next_power_of_2(C))
-    return max(16, 4096 // block_c), block_c
+    return max(16, TILES["elems"] // block_c), block_c
 
 
 def _check(x: torch.Tensor, weight: torch.Tensor) -> None:
@@ -103,7 +109,7 @@ def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     grid = (triton.cdiv(N, block_p), triton.cdiv(C, block_c))
     _dw_kernel[grid](x, weight.contiguous(), bias if bias is not None else weight, y, N, H, W, C,
                      *x.stride(), *y.stride(), K=K, FLIP=flip, HAS_BIAS=bias is not None,
-                     BLOCK_P=block_p, BLOCK_C=block_c, num_warps=4)
+                     BLOCK_P=block_p, BLOCK_C=block_c, num_warps=TILES["warps"])
     return y
 
 
@@ -119,10 +125,11 @@ def depthwise_conv2d_wgrad(grad: torch.Tensor, x: torch.Tensor, k: int) -> torch
     B, C, H, W = x.shape
     N = B * H * W
     block_p, block_c = _blocks(C)
-    progs = min(triton.cdiv(N, block_p), 64)
+    progs = min(triton.cdiv(N, block_p), TILES["wgrad_progs"])
     part = torch.empty((progs, k * k, C), dtype=torch.float32, device=x.device)
     _dw_wgrad_kernel[(progs, triton.cdiv(C, block_c), k * k)](grad, x, part, N, H, W, C, *grad.stride(), *x.stride(),
-                                                              K=k, BLOCK_P=block_p, BLOCK_C=block_c, num_warps=4)
+                                                              K=k, BLOCK_P=block_p, BLOCK_C=block_c,
+                                                              num_warps=TILES["warps"])
     return part.sum(0).t().contiguous().reshape(C, 1, k, k)  # the fake's (contiguous) strides
 
 

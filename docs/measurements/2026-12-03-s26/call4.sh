@@ -1,16 +1,29 @@
 # Built for the next device call (issue 16), not run: `bash docs/measurements/2026-12-03-s26/call4.sh` from the
-# repository root on one H200, carrying .data-fm; a call of its own (inductor's cache starts empty).
-# 1. Inductor's coordinate-descent tuning of its kernels: its cold compilation did not finish in 330 s (call 2);
-#    the peer is call 1's `--sdpa auto` record (same patterns and seed): 6.449 / 6.463 ms a model-step.
-# 2. Softmax attention by backend once more, stage 0 (256 tokens) captured with thread-local errors.
+# repository root on one H200, carrying .data-fm; about 5 minutes, nothing compiled by inductor.
+# 1. The Triton depthwise kernels (bench/triton_dwconv.py, 1.01x cuDNN at one tiling in the twenty-first session)
+#    at ten tilings, each shape's fastest against cuDNN: what per-shape tuning could give (their 20 % of the step).
+# 2. Softmax attention by backend once more: stage 0 (256 tokens), captured with thread-local errors.
+# 3. Where a worker's imports go (the warm-up's build phase, 8.8-10 s): whether torch's modules have bytecode
+#    caches on this image (the nineteenth session's profile compiled 1,445 modules from source), and an import of
+#    torch._inductor with and without a writable bytecode cache (on the CPU machine, whose venv has torch's .pyc
+#    files: 3.4-3.7 s with them, 8.4-9.9 s compiling from source).
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 T0=$(date +%s)
-PEER=docs/measurements/2026-12-03-s26/call1/sdpa-auto.json
-timeout 480 python bench/compile_blocks.py --data fashion-mnist:$PWD/.data-fm --pack 8 --packs 2 \
-    --inductor coordinate_descent_tuning=True --out $OUT/cd.json > $OUT/cd.log 2>&1
-echo "== compile_blocks --inductor coordinate_descent_tuning=True rc $? at $(( $(date +%s) - T0 )) s"
-grep -E "warm-up|pack [0-9]:|packs in" $OUT/cd.log | cut -c1-330
-[ -f $OUT/cd.json ] && python bench/compile_blocks.py --compare $PEER $OUT/cd.json --out $OUT/compare-cd.json 2>&1 | tail -2 | head -1
+timeout 300 python bench/dwconv_speed.py --preset default --tiles 1024:4:64 2048:4:64 8192:4:64 16384:8:64 \
+    2048:2:64 4096:8:64 4096:4:16 4096:4:256 2048:4:256 8192:8:256 --out $OUT/dwconv_tiles.json > $OUT/dwconv_tiles.log 2>&1
+echo "== dwconv_speed rc $? at $(( $(date +%s) - T0 )) s"; sed -n '/^what/,$p' $OUT/dwconv_tiles.log | cut -c1-160
 timeout 60 python bench/sdpa_backends.py --preset default --out $OUT/sdpa_backends.json > $OUT/sdpa_backends.log 2>&1
 echo "== sdpa_backends rc $?"; sed -n '/^stage/,$p' $OUT/sdpa_backends.log | head -9 | cut -c1-110
+python - <<'PY'
+import os, sys, sysconfig, importlib.util
+torch_dir = os.path.dirname(importlib.util.find_spec("torch").origin)
+print("python", sys.version.split()[0], "dont_write_bytecode", sys.dont_write_bytecode, "pycache_prefix", sys.pycache_prefix)
+print("torch dir", torch_dir, "writable", os.access(torch_dir, os.W_OK), "__pycache__ there",
+      os.path.isdir(os.path.join(torch_dir, "__pycache__")), "env PYTHONDONTWRITEBYTECODE",
+      os.environ.get("PYTHONDONTWRITEBYTECODE"))
+PY
+IMP='import time; t = time.perf_counter(); import torch, torch._dynamo, torch._inductor.compile_fx; print(f"{time.perf_counter() - t:.2f} s")'
+for i in 1 2; do echo "import torch._inductor, default caches, run $i: $(python -c "$IMP")"; done
+for i in 1 2; do echo "import torch._inductor, bytecode written to /tmp/pyc, run $i: $(env -u PYTHONDONTWRITEBYTECODE \
+    PYTHONPYCACHEPREFIX=/tmp/pyc python -c "$IMP")"; done
