@@ -82,6 +82,21 @@ def test_a_pack_counts_models_so_seeds_fill_it(tmp_path):
         SearchConfig(budget="2softmax", pack=1, gpus_per_trial=0.75, seeds=2).check()
 
 
+def test_on_cpus_a_worker_a_core_each_on_one_thread_as_memory_allows():
+    from sola_search.search.config import SearchConfig
+    from sola_search.search.runner import CPU_WORKER_BYTES, machine_layout
+
+    cfg = SearchConfig(budget="2softmax")
+    gib = 2**30
+    assert machine_layout(cfg, 0, 0, 2, 16 * gib) == (1, 2, {"num_cpus": 1})  # the README's 2-core machine
+    assert machine_layout(cfg, 0, 0, 16, 3 * CPU_WORKER_BYTES) == (1, 3, {"num_cpus": 5})  # memory caps them
+    assert machine_layout(cfg, 0, 0, 2, 1 * gib) == (1, 1, {"num_cpus": 2})  # room for one: it takes both cores
+    assert machine_layout(cfg, 0, 0, 4, 0) == (1, 4, {"num_cpus": 1})  # memory unknown: by the cores
+    assert machine_layout(cfg, 0, 0, 0, 16 * gib) == (1, 1, {"num_cpus": 1})  # always one
+    assert machine_layout(SearchConfig(budget="2softmax", workers=1), 0, 0, 2, 16 * gib) == (1, 1, {"num_cpus": 2})
+    assert machine_layout(SearchConfig(budget="2softmax", seeds=2), 0, 0, 2, 16 * gib)[:2] == (2, 2)
+
+
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory):
     root = tmp_path_factory.mktemp("seeded") / "runs"

@@ -357,7 +357,7 @@ def _calibrate(cfg: CalibrationConfig, res, quiet: bool) -> CalibrationResult:
 
     pack, n_workers, options = machine_layout(
         SearchConfig(budget=cfg.budget, pack=cfg.pack, workers=cfg.workers, seeds=cfg.seeds),
-        res.gpus, res.gpus_per_node, res.cpus)
+        res.gpus, res.gpus_per_node, res.cpus, res.memory)
     jobs = plan_jobs(cfg.ladder, texts, seeds_of, have, pack)
     if other := other_configs(records, texts, digests):
         notes.append(f"{other} trainings in {records_path} of these patterns and rungs were made with another "

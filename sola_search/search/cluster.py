@@ -23,6 +23,7 @@ class Resources:
     gpus: float
     address: str  # "local" for the embedded instance
     gpus_per_node: float = 0.0  # the most GPUs of one live node: what one worker can ask for
+    memory: float = 0.0  # bytes Ray may give its tasks and actors, all nodes (its `memory` resource); 0: unknown
 
 
 @contextmanager
@@ -52,7 +53,7 @@ def ray_session(address: str | None = None, quiet: bool = True) -> Iterator[Reso
         res = ray.cluster_resources()
         per_node = max((n["Resources"].get("GPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=0.0)
         yield Resources(cpus=res.get("CPU", 0.0), gpus=res.get("GPU", 0.0), address=address or "local",
-                        gpus_per_node=per_node)
+                        gpus_per_node=per_node, memory=res.get("memory", 0.0))
     finally:
         if ray.is_initialized() and not borrowed:
             ray.shutdown()

@@ -483,7 +483,14 @@ def write_trial_file(run: RunDir, study: optuna.Study, trial) -> None:
                          f"free space, then continue with: sola-search resume {run.path}") from None
 
 
-def _settle_machine(plan: RunPlan, gpus: float, gpus_per_node: float, cpus: float) -> RunPlan:
+# On CPUs a worker a core, each training on one thread: a `quick` proxy trains ~1.5x slower on one thread
+# than on two, so on 2 cores two such workers ran the default search's 8 trials 1.23-1.26x sooner than one
+# worker on both, the same top-1 to the digit (docs/performance.md, twenty-sixth session). A CPU worker held
+# ~1.3 GB (Fashion-MNIST, `quick`): each is given 2 GiB of the machine's memory at least.
+CPU_WORKER_BYTES = 2 * 2**30
+
+
+def _settle_machine(plan: RunPlan, gpus: float, gpus_per_node: float, cpus: float, memory: float = 0.0) -> RunPlan:
     """What the machine decides, once Ray is up: the preset and trial count a run left unset, the
     pack size, the workers and each worker's Ray resources. A pack's size counts models: with K
     seeds a pack of `--pack` slots trains pack // K patterns (at least one) of K models each, and a
@@ -497,20 +504,23 @@ def _settle_machine(plan: RunPlan, gpus: float, gpus_per_node: float, cpus: floa
     # a CPU has no second device stream to gain from, and the supernet scores a pack in seconds.
     ahead = plan.config.ahead if plan.config.ahead is not None else int(bool(gpus) and not supernet)
     cfg = replace(plan.config, preset=preset, trials=trials, ahead=ahead)
-    pack, n_workers, options = machine_layout(cfg, gpus, gpus_per_node, cpus)
+    pack, n_workers, options = machine_layout(cfg, gpus, gpus_per_node, cpus, memory)
     return replace(plan, config=cfg, pack=pack, workers=n_workers, options=options)
 
 
-def machine_layout(cfg: SearchConfig, gpus: float, gpus_per_node: float, cpus: float) -> tuple[int, int, dict]:
+def machine_layout(cfg: SearchConfig, gpus: float, gpus_per_node: float, cpus: float,
+                   memory: float = 0.0) -> tuple[int, int, dict]:
     """(models per pack, workers, each worker's Ray resources) for `cfg`'s pack, seeds, GPU share and
-    workers on this machine: packs on every GPU, one worker with every core on a CPU machine. `run`
-    and `calibrate` lay out their workers alike."""
+    workers on this machine: packs on every GPU; on CPUs a worker a core, each on one thread, as many
+    as `memory` (Ray's, bytes; 0: unknown) holds at `CPU_WORKER_BYTES` each. `run` and `calibrate` lay
+    out their workers alike."""
     seeds = cfg.seeds or 1
     if cfg.estimator == "supernet":  # one worker keeps the supernet loaded and scores a pack of patterns per call
         options = dict(num_gpus=min(1.0, gpus_per_node)) if gpus else dict(num_cpus=max(1, int(cpus)))
         return cfg.pack or SUPERNET_PACK, 1, options
     if not gpus:
-        pack, n_workers = pack_models(cfg.pack or 1, seeds), cfg.workers or 1
+        fit = int(memory // CPU_WORKER_BYTES) if memory else int(cpus)
+        pack, n_workers = pack_models(cfg.pack or 1, seeds), cfg.workers or max(1, min(int(cpus), fit))
         return pack, n_workers, dict(num_cpus=max(1, int(cpus // n_workers)))
     frac = cfg.gpus_per_trial or DEFAULT_GPUS_PER_TRIAL
     # A pack shares one GPU: a given fraction per trial sets how many fit on it.
@@ -538,7 +548,7 @@ def _run(plan: RunPlan, quiet: bool) -> RunSummary:
         where = f"joining Ray at {cfg.address}" if cfg.address else "starting a local Ray instance"
         print(f"run {run.name} in {run.path}: {where} …", file=sys.stderr, flush=True)
     with ray_session(cfg.address, quiet=quiet) as res:
-        plan = _settle_machine(plan, res.gpus, res.gpus_per_node, res.cpus)
+        plan = _settle_machine(plan, res.gpus, res.gpus_per_node, res.cpus, res.memory)
         cfg, budget, variant, pack, n_workers = plan.config, plan.budget, plan.variant, plan.pack, plan.workers
         proxy = get_preset(cfg.preset, variant=variant.name, data=cfg.data, seed=cfg.seed,
                            batch_size=cfg.batch_size, lr=cfg.lr,
