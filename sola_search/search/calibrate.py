@@ -3,7 +3,7 @@ data at all, and how many steps and seeds it takes.
 
 A stratified set of patterns under the budget (`space.feasible.stratified_patterns`) is trained at
 every rung of a step ladder with several seeds, through the same Ray workers as `run` (packs of
-patterns x seeds on every GPU, one worker on a CPU), longest rungs first so that the reference (the
+patterns x seeds on every GPU, a worker a core on CPUs), longest rungs first so that the reference (the
 top rung) is there early; the top rung may have more seeds than the others (`--reference-seeds`:
 a reference that agrees with itself better; its first seeds are the other rungs'). Each rung
 trains the preset's proxy for that many steps with the preset's warm-up, so a rung is exactly what
