@@ -656,7 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus-per-trial", type=_float, help="GPU fraction per trial; a worker takes this times "
                    "--pack (default 1/8: a pack of 8 per GPU)")
     p.add_argument("--workers", type=_int, help="worker processes (default: fill the GPUs; on CPUs one a core, "
-                   "as many as memory holds at 2 GiB each)")
+                   "as many as memory holds at 2 GiB each and the trials need)")
     p.add_argument("--pack", type=_int, help="models a worker trains together (default 8 on GPUs, 1 on a CPU); "
                    "with --seeds K a pattern's K seeds are K of them, always in one pack")
     p.add_argument("--ahead", type=_int, metavar="{0,1}", help="packs queued behind each busy worker's running one; "
@@ -709,7 +709,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pack", type=_int, help="models a worker trains together (default 8 on GPUs, 1 on a CPU; a "
                    "pattern's seeds always in one pack)")
     p.add_argument("--workers", type=_int, help="worker processes (default: fill the GPUs; on CPUs one a core, "
-                   "as many as memory holds at 2 GiB each)")
+                   "as many as memory holds at 2 GiB each and the trials need)")
     p.add_argument("--address", help="join a running Ray cluster (ray start --head) instead of starting one")
     p.add_argument("--score", choices=("top1", "loss"), default="top1",
                    help="what ranks the patterns, as `run --score` (default top1); the trainings are the same, so a "

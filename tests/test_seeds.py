@@ -95,6 +95,8 @@ def test_on_cpus_a_worker_a_core_each_on_one_thread_as_memory_allows():
     assert machine_layout(cfg, 0, 0, 0, 16 * gib) == (1, 1, {"num_cpus": 1})  # always one
     assert machine_layout(SearchConfig(budget="2softmax", workers=1), 0, 0, 2, 16 * gib) == (1, 1, {"num_cpus": 2})
     assert machine_layout(SearchConfig(budget="2softmax", seeds=2), 0, 0, 2, 16 * gib)[:2] == (2, 2)
+    assert machine_layout(SearchConfig(budget="2softmax", trials=3), 0, 0, 16, 64 * gib)[1] == 3  # a pack each
+    assert machine_layout(SearchConfig(budget="2softmax", trials=3, seeds=2), 0, 0, 16, 64 * gib)[:2] == (2, 3)
 
 
 @pytest.fixture(scope="module")

@@ -512,15 +512,17 @@ def machine_layout(cfg: SearchConfig, gpus: float, gpus_per_node: float, cpus: f
                    memory: float = 0.0) -> tuple[int, int, dict]:
     """(models per pack, workers, each worker's Ray resources) for `cfg`'s pack, seeds, GPU share and
     workers on this machine: packs on every GPU; on CPUs a worker a core, each on one thread, as many
-    as `memory` (Ray's, bytes; 0: unknown) holds at `CPU_WORKER_BYTES` each. `run` and `calibrate` lay
-    out their workers alike."""
+    as `memory` (Ray's, bytes; 0: unknown) holds at `CPU_WORKER_BYTES` each and the trials' packs need.
+    `run` and `calibrate` lay out their workers alike."""
     seeds = cfg.seeds or 1
     if cfg.estimator == "supernet":  # one worker keeps the supernet loaded and scores a pack of patterns per call
         options = dict(num_gpus=min(1.0, gpus_per_node)) if gpus else dict(num_cpus=max(1, int(cpus)))
         return cfg.pack or SUPERNET_PACK, 1, options
     if not gpus:
+        pack = pack_models(cfg.pack or 1, seeds)
         fit = int(memory // CPU_WORKER_BYTES) if memory else int(cpus)
-        pack, n_workers = pack_models(cfg.pack or 1, seeds), cfg.workers or max(1, min(int(cpus), fit))
+        needed = math.ceil(cfg.trials * seeds / pack) if cfg.trials else int(cpus)  # no worker without a pack
+        n_workers = cfg.workers or max(1, min(int(cpus), fit, needed))
         return pack, n_workers, dict(num_cpus=max(1, int(cpus // n_workers)))
     frac = cfg.gpus_per_trial or DEFAULT_GPUS_PER_TRIAL
     # A pack shares one GPU: a given fraction per trial sets how many fit on it.
