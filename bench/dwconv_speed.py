@@ -154,10 +154,13 @@ def main() -> None:
             if tilings:
                 default = dict(triton_dwconv.TILES)
                 r["tiles_ms"] = {}
-                for t in tilings:
-                    triton_dwconv.TILES.update(t)
-                    r["tiles_ms"][":".join(map(str, t.values()))] = round(time_way(r, dev, "triton", args.reps), 4)
-                triton_dwconv.TILES.update(default)
+                try:
+                    for t in tilings:
+                        triton_dwconv.TILES.update(t)
+                        r["tiles_ms"][":".join(map(str, t.values()))] = round(time_way(r, dev, "triton", args.reps),
+                                                                              4)
+                finally:  # the next shape's default timing at the default tiling, whatever happened here
+                    triton_dwconv.TILES.update(default)
                 r["best_tiles"], r["best_ms"] = min(r["tiles_ms"].items(), key=lambda kv: kv[1])
                 r["best_speedup"] = round(r["cudnn_ms"] / r["best_ms"], 2)
         distinct[key] = r

@@ -133,7 +133,7 @@ def eval_beside(prepared, steps: int, rounds: int) -> list[dict]:
         with torch.cuda.stream(side):
             evaluation(data.val_x, data.val_y, None)
 
-    def timed(fn) -> float:
+    def device_ms(fn) -> float:
         torch.cuda.synchronize()
         a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         a.record(main)
@@ -159,7 +159,7 @@ def eval_beside(prepared, steps: int, rounds: int) -> list[dict]:
 
     rows = []
     for r in range(rounds):
-        ms = {name: timed(fn) for name, fn in (("training alone", train_only), ("evaluation alone", evaluate),
+        ms = {name: device_ms(fn) for name, fn in (("training alone", train_only), ("evaluation alone", evaluate),
                                                ("evaluation after training", after),
                                                ("evaluation beside training", beside))}
         hidden = (ms["evaluation after training"] - ms["evaluation beside training"]) / ms["evaluation alone"]

@@ -92,10 +92,13 @@ def main() -> None:
                 got = fwd_bwd(fn, q, k, v, g)  # also the compiled ways' compilation, before any capture
                 err = max(((a.double().cpu() - r).abs().max() / r.abs().max()).item()
                           for a, r in zip(got, ref, strict=True))
-                if cuda:  # warmed up on the stream it is captured on, the capture's errors this thread's only (as
-                    side = torch.cuda.Stream()  # the package captures): stage 0's captures failed twice without
-                    side.wait_stream(torch.cuda.current_stream())  # ("operation failed due to a previous error
-                    with torch.cuda.stream(side):  # during capture"; the side stream alone did not mend it)
+                if cuda:
+                    # Warmed up on the stream it is captured on, the capture's errors this thread's only (as the
+                    # package captures): stage 0's captures failed twice without ("operation failed due to a
+                    # previous error during capture"; the side stream alone did not mend it).
+                    side = torch.cuda.Stream()
+                    side.wait_stream(torch.cuda.current_stream())
+                    with torch.cuda.stream(side):
                         for _ in range(2):
                             fwd_bwd(fn, q, k, v, g)
                     torch.cuda.current_stream().wait_stream(side)
