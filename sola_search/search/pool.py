@@ -127,11 +127,12 @@ class WorkerPool:
         return heads
 
     def wait(self, timeout: float = 0.5) -> list[Warmed | Done]:
-        """What ended within `timeout` seconds: one warm-up or job (as `ray.wait` with num_returns=1),
-        or every job of a worker that died."""
+        """What ended within `timeout` seconds (no longer than the progress interval, so that the
+        caller's `poll` keeps its pace): one warm-up or job (as `ray.wait` with num_returns=1), or every
+        job of a worker that died."""
         import ray
 
-        ready, _ = ray.wait([*self.jobs, *self.warming], num_returns=1, timeout=timeout)
+        ready, _ = ray.wait([*self.jobs, *self.warming], num_returns=1, timeout=min(timeout, self.poll_s))
         out: list[Warmed | Done] = []
         for ref in ready:
             if ref in self.warming:
