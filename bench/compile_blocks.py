@@ -13,6 +13,7 @@ pack's wall, training seconds and images/s, and each pattern's loss curve and to
     python bench/compile_blocks.py --smoke
     python bench/compile_blocks.py --check-eval    # each pack's models evaluated both ways (graphed, eager)
     python bench/compile_blocks.py --ahead         # then the same packs each prepared while the one before trains
+    python bench/compile_blocks.py --mala triton   # MALA through bench/triton_mala.py's kernels on the GPU
 """
 
 from __future__ import annotations
@@ -104,6 +105,19 @@ def inductor_config(settings: list[str]) -> None:
             raise ValueError(f"--inductor {setting!r}: VALUE must be a Python literal (True, 1, 'x')") from None
 
 
+def use_mala(way: str) -> None:
+    """`--mala triton`: every model's `Attention.mala` through `bench/triton_mala.py` on CUDA tensors (a lever;
+    the CPU keeps the package's)."""
+    if way == "torch":
+        return
+    import triton_mala
+
+    from sola_search.space.backbone import Attention
+
+    package = Attention.mala
+    Attention.mala = staticmethod(lambda q, k, v: triton_mala.mala(q, k, v) if q.is_cuda else package(q, k, v))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     common_args(ap, "compile_blocks")
@@ -130,6 +144,8 @@ def main() -> None:
                          "or eager in eval mode (train.EVAL_COMPILED off: the peer)")
     ap.add_argument("--inductor", nargs="+", default=[], metavar="NAME=VALUE",
                     help="torch._inductor.config settings for this run (a lever), e.g. coordinate_descent_tuning=True")
+    ap.add_argument("--mala", choices=["torch", "triton"], default="torch",
+                    help="MALA as the package writes it (default) or as bench/triton_mala.py's kernels (a lever)")
     ap.add_argument("--compare", nargs=2, metavar="JSON", help="compare two records' loss curves and top-1")
     args = ap.parse_args()
     if args.compare:
@@ -144,9 +160,10 @@ def main() -> None:
         ap.error(str(e))
     if args.smoke:
         args.pack, args.packs = 2, 3 if args.ahead else 1
+    use_mala(args.mala)
     cache = cache_dir()
     rec: dict = dict(bench="compile_blocks", env=env_info(), config=cfg.to_dict(), cache_dir=cache,
-                     inductor=args.inductor,
+                     inductor=args.inductor, mala=args.mala,
                      cache_files_before=sum(len(f) for _, _, f in os.walk(cache)) if os.path.isdir(cache) else 0)
     patterns = [str(p) for p in FeasibleSet(cfg.variant, Budget.parse(args.budget)).sample(args.pack * args.packs, 0)]
     t0 = time.perf_counter()

@@ -1,0 +1,201 @@
+"""MALA, the backbone's linear attention (`Attention.mala`), as one Triton kernel forward and one backward: a
+lever for the GPU's training step (issue 16), not yet measured on a GPU; `bench/mala_speed.py` times it alone
+and `bench/compile_blocks.py --mala triton` in a pack's step.
+
+Why: inductor compiles `mala` as several kernels around three fp32 batched matmuls (φ(k)ᵀv, φ(q)·k̄, φ(q)·kv),
+so φ(q), φ(k), v and φ(q)·kv each cross memory in fp32, forward and backward. One program per (sample, head)
+here reads q, k, v once in bf16 (twice in the backward) and keeps kv (d x d), k̄ and v̄ on chip: about a
+tenth of the bytes at the `default` preset's stage-0 shape (256 x 1 head x 256 tokens x 32).
+
+The math is `Attention.mala`'s, in fp32 (its matmuls in TF32 on a GPU, as training sets them):
+φ = ELU + 1, s = d^-½, kv = (s/N)·Σ_j φ(k_j)ᵀv_j, k̄ = mean φ(k), v̄ = mean v, z_i = s·φ(q_i)·k̄ᵀ and
+y_i = (1 + 1/z_i)·φ(q_i)·kv − z_i·v̄. The backward recomputes φ(q), z and φ(q)·kv from q and the saved kv, k̄,
+v̄ (one pass over q and dy gives dq and the sums dkv, dk̄, dv̄; a second over k and v gives dk and dv).
+Outputs and gradients are in q's dtype with the (B, N, heads, d) layout that `Attention.forward` reshapes
+to (B, H, W, C) as a view. Custom ops (`torch.library`): opaque to dynamo and inductor inside a compiled
+block, captured by CUDA graphs like any kernel. `TRITON_INTERPRET=1` runs them on the CPU (`mala_speed
+--smoke`)."""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+BLOCK_N = 64  # tokens a loop iteration reads (fewer where a head has fewer)
+
+
+@triton.jit
+def _phi(x):
+    return tl.where(x > 0, x + 1.0, tl.exp(tl.minimum(x, 0.0)))
+
+
+@triton.jit
+def _mala_fwd(q_ptr, k_ptr, v_ptr, y_ptr, kv_ptr, km_ptr, vm_ptr, HEADS, N, D, s,
+              sqb, sqh, sqn, sqd, skb, skh, skn, skd, svb, svh, svn, svd, syb, syh, syn, syd,
+              BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, PREC: tl.constexpr):
+    pid = tl.program_id(0)
+    b, h = pid // HEADS, pid % HEADS
+    d = tl.arange(0, BLOCK_D)
+    dm = d < D
+    kv = tl.zeros((BLOCK_D, BLOCK_D), dtype=tl.float32)
+    ksum = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    vsum = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    for n0 in range(0, N, BLOCK_N):
+        n = n0 + tl.arange(0, BLOCK_N)
+        m = (n < N)[:, None] & dm[None, :]
+        kt = tl.load(k_ptr + b * skb + h * skh + n[:, None] * skn + d[None, :] * skd, mask=m, other=0.0).to(tl.float32)
+        vt = tl.load(v_ptr + b * svb + h * svh + n[:, None] * svn + d[None, :] * svd, mask=m, other=0.0).to(tl.float32)
+        pk = tl.where(m, _phi(kt), 0.0)
+        kv += tl.dot(tl.trans(pk), vt, input_precision=PREC)
+        ksum += tl.sum(pk, 0)
+        vsum += tl.sum(vt, 0)
+    kv = kv * (s / N)
+    km = ksum / N
+    vm = vsum / N
+    stat = pid * BLOCK_D * BLOCK_D
+    tl.store(kv_ptr + stat + d[:, None] * BLOCK_D + d[None, :], kv)
+    tl.store(km_ptr + pid * BLOCK_D + d, km)
+    tl.store(vm_ptr + pid * BLOCK_D + d, vm)
+    for n0 in range(0, N, BLOCK_N):
+        n = n0 + tl.arange(0, BLOCK_N)
+        nm = n < N
+        m = nm[:, None] & dm[None, :]
+        qt = tl.load(q_ptr + b * sqb + h * sqh + n[:, None] * sqn + d[None, :] * sqd, mask=m, other=0.0).to(tl.float32)
+        pq = tl.where(m, _phi(qt), 0.0)
+        z = tl.where(nm, tl.sum(pq * km[None, :], 1) * s, 1.0)
+        p = tl.dot(pq, kv, input_precision=PREC)
+        y = (1.0 + 1.0 / z)[:, None] * p - z[:, None] * vm[None, :]
+        tl.store(y_ptr + b * syb + h * syh + n[:, None] * syn + d[None, :] * syd, y.to(y_ptr.dtype.element_ty), mask=m)
+
+
+@triton.jit
+def _mala_bwd(q_ptr, k_ptr, v_ptr, g_ptr, kv_ptr, km_ptr, vm_ptr, dq_ptr, dk_ptr, dv_ptr, HEADS, N, D, s,
+              sqb, sqh, sqn, sqd, skb, skh, skn, skd, svb, svh, svn, svd, sgb, sgh, sgn, sgd,
+              sob, soh, son, sod,
+              BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, PREC: tl.constexpr):
+    pid = tl.program_id(0)
+    b, h = pid // HEADS, pid % HEADS
+    d = tl.arange(0, BLOCK_D)
+    dm = d < D
+    stat = pid * BLOCK_D * BLOCK_D
+    kv = tl.load(kv_ptr + stat + d[:, None] * BLOCK_D + d[None, :])
+    km = tl.load(km_ptr + pid * BLOCK_D + d)
+    vm = tl.load(vm_ptr + pid * BLOCK_D + d)
+    dkv = tl.zeros((BLOCK_D, BLOCK_D), dtype=tl.float32)
+    dkm = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    dvm = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    for n0 in range(0, N, BLOCK_N):  # dq, and the sums the second pass needs
+        n = n0 + tl.arange(0, BLOCK_N)
+        nm = n < N
+        m = nm[:, None] & dm[None, :]
+        qt = tl.load(q_ptr + b * sqb + h * sqh + n[:, None] * sqn + d[None, :] * sqd, mask=m, other=0.0).to(tl.float32)
+        g = tl.load(g_ptr + b * sgb + h * sgh + n[:, None] * sgn + d[None, :] * sgd, mask=m, other=0.0).to(tl.float32)
+        pq = tl.where(m, _phi(qt), 0.0)
+        z = tl.where(nm, tl.sum(pq * km[None, :], 1) * s, 1.0)
+        p = tl.dot(pq, kv, input_precision=PREC)
+        dp = (1.0 + 1.0 / z)[:, None] * g
+        dz = tl.where(nm, -tl.sum(g * p, 1) / (z * z) - tl.sum(g * vm[None, :], 1), 0.0)
+        dvm -= tl.sum(z[:, None] * g, 0)
+        dkv += tl.dot(tl.trans(pq), dp, input_precision=PREC)
+        dkm += tl.sum(dz[:, None] * pq, 0) * s
+        dpq = tl.dot(dp, tl.trans(kv), input_precision=PREC) + dz[:, None] * (km * s)[None, :]
+        dq = dpq * tl.where(qt > 0, 1.0, tl.exp(tl.minimum(qt, 0.0)))
+        tl.store(dq_ptr + b * sob + h * soh + n[:, None] * son + d[None, :] * sod, dq.to(dq_ptr.dtype.element_ty),
+                 mask=m)
+    for n0 in range(0, N, BLOCK_N):  # dk and dv from dkv, dk̄, dv̄
+        n = n0 + tl.arange(0, BLOCK_N)
+        m = (n < N)[:, None] & dm[None, :]
+        kt = tl.load(k_ptr + b * skb + h * skh + n[:, None] * skn + d[None, :] * skd, mask=m, other=0.0).to(tl.float32)
+        vt = tl.load(v_ptr + b * svb + h * svh + n[:, None] * svn + d[None, :] * svd, mask=m, other=0.0).to(tl.float32)
+        pk = tl.where(m, _phi(kt), 0.0)
+        dpk = tl.dot(vt, tl.trans(dkv), input_precision=PREC) * (s / N) + (dkm / N)[None, :]
+        dv = tl.dot(pk, dkv, input_precision=PREC) * (s / N) + (dvm / N)[None, :]
+        dk = dpk * tl.where(kt > 0, 1.0, tl.exp(tl.minimum(kt, 0.0)))
+        off = b * sob + h * soh + n[:, None] * son + d[None, :] * sod
+        tl.store(dk_ptr + off, dk.to(dk_ptr.dtype.element_ty), mask=m)
+        tl.store(dv_ptr + off, dv.to(dv_ptr.dtype.element_ty), mask=m)
+
+
+def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+    if q.ndim != 4 or q.shape != k.shape or q.shape != v.shape or not (q.dtype == k.dtype == v.dtype):
+        raise ValueError(f"mala: q, k, v {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)} are not three "
+                         "(B, heads, N, d) tensors of one shape and dtype")
+
+
+def _layout(q: torch.Tensor) -> torch.Tensor:
+    """An empty (B, heads, N, d) tensor stored as (B, N, heads, d): what `Attention.forward` reshapes freely."""
+    B, h, N, d = q.shape
+    return q.new_empty((B, N, h, d)).transpose(1, 2)
+
+
+def _blocks(q: torch.Tensor) -> tuple[int, int]:
+    return min(BLOCK_N, max(16, triton.next_power_of_2(q.shape[2]))), max(16, triton.next_power_of_2(q.shape[3]))
+
+
+def _precision(q: torch.Tensor) -> str:
+    """As torch's fp32 matmuls would run: TF32 where training allows it (`set_float32_matmul_precision`)."""
+    return "tf32" if q.is_cuda and torch.get_float32_matmul_precision() != "highest" else "ieee"
+
+
+@torch.library.custom_op("sola::mala", mutates_args=())
+def mala_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
+                                                                             torch.Tensor, torch.Tensor]:
+    """y, and the statistics the backward reads: kv (B·heads, D, D), k̄ and v̄ (B·heads, D), fp32, D the
+    head's dimension rounded up to a power of two (>= 16)."""
+    _check(q, k, v)
+    B, h, N, d = q.shape
+    block_n, block_d = _blocks(q)
+    y = _layout(q)
+    kv = q.new_empty((B * h, block_d, block_d), dtype=torch.float32)
+    km, vm = (q.new_empty((B * h, block_d), dtype=torch.float32) for _ in range(2))
+    _mala_fwd[(B * h,)](q, k, v, y, kv, km, vm, h, N, d, d**-0.5, *q.stride(), *k.stride(), *v.stride(), *y.stride(),
+                        BLOCK_N=block_n, BLOCK_D=block_d, PREC=_precision(q))
+    return y, kv, km, vm
+
+
+@mala_forward.register_fake
+def _(q, k, v):
+    _check(q, k, v)
+    B, h, N, d = q.shape
+    _, block_d = _blocks(q)
+    return (_layout(q), q.new_empty((B * h, block_d, block_d), dtype=torch.float32),
+            q.new_empty((B * h, block_d), dtype=torch.float32), q.new_empty((B * h, block_d), dtype=torch.float32))
+
+
+@torch.library.custom_op("sola::mala_backward", mutates_args=())
+def mala_backward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, grad: torch.Tensor, kv: torch.Tensor,
+                  km: torch.Tensor, vm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """dq, dk, dv of `mala_forward`'s y for its upstream gradient `grad`."""
+    B, h, N, d = q.shape
+    block_n, block_d = _blocks(q)
+    dq, dk, dv = _layout(q), _layout(q), _layout(q)
+    _mala_bwd[(B * h,)](q, k, v, grad, kv, km, vm, dq, dk, dv, h, N, d, d**-0.5,
+                        *q.stride(), *k.stride(), *v.stride(), *grad.stride(), *dq.stride(),
+                        BLOCK_N=block_n, BLOCK_D=block_d, PREC=_precision(q))
+    return dq, dk, dv
+
+
+@mala_backward.register_fake
+def _(q, k, v, grad, kv, km, vm):
+    return _layout(q), _layout(q), _layout(q)
+
+
+def _setup_context(ctx, inputs, output):
+    q, k, v = inputs
+    _, kv, km, vm = output
+    ctx.mark_non_differentiable(kv, km, vm)
+    ctx.save_for_backward(q, k, v, kv, km, vm)
+
+
+def _backward(ctx, grad, *_stats):
+    q, k, v, kv, km, vm = ctx.saved_tensors
+    return mala_backward(q, k, v, grad, kv, km, vm)
+
+
+mala_forward.register_autograd(_backward, setup_context=_setup_context)
+
+
+def mala(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """`Attention.mala` (the same signature and result) through the kernels."""
+    return mala_forward(q, k, v)[0]
