@@ -14,6 +14,8 @@ pack's wall, training seconds and images/s, and each pattern's loss curve and to
     python bench/compile_blocks.py --check-eval    # each pack's models evaluated both ways (graphed, eager)
     python bench/compile_blocks.py --ahead         # then the same packs each prepared while the one before trains
     python bench/compile_blocks.py --mala triton   # MALA through bench/triton_mala.py's kernels on the GPU
+    python bench/compile_blocks.py --dwconv triton [--dwconv-tiles bench/out/dwconv_speed.json]
+                                                   # depthwise convolutions through bench/triton_dwconv.py's
 """
 
 from __future__ import annotations
@@ -118,6 +120,33 @@ def use_mala(way: str) -> None:
     Attention.mala = staticmethod(lambda q, k, v: triton_mala.mala(q, k, v) if q.is_cuda else package(q, k, v))
 
 
+def use_dwconv(way: str, tiles_json: str | None) -> dict:
+    """`--dwconv triton`: every model's depthwise convolutions through `bench/triton_dwconv.py` on CUDA tensors (a
+    lever; the CPU keeps torch's convolution); with `--dwconv-tiles`, each shape at the tiling a
+    `dwconv_speed.py --tiles` record found fastest (where it beat the default tiling). Returns the tilings set."""
+    if way == "cudnn":
+        return {}
+    import triton_dwconv
+
+    from sola_search.space import backbone
+
+    class TritonDepthwise(torch.nn.Conv2d):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if not x.is_cuda:
+                return super().forward(x)
+            return triton_dwconv.depthwise_conv2d(x, self.weight, self.bias, False)
+
+    backbone.dwconv = lambda dim, k: TritonDepthwise(dim, dim, k, padding=k // 2, groups=dim)
+    chosen = {}
+    for row in json.loads(Path(tiles_json).read_text())["rows"] if tiles_json else []:
+        if row.get("best_ms") is not None and row["best_ms"] < row["triton_ms"]:
+            elems, warps, progs = map(int, row["best_tiles"].split(":"))
+            triton_dwconv.SHAPE_TILES[(row["k"], tuple(row["shape"]))] = dict(elems=elems, warps=warps,
+                                                                               wgrad_progs=progs)
+            chosen[row["what"]] = row["best_tiles"]
+    return chosen
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     common_args(ap, "compile_blocks")
@@ -146,6 +175,11 @@ def main() -> None:
                     help="torch._inductor.config settings for this run (a lever), e.g. coordinate_descent_tuning=True")
     ap.add_argument("--mala", choices=["torch", "triton"], default="torch",
                     help="MALA as the package writes it (default) or as bench/triton_mala.py's kernels (a lever)")
+    ap.add_argument("--dwconv", choices=["cudnn", "triton"], default="cudnn",
+                    help="depthwise convolutions as torch runs them (cuDNN, default) or as bench/triton_dwconv.py's "
+                         "kernels (a lever)")
+    ap.add_argument("--dwconv-tiles", metavar="JSON",
+                    help="with --dwconv triton: each shape's fastest tiling from a `dwconv_speed.py --tiles` record")
     ap.add_argument("--compare", nargs=2, metavar="JSON", help="compare two records' loss curves and top-1")
     args = ap.parse_args()
     if args.compare:
@@ -161,9 +195,11 @@ def main() -> None:
     if args.smoke:
         args.pack, args.packs = 2, 3 if args.ahead else 1
     use_mala(args.mala)
+    dwconv_tiles = use_dwconv(args.dwconv, args.dwconv_tiles)
     cache = cache_dir()
     rec: dict = dict(bench="compile_blocks", env=env_info(), config=cfg.to_dict(), cache_dir=cache,
-                     inductor=args.inductor, mala=args.mala,
+                     inductor=args.inductor, mala=args.mala, dwconv=args.dwconv,
+                     dwconv_tiles=dwconv_tiles,
                      cache_files_before=sum(len(f) for _, _, f in os.walk(cache)) if os.path.isdir(cache) else 0)
     patterns = [str(p) for p in FeasibleSet(cfg.variant, Budget.parse(args.budget)).sample(args.pack * args.packs, 0)]
     t0 = time.perf_counter()

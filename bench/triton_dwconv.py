@@ -80,13 +80,20 @@ def _dw_wgrad_kernel(g_ptr, x_ptr, part_ptr, N, H, W, C,
 # weights' gradient spreads the positions over. `bench/dwconv_speed.py --tiles` sweeps them; the twenty-first
 # session measured only these.
 TILES = dict(elems=4096, warps=4, wgrad_progs=64)
+# A tiling per convolution, (k, (B, C, H, W)) -> TILES' keys, where a sweep chose one (`compile_blocks --dwconv-tiles`):
+# the forward, the input's gradient and the weights' gradient of that convolution all take it.
+SHAPE_TILES: dict[tuple, dict] = {}
 
 
-def _blocks(C: int) -> tuple[int, int]:
+def _tiles(k: int, shape) -> dict:
+    return SHAPE_TILES.get((k, tuple(shape)), TILES)
+
+
+def _blocks(C: int, tiles: dict) -> tuple[int, int]:
     """(positions, channels) per program: channels as wide as the tensor's (up to 64), about
-    `TILES["elems"]` elements a program."""
+    `tiles["elems"]` elements a program."""
     block_c = min(64, triton.next_power_of_2(C))
-    return max(16, TILES["elems"] // block_c), block_c
+    return max(16, tiles["elems"] // block_c), block_c
 
 
 def _check(x: torch.Tensor, weight: torch.Tensor) -> None:
@@ -104,12 +111,13 @@ def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     K = weight.shape[-1]
     _check(x, weight)
     y = torch.empty((B, C, H, W), dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
-    block_p, block_c = _blocks(C)
+    tiles = _tiles(K, x.shape)
+    block_p, block_c = _blocks(C, tiles)
     N = B * H * W
     grid = (triton.cdiv(N, block_p), triton.cdiv(C, block_c))
     _dw_kernel[grid](x, weight.contiguous(), bias if bias is not None else weight, y, N, H, W, C,
                      *x.stride(), *y.stride(), K=K, FLIP=flip, HAS_BIAS=bias is not None,
-                     BLOCK_P=block_p, BLOCK_C=block_c, num_warps=TILES["warps"])
+                     BLOCK_P=block_p, BLOCK_C=block_c, num_warps=tiles["warps"])
     return y
 
 
@@ -124,12 +132,13 @@ def depthwise_conv2d_wgrad(grad: torch.Tensor, x: torch.Tensor, k: int) -> torch
     """The weights' gradient of `depthwise_conv2d`, (C, 1, k, k) in fp32."""
     B, C, H, W = x.shape
     N = B * H * W
-    block_p, block_c = _blocks(C)
-    progs = min(triton.cdiv(N, block_p), TILES["wgrad_progs"])
+    tiles = _tiles(k, x.shape)
+    block_p, block_c = _blocks(C, tiles)
+    progs = min(triton.cdiv(N, block_p), tiles["wgrad_progs"])
     part = torch.empty((progs, k * k, C), dtype=torch.float32, device=x.device)
     _dw_wgrad_kernel[(progs, triton.cdiv(C, block_c), k * k)](grad, x, part, N, H, W, C, *grad.stride(), *x.stride(),
                                                               K=k, BLOCK_P=block_p, BLOCK_C=block_c,
-                                                              num_warps=TILES["warps"])
+                                                              num_warps=tiles["warps"])
     return part.sum(0).t().contiguous().reshape(C, 1, k, k)  # the fake's (contiguous) strides
 
 
