@@ -12,8 +12,9 @@ compiled block, and CUDA graphs capture them like any kernel.
 
 Under autocast (bf16, the proxy's only mixed precision) they see what cuDNN would: input, weights and
 bias cast to bf16, accumulation in fp32, output in bf16. `TRITON_INTERPRET=1` runs the kernels on the CPU
-(`bench/dwconv_speed.py --smoke`). The trial in the package switched each depthwise `nn.Conv2d` that `fits`
-to a subclass whose CUDA forward called `depthwise_conv2d`, when `compile_blocks` marked a model."""
+(`bench/dwconv_speed.py --smoke`). `bench/compile_blocks.py --dwconv triton` builds every depthwise convolution
+as a `nn.Conv2d` whose CUDA forward calls `depthwise_conv2d` (the twenty-first session's trial did so in the
+package), each shape at its own tiling with `--dwconv-tiles` (`SHAPE_TILES`)."""
 
 from __future__ import annotations
 

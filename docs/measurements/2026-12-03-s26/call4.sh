@@ -1,3 +1,5 @@
+# Replaced, not run: the twenty-seventh session's docs/measurements/2026-12-03-s27/call1.sh and call2.sh carry its
+# steps 1 and 3 (step 2, SDPA's stage 0, was dropped: no SDPA kernel gained in a pack).
 # Built for the next device call (issue 16), not run: `bash docs/measurements/2026-12-03-s26/call4.sh` from the
 # repository root on one H200, carrying .data-fm; about 5 minutes, nothing compiled by inductor.
 # 1. The Triton depthwise kernels (bench/triton_dwconv.py, 1.01x cuDNN at one tiling in the twenty-first session)
