@@ -24,7 +24,7 @@ if "--smoke" in sys.argv:  # before Triton is imported: its kernels then run on 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import triton_dwconv  # noqa: E402
-from proxy_common import OUT, common_args, env_info, overrides, preset, table, write_json  # noqa: E402
+from proxy_common import OUT, common_args, env_info, graph_ms, overrides, preset, table, write_json  # noqa: E402
 from triton_dwconv import depthwise_conv2d, fits  # noqa: E402
 
 from sola_search.space import build_backbone  # noqa: E402
@@ -100,25 +100,7 @@ def time_way(row: dict, dev: torch.device, way: str, reps: int) -> float:
             y = (F.conv2d(x, w, b, padding=k // 2, groups=C) if way == "cudnn" else depthwise_conv2d(x, w, b, False))
         return torch.autograd.grad(y, (x, w, b), torch.ones_like(y))
 
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for _ in range(3):
-            step()
-    torch.cuda.current_stream().wait_stream(s)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for _ in range(reps):
-            step()
-    graph.replay()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(5):
-        graph.replay()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / (5 * reps)
+    return graph_ms(step, reps)
 
 
 def main() -> None:

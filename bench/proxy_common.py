@@ -98,6 +98,30 @@ def timed(fn, n: int, dev) -> float:
     return (time.perf_counter() - t) / n
 
 
+def graph_ms(step, reps: int) -> float:
+    """ms per call of `step` (a forward and backward, say) on the GPU: three calls on a side stream to warm it,
+    then `reps` calls captured as one CUDA graph, replayed five times between CUDA events."""
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(s)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(reps):
+            step()
+    graph.replay()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(5):
+        graph.replay()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / (5 * reps)
+
+
 def write_json(path: str, record: dict[str, Any], quiet: bool = False) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -110,8 +134,8 @@ def write_json(path: str, record: dict[str, Any], quiet: bool = False) -> None:
 
 def table(rows: list[dict[str, Any]], cols: list[str]) -> None:
     def fmt(v: Any) -> str:
-        if isinstance(v, float):
-            return f"{v:,.4f}" if abs(v) < 10 else f"{v:,.1f}"
+        if isinstance(v, float):  # a small error (1e-6) shown as itself, not as 0.0000
+            return f"{v:.1e}" if 0 < abs(v) < 1e-3 else f"{v:,.4f}" if abs(v) < 10 else f"{v:,.1f}"
         return "-" if v is None else str(v)
 
     cells = [[fmt(r.get(c)) for c in cols] for r in rows]
