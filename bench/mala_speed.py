@@ -6,7 +6,8 @@ chunks of qkvg's bf16 output), then each way is called as training calls it, for
 CUDA graph of `--reps` calls timed with CUDA events: `compiled` is `torch.compile(Attention.mala)` (what the
 compiled blocks run), `triton` the kernels. Checked first at each shape: outputs and q, k, v gradients of
 both ways and of the package's eager `mala` (fp32) against its formula in fp64 (relative to the largest
-magnitude), and the kernels under `torch.compile` against themselves eager (the custom ops' fake shapes and strides).
+magnitude); the kernels under `torch.compile` against themselves eager (the custom ops' fake shapes and strides);
+and with bf16 q, k, v (training's) the kernels against the package's `mala` (both bf16 out: their rounding).
 
     python bench/mala_speed.py [--preset default] [--set batch_size=128 width=0.25 resolution=128]
     python bench/mala_speed.py --smoke     # the checks on the CPU (TRITON_INTERPRET=1), small shapes, no timing
@@ -93,6 +94,9 @@ def check(row: dict, dev: torch.device, dtype) -> dict:
                compiled_vs_eager_triton=worst(compiled_kernels, [t.double() for t in kernels]))
     if dev.type == "cuda":
         out["compiled"] = worst(run(torch.compile(Attention.mala), q, k, v), ref)
+    q, k, v = (t.detach().bfloat16().requires_grad_(True) for t in (q, k, v))  # as training has them
+    g = g.bfloat16()
+    out["bf16_vs_package"] = worst(run(mala, q, k, v), [t.double() for t in run(Attention.mala, q, k, v)])
     return out
 
 
@@ -133,7 +137,7 @@ def main() -> None:
             r["speedup"] = round(r["compiled_ms"] / r["triton_ms"], 2)
         distinct[key] = r
         rows.append(r)
-    cols = ["what", "calls", "triton", "package", "compiled_vs_eager_triton"] + (
+    cols = ["what", "calls", "triton", "package", "compiled_vs_eager_triton", "bf16_vs_package"] + (
         ["compiled", "compiled_ms", "triton_ms", "speedup"] if dev.type == "cuda" else [])
     table(rows, cols)
     total = {}
