@@ -10,6 +10,7 @@ magnitude); the kernels under `torch.compile` against themselves eager (the cust
 and with bf16 q, k, v (training's) the kernels against the package's `mala` (both bf16 out: their rounding).
 
     python bench/mala_speed.py [--preset default] [--set batch_size=128 width=0.25 resolution=128]
+    python bench/mala_speed.py --tiles 32:2 64:8 128:4     # the kernels' tilings too (BLOCK_N:WARPS), each shape's best
     python bench/mala_speed.py --smoke     # the checks on the CPU (TRITON_INTERPRET=1), small shapes, no timing
 """
 
@@ -23,6 +24,7 @@ if "--smoke" in sys.argv:  # before Triton is imported: its kernels then run on 
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import torch  # noqa: E402
+import triton_mala  # noqa: E402
 from proxy_common import OUT, common_args, env_info, graph_ms, overrides, preset, table, write_json  # noqa: E402
 from triton_mala import mala  # noqa: E402
 
@@ -116,7 +118,14 @@ def main() -> None:
     common_args(ap, "mala_speed")
     ap.add_argument("--preset", default="default")
     ap.add_argument("--reps", type=int, default=20, help="calls per CUDA graph (default 20)")
+    ap.add_argument("--tiles", nargs="+", default=[], metavar="BLOCK_N:WARPS",
+                    help="the kernels timed at each tiling too (triton_mala.TILES: tokens a loop iteration reads, "
+                         "warps a program); each shape's fastest is reported")
     args = ap.parse_args()
+    try:
+        tilings = [dict(zip(("block_n", "warps"), map(int, t.split(":")), strict=True)) for t in args.tiles]
+    except ValueError:
+        ap.error(f"--tiles takes BLOCK_N:WARPS, two whole numbers, e.g. 64:4, not {args.tiles}")
     cfg = preset(args.preset, overrides(args))
     dev = torch.device("cpu" if args.smoke or not torch.cuda.is_available() else "cuda")
     if args.smoke:  # the interpreter is slow: the micro variant's shapes at a small batch
@@ -135,16 +144,32 @@ def main() -> None:
             r["compiled_ms"] = round(time_way(r, dev, compiled, args.reps), 4)
             r["triton_ms"] = round(time_way(r, dev, mala, args.reps), 4)
             r["speedup"] = round(r["compiled_ms"] / r["triton_ms"], 2)
+            if tilings:
+                default = dict(triton_mala.TILES)
+                r["tiles_ms"] = {}
+                try:
+                    for t in tilings:
+                        triton_mala.TILES.update(t)
+                        r["tiles_ms"][f"{t['block_n']}:{t['warps']}"] = round(time_way(r, dev, mala, args.reps), 4)
+                finally:  # the next shape's default timing at the default tiling, whatever happened here
+                    triton_mala.TILES.update(default)
+                r["best_tiles"], r["best_ms"] = min(r["tiles_ms"].items(), key=lambda kv: kv[1])
+                r["best_speedup"] = round(r["compiled_ms"] / r["best_ms"], 2)
         distinct[key] = r
         rows.append(r)
     cols = ["what", "calls", "triton", "package", "compiled_vs_eager_triton", "bf16_vs_package"] + (
-        ["compiled", "compiled_ms", "triton_ms", "speedup"] if dev.type == "cuda" else [])
+        ["compiled", "compiled_ms", "triton_ms", "speedup"] if dev.type == "cuda" else []) + (
+        ["best_tiles", "best_ms", "best_speedup"] if tilings and dev.type == "cuda" else [])
     table(rows, cols)
     total = {}
     if dev.type == "cuda":
         total = {w: round(sum(r[f"{w}_ms"] * r["calls"] for r in rows), 3) for w in ("compiled", "triton")}
         print(f"one model's step, every MALA forward + backward: compiled {total['compiled']} ms, "
               f"Triton {total['triton']} ms ({total['compiled'] / total['triton']:.2f}x)")
+        if tilings:
+            total["triton_best"] = round(sum(min(r["best_ms"], r["triton_ms"]) * r["calls"] for r in rows), 3)
+            print(f"with each shape's fastest tiling: Triton {total['triton_best']} ms "
+                  f"({total['compiled'] / total['triton_best']:.2f}x)")
     write_json(args.out or str(OUT / "mala_speed.json"), dict(env=env_info(), config=cfg.to_dict(), rows=rows,
                                                               total_ms=total))
 

@@ -22,7 +22,9 @@ import torch
 import triton
 import triton.language as tl
 
-BLOCK_N = 64  # tokens a loop iteration reads (fewer where a head has fewer)
+# The launch's tiling: tokens a loop iteration reads (fewer where a head has fewer) and warps a program.
+# `bench/mala_speed.py --tiles` sweeps them.
+TILES = dict(block_n=64, warps=4)
 
 
 @triton.jit
@@ -130,7 +132,8 @@ def _layout(q: torch.Tensor) -> torch.Tensor:
 
 
 def _blocks(q: torch.Tensor) -> tuple[int, int]:
-    return min(BLOCK_N, max(16, triton.next_power_of_2(q.shape[2]))), max(16, triton.next_power_of_2(q.shape[3]))
+    return (min(TILES["block_n"], max(16, triton.next_power_of_2(q.shape[2]))),
+            max(16, triton.next_power_of_2(q.shape[3])))
 
 
 def _precision(q: torch.Tensor) -> str:
@@ -150,7 +153,7 @@ def mala_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[tor
     kv = q.new_empty((B * h, block_d, block_d), dtype=torch.float32)
     km, vm = (q.new_empty((B * h, block_d), dtype=torch.float32) for _ in range(2))
     _mala_fwd[(B * h,)](q, k, v, y, kv, km, vm, h, N, d, d**-0.5, *q.stride(), *k.stride(), *v.stride(), *y.stride(),
-                        BLOCK_N=block_n, BLOCK_D=block_d, PREC=_precision(q))
+                        BLOCK_N=block_n, BLOCK_D=block_d, PREC=_precision(q), num_warps=TILES["warps"])
     return y, kv, km, vm
 
 
@@ -172,7 +175,7 @@ def mala_backward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, grad: torch
     dq, dk, dv = _layout(q), _layout(q), _layout(q)
     _mala_bwd[(B * h,)](q, k, v, grad, kv, km, vm, dq, dk, dv, h, N, d, d**-0.5,
                         *q.stride(), *k.stride(), *v.stride(), *grad.stride(), *dq.stride(),
-                        BLOCK_N=block_n, BLOCK_D=block_d, PREC=_precision(q))
+                        BLOCK_N=block_n, BLOCK_D=block_d, PREC=_precision(q), num_warps=TILES["warps"])
     return dq, dk, dv
 
 
