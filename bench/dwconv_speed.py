@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from functools import partial
 
 if "--smoke" in sys.argv:  # before Triton is imported: its kernels then run on the CPU
     os.environ.setdefault("TRITON_INTERPRET", "1")
@@ -24,7 +25,18 @@ if "--smoke" in sys.argv:  # before Triton is imported: its kernels then run on 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import triton_dwconv  # noqa: E402
-from proxy_common import OUT, common_args, env_info, graph_ms, overrides, preset, table, write_json  # noqa: E402
+from proxy_common import (  # noqa: E402
+    OUT,
+    common_args,
+    env_info,
+    graph_ms,
+    overrides,
+    parse_tilings,
+    preset,
+    sweep_tilings,
+    table,
+    write_json,
+)
 from triton_dwconv import depthwise_conv2d, fits  # noqa: E402
 
 from sola_search.space import build_backbone  # noqa: E402
@@ -113,8 +125,7 @@ def main() -> None:
                          "program, the weights' gradient's most programs); each shape's fastest is reported")
     args = ap.parse_args()
     try:
-        tilings = [dict(zip(("elems", "warps", "wgrad_progs"), map(int, t.split(":")), strict=True))
-                   for t in args.tiles]
+        tilings = parse_tilings(args.tiles, ("elems", "warps", "wgrad_progs"))
     except ValueError:
         ap.error(f"--tiles takes ELEMS:WARPS:PROGS, three whole numbers, e.g. 4096:4:64, not {args.tiles}")
     cfg = preset(args.preset, overrides(args))
@@ -134,16 +145,7 @@ def main() -> None:
             r["triton_ms"] = round(time_way(r, dev, "triton", args.reps), 4)
             r["speedup"] = round(r["cudnn_ms"] / r["triton_ms"], 2)
             if tilings:
-                default = dict(triton_dwconv.TILES)
-                r["tiles_ms"] = {}
-                try:
-                    for t in tilings:
-                        triton_dwconv.TILES.update(t)
-                        r["tiles_ms"][":".join(map(str, t.values()))] = round(time_way(r, dev, "triton", args.reps),
-                                                                              4)
-                finally:  # the next shape's default timing at the default tiling, whatever happened here
-                    triton_dwconv.TILES.update(default)
-                r["best_tiles"], r["best_ms"] = min(r["tiles_ms"].items(), key=lambda kv: kv[1])
+                r.update(sweep_tilings(triton_dwconv.TILES, tilings, partial(time_way, r, dev, "triton", args.reps)))
                 r["best_speedup"] = round(r["cudnn_ms"] / r["best_ms"], 2)
         distinct[key] = r
         rows.append(r)

@@ -19,13 +19,25 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from functools import partial
 
 if "--smoke" in sys.argv:  # before Triton is imported: its kernels then run on the CPU
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import torch  # noqa: E402
 import triton_mala  # noqa: E402
-from proxy_common import OUT, common_args, env_info, graph_ms, overrides, preset, table, write_json  # noqa: E402
+from proxy_common import (  # noqa: E402
+    OUT,
+    common_args,
+    env_info,
+    graph_ms,
+    overrides,
+    parse_tilings,
+    preset,
+    sweep_tilings,
+    table,
+    write_json,
+)
 from triton_mala import mala  # noqa: E402
 
 from sola_search.space import build_backbone  # noqa: E402
@@ -123,7 +135,7 @@ def main() -> None:
                          "warps a program); each shape's fastest is reported")
     args = ap.parse_args()
     try:
-        tilings = [dict(zip(("block_n", "warps"), map(int, t.split(":")), strict=True)) for t in args.tiles]
+        tilings = parse_tilings(args.tiles, ("block_n", "warps"))
     except ValueError:
         ap.error(f"--tiles takes BLOCK_N:WARPS, two whole numbers, e.g. 64:4, not {args.tiles}")
     cfg = preset(args.preset, overrides(args))
@@ -145,15 +157,7 @@ def main() -> None:
             r["triton_ms"] = round(time_way(r, dev, mala, args.reps), 4)
             r["speedup"] = round(r["compiled_ms"] / r["triton_ms"], 2)
             if tilings:
-                default = dict(triton_mala.TILES)
-                r["tiles_ms"] = {}
-                try:
-                    for t in tilings:
-                        triton_mala.TILES.update(t)
-                        r["tiles_ms"][f"{t['block_n']}:{t['warps']}"] = round(time_way(r, dev, mala, args.reps), 4)
-                finally:  # the next shape's default timing at the default tiling, whatever happened here
-                    triton_mala.TILES.update(default)
-                r["best_tiles"], r["best_ms"] = min(r["tiles_ms"].items(), key=lambda kv: kv[1])
+                r.update(sweep_tilings(triton_mala.TILES, tilings, partial(time_way, r, dev, mala, args.reps)))
                 r["best_speedup"] = round(r["compiled_ms"] / r["best_ms"], 2)
         distinct[key] = r
         rows.append(r)

@@ -122,6 +122,26 @@ def graph_ms(step, reps: int) -> float:
     return start.elapsed_time(end) / (5 * reps)
 
 
+def parse_tilings(texts: list[str], keys: tuple[str, ...]) -> list[dict[str, int]]:
+    """`--tiles A:B ...` as dicts of `keys` (a kernel module's TILES); ValueError for anything else."""
+    return [dict(zip(keys, map(int, t.split(":")), strict=True)) for t in texts]
+
+
+def sweep_tilings(tiles: dict, tilings: list[dict], time_ms) -> dict[str, Any]:
+    """`time_ms()` with the kernel module's `tiles` set to each tiling in turn (restored after, whatever
+    happened): each tiling's ms (keyed A:B:...), and the fastest."""
+    default = dict(tiles)
+    out: dict[str, float] = {}
+    try:
+        for t in tilings:
+            tiles.update(t)
+            out[":".join(map(str, t.values()))] = round(time_ms(), 4)
+    finally:
+        tiles.update(default)
+    best = min(out.items(), key=lambda kv: kv[1])
+    return dict(tiles_ms=out, best_tiles=best[0], best_ms=best[1])
+
+
 def write_json(path: str, record: dict[str, Any], quiet: bool = False) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
