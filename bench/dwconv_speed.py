@@ -30,39 +30,24 @@ from proxy_common import (  # noqa: E402
     common_args,
     env_info,
     graph_ms,
+    model_inputs,
     overrides,
     parse_tilings,
     preset,
-    sweep_tilings,
+    step_totals,
     table,
+    time_shapes,
+    timing_columns,
     write_json,
 )
 from triton_dwconv import depthwise_conv2d, fits  # noqa: E402
 
-from sola_search.space import build_backbone  # noqa: E402
 
-
-def shapes(cfg, dev: torch.device, channels: int, classes: int) -> list[dict]:
+def shapes(cfg, dev: torch.device) -> list[dict]:
     """Every depthwise convolution's input in one forward pass of the preset's model: name, kernel, shape
     and strides (the same shape once per block and kind)."""
-    model = build_backbone(cfg.variant, None, width=cfg.width, num_classes=classes, in_chans=channels).to(
-        dev, memory_format=torch.channels_last)
-    seen: list[dict] = []
-
-    def hook(name):
-        def record(mod, args):
-            x = args[0]
-            seen.append(dict(name=name, k=mod.kernel_size[0], shape=tuple(x.shape), stride=tuple(x.stride())))
-        return record
-
-    for name, m in model.named_modules():
-        if fits(m):
-            m.register_forward_pre_hook(hook(name))
-    x = torch.randn(cfg.batch_size, channels, cfg.resolution, cfg.resolution, device=dev).to(
-        memory_format=torch.channels_last)
-    with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-        model(x)
-    return seen
+    return model_inputs(cfg, dev, None, fits, lambda name, m, x: dict(name=name, k=m.kernel_size[0],
+                                                                       shape=tuple(x.shape), stride=tuple(x.stride())))
 
 
 def make_input(row: dict, dev: torch.device, dtype) -> torch.Tensor:
@@ -100,7 +85,7 @@ def check(row: dict, dev: torch.device) -> dict:
     return res
 
 
-def time_way(row: dict, dev: torch.device, way: str, reps: int) -> float:
+def time_way(row: dict, way: str, dev: torch.device, reps: int) -> float:
     """ms per forward + backward, one CUDA graph of `reps` calls."""
     C, k = row["shape"][1], row["k"]
     x = make_input(row, dev, torch.bfloat16)
@@ -124,47 +109,18 @@ def main() -> None:
                     help="the Triton way timed at each tiling too (triton_dwconv.TILES: elements and warps a "
                          "program, the weights' gradient's most programs); each shape's fastest is reported")
     args = ap.parse_args()
-    try:
-        tilings = parse_tilings(args.tiles, ("elems", "warps", "wgrad_progs"))
-    except ValueError:
-        ap.error(f"--tiles takes ELEMS:WARPS:PROGS, three whole numbers, e.g. 4096:4:64, not {args.tiles}")
+    tilings = parse_tilings(ap, args.tiles, ("elems", "warps", "wgrad_progs"))
     cfg = preset(args.preset, overrides(args))
     dev = torch.device("cpu" if args.smoke or not torch.cuda.is_available() else "cuda")
     torch.backends.cudnn.benchmark = True  # as training has it
-    channels, classes = (1, 10)
-    rows, distinct = [], {}
-    for r in shapes(cfg, dev, channels, classes):
-        key = (r["k"], r["shape"], r["stride"])
-        if key in distinct:
-            distinct[key]["calls"] += 1
-            continue
-        r = dict(r, calls=1)
-        r.update(check(r, dev))
-        if dev.type == "cuda":
-            r["cudnn_ms"] = round(time_way(r, dev, "cudnn", args.reps), 4)
-            r["triton_ms"] = round(time_way(r, dev, "triton", args.reps), 4)
-            r["speedup"] = round(r["cudnn_ms"] / r["triton_ms"], 2)
-            if tilings:
-                r.update(sweep_tilings(triton_dwconv.TILES, tilings, partial(time_way, r, dev, "triton", args.reps)))
-                r["best_speedup"] = round(r["cudnn_ms"] / r["best_ms"], 2)
-        distinct[key] = r
-        rows.append(r)
+    gpu, ways = dev.type == "cuda", ("cudnn", "triton")
+    rows = time_shapes(shapes(cfg, dev), lambda r: (r["k"], r["shape"], r["stride"]), partial(check, dev=dev),
+                       partial(time_way, dev=dev, reps=args.reps), ways, gpu, triton_dwconv.TILES, tilings)
     for r in rows:
         r["what"] = f"{r['name'].split('.')[-1]} {r['k']}x{r['k']} {'x'.join(map(str, r['shape']))}"
         r["worst fp32"], r["worst bf16"] = max(r["fp32"]), max(r["bf16"])
-    cols = ["what", "calls", "worst fp32", "worst bf16"] + (["cudnn_ms", "triton_ms", "speedup"] if dev.type == "cuda"
-                                                           else []) + (
-        ["best_tiles", "best_ms", "best_speedup"] if tilings and dev.type == "cuda" else [])
-    table(rows, cols)
-    total = {}
-    if dev.type == "cuda":
-        total = {w: round(sum(r[f"{w}_ms"] * r["calls"] for r in rows), 3) for w in ("cudnn", "triton")}
-        print(f"one model's step, every depthwise convolution forward + backward: cuDNN {total['cudnn']} ms, "
-              f"Triton {total['triton']} ms ({total['cudnn'] / total['triton']:.2f}x)")
-        if tilings:  # each shape at its fastest tiling: what per-shape tuning could give
-            total["triton_best"] = round(sum(r["best_ms"] * r["calls"] for r in rows), 3)
-            print(f"with each shape's fastest tiling: Triton {total['triton_best']} ms "
-                  f"({total['cudnn'] / total['triton_best']:.2f}x cuDNN)")
+    table(rows, ["what", "calls", "worst fp32", "worst bf16", *timing_columns(ways, gpu, tilings)])
+    total = step_totals(rows, ways, "depthwise convolution", tilings) if gpu else {}
     write_json(args.out or str(OUT / "dwconv_speed.json"), dict(env=env_info(), config=cfg.to_dict(), rows=rows,
                                                                  total_ms=total))
 

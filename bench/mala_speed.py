@@ -31,40 +31,30 @@ from proxy_common import (  # noqa: E402
     common_args,
     env_info,
     graph_ms,
+    model_inputs,
     overrides,
     parse_tilings,
     preset,
-    sweep_tilings,
+    step_totals,
     table,
+    time_shapes,
+    timing_columns,
     write_json,
 )
 from triton_mala import mala  # noqa: E402
 
-from sola_search.space import build_backbone  # noqa: E402
 from sola_search.space.backbone import Attention  # noqa: E402
 
 
-def shapes(cfg, dev: torch.device, channels: int, classes: int) -> list[dict]:
-    """Every `mala` call's q (its k and v alike) in one forward pass of the preset's model, every block linear
-    (a search's pattern has each stage's shape in some of its linear blocks)."""
-    model = build_backbone(cfg.variant, "all-linear", width=cfg.width, num_classes=classes, in_chans=channels).to(
-        dev, memory_format=torch.channels_last)
-    seen: list[dict] = []
-    package = Attention.mala
+def shapes(cfg, dev: torch.device) -> list[dict]:
+    """Every `mala` call's q (its k and v alike: (B, heads, N, d) views of qkvg's (B, H, W, 4C) output) in one
+    forward pass of the preset's model, every block linear (a search's pattern has each stage's shape in some
+    of its linear blocks)."""
+    def describe(name, m, x):
+        B, H, W, C = x.shape
+        return dict(shape=(B, m.num_heads, H * W, m.head_dim))
 
-    def record(q, k, v):
-        seen.append(dict(shape=tuple(q.shape), stride=tuple(q.stride()), dtype=str(q.dtype).split(".")[-1]))
-        return package(q, k, v)
-
-    Attention.mala = staticmethod(record)
-    try:
-        x = torch.randn(cfg.batch_size, channels, cfg.resolution, cfg.resolution, device=dev).to(
-            memory_format=torch.channels_last)
-        with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-            model(x)
-    finally:
-        Attention.mala = staticmethod(package)
-    return seen
+    return model_inputs(cfg, dev, "all-linear", lambda m: isinstance(m, Attention), describe)
 
 
 def inputs(row: dict, dev: torch.device, dtype) -> list[torch.Tensor]:
@@ -134,46 +124,20 @@ def main() -> None:
                     help="the kernels timed at each tiling too (triton_mala.TILES: tokens a loop iteration reads, "
                          "warps a program); each shape's fastest is reported")
     args = ap.parse_args()
-    try:
-        tilings = parse_tilings(args.tiles, ("block_n", "warps"))
-    except ValueError:
-        ap.error(f"--tiles takes BLOCK_N:WARPS, two whole numbers, e.g. 64:4, not {args.tiles}")
+    tilings = parse_tilings(ap, args.tiles, ("block_n", "warps"))
     cfg = preset(args.preset, overrides(args))
     dev = torch.device("cpu" if args.smoke or not torch.cuda.is_available() else "cuda")
     if args.smoke:  # the interpreter is slow: the micro variant's shapes at a small batch
         cfg = cfg.replace(variant="micro", width=1.0, resolution=32, batch_size=2)
     torch.set_float32_matmul_precision("high")  # as training sets it on a GPU (TF32 for MALA's fp32 matmuls)
-    compiled = torch.compile(Attention.mala)
-    rows, distinct = [], {}
-    for r in shapes(cfg, dev, 1, 10):
-        key = (r["shape"], r["stride"])
-        if key in distinct:
-            distinct[key]["calls"] += 1
-            continue
-        r = dict(r, calls=1, what="x".join(map(str, r["shape"])))
-        r.update(check(r, dev, torch.float32))
-        if dev.type == "cuda":
-            r["compiled_ms"] = round(time_way(r, dev, compiled, args.reps), 4)
-            r["triton_ms"] = round(time_way(r, dev, mala, args.reps), 4)
-            r["speedup"] = round(r["compiled_ms"] / r["triton_ms"], 2)
-            if tilings:
-                r.update(sweep_tilings(triton_mala.TILES, tilings, partial(time_way, r, dev, mala, args.reps)))
-                r["best_speedup"] = round(r["compiled_ms"] / r["best_ms"], 2)
-        distinct[key] = r
-        rows.append(r)
-    cols = ["what", "calls", "triton", "package", "compiled_vs_eager_triton", "bf16_vs_package"] + (
-        ["compiled", "compiled_ms", "triton_ms", "speedup"] if dev.type == "cuda" else []) + (
-        ["best_tiles", "best_ms", "best_speedup"] if tilings and dev.type == "cuda" else [])
-    table(rows, cols)
-    total = {}
-    if dev.type == "cuda":
-        total = {w: round(sum(r[f"{w}_ms"] * r["calls"] for r in rows), 3) for w in ("compiled", "triton")}
-        print(f"one model's step, every MALA forward + backward: compiled {total['compiled']} ms, "
-              f"Triton {total['triton']} ms ({total['compiled'] / total['triton']:.2f}x)")
-        if tilings:
-            total["triton_best"] = round(sum(min(r["best_ms"], r["triton_ms"]) * r["calls"] for r in rows), 3)
-            print(f"with each shape's fastest tiling: Triton {total['triton_best']} ms "
-                  f"({total['compiled'] / total['triton_best']:.2f}x)")
+    fn = dict(compiled=torch.compile(Attention.mala), triton=mala)
+    gpu, ways = dev.type == "cuda", ("compiled", "triton")
+    rows = [dict(r, what="x".join(map(str, r["shape"]))) for r in shapes(cfg, dev)]
+    rows = time_shapes(rows, lambda r: r["shape"], partial(check, dev=dev, dtype=torch.float32),
+                       lambda r, way: time_way(r, dev, fn[way], args.reps), ways, gpu, triton_mala.TILES, tilings)
+    table(rows, ["what", "calls", "triton", "package", "compiled_vs_eager_triton", "bf16_vs_package",
+                 *(["compiled"] if gpu else []), *timing_columns(ways, gpu, tilings)])
+    total = step_totals(rows, ways, "MALA", tilings) if gpu else {}
     write_json(args.out or str(OUT / "mala_speed.json"), dict(env=env_info(), config=cfg.to_dict(), rows=rows,
                                                               total_ms=total))
 

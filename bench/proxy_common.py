@@ -1,6 +1,7 @@
 """Shared pieces of the proxy benchmarks: options, smoke settings, a pool of long-lived worker
 processes pinned to GPUs (each keeps its dataset between runs, as a search worker does),
-Kendall's tau, tables and the JSON record."""
+Kendall's tau, tables and the JSON record; for the kernel benches, the shapes a step runs, a CUDA-graph timer,
+tiling sweeps and a step's totals."""
 
 from __future__ import annotations
 
@@ -98,33 +99,56 @@ def timed(fn, n: int, dev) -> float:
     return (time.perf_counter() - t) / n
 
 
-def graph_ms(step, reps: int) -> float:
-    """ms per call of `step` (a forward and backward, say) on the GPU: three calls on a side stream to warm it,
-    then `reps` calls captured as one CUDA graph, replayed five times between CUDA events."""
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for _ in range(3):
+# --- the kernel benches (dwconv_speed, mala_speed, sdpa_backends): shapes a step runs, each way timed ------
+def graph_ms(step, reps: int, replays: int = 5, warm: int = 3) -> float:
+    """ms per call of `step` (a forward and backward, say) on the GPU: `warm` calls on a side stream, then `reps`
+    calls captured on it as one CUDA graph (the capture's errors this thread's only, as the package captures),
+    replayed `replays` times between CUDA events."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(warm):
             step()
-    torch.cuda.current_stream().wait_stream(s)
+    torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    with torch.cuda.graph(graph, stream=side, capture_error_mode="thread_local"):
         for _ in range(reps):
             step()
     graph.replay()
     torch.cuda.synchronize()
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     start.record()
-    for _ in range(5):
+    for _ in range(replays):
         graph.replay()
     end.record()
     torch.cuda.synchronize()
-    return start.elapsed_time(end) / (5 * reps)
+    return start.elapsed_time(end) / (replays * reps)
 
 
-def parse_tilings(texts: list[str], keys: tuple[str, ...]) -> list[dict[str, int]]:
-    """`--tiles A:B ...` as dicts of `keys` (a kernel module's TILES); ValueError for anything else."""
-    return [dict(zip(keys, map(int, t.split(":")), strict=True)) for t in texts]
+def model_inputs(cfg: ProxyConfig, dev: torch.device, pattern: str | None, match, describe) -> list[dict]:
+    """`describe(name, module, input)` for every module `match` accepts, in one forward pass of the preset's
+    model as training runs it (channels-last, bf16 autocast on a GPU), in the order the step calls them."""
+    from sola_search.space import build_backbone
+
+    model = build_backbone(cfg.variant, pattern, width=cfg.width, num_classes=10, in_chans=1).to(
+        dev, memory_format=torch.channels_last)
+    seen: list[dict] = []
+    for name, m in model.named_modules():
+        if match(m):
+            m.register_forward_pre_hook(lambda mod, args, name=name: seen.append(describe(name, mod, args[0])))
+    x = torch.randn(cfg.batch_size, 1, cfg.resolution, cfg.resolution, device=dev).to(
+        memory_format=torch.channels_last)
+    with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+        model(x)
+    return seen
+
+
+def parse_tilings(ap: argparse.ArgumentParser, texts: list[str], keys: tuple[str, ...]) -> list[dict[str, int]]:
+    """`--tiles A:B ...` as dicts of `keys` (a kernel module's TILES); anything else is the parser's error."""
+    try:
+        return [dict(zip(keys, map(int, t.split(":")), strict=True)) for t in texts]
+    except ValueError:
+        ap.error(f"--tiles takes {':'.join(k.upper() for k in keys)}, {len(keys)} whole numbers, not {texts}")
 
 
 def sweep_tilings(tiles: dict, tilings: list[dict], time_ms) -> dict[str, Any]:
@@ -140,6 +164,49 @@ def sweep_tilings(tiles: dict, tilings: list[dict], time_ms) -> dict[str, Any]:
         tiles.update(default)
     best = min(out.items(), key=lambda kv: kv[1])
     return dict(tiles_ms=out, best_tiles=best[0], best_ms=best[1])
+
+
+def time_shapes(seen: list[dict], key, check, time_way, ways: tuple[str, str], gpu: bool, tiles: dict,
+                tilings: list[dict]) -> list[dict]:
+    """Each distinct row of `seen` once (`calls`: how often a step runs it), with `check(row)`'s figures and, on
+    a GPU, `time_way(row, way)` ms for the peer and the kernels (`ways`), the kernels at each of `tilings` of
+    their module's `tiles` too."""
+    peer, kernels = ways
+    rows, distinct = [], {}
+    for r in seen:
+        if key(r) in distinct:
+            distinct[key(r)]["calls"] += 1
+            continue
+        r = dict(r, calls=1)
+        r.update(check(r))
+        if gpu:
+            r[f"{peer}_ms"], r[f"{kernels}_ms"] = (round(time_way(r, w), 4) for w in ways)
+            r["speedup"] = round(r[f"{peer}_ms"] / r[f"{kernels}_ms"], 2)
+            if tilings:
+                r.update(sweep_tilings(tiles, tilings, lambda r=r: time_way(r, kernels)))
+                r["best_speedup"] = round(r[f"{peer}_ms"] / r["best_ms"], 2)
+        distinct[key(r)] = r
+        rows.append(r)
+    return rows
+
+
+def timing_columns(ways: tuple[str, str], gpu: bool, tilings: list[dict]) -> list[str]:
+    return ([f"{w}_ms" for w in ways] + ["speedup"] if gpu else []) + (
+        ["best_tiles", "best_ms", "best_speedup"] if gpu and tilings else [])
+
+
+def step_totals(rows: list[dict], ways: tuple[str, str], what: str, tilings: list[dict]) -> dict[str, float]:
+    """One model's step, every call of every shape: ms each way, and the kernels with each shape at its fastest
+    tiling (the default one included); printed."""
+    peer, kernels = ways
+    total = {w: round(sum(r[f"{w}_ms"] * r["calls"] for r in rows), 3) for w in ways}
+    print(f"one model's step, every {what} forward + backward: {peer} {total[peer]} ms, {kernels} {total[kernels]} "
+          f"ms ({total[peer] / total[kernels]:.2f}x)")
+    if tilings:
+        total[f"{kernels}_best"] = best = round(sum(min(r["best_ms"], r[f"{kernels}_ms"]) * r["calls"] for r in rows),
+                                                3)
+        print(f"with each shape's fastest tiling: {kernels} {best} ms ({total[peer] / best:.2f}x {peer})")
+    return total
 
 
 def write_json(path: str, record: dict[str, Any], quiet: bool = False) -> None:

@@ -14,10 +14,11 @@ outputs and gradients are compared with the math backend's in fp32.
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
 import torch
 import torch.nn.functional as F
-from proxy_common import common_args, env_info, overrides, preset, table, timed, write_json
+from proxy_common import common_args, env_info, graph_ms, overrides, preset, table, timed, write_json
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from sola_search.space import build_backbone
@@ -93,20 +94,10 @@ def main() -> None:
                 err = max(((a.double().cpu() - r).abs().max() / r.abs().max()).item()
                           for a, r in zip(got, ref, strict=True))
                 if cuda:
-                    # Warmed up on the stream it is captured on, the capture's errors this thread's only (as the
-                    # package captures): stage 0's captures failed twice without ("operation failed due to a
+                    # Warmed up on the stream it is captured on, the capture's errors this thread's only (`graph_ms`,
+                    # as the package captures): stage 0's captures failed twice without ("operation failed due to a
                     # previous error during capture"; the side stream alone did not mend it).
-                    side = torch.cuda.Stream()
-                    side.wait_stream(torch.cuda.current_stream())
-                    with torch.cuda.stream(side):
-                        for _ in range(2):
-                            fwd_bwd(fn, q, k, v, g)
-                    torch.cuda.current_stream().wait_stream(side)
-                    graph = torch.cuda.CUDAGraph()
-                    with torch.cuda.graph(graph, stream=side, capture_error_mode="thread_local"):
-                        for _ in range(args.calls):
-                            fwd_bwd(fn, q, k, v, g)
-                    ms = 1e3 * timed(graph.replay, args.reps, dev) / args.calls
+                    ms = graph_ms(partial(fwd_bwd, fn, q, k, v, g), args.calls, replays=args.reps, warm=2)
                 else:
                     ms = 1e3 * timed(lambda fn=fn, t=(q, k, v, g): fwd_bwd(fn, *t), 2, dev)
                 rows.append(dict(stage=stage, shape=f"{b}x{h}x{n}x{d}", way=name, ms=round(ms, 4),
