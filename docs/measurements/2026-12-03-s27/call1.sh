@@ -4,7 +4,7 @@
 # 1. Where a worker's imports go (the warm-up's build phase, 8.8-10 s): whether torch's modules have bytecode
 #    caches on this image (the nineteenth session's profile compiled 1,445 modules from source), and an import of
 #    torch._inductor with and without a writable bytecode cache (the CPU machine: 3.4-3.7 s with .pyc files,
-#    8.4-9.9 s compiling from source). (From the twenty-sixth session's call4.sh, which this and call2.sh replace.)
+#    8.4-9.9 s compiling from source). (From the twenty-sixth session's call4.sh, never run, which this and call2.sh replace.)
 # 2. The fused MALA (bench/triton_mala.py: one Triton kernel forward, one backward, per sample and head) alone, at
 #    every shape of a `default` step, against torch.compile(Attention.mala) (what the compiled blocks run),
 #    forward + backward as CUDA graphs, at eight tilings too.
