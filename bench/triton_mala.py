@@ -29,7 +29,14 @@ TILES = dict(block_n=64, warps=4)
 
 @triton.jit
 def _phi(x):
+    """ELU + 1."""
     return tl.where(x > 0, x + 1.0, tl.exp(tl.minimum(x, 0.0)))
+
+
+@triton.jit
+def _dphi(x):
+    """ELU + 1's derivative."""
+    return tl.where(x > 0, 1.0, tl.exp(tl.minimum(x, 0.0)))
 
 
 @triton.jit
@@ -102,7 +109,7 @@ def _mala_bwd(q_ptr, k_ptr, v_ptr, g_ptr, kv_ptr, km_ptr, vm_ptr, dq_ptr, dk_ptr
         dkv += tl.dot(tl.trans(pq), dp, input_precision=PREC)
         dkm += tl.sum(dz[:, None] * pq, 0) * s
         dpq = tl.dot(dp, tl.trans(kv), input_precision=PREC) + dz[:, None] * (km * s)[None, :]
-        dq = dpq * tl.where(qt > 0, 1.0, tl.exp(tl.minimum(qt, 0.0)))
+        dq = dpq * _dphi(qt)
         tl.store(dq_ptr + b * sob + h * soh + n[:, None] * son + d[None, :] * sod, dq.to(dq_ptr.dtype.element_ty),
                  mask=m)
     for n0 in range(0, N, BLOCK_N):  # dk and dv from dkv, dk̄, dv̄
@@ -113,7 +120,7 @@ def _mala_bwd(q_ptr, k_ptr, v_ptr, g_ptr, kv_ptr, km_ptr, vm_ptr, dq_ptr, dk_ptr
         pk = tl.where(m, _phi(kt), 0.0)
         dpk = tl.dot(vt, tl.trans(dkv), input_precision=PREC) * (s / N) + (dkm / N)[None, :]
         dv = tl.dot(pk, dkv, input_precision=PREC) * (s / N) + (dvm / N)[None, :]
-        dk = dpk * tl.where(kt > 0, 1.0, tl.exp(tl.minimum(kt, 0.0)))
+        dk = dpk * _dphi(kt)
         off = b * sob + h * soh + n[:, None] * son + d[None, :] * sod
         tl.store(dk_ptr + off, dk.to(dk_ptr.dtype.element_ty), mask=m)
         tl.store(dv_ptr + off, dv.to(dv_ptr.dtype.element_ty), mask=m)
