@@ -13,7 +13,7 @@ pack's wall, training seconds and images/s, and each pattern's loss curve and to
     python bench/compile_blocks.py --smoke
     python bench/compile_blocks.py --check-eval    # each pack's models evaluated both ways (graphed, eager)
     python bench/compile_blocks.py --ahead         # then the same packs each prepared while the one before trains
-    python bench/compile_blocks.py --mala triton   # MALA through bench/triton_mala.py's kernels on the GPU
+    python bench/compile_blocks.py --mala torch    # MALA as the package's formula (the fused kernels' peer)
     python bench/compile_blocks.py --dwconv triton [--dwconv-tiles bench/out/dwconv_speed.json]
                                                    # depthwise convolutions through bench/triton_dwconv.py's
 """
@@ -108,16 +108,9 @@ def inductor_config(settings: list[str]) -> None:
 
 
 def use_mala(way: str) -> None:
-    """`--mala triton`: every model's `Attention.mala` through `bench/triton_mala.py` on CUDA tensors (a lever;
-    the CPU keeps the package's)."""
-    if way == "torch":
-        return
-    import triton_mala
-
-    from sola_search.space.backbone import Attention
-
-    package = Attention.mala
-    Attention.mala = staticmethod(lambda q, k, v: triton_mala.mala(q, k, v) if q.is_cuda else package(q, k, v))
+    """`--mala torch`: MALA as the package's formula, compiled within the blocks (the peer; `train.FUSED_MALA`
+    off); `triton`, the default: through `sola_search/proxies/triton_mala.py`'s kernels, as training runs it."""
+    train.FUSED_MALA = way == "triton"
 
 
 def use_dwconv(way: str, tiles_json: str | None) -> dict:
@@ -173,8 +166,9 @@ def main() -> None:
                          "or eager in eval mode (train.EVAL_COMPILED off: the peer)")
     ap.add_argument("--inductor", nargs="+", default=[], metavar="NAME=VALUE",
                     help="torch._inductor.config settings for this run (a lever), e.g. coordinate_descent_tuning=True")
-    ap.add_argument("--mala", choices=["torch", "triton"], default="torch",
-                    help="MALA as the package writes it (default) or as bench/triton_mala.py's kernels (a lever)")
+    ap.add_argument("--mala", choices=["torch", "triton"], default="triton",
+                    help="MALA through the package's Triton kernels as training runs it (default) or as its formula, "
+                         "compiled within the blocks (train.FUSED_MALA off: the peer)")
     ap.add_argument("--dwconv", choices=["cudnn", "triton"], default="cudnn",
                     help="depthwise convolutions as torch runs them (cuDNN, default) or as bench/triton_dwconv.py's "
                          "kernels (a lever)")

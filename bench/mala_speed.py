@@ -1,5 +1,5 @@
 """MALA, the backbone's linear attention, as inductor compiles the package's `Attention.mala` against the Triton
-kernels (`bench/triton_mala.py`), at every shape one proxy step runs it (issue 16).
+kernels (`sola_search/proxies/triton_mala.py`), at every shape one proxy step runs it (issue 16).
 
 Each linear block's q, k, v are recorded from a forward pass of the preset's model (shape and strides: strided
 chunks of qkvg's bf16 output), then each way is called as training calls it, forward and backward, as one
@@ -25,7 +25,6 @@ if "--smoke" in sys.argv:  # before Triton is imported: its kernels then run on 
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import torch  # noqa: E402
-import triton_mala  # noqa: E402
 from proxy_common import (  # noqa: E402
     OUT,
     common_args,
@@ -41,8 +40,9 @@ from proxy_common import (  # noqa: E402
     timing_columns,
     write_json,
 )
-from triton_mala import mala  # noqa: E402
 
+from sola_search.proxies import triton_mala  # noqa: E402
+from sola_search.proxies.triton_mala import mala  # noqa: E402
 from sola_search.space.backbone import Attention  # noqa: E402
 
 

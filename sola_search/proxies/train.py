@@ -903,6 +903,12 @@ def make_optimizer(model: torch.nn.Module, cfg: ProxyConfig, dev: torch.device) 
     return params, opt
 
 
+# On a GPU, MALA through one Triton kernel forward and one backward (`triton_mala`): a pack's model-step
+# 5.89 ms against 6.45 with the compiled formula (docs/performance.md, issue 16). The bench's `--mala torch`
+# turns it off to measure it; the CPU always runs the package's (its results unchanged).
+FUSED_MALA = True
+
+
 class _ModelPool:
     """The process's proxy models, kept between runs. Every pattern has the same parameters (the mixer
     is a switch, `SolaVision.set_pattern`), so a run takes a kept model, copies the seed's initial
@@ -916,7 +922,7 @@ class _ModelPool:
     def acquire(self, pattern: Pattern, cfg: ProxyConfig, data: ProxyData, fmt, compiled: bool) -> torch.nn.Module:
         dev = data.device
         key = (cfg.variant, cfg.width, data.num_classes, data.channels, cfg.layer_scale_init, cfg.drop_path_rate,
-               cfg.qk_init, cfg.seed, str(dev), fmt, compiled)
+               cfg.qk_init, cfg.seed, str(dev), fmt, compiled, FUSED_MALA)
         spare = self.spare.setdefault(key, [])
         if spare:
             model = spare.pop()
@@ -929,6 +935,10 @@ class _ModelPool:
                 self.initial[key] = [t.detach().clone() for t in model.state_dict().values()]
             if compiled:
                 compile_blocks(model)
+            if FUSED_MALA and dev.type == "cuda":
+                from sola_search.proxies.triton_mala import use_fused_mala  # Triton only where it runs
+
+                use_fused_mala(model)
         model.pool_key = key  # where `release` puts it back; a run that raises just drops its models
         return model.set_pattern(pattern).train()
 

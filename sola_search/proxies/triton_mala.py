@@ -1,20 +1,20 @@
-"""MALA, the backbone's linear attention (`Attention.mala`), as one Triton kernel forward and one backward: a
-lever for the GPU's training step (issue 16), not yet measured on a GPU; `bench/mala_speed.py` times it alone
-and `bench/compile_blocks.py --mala triton` in a pack's step.
+"""MALA, the backbone's linear attention (`Attention.mala`), as one Triton kernel forward and one backward: what
+the GPU's proxy training runs (`use_fused_mala`, `train.FUSED_MALA`); the CPU keeps the package's own.
 
 Why: inductor compiles `mala` as several kernels around three fp32 batched matmuls (φ(k)ᵀv, φ(q)·k̄, φ(q)·kv),
 so φ(q), φ(k), v and φ(q)·kv each cross memory in fp32, forward and backward. One program per (sample, head)
-here reads q, k, v once in bf16 (twice in the backward) and keeps kv (d x d), k̄ and v̄ on chip: about a
-tenth of the bytes at the `default` preset's stage-0 shape (256 x 1 head x 256 tokens x 32).
+here reads q, k, v once in bf16 (twice in the backward) and keeps kv (d x d), k̄ and v̄ on chip. On an H200
+a `default` step's MALA took 0.66 ms against the compiled formula's 2.26 ms, and a pack's model-step 5.89 ms
+against 6.45 (docs/performance.md, issue 16).
 
-The math is `Attention.mala`'s, in fp32 (its matmuls in TF32 on a GPU, as training sets them):
-φ = ELU + 1, s = d^-½, kv = (s/N)·Σ_j φ(k_j)ᵀv_j, k̄ = mean φ(k), v̄ = mean v, z_i = s·φ(q_i)·k̄ᵀ and
-y_i = (1 + 1/z_i)·φ(q_i)·kv − z_i·v̄. The backward recomputes φ(q), z and φ(q)·kv from q and the saved kv, k̄,
-v̄ (one pass over q and dy gives dq and the sums dkv, dk̄, dv̄; a second over k and v gives dk and dv).
-Outputs and gradients are in q's dtype with the (B, N, heads, d) layout that `Attention.forward` reshapes
-to (B, H, W, C) as a view. Custom ops (`torch.library`): opaque to dynamo and inductor inside a compiled
-block, captured by CUDA graphs like any kernel. `TRITON_INTERPRET=1` runs them on the CPU (`mala_speed
---smoke`)."""
+The math is `Attention.mala`'s, in fp32: φ = ELU + 1, s = d^-½, kv = (s/N)·Σ_j φ(k_j)ᵀv_j, k̄ = mean φ(k),
+v̄ = mean v, z_i = s·φ(q_i)·k̄ᵀ and y_i = (1 + 1/z_i)·φ(q_i)·kv − z_i·v̄; its dots as three TF32 products
+(fp32's accuracy; one TF32 product was 6x the package's error). The backward recomputes φ(q), z and φ(q)·kv
+from q and the saved kv, k̄, v̄ (one pass over q and dy gives dq and the sums dkv, dk̄, dv̄; a second over k
+and v gives dk and dv). Outputs and gradients are in q's dtype (rounded to nearest) with the (B, N, heads, d)
+layout that `Attention.forward` reshapes to (B, H, W, C) as a view. Custom ops (`torch.library`): opaque to
+dynamo and inductor inside a compiled block, captured by CUDA graphs like any kernel. `TRITON_INTERPRET=1`
+runs them on the CPU (tests/test_triton_mala.py, `bench/mala_speed.py --smoke`)."""
 
 from __future__ import annotations
 
@@ -22,9 +22,12 @@ import torch
 import triton
 import triton.language as tl
 
-# The launch's tiling: tokens a loop iteration reads (fewer where a head has fewer) and warps a program.
-# `bench/mala_speed.py --tiles` sweeps them.
-TILES = dict(block_n=64, warps=4)
+from sola_search.space.backbone import Attention
+
+# The launch's tiling: tokens a loop iteration reads (fewer where a head has fewer) and warps a program, 0
+# for the rule measured on an H200 (`bench/mala_speed.py --tiles`): 2 where a head has at most 64 tokens
+# (1.07-1.14x faster there), else 4. The bench's sweep sets both.
+TILES = dict(block_n=64, warps=0)
 
 
 @triton.jit
@@ -75,7 +78,8 @@ def _mala_fwd(q_ptr, k_ptr, v_ptr, y_ptr, kv_ptr, km_ptr, vm_ptr, HEADS, N, D, s
         z = tl.where(nm, tl.sum(pq * km[None, :], 1) * s, 1.0)
         p = tl.dot(pq, kv, input_precision=PREC)
         y = (1.0 + 1.0 / z)[:, None] * p - z[:, None] * vm[None, :]
-        tl.store(y_ptr + b * syb + h * syh + n[:, None] * syn + d[None, :] * syd, y.to(y_ptr.dtype.element_ty), mask=m)
+        tl.store(y_ptr + b * syb + h * syh + n[:, None] * syn + d[None, :] * syd,
+                 y.to(y_ptr.dtype.element_ty, fp_downcast_rounding="rtne"), mask=m)
 
 
 @triton.jit
@@ -110,8 +114,8 @@ def _mala_bwd(q_ptr, k_ptr, v_ptr, g_ptr, kv_ptr, km_ptr, vm_ptr, dq_ptr, dk_ptr
         dkm += tl.sum(dz[:, None] * pq, 0) * s
         dpq = tl.dot(dp, tl.trans(kv), input_precision=PREC) + dz[:, None] * (km * s)[None, :]
         dq = dpq * _dphi(qt)
-        tl.store(dq_ptr + b * sob + h * soh + n[:, None] * son + d[None, :] * sod, dq.to(dq_ptr.dtype.element_ty),
-                 mask=m)
+        tl.store(dq_ptr + b * sob + h * soh + n[:, None] * son + d[None, :] * sod,
+                 dq.to(dq_ptr.dtype.element_ty, fp_downcast_rounding="rtne"), mask=m)
     for n0 in range(0, N, BLOCK_N):  # dk and dv from dkv, dk̄, dv̄
         n = n0 + tl.arange(0, BLOCK_N)
         m = (n < N)[:, None] & dm[None, :]
@@ -122,8 +126,8 @@ def _mala_bwd(q_ptr, k_ptr, v_ptr, g_ptr, kv_ptr, km_ptr, vm_ptr, dq_ptr, dk_ptr
         dv = tl.dot(pk, dkv, input_precision=PREC) * (s / N) + (dvm / N)[None, :]
         dk = dpk * _dphi(kt)
         off = b * sob + h * soh + n[:, None] * son + d[None, :] * sod
-        tl.store(dk_ptr + off, dk.to(dk_ptr.dtype.element_ty), mask=m)
-        tl.store(dv_ptr + off, dv.to(dv_ptr.dtype.element_ty), mask=m)
+        tl.store(dk_ptr + off, dk.to(dk_ptr.dtype.element_ty, fp_downcast_rounding="rtne"), mask=m)
+        tl.store(dv_ptr + off, dv.to(dv_ptr.dtype.element_ty, fp_downcast_rounding="rtne"), mask=m)
 
 
 def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
@@ -143,9 +147,13 @@ def _blocks(q: torch.Tensor) -> tuple[int, int]:
             max(16, triton.next_power_of_2(q.shape[3])))
 
 
+def _warps(q: torch.Tensor) -> int:
+    return TILES["warps"] or (2 if q.shape[2] <= 64 else 4)
+
+
 def _precision(q: torch.Tensor) -> str:
-    """As torch's fp32 matmuls would run: TF32 where training allows it (`set_float32_matmul_precision`)."""
-    return "tf32" if q.is_cuda and torch.get_float32_matmul_precision() != "highest" else "ieee"
+    """fp32's accuracy: three TF32 products on a GPU's tensor cores, plain fp32 on the CPU (the interpreter)."""
+    return "tf32x3" if q.is_cuda else "ieee"
 
 
 @torch.library.custom_op("sola::mala", mutates_args=())
@@ -160,7 +168,7 @@ def mala_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[tor
     kv = q.new_empty((B * h, block_d, block_d), dtype=torch.float32)
     km, vm = (q.new_empty((B * h, block_d), dtype=torch.float32) for _ in range(2))
     _mala_fwd[(B * h,)](q, k, v, y, kv, km, vm, h, N, d, d**-0.5, *q.stride(), *k.stride(), *v.stride(), *y.stride(),
-                        BLOCK_N=block_n, BLOCK_D=block_d, PREC=_precision(q), num_warps=TILES["warps"])
+                        BLOCK_N=block_n, BLOCK_D=block_d, PREC=_precision(q), num_warps=_warps(q))
     return y, kv, km, vm
 
 
@@ -182,7 +190,7 @@ def mala_backward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, grad: torch
     dq, dk, dv = _layout(q), _layout(q), _layout(q)
     _mala_bwd[(B * h,)](q, k, v, grad, kv, km, vm, dq, dk, dv, h, N, d, d**-0.5,
                         *q.stride(), *k.stride(), *v.stride(), *grad.stride(), *dq.stride(),
-                        BLOCK_N=block_n, BLOCK_D=block_d, PREC=_precision(q), num_warps=TILES["warps"])
+                        BLOCK_N=block_n, BLOCK_D=block_d, PREC=_precision(q), num_warps=_warps(q))
     return dq, dk, dv
 
 
@@ -209,3 +217,12 @@ mala_forward.register_autograd(_backward, setup_context=_setup_context)
 def mala(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """`Attention.mala` (the same signature and result) through the kernels."""
     return mala_forward(q, k, v)[0]
+
+
+def use_fused_mala(model: torch.nn.Module) -> torch.nn.Module:
+    """Every `Attention` of `model` computes MALA through the kernels (an attribute of each module: other
+    models, and the class, keep the package's)."""
+    for m in model.modules():
+        if isinstance(m, Attention):
+            m.mala = mala
+    return model
