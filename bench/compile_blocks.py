@@ -107,10 +107,15 @@ def inductor_config(settings: list[str]) -> None:
             raise ValueError(f"--inductor {setting!r}: VALUE must be a Python literal (True, 1, 'x')") from None
 
 
-def use_mala(way: str) -> None:
+def use_mala(way: str, precision: str) -> None:
     """`--mala torch`: MALA as the package's formula, compiled within the blocks (the peer; `train.FUSED_MALA`
-    off); `triton`, the default: through `sola_search/proxies/triton_mala.py`'s kernels, as training runs it."""
+    off); `triton`, the default: through `sola_search/proxies/triton_mala.py`'s kernels, as training runs it,
+    their dots at `precision`."""
     train.FUSED_MALA = way == "triton"
+    if way == "triton":
+        from sola_search.proxies import triton_mala
+
+        triton_mala.PRECISION = precision
 
 
 def use_dwconv(way: str, tiles_json: str | None) -> dict:
@@ -169,6 +174,9 @@ def main() -> None:
     ap.add_argument("--mala", choices=["torch", "triton"], default="triton",
                     help="MALA through the package's Triton kernels as training runs it (default) or as its formula, "
                          "compiled within the blocks (train.FUSED_MALA off: the peer)")
+    ap.add_argument("--mala-precision", choices=["tf32x3", "tf32"], default="tf32x3",
+                    help="with --mala triton: the kernels' dots as three TF32 products (default) or one "
+                         "(triton_mala.PRECISION)")
     ap.add_argument("--dwconv", choices=["cudnn", "triton"], default="cudnn",
                     help="depthwise convolutions as torch runs them (cuDNN, default) or as bench/triton_dwconv.py's "
                          "kernels (a lever)")
@@ -188,11 +196,11 @@ def main() -> None:
         ap.error(str(e))
     if args.smoke:
         args.pack, args.packs = 2, 3 if args.ahead else 1
-    use_mala(args.mala)
+    use_mala(args.mala, args.mala_precision)
     dwconv_tiles = use_dwconv(args.dwconv, args.dwconv_tiles)
     cache = cache_dir()
     rec: dict = dict(bench="compile_blocks", env=env_info(), config=cfg.to_dict(), cache_dir=cache,
-                     inductor=args.inductor, mala=args.mala, dwconv=args.dwconv,
+                     inductor=args.inductor, mala=args.mala, mala_precision=args.mala_precision, dwconv=args.dwconv,
                      dwconv_tiles=dwconv_tiles,
                      cache_files_before=sum(len(f) for _, _, f in os.walk(cache)) if os.path.isdir(cache) else 0)
     patterns = [str(p) for p in FeasibleSet(cfg.variant, Budget.parse(args.budget)).sample(args.pack * args.packs, 0)]

@@ -25,9 +25,12 @@ import triton.language as tl
 from sola_search.space.backbone import Attention
 
 # The launch's tiling: tokens a loop iteration reads (fewer where a head has fewer) and warps a program, 0
-# for the rule measured on an H200 (`bench/mala_speed.py --tiles`): 2 where a head has at most 64 tokens
-# (1.07-1.14x faster there), else 4. The bench's sweep sets both.
+# for the rule measured on an H200 (`bench/mala_speed.py --tiles`): 2 where a head has at most 16 tokens,
+# else 4. The bench's sweep sets both.
 TILES = dict(block_n=64, warps=0)
+# How the dots run on a GPU: "tf32x3" (three TF32 products: fp32's accuracy) or "tf32" (one: faster, ~4e-3
+# from the formula); `bench/compile_blocks.py --mala-precision` measures each. The CPU's interpreter: fp32.
+PRECISION = "tf32x3"
 
 
 @triton.jit
@@ -148,12 +151,11 @@ def _blocks(q: torch.Tensor) -> tuple[int, int]:
 
 
 def _warps(q: torch.Tensor) -> int:
-    return TILES["warps"] or (2 if q.shape[2] <= 64 else 4)
+    return TILES["warps"] or (2 if q.shape[2] <= 16 else 4)
 
 
 def _precision(q: torch.Tensor) -> str:
-    """fp32's accuracy: three TF32 products on a GPU's tensor cores, plain fp32 on the CPU (the interpreter)."""
-    return "tf32x3" if q.is_cuda else "ieee"
+    return PRECISION if q.is_cuda else "ieee"
 
 
 @torch.library.custom_op("sola::mala", mutates_args=())
