@@ -4,17 +4,17 @@ the GPU's proxy training runs (`use_fused_mala`, `train.FUSED_MALA`); the CPU ke
 Why: inductor compiles `mala` as several kernels around three fp32 batched matmuls (φ(k)ᵀv, φ(q)·k̄, φ(q)·kv),
 so φ(q), φ(k), v and φ(q)·kv each cross memory in fp32, forward and backward. One program per (sample, head)
 here reads q, k, v once in bf16 (twice in the backward) and keeps kv (d x d), k̄ and v̄ on chip. On an H200
-a `default` step's MALA took 0.66 ms against the compiled formula's 2.26 ms, and a pack's model-step 5.89 ms
-against 6.45 (docs/performance.md, issue 16).
+a `default` step's MALA takes 0.89 ms against the compiled formula's 2.24 ms, a pack's model-step 6.07 ms
+against 6.46, and a real run makes 1,796 trials an hour against 1,748 (docs/performance.md, issue 16).
 
-The math is `Attention.mala`'s, in fp32: φ = ELU + 1, s = d^-½, kv = (s/N)·Σ_j φ(k_j)ᵀv_j, k̄ = mean φ(k),
-v̄ = mean v, z_i = s·φ(q_i)·k̄ᵀ and y_i = (1 + 1/z_i)·φ(q_i)·kv − z_i·v̄; its dots as three TF32 products
-(fp32's accuracy; one TF32 product was 6x the package's error). The backward recomputes φ(q), z and φ(q)·kv
-from q and the saved kv, k̄, v̄ (one pass over q and dy gives dq and the sums dkv, dk̄, dv̄; a second over k
-and v gives dk and dv). Outputs and gradients are in q's dtype (rounded to nearest) with the (B, N, heads, d)
-layout that `Attention.forward` reshapes to (B, H, W, C) as a view. Custom ops (`torch.library`): opaque to
-dynamo and inductor inside a compiled block, captured by CUDA graphs like any kernel. `TRITON_INTERPRET=1`
-runs them on the CPU (tests/test_triton_mala.py, `bench/mala_speed.py --smoke`)."""
+The math is `Attention.mala`'s, in fp32: φ = ELU + 1, s = d^-½, kv = (s/N)·Σ_j φ(k_j)ᵀv_j, k̄ = mean φ(k), v̄ = mean
+v, z_i = s·φ(q_i)·k̄ᵀ and y_i = (1 + 1/z_i)·φ(q_i)·kv − z_i·v̄; its dots as three TF32 products (fp32's accuracy:
+1e-6 of the formula, where one TF32 product is 4e-3 and the compiled formula 7e-4). The backward recomputes φ(q), z
+and φ(q)·kv from q and the saved kv, k̄, v̄ (one pass over q and dy gives dq and the sums dkv, dk̄, dv̄; a second
+over k and v gives dk and dv). Outputs and gradients are in q's dtype (rounded to nearest) with the (B, N, heads, d)
+layout that `Attention.forward` reshapes to (B, H, W, C) as a view. Custom ops (`torch.library`): opaque to dynamo
+and inductor inside a compiled block, captured by CUDA graphs like any kernel. `TRITON_INTERPRET=1` runs them on the
+CPU (tests/test_triton_mala.py, `bench/mala_speed.py --smoke`)."""
 
 from __future__ import annotations
 
@@ -28,8 +28,9 @@ from sola_search.space.backbone import Attention
 # for the rule measured on an H200 (`bench/mala_speed.py --tiles`): 2 where a head has at most 16 tokens,
 # else 4. The bench's sweep sets both.
 TILES = dict(block_n=64, warps=0)
-# How the dots run on a GPU: "tf32x3" (three TF32 products: fp32's accuracy) or "tf32" (one: faster, ~4e-3
-# from the formula); `bench/compile_blocks.py --mala-precision` measures each. The CPU's interpreter: fp32.
+# How the dots run on a GPU: "tf32x3" (three TF32 products: fp32's accuracy) or "tf32" (one: 4e-3 from the
+# formula, a model-step 5.87 ms against 6.07, loss curves as far from the peer's as run-to-run noise; not yet
+# measured in a real run); `bench/compile_blocks.py --mala-precision` measures each. The CPU's interpreter: fp32.
 PRECISION = "tf32x3"
 
 
