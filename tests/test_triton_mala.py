@@ -118,3 +118,17 @@ def test_a_model_with_fused_mala_trains_as_the_package_model(checks):
 
 def test_mismatched_inputs_are_refused_with_a_clear_error(checks):
     assert "are not three (B, heads, N, d) tensors of one shape and dtype" in checks["bad shapes"]
+
+
+def test_cpu_training_keeps_the_packages_mala(npz_data):
+    """FUSED_MALA is for GPUs: a CPU-trained proxy's models compute the formula (results as they always were)."""
+    from sola_search.proxies import ProxyConfig, train, train_proxy
+    from sola_search.space.backbone import Attention
+
+    assert train.FUSED_MALA
+    cfg = ProxyConfig(variant="micro", width=0.25, resolution=32, steps=2, batch_size=16, warmup_steps=1,
+                      data=npz_data, val_fraction=0.2, eval_batch_size=64, device="cpu", log_points=2)
+    assert train_proxy("all-linear", cfg).ok
+    models = [m for spare in train._MODELS.spare.values() for m in spare]
+    attns = [a for m in models for a in m.modules() if isinstance(a, Attention)]
+    assert attns and all("mala" not in a.__dict__ for a in attns)
