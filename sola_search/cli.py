@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -17,8 +18,15 @@ from sola_search.space.pattern import LINEAR_MARK, SOFTMAX_MARK
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+    def error(self, message: str) -> None:
+        """One line, exit 2 (argparse prints usage too), worded as the commands' own errors are:
+        "sola-search: error: --seeds 0: expected a whole number >= 1 (see sola-search run --help)"."""
+        message = re.sub(r"^argument command: invalid choice: ", "no command ", message)
+        option = re.fullmatch(r"argument (-[^/: ]+)(?:/[^: ]+)?: (.*)", message, re.S)
+        if option:
+            flag, rest = option.groups()
+            message = f"{flag} {rest}" if re.match(r"('[^']*'|[^\s:']+): ", rest) else f"{flag}: {rest}"
+        self.exit(2, f"{self.prog.split()[0]}: error: {message} (see {self.prog} --help)\n")
 
 
 def _resolution(text: str) -> int:

@@ -159,7 +159,7 @@ def test_space_json(capsys):
     (["space", "--budget", "0gmacs"], "positive"),
     (["space", "--variant", "huge"], "unknown variant 'huge'"),
     (["space", "--resolution", "x"], "resolution 'x'"),
-    (["bogus"], "invalid choice"),
+    (["bogus"], "no command 'bogus' (choose from 'show'"),
 ])
 def test_bad_input_is_one_line_and_status_2(capsys, argv, match):
     status, out, err = run(capsys, *argv)

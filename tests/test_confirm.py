@@ -102,8 +102,8 @@ def test_confirm_gives_seeds_only_to_the_front_and_resume_continues(tmp_path, np
 
 
 @pytest.mark.parametrize("command", ["run", "resume"])
-@pytest.mark.parametrize("value, message", [("-1", "argument --confirm: -1: expected a whole number >= 0"),
-                                            ("x", "argument --confirm: 'x': expected a whole number >= 0")])
+@pytest.mark.parametrize("value, message", [("-1", "--confirm -1: expected a whole number >= 0"),
+                                            ("x", "--confirm 'x': expected a whole number >= 0")])
 def test_bad_confirm_values_are_one_line_and_status_2(tmp_path, capsys, command, value, message):
     where = ["--budget", "2softmax", "--variant", "micro", "--name", "x", "--runs-dir", tmp_path / "runs"]
     target = where if command == "run" else [tmp_path / "runs" / "x"]

@@ -57,13 +57,14 @@ def test_seeds_give_the_mean_and_its_standard_error_and_one_seed_is_unchanged(tm
     assert len(run_study(runs / "two").trials) == len(two.trials)
 
 
-@pytest.mark.parametrize("value, message", [("0", "argument --seeds: 0: expected a whole number >= 1"),
-                                            ("x", "argument --seeds: 'x': expected a whole number >= 1"),
+@pytest.mark.parametrize("value, message", [("0", "--seeds 0: expected a whole number >= 1"),
+                                            ("x", "--seeds 'x': expected a whole number >= 1"),
                                             ("65", "--seeds 65: expected 1 to 64")])
 def test_bad_seeds_are_one_line_and_status_2(tmp_path, capsys, value, message):
     status, _, err = run(capsys, "run", "--budget", "2softmax", "--variant", "micro", "--seeds", value,
                          "--runs-dir", tmp_path / "runs", "--name", "x")
     assert status == 2 and message in err and err.count("\n") == 1
+    assert err.startswith("sola-search: error: --seeds ")  # argparse's own checks read as the command's do
     assert not (tmp_path / "runs").exists()
 
 
