@@ -18,28 +18,20 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
-from proxy_common import common_args, env_info, graph_ms, overrides, preset, table, timed, write_json
+from proxy_common import common_args, env_info, graph_ms, model_inputs, overrides, preset, table, timed, write_json
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from sola_search.space import build_backbone
 from sola_search.space.backbone import Attention
 
 
-def shapes(cfg, channels: int = 1) -> list[tuple[int, int, int, int, int]]:
+def shapes(cfg, dev: torch.device) -> list[tuple[int, int, int, int, int]]:
     """(stage, batch, heads, tokens, head dim) of each stage's attention in the proxy model, from a forward pass."""
-    model = build_backbone(cfg.variant, "all-softmax", width=cfg.width, num_classes=10, in_chans=channels)
-    seen: dict[int, tuple] = {}
-    for i, stage in enumerate(model.stages):
-        for block in stage.blocks:
-            a = block.attn
+    def describe(name: str, m: Attention, x: torch.Tensor) -> tuple[int, int, int, int, int]:
+        b, h, w, _ = x.shape
+        return int(name.split(".")[1]), b, m.num_heads, h * w, m.head_dim
 
-            def hook(m: Attention, args, i=i) -> None:
-                b, h, w, _ = args[0].shape
-                seen.setdefault(i, (i, cfg.batch_size, m.num_heads, h * w, m.head_dim))
-            a.register_forward_pre_hook(hook)
-    with torch.no_grad():
-        model(torch.zeros(1, channels, cfg.resolution, cfg.resolution))
-    return [seen[i] for i in sorted(seen)]
+    return sorted(set(model_inputs(cfg, dev, "all-softmax", lambda m: isinstance(m, Attention),
+                                   describe)))
 
 
 def plain(q, k, v):
@@ -82,7 +74,7 @@ def main() -> None:
     cuda = dev.type == "cuda"
     dtype = torch.bfloat16 if cuda else torch.float32
     rows = []
-    for stage, b, h, n, d in shapes(cfg):
+    for stage, b, h, n, d in shapes(cfg, dev):
         gen = torch.Generator(device="cpu").manual_seed(stage)
         base = [torch.randn(b, h, n, d, generator=gen) for _ in range(4)]
         q, k, v, g = (t.to(dev, dtype) for t in base)
