@@ -14,7 +14,6 @@ in fp32 (no autocast; the kernels against cuDNN to float rounding) and under bf1
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from functools import partial
@@ -27,13 +26,10 @@ import torch.nn.functional as F  # noqa: E402
 import triton_dwconv  # noqa: E402
 from proxy_common import (  # noqa: E402
     OUT,
-    common_args,
     env_info,
     graph_ms,
+    kernel_bench_args,
     model_inputs,
-    overrides,
-    parse_tilings,
-    preset,
     step_totals,
     table,
     time_shapes,
@@ -101,17 +97,10 @@ def time_way(row: dict, way: str, dev: torch.device, reps: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    common_args(ap, "dwconv_speed")
-    ap.add_argument("--preset", default="default")
-    ap.add_argument("--reps", type=int, default=20, help="calls per CUDA graph (default 20)")
-    ap.add_argument("--tiles", nargs="+", default=[], metavar="ELEMS:WARPS:PROGS",
-                    help="the Triton way timed at each tiling too (triton_dwconv.TILES: elements and warps a "
-                         "program, the weights' gradient's most programs); each shape's fastest is reported")
-    args = ap.parse_args()
-    tilings = parse_tilings(ap, args.tiles, ("elems", "warps", "wgrad_progs"))
-    cfg = preset(args.preset, overrides(args))
-    dev = torch.device("cpu" if args.smoke or not torch.cuda.is_available() else "cuda")
+    args, tilings, cfg, dev = kernel_bench_args(
+        "dwconv_speed", __doc__, ("elems", "warps", "wgrad_progs"),
+        "the Triton way timed at each tiling too (triton_dwconv.TILES: elements and warps a program, the weights' "
+        "gradient's most programs)")
     torch.backends.cudnn.benchmark = True  # as training has it
     gpu, ways = dev.type == "cuda", ("cudnn", "triton")
     rows = time_shapes(shapes(cfg, dev), lambda r: (r["k"], r["shape"], r["stride"]), partial(check, dev=dev),

@@ -16,7 +16,6 @@ and with bf16 q, k, v (training's) the kernels against the package's `mala` (bot
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from functools import partial
@@ -27,13 +26,10 @@ if "--smoke" in sys.argv:  # before Triton is imported: its kernels then run on 
 import torch  # noqa: E402
 from proxy_common import (  # noqa: E402
     OUT,
-    common_args,
     env_info,
     graph_ms,
+    kernel_bench_args,
     model_inputs,
-    overrides,
-    parse_tilings,
-    preset,
     step_totals,
     table,
     time_shapes,
@@ -116,17 +112,9 @@ def time_way(row: dict, dev: torch.device, fn, reps: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    common_args(ap, "mala_speed")
-    ap.add_argument("--preset", default="default")
-    ap.add_argument("--reps", type=int, default=20, help="calls per CUDA graph (default 20)")
-    ap.add_argument("--tiles", nargs="+", default=[], metavar="BLOCK_N:WARPS",
-                    help="the kernels timed at each tiling too (triton_mala.TILES: tokens a loop iteration reads, "
-                         "warps a program); each shape's fastest is reported")
-    args = ap.parse_args()
-    tilings = parse_tilings(ap, args.tiles, ("block_n", "warps"))
-    cfg = preset(args.preset, overrides(args))
-    dev = torch.device("cpu" if args.smoke or not torch.cuda.is_available() else "cuda")
+    args, tilings, cfg, dev = kernel_bench_args(
+        "mala_speed", __doc__, ("block_n", "warps"),
+        "the kernels timed at each tiling too (triton_mala.TILES: tokens a loop iteration reads, warps a program)")
     if args.smoke:  # the interpreter is slow: the micro variant's shapes at a small batch
         cfg = cfg.replace(variant="micro", width=1.0, resolution=32, batch_size=2)
     torch.set_float32_matmul_precision("high")  # as training sets it on a GPU (TF32 for MALA's fp32 matmuls)

@@ -143,6 +143,21 @@ def model_inputs(cfg: ProxyConfig, dev: torch.device, pattern: str | None, match
     return seen
 
 
+def kernel_bench_args(name: str, doc: str, tile_keys: tuple[str, ...], tiles_help: str):
+    """A kernel bench's command line (`--preset`, `--reps`, `--tiles` with the common ones): its arguments, the
+    tilings asked for, the preset's config and the device (the CPU for `--smoke` or without a GPU)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    common_args(ap, name)
+    ap.add_argument("--preset", default="default")
+    ap.add_argument("--reps", type=int, default=20, help="calls per CUDA graph (default 20)")
+    ap.add_argument("--tiles", nargs="+", default=[], metavar=":".join(k.upper() for k in tile_keys),
+                    help=f"{tiles_help}; each shape's fastest is reported")
+    args = ap.parse_args()
+    tilings = parse_tilings(ap, args.tiles, tile_keys)
+    dev = torch.device("cpu" if args.smoke or not torch.cuda.is_available() else "cuda")
+    return args, tilings, preset(args.preset, overrides(args)), dev
+
+
 def parse_tilings(ap: argparse.ArgumentParser, texts: list[str], keys: tuple[str, ...]) -> list[dict[str, int]]:
     """`--tiles A:B ...` as dicts of `keys` (a kernel module's TILES); anything else is the parser's error."""
     try:
