@@ -905,8 +905,8 @@ def make_optimizer(model: torch.nn.Module, cfg: ProxyConfig, dev: torch.device) 
 
 # On a GPU, MALA through one Triton kernel forward and one backward (`triton_mala`): a pack's model-step
 # 6.07 ms against 6.46 with the compiled formula, the same loss curves within run-to-run noise
-# (docs/performance.md, issue 16). The bench's `--mala torch`
-# turns it off to measure it; the CPU always runs the package's (its results unchanged).
+# (docs/performance.md, issue 16). The bench's `--mala torch` turns it off to measure it; the CPU always
+# runs the package's (its results unchanged).
 FUSED_MALA = True
 
 

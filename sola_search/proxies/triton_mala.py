@@ -146,6 +146,14 @@ def _layout(q: torch.Tensor) -> torch.Tensor:
     return q.new_empty((B, N, h, d)).transpose(1, 2)
 
 
+def _forward_outputs(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Empty y, kv, k̄, v̄ of `mala_forward` (the op and its fake alike)."""
+    B, h, N, d = q.shape
+    _, block_d = _blocks(q)
+    return (_layout(q), q.new_empty((B * h, block_d, block_d), dtype=torch.float32),
+            q.new_empty((B * h, block_d), dtype=torch.float32), q.new_empty((B * h, block_d), dtype=torch.float32))
+
+
 def _blocks(q: torch.Tensor) -> tuple[int, int]:
     return (min(TILES["block_n"], max(16, triton.next_power_of_2(q.shape[2]))),
             max(16, triton.next_power_of_2(q.shape[3])))
@@ -167,9 +175,7 @@ def mala_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[tor
     _check(q, k, v)
     B, h, N, d = q.shape
     block_n, block_d = _blocks(q)
-    y = _layout(q)
-    kv = q.new_empty((B * h, block_d, block_d), dtype=torch.float32)
-    km, vm = (q.new_empty((B * h, block_d), dtype=torch.float32) for _ in range(2))
+    y, kv, km, vm = _forward_outputs(q)
     _mala_fwd[(B * h,)](q, k, v, y, kv, km, vm, h, N, d, d**-0.5, *q.stride(), *k.stride(), *v.stride(), *y.stride(),
                         BLOCK_N=block_n, BLOCK_D=block_d, PREC=_precision(q), num_warps=_warps(q))
     return y, kv, km, vm
@@ -178,10 +184,7 @@ def mala_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[tor
 @mala_forward.register_fake
 def _(q, k, v):
     _check(q, k, v)
-    B, h, N, d = q.shape
-    _, block_d = _blocks(q)
-    return (_layout(q), q.new_empty((B * h, block_d, block_d), dtype=torch.float32),
-            q.new_empty((B * h, block_d), dtype=torch.float32), q.new_empty((B * h, block_d), dtype=torch.float32))
+    return _forward_outputs(q)
 
 
 @torch.library.custom_op("sola::mala_backward", mutates_args=())
