@@ -25,7 +25,6 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import triton_dwconv  # noqa: E402
 from proxy_common import (  # noqa: E402
-    OUT,
     env_info,
     graph_ms,
     kernel_bench_args,
@@ -110,8 +109,7 @@ def main() -> None:
         r["worst fp32"], r["worst bf16"] = max(r["fp32"]), max(r["bf16"])
     table(rows, ["what", "calls", "worst fp32", "worst bf16", *timing_columns(ways, gpu, tilings)])
     total = step_totals(rows, ways, "depthwise convolution", tilings) if gpu else {}
-    write_json(args.out or str(OUT / "dwconv_speed.json"), dict(env=env_info(), config=cfg.to_dict(), rows=rows,
-                                                                 total_ms=total))
+    write_json(args.out, dict(env=env_info(), config=cfg.to_dict(), rows=rows, total_ms=total))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ if "--smoke" in sys.argv:  # before Triton is imported: its kernels then run on 
 
 import torch  # noqa: E402
 from proxy_common import (  # noqa: E402
-    OUT,
     env_info,
     graph_ms,
     kernel_bench_args,
@@ -126,8 +125,7 @@ def main() -> None:
     table(rows, ["what", "calls", "triton", "package", "compiled_vs_eager_triton", "bf16_vs_package",
                  *(["compiled"] if gpu else []), *timing_columns(ways, gpu, tilings)])
     total = step_totals(rows, ways, "MALA", tilings) if gpu else {}
-    write_json(args.out or str(OUT / "mala_speed.json"), dict(env=env_info(), config=cfg.to_dict(), rows=rows,
-                                                              total_ms=total))
+    write_json(args.out, dict(env=env_info(), config=cfg.to_dict(), rows=rows, total_ms=total))
 
 
 if __name__ == "__main__":
