@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -154,7 +155,8 @@ def main() -> None:
     ap.add_argument("--packs", type=int, default=2, help="packs trained after the warm-up (default 2)")
     ap.add_argument("--budget", default="8softmax", help="the patterns are drawn within it (default 8softmax)")
     ap.add_argument("--profile-warm-up", action="store_true",
-                    help="run the warm-up under cProfile and print where its seconds went (the process's main thread)")
+                    help="run the warm-up under cProfile and print where its seconds went (its GPU work and "
+                         "backward on the main thread, for the profile to see them)")
     ap.add_argument("--check-eval", action="store_true",
                     help="after each pack's evaluation, evaluate its trained models again the eager way and compare")
     ap.add_argument("--ahead", action="store_true",
@@ -215,8 +217,12 @@ def main() -> None:
         import io
         import pstats
 
+        # A pack's GPU work runs on the package's device thread and a backward on autograd's device
+        # threads, which a profile of this thread would not see: here both run on this one.
+        train._DEVICE._thread = threading.current_thread()
         prof = cProfile.Profile()
-        warm = prof.runcall(warm_up, cfg, data, args.pack, ahead=args.ahead or args.ahead_only)
+        with torch.autograd.set_multithreading_enabled(False):
+            warm = prof.runcall(warm_up, cfg, data, args.pack, ahead=args.ahead or args.ahead_only)
         for key, n in (("cumulative", 70), ("tottime", 30)):
             buf = io.StringIO()
             pstats.Stats(prof, stream=buf).sort_stats(key).print_stats(n)
