@@ -25,7 +25,6 @@ The step's time as a multiple of the roofline is the figure to drive down.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import time
 from collections import defaultdict
 
@@ -399,13 +398,12 @@ def main() -> None:
             print(f"  {1e3 * v:7.3f}  {k}")
         write_json(args.out, rec)
     # by op family and the roofline: a compiled model run eager (the ops as written, unfused)
-    ctx = eager if args.compile else contextlib.nullcontext
     top: dict[str, float] = {}
-    with ctx():
+    with eager(model):
         rec["time_by_family"] = by_family_profiled(step, x, yb, n_prof, dev, top)
     rec["top_ops"] = sorted(([k, v] for k, v in top.items()), key=lambda kv: -kv[1])[:40]
     counter = OpCounter(peaks, peaks["bandwidth"])
-    with ctx(), counter:
+    with eager(model), counter:
         step(x, yb)
     rec["flops_by_family"], rec["bytes_by_family"] = dict(counter.flops), dict(counter.bytes)
     rec["roofline_by_family"], rec["ops_by_family"] = dict(counter.roof), dict(counter.ops)

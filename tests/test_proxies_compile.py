@@ -15,6 +15,7 @@ from sola_search.errors import SolaError
 from sola_search.proxies import ProxyConfig, get_preset, train_proxies
 from sola_search.proxies.compiled import compile_blocks, eager, graphs_compiled
 from sola_search.space import build_backbone
+from sola_search.space.backbone import Block, ConvNorm
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +80,42 @@ def test_blocks_of_one_shape_share_their_compiled_graphs():
     for m in models:
         m.set_pattern("LS-LL-LLLL-LL")(x).sum().backward()
     assert graphs_compiled() - start == first + 1
-    with eager(), torch.no_grad():
+    with eager(models[1]), torch.no_grad():
         models[1].eval()(torch.randn(3, 1, 32, 32))
     assert graphs_compiled() - start == first + 1
+
+
+def test_eager_is_per_model_so_another_thread_keeps_compiling():
+    """One pack evaluated eagerly while the next is prepared on another thread (`run --ahead 1`):
+    `eager` leaves the other model's blocks compiled (torch's set_stance would not), and restores its own."""
+    import threading
+
+    torch._dynamo.reset()  # no graph of these shapes left by an earlier test
+    evaluated, prepared = (compile_blocks(build_backbone("micro", "LL-LS-LLLL-LL", width=0.25, num_classes=4,
+                                                         in_chans=1), backend="eager") for _ in range(2))
+    x = torch.randn(2, 1, 32, 32)
+    start = graphs_compiled()
+    inside, done = threading.Event(), threading.Event()
+
+    def evaluate():
+        with eager(evaluated), torch.no_grad():
+            evaluated.eval()(torch.randn(3, 1, 32, 32))
+            inside.set()
+            done.wait(60)
+
+    t = threading.Thread(target=evaluate)
+    t.start()
+    inside.wait(60)
+    try:
+        assert graphs_compiled() == start  # the evaluated model compiled nothing
+        prepared(x).sum().backward()  # meanwhile, on this thread
+        assert graphs_compiled() - start == 4 + 5 + 1  # its blocks compiled: one per (stage, mixer), stem, downsampling
+    finally:
+        done.set()
+        t.join()
+    evaluated.train()(x).sum().backward()  # compiled again after the context: the graphs just made serve it
+    assert graphs_compiled() - start == 4 + 5 + 1
+    assert all(m._compiled_call_impl is not None for m in evaluated.modules() if isinstance(m, (Block, ConvNorm)))
 
 
 def test_evaluation_through_the_compiled_training_forward_is_eval_modes_function():
@@ -95,7 +129,7 @@ def test_evaluation_through_the_compiled_training_forward_is_eval_modes_function
     with torch.no_grad(), torch.enable_grad():  # as `_GraphedEval._eval_mode` runs it
         trained_way = model(x).float().detach()
     assert graphs_compiled() == start
-    with eager(), torch.no_grad():
+    with eager(model), torch.no_grad():
         eval_way = model.eval()(x)
     assert torch.equal(trained_way, eval_way)
 

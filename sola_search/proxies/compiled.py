@@ -72,8 +72,18 @@ def graphs_compiled() -> int:
     return int(counters["stats"]["unique_graphs"])
 
 
-def eager():
-    """Compiled blocks run eager inside this context: evaluation's batches have other shapes, and
-    compiling them would cost more than it saves."""
-    set_stance = getattr(torch.compiler, "set_stance", None)  # torch >= 2.6
-    return set_stance("force_eager") if set_stance is not None else contextlib.nullcontext()
+@contextlib.contextmanager
+def eager(*models: torch.nn.Module):
+    """The compiled blocks of `models` run eager inside this context: evaluation's batches have other
+    shapes, and compiling them would cost more than it saves. Per module, not torch's process-wide
+    `set_stance("force_eager")`: a pack prepared on another thread meanwhile (`run --ahead 1`) keeps
+    compiling and running its own blocks."""
+    mods = [m for model in models for m in model.modules() if m._compiled_call_impl is not None]
+    saved = [m._compiled_call_impl for m in mods]
+    for m in mods:
+        m._compiled_call_impl = None  # nn.Module.__call__ then runs the module's own forward
+    try:
+        yield
+    finally:
+        for m, call in zip(mods, saved, strict=True):
+            m._compiled_call_impl = call

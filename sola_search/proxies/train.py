@@ -826,7 +826,7 @@ class _GraphedEval:
         for m in self.models:
             m.eval()
         try:
-            with eager() if self.pack.compiled else contextlib.nullcontext():
+            with eager(*self.models):
                 yield
         finally:
             for m in self.models:
@@ -1118,7 +1118,7 @@ def _evaluate(model, x_all: torch.Tensor, y_all: torch.Tensor, data: ProxyData, 
     sample) correct predictions per group, as device tensors: the caller reads them once every model
     has been scored."""
     model.eval()
-    with eager() if getattr(model, "blocks_compiled", False) else contextlib.nullcontext():
+    with eager(model):
         correct, loss_sum, by_group = _scores(model, x_all, y_all, data, cfg, autocast, groups, groups_n)
     model.train()
     return correct, loss_sum, by_group
