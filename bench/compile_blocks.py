@@ -23,8 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -33,6 +35,75 @@ from proxy_common import common_args, env_info, overrides, preset, write_json
 from sola_search.proxies import load_proxy_data, train, train_proxies, warm_up
 from sola_search.proxies.compiled import cache_dir, graphs_compiled
 from sola_search.space import Budget, FeasibleSet
+
+
+class StackSampler:
+    """Where a warm-up's wall-clock seconds go: every `interval` s, the Python stack of each thread at
+    work (not waiting on a lock or queue), C calls charged to the Python line that made them. cProfile
+    would see one thread and Python's own time only; a warm-up runs on the package's device thread and
+    autograd's, and much of it in C (loading kernels, cuDNN, the driver)."""
+
+    def __init__(self, interval: float = 0.005):
+        self.interval, self.samples = interval, 0
+        self.inclusive: Counter = Counter()  # function → samples with it anywhere on a working thread's stack
+        self.leaf: Counter = Counter()  # the innermost Python function (what it called in C included)
+        self.threads: Counter = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stack-sampler", daemon=True)
+
+    def __enter__(self) -> StackSampler:
+        self._t0 = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.wall_s = time.perf_counter() - self._t0
+
+    @staticmethod
+    def _where(code) -> str:
+        path = code.co_filename
+        if "torchinductor" in path:
+            path = "<inductor's generated code>"
+        else:
+            for root in ("site-packages/", "/work/main/", "/lib/python3"):
+                if root in path:
+                    path = path.split(root, 1)[1]
+                    break
+        return f"{path}:{code.co_name}"
+
+    def _run(self) -> None:
+        me = threading.get_ident()
+        idle = ("threading.py", "queue.py", "selectors.py")
+        while not self._stop.wait(self.interval):
+            names = {t.ident: t.name for t in threading.enumerate()}
+            self.samples += 1
+            for ident, frame in sys._current_frames().items():
+                if ident == me or frame.f_code.co_filename.endswith(idle):
+                    continue
+                self.threads[names.get(ident, "a thread started in C (autograd's, a compile worker's)")] += 1
+                self.leaf[self._where(frame.f_code)] += 1
+                seen = set()
+                while frame is not None:
+                    seen.add(self._where(frame.f_code))
+                    frame = frame.f_back
+                self.inclusive.update(seen)
+
+    def report(self, top: int = 45) -> dict:
+        """Printed and returned: seconds per working thread, per function on the stack, per innermost function."""
+        s = self.wall_s / max(self.samples, 1)
+        rep = dict(wall_s=round(self.wall_s, 2), samples=self.samples,
+                   threads_s={k: round(v * s, 2) for k, v in self.threads.most_common()},
+                   inclusive_s=[[k, round(v * s, 2)] for k, v in self.inclusive.most_common(top)],
+                   leaf_s=[[k, round(v * s, 2)] for k, v in self.leaf.most_common(top)])
+        print(f"warm-up sampled: {rep['wall_s']} s, {self.samples} samples; seconds at work by thread: "
+              f"{rep['threads_s']}")
+        for title, rows in (("on the stack (inclusive)", rep["inclusive_s"]), ("innermost", rep["leaf_s"])):
+            print(f"  {title}:")
+            for k, v in rows:
+                print(f"    {v:7.2f} s  {k}")
+        return rep
 
 
 def compare(a_path: str, b_path: str) -> dict:
@@ -155,8 +226,7 @@ def main() -> None:
     ap.add_argument("--packs", type=int, default=2, help="packs trained after the warm-up (default 2)")
     ap.add_argument("--budget", default="8softmax", help="the patterns are drawn within it (default 8softmax)")
     ap.add_argument("--profile-warm-up", action="store_true",
-                    help="run the warm-up under cProfile and print where its seconds went (its GPU work and "
-                         "backward on the main thread, for the profile to see them)")
+                    help="sample the warm-up's threads' stacks and print where its wall-clock seconds went")
     ap.add_argument("--check-eval", action="store_true",
                     help="after each pack's evaluation, evaluate its trained models again the eager way and compare")
     ap.add_argument("--ahead", action="store_true",
@@ -213,20 +283,9 @@ def main() -> None:
         check_evaluation(rec["eval_check"])
     t1 = time.perf_counter()
     if args.profile_warm_up:
-        import cProfile
-        import io
-        import pstats
-
-        # A pack's GPU work runs on the package's device thread and a backward on autograd's device
-        # threads, which a profile of this thread would not see: here both run on this one.
-        train._DEVICE._thread = threading.current_thread()
-        prof = cProfile.Profile()
-        with torch.autograd.set_multithreading_enabled(False):
-            warm = prof.runcall(warm_up, cfg, data, args.pack, ahead=args.ahead or args.ahead_only)
-        for key, n in (("cumulative", 70), ("tottime", 30)):
-            buf = io.StringIO()
-            pstats.Stats(prof, stream=buf).sort_stats(key).print_stats(n)
-            print(buf.getvalue(), flush=True)
+        with StackSampler() as sampler:
+            warm = warm_up(cfg, data, args.pack, ahead=args.ahead or args.ahead_only)
+        rec["warm_up_profile"] = sampler.report()
     else:
         warm = warm_up(cfg, data, args.pack, ahead=args.ahead or args.ahead_only)  # as a worker with --ahead 1
     t2 = time.perf_counter()
