@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import linecache
 import os
 import sys
 import threading
@@ -73,17 +74,30 @@ class StackSampler:
                     break
         return f"{path}:{code.co_name}"
 
+    @classmethod
+    def _innermost(cls, frame) -> str:
+        """The innermost function, and what it was doing where that says more: the op an `OpOverload`
+        call runs in C, the line of inductor's generated code."""
+        where = cls._where(frame.f_code)
+        if frame.f_code.co_filename.endswith("torch/_ops.py") and frame.f_code.co_name == "__call__":
+            op = frame.f_locals.get("self")
+            return f"{where} ({getattr(op, '_name', op)})"
+        if "torchinductor" in frame.f_code.co_filename:
+            return f"{where}: {linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()[:90]}"
+        return where
+
     def _run(self) -> None:
         me = threading.get_ident()
-        idle = ("threading.py", "queue.py", "selectors.py")
+        # waiting, not working: locks, queues, and inductor's compile workers' pipes and timer
+        idle = ("threading.py", "queue.py", "selectors.py", "subproc_pool.py", "compile_worker/timer.py")
         while not self._stop.wait(self.interval):
             names = {t.ident: t.name for t in threading.enumerate()}
             self.samples += 1
             for ident, frame in sys._current_frames().items():
                 if ident == me or frame.f_code.co_filename.endswith(idle):
                     continue
-                self.threads[names.get(ident, "a thread started in C (autograd's, a compile worker's)")] += 1
-                self.leaf[self._where(frame.f_code)] += 1
+                self.threads[names.get(ident, "a thread started in C (autograd's)")] += 1
+                self.leaf[self._innermost(frame)] += 1
                 seen = set()
                 while frame is not None:
                     seen.add(self._where(frame.f_code))
