@@ -5,6 +5,7 @@ backend, which traces as a GPU run does without generating code)."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -155,3 +156,20 @@ def test_training_batches_and_the_evaluation_buffer_reach_the_stem_in_one_layout
     with torch.no_grad(), torch.enable_grad():
         model(evaluated)
     assert graphs_compiled() == start
+
+
+def test_triton_caches_its_kernels_where_inductor_does_unless_the_user_chose(monkeypatch, tmp_path):
+    """The fused MALA's Triton kernels find last run's binaries whichever process compiled them: Triton's
+    cache is inductor's (`<cache>/triton/0`, what inductor would set) before any kernel compiles."""
+    from sola_search.proxies import compiled
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("TRITON_CACHE_DIR", raising=False)
+    compiled._prepare()
+    assert os.environ["TRITON_CACHE_DIR"] == str(tmp_path / "triton" / "0")
+    from torch._inductor.runtime.cache_dir_utils import triton_cache_dir
+
+    assert triton_cache_dir(0) == os.environ["TRITON_CACHE_DIR"]  # inductor's own kernels: the same place
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path / "mine"))
+    compiled._prepare()
+    assert os.environ["TRITON_CACHE_DIR"] == str(tmp_path / "mine")

@@ -37,8 +37,14 @@ def cache_dir() -> str:
 
 
 def _prepare() -> None:
-    """Once per process: the shared on-disk caches on, and room for every shape's compiled graph."""
+    """Once per process: the shared on-disk caches on, and room for every shape's compiled graph.
+    Triton's cache where inductor puts it (unless the user chose one) before any kernel compiles: the
+    fused MALA's kernels are Triton's own, cached wherever $TRITON_CACHE_DIR points at their first call,
+    and inductor sets it only as it builds its own kernels' launchers, at a moment that differs between
+    a process that compiles and one that loads (a warm-up sampled on an H200 compiled the MALA kernels
+    again, 8 s, though the run before it on that machine had compiled them)."""
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache_dir()
+    os.environ.setdefault("TRITON_CACHE_DIR", os.path.join(cache_dir(), "triton", "0"))
     import torch._dynamo
     import torch._functorch.config
     import torch._inductor.config
