@@ -268,6 +268,9 @@ def main() -> None:
                          "kernels (a lever)")
     ap.add_argument("--dwconv-tiles", metavar="JSON",
                     help="with --dwconv triton: each shape's fastest tiling from a `dwconv_speed.py --tiles` record")
+    ap.add_argument("--cudnn-benchmark", choices=["on", "off"], default="on",
+                    help="cuDNN's autotuning of each convolution shape (the package's way, default) or its "
+                         "heuristics (train.CUDNN_BENCHMARK off: what autotuning costs a warm-up, gives a step)")
     ap.add_argument("--compare", nargs=2, metavar="JSON", help="compare two records' loss curves and top-1")
     args = ap.parse_args()
     if args.compare:
@@ -276,6 +279,7 @@ def main() -> None:
 
     cfg = preset(args.preset, overrides(args), compile=args.compile)
     train.EVAL_COMPILED = args.eval_blocks == "compiled"
+    train.CUDNN_BENCHMARK = args.cudnn_benchmark == "on"
     try:
         inductor_config(args.inductor)
     except ValueError as e:
@@ -287,7 +291,7 @@ def main() -> None:
     cache = cache_dir()
     rec: dict = dict(bench="compile_blocks", env=env_info(), config=cfg.to_dict(), cache_dir=cache,
                      inductor=args.inductor, mala=args.mala, mala_precision=args.mala_precision, dwconv=args.dwconv,
-                     dwconv_tiles=dwconv_tiles,
+                     dwconv_tiles=dwconv_tiles, cudnn_benchmark=args.cudnn_benchmark,
                      cache_files_before=sum(len(f) for _, _, f in os.walk(cache)) if os.path.isdir(cache) else 0)
     patterns = [str(p) for p in FeasibleSet(cfg.variant, Budget.parse(args.budget)).sample(args.pack * args.packs, 0)]
     t0 = time.perf_counter()

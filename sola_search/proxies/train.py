@@ -334,6 +334,11 @@ def _streams(dev: torch.device, n: int, group: int = 0) -> list[torch.cuda.Strea
     return streams[: n + 1]
 
 
+# cuDNN's autotuning of each convolution shape's algorithm on a pack's first run (`_on_device`); the
+# bench's `--cudnn-benchmark off` turns it off to measure what it costs a warm-up and gives a step.
+CUDNN_BENCHMARK = True
+
+
 @contextlib.contextmanager
 def _on_device(dev: torch.device):
     """On a GPU, for one pack's run: TF32 matmuls (MALA's fp32 kᵀv), cuDNN autotuning, the device
@@ -343,7 +348,7 @@ def _on_device(dev: torch.device):
         return
     saved = torch.get_float32_matmul_precision(), torch.backends.cudnn.benchmark
     torch.set_float32_matmul_precision("high")
-    torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.benchmark = CUDNN_BENCHMARK
     try:
         torch.cuda.set_device(dev)
         with torch.cuda.stream(_streams(dev, 0)[0]):
