@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -89,8 +90,6 @@ def test_blocks_of_one_shape_share_their_compiled_graphs():
 def test_eager_is_per_model_so_another_thread_keeps_compiling():
     """One pack evaluated eagerly while the next is prepared on another thread (`run --ahead 1`):
     `eager` leaves the other model's blocks compiled (torch's set_stance would not), and restores its own."""
-    import threading
-
     torch._dynamo.reset()  # no graph of these shapes left by an earlier test
     evaluated, prepared = (compile_blocks(build_backbone("micro", "LL-LS-LLLL-LL", width=0.25, num_classes=4,
                                                          in_chans=1), backend="eager") for _ in range(2))
@@ -161,15 +160,15 @@ def test_training_batches_and_the_evaluation_buffer_reach_the_stem_in_one_layout
 def test_triton_caches_its_kernels_where_inductor_does_unless_the_user_chose(monkeypatch, tmp_path):
     """The fused MALA's Triton kernels find last run's binaries whichever process compiled them: Triton's
     cache is inductor's (`<cache>/triton/0`, what inductor would set) before any kernel compiles."""
+    from torch._inductor.runtime.cache_dir_utils import triton_cache_dir
+
     from sola_search.proxies import compiled
 
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("TRITON_CACHE_DIR", raising=False)
+    inductors = triton_cache_dir(0)  # where inductor would point Triton, unset
     compiled._prepare()
-    assert os.environ["TRITON_CACHE_DIR"] == str(tmp_path / "triton" / "0")
-    from torch._inductor.runtime.cache_dir_utils import triton_cache_dir
-
-    assert triton_cache_dir(0) == os.environ["TRITON_CACHE_DIR"]  # inductor's own kernels: the same place
+    assert os.environ["TRITON_CACHE_DIR"] == inductors == str(tmp_path / "triton" / "0")
     monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path / "mine"))
     compiled._prepare()
     assert os.environ["TRITON_CACHE_DIR"] == str(tmp_path / "mine")
