@@ -15,7 +15,9 @@ pack's wall, training seconds and images/s, and each pattern's loss curve and to
     python bench/compile_blocks.py --ahead         # then the same packs each prepared while the one before trains
     python bench/compile_blocks.py --mala torch    # MALA as the package's formula (the fused kernels' peer)
     python bench/compile_blocks.py --dwconv triton [--dwconv-tiles bench/out/dwconv_speed.json]
-                                                   # depthwise convolutions through bench/triton_dwconv.py's
+                                                   # depthwise convolutions as bench/triton_dwconv.py's kernels
+    python bench/compile_blocks.py --profile-warm-up  # where the warm-up's wall-clock seconds go, by thread and op
+    python bench/compile_blocks.py --cudnn-benchmark off  # cuDNN's heuristics instead of its autotuning
 """
 
 from __future__ import annotations
