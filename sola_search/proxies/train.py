@@ -27,6 +27,7 @@ import queue
 import resource
 import threading
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -911,8 +912,22 @@ def make_optimizer(model: torch.nn.Module, cfg: ProxyConfig, dev: torch.device) 
 # On a GPU, MALA through one Triton kernel forward and one backward (`triton_mala`): a pack's model-step
 # 6.07 ms against 6.46 with the compiled formula, the same loss curves within run-to-run noise
 # (docs/performance.md, issue 16). The bench's `--mala torch` turns it off to measure it; the CPU always
-# runs the package's (its results unchanged).
+# runs the package's (its results unchanged), and so does a GPU that Triton cannot target (`fused_mala`).
 FUSED_MALA = True
+
+
+def fused_mala(dev: torch.device) -> bool:
+    """Whether a model on `dev` runs MALA through the Triton kernels: `FUSED_MALA` on a GPU that Triton
+    targets; else the formula (on a GPU too old for Triton, or without it, `--compile off` still trains)."""
+    if not (FUSED_MALA and dev.type == "cuda"):
+        return False
+    from torch.utils._triton import has_triton
+
+    if has_triton():
+        return True
+    warnings.warn(f"{dev}: Triton cannot run here, so MALA trains as its formula (slower, same "
+                  "function)", stacklevel=2)
+    return False
 
 
 class _ModelPool:
@@ -927,8 +942,9 @@ class _ModelPool:
 
     def acquire(self, pattern: Pattern, cfg: ProxyConfig, data: ProxyData, fmt, compiled: bool) -> torch.nn.Module:
         dev = data.device
+        fused = fused_mala(dev)
         key = (cfg.variant, cfg.width, data.num_classes, data.channels, cfg.layer_scale_init, cfg.drop_path_rate,
-               cfg.qk_init, cfg.seed, str(dev), fmt, compiled, FUSED_MALA)
+               cfg.qk_init, cfg.seed, str(dev), fmt, compiled, fused)
         spare = self.spare.setdefault(key, [])
         if spare:
             model = spare.pop()
@@ -941,7 +957,7 @@ class _ModelPool:
                 self.initial[key] = [t.detach().clone() for t in model.state_dict().values()]
             if compiled:
                 compile_blocks(model)
-            if FUSED_MALA and dev.type == "cuda":
+            if fused:
                 from sola_search.proxies.triton_mala import use_fused_mala  # Triton only where it runs
 
                 use_fused_mala(model)
