@@ -298,6 +298,7 @@ def main() -> None:
     patterns = [str(p) for p in FeasibleSet(cfg.variant, Budget.parse(args.budget)).sample(args.pack * args.packs, 0)]
     t0 = time.perf_counter()
     data = load_proxy_data(cfg)
+    rec["fused_mala"] = train.fused_mala(data.device)  # what the models run: --mala triton on a GPU Triton targets
     rec["eval_check"] = []
     if args.check_eval:
         check_evaluation(rec["eval_check"])
