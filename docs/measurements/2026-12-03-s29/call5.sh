@@ -25,3 +25,4 @@ one warm_cudnn_heuristics --cudnn-benchmark off
 python bench/compile_blocks.py --compare $OUT/warm.json $OUT/warm_cudnn_heuristics.json --out $OUT/compare.json \
     2>&1 | tail -2 | head -1
 grep -A40 "innermost" $OUT/warm_sampled.log | cut -c1-220 | head -30
+python -c "import json; r = json.load(open(\"$OUT/warm.json\")); print(\"fused MALA ran:\", r[\"fused_mala\"])"
