@@ -70,7 +70,7 @@ class StackSampler:
         if "torchinductor" in path:
             path = "<inductor's generated code>"
         else:
-            for root in ("site-packages/", "/work/main/", "/lib/python3"):
+            for root in ("site-packages/", f"{Path(__file__).resolve().parents[1]}/", "/lib/python3"):
                 if root in path:
                     path = path.split(root, 1)[1]
                     break
