@@ -5,7 +5,7 @@ Why: inductor compiles `mala` as several kernels around three fp32 batched matmu
 so φ(q), φ(k), v and φ(q)·kv each cross memory in fp32, forward and backward. One program per (sample, head)
 here reads q, k, v once in bf16 (twice in the backward) and keeps kv (d x d), k̄ and v̄ on chip. On an H200
 a `default` step's MALA takes 0.89 ms against the compiled formula's 2.24 ms, a pack's model-step 6.07 ms
-against 6.46, and a real run makes 1,796 trials an hour against 1,748 (docs/performance.md, issue 16).
+against 6.46, and real runs make 1,860-1,890 trials an hour against 1,748 (docs/performance.md, issue 16).
 
 The math is `Attention.mala`'s, in fp32: φ = ELU + 1, s = d^-½, kv = (s/N)·Σ_j φ(k_j)ᵀv_j, k̄ = mean φ(k), v̄ = mean
 v, z_i = s·φ(q_i)·k̄ᵀ and y_i = (1 + 1/z_i)·φ(q_i)·kv − z_i·v̄; its dots as three TF32 products (fp32's accuracy:
@@ -29,8 +29,9 @@ from sola_search.space.backbone import Attention
 # else 4. The bench's sweep sets both.
 TILES = dict(block_n=64, warps=0)
 # How the dots run on a GPU: "tf32x3" (three TF32 products: fp32's accuracy) or "tf32" (one: 4e-3 from the
-# formula, a model-step 5.87 ms against 6.07, loss curves as far from the peer's as run-to-run noise; not yet
-# measured in a real run); `bench/compile_blocks.py --mala-precision` measures each. The CPU's interpreter: fp32.
+# formula, a model-step 5.87 ms against 6.07, loss curves as far from the peer's as run-to-run noise; a real run
+# 1,967 trials an hour against 1,860-1,890); `bench/compile_blocks.py --mala-precision` measures each. The CPU's
+# interpreter: fp32.
 PRECISION = "tf32x3"
 
 
