@@ -14,8 +14,8 @@ pack's wall, training seconds and images/s, and each pattern's loss curve and to
     python bench/compile_blocks.py --check-eval    # each pack's models evaluated both ways (graphed, eager)
     python bench/compile_blocks.py --ahead         # then the same packs each prepared while the one before trains
     python bench/compile_blocks.py --mala torch    # MALA as the package's formula (the fused kernels' peer)
-    python bench/compile_blocks.py --dwconv triton [--dwconv-tiles bench/out/dwconv_speed.json]
-                                                   # depthwise convolutions as bench/triton_dwconv.py's kernels
+    python bench/compile_blocks.py --dwconv cudnn  # depthwise convolutions as torch runs them (the kernels' peer)
+    python bench/compile_blocks.py --dwconv-tiles bench/out/dwconv_speed.json  # each shape at its fastest tiling
     python bench/compile_blocks.py --profile-warm-up  # where the warm-up's wall-clock seconds go, by thread and op
     python bench/compile_blocks.py --cudnn-benchmark off  # cuDNN's heuristics instead of its autotuning
 """
@@ -207,22 +207,15 @@ def use_mala(way: str, precision: str) -> None:
 
 
 def use_dwconv(way: str, tiles_json: str | None) -> dict:
-    """`--dwconv triton`: every model's depthwise convolutions through `bench/triton_dwconv.py` on CUDA tensors (a
-    lever; the CPU keeps torch's convolution); with `--dwconv-tiles`, each shape at the tiling a
-    `dwconv_speed.py --tiles` record found fastest (where it beat the default tiling). Returns the tilings set."""
+    """`--dwconv`: the depthwise convolutions through `sola_search/proxies/triton_dwconv.py`'s kernels as training
+    runs them (`triton`), or as torch runs them (`cudnn`: train.FUSED_DWCONV off, the peer); with `--dwconv-tiles`,
+    each shape at the tiling a `dwconv_speed.py --tiles` record found fastest (where it beat the rule's). Returns
+    the tilings set."""
+    train.FUSED_DWCONV = way == "triton"
     if way == "cudnn":
         return {}
-    import triton_dwconv
+    from sola_search.proxies import triton_dwconv
 
-    from sola_search.space import backbone
-
-    class TritonDepthwise(torch.nn.Conv2d):
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            if not x.is_cuda:
-                return super().forward(x)
-            return triton_dwconv.depthwise_conv2d(x, self.weight, self.bias, False)
-
-    backbone.dwconv = lambda dim, k: TritonDepthwise(dim, dim, k, padding=k // 2, groups=dim)
     chosen = {}
     for row in json.loads(Path(tiles_json).read_text())["rows"] if tiles_json else []:
         if row.get("best_ms") is not None and row["best_ms"] < row["triton_ms"]:
@@ -265,9 +258,9 @@ def main() -> None:
     ap.add_argument("--mala-precision", choices=["tf32x3", "tf32"], default="tf32x3",
                     help="with --mala triton: the kernels' dots as three TF32 products (default) or one "
                          "(triton_mala.PRECISION)")
-    ap.add_argument("--dwconv", choices=["cudnn", "triton"], default="cudnn",
-                    help="depthwise convolutions as torch runs them (cuDNN, default) or as bench/triton_dwconv.py's "
-                         "kernels (a lever)")
+    ap.add_argument("--dwconv", choices=["cudnn", "triton"], default="triton",
+                    help="depthwise convolutions through the package's Triton kernels as training runs them "
+                         "(default) or as torch runs them (cuDNN; train.FUSED_DWCONV off: the peer)")
     ap.add_argument("--dwconv-tiles", metavar="JSON",
                     help="with --dwconv triton: each shape's fastest tiling from a `dwconv_speed.py --tiles` record")
     ap.add_argument("--cudnn-benchmark", choices=["on", "off"], default="on",
@@ -298,7 +291,8 @@ def main() -> None:
     patterns = [str(p) for p in FeasibleSet(cfg.variant, Budget.parse(args.budget)).sample(args.pack * args.packs, 0)]
     t0 = time.perf_counter()
     data = load_proxy_data(cfg)
-    rec["fused_mala"] = train.fused_mala(data.device)  # what the models run: --mala triton on a GPU Triton targets
+    # what the models run: the kernels on a GPU Triton targets
+    rec["fused_mala"], rec["fused_dwconv"] = train.fused_kernels(data.device)
     rec["eval_check"] = []
     if args.check_eval:
         check_evaluation(rec["eval_check"])

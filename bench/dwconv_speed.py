@@ -1,4 +1,4 @@
-"""The backbone's depthwise convolutions, cuDNN against the Triton kernels (`bench/triton_dwconv.py`),
+"""The backbone's depthwise convolutions, cuDNN against the Triton kernels (`sola_search/proxies/triton_dwconv.py`),
 at every shape one proxy step runs them (issue 16).
 
 Each depthwise convolution of a model of the preset's geometry is called as training calls it (its input's
@@ -23,7 +23,6 @@ if "--smoke" in sys.argv:  # before Triton is imported: its kernels then run on 
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-import triton_dwconv  # noqa: E402
 from proxy_common import (  # noqa: E402
     env_info,
     graph_ms,
@@ -35,7 +34,9 @@ from proxy_common import (  # noqa: E402
     timing_columns,
     write_json,
 )
-from triton_dwconv import depthwise_conv2d, fits  # noqa: E402
+
+from sola_search.proxies import triton_dwconv  # noqa: E402
+from sola_search.proxies.triton_dwconv import depthwise_conv2d, fits  # noqa: E402
 
 
 def shapes(cfg, dev: torch.device) -> list[dict]:

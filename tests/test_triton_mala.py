@@ -134,19 +134,21 @@ def test_cpu_training_keeps_the_packages_mala(npz_data):
     assert attns and all("mala" not in a.__dict__ for a in attns)
 
 
-def test_the_fused_mala_only_where_triton_targets_the_gpu(monkeypatch):
-    """A GPU Triton cannot target (too old, or no Triton) trains with the formula instead of failing
-    every trial; the CPU always does; `FUSED_MALA` off turns it off everywhere."""
+def test_the_fused_kernels_only_where_triton_targets_the_gpu(monkeypatch):
+    """A GPU Triton cannot target (too old, or no Triton) trains with MALA's formula and torch's depthwise
+    convolutions instead of failing every trial; the CPU always does; each switch turns its kernels off."""
     import torch.utils._triton
 
     from sola_search.proxies import train
 
     gpu = torch.device("cuda", 0)
     monkeypatch.setattr(torch.utils._triton, "has_triton", lambda: True)
-    assert train.fused_mala(gpu) and not train.fused_mala(torch.device("cpu"))
+    assert train.fused_kernels(gpu) == (True, True) and train.fused_kernels(torch.device("cpu")) == (False, False)
     monkeypatch.setattr(torch.utils._triton, "has_triton", lambda: False)
-    with pytest.warns(UserWarning, match="Triton cannot run here, so MALA trains as its formula"):
-        assert not train.fused_mala(gpu)
+    with pytest.warns(UserWarning, match="Triton cannot run here, so MALA trains as its formula and the depthwise"):
+        assert train.fused_kernels(gpu) == (False, False)
     monkeypatch.setattr(torch.utils._triton, "has_triton", lambda: True)
     monkeypatch.setattr(train, "FUSED_MALA", False)
-    assert not train.fused_mala(gpu)
+    assert train.fused_kernels(gpu) == (False, True)
+    monkeypatch.setattr(train, "FUSED_DWCONV", False)
+    assert train.fused_kernels(gpu) == (False, False)

@@ -910,24 +910,29 @@ def make_optimizer(model: torch.nn.Module, cfg: ProxyConfig, dev: torch.device) 
 
 
 # On a GPU, MALA through one Triton kernel forward and one backward (`triton_mala`): a pack's model-step
-# 6.07 ms against 6.46 with the compiled formula, the same loss curves within run-to-run noise
-# (docs/performance.md, issue 16). The bench's `--mala torch` turns it off to measure it; the CPU always
-# runs the package's (its results unchanged), and so does a GPU that Triton cannot target (`fused_mala`).
+# 6.07 ms against 6.46 with the compiled formula, the same loss curves within run-to-run noise; and the
+# depthwise convolutions through Triton kernels (`triton_dwconv`): the step as cuDNN's (5.97-5.98 ms against
+# 6.00-6.02), without cuDNN's autotuning in every worker's warm-up (11.2 s warm against 28-31)
+# (docs/performance.md, issue 16). The bench's `--mala torch` and `--dwconv cudnn` turn them off to measure
+# them; the CPU always runs the package's and torch's (its results unchanged), and so does a GPU that Triton
+# cannot target (`_triton_targets`).
 FUSED_MALA = True
+FUSED_DWCONV = True
 
 
-def fused_mala(dev: torch.device) -> bool:
-    """Whether a model on `dev` runs MALA through the Triton kernels: `FUSED_MALA` on a GPU that Triton
-    targets; else the formula (on a GPU too old for Triton, or without it, `--compile off` still trains)."""
-    if not (FUSED_MALA and dev.type == "cuda"):
-        return False
+def fused_kernels(dev: torch.device) -> tuple[bool, bool]:
+    """Whether a model on `dev` runs (MALA, the depthwise convolutions) through the Triton kernels: each
+    switch on, on a GPU that Triton targets; else the formula and torch's convolution (on a GPU too old for
+    Triton, or without it, `--compile off` still trains)."""
+    if not ((FUSED_MALA or FUSED_DWCONV) and dev.type == "cuda"):
+        return False, False
     from torch.utils._triton import has_triton
 
     if has_triton():
-        return True
-    warnings.warn(f"{dev}: Triton cannot run here, so MALA trains as its formula (slower, same "
-                  "function)", stacklevel=2)
-    return False
+        return FUSED_MALA, FUSED_DWCONV
+    warnings.warn(f"{dev}: Triton cannot run here, so MALA trains as its formula and the depthwise convolutions "
+                  "as torch's (slower, same function)", stacklevel=2)
+    return False, False
 
 
 class _ModelPool:
@@ -942,7 +947,7 @@ class _ModelPool:
 
     def acquire(self, pattern: Pattern, cfg: ProxyConfig, data: ProxyData, fmt, compiled: bool) -> torch.nn.Module:
         dev = data.device
-        fused = fused_mala(dev)
+        fused = fused_kernels(dev)
         key = (cfg.variant, cfg.width, data.num_classes, data.channels, cfg.layer_scale_init, cfg.drop_path_rate,
                cfg.qk_init, cfg.seed, str(dev), fmt, compiled, fused)
         spare = self.spare.setdefault(key, [])
@@ -957,10 +962,14 @@ class _ModelPool:
                 self.initial[key] = [t.detach().clone() for t in model.state_dict().values()]
             if compiled:
                 compile_blocks(model)
-            if fused:
+            if fused[0]:
                 from sola_search.proxies.triton_mala import use_fused_mala  # Triton only where it runs
 
                 use_fused_mala(model)
+            if fused[1]:
+                from sola_search.proxies.triton_dwconv import use_fused_dwconv
+
+                use_fused_dwconv(model)
         model.pool_key = key  # where `release` puts it back; a run that raises just drops its models
         return model.set_pattern(pattern).train()
 

@@ -1,20 +1,21 @@
-"""The backbone's depthwise convolutions (CPE 3x3, LePE 5x5, MLP 3x3) as Triton kernels: a lever for the GPU's
-training step (issue 16), measured and dropped (docs/performance.md, twenty-first session: 1.01x cuDNN's
-forward + backward over one step's convolutions); it stays here, with `bench/dwconv_speed.py`, for a next try.
+"""The backbone's depthwise convolutions (CPE 3x3, LePE 5x5, MLP 3x3) as Triton kernels: what the GPU's proxy
+training runs (`use_fused_dwconv`, `train.FUSED_KERNELS`); the CPU keeps torch's convolution.
 
-Why: cuDNN's depthwise kernels are the costliest family of the compiled proxy step after inductor's
-own (about a fifth of it, docs/performance.md) and run these small channels-last tensors at a few
-percent of the memory bandwidth. Each kernel here reads a tile of positions x channels (channels
-contiguous) and sums the k x k taps in fp32: the forward, the input's gradient (the same kernel with
-the weights flipped) and the weights' gradient (per-program partial sums, then one sum: deterministic).
-They are custom ops (`torch.library`), so dynamo and inductor treat them as opaque calls inside a
-compiled block, and CUDA graphs capture them like any kernel.
+Why: cuDNN autotunes each convolution's algorithms in every new process (`cudnn.benchmark`), and for these
+small channels-last depthwise convolutions that took 16-19 s of a worker's 28-31 s warm-up on an H200; its
+heuristics alone instead make the step 9 % slower. These kernels are compiled once and then loaded from Triton's
+cache: a warm warm-up of 11.2 s, a cold one of 77 s against 130, and a pack's model-step of 5.97-5.98 ms against
+cuDNN's 6.00-6.02 (docs/performance.md, issue 16, thirtieth session).
+
+Each kernel reads a tile of positions x channels (channels contiguous) and sums the k x k taps in fp32: the
+forward, the input's gradient (the same kernel with the weights flipped) and the weights' gradient (per-program
+partial sums, then one sum: deterministic). They are custom ops (`torch.library`), so dynamo and inductor treat
+them as opaque calls inside a compiled block, and CUDA graphs capture them like any kernel.
 
 Under autocast (bf16, the proxy's only mixed precision) they see what cuDNN would: input, weights and
 bias cast to bf16, accumulation in fp32, output in bf16. `TRITON_INTERPRET=1` runs the kernels on the CPU
-(`bench/dwconv_speed.py --smoke`). `bench/compile_blocks.py --dwconv triton` builds every depthwise convolution
-as a `nn.Conv2d` whose CUDA forward calls `depthwise_conv2d` (the twenty-first session's trial did so in the
-package), each shape at its own tiling with `--dwconv-tiles` (`SHAPE_TILES`)."""
+(tests/test_triton_dwconv.py, `bench/dwconv_speed.py --smoke`); `bench/dwconv_speed.py --tiles` times them
+against cuDNN at every shape of a step."""
 
 from __future__ import annotations
 
@@ -77,17 +78,22 @@ def _dw_wgrad_kernel(g_ptr, x_ptr, part_ptr, N, H, W, C,
     tl.store(part_ptr + (prog * K * K + tap) * C + c, tl.sum(acc, axis=0), mask=cm)
 
 
-# The launch's tiling: elements a program (positions x channels), warps a program, and the most programs the
-# weights' gradient spreads the positions over. `bench/dwconv_speed.py --tiles` sweeps them; the twenty-first
-# session measured only these.
-TILES = dict(elems=4096, warps=4, wgrad_progs=64)
+# The launch's tiling: elements a program (positions x channels), warps a program (0: the rule below), and the
+# most programs the weights' gradient spreads the positions over. `bench/dwconv_speed.py --tiles` sweeps them.
+TILES = dict(elems=2048, warps=0, wgrad_progs=64)
 # A tiling per convolution, (k, (B, C, H, W)) -> TILES' keys, where a sweep chose one (`compile_blocks --dwconv-tiles`):
 # the forward, the input's gradient and the weights' gradient of that convolution all take it.
 SHAPE_TILES: dict[tuple, dict] = {}
 
 
 def _tiles(k: int, shape) -> dict:
-    return SHAPE_TILES.get((k, tuple(shape)), TILES)
+    """The tiling of a k x k convolution of `shape`. The warps' rule, measured on an H200 (`dwconv_speed --tiles`,
+    thirtieth session: each of the `default` step's twelve shapes within 3 % of its fastest of ten tilings): 4
+    for 5x5 or at least 256 positions a sample, else 2."""
+    tiles = SHAPE_TILES.get((k, tuple(shape)), TILES)
+    if tiles["warps"] == 0:
+        tiles = dict(tiles, warps=4 if k == 5 or shape[2] * shape[3] >= 256 else 2)
+    return tiles
 
 
 def _blocks(C: int, tiles: dict) -> tuple[int, int]:
@@ -173,3 +179,19 @@ def fits(m: nn.Module) -> bool:
     return (type(m) is nn.Conv2d and m.groups == m.in_channels == m.out_channels and m.stride == (1, 1)
             and m.dilation == (1, 1) and m.kernel_size[0] == m.kernel_size[1] and m.kernel_size[0] % 2 == 1
             and m.padding == (m.kernel_size[0] // 2,) * 2 and m.padding_mode == "zeros")
+
+
+class FusedDepthwise(nn.Conv2d):
+    """A depthwise `nn.Conv2d` (the same parameters and state dict) whose forward runs the kernels."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return depthwise_conv2d(x, self.weight, self.bias, False)
+
+
+def use_fused_dwconv(model: nn.Module) -> nn.Module:
+    """Every depthwise convolution of `model` the kernels compute runs through them (its class swapped to
+    `FusedDepthwise`: other models keep torch's convolution)."""
+    for m in model.modules():
+        if fits(m):
+            m.__class__ = FusedDepthwise
+    return model
