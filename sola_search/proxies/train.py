@@ -915,7 +915,7 @@ def make_optimizer(model: torch.nn.Module, cfg: ProxyConfig, dev: torch.device) 
 # 6.00-6.02), without cuDNN's autotuning in every worker's warm-up (11.2 s warm against 28-31)
 # (docs/performance.md, issue 16). The bench's `--mala torch` and `--dwconv cudnn` turn them off to measure
 # them; the CPU always runs the package's and torch's (its results unchanged), and so does a GPU that Triton
-# cannot target (`_triton_targets`).
+# cannot target (`fused_kernels`).
 FUSED_MALA = True
 FUSED_DWCONV = True
 

@@ -1,5 +1,5 @@
 """The backbone's depthwise convolutions (CPE 3x3, LePE 5x5, MLP 3x3) as Triton kernels: what the GPU's proxy
-training runs (`use_fused_dwconv`, `train.FUSED_KERNELS`); the CPU keeps torch's convolution.
+training runs (`use_fused_dwconv`, `train.FUSED_DWCONV`); the CPU keeps torch's convolution.
 
 Why: cuDNN autotunes each convolution's algorithms in every new process (`cudnn.benchmark`), and for these
 small channels-last depthwise convolutions that took 16-19 s of a worker's 28-31 s warm-up on an H200; its
