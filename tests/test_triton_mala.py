@@ -145,10 +145,34 @@ def test_the_fused_kernels_only_where_triton_targets_the_gpu(monkeypatch):
     monkeypatch.setattr(torch.utils._triton, "has_triton", lambda: True)
     assert train.fused_kernels(gpu) == (True, True) and train.fused_kernels(torch.device("cpu")) == (False, False)
     monkeypatch.setattr(torch.utils._triton, "has_triton", lambda: False)
-    with pytest.warns(UserWarning, match="Triton cannot run here, so MALA trains as its formula and the depthwise"):
+    with pytest.warns(UserWarning, match="Triton cannot run here, so the blocks train uncompiled, MALA as its"):
         assert train.fused_kernels(gpu) == (False, False)
     monkeypatch.setattr(torch.utils._triton, "has_triton", lambda: True)
     monkeypatch.setattr(train, "FUSED_MALA", False)
     assert train.fused_kernels(gpu) == (False, True)
     monkeypatch.setattr(train, "FUSED_DWCONV", False)
     assert train.fused_kernels(gpu) == (False, False)
+
+
+def test_compiled_blocks_only_where_triton_targets_the_gpu(monkeypatch):
+    """`--compile blocks` (the default) needs Triton: on a GPU it cannot target, the blocks train uncompiled
+    with one warning instead of every trial failing in the worker's warm-up; the CPU never compiles."""
+    from types import SimpleNamespace
+
+    import torch.utils._triton
+
+    from sola_search.proxies import get_preset, train
+
+    cfg = get_preset("default")
+    assert cfg.compile == "blocks"
+
+    def pack(dev):
+        return train._Pack(cfg=cfg, data=SimpleNamespace(device=torch.device(dev)), fork=None, bf16=True)
+
+    monkeypatch.setattr(torch.utils._triton, "has_triton", lambda: True)
+    assert pack("cuda").compiled and not pack("cpu").compiled
+    assert not train._Pack(cfg=cfg.replace(compile="off"), data=SimpleNamespace(device=torch.device("cuda")),
+                           fork=None, bf16=True).compiled
+    monkeypatch.setattr(torch.utils._triton, "has_triton", lambda: False)
+    with pytest.warns(UserWarning, match="Triton cannot run here, so the blocks train uncompiled"):
+        assert not pack("cuda").compiled

@@ -66,6 +66,7 @@ from sola_search.proxies.train import (
     _reset_optimizer,
     lr_at,
     make_optimizer,
+    triton_targets,
 )
 from sola_search.space.backbone import _nchw, _nhwc, resolve_pattern
 from sola_search.space.budget import Budget
@@ -456,7 +457,7 @@ class Supernet:
         the patterns a minute on an H200, after ~46 s of compilation with an empty cache; on 2,000 images
         1.06x (docs/performance.md). What a `run --estimator supernet --compile blocks` worker does. The
         CPU never compiles (`backend="eager"`: traced without generated code, what the tests check)."""
-        if self.data.device.type == "cuda" or backend == "eager":
+        if backend == "eager" or triton_targets(self.data.device):
             compile_blocks(self.model, backend)
             self.mode = "supernet (prefix, compiled blocks)"
         return self

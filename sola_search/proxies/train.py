@@ -419,8 +419,8 @@ class _Pack:
 
     @property
     def compiled(self) -> bool:
-        """Compiled blocks: asked for, and on a GPU (the CPU runs eager, its results as they were)."""
-        return self.cuda and self.cfg.compile == "blocks"
+        """Compiled blocks: asked for, and on a GPU Triton targets (the CPU runs eager, its results as they were)."""
+        return self.cuda and self.cfg.compile == "blocks" and triton_targets(self.data.device)
 
     def autocast(self):
         return torch.autocast(self.data.device.type, dtype=torch.bfloat16, enabled=self.bf16, cache_enabled=False)
@@ -915,24 +915,32 @@ def make_optimizer(model: torch.nn.Module, cfg: ProxyConfig, dev: torch.device) 
 # 6.00-6.02), without cuDNN's autotuning in every worker's warm-up (11.2 s warm against 28-31)
 # (docs/performance.md, issue 16). The bench's `--mala torch` and `--dwconv cudnn` turn them off to measure
 # them; the CPU always runs the package's and torch's (its results unchanged), and so does a GPU that Triton
-# cannot target (`fused_kernels`).
+# cannot target (`triton_targets`).
 FUSED_MALA = True
 FUSED_DWCONV = True
 
 
-def fused_kernels(dev: torch.device) -> tuple[bool, bool]:
-    """Whether a model on `dev` runs (MALA, the depthwise convolutions) through the Triton kernels: each
-    switch on, on a GPU that Triton targets; else the formula and torch's convolution (on a GPU too old for
-    Triton, or without it, `--compile off` still trains)."""
-    if not ((FUSED_MALA or FUSED_DWCONV) and dev.type == "cuda"):
-        return False, False
+def triton_targets(dev: torch.device) -> bool:
+    """Whether Triton compiles for `dev`, which compiled blocks and the fused kernels need: a GPU it targets.
+    On a GPU it cannot (too old, or no Triton) training steps aside with one warning, where every trial would
+    fail in the worker's warm-up: blocks uncompiled, MALA's formula, torch's convolutions (the same function)."""
+    if dev.type != "cuda":
+        return False
     from torch.utils._triton import has_triton
 
     if has_triton():
-        return FUSED_MALA, FUSED_DWCONV
-    warnings.warn(f"{dev}: Triton cannot run here, so MALA trains as its formula and the depthwise convolutions "
-                  "as torch's (slower, same function)", stacklevel=2)
-    return False, False
+        return True
+    warnings.warn(f"{dev}: Triton cannot run here, so the blocks train uncompiled, MALA as its formula and the "
+                  "depthwise convolutions as torch's (slower, same function)", stacklevel=2)
+    return False
+
+
+def fused_kernels(dev: torch.device) -> tuple[bool, bool]:
+    """Whether a model on `dev` runs (MALA, the depthwise convolutions) through the Triton kernels: each
+    switch on, on a GPU that Triton targets; else the formula and torch's convolution."""
+    if not ((FUSED_MALA or FUSED_DWCONV) and triton_targets(dev)):
+        return False, False
+    return FUSED_MALA, FUSED_DWCONV
 
 
 class _ModelPool:
