@@ -4,12 +4,8 @@ imported, hence a subprocess) runs the same kernels a GPU compiles."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
+from triton_support import interpret
 
 CHECKS = r"""
 import json, torch
@@ -82,10 +78,7 @@ print("RESULT", json.dumps(out))
 
 @pytest.fixture(scope="module")
 def checks() -> dict:
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    proc = subprocess.run([sys.executable, "-c", CHECKS], capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.split("RESULT ", 1)[1])
+    return interpret(CHECKS)
 
 
 def test_the_kernels_compute_the_packages_mala_and_its_gradients(checks):
