@@ -4,8 +4,9 @@ training runs (`use_fused_dwconv`, `train.FUSED_DWCONV`); the CPU keeps torch's 
 Why: cuDNN autotunes each convolution's algorithms in every new process (`cudnn.benchmark`), and for these
 small channels-last depthwise convolutions that took 16-19 s of a worker's 28-31 s warm-up on an H200; its
 heuristics alone instead make the step 9 % slower. These kernels are compiled once and then loaded from Triton's
-cache: a warm warm-up of 11.2 s, a cold one of 77 s against 130, and a pack's model-step of 5.97-5.98 ms against
-cuDNN's 6.00-6.02 (docs/performance.md, issue 16, thirtieth session).
+cache: a warm warm-up of 11.2 s, a cold one of 77 s against 130, a pack's model-step of 5.97-5.98 ms against
+cuDNN's 6.00-6.02, and real runs of 1,911-1,932 trials an hour against 1,860-1,890 (docs/performance.md, issue
+16, thirtieth session).
 
 Each kernel reads a tile of positions x channels (channels contiguous) and sums the k x k taps in fp32: the
 forward, the input's gradient (the same kernel with the weights flipped) and the weights' gradient (per-program
@@ -51,6 +52,7 @@ def _dw_kernel(x_ptr, w_ptr, b_ptr, y_ptr, N, H, W, C,
         acc += tl.load(b_ptr + c, mask=cm, other=0.0).to(tl.float32)[None, :]
     tl.store(y_ptr + (b * syb + h * syh + w * syw)[:, None] + (c * syc)[None, :],
              acc.to(y_ptr.dtype.element_ty), mask=pm[:, None] & cm[None, :])
+
 
 @triton.jit
 def _dw_wgrad_kernel(g_ptr, x_ptr, part_ptr, N, H, W, C,
