@@ -17,12 +17,12 @@ pack's wall, training seconds and images/s, and each pattern's loss curve and to
     python bench/compile_blocks.py --dwconv cudnn  # depthwise convolutions as torch runs them (the kernels' peer)
     python bench/compile_blocks.py --dwconv-tiles bench/out/dwconv_speed.json  # each shape at its fastest tiling
     python bench/compile_blocks.py --profile-warm-up  # where the warm-up's wall-clock seconds go, by thread and op
-    python bench/compile_blocks.py --cudnn-benchmark off  # cuDNN's heuristics instead of its autotuning
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import linecache
 import os
@@ -263,9 +263,6 @@ def main() -> None:
                          "(default) or as torch runs them (cuDNN; train.FUSED_DWCONV off: the peer)")
     ap.add_argument("--dwconv-tiles", metavar="JSON",
                     help="with --dwconv triton: each shape's fastest tiling from a `dwconv_speed.py --tiles` record")
-    ap.add_argument("--cudnn-benchmark", choices=["on", "off"], default="on",
-                    help="cuDNN's autotuning of each convolution shape (the package's way, default) or its "
-                         "heuristics (train.CUDNN_BENCHMARK off: what autotuning costs a warm-up, gives a step)")
     ap.add_argument("--compare", nargs=2, metavar="JSON", help="compare two records' loss curves and top-1")
     args = ap.parse_args()
     if args.compare:
@@ -274,7 +271,6 @@ def main() -> None:
 
     cfg = preset(args.preset, overrides(args), compile=args.compile)
     train.EVAL_COMPILED = args.eval_blocks == "compiled"
-    train.CUDNN_BENCHMARK = args.cudnn_benchmark == "on"
     try:
         inductor_config(args.inductor)
     except ValueError as e:
@@ -286,7 +282,7 @@ def main() -> None:
     cache = cache_dir()
     rec: dict = dict(bench="compile_blocks", env=env_info(), config=cfg.to_dict(), cache_dir=cache,
                      inductor=args.inductor, mala=args.mala, mala_precision=args.mala_precision, dwconv=args.dwconv,
-                     dwconv_tiles=dwconv_tiles, cudnn_benchmark=args.cudnn_benchmark,
+                     dwconv_tiles=dwconv_tiles,
                      cache_files_before=sum(len(f) for _, _, f in os.walk(cache)) if os.path.isdir(cache) else 0)
     patterns = [str(p) for p in FeasibleSet(cfg.variant, Budget.parse(args.budget)).sample(args.pack * args.packs, 0)]
     t0 = time.perf_counter()
@@ -297,12 +293,10 @@ def main() -> None:
     if args.check_eval:
         check_evaluation(rec["eval_check"])
     t1 = time.perf_counter()
-    if args.profile_warm_up:
-        with StackSampler() as sampler:
-            warm = warm_up(cfg, data, args.pack, ahead=args.ahead or args.ahead_only)
-        rec["warm_up_profile"] = sampler.report()
-    else:
+    with StackSampler() if args.profile_warm_up else contextlib.nullcontext() as sampler:
         warm = warm_up(cfg, data, args.pack, ahead=args.ahead or args.ahead_only)  # as a worker with --ahead 1
+    if sampler is not None:
+        rec["warm_up_profile"] = sampler.report()
     t2 = time.perf_counter()
     rec |= dict(warm_data_s=round(t1 - t0, 2), warm_kernels_s=round(t2 - t1, 2), warm_status=warm.status,
                 warm_reason=warm.reason, warm_phases=warm.phases,

@@ -335,11 +335,6 @@ def _streams(dev: torch.device, n: int, group: int = 0) -> list[torch.cuda.Strea
     return streams[: n + 1]
 
 
-# cuDNN's autotuning of each convolution shape's algorithm on a pack's first run (`_on_device`); the
-# bench's `--cudnn-benchmark off` turns it off to measure what it costs a warm-up and gives a step.
-CUDNN_BENCHMARK = True
-
-
 @contextlib.contextmanager
 def _on_device(dev: torch.device):
     """On a GPU, for one pack's run: TF32 matmuls (MALA's fp32 kᵀv), cuDNN autotuning, the device
@@ -349,7 +344,7 @@ def _on_device(dev: torch.device):
         return
     saved = torch.get_float32_matmul_precision(), torch.backends.cudnn.benchmark
     torch.set_float32_matmul_precision("high")
-    torch.backends.cudnn.benchmark = CUDNN_BENCHMARK
+    torch.backends.cudnn.benchmark = True
     try:
         torch.cuda.set_device(dev)
         with torch.cuda.stream(_streams(dev, 0)[0]):
@@ -955,7 +950,7 @@ class _ModelPool:
 
     def acquire(self, pattern: Pattern, cfg: ProxyConfig, data: ProxyData, fmt, compiled: bool) -> torch.nn.Module:
         dev = data.device
-        fused = fused_kernels(dev)
+        fused = mala, dwconv = fused_kernels(dev)
         key = (cfg.variant, cfg.width, data.num_classes, data.channels, cfg.layer_scale_init, cfg.drop_path_rate,
                cfg.qk_init, cfg.seed, str(dev), fmt, compiled, fused)
         spare = self.spare.setdefault(key, [])
@@ -970,11 +965,11 @@ class _ModelPool:
                 self.initial[key] = [t.detach().clone() for t in model.state_dict().values()]
             if compiled:
                 compile_blocks(model)
-            if fused[0]:
+            if mala:
                 from sola_search.proxies.triton_mala import use_fused_mala  # Triton only where it runs
 
                 use_fused_mala(model)
-            if fused[1]:
+            if dwconv:
                 from sola_search.proxies.triton_dwconv import use_fused_dwconv
 
                 use_fused_dwconv(model)
