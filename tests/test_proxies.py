@@ -664,6 +664,24 @@ def test_kept_models_start_from_the_seeds_weights(npz_file, monkeypatch):
     assert (kept.train_curve, kept.val_top1, kept.val_loss) == (fresh.train_curve, fresh.val_top1, fresh.val_loss)
 
 
+def test_a_packs_new_models_are_copies_of_the_seeds_first_model(npz_file, monkeypatch):
+    """A pack's models the pool lacks are copies of the first one built for their seed (`pristine`, kept
+    untrained): each trains as a freshly built model alone does, and the next pack starts from the same weights."""
+    cfg = tiny(f"npz:{npz_file}", resolution=20)
+    monkeypatch.setattr(train_mod, "_MODELS", train_mod._ModelPool())
+    alone = train_proxy("SS-LL-LLLL-LS", cfg)
+    monkeypatch.setattr(train_mod, "_MODELS", train_mod._ModelPool())
+    pack = train_proxies(["LL-LL-LLLL-LL", "SS-LL-LLLL-LS", "SS-LL-LLLL-LS"], cfg)
+    assert len(train_mod._MODELS.pristine) == 1 and sum(len(v) for v in train_mod._MODELS.spare.values()) == 3
+    pristine = next(iter(train_mod._MODELS.pristine.values()))
+    fresh = train_mod._ModelPool._build(cfg, load_proxy_data(cfg), torch.contiguous_format)
+    for (name, t), t0 in zip(pristine.state_dict().items(), fresh.state_dict().values(), strict=True):
+        assert torch.equal(t, t0), name  # the packs above trained copies, never it
+    assert pack[1].train_curve == pack[2].train_curve == alone.train_curve
+    again = train_proxies(["SS-LL-LLLL-LS"] * 2, cfg)
+    assert again[0].train_curve == again[1].train_curve == alone.train_curve
+
+
 def test_result_fields(fake_fmnist):
     cfg = tiny(f"fashion-mnist:{fake_fmnist}", test=True, eval_every=3)
     r = train_proxy("all-linear", cfg)

@@ -21,6 +21,7 @@ capture (`_Ahead`)."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import gc
 import math
 import queue
@@ -55,6 +56,8 @@ PROGRESS_EVERY_S = 5.0
 # With compiled blocks also the (stage, mixer) pairs compiled for those shapes: a new pair compiles
 # in the warm-up steps, never inside a capture.
 _CAPTURED: dict[tuple, int] = {}
+# Those eager steps before a thread's first capture of a shape (the bench's `--capture-warm-steps` varies it).
+CAPTURE_WARM_STEPS = 3
 _COMPILED_PAIRS: dict[tuple, set[tuple[int, str]]] = {}
 
 
@@ -942,10 +945,13 @@ class _ModelPool:
     """The process's proxy models, kept between runs. Every pattern has the same parameters (the mixer
     is a switch, `SolaVision.set_pattern`), so a run takes a kept model, copies the seed's initial
     weights into it and sets its pattern: the same model a fresh build gives, without the ~0.1 s of
-    module construction and initialisation per model (and none of its host-to-device copies)."""
+    module construction and initialisation per model (and none of its host-to-device copies). A model
+    the pool lacks is a copy of the first one built for its key (`pristine`, never trained): on a GPU
+    a copy on the device, where a build draws every weight on the host (a worker's few CPU threads)
+    and copies it over, model after model, in the worker's warm-up."""
 
     def __init__(self):
-        self.initial: dict[tuple, list[torch.Tensor]] = {}  # build key → initial weights and buffers
+        self.pristine: dict[tuple, torch.nn.Module] = {}  # build key → its initial model (uncompiled)
         self.spare: dict[tuple, list[torch.nn.Module]] = {}
 
     def acquire(self, pattern: Pattern, cfg: ProxyConfig, data: ProxyData, fmt, compiled: bool) -> torch.nn.Module:
@@ -957,12 +963,14 @@ class _ModelPool:
         if spare:
             model = spare.pop()
             with torch.no_grad():
-                for t, t0 in zip(model.state_dict().values(), self.initial[key], strict=True):
+                for t, t0 in zip(model.state_dict().values(), self.pristine[key].state_dict().values(), strict=True):
                     t.copy_(t0)
         else:
-            model = self._build(cfg, data, fmt)
-            if key not in self.initial:
-                self.initial[key] = [t.detach().clone() for t in model.state_dict().values()]
+            if key not in self.pristine:
+                self.pristine[key] = self._build(cfg, data, fmt)
+                if dev.type == "cuda":  # its copies may be made on other streams
+                    torch.cuda.current_stream(dev).synchronize()
+            model = copy.deepcopy(self.pristine[key])
             if compiled:
                 compile_blocks(model)
             if mala:
@@ -1085,12 +1093,12 @@ def _capture(runs: list[_Model], fork: _Fork, xy: list[tuple[torch.Tensor, torch
     learning rate 0 (AdamW with lr 0 and decoupled decay leaves every weight as it is) and the
     optimizers' state is then cleared, so each model trains exactly `steps` steps. No warm-up step
     when this process has captured these shapes with as many models before (the optimizers' state
-    already exists), else three."""
+    already exists), else `CAPTURE_WARM_STEPS`."""
     static = [(x.clone(), y.clone()) for x, y in xy]
     lr_t.fill_(0.0)
     steps = [lambda run=run: run.step(*static[run.stream]) for run in runs]
     if not warm:
-        for _ in range(3):  # on the runs' own streams (never the legacy default stream)
+        for _ in range(CAPTURE_WARM_STEPS):  # on the runs' own streams (never the legacy default stream)
             fork(steps)
         for run in runs:
             _reset_optimizer(run.opt)
