@@ -13,6 +13,7 @@ pack's wall, training seconds and images/s, and each pattern's loss curve and to
     python bench/compile_blocks.py --smoke
     python bench/compile_blocks.py --check-eval    # each pack's models evaluated both ways (graphed, eager)
     python bench/compile_blocks.py --ahead         # then the same packs each prepared while the one before trains
+    python bench/compile_blocks.py --ahead-only --warm-up-ahead off  # the warm-up prepares no pack ahead
     python bench/compile_blocks.py --mala torch    # MALA as the package's formula (the fused kernels' peer)
     python bench/compile_blocks.py --dwconv cudnn  # depthwise convolutions as torch runs them (the kernels' peer)
     python bench/compile_blocks.py --dwconv-tiles bench/out/dwconv_speed.json  # each shape at its fastest tiling
@@ -241,6 +242,13 @@ def main() -> None:
     ap.add_argument("--ahead", action="store_true",
                     help="then the same packs again from two threads: each prepared while the one before trains")
     ap.add_argument("--ahead-only", action="store_true", help="only the packs prepared ahead")
+    ap.add_argument("--warm-up-ahead", choices=["on", "off"], default="on",
+                    help="with --ahead/--ahead-only: the warm-up also prepares its pack as a pack ahead is (on, "
+                         "warm_up(ahead=True)), or leaves that thread's first preparation to the first pack's "
+                         "training (off)")
+    ap.add_argument("--capture-warm-steps", type=int, default=train.CAPTURE_WARM_STEPS, metavar="N",
+                    help="eager steps before a thread's first capture of a shape (train.CAPTURE_WARM_STEPS, default "
+                         "the package's)")
     ap.add_argument("--ahead-steps", type=int, nargs="+", metavar="N",
                     help="the packs prepared ahead once per value of train.AHEAD_STEPS (the steps the pack training "
                          "runs before it hands the next pack to be prepared; default: the package's)")
@@ -271,6 +279,7 @@ def main() -> None:
 
     cfg = preset(args.preset, overrides(args), compile=args.compile)
     train.EVAL_COMPILED = args.eval_blocks == "compiled"
+    train.CAPTURE_WARM_STEPS = args.capture_warm_steps
     try:
         inductor_config(args.inductor)
     except ValueError as e:
@@ -294,7 +303,8 @@ def main() -> None:
         check_evaluation(rec["eval_check"])
     t1 = time.perf_counter()
     with StackSampler() if args.profile_warm_up else contextlib.nullcontext() as sampler:
-        warm = warm_up(cfg, data, args.pack, ahead=args.ahead or args.ahead_only)  # as a worker with --ahead 1
+        warm = warm_up(cfg, data, args.pack,  # as a worker with --ahead 1
+                       ahead=(args.ahead or args.ahead_only) and args.warm_up_ahead == "on")
     if sampler is not None:
         rec["warm_up_profile"] = sampler.report()
     t2 = time.perf_counter()
@@ -310,13 +320,14 @@ def main() -> None:
         print(rec["compile_times"], flush=True)
     rec["packs"], rec["results"], rec["spans"] = [], [], []
     steps = args.ahead_steps or [train.AHEAD_STEPS]
+    queue_default = train.QUEUE_STEPS  # the package's: "ahead" is what a worker runs
     ahead = [f"ahead {n}" if args.ahead_steps else "ahead" for n in steps] if args.ahead or args.ahead_only else []
     ways = (["one after another"] if not args.ahead_only else []) + ahead + (
         [f"ahead, queue {n}" for n in args.queue_steps or []] if ahead else [])
     for way in ways:
         if way.startswith("ahead "):
             train.AHEAD_STEPS = int(way.split()[1])
-        train.QUEUE_STEPS = int(way.split()[-1]) if ", queue " in way else None
+        train.QUEUE_STEPS = int(way.split()[-1]) if ", queue " in way else queue_default
         outs, t0 = train_packs(patterns, cfg, data, args, ahead=way != "one after another", way=way)
         span = max(end for _, _, end, _ in outs) - t0
         for i, start, end, results in sorted(outs, key=lambda o: o[1]):
