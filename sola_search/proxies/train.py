@@ -52,13 +52,13 @@ PROGRESS_EVERY_S = 5.0
 # Input shapes this process has captured before, by thread and stream group → the largest pack
 # captured with them: cuDNN's autotuning, lazily loaded kernels and each stream's cuBLAS workspace
 # (cuBLAS and cuDNN handles are the thread's own) are then in place, so a pack no larger is captured
-# without eager warm-up steps (else three first: a capture cannot create a handle or workspace).
+# without eager warm-up steps (else `CAPTURE_WARM_STEPS` first: a capture cannot create a handle or workspace).
 # With compiled blocks also the (stage, mixer) pairs compiled for those shapes: a new pair compiles
 # in the warm-up steps, never inside a capture.
 _CAPTURED: dict[tuple, int] = {}
+_COMPILED_PAIRS: dict[tuple, set[tuple[int, str]]] = {}
 # Those eager steps before a thread's first capture of a shape (the bench's `--capture-warm-steps` varies it).
 CAPTURE_WARM_STEPS = 3
-_COMPILED_PAIRS: dict[tuple, set[tuple[int, str]]] = {}
 
 
 @dataclass
