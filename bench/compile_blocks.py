@@ -13,7 +13,6 @@ pack's wall, training seconds and images/s, and each pattern's loss curve and to
     python bench/compile_blocks.py --smoke
     python bench/compile_blocks.py --check-eval    # each pack's models evaluated both ways (graphed, eager)
     python bench/compile_blocks.py --ahead         # then the same packs each prepared while the one before trains
-    python bench/compile_blocks.py --ahead-only --warm-up-ahead off  # the warm-up prepares no pack ahead
     python bench/compile_blocks.py --mala torch    # MALA as the package's formula (the fused kernels' peer)
     python bench/compile_blocks.py --dwconv cudnn  # depthwise convolutions as torch runs them (the kernels' peer)
     python bench/compile_blocks.py --dwconv-tiles bench/out/dwconv_speed.json  # each shape at its fastest tiling
@@ -242,10 +241,6 @@ def main() -> None:
     ap.add_argument("--ahead", action="store_true",
                     help="then the same packs again from two threads: each prepared while the one before trains")
     ap.add_argument("--ahead-only", action="store_true", help="only the packs prepared ahead")
-    ap.add_argument("--warm-up-ahead", choices=["on", "off"], default="on",
-                    help="with --ahead/--ahead-only: the warm-up also prepares its pack as a pack ahead is (on, "
-                         "warm_up(ahead=True)), or leaves that thread's first preparation to the first pack's "
-                         "training (off)")
     ap.add_argument("--capture-warm-steps", type=int, default=train.CAPTURE_WARM_STEPS, metavar="N",
                     help="eager steps before a thread's first capture of a shape (train.CAPTURE_WARM_STEPS, default "
                          "the package's)")
@@ -303,8 +298,7 @@ def main() -> None:
         check_evaluation(rec["eval_check"])
     t1 = time.perf_counter()
     with StackSampler() if args.profile_warm_up else contextlib.nullcontext() as sampler:
-        warm = warm_up(cfg, data, args.pack,  # as a worker with --ahead 1
-                       ahead=(args.ahead or args.ahead_only) and args.warm_up_ahead == "on")
+        warm = warm_up(cfg, data, args.pack)
     if sampler is not None:
         rec["warm_up_profile"] = sampler.report()
     t2 = time.perf_counter()

@@ -598,17 +598,13 @@ def test_the_cycle_collector_is_off_while_any_thread_captures():
         gc.enable()
 
 
-def test_a_warm_up_for_packs_prepared_ahead_keeps_a_second_packs_models(npz_file, monkeypatch):
-    """`warm_up(ahead=True)`: its pack prepared once more as a pack ahead is, and those models kept, so that
-    a worker holding two packs builds none while one trains."""
+def test_a_warm_up_keeps_its_packs_models_and_leaves_the_device(npz_file, monkeypatch):
+    """`warm_up`: a pack's models kept for the worker's first pack (its seed's first model kept untrained too),
+    and the device free for that pack."""
     monkeypatch.setattr(train_mod, "_MODELS", train_mod._ModelPool())
     cfg = tiny(f"npz:{npz_file}", resolution=20)
-    data = load_proxy_data(cfg)
-    assert train_mod.warm_up(cfg, data, pack=2).ok
-    assert sum(len(m) for m in train_mod._MODELS.spare.values()) == 2
-    monkeypatch.setattr(train_mod, "_MODELS", train_mod._ModelPool())
-    assert train_mod.warm_up(cfg, data, pack=2, ahead=True).ok
-    assert sum(len(m) for m in train_mod._MODELS.spare.values()) == 4
+    assert train_mod.warm_up(cfg, load_proxy_data(cfg), pack=2, seeds=2).ok
+    assert sum(len(m) for m in train_mod._MODELS.spare.values()) == 4 and len(train_mod._MODELS.pristine) == 2
     assert not train_mod._AHEAD.device.locked()
 
 

@@ -57,8 +57,10 @@ PROGRESS_EVERY_S = 5.0
 # in the warm-up steps, never inside a capture.
 _CAPTURED: dict[tuple, int] = {}
 _COMPILED_PAIRS: dict[tuple, set[tuple[int, str]]] = {}
-# Those eager steps before a thread's first capture of a shape (the bench's `--capture-warm-steps` varies it).
-CAPTURE_WARM_STEPS = 3
+# Those eager steps before a thread's first capture of a shape: one is enough (handles, workspaces and compiled
+# blocks are made at a first call); three cost a worker's warm-up 2.5 s and its first pack prepared ahead 1.5 s,
+# with the same results (the bench's `--capture-warm-steps`; docs/performance.md, thirty-first session).
+CAPTURE_WARM_STEPS = 1
 
 
 @dataclass
@@ -271,32 +273,19 @@ def _clean_up(dev: torch.device, results: list[ProxyResult], phases: dict[str, f
     phases["cleanup"] = round(time.perf_counter() - t_clean, 3)
 
 
-def warm_up(config: ProxyConfig, data: ProxyData, pack: int = 1, seeds: int = 1, ahead: bool = False) -> ProxyResult:
+def warm_up(config: ProxyConfig, data: ProxyData, pack: int = 1, seeds: int = 1) -> ProxyResult:
     """Pay a process's one-off costs before its first real run: one two-step run of a full pack of
     an alternating pattern (both mixers in every stage, at every stage's shapes), `pack` patterns
-    with `seeds` seeds each, so that cuDNN's autotuning, lazily loaded kernels, each stream's
-    workspace and the kept models (one per seed's initial weights) are in place. `ahead` (a worker
-    whose next pack is prepared while one trains, `run --ahead 1`): that pack also prepared once on the
-    streams a pack prepared ahead uses, so that the first one is captured without eager warm-up steps,
-    and its models kept for the second pack a worker then holds."""
+    with `seeds` seeds each, so that compiled blocks, lazily loaded kernels, each stream's workspace
+    and the kept models (one per seed's initial weights) are in place. A worker that prepares its
+    next pack while one trains (`run --ahead 1`) pays that thread's first preparation beside its
+    first pack's training, not here: preparing it here too made a warm-up of 19.9 s (13.5 without)
+    and ended the first two packs later (docs/performance.md, issue 16, thirty-first session)."""
     from sola_search.space import get_variant
 
     mixed = "-".join("".join("LS"[i % 2] for i in range(d)) for d in get_variant(config.variant).depths)
-    each = seed_list(config.seed, seeds)
     cfg = config.replace(steps=2, warmup_steps=1, log_points=1, test=False)
-    request = None
-    if ahead:  # first, so that the run below builds models of its own beside these
-        patterns = [resolve_pattern(mixed, cfg.variant)] * (pack * seeds)
-        request = _Request(patterns, [cfg.replace(seed=s) for s in each * pack], data,
-                           [ProxyResult(status="ok") for _ in patterns])
-        # on the thread that prepares packs ahead; a failed capture: paid by the first pack
-        _on_the_device(data.device, lambda: _Ahead.prepare(request), _PREPARER)
-    try:
-        return train_proxies([mixed] * (pack * seeds), cfg, data, seeds=each * pack)[0]
-    finally:
-        if request is not None and request.prepared is not None:
-            _on_the_device(data.device, lambda: _release(request.prepared.pack), _PREPARER)
-            request.prepared = None
+    return train_proxies([mixed] * (pack * seeds), cfg, data, seeds=seed_list(config.seed, seeds) * pack)[0]
 
 
 def _on_the_device(dev: torch.device, fn: Callable[[], Any], thread: _DeviceThread | None = None) -> Any:

@@ -203,15 +203,13 @@ class ProxyWorker:
         reported it; empty between packs. Runs beside `train` (its own concurrency group)."""
         return dict(self._progress)
 
-    def warm(self, config: dict, pack: int = 1, seeds: int = 1, supernet: dict | None = None, ahead: int = 0) -> dict:
+    def warm(self, config: dict, pack: int = 1, seeds: int = 1, supernet: dict | None = None) -> dict:
         """Pay a worker's one-off costs before its first trial: imports, the CUDA context, the
         dataset on the device, and one two-step run of a full pack (`pack` patterns, `seeds` seeds
         each) through every kernel a trial uses (cuDNN's autotuning, lazily loaded kernels and the
         models are then kept by the process). With `supernet` (the run's `--estimator supernet`:
         its directory, budget, resolution, steps, latency table) the run's supernet instead: trained
-        there (resuming its checkpoint) or loaded, and kept for `train` to score with. `ahead` (`run --ahead
-        1`): the warm-up's pack also prepared once as a pack queued behind another is (`warm_up`). Returns
-        seconds."""
+        there (resuming its checkpoint) or loaded, and kept for `train` to score with. Returns seconds."""
         t0 = time.perf_counter()
         import torch
 
@@ -228,7 +226,7 @@ class ProxyWorker:
             info = dict(status="ok", reason="", supernet_sha256=self.supernet.sha256,
                         supernet_train_s=self.supernet.meta.get("train_s"))
         else:
-            warm = warm_up(cfg, data, pack, seeds, ahead=bool(ahead))
+            warm = warm_up(cfg, data, pack, seeds)
             info = dict(status=warm.status, reason=warm.reason)
         t3 = time.perf_counter()
         return dict(pid=self.pid, import_s=round(t1 - t0, 3), data_s=round(t2 - t1, 3), kernels_s=round(t3 - t2, 3),

@@ -692,7 +692,7 @@ class SearchLoop:
         # Jobs: ("trial", [(trial, pattern), …]) for the search, ("confirm", [(trial number, pattern, seeds), …]).
         # A worker holds its running pack and, with `--ahead 1`, one queued behind it (`ask_ahead`).
         self.pool = WorkerPool(worker_actor(plan.options, train_threads=1 + cfg.ahead),
-                               (self.proxy, self.pack_size, self.seeds, supernet, cfg.ahead), n_workers,
+                               (self.proxy, self.pack_size, self.seeds, supernet), n_workers,
                                depth=1 + cfg.ahead)
         self.pack_walls: list[float] = []  # this session's finished packs' walls as their workers measured them
         self.running: dict[str, int] = {}  # pattern → trial number measuring it now
