@@ -17,6 +17,7 @@ pack's wall, training seconds and images/s, and each pattern's loss curve and to
     python bench/compile_blocks.py --dwconv cudnn  # depthwise convolutions as torch runs them (the kernels' peer)
     python bench/compile_blocks.py --dwconv-tiles bench/out/dwconv_speed.json  # each shape at its fastest tiling
     python bench/compile_blocks.py --profile-warm-up  # where the warm-up's wall-clock seconds go, by thread and op
+    python bench/compile_blocks.py --threads 4     # on a Ray worker's CPU threads
 """
 
 from __future__ import annotations
@@ -241,6 +242,9 @@ def main() -> None:
     ap.add_argument("--ahead", action="store_true",
                     help="then the same packs again from two threads: each prepared while the one before trains")
     ap.add_argument("--ahead-only", action="store_true", help="only the packs prepared ahead")
+    ap.add_argument("--threads", type=int, metavar="N",
+                    help="torch's CPU threads (torch.set_num_threads), e.g. 4 as a Ray worker of a run on a 16-core "
+                         "host runs; default torch's")
     ap.add_argument("--capture-warm-steps", type=int, default=train.CAPTURE_WARM_STEPS, metavar="N",
                     help="eager steps before a thread's first capture of a shape (train.CAPTURE_WARM_STEPS, default "
                          "the package's)")
@@ -272,6 +276,8 @@ def main() -> None:
         write_json(args.out, compare(*args.compare))
         return
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     cfg = preset(args.preset, overrides(args), compile=args.compile)
     train.EVAL_COMPILED = args.eval_blocks == "compiled"
     train.CAPTURE_WARM_STEPS = args.capture_warm_steps
