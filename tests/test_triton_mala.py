@@ -159,13 +159,12 @@ def test_compiled_blocks_only_where_triton_targets_the_gpu(monkeypatch):
     cfg = get_preset("default")
     assert cfg.compile == "blocks"
 
-    def pack(dev):
+    def pack(dev, cfg=cfg):
         return train._Pack(cfg=cfg, data=SimpleNamespace(device=torch.device(dev)), fork=None, bf16=True)
 
     monkeypatch.setattr(torch.utils._triton, "has_triton", lambda: True)
     assert pack("cuda").compiled and not pack("cpu").compiled
-    assert not train._Pack(cfg=cfg.replace(compile="off"), data=SimpleNamespace(device=torch.device("cuda")),
-                           fork=None, bf16=True).compiled
+    assert not pack("cuda", cfg.replace(compile="off")).compiled
     monkeypatch.setattr(torch.utils._triton, "has_triton", lambda: False)
     with pytest.warns(UserWarning, match="Triton cannot run here, so the blocks train uncompiled"):
         assert not pack("cuda").compiled
