@@ -75,7 +75,8 @@ def devices(smoke: bool, gpus: str | None = None) -> list[str]:
 
 def env_info() -> dict[str, Any]:
     info = dict(python=platform.python_version(), torch=torch.__version__, host=platform.node(),
-                argv=" ".join(sys.argv), cpu_count=os.cpu_count(), time=time.strftime("%Y-%m-%d %H:%M:%S"))
+                argv=" ".join(sys.argv), cpu_count=os.cpu_count(), threads=torch.get_num_threads(),
+                time=time.strftime("%Y-%m-%d %H:%M:%S"))
     if torch.cuda.is_available():
         info |= dict(gpus=[torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
                      cuda=torch.version.cuda)
