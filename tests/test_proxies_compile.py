@@ -172,3 +172,15 @@ def test_triton_caches_its_kernels_where_inductor_does_unless_the_user_chose(mon
     monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path / "mine"))
     compiled._prepare()
     assert os.environ["TRITON_CACHE_DIR"] == str(tmp_path / "mine")
+
+
+def test_a_workers_ready_note_says_where_its_compiled_graphs_came_from():
+    """A worker's warm-up line tells a slow first warm-up (graphs generated: a cold cache) from a warm one."""
+    from sola_search.search.pool import ready_note
+
+    info = dict(pid=7, data_s=0.6, kernels_s=14.2, graphs=dict(loaded=13, generated=0, bypassed=0))
+    assert ready_note(info, 15.1) == ("worker 7 ready after 15.1s (data 0.6s, kernels 14.2s; "
+                                      "graphs 13 loaded, 0 generated)")
+    eager_note = ready_note(dict(pid=7, data_s=0.6, kernels_s=1.0), 2.0)
+    assert eager_note == "worker 7 ready after 2.0s (data 0.6s, kernels 1.0s)"
+    assert ready_note(dict(reason="CUDA out of memory"), 2.0) == "worker ? ready after 2.0s: CUDA out of memory"

@@ -93,7 +93,7 @@ def _assert_workers_warmed_up(events: list[dict]) -> None:
     started = [i for i, e in enumerate(events) if e["event"] == "trial_started"]
     assert len(ready) == 1 and ready[0] < started[0]
     warm = events[ready[0]]
-    assert warm["status"] == "ok" and warm["kernels_s"] > 0 and warm["data_s"] >= 0
+    assert warm["status"] == "ok" and warm["kernels_s"] > 0 and warm["data_s"] >= 0 and warm["init_s"] >= 0
     assert warm["nice"] == os.getpriority(os.PRIO_PROCESS, 0)
     cpus = next(e for e in events if e["event"] == "run_started")["resources"]["cpus"]
     assert warm["threads"] == max(1, int(cpus))  # one worker on a CPU machine: all of them
@@ -311,6 +311,10 @@ def test_kill_minus_nine_then_resume(tmp_path, npz_data, capsys):
     proc.wait()
     left = _wait_gone(seen)
     assert not left, f"left behind: {[p.name() for p in left]}"
+    # The run started its own Ray (`cluster.worker_settings`): its workers began with torch imported, at
+    # the driver's priority, with no runtime_env of their own.
+    ready = [e for e in _events(run_dir) if e["event"] == "worker_ready"]
+    assert ready and all(e["preloaded"] and e["nice"] == os.getpriority(os.PRIO_PROCESS, 0) for e in ready), ready
 
     before = run_study(run_dir)
     completed_before = {t.user_attrs["pattern"] for t in before.trials if t.state == TrialState.COMPLETE}

@@ -78,6 +78,19 @@ def graphs_compiled() -> int:
     return int(counters["stats"]["unique_graphs"])
 
 
+def cache_use() -> dict[str, int]:
+    """This process's compiled graphs by where their code came from: `loaded` from the on-disk caches
+    (AOTAutograd's, each a forward and backward), `generated` anew (a cache miss: minutes on a fresh
+    machine), `bypassed` (a graph the cache refuses). A worker whose warm-up generated code although
+    the machine had compiled the same blocks before has caches keyed differently (torch, Triton, the
+    GPU, inductor's settings)."""
+    from torch._dynamo.utils import counters
+
+    aot = counters["aot_autograd"]
+    return dict(loaded=int(aot["autograd_cache_hit"]), generated=int(aot["autograd_cache_miss"]),
+                bypassed=int(aot["autograd_cache_bypass"]))
+
+
 @contextlib.contextmanager
 def eager(*models: torch.nn.Module):
     """The compiled blocks of `models` run eager inside this context: evaluation's batches have other

@@ -379,8 +379,8 @@ def _calibrate(cfg: CalibrationConfig, res, quiet: bool) -> CalibrationResult:
 
     if jobs:
         first_steps, first_pats, _, first_k = jobs[0]  # workers warm up on the first pack's shape
-        pool = WorkerPool(worker_actor(options), (rungs[first_steps].to_dict(), len(first_pats), first_k),
-                          min(n_workers, len(jobs)))
+        pool = WorkerPool(worker_actor(options, embedded=res.embedded),
+                          (rungs[first_steps].to_dict(), len(first_pats), first_k), min(n_workers, len(jobs)))
         queue = list(jobs)
         with Progress(quiet) as progress, stop_signals() as signals:
             while queue or pool.jobs:

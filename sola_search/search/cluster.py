@@ -24,6 +24,7 @@ class Resources:
     address: str  # "local" for the embedded instance
     gpus_per_node: float = 0.0  # the most GPUs of one live node: what one worker can ask for
     memory: float = 0.0  # bytes Ray may give its tasks and actors, all nodes (its `memory` resource); 0: unknown
+    embedded: bool = False  # started here with `worker_settings()`: a worker needs no runtime_env of its own
 
 
 @contextmanager
@@ -49,11 +50,11 @@ def ray_session(address: str | None = None, quiet: bool = True) -> Iterator[Reso
             reaper = subprocess.Popen([sys.executable, "-m", "sola_search.search.reaper", str(os.getpid())],
                                       start_new_session=True, stdin=subprocess.DEVNULL)
             # address="local" always starts a new instance (plain init would attach to any running one).
-            ray.init(address="local", **kwargs)
+            ray.init(address="local", _system_config=worker_settings(), **kwargs)
         res = ray.cluster_resources()
         per_node = max((n["Resources"].get("GPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=0.0)
         yield Resources(cpus=res.get("CPU", 0.0), gpus=res.get("GPU", 0.0), address=address or "local",
-                        gpus_per_node=per_node, memory=res.get("memory", 0.0))
+                        gpus_per_node=per_node, memory=res.get("memory", 0.0), embedded=reaper is not None)
     finally:
         if ray.is_initialized() and not borrowed:
             ray.shutdown()
@@ -159,12 +160,28 @@ def _join_failure(e: BaseException) -> str:
 WORKER_ENV = {"RAY_worker_niceness": "0"}
 
 
-def worker_actor(options: dict, train_threads: int = 1):
+def worker_settings() -> dict:
+    """Ray's system config for an instance the search starts itself: its workers are not niced
+    (`WORKER_ENV`'s reason), so an actor needs no runtime_env of its own (a process with one is
+    started for it alone), and they import torch (and on a GPU machine dynamo and inductor) as they
+    start, before the actor's `warm`, which paid for those imports itself (docs/performance.md).
+    No idle workers started ahead (Ray's default starts one a core as the driver connects): with these
+    imports each would hold ~0.7 GiB for the run's length, ~11 GiB on a 16-core host."""
+    import torch
+
+    preload = ["torch", "sola_search.search.cluster"]
+    if torch.cuda.device_count():  # blocks are compiled on GPUs (NVML's count: no CUDA context here)
+        preload += ["torch._dynamo", "torch._inductor.compile_fx"]
+    return {"worker_niceness": 0, "preload_python_modules": preload, "prestart_worker_first_driver": False}
+
+
+def worker_actor(options: dict, train_threads: int = 1, embedded: bool = False):
     """The `ProxyWorker` actor class with Ray's `options` (num_cpus, num_gpus): workers not niced
-    below the driver; a concurrency group of its own for `progress`, so that the driver can ask how a
-    training is going while `train` runs; and `train_threads` threads for `warm` and `train` (2 for
-    `run --ahead 1`: a pack the driver queues behind the one training enters `train_proxies` at once,
-    and is built and captured meanwhile on a second thread; one pack at a time uses the device)."""
+    below the driver (by `WORKER_ENV`, unless Ray was started `embedded` with `worker_settings`); a
+    concurrency group of its own for `progress`, so that the driver can ask how a training is going
+    while `train` runs; and `train_threads` threads for `warm` and `train` (2 for `run --ahead 1`: a
+    pack the driver queues behind the one training enters `train_proxies` at once, and is built and
+    captured meanwhile on a second thread; one pack at a time uses the device)."""
     import ray
 
     ray.method(concurrency_group="progress")(ProxyWorker.progress)  # marks the method, once is enough
@@ -172,7 +189,7 @@ def worker_actor(options: dict, train_threads: int = 1):
         ray.method(concurrency_group="train")(method)
     # Ray merges these variables into a job's own runtime_env (key by key), keeping the rest of it.
     actor = ray.remote(concurrency_groups={"progress": 1, "train": train_threads})(ProxyWorker)
-    return actor.options(**options, runtime_env={"env_vars": WORKER_ENV})
+    return actor.options(**options) if embedded else actor.options(**options, runtime_env={"env_vars": WORKER_ENV})
 
 
 class ProxyWorker:
@@ -182,6 +199,13 @@ class ProxyWorker:
     def __init__(self, threads: int | None = None):
         """`threads`: torch's threads; by default the CPUs Ray assigned this worker (torch's own
         default, every core of the machine, oversubscribes a machine shared with other workers)."""
+        import psutil
+
+        t0, self.init_at = time.perf_counter(), round(time.time(), 3)
+        # How long Ray's process had lived before the actor began in it: its own start, and the modules
+        # it imported as it started (`worker_settings`), which the actor waits for.
+        self.process_s = round(self.init_at - psutil.Process().create_time(), 3)
+        self.preloaded = "torch" in sys.modules
         import torch
 
         if threads is None:
@@ -195,6 +219,7 @@ class ProxyWorker:
         except RuntimeError:  # only possible before any inter-op work in the process
             pass
         self.pid = os.getpid()
+        self.init_s = round(time.perf_counter() - t0, 3)
         self._progress: dict = {}
         self._scoring = threading.Lock()  # a supernet scores one pack at a time
 
@@ -228,8 +253,16 @@ class ProxyWorker:
         else:
             warm = warm_up(cfg, data, pack, seeds)
             info = dict(status=warm.status, reason=warm.reason)
+        if cfg.compile == "blocks":  # on a GPU: were the blocks' graphs in the compile caches?
+            from sola_search.proxies.compiled import cache_use
+
+            graphs = cache_use()
+            if any(graphs.values()):
+                info["graphs"] = graphs
         t3 = time.perf_counter()
-        return dict(pid=self.pid, import_s=round(t1 - t0, 3), data_s=round(t2 - t1, 3), kernels_s=round(t3 - t2, 3),
+        return dict(pid=self.pid, init_at=self.init_at, process_s=self.process_s, init_s=self.init_s,
+                    preloaded=self.preloaded, import_s=round(t1 - t0, 3),
+                    data_s=round(t2 - t1, 3), kernels_s=round(t3 - t2, 3),
                     **info, threads=torch.get_num_threads(), nice=os.getpriority(os.PRIO_PROCESS, 0))
 
     def _supernet(self, cfg, data, spec: dict):

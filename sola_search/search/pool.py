@@ -34,9 +34,11 @@ class Warmed:
 
 def ready_note(info: dict, wall: float) -> str:
     """The progress line a worker's warm-up gets: how long it took and where the time went (data,
-    kernels), or why it failed (`reason`)."""
+    kernels; compiled blocks' graphs loaded from the caches or generated), or why it failed (`reason`)."""
+    graphs = info.get("graphs")
+    compiled = f"; graphs {graphs['loaded']} loaded, {graphs['generated']} generated" if graphs else ""
     return (f"worker {info.get('pid', '?')} ready after {wall:.1f}s"
-            + (f" (data {info['data_s']:.1f}s, kernels {info['kernels_s']:.1f}s)" if "data_s" in info
+            + (f" (data {info['data_s']:.1f}s, kernels {info['kernels_s']:.1f}s{compiled})" if "data_s" in info
                else f": {info.get('reason', '')}"))
 
 

@@ -163,6 +163,7 @@ class RunPlan:
     pack: int = 1  # models a worker trains together: `patterns` patterns, each with `seeds` seeds
     workers: int = 1
     options: dict = field(default_factory=dict)  # each worker's Ray resources
+    embedded: bool = False  # Ray started by this run (`cluster.Resources.embedded`): its workers' settings are Ray's
 
     @property
     def seeds(self) -> int:
@@ -550,7 +551,7 @@ def _run(plan: RunPlan, quiet: bool) -> RunSummary:
         where = f"joining Ray at {cfg.address}" if cfg.address else "starting a local Ray instance"
         print(f"run {run.name} in {run.path}: {where} …", file=sys.stderr, flush=True)
     with ray_session(cfg.address, quiet=quiet) as res:
-        plan = _settle_machine(plan, res.gpus, res.gpus_per_node, res.cpus, res.memory)
+        plan = replace(_settle_machine(plan, res.gpus, res.gpus_per_node, res.cpus, res.memory), embedded=res.embedded)
         cfg, budget, variant, pack, n_workers = plan.config, plan.budget, plan.variant, plan.pack, plan.workers
         proxy = get_preset(cfg.preset, variant=variant.name, data=cfg.data, seed=cfg.seed,
                            batch_size=cfg.batch_size, lr=cfg.lr,
@@ -691,7 +692,7 @@ class SearchLoop:
                             steps=cfg.supernet_steps, latency=cfg.latency)
         # Jobs: ("trial", [(trial, pattern), …]) for the search, ("confirm", [(trial number, pattern, seeds), …]).
         # A worker holds its running pack and, with `--ahead 1`, one queued behind it (`ask_ahead`).
-        self.pool = WorkerPool(worker_actor(plan.options, train_threads=1 + cfg.ahead),
+        self.pool = WorkerPool(worker_actor(plan.options, train_threads=1 + cfg.ahead, embedded=plan.embedded),
                                (self.proxy, self.pack_size, self.seeds, supernet), n_workers,
                                depth=1 + cfg.ahead)
         self.pack_walls: list[float] = []  # this session's finished packs' walls as their workers measured them
