@@ -37,7 +37,7 @@ import torch
 from proxy_common import common_args, env_info, overrides, preset, write_json
 
 from sola_search.proxies import load_proxy_data, train, train_proxies, warm_up
-from sola_search.proxies.compiled import cache_dir, graphs_compiled
+from sola_search.proxies.compiled import cache_dir, cache_use, graphs_compiled
 from sola_search.space import Budget, FeasibleSet
 
 
@@ -310,10 +310,11 @@ def main() -> None:
     t2 = time.perf_counter()
     rec |= dict(warm_data_s=round(t1 - t0, 2), warm_kernels_s=round(t2 - t1, 2), warm_status=warm.status,
                 warm_reason=warm.reason, warm_phases=warm.phases,
-                graphs_after_warm_up=graphs_compiled() if args.compile == "blocks" else 0)
+                graphs_after_warm_up=graphs_compiled() if args.compile == "blocks" else 0,
+                graphs_from=cache_use() if args.compile == "blocks" else {})
     print(f"compile {args.compile}: warm-up {t2 - t0:.1f} s (data {t1 - t0:.1f}, kernels {t2 - t1:.1f}: "
-          f"phases {warm.phases}), {rec['graphs_after_warm_up']} graphs compiled, cache {cache} had "
-          f"{rec['cache_files_before']} files", flush=True)
+          f"phases {warm.phases}), {rec['graphs_after_warm_up']} graphs compiled ({rec['graphs_from']}), "
+          f"cache {cache} had {rec['cache_files_before']} files", flush=True)
     if args.compile == "blocks":  # where the warm-up's compilation time went (dynamo's own accounting)
         from torch._dynamo.utils import compile_times
         rec["compile_times"] = compile_times(repr="str", aggregate=True)
