@@ -382,6 +382,9 @@ def test_join_a_cluster_with_address(tmp_path, npz_data, monkeypatch, no_ray):
         assert summary.completed == 3
         events = _events(tmp_path / "runs" / "t")
         assert events[0]["resources"]["address"] == f"{ip}:{port}"
+        # The cluster's Ray is its own (nothing preloaded); each actor's runtime_env unnices its worker.
+        ready = [e for e in events if e["event"] == "worker_ready"]
+        assert ready and all(e["nice"] == os.getpriority(os.PRIO_PROCESS, 0) and not e["preloaded"] for e in ready)
     finally:
         head.send_signal(signal.SIGTERM)  # the blocked `ray start` stops the processes it started
         try:
