@@ -600,10 +600,11 @@ def test_the_cycle_collector_is_off_while_any_thread_captures():
 
 def test_a_warm_up_keeps_its_packs_models_and_leaves_the_device(npz_file, monkeypatch):
     """`warm_up`: a pack's models kept for the worker's first pack (its seed's first model kept untrained too),
-    and the device free for that pack."""
+    and the device free for that pack; nothing trained (a pack's own training and scoring are the pack's)."""
     monkeypatch.setattr(train_mod, "_MODELS", train_mod._ModelPool())
     cfg = tiny(f"npz:{npz_file}", resolution=20)
-    assert train_mod.warm_up(cfg, load_proxy_data(cfg), pack=2, seeds=2).ok
+    warm = train_mod.warm_up(cfg, load_proxy_data(cfg), pack=2, seeds=2)
+    assert warm.ok and warm.train_curve == [] and warm.val_top1 is None  # primed, not trained
     assert sum(len(m) for m in train_mod._MODELS.spare.values()) == 4 and len(train_mod._MODELS.pristine) == 2
     assert not train_mod._AHEAD.device.locked()
 

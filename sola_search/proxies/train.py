@@ -49,10 +49,11 @@ STATUSES = ("ok", "nan", "oom", "error")
 # `train_proxies` tells its progress callback how the loop is going at most this often (seconds).
 PROGRESS_EVERY_S = 5.0
 
-# Input shapes this process has captured before, by thread and stream group → the largest pack
-# captured with them: cuDNN's autotuning, lazily loaded kernels and each stream's cuBLAS workspace
-# (cuBLAS and cuDNN handles are the thread's own) are then in place, so a pack no larger is captured
-# without eager warm-up steps (else `CAPTURE_WARM_STEPS` first: a capture cannot create a handle or workspace).
+# Input shapes this process has run eager steps with before (a capture's warm-up steps, or `warm_up`'s), by
+# thread and stream group → the largest pack run so: cuDNN's autotuning, lazily loaded kernels and each
+# stream's cuBLAS workspace (cuBLAS and cuDNN handles are the thread's own) are then in place, so a pack no
+# larger is captured without eager warm-up steps (else `CAPTURE_WARM_STEPS` first: a capture cannot create a
+# handle or workspace).
 # With compiled blocks also the (stage, mixer) pairs compiled for those shapes: a new pair compiles
 # in the warm-up steps, never inside a capture.
 _CAPTURED: dict[tuple, int] = {}
@@ -125,7 +126,7 @@ def train_proxy(pattern: str | Pattern, config: ProxyConfig | None = None,
 def train_proxies(patterns: list[str | Pattern], config: ProxyConfig | None = None,
                   data: ProxyData | None = None, *, seeds: Sequence[int] | None = None,
                   progress: Callable[[dict], None] | None = None,
-                  progress_every: float = PROGRESS_EVERY_S) -> list[ProxyResult]:
+                  progress_every: float = PROGRESS_EVERY_S, prime: bool = False) -> list[ProxyResult]:
     """Train several patterns' proxies together, one result each, as `train_proxy` would alone.
 
     Why: one proxy is too small to fill a GPU, and runs in separate processes take turns on it.
@@ -141,7 +142,11 @@ def train_proxies(patterns: list[str | Pattern], config: ProxyConfig | None = No
 
     `progress`, if given, is called from the training loop at most every `progress_every` seconds
     with {phase, step, steps, images_per_s, eta_s}: a long run is not silent. It reads only the
-    host's clock, so it adds no device synchronisation to the loop."""
+    host's clock, so it adds no device synchronisation to the loop.
+
+    `prime` (`warm_up`'s): the pack built and, on a GPU, only what a process pays once for its shapes
+    (`_prime`); nothing trained or scored. Without CUDA graphs a GPU's pack is trained as asked: its
+    eager steps are what load its kernels."""
     t0 = time.perf_counter()
     cfg = config if config is not None else get_preset("default" if torch.cuda.is_available() else "quick")
     if not patterns:
@@ -171,7 +176,11 @@ def train_proxies(patterns: list[str | Pattern], config: ProxyConfig | None = No
         try:
             if data is not None:
                 with _on_device(dev):
-                    _train_on(patterns, request.configs, data, results, phases, progress, progress_every, prepared)
+                    if prime and (dev.type != "cuda" or cfg.cuda_graphs):
+                        _prime(patterns, request.configs, data, results, phases)
+                    else:
+                        _train_on(patterns, request.configs, data, results, phases, progress, progress_every,
+                                  prepared)
         except SolaError:
             raise
         except Exception as e:  # noqa: BLE001 — a worker must survive whatever a training run does
@@ -274,10 +283,11 @@ def _clean_up(dev: torch.device, results: list[ProxyResult], phases: dict[str, f
 
 
 def warm_up(config: ProxyConfig, data: ProxyData, pack: int = 1, seeds: int = 1) -> ProxyResult:
-    """Pay a process's one-off costs before its first real run: one two-step run of a full pack of
-    an alternating pattern (both mixers in every stage, at every stage's shapes), `pack` patterns
-    with `seeds` seeds each, so that compiled blocks, lazily loaded kernels, each stream's workspace
-    and the kept models (one per seed's initial weights) are in place. A worker that prepares its
+    """Pay a process's one-off costs before its first real run: a full pack of an alternating pattern
+    (both mixers in every stage, at every stage's shapes), `pack` patterns with `seeds` seeds each,
+    primed (`_prime`: built, and on a GPU one eager step and one evaluation batch, nothing captured
+    or trained), so that compiled blocks, lazily loaded kernels, each stream's workspace and the kept
+    models (one per seed's initial weights) are in place. A worker that prepares its
     next pack while one trains (`run --ahead 1`) pays that thread's first preparation beside its
     first pack's training, not here: preparing it here too made a warm-up of 19.9 s (13.5 without)
     and ended the first two packs later (docs/performance.md, issue 16, thirty-first session)."""
@@ -285,7 +295,8 @@ def warm_up(config: ProxyConfig, data: ProxyData, pack: int = 1, seeds: int = 1)
 
     mixed = "-".join("".join("LS"[i % 2] for i in range(d)) for d in get_variant(config.variant).depths)
     cfg = config.replace(steps=2, warmup_steps=1, log_points=1, test=False)
-    return train_proxies([mixed] * (pack * seeds), cfg, data, seeds=seed_list(config.seed, seeds) * pack)[0]
+    return train_proxies([mixed] * (pack * seeds), cfg, data, seeds=seed_list(config.seed, seeds) * pack,
+                         prime=True)[0]
 
 
 def _on_the_device(dev: torch.device, fn: Callable[[], Any], thread: _DeviceThread | None = None) -> Any:
@@ -426,9 +437,10 @@ class _Prepared:
 
 
 def _prepare(patterns: list[Pattern], configs: list[ProxyConfig], data: ProxyData, results: list[ProxyResult],
-             phases: dict[str, float], group: int = 0) -> _Prepared:
+             phases: dict[str, float], group: int = 0, capture: bool = True) -> _Prepared:
     """Build (data's first batch included) and capture, each phase's seconds into `phases`. `configs`: each
-    model's (they differ only in the seed); `group`: the streams it is captured on (`_streams`)."""
+    model's (they differ only in the seed); `group`: the streams it is captured on (`_streams`); without
+    `capture` only the eager steps a first capture of these shapes needs (`_prime`)."""
     cfg, dev = configs[0], data.device
     bf16 = cfg.amp == "bf16" or (cfg.amp == "auto" and dev.type == "cuda")
     pack = _Pack(cfg, data, _Fork(dev, len(patterns), group), bf16)
@@ -441,11 +453,28 @@ def _prepare(patterns: list[Pattern], configs: list[ProxyConfig], data: ProxyDat
     first = [next(b) for b in batches]
     t_capture = time.perf_counter()
     phases["build"] = round(t_capture - t_build, 3)
-    graphed = _set_up_steps(pack, first)
+    graphed = _set_up_steps(pack, first, capture)
     if pack.cuda:
         pack.fork.main.synchronize()
     phases["capture"] = round(time.perf_counter() - t_capture, 3)
     return _Prepared(pack, batches, first, graphed)
+
+
+def _prime(patterns: list[Pattern], configs: list[ProxyConfig], data: ProxyData, results: list[ProxyResult],
+           phases: dict[str, float]) -> None:
+    """A pack as `warm_up` runs it: built (its models then kept by the pool) and, on a GPU, one eager
+    step (at learning rate 0, then the optimizers cleared) and one evaluation batch, each recorded as
+    run for these shapes, so that the next pack of them captures its step and evaluation without eager
+    steps. Nothing captured, trained or scored: a pack's capture and evaluation are its own (each pack
+    captures its graphs), so a warm-up that did them paid ~2 s twice (docs/performance.md, issue 16)."""
+    prepared = _prepare(patterns, configs, data, results, phases, capture=False)
+    pack = prepared.pack
+    if pack.cuda and pack.cfg.cuda_graphs:
+        t_eval = time.perf_counter()
+        _GraphedEval(pack, pack.runs, _splits(pack)[1], capture=False)
+        pack.fork.main.synchronize()
+        phases["eval"] = round(time.perf_counter() - t_eval, 3)
+    _release(pack)
 
 
 def _train_on(patterns: list[Pattern], configs: list[ProxyConfig], data: ProxyData, results: list[ProxyResult],
@@ -597,11 +626,11 @@ def _build_pack(pack: _Pack, patterns: list[Pattern], configs: list[ProxyConfig]
             g["lr"] = pack.lr_t if pack.cuda else cfg.lr
 
 
-def _set_up_steps(pack: _Pack, first: list[tuple[torch.Tensor, torch.Tensor]]):
+def _set_up_steps(pack: _Pack, first: list[tuple[torch.Tensor, torch.Tensor]], capture: bool = True):
     """Capture (the execution mode): every model's whole training step in one CUDA graph on a GPU,
     captured on the first batch of each data stream (warm-up steps first unless this process has
-    captured these shapes, and compiled these blocks, before), else eager; compiled blocks either
-    way when asked (on a GPU). Returns the graph's runner, or None."""
+    run these shapes, and compiled these blocks, before), else eager; compiled blocks either way when
+    asked (on a GPU). Without `capture` only those warm-up steps. Returns the graph's runner, or None."""
     cfg, data, runs = pack.cfg, pack.data, pack.runs
     mode, notes, graphed = "eager", "", None
     graphs_before = graphs_compiled() if pack.compiled else 0
@@ -612,10 +641,10 @@ def _set_up_steps(pack: _Pack, first: list[tuple[torch.Tensor, torch.Tensor]]):
             pairs = {(i, kind) for run in runs for i, kind in _mixers(run.model)} if pack.compiled else set()
             warm = len(runs) <= _CAPTURED.get(shapes, 0) and pairs <= _COMPILED_PAIRS.get(shapes, set())
             xy = [(data.normalize(x, cfg.channels_last), y) for x, y in first]
-            graphed = _capture(runs, pack.fork, xy, pack.lr_t, warm=warm)
+            graphed = _capture(runs, pack.fork, xy, pack.lr_t, warm=warm, capture=capture)
             _CAPTURED[shapes] = max(len(runs), _CAPTURED.get(shapes, 0))
             _COMPILED_PAIRS.setdefault(shapes, set()).update(pairs)
-            mode = "cuda-graphs"
+            mode = "cuda-graphs" if capture else "eager"
         except Exception as e:  # noqa: BLE001 — eager still works; say why graphs did not
             if is_oom(e):
                 raise
@@ -757,7 +786,7 @@ class _GraphedEval:
     hundreds of eager launches a batch (docs/performance.md, issue 16). Same sums as the eager way up
     to the arithmetic of another batch size."""
 
-    def __init__(self, pack: _Pack, scored: list[_Model], n_groups: int):
+    def __init__(self, pack: _Pack, scored: list[_Model], n_groups: int, capture: bool = True):
         cfg, data = pack.cfg, pack.data
         dev, b = data.device, cfg.batch_size
         self.x = torch.zeros((b, *data.val_x.shape[1:]), dtype=data.val_x.dtype, device=dev)
@@ -786,7 +815,8 @@ class _GraphedEval:
             if _EVAL_WARM.get(key, 0) < len(scored):
                 batch()
                 _EVAL_WARM[key] = len(scored)
-            self.graph, _ = _graph_of(batch)
+            if capture:
+                self.graph, _ = _graph_of(batch)
 
     @classmethod
     def build(cls, pack: _Pack, scored: list[_Model], n_groups: int) -> _GraphedEval | None:
@@ -1075,14 +1105,14 @@ _COLLECTOR_PAUSED = _CollectorPause()
 
 
 def _capture(runs: list[_Model], fork: _Fork, xy: list[tuple[torch.Tensor, torch.Tensor]], lr_t: torch.Tensor,
-             warm: bool):
+             warm: bool, capture: bool = True):
     """Capture every model's training step (forward, loss, backward, clipping, AdamW) as one CUDA
     graph, a parallel branch per model, and return a function that runs it on a batch per data
     stream (`xy`, one (x, y) per seed) and gives the losses. The warm-up before capture runs at
     learning rate 0 (AdamW with lr 0 and decoupled decay leaves every weight as it is) and the
     optimizers' state is then cleared, so each model trains exactly `steps` steps. No warm-up step
     when this process has captured these shapes with as many models before (the optimizers' state
-    already exists), else `CAPTURE_WARM_STEPS`."""
+    already exists), else `CAPTURE_WARM_STEPS`. Without `capture` those steps alone (returns None)."""
     static = [(x.clone(), y.clone()) for x, y in xy]
     lr_t.fill_(0.0)
     steps = [lambda run=run: run.step(*static[run.stream]) for run in runs]
@@ -1091,6 +1121,8 @@ def _capture(runs: list[_Model], fork: _Fork, xy: list[tuple[torch.Tensor, torch
             fork(steps)
         for run in runs:
             _reset_optimizer(run.opt)
+    if not capture:
+        return None
     graph, static_losses = _graph_of(lambda: fork(steps))
 
     def run_graph(batches: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
