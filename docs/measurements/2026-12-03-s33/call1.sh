@@ -1,11 +1,11 @@
-# Built, not run (the thirty-second session's device time ran out before it): `bash
-# docs/measurements/2026-12-03-s32/call4.sh` from the repository root on one H200, carrying .data-fm and .devbundle
-# (the call's tree without docs/measurements); ~3 minutes. Issue 16:
-# the embedded Ray no longer starts idle workers when the driver connects (one a core, each holding torch, dynamo
-# and inductor once preloaded: ~0.7 GiB apiece, and 16 importing at once beside the run's warm-up); its one
-# worker then starts on demand. How long a worker's process takes from the actor's submission to its __init__,
-# the package (no idle workers) alternating with a copy that keeps Ray's prestarted ones (/tmp/variant, the one
-# setting removed), runs of `--compile off` so that a fresh machine's empty compile caches do not matter.
+# `bash docs/measurements/2026-12-03-s33/call1.sh` from the repository root on one H200, carrying .data-fm and
+# .devbundle (the call's tree without docs/measurements: the carry limit); ~8 minutes. Issue 16: the embedded Ray
+# no longer starts idle workers as the driver connects (s32: Ray's default starts one a core, each importing torch,
+# dynamo and inductor beside the run's warm-up and then holding them); the run's worker starts on demand. Real runs
+# of 8 trials with compiled blocks, after a cold run that fills the caches: the package (no idle workers)
+# alternating with a copy that keeps Ray's prestarted ones (/tmp/variant, the one setting removed), three each;
+# 12 s into each run the idle workers' count and resident memory (`ps`). (Built in s32 as call4.sh with
+# `--compile off` runs; rebuilt before it ran: the warm-up's compiled graphs are what the idle workers compete with.)
 mkdir -p /tmp/site && tar xJf .devbundle/site.tar.xz -C /tmp/site
 export PYTHONUNBUFFERED=1 PYTHONPYCACHEPREFIX=/tmp/pyc
 unset PYTHONDONTWRITEBYTECODE
@@ -17,14 +17,18 @@ grep -n '"worker_niceness": 0' /tmp/variant/sola_search/search/cluster.py
 T0=$(date +%s)
 run() {  # name limit tree
   name=$1; limit=$2; tree=$3
-  (while sleep 1; do cp /tmp/r/$name/events.jsonl $OUT/$name.events.jsonl 2>/dev/null; done) & copier=$!
-  (cd $tree && PYTHONPATH=/tmp/site:$tree timeout $limit python -m sola_search.cli run --quiet --budget 8softmax \
-      --data $D --runs-dir /tmp/r --name $name --trials 8 --compile off > /dev/null 2>&1)
-  kill $copier; cp /tmp/r/$name/events.jsonl $OUT/$name.events.jsonl 2>/dev/null
-  echo "== $name at $(( $(date +%s) - T0 )) s"
-  grep -h worker_ready $OUT/$name.events.jsonl | cut -c1-300
+  if [ $(( $(date +%s) - T0 + limit )) -gt 540 ]; then echo "== $name skipped (time)"; return; fi
+  (while sleep 2; do cp /tmp/r/$name/events.jsonl $OUT/run_$name.events.jsonl 2>/dev/null; done) & copier=$!
+  (sleep 12; ps -eo pid,rss,args | grep -E 'ray::(IDLE|ProxyWorker)' | grep -v grep > $OUT/run_$name.ps.txt) &
+  (cd $tree && PYTHONPATH=/tmp/site:$tree timeout $limit python bench/search_run.py \
+      --out $OUT/run_$name.json -- --budget 8softmax --data $D --runs-dir /tmp/r --name $name --trials 8 \
+      > $OUT/run_$name.log 2>&1)
+  echo "== run $name rc $? at $(( $(date +%s) - T0 )) s"
+  kill $copier; cp /tmp/r/$name/events.jsonl $OUT/run_$name.events.jsonl 2>/dev/null
+  grep -h worker_ready $OUT/run_$name.events.jsonl | cut -c1-400
+  awk '{n++; kb+=$2} END {printf "idle+actor processes %d, RSS %.2f GiB\n", n, kb/1048576}' $OUT/run_$name.ps.txt
 }
-run none_a 35 $ROOT
-run prestart_a 35 /tmp/variant
-run none_b 35 $ROOT
-run prestart_b 35 /tmp/variant
+run cold 160 $ROOT
+for i in a b c; do run none_$i 60 $ROOT; run prestart_$i 60 /tmp/variant; done
+rm -f $OUT/*.study.db
+(cd $OUT && tar czf /tmp/all.tgz * && rm -f * && mv /tmp/all.tgz .)  # the device returns at most 8 files
