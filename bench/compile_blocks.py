@@ -1,12 +1,12 @@
 """Compiled blocks inside `train_proxies` (issue 16): a search worker's warm-up and packs, one compile
 mode per process, as a search worker runs them.
 
-The process pays a worker's warm-up (`warm_up`: data on the device, a two-step run of a full pack of
-an alternating pattern; with `--compile blocks` also the compilation, from scratch or from inductor's
-caches on this machine's disk), then trains `--packs` packs of `--pack` patterns (the same seeded
-feasible patterns in every process). Recorded: the warm-up's seconds, graphs compiled (after the
-warm-up and after each pack: no new graph for a new pattern or pack means blocks share them), each
-pack's wall, training seconds and images/s, and each pattern's loss curve and top-1.
+The process pays a worker's warm-up (`warm_up`: data on the device, a full pack of an alternating
+pattern primed: built, one eager step and one evaluation batch; with `--compile blocks` also the
+compilation, from scratch or from inductor's caches on this machine's disk), then trains `--packs` packs
+of `--pack` patterns (the same seeded feasible patterns in every process). Recorded: the warm-up's
+seconds, graphs compiled (after the warm-up and after each pack: no new graph for a new pattern or pack
+means blocks share them), each pack's wall, training seconds and images/s, and each pattern's loss curve and top-1.
 
     python bench/compile_blocks.py --compile blocks --out bench/out/blocks.json [--data ...] [--set ...]
     python bench/compile_blocks.py --compare bench/out/off.json bench/out/blocks.json

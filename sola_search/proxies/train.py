@@ -145,8 +145,7 @@ def train_proxies(patterns: list[str | Pattern], config: ProxyConfig | None = No
     host's clock, so it adds no device synchronisation to the loop.
 
     `prime` (`warm_up`'s): the pack built and, on a GPU, only what a process pays once for its shapes
-    (`_prime`); nothing trained or scored. Without CUDA graphs a GPU's pack is trained as asked: its
-    eager steps are what load its kernels."""
+    (`_prime`); nothing trained or scored."""
     t0 = time.perf_counter()
     cfg = config if config is not None else get_preset("default" if torch.cuda.is_available() else "quick")
     if not patterns:
@@ -176,7 +175,7 @@ def train_proxies(patterns: list[str | Pattern], config: ProxyConfig | None = No
         try:
             if data is not None:
                 with _on_device(dev):
-                    if prime and (dev.type != "cuda" or cfg.cuda_graphs):
+                    if prime:
                         _prime(patterns, request.configs, data, results, phases)
                     else:
                         _train_on(patterns, request.configs, data, results, phases, progress, progress_every,
@@ -295,8 +294,10 @@ def warm_up(config: ProxyConfig, data: ProxyData, pack: int = 1, seeds: int = 1)
 
     mixed = "-".join("".join("LS"[i % 2] for i in range(d)) for d in get_variant(config.variant).depths)
     cfg = config.replace(steps=2, warmup_steps=1, log_points=1, test=False)
+    # Without CUDA graphs a GPU's pack trains its two steps: its eager steps are what load its kernels.
+    prime = data.device.type != "cuda" or cfg.cuda_graphs
     return train_proxies([mixed] * (pack * seeds), cfg, data, seeds=seed_list(config.seed, seeds) * pack,
-                         prime=True)[0]
+                         prime=prime)[0]
 
 
 def _on_the_device(dev: torch.device, fn: Callable[[], Any], thread: _DeviceThread | None = None) -> Any:

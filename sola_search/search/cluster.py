@@ -230,9 +230,9 @@ class ProxyWorker:
 
     def warm(self, config: dict, pack: int = 1, seeds: int = 1, supernet: dict | None = None) -> dict:
         """Pay a worker's one-off costs before its first trial: imports, the CUDA context, the
-        dataset on the device, and one two-step run of a full pack (`pack` patterns, `seeds` seeds
-        each) through every kernel a trial uses (cuDNN's autotuning, lazily loaded kernels and the
-        models are then kept by the process). With `supernet` (the run's `--estimator supernet`:
+        dataset on the device, and a full pack (`pack` patterns, `seeds` seeds each) primed through
+        every kernel a trial uses (`warm_up`: cuDNN's autotuning, lazily loaded kernels and the models
+        are then kept by the process). With `supernet` (the run's `--estimator supernet`:
         its directory, budget, resolution, steps, latency table) the run's supernet instead: trained
         there (resuming its checkpoint) or loaded, and kept for `train` to score with. Returns seconds."""
         t0 = time.perf_counter()
